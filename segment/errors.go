@@ -1,0 +1,25 @@
+package segment
+
+import "errors"
+
+// Errors returned by the log. They are wrapped with the file, segment and offset they concern;
+// test with errors.Is.
+var (
+	// ErrCorrupt reports damage before the last durable point, or anywhere in a sealed
+	// segment: a bad CRC, a malformed frame, a missing segment. Reads stop before the damage;
+	// a log that found corruption while opening refuses appends.
+	ErrCorrupt = errors.New("segment: corrupt log")
+	// ErrFailed reports that an earlier write or fdatasync failed. The log stops
+	// acknowledging appends until it is reopened, so nothing is acknowledged that may not be
+	// durable.
+	ErrFailed = errors.New("segment: log failed; reopen it")
+	// ErrNoSpace reports that the disk is full. Nothing of the batch was acknowledged and
+	// the log is unchanged; appends succeed again once space returns.
+	ErrNoSpace = errors.New("segment: no space left on device")
+	// ErrClosed reports use of a closed log.
+	ErrClosed = errors.New("segment: log closed")
+	// ErrTooLarge reports a record whose key or data exceeds MaxKeyLen or MaxDataLen.
+	ErrTooLarge = errors.New("segment: record too large")
+	// ErrVersion reports a file written by an unknown format version.
+	ErrVersion = errors.New("segment: unknown format version")
+)

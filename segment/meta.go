@@ -1,0 +1,157 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/sluice-streams/sluice/internal/crc"
+	"github.com/sluice-streams/sluice/internal/vfs"
+)
+
+// Log metadata file "log.meta", 80 bytes, little-endian, replaced atomically (temporary file,
+// fdatasync, rename, fsync of the directory):
+//
+//	0       8     10      12     16      24         32       40      48      56      64       72     76    80
+//	+-------+-----+-------+------+-------+----------+--------+-------+-------+-------+--------+------+-----+
+//	| magic | ver | flags | rsvd | logID | reserved | cseg   | cend  | clast | ctime | hidden | rsvd | CRC |
+//	+-------+-----+-------+------+-------+----------+--------+-------+-------+-------+--------+------+-----+
+//
+//	magic     "SLUICLOG"
+//	ver       uint16, metaVersion
+//	flags     uint16, bit 0: clean (the log was closed cleanly; the c* fields describe it)
+//	logID     uint64
+//	reserved  uint64, no sequence number at or above it has been handed out. Each open
+//	          starts numbering at reserved or above and reserves a span past it before
+//	          acknowledging anything, so numbers are never reused even when a torn tail
+//	          loses records that readers had already seen.
+//	cseg      uint64, clean: id of the active segment (0: none)
+//	cend      uint64, clean: end of its frames
+//	clast     uint64, clean: its last sequence number
+//	ctime     int64,  clean: that record's arrival time
+//	hidden    int64,  records that arrived before this Unix-nanosecond time are hidden
+//	CRC       uint32, CRC32C of bytes [0, 76)
+const (
+	metaName    = "log.meta"
+	metaSize    = 80
+	metaVersion = 1
+	metaMagic   = "SLUICLOG"
+	metaClean   = 1
+)
+
+type meta struct {
+	logID    uint64
+	reserved uint64
+	clean    bool
+	cseg     uint64
+	cend     int64
+	clast    uint64
+	ctime    int64
+	hidden   int64
+}
+
+func (m meta) encode() []byte {
+	b := make([]byte, 0, metaSize)
+	b = append(b, metaMagic...)
+	b = binary.LittleEndian.AppendUint16(b, metaVersion)
+	var flags uint16
+	if m.clean {
+		flags |= metaClean
+	}
+	b = binary.LittleEndian.AppendUint16(b, flags)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, m.logID)
+	b = binary.LittleEndian.AppendUint64(b, m.reserved)
+	b = binary.LittleEndian.AppendUint64(b, m.cseg)
+	b = binary.LittleEndian.AppendUint64(b, uint64(m.cend))
+	b = binary.LittleEndian.AppendUint64(b, m.clast)
+	b = binary.LittleEndian.AppendUint64(b, uint64(m.ctime))
+	b = binary.LittleEndian.AppendUint64(b, uint64(m.hidden))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return binary.LittleEndian.AppendUint32(b, crc.Checksum(b))
+}
+
+func decodeMeta(b []byte) (meta, error) {
+	var m meta
+	if len(b) != metaSize {
+		return m, fmt.Errorf("%d bytes, want %d", len(b), metaSize)
+	}
+	if string(b[:8]) != metaMagic {
+		return m, fmt.Errorf("bad magic %q", b[:8])
+	}
+	if got, want := binary.LittleEndian.Uint32(b[76:]), crc.Checksum(b[:76]); got != want {
+		return m, fmt.Errorf("CRC %08x, want %08x", got, want)
+	}
+	if v := binary.LittleEndian.Uint16(b[8:]); v != metaVersion {
+		return m, fmt.Errorf("%w %d", ErrVersion, v)
+	}
+	m.clean = binary.LittleEndian.Uint16(b[10:])&metaClean != 0
+	m.logID = binary.LittleEndian.Uint64(b[16:])
+	m.reserved = binary.LittleEndian.Uint64(b[24:])
+	m.cseg = binary.LittleEndian.Uint64(b[32:])
+	m.cend = int64(binary.LittleEndian.Uint64(b[40:]))
+	m.clast = binary.LittleEndian.Uint64(b[48:])
+	m.ctime = int64(binary.LittleEndian.Uint64(b[56:]))
+	m.hidden = int64(binary.LittleEndian.Uint64(b[64:]))
+	return m, nil
+}
+
+// readMeta returns the log's metadata; ok is false when the file does not exist.
+func readMeta(fsys vfs.FS, dir string) (m meta, ok bool, err error) {
+	path := filepath.Join(dir, metaName)
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		if isNotExist(err) {
+			return m, false, nil
+		}
+		return m, false, err
+	}
+	defer f.Close()
+	b := make([]byte, metaSize+1)
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		return m, false, fmt.Errorf("%w: %s: longer than %d bytes", ErrCorrupt, path, metaSize)
+	}
+	if n < metaSize && err != nil {
+		return m, false, fmt.Errorf("%w: %s: %d bytes: %v", ErrCorrupt, path, n, err)
+	}
+	m, err = decodeMeta(b[:n])
+	if err != nil {
+		return m, false, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	return m, true, nil
+}
+
+// writeMeta replaces the metadata file crash-safely.
+func writeMeta(fsys vfs.FS, dir string, m meta) error {
+	return writeFileAtomic(fsys, filepath.Join(dir, metaName), m.encode())
+}
+
+// writeFileAtomic writes b to path through a temporary file, fdatasync, rename and an fsync
+// of the directory, so that after a crash path holds either the old or the new bytes.
+func writeFileAtomic(fsys vfs.FS, path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, path)
+	}
+	if err != nil {
+		fsys.Remove(tmp)
+		return err
+	}
+	return fsys.SyncDir(filepath.Dir(path))
+}
+
+func isNotExist(err error) bool { return err != nil && errorsIs(err, fs.ErrNotExist) }

@@ -1,0 +1,268 @@
+package segment
+
+import (
+	"fmt"
+	"sort"
+
+)
+
+// View is a run of contiguous frames inside one segment's mapping, returned by Read. It holds
+// a reference to the segment: the bytes stay mapped, and the file on disk, until Release,
+// even if retention deletes the segment or the log is closed meanwhile. A View must be
+// released exactly once; the zero View needs no release.
+type View struct {
+	seg   *segment
+	b     []byte
+	Count int    // records in the view
+	First uint64 // sequence number of the first record (0 if empty)
+	Last  uint64 // sequence number of the last record (0 if empty)
+	// Next is where the following read starts: past the view's last record, or the
+	// starting point itself when the view is empty.
+	Next uint64
+}
+
+// Bytes returns the frames, exactly as stored (docs/FORMAT.md). Valid until Release.
+func (v *View) Bytes() []byte { return v.b }
+
+// Len returns the size of the frames in bytes.
+func (v *View) Len() int { return len(v.b) }
+
+// Records returns an iterator over the view's records. Records alias the mapping and are
+// valid until Release.
+func (v *View) Records() Iter { return Iter{b: v.b} }
+
+// Release drops the view's reference. The view is empty afterwards.
+func (v *View) Release() {
+	if v.seg != nil {
+		v.seg.release()
+	}
+	*v = View{Next: v.Next}
+}
+
+// Iter decodes the frames of a View without allocating. CRCs were checked by Read.
+type Iter struct {
+	b   []byte
+	off int
+	rec Record
+	err error
+}
+
+// Next advances to the next record and reports whether there is one.
+func (it *Iter) Next() bool {
+	if it.off >= len(it.b) || it.err != nil {
+		return false
+	}
+	r, n, err := DecodeFrame(it.b[it.off:])
+	if err != nil || n == 0 {
+		it.err = err
+		return false
+	}
+	it.rec = r
+	it.off += n
+	return true
+}
+
+// Record returns the current record.
+func (it *Iter) Record() Record { return it.rec }
+
+// Err returns the error that stopped the iteration, if any.
+func (it *Iter) Err() error { return it.err }
+
+// Read returns the records with sequence numbers at or above from: at least one record if
+// any is readable (even one larger than maxBytes), at most maxRecords and, beyond the first,
+// at most maxBytes of frames. A view never crosses a segment boundary; call Read again from
+// View.Next for more. Every frame's CRC is checked; damage returns an error wrapping
+// ErrCorrupt with the file and offset, after which reading past it needs a later from.
+// Records hidden by retention are skipped.
+func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
+	if maxRecords <= 0 {
+		maxRecords = 1
+	}
+	from = max(from, l.horizon.Load())
+	for attempt := 0; ; attempt++ {
+		segs := *l.segs.Load()
+		i := sort.Search(len(segs), func(i int) bool { return segs[i].base > from }) - 1
+		i = max(i, 0)
+		restart := false
+		for ; i < len(segs); i++ {
+			s := segs[i]
+			if !s.acquire() {
+				restart = true // removed by retention meanwhile: reload the list
+				break
+			}
+			v, err := s.read(from, maxRecords, maxBytes)
+			if err != nil || v.Count > 0 {
+				if v.Count == 0 {
+					s.release()
+				}
+				return v, err
+			}
+			s.release()
+		}
+		if !restart || attempt > 100 {
+			return View{Next: max(from, l.tip.Load()+1)}, nil
+		}
+	}
+}
+
+// read builds a view of this segment. The caller holds a reference, which moves into the
+// returned view when it is not empty.
+func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error) {
+	m, table, err := s.view()
+	if err != nil {
+		return View{}, err
+	}
+	end := s.readEnd.Load()
+	limit := end
+	if s.truncated >= 0 && s.truncated < limit {
+		limit = s.truncated
+	}
+	limit = min(limit, int64(len(m)))
+	table = table.Prefix(limit)
+	off := int64(DataOffset)
+	if e, ok := table.SeekSeq(from); ok {
+		off = e.Off
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = View{}, fmt.Errorf("%w: %s: memory fault reading offset %d: %v", ErrCorrupt, s.path, off, r)
+		}
+	}()
+	defer setPanicOnFault()()
+	// Skip to the first frame at or above from, reading headers only.
+	for off < limit {
+		h, err := peekFrame(m[off:limit])
+		if err != nil {
+			return View{}, s.damage(off, end, err)
+		}
+		if h.n == 0 {
+			return View{}, s.damage(off, end, nil)
+		}
+		if h.seq >= from {
+			break
+		}
+		off += int64(align8(h.n))
+	}
+	start := off
+	for off < limit && v.Count < maxRecords {
+		r, n, err := DecodeFrame(m[off:limit])
+		if err != nil || n == 0 {
+			if v.Count > 0 {
+				break // return what is good; the next read reports the damage
+			}
+			return View{}, s.damage(off, end, err)
+		}
+		if v.Count > 0 && off+int64(n)-start > int64(maxBytes) {
+			break
+		}
+		if v.Count == 0 {
+			v.First = r.Seq
+		}
+		v.Last = r.Seq
+		v.Count++
+		off += int64(n)
+	}
+	if v.Count == 0 {
+		if limit < end {
+			return View{}, s.damage(limit, end, nil)
+		}
+		return View{Next: from}, nil
+	}
+	v.seg, v.b, v.Next = s, m[start:off:off], v.Last+1
+	return v, nil
+}
+
+// damage describes what stops a read at off inside the readable range [.., end).
+func (s *segment) damage(off, end int64, cause error) error {
+	if s.truncated >= 0 && off >= s.truncated {
+		return fmt.Errorf("%w: %s: file truncated at %d, its frames end at %d", ErrCorrupt, s.path, s.truncated, end)
+	}
+	if cause == nil {
+		return fmt.Errorf("%w: %s offset %d: zero length before the end of frames at %d", ErrCorrupt, s.path, off, end)
+	}
+	return fmt.Errorf("%w: %s offset %d: %v", ErrCorrupt, s.path, off, cause)
+}
+
+// SeqAtTime returns the sequence number of the first readable record that arrived at or
+// after t (Unix nanoseconds). ok is false when there is none yet.
+func (l *Log) SeqAtTime(t int64) (seq uint64, ok bool, err error) {
+	segs := *l.segs.Load()
+	// Segments are ordered by time too; find the first whose last record is at or after t.
+	lo, hi := 0, len(segs)
+	var ierr error
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		lt, empty, err := l.segLastTime(segs[mid])
+		if err != nil {
+			ierr = err
+			break
+		}
+		if !empty && lt >= t {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if ierr != nil {
+		lo = 0 // fall back to a linear walk that reports the damage where it matters
+	}
+	for i := lo; i < len(segs); i++ {
+		s := segs[i]
+		if !s.acquire() {
+			continue
+		}
+		seq, ok, err := s.seqAtTime(t)
+		s.release()
+		if err != nil || ok {
+			return max(seq, l.horizon.Load()), ok, err
+		}
+	}
+	return 0, false, nil
+}
+
+// segLastTime returns the arrival time of a segment's last readable record.
+func (l *Log) segLastTime(s *segment) (t int64, empty bool, err error) {
+	if s.bld != nil && !s.isSealed() {
+		// Active: the newest record is at or after anything earlier; treat it as unbounded.
+		return 1<<63 - 1, false, nil
+	}
+	info, err := s.sealedInfo()
+	return info.ltime, info.count == 0, err
+}
+
+func (s *segment) isSealed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info.sealed
+}
+
+func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {
+	m, table, err := s.view()
+	if err != nil {
+		return 0, false, err
+	}
+	end := min(s.readEnd.Load(), int64(len(m)))
+	table = table.Prefix(end)
+	off := int64(DataOffset)
+	if e, ok := table.SeekTime(t); ok {
+		off = e.Off
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: memory fault at %d: %v", ErrCorrupt, s.path, off, r)
+		}
+	}()
+	defer setPanicOnFault()()
+	for off < end {
+		h, err := peekFrame(m[off:end])
+		if err != nil || h.n == 0 {
+			return 0, false, s.damage(off, end, err)
+		}
+		if h.time >= t {
+			return h.seq, true, nil
+		}
+		off += int64(align8(h.n))
+	}
+	return 0, false, nil
+}
+

@@ -1,0 +1,375 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/edsrzf/mmap-go"
+
+	"github.com/sluice-streams/sluice/index"
+)
+
+// Open opens (creating if needed) the log in dir and recovers it.
+//
+// Cost: one directory listing, the metadata file, and the newest segment. Sealed segments are
+// not read until they are needed. The newest segment is scanned unless the log was closed
+// cleanly; a torn tail (damage past the last durable checkpoint) is zeroed and logged, and
+// damage before it is corruption: Open still succeeds so that the intact records can be read,
+// but Err and every Append report ErrCorrupt with the file and offset.
+//
+// Open fails on I/O errors and unknown format versions.
+func Open(dir string, opts Options) (*Log, error) {
+	opts = opts.withDefaults()
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, logger: opts.Logger.With("log", dir)}
+	l.ccond = sync.NewCond(&l.cmu)
+	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	m, found, err := readMeta(l.fs, dir)
+	if err != nil {
+		if errors.Is(err, ErrVersion) {
+			return nil, err
+		}
+		// The reservation is unknown, so numbers could be reused: refuse appends.
+		l.corrupt = err
+		l.logger.Error("log metadata unreadable; appends refused", "err", err)
+	}
+	l.meta = m
+	if !found && err == nil {
+		l.meta = meta{logID: opts.LogID}
+	}
+	l.hidden.Store(l.meta.hidden)
+
+	segs, err := l.listSegments(found || l.corrupt != nil)
+	if err != nil {
+		closeAll(segs)
+		return nil, err
+	}
+	l.nextSegID = 1
+	if n := len(segs); n > 0 {
+		l.nextSegID = segs[n-1].id + 1
+	}
+	var lastSeq uint64
+	if n := len(segs); n > 0 {
+		last, err := l.recoverNewest(segs[n-1])
+		switch {
+		case err != nil:
+			closeAll(segs)
+			return nil, err
+		case last == nil:
+			segs[n-1].release()
+			segs = segs[:n-1]
+		}
+	}
+	// The highest sequence number on disk bounds the numbers to come from below, whatever
+	// the metadata says.
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := segs[i]
+		if s == l.active {
+			if l.acount > 0 {
+				lastSeq = l.alast
+				break
+			}
+			continue
+		}
+		info, err := s.sealedInfo()
+		if err != nil {
+			l.noteCorrupt(err)
+			lastSeq = max(lastSeq, s.base) // unknown: start past its base at least
+			break
+		}
+		if info.count > 0 {
+			lastSeq = max(lastSeq, info.last)
+			break
+		}
+	}
+	l.segs.Store(&segs)
+
+	l.next = max(l.meta.reserved, lastSeq+1, opts.FirstSeq)
+	if l.corrupt == nil {
+		// Reserve before anything can be acknowledged, and mark the log open (not clean).
+		if err := l.reserveLocked(l.next); err != nil {
+			closeAll(segs)
+			return nil, err
+		}
+	}
+	l.published()
+	if opts.Durability.Mode == Interval {
+		l.stop, l.syncDone = make(chan struct{}), make(chan struct{})
+		go l.intervalSyncer(opts.Durability.Interval, l.stop, l.syncDone)
+	}
+	return l, nil
+}
+
+func closeAll(segs []*segment) {
+	for _, s := range segs {
+		s.release()
+	}
+}
+
+// noteCorrupt records corruption found while opening: appends are refused.
+func (l *Log) noteCorrupt(err error) {
+	if l.corrupt == nil {
+		l.corrupt = err
+	}
+	l.logger.Error("corruption found; appends refused, intact records stay readable", "err", err)
+}
+
+// published sets tip and the horizon after recovery.
+func (l *Log) published() {
+	if l.active != nil && l.acount > 0 {
+		l.tip.Store(l.alast)
+	} else {
+		segs := *l.segs.Load()
+		for i := len(segs) - 1; i >= 0; i-- {
+			if segs[i] == l.active {
+				continue
+			}
+			if info, err := segs[i].sealedInfo(); err == nil && info.count > 0 {
+				l.tip.Store(info.last)
+				break
+			}
+		}
+	}
+	if h := l.hidden.Load(); h != 0 {
+		l.applyHidden(h)
+	}
+}
+
+// listSegments lists the segment files, removes leftover temporary files and checks that
+// segment ids are consecutive. A gap is corruption. hasMeta tells whether the log existed.
+func (l *Log) listSegments(hasMeta bool) ([]*segment, error) {
+	entries, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []*segment
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, tmpSuffix) {
+			l.fs.Remove(l.dir + "/" + name)
+			continue
+		}
+		base, id, ok := parseSegName(name)
+		if !ok {
+			continue
+		}
+		s := &segment{fs: l.fs, path: l.segPath(base, id), id: id, base: base, truncated: -1}
+		s.refs.Store(1)
+		segs = append(segs, s)
+	}
+	slices.SortFunc(segs, func(a, b *segment) int {
+		if a.base != b.base {
+			return cmpU64(a.base, b.base)
+		}
+		return cmpU64(a.id, b.id)
+	})
+	if len(segs) > 0 && !hasMeta {
+		l.noteCorrupt(fmt.Errorf("%w: %s: segment files without %s", ErrCorrupt, l.dir, metaName))
+	}
+	for i := 1; i < len(segs); i++ {
+		if segs[i].id != segs[i-1].id+1 {
+			l.noteCorrupt(fmt.Errorf("%w: %s: segment ids jump from %d to %d: segment file(s) missing after %s",
+				ErrCorrupt, l.dir, segs[i-1].id, segs[i].id, segs[i-1].path))
+			break
+		}
+	}
+	return segs, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// recoverNewest opens the newest segment for appending, or leaves it sealed if it was
+// sealed. It returns nil when the file held no header and no data (a segment whose creation
+// was torn), after removing it.
+func (l *Log) recoverNewest(s *segment) (*segment, error) {
+	f, err := l.fs.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	page, err := readHeaderPage(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	h, herr := decodeSegHeader(page)
+	if errors.Is(herr, ErrVersion) {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", s.path, herr)
+	}
+	if herr != nil {
+		empty, err := dataIsZero(f, size)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if empty {
+			f.Close()
+			l.logger.Warn("removing a segment whose creation was torn (no valid header, no data)", "file", s.path, "reason", herr)
+			if err := l.fs.Remove(s.path); err != nil {
+				return nil, err
+			}
+			return nil, l.fs.SyncDir(l.dir)
+		}
+		f.Close()
+		l.noteCorrupt(fmt.Errorf("%w: %s offset 0: %v", ErrCorrupt, s.path, herr))
+		return s, nil
+	}
+	if h.segID != s.id || h.base != s.base {
+		f.Close()
+		l.noteCorrupt(fmt.Errorf("%w: %s: header says segment %d base %d", ErrCorrupt, s.path, h.segID, h.base))
+		return s, nil
+	}
+	ckpt, ok := bestCheckpoint(page)
+	if !ok {
+		// Both slots damaged: nothing is known durable, so everything is checked as a
+		// possible torn tail; but a checkpoint is written before the first frame, so its
+		// loss alone is suspicious.
+		ckpt = checkpoint{durable: DataOffset}
+		l.logger.Warn("no valid checkpoint in the newest segment; scanning it all", "file", s.path)
+	}
+	if ckpt.sealed {
+		f.Close()
+		return s, nil // sealed before the crash; the next append starts a new segment
+	}
+	m, err := mmap.MapRegion(f.OS(), int(size), mmap.RDONLY, 0, 0)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("segment: map %s: %w", s.path, err)
+	}
+	s.f, s.m, s.capacity = f, m, size
+	s.bld = index.NewBuilder(l.opts.IndexInterval, size)
+	s.gen, s.ckptOff = ckpt.gen, ckpt.durable
+
+	var res scanResult
+	if l.meta.clean && l.meta.cseg == s.id && ckpt.durable == l.meta.cend && l.loadCleanIndex(s, ckpt) {
+		res = scanResult{end: ckpt.durable, first: ckpt.first, last: ckpt.last, ltime: ckpt.ltime, count: ckpt.count}
+	} else {
+		res = scanFrames(m, DataOffset, size, s.base, s.bld)
+		if err := l.repairTail(s, ckpt, res); err != nil {
+			return nil, err
+		}
+	}
+	l.active = s
+	l.woff, l.afirst, l.alast, l.acount, l.lastTime = res.end, res.first, res.last, res.count, res.ltime
+	cp := l.currentPtLocked()
+	s.synced = cp
+	l.written = cp
+	s.readEnd.Store(res.end)
+	return s, nil
+}
+
+// loadCleanIndex loads the index stored at a clean close into the segment's builder. It
+// reports false when the index does not match the checkpoint, and the caller scans.
+func (l *Log) loadCleanIndex(s *segment, ckpt checkpoint) bool {
+	want := index.Header{SegmentID: s.id, Base: s.base, End: ckpt.durable, Last: ckpt.last}
+	f, err := index.Open(l.fs, idxPath(s.path), want)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	t := f.Table()
+	for i := range t.Len() {
+		s.bld.Observe(t.At(i))
+	}
+	// The frame at the end must be the end of the log.
+	if ckpt.durable+4 <= int64(len(s.m)) && !bytes.Equal(s.m[ckpt.durable:ckpt.durable+4], []byte{0, 0, 0, 0}) {
+		s.bld = index.NewBuilder(l.opts.IndexInterval, int64(len(s.m)))
+		return false
+	}
+	return true
+}
+
+// repairTail decides what a scan of the newest segment found. Damage before the checkpoint's
+// durable offset is corruption. Damage after it is a torn tail: the bytes from the first bad
+// frame to the last non-zero byte are zeroed and synced.
+func (l *Log) repairTail(s *segment, ckpt checkpoint, res scanResult) error {
+	if res.end < ckpt.durable {
+		why := "frames end (zero length word)"
+		if res.err != nil {
+			why = res.err.Error()
+		}
+		l.noteCorrupt(fmt.Errorf("%w: %s offset %d: %s before the durable checkpoint at %d",
+			ErrCorrupt, s.path, res.end, why, ckpt.durable))
+		return nil
+	}
+	if ckpt.count > 0 && (res.count < ckpt.count || res.last < ckpt.last) {
+		l.noteCorrupt(fmt.Errorf("%w: %s: checkpoint promises %d records up to seq %d, found %d up to %d",
+			ErrCorrupt, s.path, ckpt.count, ckpt.last, res.count, res.last))
+		return nil
+	}
+	dirty := lastNonZero(s.m, res.end)
+	if dirty <= res.end {
+		return nil
+	}
+	n := (dirty - res.end + 7) &^ 7
+	l.logger.Warn("truncating a torn tail after the last durable checkpoint",
+		"file", s.path, "offset", res.end, "bytes", n, "reason", res.err)
+	if err := s.f.ZeroRange(res.end, n); err != nil {
+		return fmt.Errorf("segment: zero torn tail of %s at %d: %w", s.path, res.end, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("segment: sync %s after zeroing its tail: %w", s.path, err)
+	}
+	return nil
+}
+
+// lastNonZero returns the offset just past the last non-zero byte of m at or after from, or
+// from if there is none.
+func lastNonZero(m []byte, from int64) (end int64) {
+	defer func() {
+		if recover() != nil {
+			end = int64(len(m)) // a fault: treat everything as dirty
+		}
+	}()
+	defer setPanicOnFault()()
+	for i := int64(len(m)); i > from; {
+		lo := max(from, i-4096)
+		chunk := m[lo:i]
+		for j := len(chunk) - 1; j >= 0; j-- {
+			if chunk[j] != 0 {
+				return lo + int64(j) + 1
+			}
+		}
+		i = lo
+	}
+	return from
+}
+
+// dataIsZero reports whether a file holds only zeros past its header page.
+func dataIsZero(f interface {
+	ReadAt([]byte, int64) (int, error)
+}, size int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for off := int64(DataOffset); off < size; {
+		n, err := f.ReadAt(buf, off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,93 @@
+package segment
+
+import "time"
+
+// Trim applies a retention cutoff (Unix nanoseconds): records that arrived before it are
+// hidden from reads at once, and sealed segments whose newest record arrived before it are
+// deleted (each file goes when the last View of it is released). The active segment is
+// sealed first when its newest record is older than the cutoff or, with Options.SegmentAge,
+// when it has been open that long, so that a quiet shard's data is deleted too. The cutoff
+// only moves forward and survives a clean close. It returns the number of segments removed.
+func (l *Log) Trim(cutoff int64) (removed int, err error) {
+	for {
+		cur := l.hidden.Load()
+		if cutoff <= cur || l.hidden.CompareAndSwap(cur, cutoff) {
+			break
+		}
+	}
+	l.applyHidden(l.hidden.Load())
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if s := l.active; s != nil && l.acount > 0 && l.refusalLocked() == nil {
+		aged := l.opts.SegmentAge > 0 && l.opts.Now().Sub(time.Unix(0, l.firstTimeLocked())) >= l.opts.SegmentAge
+		if aged || l.lastTime < cutoff {
+			if err := l.sealActiveLocked(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	segs := *l.segs.Load()
+	n := 0
+	for _, s := range segs {
+		if s == l.active {
+			break
+		}
+		info, err := s.sealedInfo()
+		if err != nil || (info.count > 0 && info.ltime >= cutoff) {
+			break // a damaged segment is kept for an operator to look at
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	rest := append([]*segment(nil), segs[n:]...)
+	l.segs.Store(&rest)
+	for _, s := range segs[:n] {
+		s.removed.Store(true)
+		s.release()
+	}
+	return n, nil
+}
+
+// firstTimeLocked returns the arrival time of the active segment's first record.
+func (l *Log) firstTimeLocked() int64 {
+	t := l.active.bld.Table()
+	if t.Len() == 0 {
+		return l.lastTime
+	}
+	return t.At(0).Time
+}
+
+// applyHidden moves the read horizon to the first record at or after the hidden time.
+func (l *Log) applyHidden(hidden int64) {
+	seq, ok, err := l.SeqAtTime(hidden)
+	if err != nil {
+		l.logger.Warn("could not place the retention horizon; damaged segments stay visible", "err", err)
+		return
+	}
+	if !ok {
+		seq = l.tip.Load() + 1
+	}
+	for {
+		cur := l.horizon.Load()
+		if seq <= cur || l.horizon.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// Oldest returns the sequence number of the oldest readable record (the trim horizon); ok is
+// false when no record is readable.
+func (l *Log) Oldest() (seq uint64, ok bool, err error) {
+	v, err := l.Read(0, 1, 0)
+	if err != nil {
+		return 0, false, err
+	}
+	defer v.Release()
+	return v.First, v.Count > 0, nil
+}

@@ -1,0 +1,327 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/sluice-streams/sluice/index"
+)
+
+// maxKeptBuffer bounds the encode buffer the writer keeps between appends.
+const maxKeptBuffer = 16 << 20
+
+// Append appends a batch of records atomically with respect to other appends: the records get
+// consecutive sequence numbers in batch order (written into batch[i].Seq) and one arrival time
+// (batch[i].Time). It returns once the batch is as durable as the log's mode promises and
+// readable. On error no record of the batch is acknowledged.
+//
+// Appends from several goroutines are safe; in Sync mode they share fdatasyncs.
+func (l *Log) Append(batch []Record) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	size := 0
+	for i := range batch {
+		r := &batch[i]
+		if len(r.Key) > MaxKeyLen || len(r.Data) > MaxDataLen {
+			return fmt.Errorf("%w: record %d: key %d bytes (max %d), data %d bytes (max %d)",
+				ErrTooLarge, i, len(r.Key), MaxKeyLen, len(r.Data), MaxDataLen)
+		}
+		size += FrameSize(len(r.Key), len(r.Data))
+	}
+	l.mu.Lock()
+	ticket, err := l.appendLocked(batch, int64(size))
+	l.mu.Unlock()
+	if err != nil || l.opts.Durability.Mode != Sync {
+		return err
+	}
+	return l.waitDurable(ticket)
+}
+
+func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
+	if err := l.refusalLocked(); err != nil {
+		return 0, err
+	}
+	if l.active == nil || l.woff+size > l.active.capacity {
+		if err := l.rollLocked(size); err != nil {
+			return 0, err
+		}
+	}
+	if need := l.next + uint64(len(batch)); need > l.reserved || need < l.next {
+		if err := l.reserveLocked(need); err != nil {
+			return 0, err
+		}
+	}
+	now := l.opts.Now().UnixNano()
+	if now < l.lastTime {
+		now = l.lastTime
+	}
+	buf := l.wbuf[:0]
+	seq := l.next
+	for i := range batch {
+		r := &batch[i]
+		r.Seq, r.Time = seq, now
+		seq++
+		buf = AppendFrame(buf, r)
+	}
+	s := l.active
+	if _, err := s.f.WriteAt(buf, l.woff); err != nil {
+		return 0, l.writeErrorLocked(s, err, int64(len(buf)))
+	}
+	off := l.woff
+	for i := range batch {
+		r := &batch[i]
+		s.bld.Observe(index.Entry{Seq: r.Seq, Time: r.Time, Off: off})
+		off += int64(FrameSize(len(r.Key), len(r.Data)))
+	}
+	if l.acount == 0 {
+		l.afirst = batch[0].Seq
+	}
+	l.next = seq
+	l.alast = seq - 1
+	l.acount += uint64(len(batch))
+	l.lastTime = now
+	l.woff = off
+	l.ticket++
+	if cap(buf) <= maxKeptBuffer {
+		l.wbuf = buf[:0]
+	} else {
+		l.wbuf = nil
+	}
+	cp := l.currentPtLocked()
+	l.cmu.Lock()
+	l.written = cp
+	l.cmu.Unlock()
+	if l.opts.Durability.Mode != Sync {
+		l.publish(s, l.woff, l.alast)
+	}
+	return l.ticket, nil
+}
+
+// writeErrorLocked handles a failed write of n bytes at the write offset. A full disk is
+// not sticky: nothing was acknowledged and the write offset has not moved, so the next append
+// overwrites whatever part of the batch reached the file. Anything else is.
+func (l *Log) writeErrorLocked(s *segment, err error, n int64) error {
+	if errors.Is(err, unix.ENOSPC) {
+		s.f.ZeroRange(l.woff, n)
+		return fmt.Errorf("%w: %s offset %d: %v", ErrNoSpace, s.path, l.woff, err)
+	}
+	l.cmu.Lock()
+	l.failLocked(fmt.Errorf("write %s offset %d: %w", s.path, l.woff, err))
+	failed := l.failed
+	l.cmu.Unlock()
+	return failed
+}
+
+// reserveLocked renews the sequence reservation so that numbers below need may be handed out.
+func (l *Log) reserveLocked(need uint64) error {
+	m := l.meta
+	m.reserved = need + l.opts.reserveSpan
+	if m.reserved < need {
+		return fmt.Errorf("%w: sequence numbers exhausted", ErrFailed)
+	}
+	m.clean = false
+	if err := writeMeta(l.fs, l.dir, m); err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			return fmt.Errorf("%w: %s: %v", ErrNoSpace, l.dir, err)
+		}
+		return fmt.Errorf("segment: renew sequence reservation in %s: %w", l.dir, err)
+	}
+	l.meta = m
+	l.reserved = m.reserved
+	return nil
+}
+
+// waitDurable returns when the batch with the given ticket is durable: group commit. The
+// first waiter to find no sync in progress takes the sync token and syncs everything written
+// so far; waiters that arrive meanwhile wait for it, and if their batch came after its
+// snapshot, one of them syncs next.
+func (l *Log) waitDurable(ticket uint64) error {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	for l.durable < ticket {
+		if l.failed != nil {
+			return l.failed
+		}
+		if l.syncing {
+			l.ccond.Wait()
+			continue
+		}
+		l.syncing = true
+		cp := l.written
+		l.cmu.Unlock()
+		err := l.syncPoint(cp)
+		l.cmu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.failLocked(fmt.Errorf("fdatasync %s: %w", cp.seg.path, err))
+			return l.failed
+		}
+		if cp.ticket > l.durable {
+			l.durable = cp.ticket
+		}
+		l.publish(cp.seg, cp.off, cp.last)
+		l.ccond.Broadcast()
+	}
+	return nil
+}
+
+// intervalSyncer syncs the active segment every period (Interval mode).
+func (l *Log) intervalSyncer(period time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		l.acquireSync()
+		l.cmu.Lock()
+		cp := l.written
+		failed := l.failed != nil
+		l.cmu.Unlock()
+		var err error
+		if !failed && cp.seg != nil && cp.off > cp.seg.synced.off {
+			err = l.syncPoint(cp)
+		}
+		l.cmu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.failLocked(fmt.Errorf("fdatasync %s: %w", cp.seg.path, err))
+		}
+		l.ccond.Broadcast()
+		l.cmu.Unlock()
+	}
+}
+
+// rollLocked makes room for a batch of size bytes: it creates a new segment first (so that a
+// full disk leaves the current one active and unchanged) and then seals the current one.
+func (l *Log) rollLocked(size int64) error {
+	capacity := max(l.opts.SegmentSize, DataOffset+(size+DataOffset-1)&^(DataOffset-1))
+	ns, err := l.createSegment(l.nextSegID, l.next, capacity)
+	if err != nil {
+		return err
+	}
+	if l.active != nil {
+		if err := l.sealActiveLocked(); err != nil {
+			ns.release()
+			l.fs.Remove(ns.path)
+			return err
+		}
+	}
+	l.nextSegID++
+	l.active = ns
+	l.woff, l.afirst, l.alast, l.acount = DataOffset, 0, 0, 0
+	old := *l.segs.Load()
+	segs := make([]*segment, len(old), len(old)+1)
+	copy(segs, old)
+	segs = append(segs, ns)
+	l.segs.Store(&segs)
+	return nil
+}
+
+// createSegment creates, preallocates and maps a new active segment crash-safely: the file is
+// built under a temporary name, synced, renamed and its directory synced.
+func (l *Log) createSegment(id, base uint64, capacity int64) (*segment, error) {
+	path := l.segPath(base, id)
+	tmp := path + tmpSuffix
+	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, l.createError(path, err)
+	}
+	fail := func(err error) (*segment, error) {
+		f.Close()
+		l.fs.Remove(tmp)
+		return nil, l.createError(path, err)
+	}
+	if err := f.Allocate(0, capacity); err != nil {
+		return fail(err)
+	}
+	page := make([]byte, DataOffset)
+	appendSegHeader(page[:0], segHeader{logID: l.opts.LogID, segID: id, base: base, created: l.opts.Now().UnixNano()})
+	appendCheckpoint(page[slot1Off:slot1Off], checkpoint{gen: 1, durable: DataOffset})
+	if _, err := f.WriteAt(page, 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := l.fs.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		f.Close()
+		return nil, l.createError(path, err)
+	}
+	m, err := mmap.MapRegion(f.OS(), int(capacity), mmap.RDONLY, 0, 0)
+	if err != nil {
+		f.Close()
+		return nil, l.createError(path, err)
+	}
+	s := &segment{fs: l.fs, path: path, id: id, base: base, f: f, m: m, capacity: capacity,
+		bld: index.NewBuilder(l.opts.IndexInterval, capacity), gen: 1, ckptOff: DataOffset, truncated: -1}
+	s.synced = commitPt{seg: s, off: DataOffset}
+	s.readEnd.Store(DataOffset)
+	s.refs.Store(1)
+	return s, nil
+}
+
+func (l *Log) createError(path string, err error) error {
+	if errors.Is(err, unix.ENOSPC) {
+		return fmt.Errorf("%w: create %s: %v", ErrNoSpace, path, err)
+	}
+	return fmt.Errorf("segment: create %s: %w", path, err)
+}
+
+// sealActiveLocked makes the active segment immutable: everything is synced, a sealed
+// checkpoint records its end, its index is stored, and the unused preallocated tail is cut
+// off. Called with mu held; takes the sync token.
+func (l *Log) sealActiveLocked() error {
+	s := l.active
+	cp := l.currentPtLocked()
+	l.acquireSync()
+	err := s.f.Sync()
+	if err == nil {
+		s.synced = cp
+		err = s.writeCheckpoint(cp, true)
+	}
+	if err == nil {
+		err = s.f.Truncate((cp.off + DataOffset - 1) &^ (DataOffset - 1))
+	}
+	if err == nil {
+		err = s.f.Sync()
+	}
+	l.cmu.Lock()
+	l.syncing = false
+	if err != nil {
+		l.failLocked(fmt.Errorf("seal %s: %w", s.path, err))
+		err = l.failed
+	} else if cp.ticket > l.durable {
+		l.durable = cp.ticket
+	}
+	l.ccond.Broadcast()
+	l.cmu.Unlock()
+	if err != nil {
+		return err
+	}
+	h := index.Header{Interval: uint32(l.opts.IndexInterval), SegmentID: s.id, Base: s.base, End: cp.off, Last: cp.last}
+	if err := index.Write(l.fs, idxPath(s.path), h, s.bld.Table()); err != nil {
+		l.logger.Warn("could not store a sealed segment's index; it is rebuilt when read", "file", s.path, "err", err)
+	}
+	// The segment is now read like any sealed one, through its summary; the mapping and the
+	// builder's table stay valid for readers holding references.
+	s.mu.Lock()
+	s.info = segInfo{end: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: true}
+	s.infoLoaded = true
+	s.mu.Unlock()
+	l.publish(s, cp.off, cp.last)
+	l.active = nil
+	return nil
+}
