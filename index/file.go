@@ -138,4 +138,3 @@ func EncodeFile(h Header, t Table) []byte {
 	buf := appendHeader(nil, h, crc.Checksum(t.b))
 	return append(buf, t.b...)
 }
-

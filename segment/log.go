@@ -52,10 +52,10 @@ type Log struct {
 	durable uint64     // tickets up to this one are durable (sync mode)
 	failed  error      // sticky write or sync failure
 
-	failedFlag atomic.Bool          // mirrors failed != nil for a lock-free check
-	tip        atomic.Uint64        // last readable sequence number, 0 if none
-	horizon    atomic.Uint64        // reads start at or above this number (retention)
-	hidden     atomic.Int64         // records that arrived before this time are hidden
+	failedFlag atomic.Bool                   // mirrors failed != nil for a lock-free check
+	tip        atomic.Uint64                 // last readable sequence number, 0 if none
+	horizon    atomic.Uint64                 // reads start at or above this number (retention)
+	hidden     atomic.Int64                  // records that arrived before this time are hidden
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
 }
 

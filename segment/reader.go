@@ -3,7 +3,6 @@ package segment
 import (
 	"fmt"
 	"sort"
-
 )
 
 // View is a run of contiguous frames inside one segment's mapping, returned by Read. It holds
@@ -265,4 +264,3 @@ func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {
 	}
 	return 0, false, nil
 }
-
