@@ -83,8 +83,12 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].base > from }) - 1
 		i = max(i, 0)
 		restart := false
-		for ; i < len(segs); i++ {
+		for start := i; i < len(segs); i++ {
 			s := segs[i]
+			if i > start && s.id != segs[i-1].id+1 {
+				return View{}, fmt.Errorf("%w: %s: segment(s) %d to %d missing before it",
+					ErrCorrupt, s.path, segs[i-1].id+1, s.id-1)
+			}
 			if !s.acquire() {
 				restart = true // removed by retention meanwhile: reload the list
 				break
@@ -162,6 +166,9 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 		off += int64(n)
 	}
 	if v.Count == 0 {
+		if s.damaged != nil && off >= end {
+			return View{}, s.damaged
+		}
 		if limit < end {
 			return View{}, s.damage(limit, end, nil)
 		}

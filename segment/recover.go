@@ -12,6 +12,7 @@ import (
 	"github.com/edsrzf/mmap-go"
 
 	"github.com/sluice-streams/sluice/index"
+	"github.com/sluice-streams/sluice/internal/vfs"
 )
 
 // Open opens (creating if needed) the log in dir and recovers it.
@@ -55,16 +56,21 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.nextSegID = segs[n-1].id + 1
 	}
 	var lastSeq uint64
-	if n := len(segs); n > 0 {
-		last, err := l.recoverNewest(segs[n-1])
-		switch {
-		case err != nil:
+	for len(segs) > 0 {
+		n := len(segs)
+		prevUnsealed := n >= 2 && !sealedOnDisk(l.fs, segs[n-2].path)
+		keep, err := l.recoverNewest(segs[n-1], prevUnsealed)
+		if err != nil {
 			closeAll(segs)
 			return nil, err
-		case last == nil:
-			segs[n-1].release()
-			segs = segs[:n-1]
 		}
+		if keep {
+			break
+		}
+		// A roll was torn: the newest segment never held a record and the one before it
+		// was not sealed yet, so that one is the active segment.
+		segs[n-1].release()
+		segs = segs[:n-1]
 	}
 	// The highest sequence number on disk bounds the numbers to come from below, whatever
 	// the metadata says.
@@ -192,68 +198,71 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// recoverNewest opens the newest segment for appending, or leaves it sealed if it was
-// sealed. It returns nil when the file held no header and no data (a segment whose creation
-// was torn), after removing it.
-func (l *Log) recoverNewest(s *segment) (*segment, error) {
+// recoverNewest opens the newest segment for appending, or leaves it as it is if it was
+// sealed. prevUnsealed tells whether the segment before it lacks its sealed checkpoint, which
+// means the crash came in the middle of a roll (a new segment is created before the old one is
+// sealed). It returns keep == false after removing a segment that never held a record and
+// whose predecessor must become active again.
+func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error) {
 	f, err := l.fs.OpenFile(s.path, os.O_RDWR, 0)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
+	keepFile := false
+	defer func() {
+		if !keepFile {
+			f.Close()
+		}
+	}()
 	size, err := f.Size()
 	if err != nil {
-		f.Close()
-		return nil, err
+		return false, err
 	}
 	page, err := readHeaderPage(f)
 	if err != nil {
+		return false, err
+	}
+	remove := func(why string) (bool, error) {
+		l.logger.Warn("removing a segment left empty by a torn roll", "file", s.path, "reason", why)
 		f.Close()
-		return nil, err
+		keepFile = true // closed
+		if err := l.fs.Remove(s.path); err != nil {
+			return false, err
+		}
+		return false, l.fs.SyncDir(l.dir)
 	}
 	h, herr := decodeSegHeader(page)
 	if errors.Is(herr, ErrVersion) {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", s.path, herr)
+		return false, fmt.Errorf("%s: %w", s.path, herr)
 	}
 	if herr != nil {
 		empty, err := dataIsZero(f, size)
 		if err != nil {
-			f.Close()
-			return nil, err
+			return false, err
 		}
-		if empty {
-			f.Close()
-			l.logger.Warn("removing a segment whose creation was torn (no valid header, no data)", "file", s.path, "reason", herr)
-			if err := l.fs.Remove(s.path); err != nil {
-				return nil, err
-			}
-			return nil, l.fs.SyncDir(l.dir)
+		if empty && (prevUnsealed || s.id == 1) {
+			return remove(herr.Error())
 		}
-		f.Close()
 		l.noteCorrupt(fmt.Errorf("%w: %s offset 0: %v", ErrCorrupt, s.path, herr))
-		return s, nil
+		return true, nil
 	}
 	if h.segID != s.id || h.base != s.base {
-		f.Close()
 		l.noteCorrupt(fmt.Errorf("%w: %s: header says segment %d base %d", ErrCorrupt, s.path, h.segID, h.base))
-		return s, nil
+		return true, nil
 	}
 	ckpt, ok := bestCheckpoint(page)
 	if !ok {
-		// Both slots damaged: nothing is known durable, so everything is checked as a
-		// possible torn tail; but a checkpoint is written before the first frame, so its
-		// loss alone is suspicious.
+		// Both slots damaged: nothing is known durable, so the whole segment is checked as
+		// a possible torn tail.
 		ckpt = checkpoint{durable: DataOffset}
 		l.logger.Warn("no valid checkpoint in the newest segment; scanning it all", "file", s.path)
 	}
 	if ckpt.sealed {
-		f.Close()
-		return s, nil // sealed before the crash; the next append starts a new segment
+		return true, nil // sealed before the crash; the next append starts a new segment
 	}
 	m, err := mmap.MapRegion(f.OS(), int(size), mmap.RDONLY, 0, 0)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("segment: map %s: %w", s.path, err)
+		return false, fmt.Errorf("segment: map %s: %w", s.path, err)
 	}
 	s.f, s.m, s.capacity = f, m, size
 	s.bld = index.NewBuilder(l.opts.IndexInterval, size)
@@ -264,17 +273,40 @@ func (l *Log) recoverNewest(s *segment) (*segment, error) {
 		res = scanResult{end: ckpt.durable, first: ckpt.first, last: ckpt.last, ltime: ckpt.ltime, count: ckpt.count}
 	} else {
 		res = scanFrames(m, DataOffset, size, s.base, s.bld)
+		if res.count == 0 && res.end == DataOffset && prevUnsealed && lastNonZero(m, DataOffset) == DataOffset {
+			m.Unmap()
+			s.f, s.m, s.bld = nil, nil, nil
+			return remove("no records and the previous segment is not sealed")
+		}
 		if err := l.repairTail(s, ckpt, res); err != nil {
-			return nil, err
+			m.Unmap()
+			s.f, s.m, s.bld = nil, nil, nil
+			return false, err
 		}
 	}
+	keepFile = true
 	l.active = s
 	l.woff, l.afirst, l.alast, l.acount, l.lastTime = res.end, res.first, res.last, res.count, res.ltime
 	cp := l.currentPtLocked()
 	s.synced = cp
 	l.written = cp
 	s.readEnd.Store(res.end)
-	return s, nil
+	return true, nil
+}
+
+// sealedOnDisk reports whether the segment file at path carries a valid sealed checkpoint.
+func sealedOnDisk(fsys vfs.FS, path string) bool {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	page, err := readHeaderPage(f)
+	if err != nil {
+		return false
+	}
+	c, ok := bestCheckpoint(page)
+	return ok && c.sealed
 }
 
 // loadCleanIndex loads the index stored at a clean close into the segment's builder. It
@@ -307,8 +339,10 @@ func (l *Log) repairTail(s *segment, ckpt checkpoint, res scanResult) error {
 		if res.err != nil {
 			why = res.err.Error()
 		}
-		l.noteCorrupt(fmt.Errorf("%w: %s offset %d: %s before the durable checkpoint at %d",
-			ErrCorrupt, s.path, res.end, why, ckpt.durable))
+		err := fmt.Errorf("%w: %s offset %d: %s before the durable checkpoint at %d",
+			ErrCorrupt, s.path, res.end, why, ckpt.durable)
+		s.damaged = err
+		l.noteCorrupt(err)
 		return nil
 	}
 	if ckpt.count > 0 && (res.count < ckpt.count || res.last < ckpt.last) {

@@ -75,6 +75,7 @@ type segment struct {
 	f        vfs.File
 	capacity int64
 	bld      *index.Builder
+	damaged  error // corruption found by recovery at readEnd: reads that reach it report it
 
 	// Lazily loaded state of a sealed segment, guarded by mu.
 	mu         sync.Mutex

@@ -1,0 +1,49 @@
+// Package segment is one shard's log: an ordered set of append-only segment files in one
+// directory, each preallocated, framed with CRC32C and read through a read-only memory
+// mapping.
+//
+// What it owns: segment files (docs/FORMAT.md), frames, sequence numbers within the log, the
+// durability modes, group commit, recovery after a crash, the retention primitive (hide and
+// delete by arrival time) and reference-counted mappings. What it does not own: streams,
+// shards, hash ranges, HTTP. The sparse index of a segment lives in package index.
+//
+// Writing. Log.Append encodes a batch of frames into a buffer and writes it with one pwrite
+// into the active segment, which was preallocated with fallocate, so a full disk fails the
+// roll to a new segment (ErrNoSpace, nothing changed) and can never raise SIGBUS. Reads go
+// through a shared read-only mapping of the same file, which sees the page cache the writes
+// fill. (write(2) into the page cache measured faster than stores into a freshly mapped file on
+// the reference machine; see PERFORMANCE.md and BenchmarkWriteMethod.)
+//
+// Sequence numbers are uint64, strictly increasing within the log and never reused: every
+// open reserves a span of numbers in log.meta (temporary file, fsync, rename, fsync of the
+// directory) before acknowledging anything, and starts numbering past the previous
+// reservation, so numbers that a torn tail took away are skipped, not handed out again.
+// Arrival times come from the injected clock and are made monotonic within the log, so the
+// same sparse index answers lookups by sequence number and by time.
+//
+// Durability contract (Options.Durability):
+//   - Sync (default): Append returns after fdatasync of the batch. Concurrent appenders share
+//     one fdatasync (group commit). Nothing acknowledged is lost.
+//   - Interval: Append returns once the batch is in the page cache; a goroutine syncs every
+//     period. A power loss loses at most the last period of acknowledged records, a suffix.
+//   - None: no fdatasync on the append path. A power loss loses a suffix.
+//
+// In every mode a failed write or fdatasync is sticky (ErrFailed): the log acknowledges
+// nothing more until it is reopened. A full disk (ErrNoSpace) is not: nothing was acknowledged,
+// and appends work again once space returns. Records become readable only once they are as
+// durable as the acknowledgement promises (after the fdatasync in Sync mode).
+//
+// Recovery. Each segment's header page holds two checkpoint slots; each fdatasync also writes
+// the offset that the previous fdatasync made durable. On open after a crash the newest
+// segment is scanned: damage past that checkpoint is a torn tail, zeroed and logged; damage
+// before it, a missing segment in the middle, or unreadable metadata is corruption: Open
+// succeeds so that the intact records stay readable, but Append and Err report ErrCorrupt with
+// the file and offset. A clean close stores the active segment's index and a clean marker, so
+// the next open reads no frames at all. Sealed segments are not read at open: start-up cost
+// does not grow with their number. Their frames' CRCs are checked by every Read.
+//
+// Concurrency. Append may be called from many goroutines (they are serialised by the writer
+// lock and share syncs); Read, SeqAtTime, Oldest, Tip and Changed take no lock on the hot path
+// and may run concurrently with appends, retention and Close. A View holds a reference to its
+// segment: the mapping, and the file, outlive retention and Close until the View is released.
+package segment
