@@ -24,6 +24,7 @@ import (
 type FS struct {
 	mu       sync.Mutex
 	durable  map[string][]byte // path → content at the last successful Sync; nil: never synced
+	nodes    map[string]*node  // path → the node open files of that path share
 	noSpace  bool
 	writeErr error
 	syncErr  error
@@ -31,7 +32,7 @@ type FS struct {
 }
 
 // New returns a fault-injecting file system over the real one.
-func New() *FS { return &FS{durable: map[string][]byte{}} }
+func New() *FS { return &FS{durable: map[string][]byte{}, nodes: map[string]*node{}} }
 
 // SetNoSpace makes Allocate and WriteAt fail with ENOSPC while on is true.
 func (f *FS) SetNoSpace(on bool) {
@@ -64,6 +65,24 @@ func (f *FS) Syncs() int {
 // Crash puts every file back to its content at its last successful Sync.
 func (f *FS) Crash() error { return f.crash(nil) }
 
+// PowerCut simulates losing power while the program runs: from now on every write and sync
+// fails with EIO (so nothing more can be acknowledged), and every file goes back to its synced
+// content, keeping a random half of the unsynced sectors when rng is not nil. Call Revive
+// before opening the files again.
+func (f *FS) PowerCut(rng *rand.Rand) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writeErr, f.syncErr = unix.EIO, unix.EIO
+	return f.crashLocked(rng)
+}
+
+// Revive ends injected failures: the machine is back.
+func (f *FS) Revive() {
+	f.mu.Lock()
+	f.writeErr, f.syncErr, f.noSpace = nil, nil, false
+	f.mu.Unlock()
+}
+
 // CrashTorn is Crash, except that each unsynced 512-byte sector of a file is kept with
 // probability 1/2, drawn from rng.
 func (f *FS) CrashTorn(rng *rand.Rand) error { return f.crash(rng) }
@@ -71,6 +90,10 @@ func (f *FS) CrashTorn(rng *rand.Rand) error { return f.crash(rng) }
 func (f *FS) crash(rng *rand.Rand) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.crashLocked(rng)
+}
+
+func (f *FS) crashLocked(rng *rand.Rand) error {
 	for path, old := range f.durable {
 		cur, err := os.ReadFile(path)
 		if err != nil {
@@ -115,13 +138,19 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error)
 			}
 		}
 	}
+	nd := f.nodes[name]
+	if nd == nil {
+		nd = &node{name: name}
+		f.nodes[name] = nd
+	}
 	f.mu.Unlock()
-	return &file{File: inner, fs: f, name: name}, nil
+	return &file{File: inner, fs: f, node: nd}, nil
 }
 
 func (f *FS) Remove(name string) error {
 	f.mu.Lock()
 	delete(f.durable, name)
+	delete(f.nodes, name)
 	f.mu.Unlock()
 	return vfs.OS.Remove(name)
 }
@@ -135,6 +164,11 @@ func (f *FS) Rename(oldname, newname string) error {
 		f.durable[newname] = b
 		delete(f.durable, oldname)
 	}
+	if nd := f.nodes[oldname]; nd != nil {
+		nd.name = newname
+		f.nodes[newname] = nd
+		delete(f.nodes, oldname)
+	}
 	f.mu.Unlock()
 	return nil
 }
@@ -146,7 +180,16 @@ func (f *FS) SyncDir(name string) error                    { return vfs.OS.SyncD
 type file struct {
 	vfs.File
 	fs   *FS
-	name string
+	node *node
+}
+
+// node is a path as the open files know it; Rename updates it.
+type node struct{ name string }
+
+func (f *file) path() string {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	return f.node.name
 }
 
 func (f *file) WriteAt(p []byte, off int64) (int, error) {
@@ -156,10 +199,10 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	if werr != nil {
 		// A failed write may still have reached the file in part.
 		n, _ := f.File.WriteAt(p[:len(p)/2], off)
-		return n, &os.PathError{Op: "write", Path: f.name, Err: werr}
+		return n, &os.PathError{Op: "write", Path: f.path(), Err: werr}
 	}
 	if noSpace {
-		return 0, &os.PathError{Op: "write", Path: f.name, Err: unix.ENOSPC}
+		return 0, &os.PathError{Op: "write", Path: f.path(), Err: unix.ENOSPC}
 	}
 	return f.File.WriteAt(p, off)
 }
@@ -169,7 +212,7 @@ func (f *file) Allocate(off, n int64) error {
 	noSpace := f.fs.noSpace
 	f.fs.mu.Unlock()
 	if noSpace {
-		return &os.PathError{Op: "fallocate", Path: f.name, Err: unix.ENOSPC}
+		return &os.PathError{Op: "fallocate", Path: f.path(), Err: unix.ENOSPC}
 	}
 	return f.File.Allocate(off, n)
 }
@@ -179,18 +222,23 @@ func (f *file) Sync() error {
 	serr := f.fs.syncErr
 	f.fs.mu.Unlock()
 	if serr != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.name, Err: serr}
+		return &os.PathError{Op: "fdatasync", Path: f.path(), Err: serr}
 	}
 	if err := f.File.Sync(); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(f.name)
+	name := f.path()
+	b, err := os.ReadFile(name)
 	if err != nil {
 		return err
 	}
 	f.fs.mu.Lock()
-	f.fs.durable[f.name] = b
+	defer f.fs.mu.Unlock()
+	if f.fs.syncErr != nil {
+		// The power went while this sync ran: it does not count.
+		return &os.PathError{Op: "fdatasync", Path: name, Err: f.fs.syncErr}
+	}
+	f.fs.durable[name] = b
 	f.fs.syncs++
-	f.fs.mu.Unlock()
 	return nil
 }
