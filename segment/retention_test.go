@@ -1,0 +1,162 @@
+package segment
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+)
+
+// threeHours appends 100 records in each of three hours and returns them per hour.
+func threeHours(t *testing.T, l *Log, c *fakeClock) [3][]Record {
+	var out [3][]Record
+	for h := range 3 {
+		out[h] = appendN(t, l, h*100, 100, 900, 4)
+		c.Advance(time.Hour)
+	}
+	return out
+}
+
+func TestRetentionHidesAndDeletes(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	t0 := c.Now()
+	l := mustOpen(t, dir, testOpts(c, Sync))
+	hours := threeHours(t, l, c)
+	before := len(segFiles(t, dir))
+
+	// Hold a view of the oldest records across their deletion.
+	v, err := l.Read(0, 10, 1<<20)
+	if err != nil || v.Count != 10 {
+		t.Fatalf("read: %d records, %v", v.Count, err)
+	}
+	oldest := segFiles(t, dir)[0]
+
+	cutoff := t0.Add(30 * time.Minute).UnixNano()
+	removed, err := l.Trim(cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The oldest file stays while the view holds it.
+	if removed == 0 || len(*l.segs.Load()) != before-removed || len(segFiles(t, dir)) != before-removed+1 {
+		t.Fatalf("removed %d segments, %d files left of %d", removed, len(segFiles(t, dir)), before)
+	}
+	got, err := readAll(t, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, append(append([]Record(nil), hours[1]...), hours[2]...))
+	if seq, ok, err := l.Oldest(); err != nil || !ok || seq != hours[1][0].Seq {
+		t.Fatalf("oldest %d %v %v, want %d", seq, ok, err, hours[1][0].Seq)
+	}
+	// Reading from an old number starts at the horizon.
+	got, err = readAll(t, l, hours[0][5].Seq)
+	if err != nil || len(got) != 200 {
+		t.Fatalf("read from a hidden number: %d records, %v", len(got), err)
+	}
+
+	// The view still reads its bytes; the file goes when it is released.
+	if _, err := os.Stat(oldest); err != nil {
+		t.Fatalf("segment file deleted under a live view: %v", err)
+	}
+	it := v.Records()
+	n := 0
+	for it.Next() {
+		if it.Record().Seq != hours[0][n].Seq {
+			t.Fatalf("view record %d changed", n)
+		}
+		n++
+	}
+	v.Release()
+	if _, err := os.Stat(oldest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("segment file still there after the last view was released: %v", err)
+	}
+
+	// The hidden cutoff survives a clean restart.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, testOpts(c, Sync))
+	defer l.Close()
+	got, err = readAll(t, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, append(append([]Record(nil), hours[1]...), hours[2]...))
+
+	// A cutoff past everything seals the active segment and deletes it all.
+	if _, err := l.Trim(c.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(segFiles(t, dir)); n != 0 {
+		t.Fatalf("%d segment files left after expiring everything", n)
+	}
+	if _, ok, _ := l.Oldest(); ok {
+		t.Fatal("records readable after expiring everything")
+	}
+	b := []Record{rec("fresh", []byte("x"))}
+	if err := l.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	if b[0].Seq <= hours[2][99].Seq {
+		t.Fatalf("number %d reused", b[0].Seq)
+	}
+	got, err = readAll(t, l, 0)
+	if err != nil || len(got) != 1 || got[0].Seq != b[0].Seq {
+		t.Fatalf("after expiry: %d records, %v", len(got), err)
+	}
+}
+
+func TestSegmentAgeRoll(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	o := testOpts(c, None)
+	o.SegmentAge = time.Hour
+	l := mustOpen(t, dir, o)
+	defer l.Close()
+	appendN(t, l, 0, 3, 10, 1)
+	if _, err := l.Trim(0); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(segFiles(t, dir)); n != 1 {
+		t.Fatalf("%d segments before the age, want 1", n)
+	}
+	c.Advance(2 * time.Hour)
+	if _, err := l.Trim(0); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 3, 1, 10, 1)
+	if n := len(segFiles(t, dir)); n != 2 {
+		t.Fatalf("%d segments after the age, want 2 (the old one sealed)", n)
+	}
+}
+
+func TestSeqAtTime(t *testing.T) {
+	c := newClock()
+	l := mustOpen(t, t.TempDir(), testOpts(c, None))
+	defer l.Close()
+	var firsts []Record
+	for i := range 20 {
+		b := appendN(t, l, i*10, 10, 3000, 10) // 30 KiB a second: several segments
+		firsts = append(firsts, b[0])
+		c.Advance(time.Second)
+	}
+	for i, f := range firsts {
+		seq, ok, err := l.SeqAtTime(f.Time)
+		if err != nil || !ok || seq != f.Seq {
+			t.Fatalf("at second %d: %d %v %v, want %d", i, seq, ok, err, f.Seq)
+		}
+		if i+1 < len(firsts) {
+			seq, ok, err = l.SeqAtTime(f.Time + int64(time.Second/2))
+			if err != nil || !ok || seq != firsts[i+1].Seq {
+				t.Fatalf("within second %d: %d %v %v, want %d", i, seq, ok, err, firsts[i+1].Seq)
+			}
+		}
+	}
+	if seq, ok, _ := l.SeqAtTime(firsts[0].Time - 1); !ok || seq != firsts[0].Seq {
+		t.Fatalf("before everything: %d %v", seq, ok)
+	}
+	if _, ok, _ := l.SeqAtTime(c.Now().UnixNano()); ok {
+		t.Fatal("a record found in the future")
+	}
+}
