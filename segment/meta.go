@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -118,6 +119,9 @@ func readMeta(fsys vfs.FS, dir string) (m meta, ok bool, err error) {
 		return m, false, fmt.Errorf("%w: %s: %d bytes: %v", ErrCorrupt, path, n, err)
 	}
 	m, err = decodeMeta(b[:n])
+	if errors.Is(err, ErrVersion) {
+		return m, false, fmt.Errorf("%s: %w", path, err)
+	}
 	if err != nil {
 		return m, false, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}

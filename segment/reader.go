@@ -2,6 +2,7 @@ package segment
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sort"
 )
 
@@ -131,7 +132,10 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 			v, err = View{}, fmt.Errorf("%w: %s: memory fault reading offset %d: %v", ErrCorrupt, s.path, off, r)
 		}
 	}()
-	defer setPanicOnFault()()
+	// A file truncated under its mapping raises SIGBUS on access. SetPanicOnFault turns the
+	// fault into a panic of this goroutine, recovered above as ErrCorrupt. The deferred call
+	// restores the previous setting without a closure, so reads stay free of allocations.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	// Skip to the first frame at or above from, reading headers only.
 	for off < limit {
 		h, err := peekFrame(m[off:limit])
@@ -258,7 +262,7 @@ func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {
 			err = fmt.Errorf("%w: %s: memory fault at %d: %v", ErrCorrupt, s.path, off, r)
 		}
 	}()
-	defer setPanicOnFault()()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for off < end {
 		h, err := peekFrame(m[off:end])
 		if err != nil || h.n == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -252,10 +253,11 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 	}
 	ckpt, ok := bestCheckpoint(page)
 	if !ok {
-		// Both slots damaged: nothing is known durable, so the whole segment is checked as
-		// a possible torn tail.
+		// Both slots damaged. A torn write damages one slot at most (they sit in different
+		// sectors and are written one at a time), so this is damage, and the durable point
+		// is unknown: any damage the scan finds must be reported, not truncated.
 		ckpt = checkpoint{durable: DataOffset}
-		l.logger.Warn("no valid checkpoint in the newest segment; scanning it all", "file", s.path)
+		l.logger.Warn("no valid checkpoint in the newest segment; any damage in it counts as corruption", "file", s.path)
 	}
 	if ckpt.sealed {
 		return true, nil // sealed before the crash; the next append starts a new segment
@@ -278,7 +280,7 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 			s.f, s.m, s.bld = nil, nil, nil
 			return remove("no records and the previous segment is not sealed")
 		}
-		if err := l.repairTail(s, ckpt, res); err != nil {
+		if err := l.repairTail(s, ckpt, ok, res); err != nil {
 			m.Unmap()
 			s.f, s.m, s.bld = nil, nil, nil
 			return false, err
@@ -333,7 +335,11 @@ func (l *Log) loadCleanIndex(s *segment, ckpt checkpoint) bool {
 // repairTail decides what a scan of the newest segment found. Damage before the checkpoint's
 // durable offset is corruption. Damage after it is a torn tail: the bytes from the first bad
 // frame to the last non-zero byte are zeroed and synced.
-func (l *Log) repairTail(s *segment, ckpt checkpoint, res scanResult) error {
+func (l *Log) repairTail(s *segment, ckpt checkpoint, haveCkpt bool, res scanResult) error {
+	dirty := lastNonZero(s.m, res.end)
+	if !haveCkpt && dirty > res.end {
+		ckpt.durable = dirty // unknown durable point: nothing may be dropped
+	}
 	if res.end < ckpt.durable {
 		why := "frames end (zero length word)"
 		if res.err != nil {
@@ -350,7 +356,6 @@ func (l *Log) repairTail(s *segment, ckpt checkpoint, res scanResult) error {
 			ErrCorrupt, s.path, ckpt.count, ckpt.last, res.count, res.last))
 		return nil
 	}
-	dirty := lastNonZero(s.m, res.end)
 	if dirty <= res.end {
 		return nil
 	}
@@ -374,7 +379,7 @@ func lastNonZero(m []byte, from int64) (end int64) {
 			end = int64(len(m)) // a fault: treat everything as dirty
 		}
 	}()
-	defer setPanicOnFault()()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for i := int64(len(m)); i > from; {
 		lo := max(from, i-4096)
 		chunk := m[lo:i]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,7 +288,7 @@ func scanFrames(m []byte, start, limit int64, base uint64, bld *index.Builder) (
 			res.err = fmt.Errorf("memory fault reading the mapping: %v", r)
 		}
 	}()
-	defer setPanicOnFault()()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	off := start
 	for off < limit {
 		r, n, err := DecodeFrame(m[off:limit])
