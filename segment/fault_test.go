@@ -19,9 +19,15 @@ func faultOpts(fs *faultfs.FS, c *fakeClock, d Durability) Options {
 
 // acked collects the records whose Append returned nil.
 type acked struct {
-	mu   sync.Mutex
-	recs map[uint64]Record
-	max  uint64 // highest number handed out, acknowledged or not
+	mu      sync.Mutex
+	recs    map[uint64]Record
+	max     uint64        // highest number handed out, acknowledged or not
+	target  int           // reached is closed once this many records are acknowledged
+	reached chan struct{} // closed when len(recs) >= target
+}
+
+func newAcked(target int) *acked {
+	return &acked{recs: map[uint64]Record{}, target: target, reached: make(chan struct{})}
 }
 
 func (a *acked) add(b []Record, err error) {
@@ -32,6 +38,21 @@ func (a *acked) add(b []Record, err error) {
 		if err == nil {
 			a.recs[r.Seq] = r
 		}
+	}
+	if len(a.recs) >= a.target && a.target > 0 {
+		close(a.reached)
+		a.target = 0
+	}
+}
+
+// wait returns once the target is reached, or when every writer has stopped.
+func (a *acked) wait(t testing.TB, writers *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { writers.Wait(); close(done) }()
+	select {
+	case <-a.reached:
+	case <-done:
+		t.Fatalf("writers stopped before %d acknowledgements", a.target)
 	}
 }
 
@@ -80,20 +101,11 @@ func TestPowerCut(t *testing.T) {
 				dir := t.TempDir()
 				c := newClock()
 				l := mustOpen(t, dir, faultOpts(fs, c, d))
-				a := &acked{recs: map[uint64]Record{}}
+				a := newAcked(50 + rng.IntN(400))
 				stop := make(chan struct{})
 				wg := runWriters(l, 4, seed+uint64(round), stop, a)
 				// Let some appends through, then cut the power while they run.
-				deadline := time.Now().Add(2 * time.Second)
-				for time.Now().Before(deadline) {
-					a.mu.Lock()
-					n := len(a.recs)
-					a.mu.Unlock()
-					if n >= 50+rng.IntN(400) {
-						break
-					}
-					time.Sleep(time.Millisecond)
-				}
+				a.wait(t, wg)
 				var torn *rand.Rand
 				if round%2 == 1 {
 					torn = rng

@@ -259,7 +259,16 @@ func (l *Log) closeActiveLocked() error {
 		if err == nil {
 			err = s.f.Sync()
 		}
-		l.releaseSync()
+		l.cmu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.failLocked(fmt.Errorf("close %s: %w", s.path, err))
+		} else if cp.ticket > l.durable {
+			l.durable = cp.ticket // appenders still waiting are acknowledged by this sync
+			l.publish(s, cp.off, cp.last)
+		}
+		l.ccond.Broadcast()
+		l.cmu.Unlock()
 		if err != nil {
 			return fmt.Errorf("segment: close %s: %w", s.path, err)
 		}
