@@ -145,20 +145,14 @@ func (l *Log) refusalLocked() error {
 	return nil
 }
 
-// acquireSync takes the sync token, waiting for a sync in progress.
+// acquireSync takes the sync token, waiting for a sync in progress. The holder gives it back
+// by clearing syncing and broadcasting ccond under cmu, together with what its sync achieved.
 func (l *Log) acquireSync() {
 	l.cmu.Lock()
 	for l.syncing {
 		l.ccond.Wait()
 	}
 	l.syncing = true
-	l.cmu.Unlock()
-}
-
-func (l *Log) releaseSync() {
-	l.cmu.Lock()
-	l.syncing = false
-	l.ccond.Broadcast()
 	l.cmu.Unlock()
 }
 

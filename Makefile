@@ -1,0 +1,98 @@
+# sluice: every target needs only Go (staticcheck comes through `go tool`, pinned in go.mod).
+# `make ci` is what .ci/run calls.
+
+GO ?= go
+# gofmt from the same toolchain as $(GO), so a PATH holding only `go` is enough.
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
+
+# No target may edit go.mod or go.sum behind your back: tidy-check reports instead.
+# (Appended to, not replacing, whatever GOFLAGS the environment sets.)
+export GOFLAGS := $(strip $(GOFLAGS) -mod=readonly)
+
+# The race detector needs cgo, which needs a C compiler. Without one the tests still run,
+# without -race, and `make test` says so. Force it either way with RACE=-race or RACE=.
+RACE ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
+
+# Each test binary (package) must finish within TEST_TIMEOUT.
+TEST_TIMEOUT ?= 10m
+
+# Native fuzz targets run by fuzz-smoke, as package:Target pairs. Add new ones here.
+FUZZ_TARGETS ?= \
+	./segment:FuzzDecodeFrame \
+	./segment:FuzzRecover \
+	./index:FuzzTableLookup
+FUZZTIME ?= 10s
+
+# Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).
+BENCH ?= .
+BENCHTIME ?=
+# Arguments for `make run`, e.g. make run ARGS='--durability=interval=200ms'.
+ARGS ?=
+
+.PHONY: help fmt fmt-check vet lint depcheck tidy-check test fuzz-smoke crash bench run ci
+
+help:
+	@echo 'make ci          fmt-check vet lint depcheck tidy-check test fuzz-smoke (what .ci/run runs)'
+	@echo 'make fmt         gofmt -w every Go file'
+	@echo 'make fmt-check   fail listing files gofmt would change'
+	@echo 'make vet         go vet ./...'
+	@echo 'make lint        staticcheck ./... (go tool, pinned in go.mod)'
+	@echo 'make depcheck    fail on an import edge that breaks the package layering'
+	@echo 'make tidy-check  fail if go mod tidy would change go.mod or go.sum'
+	@echo 'make test        all tests, -race -shuffle=on, crash tests included'
+	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for FUZZTIME ($(FUZZTIME))'
+	@echo 'make crash       only the crash tests of ./segment'
+	@echo 'make bench       storage benchmarks and the bench suite'
+	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
+
+fmt:
+	$(GOFMT) -l -w .
+
+fmt-check:
+	@out=$$($(GOFMT) -l .) || exit 1; \
+	if [ -n "$$out" ]; then \
+		echo 'gofmt would change these files (run make fmt):'; echo "$$out"; exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	$(GO) tool staticcheck ./...
+
+# -count=1: the test reads every package's imports through the go command, which the test
+# cache does not track.
+depcheck:
+	$(GO) test -count=1 ./internal/depcheck
+
+# go mod tidy -diff leaves go.mod and go.sum untouched, prints what tidy would change and
+# fails if anything would.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
+
+test:
+	@if [ -z '$(RACE)' ]; then echo 'warning: cgo is off (no C compiler?): running the tests WITHOUT -race'; fi
+	$(GO) test $(RACE) -shuffle=on -count=1 -timeout=$(TEST_TIMEOUT) ./...
+
+# A target missing from its package fails: go test -fuzz would pass silently.
+fuzz-smoke:
+	@set -e; for pt in $(FUZZ_TARGETS); do \
+		pkg=$${pt%%:*}; target=$${pt#*:}; \
+		if ! $(GO) test -list="^$$target$$" $$pkg | grep -qx "$$target"; then \
+			echo "fuzz-smoke: no fuzz target $$target in $$pkg (listed in FUZZ_TARGETS)"; exit 1; \
+		fi; \
+		echo "$(GO) test -run='^\$$' -fuzz='^$$target\$$' -fuzztime=$(FUZZTIME) $$pkg"; \
+		$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+crash:
+	$(GO) test $(RACE) -count=1 -run 'Crash' ./segment
+
+bench:
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index
+	$(GO) run ./bench -suite storage
+
+run:
+	$(GO) run ./cmd/sluice serve $(ARGS)
+
+ci: fmt-check vet lint depcheck tidy-check test fuzz-smoke

@@ -1,0 +1,425 @@
+package depcheck
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// rule forbids a set of packages to import another set.
+//
+// Patterns: "./x" is package x of this module and "./x/..." is x and every package below it
+// ("./..." is the whole module). Any other pattern is a full import path, with the same
+// "/..." wildcard.
+type rule struct {
+	why  string
+	from []string // the packages the rule applies to
+	// notFrom exempts packages matched by from; with mainOnly, only main packages among them.
+	notFrom  []string
+	mainOnly bool
+	deny     []string // imports forbidden to them
+	allow    []string // exceptions to deny
+	// transitive applies deny to every dependency, not only to direct imports. The walk
+	// stops at the first forbidden package of each import chain, so a violation names its
+	// root cause.
+	transitive bool
+}
+
+const (
+	fasthttp = "github.com/valyala/fasthttp/..."
+	profile  = "github.com/pkg/profile/..."
+)
+
+// rules is the layering of STYLE.md:
+//
+//	cmd/ tools/ bench/ fuzz/ → server → stream → {segment → index, shardmap} → internal/*
+var rules = []rule{
+	{
+		why:        "index is a leaf: it may import internal/* only",
+		from:       []string{"./index/..."},
+		deny:       []string{"./..."},
+		allow:      []string{"./index/...", "./internal/..."},
+		transitive: true,
+	},
+	{
+		why:        "segment may import index and internal/* only",
+		from:       []string{"./segment/..."},
+		deny:       []string{"./..."},
+		allow:      []string{"./segment/...", "./index/...", "./internal/..."},
+		transitive: true,
+	},
+	{
+		why:        "shardmap is pure routing: it may import internal/* only",
+		from:       []string{"./shardmap/..."},
+		deny:       []string{"./..."},
+		allow:      []string{"./shardmap/...", "./internal/..."},
+		transitive: true,
+	},
+	{
+		why:        "internal/* is the bottom layer: it may import other internal/* packages only",
+		from:       []string{"./internal/..."},
+		deny:       []string{"./..."},
+		allow:      []string{"./internal/..."},
+		transitive: true,
+	},
+	{
+		why:        "stream is the engine: no HTTP and nothing from the layers above it",
+		from:       []string{"./stream/..."},
+		deny:       []string{"./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/...", "./fuzz/...", fasthttp},
+		transitive: true,
+	},
+	{
+		why:        "server sits below cmd, tools, bench and fuzz, and beside client (they share server/wire)",
+		from:       []string{"./server/..."},
+		deny:       []string{"./client/...", "./cmd/...", "./tools/...", "./bench/...", "./fuzz/..."},
+		transitive: true,
+	},
+	{
+		why:        "client talks to a server over the network: it may import server/wire, never server",
+		from:       []string{"./client/..."},
+		deny:       []string{"./server/..."},
+		allow:      []string{"./server/wire/..."},
+		transitive: true,
+	},
+	{
+		why:     "only server and client (and cmd, tools, bench) import fasthttp",
+		from:    []string{"./..."},
+		notFrom: []string{"./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/..."},
+		deny:    []string{fasthttp},
+	},
+	{
+		why:      "pkg/profile belongs to main packages (cmd, tools, bench); libraries take options",
+		from:     []string{"./..."},
+		notFrom:  []string{"./cmd/...", "./tools/...", "./bench/..."},
+		mainOnly: true,
+		deny:     []string{profile},
+	},
+}
+
+// forbiddenNames are package names that say nothing about what the package holds.
+var forbiddenNames = []string{"util", "utils", "common"}
+
+// pkg is one package as `go list -json` describes it.
+type pkg struct {
+	ImportPath string
+	Name       string
+	Imports    []string // direct imports of the non-test sources
+	DepOnly    bool     // listed only as a dependency of the packages asked for
+	Standard   bool
+	Error      *struct{ Err string }
+}
+
+// violation is a forbidden import edge, or a forbidden package name (dep empty).
+type violation struct {
+	pkg, dep string
+	via      []string // the import chain from pkg to dep, both excluded; nil for a direct import
+	why      string
+}
+
+func (v violation) String() string {
+	switch {
+	case v.dep == "":
+		return fmt.Sprintf("%s: %s", v.pkg, v.why)
+	case len(v.via) > 0:
+		return fmt.Sprintf("%s depends on %s (via %s): %s", v.pkg, v.dep, strings.Join(v.via, " → "), v.why)
+	}
+	return fmt.Sprintf("%s imports %s: %s", v.pkg, v.dep, v.why)
+}
+
+// match reports whether the import path p matches pattern (see rule).
+func match(module, pattern, p string) bool {
+	if rest, ok := strings.CutPrefix(pattern, "./"); ok {
+		pattern = module + "/" + rest
+	}
+	if prefix, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return p == prefix || strings.HasPrefix(p, prefix+"/")
+	}
+	return p == pattern
+}
+
+func matchAny(module string, patterns []string, p string) bool {
+	return slices.ContainsFunc(patterns, func(pat string) bool { return match(module, pat, p) })
+}
+
+func (r *rule) appliesTo(module string, p *pkg) bool {
+	if !matchAny(module, r.from, p.ImportPath) {
+		return false
+	}
+	exempt := matchAny(module, r.notFrom, p.ImportPath) && (!r.mainOnly || p.Name == "main")
+	return !exempt
+}
+
+func (r *rule) denies(module, dep string) bool {
+	return matchAny(module, r.deny, dep) && !matchAny(module, r.allow, dep)
+}
+
+// check returns the violations of rules and forbiddenNames by the packages of module in pkgs.
+// pkgs is the output of `go list -deps`: the module's packages and their dependencies (marked
+// DepOnly, and never checked themselves).
+func check(module string, pkgs []pkg, rules []rule) []violation {
+	graph := make(map[string]*pkg, len(pkgs))
+	for i := range pkgs {
+		graph[pkgs[i].ImportPath] = &pkgs[i]
+	}
+	var out []violation
+	for i := range pkgs {
+		p := &pkgs[i]
+		if p.DepOnly || !match(module, "./...", p.ImportPath) {
+			continue
+		}
+		if slices.Contains(forbiddenNames, p.Name) || slices.Contains(forbiddenNames, path.Base(p.ImportPath)) {
+			out = append(out, violation{pkg: p.ImportPath, why: fmt.Sprintf("no grab-bag packages named %s", strings.Join(forbiddenNames, ", "))})
+		}
+		for j := range rules {
+			r := &rules[j]
+			if !r.appliesTo(module, p) {
+				continue
+			}
+			if !r.transitive {
+				for _, dep := range p.Imports {
+					if r.denies(module, dep) {
+						out = append(out, violation{pkg: p.ImportPath, dep: dep, why: r.why})
+					}
+				}
+				continue
+			}
+			out = append(out, walk(module, graph, p, r)...)
+		}
+	}
+	return out
+}
+
+// walk visits p's dependencies breadth first and reports the forbidden ones, each with the
+// shortest chain that reaches it; it does not walk past a forbidden package.
+func walk(module string, graph map[string]*pkg, p *pkg, r *rule) []violation {
+	var out []violation
+	parent := map[string]string{p.ImportPath: ""}
+	queue := []string{p.ImportPath}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		node := graph[cur]
+		if node == nil || node.Standard {
+			continue // the standard library imports nothing of ours
+		}
+		for _, dep := range node.Imports {
+			if _, seen := parent[dep]; seen {
+				continue
+			}
+			parent[dep] = cur
+			if r.denies(module, dep) {
+				var via []string
+				for q := cur; q != p.ImportPath; q = parent[q] {
+					via = append(via, q)
+				}
+				slices.Reverse(via)
+				out = append(out, violation{pkg: p.ImportPath, dep: dep, via: via, why: r.why})
+				continue
+			}
+			queue = append(queue, dep)
+		}
+	}
+	return out
+}
+
+// goList runs the go command in dir and returns its standard output.
+func goList(t *testing.T, dir string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list"}, args...)...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return out
+}
+
+// TestImports checks the module's real import graph.
+func TestImports(t *testing.T) {
+	var mod struct{ Path, Dir string }
+	if err := json.Unmarshal(goList(t, ".", "-m", "-json"), &mod); err != nil {
+		t.Fatalf("go list -m -json: %v", err)
+	}
+	out := goList(t, mod.Dir, "-e", "-deps", "-json=ImportPath,Name,Imports,DepOnly,Standard,Error", "./...")
+	var pkgs []pkg
+	for dec := json.NewDecoder(bytes.NewReader(out)); ; {
+		var p pkg
+		err := dec.Decode(&p)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("decoding go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+
+	// Guard against a vacuous pass: the listing must include this very package.
+	self := mod.Path + "/internal/depcheck"
+	var listed []string
+	for _, p := range pkgs {
+		if p.DepOnly {
+			continue
+		}
+		listed = append(listed, strings.TrimPrefix(p.ImportPath, mod.Path+"/"))
+		if p.Error != nil {
+			// Compilation is vet's and test's business; the imports go list could read
+			// are still checked.
+			t.Logf("note: %s: %s", p.ImportPath, p.Error.Err)
+		}
+	}
+	if !slices.ContainsFunc(pkgs, func(p pkg) bool { return p.ImportPath == self && !p.DepOnly }) {
+		t.Fatalf("go list ./... in %s did not list %s; listed %v", mod.Dir, self, listed)
+	}
+	t.Logf("checked %d packages of %s: %s", len(listed), mod.Path, strings.Join(listed, " "))
+
+	for _, v := range check(mod.Path, pkgs, rules) {
+		t.Error(v)
+	}
+}
+
+// TestCheck feeds fake import graphs to check, so that the rules are known to bite.
+func TestCheck(t *testing.T) {
+	const m = "example.com/m"
+	p := func(rel, name string, imports ...string) pkg {
+		full := func(s string) string {
+			if rest, ok := strings.CutPrefix(s, "./"); ok {
+				return m + "/" + rest
+			}
+			return s
+		}
+		for i := range imports {
+			imports[i] = full(imports[i])
+		}
+		return pkg{ImportPath: full(rel), Name: name, Imports: imports}
+	}
+	dep := func(importPath string, imports ...string) pkg {
+		return pkg{ImportPath: importPath, Name: path.Base(importPath), Imports: imports, DepOnly: true}
+	}
+	std := pkg{ImportPath: "fmt", Name: "fmt", Standard: true, DepOnly: true}
+	fast := dep("github.com/valyala/fasthttp", "fmt")
+	prof := dep("github.com/pkg/profile")
+	// layered is a graph that keeps every rule.
+	layered := []pkg{
+		std, fast, prof,
+		dep("github.com/klauspost/crc32"),
+		p("./internal/crc", "crc", "github.com/klauspost/crc32"),
+		p("./internal/vfs", "vfs", "fmt"),
+		p("./internal/faultfs", "faultfs", "./internal/vfs"),
+		p("./index", "index", "./internal/crc", "./internal/vfs"),
+		p("./segment", "segment", "./index", "./internal/crc", "./internal/vfs", "fmt"),
+		p("./shardmap", "shardmap", "./internal/crc"),
+		p("./stream", "stream", "./segment", "./shardmap"),
+		p("./server/wire", "wire", "./segment"),
+		p("./server", "server", "./stream", "./server/wire", "github.com/valyala/fasthttp"),
+		p("./client", "client", "./server/wire", "github.com/valyala/fasthttp"),
+		p("./tools/loadgen", "loadgen", "./client", "github.com/valyala/fasthttp"),
+		p("./cmd/sluice", "main", "./server", "./tools/loadgen", "github.com/pkg/profile"),
+		p("./bench", "main", "./segment", "./client", "github.com/pkg/profile"),
+	}
+	with := func(extra ...pkg) []pkg {
+		out := slices.Clone(layered)
+		for _, e := range extra {
+			if i := slices.IndexFunc(out, func(q pkg) bool { return q.ImportPath == e.ImportPath }); i >= 0 {
+				out[i] = e
+			} else {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+
+	tests := []struct {
+		name string
+		pkgs []pkg
+		want []string // "pkg -> dep" relative to m, or "pkg: name"
+	}{
+		{"layered", layered, nil},
+		{"segment imports stream",
+			with(p("./segment", "segment", "./index", "./stream")),
+			[]string{"segment -> stream"}},
+		{"index reaches segment through internal",
+			with(p("./internal/vfs", "vfs", "./segment")),
+			[]string{"index -> segment", "internal/vfs -> segment", "internal/faultfs -> segment"}},
+		{"shardmap imports index",
+			with(p("./shardmap", "shardmap", "./index")),
+			[]string{"shardmap -> index"}},
+		{"stream reaches fasthttp through a helper",
+			with(p("./internal/h", "h", "github.com/valyala/fasthttp"), p("./stream", "stream", "./segment", "./internal/h")),
+			[]string{"stream -> github.com/valyala/fasthttp", "internal/h -> github.com/valyala/fasthttp"}},
+		{"stream imports server",
+			with(p("./stream", "stream", "./server")),
+			// An import cycle in real life; reported once, at the first forbidden package.
+			[]string{"stream -> server"}},
+		{"client imports server",
+			with(p("./client", "client", "./server/wire", "./server")),
+			[]string{"client -> server"}},
+		{"library imports pkg/profile",
+			with(p("./stream", "stream", "./segment", "github.com/pkg/profile")),
+			[]string{"stream -> github.com/pkg/profile"}},
+		{"library under tools imports pkg/profile",
+			with(p("./tools/loadgen", "loadgen", "./client", "github.com/pkg/profile")),
+			[]string{"tools/loadgen -> github.com/pkg/profile"}},
+		{"main package under tools imports pkg/profile",
+			with(p("./tools/loadgen", "main", "./client", "github.com/pkg/profile")),
+			nil},
+		{"grab-bag package",
+			with(p("./internal/util", "util"), p("./stream/common", "common")),
+			[]string{"internal/util: name", "stream/common: name"}},
+		{"dependencies are not checked",
+			with(dep("github.com/other/util", "github.com/valyala/fasthttp", "github.com/pkg/profile"),
+				p("./cmd/sluice", "main", "./server", "github.com/other/util")),
+			nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, v := range check(m, tt.pkgs, rules) {
+				k := strings.TrimPrefix(v.pkg, m+"/") + ": name"
+				if v.dep != "" {
+					k = strings.TrimPrefix(v.pkg, m+"/") + " -> " + strings.TrimPrefix(v.dep, m+"/")
+				}
+				got = append(got, k)
+				t.Log(v)
+			}
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tt.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("violations\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	const m = "example.com/m"
+	tests := []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"./...", m, true},
+		{"./...", m + "/segment", true},
+		{"./...", "example.com/mother", false},
+		{"./segment/...", m + "/segment", true},
+		{"./segment/...", m + "/segment/x", true},
+		{"./segment/...", m + "/segmentx", false},
+		{"./segment", m + "/segment/x", false},
+		{fasthttp, "github.com/valyala/fasthttp/fasthttputil", true},
+		{fasthttp, "github.com/valyala/fasthttpx", false},
+		{"./internal/...", "internal/cpu", false}, // the standard library's internal
+	}
+	for _, tt := range tests {
+		if got := match(m, tt.pattern, tt.path); got != tt.want {
+			t.Errorf("match(%q, %q) = %v, want %v", tt.pattern, tt.path, got, tt.want)
+		}
+	}
+}
