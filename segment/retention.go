@@ -1,13 +1,16 @@
 package segment
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Trim applies a retention cutoff (Unix nanoseconds): records that arrived before it are
 // hidden from reads at once, and sealed segments whose newest record arrived before it are
 // deleted (each file goes when the last View of it is released). The active segment is
 // sealed first when its newest record is older than the cutoff or, with Options.SegmentAge,
 // when it has been open that long, so that a quiet shard's data is deleted too. The cutoff
-// only moves forward and survives a clean close. It returns the number of segments removed.
+// only moves forward and is stored in log.meta, so it survives restarts and crashes. It returns the number of segments removed.
 func (l *Log) Trim(cutoff int64) (removed int, err error) {
 	for {
 		cur := l.hidden.Load()
@@ -21,6 +24,15 @@ func (l *Log) Trim(cutoff int64) (removed int, err error) {
 	defer l.mu.Unlock()
 	if l.closed {
 		return 0, ErrClosed
+	}
+	if h := l.hidden.Load(); h > l.meta.hidden && l.corrupt == nil {
+		// Persist the cutoff so that a crash cannot bring hidden records back.
+		m := l.meta
+		m.hidden = h
+		if err := writeMeta(l.fs, l.dir, m); err != nil {
+			return 0, fmt.Errorf("segment: store retention cutoff in %s: %w", l.dir, err)
+		}
+		l.meta = m
 	}
 	if s := l.active; s != nil && l.acount > 0 && l.refusalLocked() == nil {
 		aged := l.opts.SegmentAge > 0 && l.opts.Now().Sub(time.Unix(0, l.firstTimeLocked())) >= l.opts.SegmentAge
