@@ -20,7 +20,8 @@ TEST_TIMEOUT ?= 10m
 FUZZ_TARGETS ?= \
 	./segment:FuzzDecodeFrame \
 	./segment:FuzzRecover \
-	./index:FuzzTableLookup
+	./index:FuzzTableLookup \
+	./fuzz:FuzzLogOps
 FUZZTIME ?= 10s
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).
