@@ -192,8 +192,7 @@ func (s *segment) writeCheckpoint(cp commitPt, sealed bool) error {
 	if cp.off == 0 {
 		c.durable = DataOffset
 	}
-	var buf [slotSize]byte
-	b := appendCheckpoint(buf[:0], c)
+	b := appendCheckpoint(s.ckptBuf[:0], c)
 	if _, err := s.f.WriteAt(b, slotOffset(s.gen)); err != nil {
 		return err
 	}

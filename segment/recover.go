@@ -52,10 +52,6 @@ func Open(dir string, opts Options) (*Log, error) {
 		closeAll(segs)
 		return nil, err
 	}
-	l.nextSegID = 1
-	if n := len(segs); n > 0 {
-		l.nextSegID = segs[n-1].id + 1
-	}
 	var lastSeq uint64
 	for len(segs) > 0 {
 		n := len(segs)
@@ -72,6 +68,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		// was not sealed yet, so that one is the active segment.
 		segs[n-1].release()
 		segs = segs[:n-1]
+	}
+	l.nextSegID = 1
+	if n := len(segs); n > 0 {
+		l.nextSegID = segs[n-1].id + 1 // after removals: a removed id is free again
 	}
 	// The highest sequence number on disk bounds the numbers to come from below, whatever
 	// the metadata says.
@@ -253,11 +253,10 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 	}
 	ckpt, ok := bestCheckpoint(page)
 	if !ok {
-		// Both slots damaged. A torn write damages one slot at most (they sit in different
-		// sectors and are written one at a time), so this is damage, and the durable point
-		// is unknown: any damage the scan finds must be reported, not truncated.
+		// Both slots damaged. A segment is created with a valid slot and each later write
+		// touches one slot, in its own sector, so this is damage and the durable point is
+		// unknown: records may be gone. Report it; keep what the scan finds readable.
 		ckpt = checkpoint{durable: DataOffset}
-		l.logger.Warn("no valid checkpoint in the newest segment; any damage in it counts as corruption", "file", s.path)
 	}
 	if ckpt.sealed {
 		return true, nil // sealed before the crash; the next append starts a new segment
@@ -271,7 +270,8 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 	s.gen, s.ckptOff = ckpt.gen, ckpt.durable
 
 	var res scanResult
-	if l.meta.clean && l.meta.cseg == s.id && ckpt.durable == l.meta.cend && l.loadCleanIndex(s, ckpt) {
+	clean := l.meta.clean && l.meta.cseg == s.id && ckpt.durable == l.meta.cend && l.loadCleanIndex(s, ckpt)
+	if clean {
 		res = scanResult{end: ckpt.durable, first: ckpt.first, last: ckpt.last, ltime: ckpt.ltime, count: ckpt.count}
 	} else {
 		res = scanFrames(m, DataOffset, size, s.base, s.bld)
@@ -280,13 +280,27 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 			s.f, s.m, s.bld = nil, nil, nil
 			return remove("no records and the previous segment is not sealed")
 		}
-		if err := l.repairTail(s, ckpt, ok, res); err != nil {
+		if !ok {
+			err := fmt.Errorf("%w: %s offset %d: both checkpoint slots are damaged; %d records found, more may be lost",
+				ErrCorrupt, s.path, slot0Off, res.count)
+			s.damaged = err
+			l.noteCorrupt(err)
+		} else if err := l.repairTail(s, ckpt, res); err != nil {
 			m.Unmap()
 			s.f, s.m, s.bld = nil, nil, nil
 			return false, err
 		}
 	}
 	keepFile = true
+	// Trust what the scan checked and what this process will write; after a clean open
+	// nothing was scanned, so the frames already there are checked when read.
+	s.trustLo, s.trustHi = DataOffset, size
+	if clean {
+		s.trustLo = res.end
+	}
+	if s.damaged != nil {
+		s.trustHi = res.end
+	}
 	l.active = s
 	l.woff, l.afirst, l.alast, l.acount, l.lastTime = res.end, res.first, res.last, res.count, res.ltime
 	cp := l.currentPtLocked()
@@ -335,11 +349,8 @@ func (l *Log) loadCleanIndex(s *segment, ckpt checkpoint) bool {
 // repairTail decides what a scan of the newest segment found. Damage before the checkpoint's
 // durable offset is corruption. Damage after it is a torn tail: the bytes from the first bad
 // frame to the last non-zero byte are zeroed and synced.
-func (l *Log) repairTail(s *segment, ckpt checkpoint, haveCkpt bool, res scanResult) error {
+func (l *Log) repairTail(s *segment, ckpt checkpoint, res scanResult) error {
 	dirty := lastNonZero(s.m, res.end)
-	if !haveCkpt && dirty > res.end {
-		ckpt.durable = dirty // unknown durable point: nothing may be dropped
-	}
 	if res.end < ckpt.durable {
 		why := "frames end (zero length word)"
 		if res.err != nil {

@@ -78,6 +78,11 @@ type segment struct {
 	bld      *index.Builder
 	damaged  error // corruption found by recovery at readEnd: reads that reach it report it
 
+	// Frames starting in [trustLo, trustHi) were written by this process or checked by a
+	// scan, so Read does not check their CRC again. Set before the segment is shared
+	// (active) or under mu before view returns the mapping (sealed).
+	trustLo, trustHi int64
+
 	// Lazily loaded state of a sealed segment, guarded by mu.
 	mu         sync.Mutex
 	m          mmap.MMap
@@ -89,9 +94,10 @@ type segment struct {
 	openErr    error
 
 	// Sync state of the active segment, owned by whoever holds the log's sync token.
-	gen     uint64   // last checkpoint generation written
-	ckptOff int64    // durable offset recorded by that checkpoint
-	synced  commitPt // last point made durable
+	gen     uint64         // last checkpoint generation written
+	ckptOff int64          // durable offset recorded by that checkpoint
+	synced  commitPt       // last point made durable
+	ckptBuf [slotSize]byte // encoding buffer, so a sync does not allocate
 }
 
 func (s *segment) acquire() bool {
@@ -260,6 +266,7 @@ func (s *segment) loadIndexLocked() {
 	bld := index.NewBuilder(defaultIndexInterval, int64(len(s.m)))
 	res := scanFrames(s.m, DataOffset, int64(len(s.m)), s.base, bld)
 	s.table = bld.Table()
+	s.trustLo, s.trustHi = DataOffset, res.end // the scan checked every CRC up to here
 	// Store the rebuilt index only when it describes the whole segment; a damaged segment
 	// is rescanned (and reported) each time it is opened.
 	if res.err == nil && res.end == s.info.end && res.last == s.info.last {

@@ -62,6 +62,9 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 		now = l.lastTime
 	}
 	buf := l.wbuf[:0]
+	if int64(cap(buf)) < size {
+		buf = make([]byte, 0, size)
+	}
 	seq := l.next
 	for i := range batch {
 		r := &batch[i]
@@ -266,7 +269,8 @@ func (l *Log) createSegment(id, base uint64, capacity int64) (*segment, error) {
 		return nil, l.createError(path, err)
 	}
 	s := &segment{fs: l.fs, path: path, id: id, base: base, f: f, m: m, capacity: capacity,
-		bld: index.NewBuilder(l.opts.IndexInterval, capacity), gen: 1, ckptOff: DataOffset, truncated: -1}
+		bld: index.NewBuilder(l.opts.IndexInterval, capacity), gen: 1, ckptOff: DataOffset, truncated: -1,
+		trustLo: DataOffset, trustHi: capacity} // every frame in it is written by this process
 	s.synced = commitPt{seg: s, off: DataOffset}
 	s.readEnd.Store(DataOffset)
 	s.refs.Store(1)
