@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -171,7 +172,7 @@ func peekFrame(b []byte) (h frameHeader, err error) {
 		return h, nil
 	}
 	if n < FrameHeaderSize || n > FrameHeaderSize+MaxKeyLen+MaxDataLen {
-		return h, fmt.Errorf("frame length %d out of range", n)
+		return h, errFrameLen
 	}
 	if int(n) > len(b) || len(b) < FrameHeaderSize {
 		return h, errShort
@@ -183,23 +184,30 @@ func peekFrame(b []byte) (h frameHeader, err error) {
 	h.flags = binary.LittleEndian.Uint16(b[26:])
 	h.dlen = int(binary.LittleEndian.Uint32(b[28:]))
 	if h.klen > MaxKeyLen || h.dlen > MaxDataLen || FrameHeaderSize+h.klen+h.dlen != h.n {
-		return h, fmt.Errorf("frame length %d disagrees with key length %d and data length %d", h.n, h.klen, h.dlen)
+		return h, errFrameLens
 	}
 	return h, nil
 }
 
-var errShort = fmt.Errorf("frame runs past the end of the buffer")
+// Frame decoding errors are static so that rejecting a frame does not allocate; callers wrap
+// them with the file and offset.
+var (
+	errShort     = errors.New("frame runs past the end of the buffer")
+	errFrameLen  = errors.New("frame length out of range")
+	errFrameLens = errors.New("frame length disagrees with its key and data lengths")
+	errFrameCRC  = errors.New("frame CRC mismatch")
+)
 
 // DecodeFrame decodes the frame at the start of b and checks its CRC. It returns the record
 // (Key and Data alias b) and the frame's size including padding. At the end of the log (a zero
-// length word) it returns n == 0 and a nil error. It never allocates.
+// length word) it returns n == 0 and a nil error. It never allocates, not even to reject.
 func DecodeFrame(b []byte) (r Record, n int, err error) {
 	h, err := peekFrame(b)
 	if err != nil || h.n == 0 {
 		return r, 0, err
 	}
-	if got, want := frameCRC(b[:h.n]), binary.LittleEndian.Uint32(b[4:]); got != want {
-		return r, 0, fmt.Errorf("frame CRC %08x, want %08x", got, want)
+	if frameCRC(b[:h.n]) != binary.LittleEndian.Uint32(b[4:]) {
+		return r, 0, errFrameCRC
 	}
 	n = align8(h.n)
 	if n > len(b) {

@@ -146,9 +146,10 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 	// fault into a panic of this goroutine, recovered above as ErrCorrupt. The deferred call
 	// restores the previous setting without a closure, so reads stay free of allocations.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	// Skip to the first frame at or above from, reading headers only.
+	// Skip to the first frame at or above from. A frame this process did not write or scan
+	// has its CRC checked before its sequence number is believed.
 	for off < limit {
-		h, err := peekFrame(m[off:limit])
+		h, err := s.frameAt(m, off, limit)
 		if err != nil {
 			return View{}, s.damage(off, end, err)
 		}
@@ -221,6 +222,19 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 	}
 	v.seg, v.b, v.Next = s, m[start:off:off], v.Last+1
 	return v, nil
+}
+
+// frameAt decodes the header of the frame at off, checking its CRC unless the frame is
+// trusted (written or scanned by this process).
+func (s *segment) frameAt(m []byte, off, limit int64) (frameHeader, error) {
+	h, err := peekFrame(m[off:limit])
+	if err != nil || h.n == 0 || (off >= s.trustLo && off < s.trustHi) {
+		return h, err
+	}
+	if frameCRC(m[off:off+int64(h.n)]) != binary.LittleEndian.Uint32(m[off+4:]) {
+		return h, errFrameCRC
+	}
+	return h, nil
 }
 
 var errZeroLen = errors.New("zero length word before the end of the frames")
@@ -307,7 +321,7 @@ func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for off < end {
-		h, err := peekFrame(m[off:end])
+		h, err := s.frameAt(m, off, end)
 		if err != nil || h.n == 0 {
 			return 0, false, s.damage(off, end, err)
 		}
