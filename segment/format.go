@@ -21,10 +21,10 @@ import (
 //
 // Header:
 //
-//	0        8     10     12       16       24       32       40        48     60    64
-//	+--------+-----+------+--------+--------+--------+--------+---------+------+-----+
-//	| magic  | ver | rsvd | dataOff| logID  | segID  |  base  | created | rsvd | CRC |
-//	+--------+-----+------+--------+--------+--------+--------+---------+------+-----+
+//	0        8     10     12       16       24       32       40        48         56     60    64
+//	+--------+-----+------+--------+--------+--------+--------+---------+----------+------+-----+
+//	| magic  | ver | rsvd | dataOff| logID  | segID  |  base  | created | prevLast | rsvd | CRC |
+//	+--------+-----+------+--------+--------+--------+--------+---------+----------+------+-----+
 //
 //	magic    "SLUICSEG"
 //	ver      uint16, SegmentVersion
@@ -34,6 +34,9 @@ import (
 //	base     uint64, every frame in the segment has seq >= base, and base > every
 //	         sequence number in earlier segments
 //	created  int64, Unix nanoseconds
+//	prevLast uint64, sequence number of the last record written before this segment was
+//	         created (0: none); recovery uses it to tell whether an earlier segment whose
+//	         seal a crash interrupted lost records at its end
 //	CRC      uint32, CRC32C of bytes [0, 60)
 //
 // Checkpoint slot:
@@ -221,10 +224,11 @@ func DecodeFrame(b []byte) (r Record, n int, err error) {
 
 // segHeader is a segment file's header.
 type segHeader struct {
-	logID   uint64
-	segID   uint64
-	base    uint64
-	created int64
+	logID    uint64
+	segID    uint64
+	base     uint64
+	created  int64
+	prevLast uint64
 }
 
 func appendSegHeader(dst []byte, h segHeader) []byte {
@@ -237,7 +241,8 @@ func appendSegHeader(dst []byte, h segHeader) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, h.segID)
 	dst = binary.LittleEndian.AppendUint64(dst, h.base)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(h.created))
-	dst = append(dst, make([]byte, 12)...)
+	dst = binary.LittleEndian.AppendUint64(dst, h.prevLast)
+	dst = append(dst, make([]byte, 4)...)
 	return binary.LittleEndian.AppendUint32(dst, crc.Checksum(dst[start:]))
 }
 
@@ -262,6 +267,7 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 	h.segID = binary.LittleEndian.Uint64(b[24:])
 	h.base = binary.LittleEndian.Uint64(b[32:])
 	h.created = int64(binary.LittleEndian.Uint64(b[40:]))
+	h.prevLast = binary.LittleEndian.Uint64(b[48:])
 	return h, nil
 }
 

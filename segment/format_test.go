@@ -34,7 +34,7 @@ var (
 		Key:   []byte("partition-key"),
 		Data:  []byte("hello, sluice\x00\xff"), // 32+13+15 = 60 bytes, 4 of padding
 	}
-	goldenSegHeader = segHeader{logID: 0x1122334455667788, segID: 3, base: 1_000_000, created: 1_700_000_000_000_000_000}
+	goldenSegHeader = segHeader{logID: 0x1122334455667788, segID: 3, base: 1_000_000, created: 1_700_000_000_000_000_000, prevLast: 999_999}
 	goldenSlot0     = checkpoint{gen: 2, durable: 8192, first: 1_000_000, last: 1_000_041, ltime: 1_700_000_001_000_000_000, count: 42}
 	goldenSlot1     = checkpoint{gen: 3, durable: 12288, first: 1_000_000, last: 1_000_099, ltime: 1_700_000_002_000_000_000, count: 100, sealed: true}
 	goldenMeta      = meta{logID: 0x1122334455667788, reserved: 1<<32 + 1_000_100, clean: true, cseg: 3, cend: 12288,

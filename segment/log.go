@@ -34,6 +34,7 @@ type Log struct {
 	alast     uint64     // last sequence number in active
 	acount    uint64
 	next      uint64 // next sequence number to hand out
+	lastSeq   uint64 // last sequence number written (0: none), recorded in new segments' headers
 	reserved  uint64 // no number at or above it was handed out before; renewed in meta
 	lastTime  int64  // arrival time of the last record appended
 	nextSegID uint64
@@ -42,13 +43,16 @@ type Log struct {
 	corrupt   error // corruption found at open: appends are refused
 	closed    bool
 	meta      meta
-	stop      chan struct{} // closes the interval syncer
+	stop      chan struct{} // closes the interval syncer and the sealer
 	syncDone  chan struct{}
+	sealKick  chan struct{} // wakes the sealer (Interval and None modes)
+	sealDone  chan struct{}
 
 	cmu     sync.Mutex // the commit lock, taken after mu when both are held
 	ccond   *sync.Cond // signals changes of syncing, durable and failed
 	syncing bool       // the sync token: whoever set it owns fsyncs and checkpoint writes
 	written commitPt   // last batch written (set by the writer under mu and cmu)
+	pending []sealJob  // seals whose disk work is not done yet (Interval and None modes)
 	durable uint64     // tickets up to this one are durable (sync mode)
 	failed  error      // sticky write or sync failure
 
@@ -164,6 +168,10 @@ func (l *Log) acquireSync() {
 // the data's. Recovery treats damage before the checkpoint as corruption and damage after it
 // as a torn tail.
 func (l *Log) syncPoint(cp commitPt) error {
+	// Older segments are sealed (made durable) before the newer one claims anything.
+	if err := l.sealPending(); err != nil {
+		return err
+	}
 	s := cp.seg
 	if s == nil || s.f == nil {
 		return nil
@@ -209,11 +217,14 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	l.closed = true
-	stop, done := l.stop, l.syncDone
+	stop, done, sealDone := l.stop, l.syncDone, l.sealDone
 	l.mu.Unlock()
 	if stop != nil {
 		close(stop)
-		<-done
+		if done != nil {
+			<-done
+		}
+		<-sealDone
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -231,10 +242,18 @@ func (l *Log) Close() error {
 // closeActiveLocked syncs the active segment, stores its index and writes the clean marker.
 // Nothing is marked clean after a failure or corruption: the next open then scans.
 func (l *Log) closeActiveLocked() error {
+	l.acquireSync()
+	err := l.sealPending()
 	l.cmu.Lock()
+	l.syncing = false
+	l.ccond.Broadcast()
+	for _, job := range l.pending { // left by a failure: released, not sealed
+		job.s.release()
+	}
+	l.pending = nil
 	failed := l.failed
 	l.cmu.Unlock()
-	if failed != nil || l.corrupt != nil {
+	if failed != nil || l.corrupt != nil || err != nil {
 		return failed
 	}
 	m := l.meta

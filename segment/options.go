@@ -99,6 +99,7 @@ type Options struct {
 	IndexInterval int64
 
 	reserveSpan uint64 // tests shrink it to exercise reservation renewal
+	noSealer    bool   // tests: leave background seals pending until a sync or Close
 }
 
 func (o Options) withDefaults() Options {

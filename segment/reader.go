@@ -2,7 +2,6 @@ package segment
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"sort"
@@ -236,8 +235,6 @@ func (s *segment) frameAt(m []byte, off, limit int64) (frameHeader, error) {
 	}
 	return h, nil
 }
-
-var errZeroLen = errors.New("zero length word before the end of the frames")
 
 // damage describes what stops a read at off inside the readable range [.., end).
 func (s *segment) damage(off, end int64, cause error) error {

@@ -69,6 +69,25 @@ func Open(dir string, opts Options) (*Log, error) {
 		segs[n-1].release()
 		segs = segs[:n-1]
 	}
+	// Seals a crash interrupted (Interval and None modes seal in the background): the
+	// segments before the newest that lack a sealed checkpoint, oldest first.
+	if n := len(segs); n >= 2 {
+		first := n - 1
+		for first > 0 && !sealedOnDisk(l.fs, segs[first-1].path) {
+			first--
+		}
+		for i := first; i < n-1; i++ {
+			torn, err := l.finishSeal(segs[i], prevLastOf(l.fs, segs[i+1].path))
+			if err != nil {
+				closeAll(segs)
+				return nil, err
+			}
+			if torn {
+				segs = l.dropAfter(segs, i)
+				break
+			}
+		}
+	}
 	l.nextSegID = 1
 	if n := len(segs); n > 0 {
 		l.nextSegID = segs[n-1].id + 1 // after removals: a removed id is free again
@@ -97,6 +116,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.segs.Store(&segs)
 
+	l.lastSeq = lastSeq
 	l.next = max(l.meta.reserved, lastSeq+1, opts.FirstSeq)
 	if l.corrupt == nil {
 		// Reserve before anything can be acknowledged, and mark the log open (not clean).
@@ -106,8 +126,16 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 	}
 	l.published()
+	if opts.Durability.Mode != Sync {
+		l.stop, l.sealKick, l.sealDone = make(chan struct{}), make(chan struct{}, 1), make(chan struct{})
+		if opts.noSealer {
+			close(l.sealDone)
+		} else {
+			go l.sealer(l.sealKick, l.stop, l.sealDone)
+		}
+	}
 	if opts.Durability.Mode == Interval {
-		l.stop, l.syncDone = make(chan struct{}), make(chan struct{})
+		l.syncDone = make(chan struct{})
 		go l.intervalSyncer(opts.Durability.Interval, l.stop, l.syncDone)
 	}
 	return l, nil
@@ -422,4 +450,112 @@ func dataIsZero(f interface {
 		}
 	}
 	return true, nil
+}
+
+// finishSeal seals a segment whose seal a crash interrupted: its frames are scanned, a torn
+// tail is zeroed, and the sealed checkpoint, truncation and index are written. It reports
+// torn when the tail was torn: the records after it, in later segments, follow a hole.
+// Damage before the segment's durable checkpoint is corruption, reported and left alone.
+func (l *Log) finishSeal(s *segment, wantLast uint64) (torn bool, err error) {
+	f, err := l.fs.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return false, err
+	}
+	page, err := readHeaderPage(f)
+	if err != nil {
+		return false, err
+	}
+	h, herr := decodeSegHeader(page)
+	if errors.Is(herr, ErrVersion) {
+		return false, fmt.Errorf("%s: %w", s.path, herr)
+	}
+	ckpt, ok := bestCheckpoint(page)
+	if herr != nil || h.segID != s.id || h.base != s.base || !ok || size < DataOffset {
+		l.noteCorrupt(fmt.Errorf("%w: %s: unsealed segment with a damaged header page", ErrCorrupt, s.path))
+		return false, nil
+	}
+	m, err := mmap.MapRegion(f.OS(), int(size), mmap.RDONLY, 0, 0)
+	if err != nil {
+		return false, fmt.Errorf("segment: map %s: %w", s.path, err)
+	}
+	defer m.Unmap()
+	bld := index.NewBuilder(l.opts.IndexInterval, size)
+	res := scanFrames(m, DataOffset, size, s.base, bld)
+	if res.end < ckpt.durable || res.count < ckpt.count {
+		l.noteCorrupt(fmt.Errorf("%w: %s offset %d: damage before the durable checkpoint at %d (%v)",
+			ErrCorrupt, s.path, res.end, ckpt.durable, res.err))
+		return false, nil
+	}
+	dirty := lastNonZero(m, res.end)
+	// Torn: garbage after the last good frame, or fewer records than the next segment's
+	// header says were written before it (a tail lost to zeros looks like a clean end).
+	torn = dirty > res.end || res.last < wantLast
+	if torn {
+		l.logger.Warn("truncating a torn tail of a segment whose seal was interrupted",
+			"file", s.path, "offset", res.end, "reason", res.err)
+		if dirty > res.end {
+			if err := f.ZeroRange(res.end, (dirty-res.end+7)&^7); err != nil {
+				return false, fmt.Errorf("segment: zero torn tail of %s at %d: %w", s.path, res.end, err)
+			}
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	c := checkpoint{gen: ckpt.gen + 1, durable: res.end, first: res.first, last: res.last, ltime: res.ltime, count: res.count, sealed: true}
+	if _, err := f.WriteAt(appendCheckpoint(nil, c), slotOffset(c.gen)); err != nil {
+		return false, err
+	}
+	if err := f.Truncate((res.end + DataOffset - 1) &^ (DataOffset - 1)); err != nil {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, err
+	}
+	ih := index.Header{Interval: uint32(l.opts.IndexInterval), SegmentID: s.id, Base: s.base, End: res.end, Last: res.last}
+	if err := index.Write(l.fs, idxPath(s.path), ih, bld.Table()); err != nil {
+		l.logger.Warn("could not store a sealed segment's index; it is rebuilt when read", "file", s.path, "err", err)
+	}
+	l.logger.Info("sealed a segment whose seal was interrupted", "file", s.path, "records", res.count)
+	return torn, nil
+}
+
+// dropAfter removes the segments after segs[i]: they follow a hole left by a torn tail in an
+// unsealed segment (Interval and None modes), and keeping them would make the loss something
+// other than a suffix. It releases the active segment if it is among them.
+func (l *Log) dropAfter(segs []*segment, i int) []*segment {
+	for _, s := range segs[i+1:] {
+		l.logger.Warn("removing a segment that follows a torn tail: unsynced records are lost as a suffix",
+			"file", s.path, "after", segs[i].path)
+		if s == l.active {
+			l.active = nil
+			l.woff, l.afirst, l.alast, l.acount = 0, 0, 0, 0
+		}
+		s.removed.Store(true)
+		s.release()
+	}
+	return segs[:i+1]
+}
+
+// prevLastOf returns the prevLast field of a segment file's header, 0 if unreadable.
+func prevLastOf(fsys vfs.FS, path string) uint64 {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	page, err := readHeaderPage(f)
+	if err != nil {
+		return 0
+	}
+	h, err := decodeSegHeader(page)
+	if err != nil {
+		return 0
+	}
+	return h.prevLast
 }

@@ -2,24 +2,36 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-streams/sluice/internal/vfs"
 )
 
 // abandon drops a log the way a crash does: no sync, no checkpoint, no clean marker.
 func abandon(l *Log) {
 	l.mu.Lock()
 	l.closed = true
-	stop, done := l.stop, l.syncDone
+	stop, done, sealDone := l.stop, l.syncDone, l.sealDone
 	l.mu.Unlock()
 	if stop != nil {
 		close(stop)
-		<-done
+		if done != nil {
+			<-done
+		}
+		<-sealDone
 	}
+	l.cmu.Lock()
+	for _, job := range l.pending { // seals the crash interrupted
+		job.s.release()
+	}
+	l.pending = nil
+	l.cmu.Unlock()
 	for _, s := range *l.segs.Swap(&[]*segment{}) {
 		s.release()
 	}
@@ -368,7 +380,7 @@ func TestTornRoll(t *testing.T) {
 		make func(t *testing.T, l *Log, fx *fixture)
 	}{
 		{"empty new segment", func(t *testing.T, l *Log, fx *fixture) {
-			s, err := l.createSegment(4, fx.recs[149].Seq+1, MinSegmentSize)
+			s, err := l.createSegment(4, fx.recs[149].Seq+1, MinSegmentSize, fx.recs[149].Seq)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -407,6 +419,58 @@ func TestTornRoll(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameRecords(t, got, append(append([]Record(nil), fx.recs...), more...))
+		})
+	}
+}
+
+// TestInterruptedBackgroundSeal crashes a None-mode log whose full segments were not sealed
+// on disk yet, and checks that recovery seals them, and that a torn tail in one of them
+// drops the later segments so that the loss stays a suffix.
+func TestInterruptedBackgroundSeal(t *testing.T) {
+	for _, tear := range []bool{false, true} {
+		t.Run(fmt.Sprintf("torn=%v", tear), func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOpts(newClock(), None)
+			o.noSealer = true
+			l := mustOpen(t, dir, o)
+			recs := appendN(t, l, 0, 150, 1000, fixBatch)
+			abandon(l)
+			segs := segFiles(t, dir)
+			if len(segs) != 3 || sealedOnDisk(vfs.OS, segs[0]) || sealedOnDisk(vfs.OS, segs[1]) {
+				t.Fatalf("want 3 segments, the first two unsealed on disk")
+			}
+			survive := len(recs)
+			if tear {
+				// The end of the second segment never reached the disk: zeros.
+				fr := framesOf(t, segs[1])
+				zeroFrom(t, segs[1], fr[len(fr)-3].off)
+				survive = len(framesOf(t, segs[0])) + len(fr) - 3
+			}
+			l = mustOpen(t, dir, testOpts(newClock(), None))
+			defer l.Close()
+			if err := l.Err(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readAll(t, l, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameRecords(t, got, recs[:survive])
+			want := 3
+			if tear {
+				want = 2
+			}
+			segs = segFiles(t, dir)
+			if len(segs) != want || !sealedOnDisk(vfs.OS, segs[0]) || !sealedOnDisk(vfs.OS, segs[1]) {
+				t.Fatalf("%d segments after recovery (want %d), the first two must be sealed", len(segs), want)
+			}
+			b := []Record{rec("next", []byte("x"))}
+			if err := l.Append(b); err != nil {
+				t.Fatal(err)
+			}
+			if b[0].Seq <= recs[len(recs)-1].Seq {
+				t.Fatalf("number %d reused", b[0].Seq)
+			}
 		})
 	}
 }

@@ -87,6 +87,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	}
 	l.next = seq
 	l.alast = seq - 1
+	l.lastSeq = seq - 1
 	l.acount += uint64(len(batch))
 	l.lastTime = now
 	l.woff = off
@@ -208,7 +209,7 @@ func (l *Log) intervalSyncer(period time.Duration, stop <-chan struct{}, done ch
 // full disk leaves the current one active and unchanged) and then seals the current one.
 func (l *Log) rollLocked(size int64) error {
 	capacity := max(l.opts.SegmentSize, DataOffset+(size+DataOffset-1)&^(DataOffset-1))
-	ns, err := l.createSegment(l.nextSegID, l.next, capacity)
+	ns, err := l.createSegment(l.nextSegID, l.next, capacity, l.lastSeq)
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (l *Log) rollLocked(size int64) error {
 
 // createSegment creates, preallocates and maps a new active segment crash-safely: the file is
 // built under a temporary name, synced, renamed and its directory synced.
-func (l *Log) createSegment(id, base uint64, capacity int64) (*segment, error) {
+func (l *Log) createSegment(id, base uint64, capacity int64, prevLast uint64) (*segment, error) {
 	path := l.segPath(base, id)
 	tmp := path + tmpSuffix
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -248,7 +249,7 @@ func (l *Log) createSegment(id, base uint64, capacity int64) (*segment, error) {
 		return fail(err)
 	}
 	page := make([]byte, DataOffset)
-	appendSegHeader(page[:0], segHeader{logID: l.opts.LogID, segID: id, base: base, created: l.opts.Now().UnixNano()})
+	appendSegHeader(page[:0], segHeader{logID: l.opts.LogID, segID: id, base: base, created: l.opts.Now().UnixNano(), prevLast: prevLast})
 	appendCheckpoint(page[slot1Off:slot1Off], checkpoint{gen: 1, durable: DataOffset})
 	if _, err := f.WriteAt(page, 0); err != nil {
 		return fail(err)
@@ -284,13 +285,69 @@ func (l *Log) createError(path string, err error) error {
 	return fmt.Errorf("segment: create %s: %w", path, err)
 }
 
-// sealActiveLocked makes the active segment immutable: everything is synced, a sealed
-// checkpoint records its end, its index is stored, and the unused preallocated tail is cut
-// off. Called with mu held; takes the sync token.
+// sealActiveLocked makes the active segment immutable and starts a new one at the next
+// append. Its summary is known at once (readers and retention use it); the disk work — sync,
+// sealed checkpoint, truncation of the unused tail, index file — is done by sealFile:
+//
+//   - in Sync mode here, under mu: the data is already synced by group commit, so this costs
+//     two small fdatasyncs, and the appenders waiting on the segment are acknowledged by it;
+//   - in Interval and None modes by whoever next holds the sync token (the sealer goroutine,
+//     the interval syncer before it syncs the new segment, or Close), so that appends are not
+//     stalled by the fdatasync of a whole segment of unsynced data. A crash before that
+//     leaves the segment unsealed on disk; recovery seals it, and if its tail was torn it
+//     drops the later segments too, so that the loss stays a suffix.
+//
+// Called with mu held.
 func (l *Log) sealActiveLocked() error {
 	s := l.active
 	cp := l.currentPtLocked()
-	l.acquireSync()
+	if l.opts.Durability.Mode == Sync {
+		l.acquireSync()
+		err := l.sealFile(s, cp)
+		l.cmu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.failLocked(fmt.Errorf("seal %s: %w", s.path, err))
+			err = l.failed
+		} else if cp.ticket > l.durable {
+			l.durable = cp.ticket
+		}
+		l.ccond.Broadcast()
+		l.cmu.Unlock()
+		if err != nil {
+			return err
+		}
+	} else {
+		s.acquire() // held by the job until the disk work is done
+		l.cmu.Lock()
+		l.pending = append(l.pending, sealJob{s: s, cp: cp})
+		l.cmu.Unlock()
+		select {
+		case l.sealKick <- struct{}{}:
+		default:
+		}
+	}
+	// The segment is now read like any sealed one, through its summary; the mapping and the
+	// builder's table stay valid for readers holding references.
+	s.mu.Lock()
+	s.info = segInfo{end: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: true}
+	s.infoLoaded = true
+	s.mu.Unlock()
+	l.publish(s, cp.off, cp.last)
+	l.active = nil
+	return nil
+}
+
+// sealJob is a segment waiting for the disk work of its seal.
+type sealJob struct {
+	s  *segment
+	cp commitPt
+}
+
+// sealFile does the disk work of sealing s at point cp: fdatasync of the data, the sealed
+// checkpoint, truncation of the preallocated tail, fdatasync, and the index file. The caller
+// holds the sync token.
+func (l *Log) sealFile(s *segment, cp commitPt) error {
 	err := s.f.Sync()
 	if err == nil {
 		s.synced = cp
@@ -302,16 +359,6 @@ func (l *Log) sealActiveLocked() error {
 	if err == nil {
 		err = s.f.Sync()
 	}
-	l.cmu.Lock()
-	l.syncing = false
-	if err != nil {
-		l.failLocked(fmt.Errorf("seal %s: %w", s.path, err))
-		err = l.failed
-	} else if cp.ticket > l.durable {
-		l.durable = cp.ticket
-	}
-	l.ccond.Broadcast()
-	l.cmu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -319,13 +366,53 @@ func (l *Log) sealActiveLocked() error {
 	if err := index.Write(l.fs, idxPath(s.path), h, s.bld.Table()); err != nil {
 		l.logger.Warn("could not store a sealed segment's index; it is rebuilt when read", "file", s.path, "err", err)
 	}
-	// The segment is now read like any sealed one, through its summary; the mapping and the
-	// builder's table stay valid for readers holding references.
-	s.mu.Lock()
-	s.info = segInfo{end: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: true}
-	s.infoLoaded = true
-	s.mu.Unlock()
-	l.publish(s, cp.off, cp.last)
-	l.active = nil
 	return nil
+}
+
+// sealPending does the disk work of every pending seal, oldest first. The caller holds the
+// sync token. A failure is sticky, and the remaining jobs are dropped (their segments stay
+// unsealed on disk, which recovery handles).
+func (l *Log) sealPending() error {
+	for {
+		l.cmu.Lock()
+		if len(l.pending) == 0 {
+			l.cmu.Unlock()
+			return nil
+		}
+		job := l.pending[0]
+		failed := l.failed
+		l.cmu.Unlock()
+		var err error
+		if failed == nil {
+			err = l.sealFile(job.s, job.cp)
+		}
+		l.cmu.Lock()
+		l.pending = l.pending[1:]
+		if err != nil {
+			l.failLocked(fmt.Errorf("seal %s: %w", job.s.path, err))
+		}
+		l.cmu.Unlock()
+		job.s.release()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sealer does pending seals in the background (Interval and None modes).
+func (l *Log) sealer(kick <-chan struct{}, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-kick:
+		}
+		l.acquireSync()
+		l.sealPending()
+		l.cmu.Lock()
+		l.syncing = false
+		l.ccond.Broadcast()
+		l.cmu.Unlock()
+	}
 }
