@@ -19,13 +19,13 @@ TEST_TIMEOUT ?= 10m
 # Native fuzz targets run by fuzz-smoke, as package:Target:budget triples. Budgets are
 # execution counts (Nx), not durations: Go 1.26's fuzz coordinator can fail a run with a bare
 # "context deadline exceeded" when a duration expires under CPU contention (golang/go#75804,
-# fixed in Go 1.27); a count has no deadline to race. Each budget is a few seconds here.
+# fixed in Go 1.27); a count has no deadline to race. Each budget is 10 to 30 seconds on 2 cores.
 # FUZZTIME, when set, overrides every budget (e.g. make fuzz-smoke FUZZTIME=5m).
 FUZZ_TARGETS ?= \
-	./segment:FuzzDecodeFrame:200000x \
-	./segment:FuzzRecover:3000x \
-	./index:FuzzTableLookup:50000x \
-	./fuzz:FuzzLogOps:300x
+	./segment:FuzzDecodeFrame:1000000x \
+	./segment:FuzzRecover:10000x \
+	./index:FuzzTableLookup:200000x \
+	./fuzz:FuzzLogOps:600x
 FUZZTIME ?=
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).

@@ -26,7 +26,8 @@
 //     one fdatasync (group commit). Nothing acknowledged is lost.
 //   - Interval: Append returns once the batch is in the page cache; a goroutine syncs every
 //     period. A power loss loses at most the last period of acknowledged records, a suffix.
-//   - None: no fdatasync on the append path. A power loss loses a suffix.
+//   - None: no fdatasync on the append path (segments are synced when sealed, in the
+//     background, and at Close). A power loss loses a suffix.
 //
 // In every mode a failed write or fdatasync is sticky (ErrFailed): the log acknowledges
 // nothing more until it is reopened. A full disk (ErrNoSpace) is not: nothing was acknowledged,
@@ -40,7 +41,14 @@
 // succeeds so that the intact records stay readable, but Append and Err report ErrCorrupt with
 // the file and offset. A clean close stores the active segment's index and a clean marker, so
 // the next open reads no frames at all. Sealed segments are not read at open: start-up cost
-// does not grow with their number. Their frames' CRCs are checked by every Read.
+// does not grow with their number. Read checks the CRC of every frame this process has not
+// written or scanned itself.
+//
+// Sealing. A full segment is sealed (synced, a sealed checkpoint written, its preallocated
+// tail cut off, its index stored). In Sync mode this happens on the roll; in Interval and None
+// modes it happens in the background so that appends never wait for the fdatasync of a whole
+// segment, and recovery finishes seals a crash interrupted: if such a segment lost its tail,
+// the later segments are dropped with it, so what these modes lose is always a suffix.
 //
 // Concurrency. Append may be called from many goroutines (they are serialised by the writer
 // lock and share syncs); Read, SeqAtTime, Oldest, Tip and Changed take no lock on the hot path
