@@ -112,7 +112,7 @@ func (a appendRun) note() string {
 	if a.elapsed == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("%d batches, %d fdatasyncs, %.0f%% of the time in fsyncs", a.batches, a.syncs, a.syncTime.Seconds()/a.elapsed.Seconds()*100)
+	s := fmt.Sprintf("%d batches, %d fdatasyncs, fdatasync time %.0f%% of the wall time (background seals overlap appends)", a.batches, a.syncs, a.syncTime.Seconds()/a.elapsed.Seconds()*100)
 	if a.syncs > 0 {
 		s += fmt.Sprintf(", %.1f batches per fdatasync, longest fdatasync %.0f ms", float64(a.batches)/float64(a.syncs), a.longest.Seconds()*1e3)
 	}
