@@ -27,7 +27,8 @@ import (
 //	                          memmove (0.70)
 //
 // Every record carries an 8-byte partition key. Segments have the default size (128 MiB), so
-// appends include segment rolls (and the fdatasync that seals a segment, in every mode).
+// appends include segment rolls (the seal of a full segment runs in the background in none
+// mode and on the roll in sync mode).
 const (
 	recordsPerSecondTarget = 5_000_000
 	groupAppenders         = 8
