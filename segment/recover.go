@@ -535,6 +535,7 @@ func (l *Log) dropAfter(segs []*segment, i int) []*segment {
 		if s == l.active {
 			l.active = nil
 			l.woff, l.afirst, l.alast, l.acount = 0, 0, 0, 0
+			l.written = commitPt{}
 		}
 		s.removed.Store(true)
 		s.release()
