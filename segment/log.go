@@ -58,6 +58,7 @@ type Log struct {
 
 	failedFlag atomic.Bool                   // mirrors failed != nil for a lock-free check
 	tip        atomic.Uint64                 // last readable sequence number, 0 if none
+	tipTime    atomic.Int64                  // arrival time of that record (Unix ns), 0 if none
 	horizon    atomic.Uint64                 // reads start at or above this number (retention)
 	hidden     atomic.Int64                  // records that arrived before this time are hidden
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
@@ -80,6 +81,10 @@ func (l *Log) Dir() string { return l.dir }
 // Tip returns the sequence number of the last readable record, 0 if the log is empty.
 func (l *Log) Tip() uint64 { return l.tip.Load() }
 
+// TipTime returns the arrival time (Unix nanoseconds) of the last readable record, 0 if the
+// log is empty. Readers compute how far behind they are from it (MillisBehindLatest).
+func (l *Log) TipTime() int64 { return l.tipTime.Load() }
+
 // Changed returns a channel that is closed when records appended after the call become
 // readable. Take the channel before checking Tip, so that no append is missed. It does not
 // allocate unless no channel is pending.
@@ -98,7 +103,7 @@ func (l *Log) Changed() <-chan struct{} {
 // publishLocked makes frames of seg up to end (last sequence number last) readable and wakes
 // waiters. Called by the goroutine that owns publication: the writer under mu in the Interval
 // and None modes, the sync token holder in Sync mode.
-func (l *Log) publish(seg *segment, end int64, last uint64) {
+func (l *Log) publish(seg *segment, end int64, last uint64, ltime int64) {
 	for {
 		cur := seg.readEnd.Load()
 		if end <= cur || seg.readEnd.CompareAndSwap(cur, end) {
@@ -108,6 +113,12 @@ func (l *Log) publish(seg *segment, end int64, last uint64) {
 	for {
 		cur := l.tip.Load()
 		if last <= cur || l.tip.CompareAndSwap(cur, last) {
+			break
+		}
+	}
+	for {
+		cur := l.tipTime.Load()
+		if ltime <= cur || l.tipTime.CompareAndSwap(cur, ltime) {
 			break
 		}
 	}
@@ -277,7 +288,7 @@ func (l *Log) closeActiveLocked() error {
 			l.failLocked(fmt.Errorf("close %s: %w", s.path, err))
 		} else if cp.ticket > l.durable {
 			l.durable = cp.ticket // appenders still waiting are acknowledged by this sync
-			l.publish(s, cp.off, cp.last)
+			l.publish(s, cp.off, cp.last, cp.ltime)
 		}
 		l.ccond.Broadcast()
 		l.cmu.Unlock()

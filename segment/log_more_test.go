@@ -299,3 +299,46 @@ func TestCloseWhileAppending(t *testing.T) {
 		}
 	}
 }
+
+func TestTipTimeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	o := testOpts(c, Sync)
+	o.SegmentAge = time.Minute
+	l := mustOpen(t, dir, o)
+	if l.TipTime() != 0 {
+		t.Fatal("empty log has a tip time")
+	}
+	recs := appendN(t, l, 0, 3, 10, 3)
+	if l.TipTime() != recs[2].Time {
+		t.Fatalf("tip time %d, want %d", l.TipTime(), recs[2].Time)
+	}
+	// Seal the segment by age, so the tip comes from a sealed segment after the restart.
+	c.Advance(2 * time.Minute)
+	if _, err := l.Trim(0); err != nil {
+		t.Fatal(err)
+	}
+	if l.active != nil {
+		t.Fatal("the aged segment was not sealed")
+	}
+	c.Advance(-time.Hour) // the clock steps back across the restart
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, crash := range []bool{false, true} {
+		l = mustOpen(t, dir, o)
+		if l.TipTime() != recs[2].Time || l.Tip() != recs[2].Seq {
+			t.Fatalf("after reopening: tip %d at %d, want %d at %d", l.Tip(), l.TipTime(), recs[2].Seq, recs[2].Time)
+		}
+		b := appendN(t, l, 10, 1, 10, 1)
+		if b[0].Time < recs[2].Time {
+			t.Fatalf("arrival time went back across a restart: %d < %d", b[0].Time, recs[2].Time)
+		}
+		recs[2] = b[0]
+		if crash {
+			abandon(l)
+		} else if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -159,6 +159,7 @@ func (l *Log) noteCorrupt(err error) {
 func (l *Log) published() {
 	if l.active != nil && l.acount > 0 {
 		l.tip.Store(l.alast)
+		l.tipTime.Store(l.lastTime)
 	} else {
 		segs := *l.segs.Load()
 		for i := len(segs) - 1; i >= 0; i-- {
@@ -167,6 +168,8 @@ func (l *Log) published() {
 			}
 			if info, err := segs[i].sealedInfo(); err == nil && info.count > 0 {
 				l.tip.Store(info.last)
+				l.tipTime.Store(info.ltime)
+				l.lastTime = max(l.lastTime, info.ltime) // arrival times stay monotonic
 				break
 			}
 		}

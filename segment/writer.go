@@ -102,7 +102,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	l.written = cp
 	l.cmu.Unlock()
 	if l.opts.Durability.Mode != Sync {
-		l.publish(s, l.woff, l.alast)
+		l.publish(s, l.woff, l.alast, l.lastTime)
 	}
 	return l.ticket, nil
 }
@@ -169,7 +169,7 @@ func (l *Log) waitDurable(ticket uint64) error {
 		if cp.ticket > l.durable {
 			l.durable = cp.ticket
 		}
-		l.publish(cp.seg, cp.off, cp.last)
+		l.publish(cp.seg, cp.off, cp.last, cp.ltime)
 		l.ccond.Broadcast()
 	}
 	return nil
@@ -333,7 +333,7 @@ func (l *Log) sealActiveLocked() error {
 	s.info = segInfo{end: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: true}
 	s.infoLoaded = true
 	s.mu.Unlock()
-	l.publish(s, cp.off, cp.last)
+	l.publish(s, cp.off, cp.last, cp.ltime)
 	l.active = nil
 	return nil
 }
