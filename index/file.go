@@ -3,7 +3,6 @@ package index
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/edsrzf/mmap-go"
 
@@ -42,30 +41,7 @@ func Write(fsys vfs.FS, path string, h Header, t Table) error {
 	buf := make([]byte, 0, HeaderSize+len(t.b))
 	buf = appendHeader(buf, h, crc.Checksum(t.b))
 	buf = append(buf, t.b...)
-	tmp := path + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(buf, 0); err != nil {
-		f.Close()
-		fsys.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		fsys.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		fsys.Remove(tmp)
-		return err
-	}
-	if err := fsys.Rename(tmp, path); err != nil {
-		fsys.Remove(tmp)
-		return err
-	}
-	return fsys.SyncDir(filepath.Dir(path))
+	return vfs.WriteFileAtomic(fsys, path, buf)
 }
 
 // Open maps the index file at path and validates it against want, the description of the

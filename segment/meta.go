@@ -130,32 +130,7 @@ func readMeta(fsys vfs.FS, dir string) (m meta, ok bool, err error) {
 
 // writeMeta replaces the metadata file crash-safely.
 func writeMeta(fsys vfs.FS, dir string, m meta) error {
-	return writeFileAtomic(fsys, filepath.Join(dir, metaName), m.encode())
-}
-
-// writeFileAtomic writes b to path through a temporary file, fdatasync, rename and an fsync
-// of the directory, so that after a crash path holds either the old or the new bytes.
-func writeFileAtomic(fsys vfs.FS, path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt(b, 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, path)
-	}
-	if err != nil {
-		fsys.Remove(tmp)
-		return err
-	}
-	return fsys.SyncDir(filepath.Dir(path))
+	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, metaName), m.encode())
 }
 
 func isNotExist(err error) bool { return err != nil && errorsIs(err, fs.ErrNotExist) }
