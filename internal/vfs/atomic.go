@@ -9,9 +9,9 @@ import (
 // (path + ".tmp"), fdatasyncs it, renames it over path and fsyncs the directory, so that
 // after a crash path holds either its old content or b, never a mixture. A leftover
 // temporary file is harmless; owners delete "*.tmp" files when they open a directory.
-func WriteFileAtomic(fsys FS, path string, b []byte) error {
+func WriteFileAtomic(fsys FS, path string, b []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,77 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind is the class of a stream error, one per Kinesis exception the API layer returns.
+type Kind uint8
+
+// The kinds, named after the Kinesis exceptions they become.
+const (
+	KindInvalidArgument Kind = iota + 1
+	KindResourceNotFound
+	KindResourceInUse
+	KindLimitExceeded
+	KindProvisionedThroughputExceeded
+	KindExpiredIterator
+	KindValidation
+)
+
+var kindNames = [...]string{
+	KindInvalidArgument:               "InvalidArgumentException",
+	KindResourceNotFound:              "ResourceNotFoundException",
+	KindResourceInUse:                 "ResourceInUseException",
+	KindLimitExceeded:                 "LimitExceededException",
+	KindProvisionedThroughputExceeded: "ProvisionedThroughputExceededException",
+	KindExpiredIterator:               "ExpiredIteratorException",
+	KindValidation:                    "ValidationException",
+}
+
+// String returns the Kinesis exception name.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", k)
+}
+
+// Error is an error of a Kind with a message for the client.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Kind.String() + ": " + e.Msg }
+
+// Is matches any *Error of the same Kind, so errors.Is(err, ErrInvalidArgument) tests the kind.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Kind == e.Kind && t.Msg == ""
+}
+
+// Sentinels for errors.Is: one per kind, with no message.
+var (
+	ErrInvalidArgument               = &Error{Kind: KindInvalidArgument}
+	ErrResourceNotFound              = &Error{Kind: KindResourceNotFound}
+	ErrResourceInUse                 = &Error{Kind: KindResourceInUse}
+	ErrLimitExceeded                 = &Error{Kind: KindLimitExceeded}
+	ErrProvisionedThroughputExceeded = &Error{Kind: KindProvisionedThroughputExceeded}
+	ErrExpiredIterator               = &Error{Kind: KindExpiredIterator}
+	ErrValidation                    = &Error{Kind: KindValidation}
+)
+
+// errorf returns an *Error of kind k.
+func errorf(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of err, 0 if it is not a stream error.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}

@@ -1,0 +1,91 @@
+package stream
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/internal/vfs"
+)
+
+func TestIteratorRoundTripAndKeyPersistence(t *testing.T) {
+	dir := t.TempDir()
+	k, err := LoadIteratorKey(vfs.OS, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_700_000_000_123)
+	it := Iterator{Stream: "orders", StreamGen: 42, Shard: 7, Pos: 1 << 40, Issued: now}
+	tok := k.Encode(it)
+	if len(tok) > 512 || strings.ContainsAny(tok, "+/=") {
+		t.Fatalf("token %q: length %d or characters unsafe in URLs", tok, len(tok))
+	}
+	got, err := k.Decode(tok, now.Add(IteratorTTL))
+	if err != nil || got != it {
+		t.Fatalf("Decode = %+v, %v; want %+v", got, err, it)
+	}
+	if st, err := os.Stat(filepath.Join(dir, keyFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, st.Mode())
+	}
+	// The key survives a restart: the same token still decodes.
+	k2, err := LoadIteratorKey(vfs.OS, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.Decode(tok, now); err != nil {
+		t.Fatalf("token refused after reloading the key: %v", err)
+	}
+	// Another data directory's key refuses it.
+	k3, err := LoadIteratorKey(vfs.OS, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k3.Decode(tok, now); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("foreign key: %v", err)
+	}
+	long := Iterator{Stream: strings.Repeat("s", 128), Issued: now}
+	if n := len(k.Encode(long)); n > 512 {
+		t.Fatalf("longest token is %d characters", n)
+	}
+}
+
+func TestIteratorRejects(t *testing.T) {
+	k, err := LoadIteratorKey(vfs.OS, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_700_000_000_000)
+	tok := k.Encode(Iterator{Stream: "s", Shard: 1, Pos: 5, Issued: now})
+	if _, err := k.Decode(tok, now.Add(IteratorTTL+time.Millisecond)); !errors.Is(err, ErrExpiredIterator) {
+		t.Fatalf("expired: %v", err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(tok)
+	for i := range raw {
+		for _, bit := range []byte{1, 0x80} {
+			b := append([]byte(nil), raw...)
+			b[i] ^= bit
+			if _, err := k.Decode(base64.RawURLEncoding.EncodeToString(b), now); !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("byte %d flipped: %v", i, err)
+			}
+		}
+	}
+	for _, bad := range []string{"", "x", "!!!!", tok[:len(tok)-1], tok + "A", strings.Repeat("A", 600)} {
+		if _, err := k.Decode(bad, now); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("Decode(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestIteratorKeyFileDamaged(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, keyFile), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIteratorKey(vfs.OS, dir); err == nil {
+		t.Fatal("a short key file was accepted")
+	}
+}

@@ -1,0 +1,93 @@
+package stream
+
+import (
+	"math/bits"
+	"strconv"
+)
+
+// Sequence numbers as clients see them. Kinesis prints them as 56-digit decimal strings and
+// compares them as integers; sluice's are the integer
+//
+//	10^55 + shard·2^64 + position
+//
+// where shard is the shard's index within its stream (shardId-000000000007 is 7) and position
+// is the record's sequence number in the shard's log (segment.Log, a uint64 ≥ 1). The leading
+// 10^55 makes every number exactly 56 digits, so numeric and lexicographic order agree, and
+// a number decodes back to its shard and position with no lookup. A child shard always has a
+// higher index than its parents, so its numbers are greater than theirs, as Kinesis promises.
+//
+// Layout of the 56 digits: "1", then 26 zeros, then shard·2^64 + position as 29 digits
+// (2^96 < 10^29). To change it, keep accepting the old form: numbers live in consumers'
+// checkpoints for as long as the data does.
+const (
+	seqDigits   = 56
+	seqLowWidth = 29                         // digits of shard·2^64 + position
+	pow19       = 10_000_000_000_000_000_000 // 10^19
+)
+
+// SeqNum is a decoded sequence number.
+type SeqNum struct {
+	Shard uint32
+	Pos   uint64
+}
+
+// Less reports whether a sorts before b.
+func (a SeqNum) Less(b SeqNum) bool {
+	return a.Shard < b.Shard || (a.Shard == b.Shard && a.Pos < b.Pos)
+}
+
+// String returns the 56-digit decimal form.
+func (a SeqNum) String() string { return string(a.Append(make([]byte, 0, seqDigits))) }
+
+// Append appends the 56-digit decimal form to dst without allocating beyond dst's growth.
+func (a SeqNum) Append(dst []byte) []byte {
+	// x = shard·2^64 + pos, split as q·10^19 + r; q < 2^96/10^19 < 10^10.
+	q, r := bits.Div64(uint64(a.Shard), a.Pos, pow19)
+	var low [seqLowWidth]byte
+	for i := seqLowWidth - 1; i >= seqLowWidth-19; i-- {
+		low[i] = byte('0' + r%10)
+		r /= 10
+	}
+	for i := seqLowWidth - 20; i >= 0; i-- {
+		low[i] = byte('0' + q%10)
+		q /= 10
+	}
+	dst = append(dst, '1')
+	for range seqDigits - 1 - seqLowWidth {
+		dst = append(dst, '0')
+	}
+	return append(dst, low[:]...)
+}
+
+// ParseSeqNum decodes a sequence number. It accepts only the 56-digit form sluice issues;
+// anything else, even a valid Kinesis-looking number, is an InvalidArgument error.
+func ParseSeqNum(s string) (SeqNum, error) {
+	if len(s) != seqDigits || s[0] != '1' {
+		return SeqNum{}, badSeqNum(s)
+	}
+	for i := 1; i < seqDigits-seqLowWidth; i++ {
+		if s[i] != '0' {
+			return SeqNum{}, badSeqNum(s)
+		}
+	}
+	low := s[seqDigits-seqLowWidth:]
+	q, err1 := strconv.ParseUint(low[:seqLowWidth-19], 10, 64)
+	r, err2 := strconv.ParseUint(low[seqLowWidth-19:], 10, 64)
+	if err1 != nil || err2 != nil || low[0] == '+' || low[seqLowWidth-19] == '+' {
+		return SeqNum{}, badSeqNum(s)
+	}
+	hi, lo := bits.Mul64(q, pow19)
+	lo, carry := bits.Add64(lo, r, 0)
+	hi += carry
+	if hi > 1<<32-1 {
+		return SeqNum{}, badSeqNum(s)
+	}
+	return SeqNum{Shard: uint32(hi), Pos: lo}, nil
+}
+
+func badSeqNum(s string) error {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return errorf(KindInvalidArgument, "sequence number %q was not issued by this server", s)
+}
