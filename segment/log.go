@@ -258,10 +258,7 @@ func (l *Log) closeActiveLocked() error {
 	l.cmu.Lock()
 	l.syncing = false
 	l.ccond.Broadcast()
-	for _, job := range l.pending { // left by a failure: released, not sealed
-		job.s.release()
-	}
-	l.pending = nil
+	l.dropPendingLocked() // left by a failure: released, not sealed
 	failed := l.failed
 	l.cmu.Unlock()
 	if failed != nil || l.corrupt != nil || err != nil {
@@ -305,6 +302,15 @@ func (l *Log) closeActiveLocked() error {
 		return fmt.Errorf("segment: close %s: %w", l.dir, err)
 	}
 	return nil
+}
+
+// dropPendingLocked forgets pending seals without doing them, releasing their segments.
+// Called with cmu held.
+func (l *Log) dropPendingLocked() {
+	for _, job := range l.pending {
+		job.s.release()
+	}
+	l.pending = nil
 }
 
 // currentPtLocked describes the active segment now. Called with mu held.

@@ -343,17 +343,22 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 
 // sealedOnDisk reports whether the segment file at path carries a valid sealed checkpoint.
 func sealedOnDisk(fsys vfs.FS, path string) bool {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	page, err := readHeaderPage(f)
+	page, err := headerPageOf(fsys, path)
 	if err != nil {
 		return false
 	}
 	c, ok := bestCheckpoint(page)
 	return ok && c.sealed
+}
+
+// headerPageOf reads the header page of the segment file at path.
+func headerPageOf(fsys vfs.FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readHeaderPage(f)
 }
 
 // loadCleanIndex loads the index stored at a clean close into the segment's builder. It
@@ -548,12 +553,7 @@ func (l *Log) dropAfter(segs []*segment, i int) []*segment {
 
 // prevLastOf returns the prevLast field of a segment file's header, 0 if unreadable.
 func prevLastOf(fsys vfs.FS, path string) uint64 {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	page, err := readHeaderPage(f)
+	page, err := headerPageOf(fsys, path)
 	if err != nil {
 		return 0
 	}

@@ -27,10 +27,7 @@ func abandon(l *Log) {
 		<-sealDone
 	}
 	l.cmu.Lock()
-	for _, job := range l.pending { // seals the crash interrupted
-		job.s.release()
-	}
-	l.pending = nil
+	l.dropPendingLocked() // seals the crash interrupted
 	l.cmu.Unlock()
 	for _, s := range *l.segs.Swap(&[]*segment{}) {
 		s.release()
