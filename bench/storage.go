@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -126,7 +125,7 @@ func (a appendRun) note() string {
 // included, is.
 func measureAppend(ctx context.Context, dir string, d time.Duration, mode segment.Mode, size, n, appenders int) (appendRun, error) {
 	defer os.RemoveAll(dir)
-	fsys := &syncCountFS{FS: vfs.OS}
+	fsys := vfs.NewCountingFS(vfs.OS)
 	l, err := segment.Open(dir, segment.Options{FS: fsys, Durability: segment.Durability{Mode: mode}})
 	if err != nil {
 		return appendRun{}, err
@@ -144,8 +143,7 @@ func measureAppend(ctx context.Context, dir string, d time.Duration, mode segmen
 	if err := l.Append(batches[0]); err != nil {
 		return appendRun{}, err
 	}
-	syncs0, nanos0 := fsys.syncs.Load(), fsys.nanos.Load()
-	fsys.longest.Store(0)
+	fsys.Reset()
 	var count atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
@@ -168,11 +166,12 @@ func measureAppend(ctx context.Context, dir string, d time.Duration, mode segmen
 	if firstErr != nil {
 		return appendRun{}, firstErr
 	}
+	st := fsys.Stats()
 	a := appendRun{
 		batches:  count.Load(),
-		syncs:    fsys.syncs.Load() - syncs0,
-		syncTime: time.Duration(fsys.nanos.Load() - nanos0),
-		longest:  time.Duration(fsys.longest.Load()),
+		syncs:    st.Syncs,
+		syncTime: st.Time,
+		longest:  st.Longest,
 		elapsed:  el,
 	}
 	a.recordRate = float64(a.batches) * float64(n) / el.Seconds()
@@ -263,48 +262,4 @@ func (rd *readSetup) measure(ctx context.Context, d time.Duration) (float64, str
 	el := time.Since(start).Seconds()
 	note := fmt.Sprintf("%.2f M records/s, %.1f µs per Read of %d records", float64(records)/el/1e6, el*1e6/float64(reads), records/max(reads, 1))
 	return float64(bytes) / el, note, ctx.Err()
-}
-
-// syncCountFS is the OS file layer with a count of fdatasyncs and the time spent in them and
-// in directory fsyncs.
-type syncCountFS struct {
-	vfs.FS
-	syncs   atomic.Int64
-	nanos   atomic.Int64
-	longest atomic.Int64 // the longest single File.Sync, nanoseconds
-}
-
-func (c *syncCountFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
-	f, err := c.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return &syncCountFile{File: f, c: c}, nil
-}
-
-func (c *syncCountFS) SyncDir(name string) error {
-	t := time.Now()
-	err := c.FS.SyncDir(name)
-	c.nanos.Add(int64(time.Since(t)))
-	return err
-}
-
-type syncCountFile struct {
-	vfs.File
-	c *syncCountFS
-}
-
-func (f *syncCountFile) Sync() error {
-	t := time.Now()
-	err := f.File.Sync()
-	d := int64(time.Since(t))
-	f.c.nanos.Add(d)
-	f.c.syncs.Add(1)
-	for {
-		cur := f.c.longest.Load()
-		if d <= cur || f.c.longest.CompareAndSwap(cur, d) {
-			break
-		}
-	}
-	return err
 }

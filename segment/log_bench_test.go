@@ -2,14 +2,12 @@ package segment
 
 import (
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -52,60 +50,6 @@ func benchBatch(n, size int) []Record {
 	return batch
 }
 
-// syncCountFS is the OS file layer with a count of fdatasyncs (File.Sync) and directory
-// fsyncs and the time spent in them, so that benchmarks can report how many batches share
-// one sync (group commit) and what share of the wall time syncs take.
-type syncCountFS struct {
-	vfs.FS
-	syncs    atomic.Int64 // File.Sync calls
-	dirSyncs atomic.Int64 // FS.SyncDir calls
-	nanos    atomic.Int64 // time spent in both
-	longest  atomic.Int64 // the longest single File.Sync, nanoseconds
-}
-
-func newSyncCountFS() *syncCountFS { return &syncCountFS{FS: vfs.OS} }
-
-func (c *syncCountFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
-	f, err := c.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return &syncCountFile{File: f, c: c}, nil
-}
-
-func (c *syncCountFS) SyncDir(name string) error {
-	t := time.Now()
-	err := c.FS.SyncDir(name)
-	c.nanos.Add(int64(time.Since(t)))
-	c.dirSyncs.Add(1)
-	return err
-}
-
-type syncCountFile struct {
-	vfs.File
-	c *syncCountFS
-}
-
-func (f *syncCountFile) Sync() error {
-	t := time.Now()
-	err := f.File.Sync()
-	d := int64(time.Since(t))
-	f.c.nanos.Add(d)
-	f.c.syncs.Add(1)
-	for {
-		cur := f.c.longest.Load()
-		if d <= cur || f.c.longest.CompareAndSwap(cur, d) {
-			break
-		}
-	}
-	return err
-}
-
-// snapshot returns the counters.
-func (c *syncCountFS) snapshot() (syncs, dirSyncs, nanos int64) {
-	return c.syncs.Load(), c.dirSyncs.Load(), c.nanos.Load()
-}
-
 var appendSizes = []struct {
 	name string
 	n    int
@@ -139,7 +83,7 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func benchAppend(b *testing.B, mode Mode, size, n, appenders int) {
-	fsys := newSyncCountFS()
+	fsys := vfs.NewCountingFS(vfs.OS)
 	l, err := Open(b.TempDir(), Options{FS: fsys, Durability: Durability{Mode: mode}})
 	if err != nil {
 		b.Fatal(err)
@@ -155,8 +99,7 @@ func benchAppend(b *testing.B, mode Mode, size, n, appenders int) {
 	}
 	b.ReportAllocs()
 	b.SetBytes(int64(n * size))
-	s0, _, ns0 := fsys.snapshot()
-	fsys.longest.Store(0)
+	fsys.Reset()
 	b.ResetTimer()
 	if appenders == 1 {
 		batch := batches[0]
@@ -181,12 +124,12 @@ func benchAppend(b *testing.B, mode Mode, size, n, appenders int) {
 		wg.Wait()
 	}
 	b.StopTimer()
-	s1, _, ns1 := fsys.snapshot()
+	st := fsys.Stats()
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N)*float64(n)/sec, "records/s")
-	b.ReportMetric(float64(s1-s0)/float64(b.N), "fdatasync/op")
-	b.ReportMetric(float64(ns1-ns0)/1e9/sec*100, "sync-%")
-	b.ReportMetric(float64(fsys.longest.Load())/1e6, "max-sync-ms")
+	b.ReportMetric(float64(st.Syncs)/float64(b.N), "fdatasync/op")
+	b.ReportMetric(st.Time.Seconds()/sec*100, "sync-%")
+	b.ReportMetric(float64(st.Longest)/1e6, "max-sync-ms")
 }
 
 // BenchmarkRead measures reading through the zero-copy View over data written in a setup
