@@ -25,7 +25,9 @@ FUZZ_TARGETS ?= \
 	./segment:FuzzDecodeFrame:1000000x \
 	./segment:FuzzRecover:10000x \
 	./index:FuzzTableLookup:200000x \
-	./fuzz:FuzzLogOps:600x
+	./fuzz:FuzzLogOps:600x \
+	./shardmap:FuzzShardMap:15000x \
+	./shardmap:FuzzDecode:500000x
 FUZZTIME ?=
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).

@@ -1,0 +1,128 @@
+package shardmap
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// Benchmarks of the routing path: hashing a partition key (KeyOf) and finding its open shard
+// (Route), which every PutRecord does once per record.
+//
+//	go test -run='^$' -bench=. -benchtime=200ms ./shardmap
+//
+// The figures are ns/op and allocs/op, which must be 0; KeyOf also reports bytes/s of
+// partition key hashed. No machine limit applies: both are CPU-bound and touch a few cache
+// lines.
+
+const (
+	benchSeed    = 20240601
+	benchQueries = 1 << 12 // a power of two
+)
+
+func benchKeys() []Key {
+	r := rand.New(rand.NewPCG(benchSeed, 1))
+	keys := make([]Key, benchQueries)
+	for i := range keys {
+		keys[i] = Key{Hi: r.Uint64(), Lo: r.Uint64()}
+	}
+	return keys
+}
+
+// BenchmarkRoute routes uniformly random keys among 1, 16, 1024 and MaxOpen open shards.
+func BenchmarkRoute(b *testing.B) {
+	keys := benchKeys()
+	for _, n := range []int{1, 16, 1024, MaxOpen} {
+		m, err := New(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var sink uint32
+			i := 0
+			for b.Loop() {
+				sink += m.Route(keys[i&(benchQueries-1)]).ID
+				i++
+			}
+			_ = sink
+		})
+	}
+}
+
+// BenchmarkKeyOf hashes partition keys of typical sizes: a short id, a UUID, and the largest
+// key AWS allows in ASCII (256 bytes).
+func BenchmarkKeyOf(b *testing.B) {
+	for _, n := range []int{8, 36, 256} {
+		pk := make([]byte, n)
+		for i := range pk {
+			pk[i] = 'a' + byte(i%26)
+		}
+		b.Run(fmt.Sprintf("bytes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			var sink Key
+			for b.Loop() {
+				sink = KeyOf(pk)
+			}
+			_ = sink
+		})
+		b.Run(fmt.Sprintf("string/bytes=%d", n), func(b *testing.B) {
+			s := string(pk)
+			b.ReportAllocs()
+			b.SetBytes(int64(n))
+			var sink Key
+			for b.Loop() {
+				sink = KeyOfString(s)
+			}
+			_ = sink
+		})
+	}
+}
+
+// BenchmarkKeyOfRoute is the whole routing path of one record: hash a 36-byte partition key
+// and route it among 16 open shards.
+func BenchmarkKeyOfRoute(b *testing.B) {
+	m, err := New(16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pk := []byte("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pk)))
+	var sink uint32
+	for b.Loop() {
+		pk[0]++
+		sink += m.Route(KeyOf(pk)).ID
+	}
+	_ = sink
+}
+
+// BenchmarkKeyDecimal formats and parses hash keys of 39 digits, as every ListShards
+// response and ExplicitHashKey does.
+func BenchmarkKeyDecimal(b *testing.B) {
+	keys := benchKeys()
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 64)
+		i := 0
+		for b.Loop() {
+			buf = keys[i&(benchQueries-1)].AppendDecimal(buf[:0])
+			i++
+		}
+	})
+	strs := make([]string, len(keys))
+	for i, k := range keys {
+		strs[i] = k.String()
+	}
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := ParseKey(strs[i&(benchQueries-1)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
