@@ -23,7 +23,7 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time { return c.t }
 
 // FuzzLogOps drives a shard log through a random sequence of appends, reads, retention
-// passes, clean reopens and power cuts, in a durability mode the input picks, and checks it
+// passes, unmapping of idle segments, clean reopens and power cuts, in a durability mode the input picks, and checks it
 // against a model after every step: reads return exactly the acknowledged, unexpired records
 // at or after the starting number; a power cut loses nothing acknowledged in Sync mode and at
 // most a suffix in the others; numbers strictly increase and are never reused.
@@ -61,7 +61,7 @@ func FuzzLogOps(f *testing.F) {
 			return b
 		}
 		for step := 0; len(ops) > 0; step++ {
-			switch next() % 5 {
+			switch next() % 6 {
 			case 0: // append a batch
 				n := 1 + int(next()%8)
 				size := int(next()) * 40
@@ -116,6 +116,10 @@ func FuzzLogOps(f *testing.F) {
 					t.Fatalf("step %d: trim: %v", step, err)
 				}
 				m.horizon = max(m.horizon, cutoff)
+				check(t, l, &m, 0)
+			case 5: // unmap idle segments (twice: the first pass clears the marks)
+				l.UnmapIdle()
+				l.UnmapIdle()
 				check(t, l, &m, 0)
 			}
 		}

@@ -50,6 +50,11 @@
 // segment, and recovery finishes seals a crash interrupted: if such a segment lost its tail,
 // the later segments are dropped with it, so what these modes lose is always a suffix.
 //
+// Mappings. The active segment is mapped once, at its full preallocated size, and read
+// without a lock. A sealed segment is mapped when first read and can be unmapped again by
+// UnmapIdle once no View holds it and no read touched it for a pass, so that a year of
+// segments does not keep a year of mappings.
+//
 // Concurrency. Append may be called from many goroutines (they are serialised by the writer
 // lock and share syncs); Read, SeqAtTime, Oldest, Tip and Changed take no lock on the hot path
 // and may run concurrently with appends, retention and Close. A View holds a reference to its

@@ -286,18 +286,12 @@ func (l *Log) SeqAtTime(t int64) (seq uint64, ok bool, err error) {
 
 // segLastTime returns the arrival time of a segment's last readable record.
 func (l *Log) segLastTime(s *segment) (t int64, empty bool, err error) {
-	if s.bld != nil && !s.isSealed() {
+	if s.live.Load() {
 		// Active: the newest record is at or after anything earlier; treat it as unbounded.
 		return 1<<63 - 1, false, nil
 	}
 	info, err := s.sealedInfo()
 	return info.ltime, info.count == 0, err
-}
-
-func (s *segment) isSealed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.info.sealed
 }
 
 func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {

@@ -323,6 +323,7 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 		}
 	}
 	keepFile = true
+	s.live.Store(true)
 	// Trust what the scan checked and what this process will write; after a clean open
 	// nothing was scanned, so the frames already there are checked when read.
 	s.trustLo, s.trustHi = DataOffset, size

@@ -3,6 +3,8 @@ package segment
 import (
 	"fmt"
 	"time"
+
+	"github.com/sluice-streams/sluice/index"
 )
 
 // Trim applies a retention cutoff (Unix nanoseconds): records that arrived before it are
@@ -102,4 +104,34 @@ func (l *Log) Oldest() (seq uint64, ok bool, err error) {
 	}
 	defer v.Release()
 	return v.First, v.Count > 0, nil
+}
+
+// UnmapIdle unmaps the sealed segments that no View holds and that no read touched since the
+// previous call (a second-chance mark), and returns how many it unmapped. A later read maps
+// the segment again, with its index file, and checks the CRCs of its frames from then on.
+// Mappings cost no anonymous memory, but each takes a kernel map entry (vm.max_map_count)
+// and address space: the owner calls this periodically, next to Trim, so that a long
+// retention of many segments keeps only the segments being read mapped.
+func (l *Log) UnmapIdle() int {
+	l.mu.Lock() // holds the segment list still: refs == 1 is then the list's reference alone
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range *l.segs.Load() {
+		if s.live.Load() || s.used.Swap(false) {
+			continue
+		}
+		s.mu.Lock()
+		if s.m != nil && s.refs.Load() == 1 {
+			if s.idx != nil {
+				s.idx.Close()
+				s.idx = nil
+			}
+			s.m.Unmap()
+			s.m, s.bld, s.table = nil, nil, index.Table{}
+			s.trustLo, s.trustHi = 0, 0 // re-read from the disk: check CRCs again
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
 }

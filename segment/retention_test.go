@@ -160,3 +160,43 @@ func TestSeqAtTime(t *testing.T) {
 		t.Fatal("a record found in the future")
 	}
 }
+
+func TestUnmapIdle(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	l := mustOpen(t, dir, testOpts(c, Sync))
+	defer l.Close()
+	recs := appendN(t, l, 0, 150, 1000, 5) // three segments, two sealed
+	held, err := l.Read(recs[0].Seq, 1, 0) // a view of the first segment stays held
+	if err != nil || held.Count != 1 {
+		t.Fatal(err)
+	}
+	// Every sealed segment was just used (written, read): the first pass only clears marks.
+	if n := l.UnmapIdle(); n != 0 {
+		t.Fatalf("first pass unmapped %d segments in use", n)
+	}
+	if n := l.UnmapIdle(); n != 1 {
+		t.Fatalf("second pass unmapped %d segments, want 1 (the other sealed one is held by a view)", n)
+	}
+	got, err := readAll(t, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, recs)
+	if string(held.Records().b[FrameHeaderSize:FrameHeaderSize+len(recs[0].Key)]) != string(recs[0].Key) {
+		t.Fatal("the held view's bytes changed")
+	}
+	held.Release()
+	l.UnmapIdle() // clears the marks the reads set
+	if n := l.UnmapIdle(); n != 2 {
+		t.Fatalf("unmapped %d segments once idle and released, want 2", n)
+	}
+	// A remapped segment checks CRCs again: damage on disk is caught, not served.
+	second := segFiles(t, dir)[1]
+	flipByte(t, second, framesOf(t, second)[3].off+100)
+	got, err = readAll(t, l, 0)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read over a damaged remapped segment: %v, want ErrCorrupt", err)
+	}
+	sameRecords(t, got, recs[:len(framesOf(t, segFiles(t, dir)[0]))+3])
+}

@@ -66,6 +66,13 @@ type segment struct {
 	refs    atomic.Int32
 	removed atomic.Bool // set (before the list's reference is dropped) when retention drops it
 
+	// live is true while the segment is the active one: its mapping, builder and trust range
+	// are then fixed and read without a lock. Cleared under mu when it is sealed; from then
+	// on every access to the mapping goes through view under mu, which is what lets
+	// UnmapIdle unmap it.
+	live atomic.Bool
+	used atomic.Bool // set by reads, cleared by UnmapIdle: a second-chance idle mark
+
 	// readEnd is the end of the readable frames. For the active segment it is written by the
 	// goroutine that publishes appends (under Log.cmu in sync mode, Log.mu otherwise) and read
 	// by readers; for a sealed segment it is set once, before the segment is shared.
@@ -218,7 +225,10 @@ func (s *segment) sealedInfo() (segInfo, error) {
 // view returns the mapping and index table of a segment, opening a sealed segment if needed.
 // The caller holds a reference. For the active segment both are fixed at creation.
 func (s *segment) view() (mmap.MMap, index.Table, error) {
-	if s.bld != nil {
+	if !s.used.Load() {
+		s.used.Store(true)
+	}
+	if s.live.Load() {
 		return s.m, s.bld.Table(), nil
 	}
 	s.mu.Lock()

@@ -274,6 +274,7 @@ func (l *Log) createSegment(id, base uint64, capacity int64, prevLast uint64) (*
 		trustLo: DataOffset, trustHi: capacity} // every frame in it is written by this process
 	s.synced = commitPt{seg: s, off: DataOffset}
 	s.readEnd.Store(DataOffset)
+	s.live.Store(true)
 	s.refs.Store(1)
 	return s, nil
 }
@@ -332,6 +333,9 @@ func (l *Log) sealActiveLocked() error {
 	s.mu.Lock()
 	s.info = segInfo{end: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: true}
 	s.infoLoaded = true
+	s.table = s.bld.Table()
+	s.used.Store(true) // just written: consumers close behind are about to read it
+	s.live.Store(false)
 	s.mu.Unlock()
 	l.publish(s, cp.off, cp.last, cp.ltime)
 	l.active = nil
