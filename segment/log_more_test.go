@@ -342,3 +342,31 @@ func TestTipTimeSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+func TestViewLastTime(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, testOpts(c, None))
+	a := appendN(t, l, 0, 3, 10, 3)
+	c.Advance(time.Second)
+	b := appendN(t, l, 3, 2, 10, 2)
+	check := func(l *Log) {
+		v, err := l.Read(0, 4, 1<<20)
+		if err != nil || v.Count != 4 || v.LastTime != b[0].Time {
+			t.Fatalf("LastTime %d (count %d, %v), want %d", v.LastTime, v.Count, err, b[0].Time)
+		}
+		v.Release()
+		v, err = l.Read(0, 2, 1<<20)
+		if err != nil || v.LastTime != a[1].Time {
+			t.Fatalf("LastTime %d, want %d", v.LastTime, a[1].Time)
+		}
+		v.Release()
+	}
+	check(l) // frames written by this process
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, testOpts(c, None))
+	defer l.Close()
+	check(l) // after a clean reopen: frames checked as read
+}

@@ -17,6 +17,8 @@ type View struct {
 	Count int    // records in the view
 	First uint64 // sequence number of the first record (0 if empty)
 	Last  uint64 // sequence number of the last record (0 if empty)
+	// LastTime is the arrival time of the last record (Unix ns, 0 if empty).
+	LastTime int64
 	// Next is where the following read starts: past the view's last record, or the
 	// starting point itself when the view is empty.
 	Next uint64
@@ -183,6 +185,7 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 		if v.Count > 0 {
 			v.First = binary.LittleEndian.Uint64(m[start+8:])
 			v.Last = binary.LittleEndian.Uint64(m[lastOff+8:])
+			v.LastTime = int64(binary.LittleEndian.Uint64(m[lastOff+16:]))
 			v.seg, v.b, v.Next = s, m[start:off:off], v.Last+1
 			return v, nil
 		}
@@ -190,6 +193,7 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 	for off < limit && v.Count < maxRecords {
 		var seq uint64
 		var n int
+		var ts int64
 		{
 			r, rn, err := DecodeFrame(m[off:limit])
 			if err != nil || rn == 0 {
@@ -198,7 +202,7 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 				}
 				return View{}, s.damage(off, end, err)
 			}
-			seq, n = r.Seq, rn
+			seq, n, ts = r.Seq, rn, r.Time
 		}
 		if v.Count > 0 && off+int64(n)-start > int64(maxBytes) {
 			break
@@ -206,7 +210,7 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 		if v.Count == 0 {
 			v.First = seq
 		}
-		v.Last = seq
+		v.Last, v.LastTime = seq, ts
 		v.Count++
 		off += int64(n)
 	}

@@ -3,17 +3,39 @@
 // throughput limits. It knows nothing of HTTP; package server puts the Kinesis API on it.
 //
 // What exists so far:
+//
 //   - sequence numbers as clients see them (SeqNum: 56-digit decimal strings that decode to
 //     a shard index and a position in that shard's segment.Log, with no lookup);
+//
 //   - shard iterators (IteratorKey: opaque HMAC-signed tokens that expire after 5 minutes,
 //     signed with a key kept in the data directory so that they survive a restart);
+//
 //   - the error kinds the API layer maps to Kinesis exceptions (Error, Kind);
+//
 //   - per-shard capacity (Limits: the kinesis, scaled:N and off profiles; WriteLimiter,
 //     ReadLimiter, and the enhanced fan-out Pacer), token buckets on an injected clock.
 //
-// The catalog, the per-shard writers, resharding, retention and the limits build on these and
-// on packages segment and shardmap.
+//   - the engine core (Engine): a crash-safe catalog (one stream.json per stream, replaced
+//     atomically), CreateStream, DeleteStream, ListStreams, Describe, PutRecords (routing by
+//     MD5 or explicit hash key, per-record throttling, one append per shard per call),
+//     GetShardIterator (all five types) and GetRecords (a zero-copy view, the next iterator,
+//     MillisBehindLatest, ChildShards at the end of a closed shard);
+//
+//   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
+//     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
+//
+// Still to come: resharding (SplitShard, MergeShards, UpdateShardCount through package
+// shardmap, closing parents under concurrent producers), enhanced fan-out consumers and subscriptions, on-demand scaling, tags and encryption
+// settings.
 //
 // Concurrency: SeqNum is a value; an IteratorKey is immutable after it is loaded and safe for
-// concurrent use; each limiter has its own mutex and is safe for concurrent use.
+// concurrent use; each limiter has its own mutex and is safe for concurrent use. The Engine
+// is safe for concurrent use: its map of streams is guarded by a mutex, each stream's
+// metadata and shard set are immutable snapshots published through atomic pointers (the
+// data paths take no engine lock), and each shard's segment.Log serialises its appends.
+//
+// Durability: a stream exists once its stream.json is durable (written by temporary file,
+// fsync, rename, fsync of the directory); its records are as durable as the engine's
+// segment.Durability promises. DeleteStream renames the stream's directory out of the
+// catalog (durably) before removing it; Open removes what a crash left in the trash.
 package stream

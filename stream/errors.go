@@ -17,6 +17,9 @@ const (
 	KindProvisionedThroughputExceeded
 	KindExpiredIterator
 	KindValidation
+	// KindInternalFailure is a server-side failure (a disk error): PutRecords reports it
+	// per record as InternalFailure, the API as a 500.
+	KindInternalFailure
 )
 
 var kindNames = [...]string{
@@ -27,6 +30,7 @@ var kindNames = [...]string{
 	KindProvisionedThroughputExceeded: "ProvisionedThroughputExceededException",
 	KindExpiredIterator:               "ExpiredIteratorException",
 	KindValidation:                    "ValidationException",
+	KindInternalFailure:               "InternalFailure",
 }
 
 // String returns the Kinesis exception name.

@@ -19,7 +19,7 @@ func TestErrorKinds(t *testing.T) {
 		if KindOf(err) != s.Kind {
 			t.Fatalf("KindOf(%v) = %v", err, KindOf(err))
 		}
-		if s.Kind.String() == "" || s.Kind.String()[len(s.Kind.String())-9:] != "Exception" {
+		if name := s.Kind.String(); len(name) < 10 || name[len(name)-9:] != "Exception" {
 			t.Fatalf("kind %d has name %q", s.Kind, s.Kind.String())
 		}
 	}

@@ -1,0 +1,128 @@
+package stream
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/sluice-streams/sluice/internal/vfs"
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// A stream's metadata lives in <dir>/streams/<name>/stream.json, replaced crash-safely
+// (vfs.WriteFileAtomic) on every change; its shards' logs live beside it in shard-<index>/.
+// JSON keeps the catalog readable by an operator; it is off every data path.
+const (
+	catalogVersion = 1
+	streamsDir     = "streams"
+	trashDir       = "trash"
+	metaFile       = "stream.json"
+)
+
+// Stream statuses and capacity modes, as Kinesis names them.
+const (
+	StatusCreating = "CREATING"
+	StatusActive   = "ACTIVE"
+	StatusUpdating = "UPDATING"
+	StatusDeleting = "DELETING"
+
+	ModeProvisioned = "PROVISIONED"
+	ModeOnDemand    = "ON_DEMAND"
+)
+
+// Retention bounds in hours: a day to a year.
+const (
+	MinRetentionHours     = 24
+	MaxRetentionHours     = 8760
+	DefaultMaxRecordKiB   = 1024
+	MaxMaxRecordKiB       = 10240
+	maxStreamNameLen      = 128
+	defaultShardsOnDemand = 4
+)
+
+var streamNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+
+// streamMeta is the persisted description of one stream. A value is immutable once
+// published: changes copy it, save the copy, then publish it.
+type streamMeta struct {
+	Version        int               `json:"version"`
+	Name           string            `json:"name"`
+	Gen            uint64            `json:"gen"`     // creation time, Unix ns: this incarnation
+	Created        int64             `json:"created"` // Unix ms
+	Status         string            `json:"status"`
+	Mode           string            `json:"mode"`
+	RetentionHours int               `json:"retentionHours"`
+	Encryption     string            `json:"encryption"` // NONE or KMS
+	KeyID          string            `json:"keyId,omitempty"`
+	MaxRecordKiB   int               `json:"maxRecordKiB"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	ShardMap       []byte            `json:"shardMap"` // shardmap encoding
+	// Ending log positions of closed shards (the last record's position; 0: closed empty).
+	Ending map[uint32]uint64 `json:"ending,omitempty"`
+}
+
+func (m *streamMeta) clone() *streamMeta {
+	c := *m
+	c.Tags = make(map[string]string, len(m.Tags))
+	for k, v := range m.Tags {
+		c.Tags[k] = v
+	}
+	c.Ending = make(map[uint32]uint64, len(m.Ending))
+	for k, v := range m.Ending {
+		c.Ending[k] = v
+	}
+	c.ShardMap = append([]byte(nil), m.ShardMap...)
+	return &c
+}
+
+func validStreamName(name string) error {
+	if len(name) < 1 || len(name) > maxStreamNameLen || !streamNamePattern.MatchString(name) {
+		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and length between 1 and 128", name)
+	}
+	return nil
+}
+
+func saveMeta(fsys vfs.FS, dir string, m *streamMeta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
+}
+
+func loadMeta(fsys vfs.FS, dir string) (*streamMeta, *shardmap.Map, error) {
+	path := filepath.Join(dir, metaFile)
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, nil, err
+	}
+	if size > 64<<20 {
+		return nil, nil, fmt.Errorf("stream: %s: %d bytes is too large for a catalog file", path, size)
+	}
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, nil, err
+	}
+	var m streamMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, fmt.Errorf("stream: %s: %w", path, err)
+	}
+	if m.Version != catalogVersion {
+		return nil, nil, fmt.Errorf("stream: %s: catalog version %d, want %d", path, m.Version, catalogVersion)
+	}
+	if err := validStreamName(m.Name); err != nil || filepath.Base(dir) != m.Name {
+		return nil, nil, fmt.Errorf("stream: %s: names stream %q", path, m.Name)
+	}
+	sm, err := shardmap.Decode(m.ShardMap)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream: %s: %w", path, err)
+	}
+	return &m, sm, nil
+}

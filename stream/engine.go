@@ -1,0 +1,374 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-streams/sluice/internal/vfs"
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Dir        string // data directory
+	FS         vfs.FS
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Durability segment.Durability
+	Limits     Limits
+	Region     string // for ARNs; default us-east-1
+	Account    string // for ARNs; default 000000000000
+	// SegmentSize is passed to every shard log (0: segment.DefaultSegmentSize).
+	SegmentSize int64
+	// MaxShardsPerStream bounds CreateStream and resharding (LimitExceeded); default 1024.
+	MaxShardsPerStream int
+}
+
+func (o Options) withDefaults() Options {
+	if o.FS == nil {
+		o.FS = vfs.OS
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Limits.Factor == 0 {
+		o.Limits.Factor = 1
+	}
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.Account == "" {
+		o.Account = "000000000000"
+	}
+	if o.MaxShardsPerStream == 0 {
+		o.MaxShardsPerStream = 1024
+	}
+	return o
+}
+
+// Engine is the catalog of streams and the operations on them.
+type Engine struct {
+	opts Options
+	key  *IteratorKey
+
+	mu      sync.Mutex // guards streams and serialises create and delete
+	streams map[string]*Stream
+	closed  bool
+}
+
+// Stream is one stream: its metadata and its shards. Metadata changes are serialised by mu
+// and published as immutable snapshots, so the data paths read them without a lock.
+type Stream struct {
+	engine *Engine
+	dir    string
+	mu     sync.Mutex                 // serialises metadata changes
+	meta   atomic.Pointer[streamMeta] // published snapshot
+	set    atomic.Pointer[shardSet]   // published shards: map and runtime
+}
+
+// shardSet is an immutable view of a stream's shards: the routing map and, per shard id,
+// its runtime state.
+type shardSet struct {
+	m      *shardmap.Map
+	shards map[uint32]*shard
+}
+
+// shard is the runtime state of one shard.
+type shard struct {
+	id    uint32
+	log   *segment.Log
+	write *WriteLimiter
+	read  *ReadLimiter
+}
+
+// Open opens the engine in opts.Dir, loading every stream in its catalog.
+func Open(opts Options) (*Engine, error) {
+	opts = opts.withDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("stream: no data directory")
+	}
+	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, streamsDir), 0o755); err != nil {
+		return nil, err
+	}
+	key, err := LoadIteratorKey(opts.FS, opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, key: key, streams: map[string]*Stream{}}
+	os.RemoveAll(filepath.Join(opts.Dir, trashDir)) // deleted streams a crash left behind
+	entries, err := opts.FS.ReadDir(filepath.Join(opts.Dir, streamsDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, de := range entries {
+		if !de.IsDir() {
+			continue
+		}
+		dir := filepath.Join(opts.Dir, streamsDir, de.Name())
+		meta, sm, err := loadMeta(opts.FS, dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A creation that crashed before its catalog file: nothing was acknowledged.
+			opts.Logger.Warn("removing a stream directory without a catalog file", "dir", dir)
+			os.RemoveAll(dir)
+			continue
+		}
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		s := &Stream{engine: e, dir: dir}
+		if err := s.openShards(meta, sm); err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.streams[meta.Name] = s
+	}
+	return e, nil
+}
+
+// Close closes every shard log. Records acknowledged before it are kept.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	var first error
+	for _, s := range e.streams {
+		if err := s.closeLogs(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Stream) closeLogs() error {
+	set := s.set.Load()
+	if set == nil {
+		return nil
+	}
+	var first error
+	for _, sh := range set.shards {
+		if err := sh.log.Close(); err != nil && !errors.Is(err, segment.ErrClosed) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// openShards opens the log of every shard in sm and publishes meta and the shard set.
+func (s *Stream) openShards(meta *streamMeta, sm *shardmap.Map) error {
+	now := s.engine.opts.Now()
+	set := &shardSet{m: sm, shards: make(map[uint32]*shard, len(sm.All()))}
+	for _, sh := range sm.All() {
+		l, err := segment.Open(filepath.Join(s.dir, "shard-"+strconv.FormatUint(uint64(sh.ID), 10)), segment.Options{
+			FS: s.engine.opts.FS, Logger: s.engine.opts.Logger, Now: s.engine.opts.Now,
+			Durability: s.engine.opts.Durability, SegmentSize: s.engine.opts.SegmentSize, LogID: uint64(sh.ID),
+		})
+		if err != nil {
+			for _, o := range set.shards {
+				o.log.Close()
+			}
+			return fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)
+		}
+		set.shards[sh.ID] = &shard{id: sh.ID, log: l,
+			write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}
+		// Retention applies from the first moment.
+		l.Trim(now.Add(-time.Duration(meta.RetentionHours) * time.Hour).UnixNano())
+	}
+	s.meta.Store(meta)
+	s.set.Store(set)
+	return nil
+}
+
+// CreateStreamInput is what CreateStream takes.
+type CreateStreamInput struct {
+	Name       string
+	ShardCount int    // 0 with ModeOnDemand: 4 shards
+	Mode       string // ModeProvisioned (default) or ModeOnDemand
+	Tags       map[string]string
+}
+
+// CreateStream creates a stream with ShardCount shards of uniform hash ranges.
+func (e *Engine) CreateStream(in CreateStreamInput) error {
+	if err := validStreamName(in.Name); err != nil {
+		return err
+	}
+	mode := in.Mode
+	switch mode {
+	case "", ModeProvisioned:
+		mode = ModeProvisioned
+		if in.ShardCount < 1 {
+			return errorf(KindValidation, "1 validation error detected: Value '%d' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1", in.ShardCount)
+		}
+	case ModeOnDemand:
+		if in.ShardCount == 0 {
+			in.ShardCount = defaultShardsOnDemand
+		}
+	default:
+		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]", in.Mode)
+	}
+	if in.ShardCount > e.opts.MaxShardsPerStream {
+		return errorf(KindLimitExceeded, "This request would exceed the shard limit for the account %s in %s. Current shard count for the account: 0. Limit: %d.", e.opts.Account, e.opts.Region, e.opts.MaxShardsPerStream)
+	}
+	sm, err := shardmap.New(in.ShardCount)
+	if err != nil {
+		return errorf(KindInvalidArgument, "%v", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errorf(KindResourceInUse, "the server is shutting down")
+	}
+	if _, ok := e.streams[in.Name]; ok {
+		return errorf(KindResourceInUse, "Stream %s under account %s already exists.", in.Name, e.opts.Account)
+	}
+	now := e.opts.Now()
+	meta := &streamMeta{Version: catalogVersion, Name: in.Name, Gen: uint64(now.UnixNano()), Created: now.UnixMilli(),
+		Status: StatusActive, Mode: mode, RetentionHours: MinRetentionHours, Encryption: "NONE",
+		MaxRecordKiB: DefaultMaxRecordKiB, Tags: in.Tags, ShardMap: sm.Encode()}
+	dir := filepath.Join(e.opts.Dir, streamsDir, in.Name)
+	if err := e.opts.FS.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := saveMeta(e.opts.FS, dir, meta); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	s := &Stream{engine: e, dir: dir}
+	if err := s.openShards(meta, sm); err != nil {
+		return err
+	}
+	e.streams[in.Name] = s
+	return nil
+}
+
+// DeleteStream deletes a stream and all its data. Its directory is moved out of the catalog
+// first (one rename, made durable), then removed.
+func (e *Engine) DeleteStream(name string) error {
+	if err := validStreamName(name); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.streams[name]
+	if !ok {
+		return e.notFound(name)
+	}
+	delete(e.streams, name)
+	s.closeLogs()
+	trash := filepath.Join(e.opts.Dir, trashDir)
+	if err := e.opts.FS.MkdirAll(trash, 0o755); err != nil {
+		return err
+	}
+	gone := filepath.Join(trash, fmt.Sprintf("%s-%d", name, s.meta.Load().Gen))
+	if err := e.opts.FS.Rename(s.dir, gone); err != nil {
+		return err
+	}
+	if err := e.opts.FS.SyncDir(filepath.Join(e.opts.Dir, streamsDir)); err != nil {
+		return err
+	}
+	return os.RemoveAll(gone)
+}
+
+func (e *Engine) notFound(name string) error {
+	return errorf(KindResourceNotFound, "Stream %s under account %s not found.", name, e.opts.Account)
+}
+
+// stream returns the named stream.
+func (e *Engine) stream(name string) (*Stream, error) {
+	if err := validStreamName(name); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	s, ok := e.streams[name]
+	e.mu.Unlock()
+	if !ok {
+		return nil, e.notFound(name)
+	}
+	return s, nil
+}
+
+// ListStreams returns the stream names in order.
+func (e *Engine) ListStreams() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	names := make([]string, 0, len(e.streams))
+	for n := range e.streams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ARN returns the stream's Amazon Resource Name.
+func (e *Engine) ARN(name string) string {
+	return fmt.Sprintf("arn:aws:kinesis:%s:%s:stream/%s", e.opts.Region, e.opts.Account, name)
+}
+
+// StreamDescription is what DescribeStream and DescribeStreamSummary report.
+type StreamDescription struct {
+	Name           string
+	ARN            string
+	Status         string
+	Mode           string
+	RetentionHours int
+	Created        time.Time
+	Encryption     string
+	KeyID          string
+	MaxRecordKiB   int
+	OpenShards     int
+	Shards         []ShardDescription // every shard still held, in id order
+}
+
+// ShardDescription is one shard as ListShards reports it.
+type ShardDescription struct {
+	ID             string
+	Parent         string // "" for none
+	AdjacentParent string // "" for none
+	StartingHash   string
+	EndingHash     string
+	StartingSeq    string
+	EndingSeq      string // "" while open
+}
+
+// Describe returns the stream's description.
+func (e *Engine) Describe(name string) (StreamDescription, error) {
+	s, err := e.stream(name)
+	if err != nil {
+		return StreamDescription{}, err
+	}
+	meta, set := s.meta.Load(), s.set.Load()
+	d := StreamDescription{Name: meta.Name, ARN: e.ARN(meta.Name), Status: meta.Status, Mode: meta.Mode,
+		RetentionHours: meta.RetentionHours, Created: time.UnixMilli(meta.Created), Encryption: meta.Encryption,
+		KeyID: meta.KeyID, MaxRecordKiB: meta.MaxRecordKiB, OpenShards: len(set.m.Open())}
+	for _, sh := range set.m.All() {
+		sd := ShardDescription{ID: sh.Name(), StartingHash: sh.Range.Start.String(), EndingHash: sh.Range.End.String(),
+			StartingSeq: SeqNum{Shard: sh.ID}.String()}
+		if sh.HasParent() {
+			sd.Parent = shardmap.ShardName(sh.Parent)
+		}
+		if sh.HasAdjacentParent() {
+			sd.AdjacentParent = shardmap.ShardName(sh.AdjacentParent)
+		}
+		if !sh.Open {
+			sd.EndingSeq = SeqNum{Shard: sh.ID, Pos: meta.Ending[sh.ID]}.String()
+		}
+		d.Shards = append(d.Shards, sd)
+	}
+	return d, nil
+}

@@ -1,0 +1,159 @@
+package stream
+
+import (
+	"time"
+
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// Iterator types of GetShardIterator.
+const (
+	AtSequenceNumber    = "AT_SEQUENCE_NUMBER"
+	AfterSequenceNumber = "AFTER_SEQUENCE_NUMBER"
+	TrimHorizon         = "TRIM_HORIZON"
+	Latest              = "LATEST"
+	AtTimestamp         = "AT_TIMESTAMP"
+)
+
+// GetRecords bounds, as Kinesis defines them.
+const (
+	MaxGetRecordsLimit = 10_000
+	MaxGetRecordsBytes = 10 << 20
+)
+
+// IteratorInput is what GetShardIterator takes.
+type IteratorInput struct {
+	Stream    string
+	ShardID   string
+	Type      string
+	Seq       string    // AT_ and AFTER_SEQUENCE_NUMBER
+	Timestamp time.Time // AT_TIMESTAMP
+}
+
+// GetShardIterator returns a shard iterator: an opaque token valid for IteratorTTL.
+func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
+	s, err := e.stream(in.Stream)
+	if err != nil {
+		return "", err
+	}
+	meta, set := s.meta.Load(), s.set.Load()
+	id, err := shardmap.ParseShardName(in.ShardID)
+	sh, held := set.shards[id]
+	if err != nil || !held {
+		return "", errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, in.Stream, e.opts.Account)
+	}
+	now := e.opts.Now()
+	var pos uint64
+	switch in.Type {
+	case TrimHorizon:
+		pos = 0 // reads start at the retention horizon
+	case Latest:
+		pos = sh.log.Tip() + 1
+	case AtSequenceNumber, AfterSequenceNumber:
+		sn, err := ParseSeqNum(in.Seq)
+		if err != nil || sn.Shard != id {
+			return "", errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", describeSeq(in.Seq, err, sn), shardmap.ShardName(id))
+		}
+		pos = sn.Pos
+		if in.Type == AfterSequenceNumber {
+			pos++
+		}
+	case AtTimestamp:
+		if in.Timestamp.After(now) {
+			return "", errorf(KindInvalidArgument, "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: %d, currentTimestampInMillis: %d", in.Timestamp.UnixMilli(), now.UnixMilli())
+		}
+		seq, ok, err := sh.log.SeqAtTime(in.Timestamp.UnixNano())
+		if err != nil {
+			return "", errorf(KindInternalFailure, "%v", err)
+		}
+		pos = sh.log.Tip() + 1
+		if ok {
+			pos = seq
+		}
+	default:
+		return "", errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", in.Type)
+	}
+	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: id, Pos: pos, Issued: now}), nil
+}
+
+func describeSeq(s string, err error, sn SeqNum) string {
+	if err != nil {
+		return "an invalid sequence number"
+	}
+	return shardmap.ShardName(sn.Shard)
+}
+
+// ChildShard is a shard created from a closed one, reported at the end of the closed shard.
+type ChildShard struct {
+	ID      string
+	Parents []string
+	Start   string // hash range
+	End     string
+}
+
+// Records is what GetRecords returns. Records is a zero-copy view of the shard's log: the
+// caller must Release it once it has encoded or sent the records.
+type Records struct {
+	Records      segment.View
+	NextIterator string // "" at the end of a closed shard
+	MillisBehind int64
+	ChildShards  []ChildShard // at the end of a closed shard
+}
+
+// Release releases the records' view.
+func (r *Records) Release() { r.Records.Release() }
+
+// GetRecords reads up to limit records (1…10,000) from where the iterator points.
+func (e *Engine) GetRecords(token string, limit int) (Records, error) {
+	if limit < 1 || limit > MaxGetRecordsLimit {
+		return Records{}, errorf(KindValidation, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", limit)
+	}
+	now := e.opts.Now()
+	it, err := e.key.Decode(token, now)
+	if err != nil {
+		return Records{}, err
+	}
+	s, err := e.stream(it.Stream)
+	if err != nil {
+		return Records{}, err
+	}
+	meta, set := s.meta.Load(), s.set.Load()
+	if meta.Gen != it.StreamGen {
+		return Records{}, errorf(KindResourceNotFound, "Stream %s was deleted and created again; the iterator belongs to the deleted one", it.Stream)
+	}
+	sh, held := set.shards[it.Shard]
+	if !held {
+		return Records{}, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
+	}
+	if !sh.read.Admit(now) {
+		return Records{}, errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
+	}
+	v, err := sh.log.Read(it.Pos, limit, MaxGetRecordsBytes)
+	if err != nil {
+		return Records{}, errorf(KindInternalFailure, "%v", err)
+	}
+	sh.read.Charge(v.Len(), now)
+	out := Records{Records: v}
+	next := v.Next
+	if v.Count > 0 && v.Last < sh.log.Tip() {
+		out.MillisBehind = max(0, sh.log.TipTime()-v.LastTime) / int64(time.Millisecond)
+	}
+	info, _ := set.m.Lookup(it.Shard)
+	if !info.Open {
+		if end := meta.Ending[it.Shard]; next > end {
+			// Drained: no next iterator; the children take over.
+			for _, c := range set.m.Children(it.Shard) {
+				cs := ChildShard{ID: c.Name(), Start: c.Range.Start.String(), End: c.Range.End.String()}
+				cs.Parents = append(cs.Parents, shardmap.ShardName(c.Parent))
+				if c.HasAdjacentParent() {
+					cs.Parents = append(cs.Parents, shardmap.ShardName(c.AdjacentParent))
+				}
+				out.ChildShards = append(out.ChildShards, cs)
+			}
+			return out, nil
+		}
+	}
+	out.NextIterator = e.key.Encode(Iterator{Stream: it.Stream, StreamGen: it.StreamGen, Shard: it.Shard, Pos: next, Issued: now})
+	return out, nil
+}
