@@ -21,12 +21,14 @@
 //     GetShardIterator (all five types) and GetRecords (a zero-copy view, the next iterator,
 //     MillisBehindLatest, ChildShards at the end of a closed shard);
 //
+//   - resharding: SplitShard, MergeShards and UpdateShardCount through package shardmap;
+//     parents close under their write gates, so concurrent producers never lose, duplicate or
+//     misroute a record, and a drained closed shard ends with its ChildShards;
 //   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
 //     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
 //
-// Still to come: resharding (SplitShard, MergeShards, UpdateShardCount through package
-// shardmap, closing parents under concurrent producers), enhanced fan-out consumers and subscriptions, on-demand scaling, tags and encryption
-// settings.
+// Still to come: enhanced fan-out consumers and subscriptions, on-demand scaling, stream
+// mode changes, tags and encryption settings.
 //
 // Concurrency: SeqNum is a value; an IteratorKey is immutable after it is loaded and safe for
 // concurrent use; each limiter has its own mutex and is safe for concurrent use. The Engine

@@ -92,6 +92,12 @@ type shard struct {
 	log   *segment.Log
 	write *WriteLimiter
 	read  *ReadLimiter
+
+	// gate orders appends against closing: an append holds it shared and checks closed; a
+	// resharding holds it exclusively while it records the ending sequence number, saves
+	// the new map, publishes it and sets closed. An append that finds closed routes again.
+	gate   sync.RWMutex
+	closed bool // guarded by gate
 }
 
 // Open opens the engine in opts.Dir, loading every stream in its catalog.
@@ -172,27 +178,36 @@ func (s *Stream) closeLogs() error {
 
 // openShards opens the log of every shard in sm and publishes meta and the shard set.
 func (s *Stream) openShards(meta *streamMeta, sm *shardmap.Map) error {
-	now := s.engine.opts.Now()
 	set := &shardSet{m: sm, shards: make(map[uint32]*shard, len(sm.All()))}
 	for _, sh := range sm.All() {
-		l, err := segment.Open(filepath.Join(s.dir, "shard-"+strconv.FormatUint(uint64(sh.ID), 10)), segment.Options{
-			FS: s.engine.opts.FS, Logger: s.engine.opts.Logger, Now: s.engine.opts.Now,
-			Durability: s.engine.opts.Durability, SegmentSize: s.engine.opts.SegmentSize, LogID: uint64(sh.ID),
-		})
+		rt, err := s.openShard(meta, sh)
 		if err != nil {
 			for _, o := range set.shards {
 				o.log.Close()
 			}
-			return fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)
+			return err
 		}
-		set.shards[sh.ID] = &shard{id: sh.ID, log: l,
-			write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}
-		// Retention applies from the first moment.
-		l.Trim(now.Add(-time.Duration(meta.RetentionHours) * time.Hour).UnixNano())
+		set.shards[sh.ID] = rt
 	}
 	s.meta.Store(meta)
 	s.set.Store(set)
 	return nil
+}
+
+// openShard opens (creating) the log of one shard.
+func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) {
+	now := s.engine.opts.Now()
+	l, err := segment.Open(filepath.Join(s.dir, "shard-"+strconv.FormatUint(uint64(sh.ID), 10)), segment.Options{
+		FS: s.engine.opts.FS, Logger: s.engine.opts.Logger, Now: s.engine.opts.Now,
+		Durability: s.engine.opts.Durability, SegmentSize: s.engine.opts.SegmentSize, LogID: uint64(sh.ID),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)
+	}
+	// Retention applies from the first moment.
+	l.Trim(now.Add(-time.Duration(meta.RetentionHours) * time.Hour).UnixNano())
+	return &shard{id: sh.ID, log: l, closed: !sh.Open,
+		write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}, nil
 }
 
 // CreateStreamInput is what CreateStream takes.

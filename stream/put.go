@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"time"
 	"unicode/utf8"
 
 	"github.com/sluice-streams/sluice/segment"
@@ -55,13 +56,34 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 	if meta.Encryption == "KMS" {
 		flags = segment.FlagEncrypted
 	}
-	set := s.set.Load()
 	results := make([]PutResult, len(entries))
-	// Group by shard, keeping call order within each shard.
+	pending := make([]int, len(entries))
+	for i := range pending {
+		pending[i] = i
+	}
+	now := e.opts.Now()
+	// A resharding may close a shard between routing and appending: the records routed to
+	// it are routed again on the new map, which is published before the shard's gate opens.
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt == 100 {
+			for _, i := range pending {
+				results[i].Err = errorf(KindInternalFailure, "the stream kept resharding while the record was put")
+			}
+			break
+		}
+		pending = e.putOnce(s, stream, entries, pending, results, flags, now)
+	}
+	return results, nil
+}
+
+// putOnce routes the pending records on the current shard map and appends them, one batch
+// per shard in call order. It returns the records whose shard was closed meanwhile.
+func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending []int, results []PutResult, flags uint16, now time.Time) (retry []int) {
+	set := s.set.Load()
 	groups := map[uint32][]int{}
 	var order []uint32
-	now := e.opts.Now()
-	for i, en := range entries {
+	for _, i := range pending {
+		en := entries[i]
 		k := shardmap.KeyOfString(en.PartitionKey)
 		if en.ExplicitHashKey != nil {
 			k = *en.ExplicitHashKey
@@ -80,11 +102,19 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 	}
 	for _, id := range order {
 		idx := groups[id]
+		sh := set.shards[id]
+		sh.gate.RLock()
+		if sh.closed {
+			sh.gate.RUnlock()
+			retry = append(retry, idx...)
+			continue
+		}
 		batch := make([]segment.Record, len(idx))
 		for j, i := range idx {
 			batch[j] = segment.Record{Key: []byte(entries[i].PartitionKey), Data: entries[i].Data, Flags: flags}
 		}
-		err := set.shards[id].log.Append(batch)
+		err := sh.log.Append(batch)
+		sh.gate.RUnlock()
 		for j, i := range idx {
 			if err != nil {
 				results[i].Err = errorf(KindInternalFailure, "%v", err)
@@ -93,5 +123,5 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 			results[i].Seq = SeqNum{Shard: id, Pos: batch[j].Seq}
 		}
 	}
-	return results, nil
+	return retry
 }

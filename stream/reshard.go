@@ -1,0 +1,152 @@
+package stream
+
+import (
+	"errors"
+	"sort"
+
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// SplitShard splits an open shard at newStartingHashKey (a decimal 128-bit integer): the
+// shard closes and two children share its range.
+func (e *Engine) SplitShard(stream, shardID, newStartingHashKey string) error {
+	k, err := shardmap.ParseKey(newStartingHashKey)
+	if err != nil {
+		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'newStartingHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})", newStartingHashKey)
+	}
+	return e.reshard(stream, func(m *shardmap.Map) (*shardmap.Map, []shardmap.Change, error) {
+		id, err := shardmap.ParseShardName(shardID)
+		if err != nil {
+			return nil, nil, err
+		}
+		nm, ch, err := m.Split(id, k)
+		return nm, []shardmap.Change{ch}, err
+	})
+}
+
+// MergeShards merges two open adjacent shards: both close and one child takes their ranges.
+func (e *Engine) MergeShards(stream, shardID, adjacentShardID string) error {
+	return e.reshard(stream, func(m *shardmap.Map) (*shardmap.Map, []shardmap.Change, error) {
+		a, err := shardmap.ParseShardName(shardID)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := shardmap.ParseShardName(adjacentShardID)
+		if err != nil {
+			return nil, nil, err
+		}
+		nm, ch, err := m.Merge(a, b)
+		return nm, []shardmap.Change{ch}, err
+	})
+}
+
+// UpdateShardCount scales a stream to target open shards of uniform hash ranges
+// (UNIFORM_SCALING), through splits and merges. It returns the count before and after.
+func (e *Engine) UpdateShardCount(stream string, target int) (before, after int, err error) {
+	err = e.reshard(stream, func(m *shardmap.Map) (*shardmap.Map, []shardmap.Change, error) {
+		before = len(m.Open())
+		return m.UpdateShardCount(target)
+	})
+	return before, target, err
+}
+
+// reshard applies a change of the shard map to a stream without losing, duplicating or
+// misrouting a record written concurrently:
+//
+//  1. the logs of the new shards are opened;
+//  2. the gates of the shards that close are taken exclusively, which waits for the appends
+//     in flight on them; their last sequence numbers are now final (EndingSequenceNumber);
+//  3. the new map and the ending numbers are saved (the catalog is durable first);
+//  4. the new shard set is published and the parents are marked closed;
+//  5. the gates open: appends that waited find their shard closed and route again on the
+//     new map, so every record lands in exactly one open shard.
+func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []shardmap.Change, error)) error {
+	s, err := e.stream(name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	meta, set := s.meta.Load(), s.set.Load()
+	nm, changes, err := op(set.m)
+	if err != nil {
+		return reshardError(name, err)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if len(nm.Open()) > e.opts.MaxShardsPerStream {
+		return errorf(KindLimitExceeded, "This request would exceed the shard limit for stream %s: %d open shards, limit %d.", name, len(nm.Open()), e.opts.MaxShardsPerStream)
+	}
+	next := &shardSet{m: nm, shards: make(map[uint32]*shard, len(set.shards)+2*len(changes))}
+	for id, sh := range set.shards {
+		next.shards[id] = sh
+	}
+	var created []*shard
+	for _, sh := range nm.All() {
+		if _, ok := next.shards[sh.ID]; ok {
+			continue
+		}
+		rt, err := s.openShard(meta, sh)
+		if err != nil {
+			for _, c := range created {
+				c.log.Close()
+			}
+			return err
+		}
+		rt.closed = false // an intermediate shard is closed below, with the others, under its gate
+		next.shards[sh.ID] = rt
+		created = append(created, rt)
+	}
+	// The shards this operation closes, in id order (a fixed lock order).
+	var closing []*shard
+	for _, sh := range nm.All() {
+		if !sh.Open && !next.shards[sh.ID].closedUnlocked() {
+			closing = append(closing, next.shards[sh.ID])
+		}
+	}
+	sort.Slice(closing, func(i, j int) bool { return closing[i].id < closing[j].id })
+	for _, sh := range closing {
+		sh.gate.Lock()
+	}
+	defer func() {
+		for _, sh := range closing {
+			sh.gate.Unlock()
+		}
+	}()
+	nextMeta := meta.clone()
+	nextMeta.ShardMap = nm.Encode()
+	for _, sh := range closing {
+		nextMeta.Ending[sh.id] = sh.log.Tip()
+	}
+	if err := saveMeta(e.opts.FS, s.dir, nextMeta); err != nil {
+		for _, c := range created {
+			c.log.Close()
+		}
+		return err
+	}
+	s.meta.Store(nextMeta)
+	s.set.Store(next)
+	for _, sh := range closing {
+		sh.closed = true // under its gate
+	}
+	return nil
+}
+
+// closedUnlocked reads closed without the gate; only the resharding (which holds the stream's
+// mutex, the only writer of closed) may call it.
+func (sh *shard) closedUnlocked() bool { return sh.closed }
+
+func reshardError(stream string, err error) error {
+	switch {
+	case errors.Is(err, shardmap.ErrNotFound), errors.Is(err, shardmap.ErrInvalidName):
+		return errorf(KindResourceNotFound, "Could not find shard in stream %s: %v", stream, err)
+	case errors.Is(err, shardmap.ErrNotOpen):
+		return errorf(KindResourceInUse, "%v", err)
+	case errors.Is(err, shardmap.ErrLimit):
+		return errorf(KindLimitExceeded, "%v", err)
+	case errors.Is(err, shardmap.ErrInvalidCount):
+		return errorf(KindValidation, "%v", err)
+	}
+	return errorf(KindInvalidArgument, "%v", err)
+}
