@@ -13,7 +13,7 @@
 //   - the error kinds the API layer maps to Kinesis exceptions (Error, Kind);
 //
 //   - per-shard capacity (Limits: the kinesis, scaled:N and off profiles; WriteLimiter,
-//     ReadLimiter, and the enhanced fan-out Pacer), token buckets on an injected clock.
+//     ReadLimiter, and the enhanced fan-out Pacer), token buckets on an injected clock;
 //
 //   - the engine core (Engine): a crash-safe catalog (one stream.json per stream, replaced
 //     atomically), CreateStream, DeleteStream, ListStreams, Describe, PutRecords (routing by
@@ -24,6 +24,7 @@
 //   - resharding: SplitShard, MergeShards and UpdateShardCount through package shardmap;
 //     parents close under their write gates, so concurrent producers never lose, duplicate or
 //     misroute a record, and a drained closed shard ends with its ChildShards;
+//
 //   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
 //     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
 //
