@@ -61,6 +61,8 @@ type streamMeta struct {
 	ShardMap       []byte            `json:"shardMap"` // shardmap encoding
 	// Ending log positions of closed shards (the last record's position; 0: closed empty).
 	Ending map[uint32]uint64 `json:"ending,omitempty"`
+	// Consumers are the registered enhanced fan-out consumers.
+	Consumers []consumerMeta `json:"consumers,omitempty"`
 }
 
 func (m *streamMeta) clone() *streamMeta {
@@ -74,6 +76,7 @@ func (m *streamMeta) clone() *streamMeta {
 		c.Ending[k] = v
 	}
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
+	c.Consumers = append([]consumerMeta(nil), m.Consumers...)
 	return &c
 }
 

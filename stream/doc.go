@@ -25,11 +25,17 @@
 //     parents close under their write gates, so concurrent producers never lose, duplicate or
 //     misroute a record, and a drained closed shard ends with its ChildShards;
 //
+//   - enhanced fan-out: a registry of consumers (at most 20 per stream, ARNs with their
+//     creation time) and subscriptions that push records as they are appended (woken by the
+//     append through segment.Log.Changed, paced to 2 MiB/s per consumer and shard, 5-minute
+//     lifetime, heartbeats every 5 s, ChildShards at the end of a shard, AWS's rule for a
+//     second subscription to the same consumer and shard);
+//
 //   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
 //     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
 //
-// Still to come: enhanced fan-out consumers and subscriptions, on-demand scaling, stream
-// mode changes, tags and encryption settings.
+// Still to come: on-demand scaling, stream mode changes, tags, encryption settings, and
+// pruning closed shards that retention emptied.
 //
 // Concurrency: SeqNum is a value; an IteratorKey is immutable after it is loaded and safe for
 // concurrent use; each limiter has its own mutex and is safe for concurrent use. The Engine

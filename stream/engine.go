@@ -75,6 +75,8 @@ type Stream struct {
 	engine *Engine
 	dir    string
 	mu     sync.Mutex                 // serialises metadata changes
+	subMu  sync.Mutex                 // guards subs
+	subs   map[string]*Subscription   // active subscriptions, by consumer ARN and shard
 	meta   atomic.Pointer[streamMeta] // published snapshot
 	set    atomic.Pointer[shardSet]   // published shards: map and runtime
 }

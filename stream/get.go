@@ -44,6 +44,17 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 		return "", errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, in.Stream, e.opts.Account)
 	}
 	now := e.opts.Now()
+	pos, err := e.startPosition(sh, id, in)
+	if err != nil {
+		return "", err
+	}
+	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: id, Pos: pos, Issued: now}), nil
+}
+
+// startPosition returns the log position an iterator or subscription of the given type
+// starts at.
+func (e *Engine) startPosition(sh *shard, id uint32, in IteratorInput) (uint64, error) {
+	now := e.opts.Now()
 	var pos uint64
 	switch in.Type {
 	case TrimHorizon:
@@ -53,7 +64,7 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 	case AtSequenceNumber, AfterSequenceNumber:
 		sn, err := ParseSeqNum(in.Seq)
 		if err != nil || sn.Shard != id {
-			return "", errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", describeSeq(in.Seq, err, sn), shardmap.ShardName(id))
+			return 0, errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", describeSeq(in.Seq, err, sn), shardmap.ShardName(id))
 		}
 		pos = sn.Pos
 		if in.Type == AfterSequenceNumber {
@@ -61,20 +72,20 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 		}
 	case AtTimestamp:
 		if in.Timestamp.After(now) {
-			return "", errorf(KindInvalidArgument, "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: %d, currentTimestampInMillis: %d", in.Timestamp.UnixMilli(), now.UnixMilli())
+			return 0, errorf(KindInvalidArgument, "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: %d, currentTimestampInMillis: %d", in.Timestamp.UnixMilli(), now.UnixMilli())
 		}
 		seq, ok, err := sh.log.SeqAtTime(in.Timestamp.UnixNano())
 		if err != nil {
-			return "", errorf(KindInternalFailure, "%v", err)
+			return 0, errorf(KindInternalFailure, "%v", err)
 		}
 		pos = sh.log.Tip() + 1
 		if ok {
 			pos = seq
 		}
 	default:
-		return "", errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", in.Type)
+		return 0, errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", in.Type)
 	}
-	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: id, Pos: pos, Issued: now}), nil
+	return pos, nil
 }
 
 func describeSeq(s string, err error, sn SeqNum) string {
@@ -143,14 +154,7 @@ func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 	if !info.Open {
 		if end := meta.Ending[it.Shard]; next > end {
 			// Drained: no next iterator; the children take over.
-			for _, c := range set.m.Children(it.Shard) {
-				cs := ChildShard{ID: c.Name(), Start: c.Range.Start.String(), End: c.Range.End.String()}
-				cs.Parents = append(cs.Parents, shardmap.ShardName(c.Parent))
-				if c.HasAdjacentParent() {
-					cs.Parents = append(cs.Parents, shardmap.ShardName(c.AdjacentParent))
-				}
-				out.ChildShards = append(out.ChildShards, cs)
-			}
+			out.ChildShards = childShards(set.m, it.Shard)
 			return out, nil
 		}
 	}

@@ -1,0 +1,203 @@
+package stream
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// Subscription timing, as Kinesis defines it: a subscription lasts 5 minutes; an event is
+// sent at least every 5 seconds, records or not; a second subscription for the same consumer
+// and shard within 5 seconds of the first is refused, and a later one replaces it.
+const (
+	SubscriptionLifetime = 5 * time.Minute
+	HeartbeatInterval    = 5 * time.Second
+	resubscribeGuard     = 5 * time.Second
+	maxEventRecords      = 10_000
+	maxEventBytes        = 2 << 20 // one event carries at most a second of the consumer's rate
+)
+
+// SubscribeInput is what SubscribeToShard takes.
+type SubscribeInput struct {
+	ConsumerARN string
+	ShardID     string
+	Type        string // AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP
+	Seq         string
+	Timestamp   time.Time
+}
+
+// Event is one SubscribeToShardEvent. Records is a zero-copy view the receiver releases.
+type Event struct {
+	Records         segment.View
+	ContinuationSeq string
+	MillisBehind    int64
+	ChildShards     []ChildShard // at the end of a closed shard; the subscription then ends
+}
+
+// Release releases the event's records.
+func (ev *Event) Release() { ev.Records.Release() }
+
+// Subscription pushes a shard's records to one consumer as they are appended: Next waits on
+// the log's change notification (woken by the append itself, never by a polling timer),
+// paces the consumer to its per-shard rate, and returns io.EOF when the subscription's
+// 5 minutes are over, when the shard ended (after the event carrying its ChildShards), when
+// a newer subscription replaced it, or when its consumer was deregistered.
+type Subscription struct {
+	engine  *Engine
+	stream  *Stream
+	key     string
+	shard   *shard
+	shardID uint32
+	pos     uint64 // next log position to send
+	started time.Time
+	pacer   *Pacer
+	ended   chan struct{} // closed when replaced or deregistered
+	endOnce sync.Once
+	done    bool
+}
+
+// Subscribe starts a subscription (SubscribeToShard).
+func (e *Engine) Subscribe(in SubscribeInput) (*Subscription, error) {
+	s, c, err := e.findConsumer("", "", in.ConsumerARN)
+	if err != nil {
+		return nil, err
+	}
+	meta, set := s.meta.Load(), s.set.Load()
+	id, err := shardmap.ParseShardName(in.ShardID)
+	sh, held := set.shards[id]
+	if err != nil || !held {
+		return nil, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, meta.Name, e.opts.Account)
+	}
+	pos, err := e.startPosition(sh, id, IteratorInput{Type: in.Type, Seq: in.Seq, Timestamp: in.Timestamp})
+	if err != nil {
+		return nil, err
+	}
+	now := e.opts.Now()
+	sub := &Subscription{engine: e, stream: s, key: e.consumerARN(meta.Name, c) + "|" + in.ShardID, shard: sh, shardID: id,
+		pos: pos, started: now, pacer: e.opts.Limits.NewPacer(now), ended: make(chan struct{})}
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if old := s.subs[sub.key]; old != nil {
+		if now.Sub(old.started) < resubscribeGuard {
+			return nil, errorf(KindResourceInUse, "Another active subscription exists for consumer %s and shard %s.", in.ConsumerARN, in.ShardID)
+		}
+		old.end()
+	}
+	if s.subs == nil {
+		s.subs = map[string]*Subscription{}
+	}
+	s.subs[sub.key] = sub
+	return sub, nil
+}
+
+func (sub *Subscription) end() { sub.endOnce.Do(func() { close(sub.ended) }) }
+
+// Close ends the subscription.
+func (sub *Subscription) Close() {
+	sub.end()
+	s := sub.stream
+	s.subMu.Lock()
+	if s.subs[sub.key] == sub {
+		delete(s.subs, sub.key)
+	}
+	s.subMu.Unlock()
+}
+
+// endSubscriptions ends every subscription of a consumer.
+func (s *Stream) endSubscriptions(consumerARN string) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for k, sub := range s.subs {
+		if len(k) > len(consumerARN) && k[:len(consumerARN)] == consumerARN && k[len(consumerARN)] == '|' {
+			sub.end()
+			delete(s.subs, k)
+		}
+	}
+}
+
+// Next returns the next event: records as soon as they are appended, or an empty event
+// (a heartbeat with the continuation sequence number) after HeartbeatInterval.
+func (sub *Subscription) Next(ctx context.Context) (Event, error) {
+	if sub.done {
+		return Event{}, io.EOF
+	}
+	e := sub.engine
+	heartbeat := time.NewTimer(HeartbeatInterval)
+	defer heartbeat.Stop()
+	for {
+		now := e.opts.Now()
+		if now.Sub(sub.started) >= SubscriptionLifetime {
+			sub.done = true
+			return Event{}, io.EOF
+		}
+		select {
+		case <-sub.ended:
+			sub.done = true
+			return Event{}, io.EOF
+		default:
+		}
+		changed := sub.shard.log.Changed() // taken before reading: no append is missed
+		v, err := sub.shard.log.Read(sub.pos, maxEventRecords, maxEventBytes)
+		if err != nil {
+			return Event{}, errorf(KindInternalFailure, "%v", err)
+		}
+		if v.Count > 0 {
+			if d := sub.pacer.Take(v.Len(), now); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					v.Release()
+					return Event{}, ctx.Err()
+				case <-sub.ended:
+					t.Stop()
+					v.Release()
+					sub.done = true
+					return Event{}, io.EOF
+				}
+			}
+			sub.pos = v.Next
+			ev := Event{Records: v, ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: v.Last}.String()}
+			if v.Last < sub.shard.log.Tip() {
+				ev.MillisBehind = max(0, sub.shard.log.TipTime()-v.LastTime) / int64(time.Millisecond)
+			}
+			return ev, nil
+		}
+		v.Release()
+		set, meta := sub.stream.set.Load(), sub.stream.meta.Load()
+		if info, _ := set.m.Lookup(sub.shardID); !info.Open && sub.pos > meta.Ending[sub.shardID] {
+			sub.done = true
+			return Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: meta.Ending[sub.shardID]}.String(),
+				ChildShards: childShards(set.m, sub.shardID)}, nil
+		}
+		select {
+		case <-changed:
+		case <-heartbeat.C:
+			return Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: sub.pos - min(sub.pos, 1)}.String()}, nil
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-sub.ended:
+			sub.done = true
+			return Event{}, io.EOF
+		}
+	}
+}
+
+// childShards lists the children of a closed shard with their parents and ranges.
+func childShards(m *shardmap.Map, id uint32) []ChildShard {
+	var out []ChildShard
+	for _, c := range m.Children(id) {
+		cs := ChildShard{ID: c.Name(), Start: c.Range.Start.String(), End: c.Range.End.String()}
+		cs.Parents = append(cs.Parents, shardmap.ShardName(c.Parent))
+		if c.HasAdjacentParent() {
+			cs.Parents = append(cs.Parents, shardmap.ShardName(c.AdjacentParent))
+		}
+		out = append(out, cs)
+	}
+	return out
+}
