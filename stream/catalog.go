@@ -61,6 +61,9 @@ type streamMeta struct {
 	ShardMap       []byte            `json:"shardMap"` // shardmap encoding
 	// Ending log positions of closed shards (the last record's position; 0: closed empty).
 	Ending map[uint32]uint64 `json:"ending,omitempty"`
+	// ClosedAt holds when each closed shard closed, Unix ms: retention removes it from
+	// listings once that is older than the retention period and its records are gone.
+	ClosedAt map[uint32]int64 `json:"closedAt,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []consumerMeta `json:"consumers,omitempty"`
 }
@@ -74,6 +77,10 @@ func (m *streamMeta) clone() *streamMeta {
 	c.Ending = make(map[uint32]uint64, len(m.Ending))
 	for k, v := range m.Ending {
 		c.Ending[k] = v
+	}
+	c.ClosedAt = make(map[uint32]int64, len(m.ClosedAt))
+	for k, v := range m.ClosedAt {
+		c.ClosedAt[k] = v
 	}
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)

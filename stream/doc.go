@@ -34,8 +34,11 @@
 //   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
 //     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
 //
-// Still to come: on-demand scaling, stream mode changes, tags, encryption settings, and
-// pruning closed shards that retention emptied.
+//   - settings: tags, encryption settings (stored; records written meanwhile are marked),
+//     stream mode, maximum record size; closed shards leave the listings once retention
+//     emptied them.
+//
+// Still to come: on-demand scaling (a stream in ON_DEMAND mode keeps its shards for now).
 //
 // Concurrency: SeqNum is a value; an IteratorKey is immutable after it is loaded and safe for
 // concurrent use; each limiter has its own mutex and is safe for concurrent use. The Engine

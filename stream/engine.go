@@ -302,6 +302,13 @@ func (e *Engine) DeleteStream(name string) error {
 	return os.RemoveAll(gone)
 }
 
+// removeAll removes a directory tree (a pruned shard's log, a deleted stream).
+func (e *Engine) removeAll(dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		e.opts.Logger.Warn("could not remove a directory", "dir", dir, "err", err)
+	}
+}
+
 func (e *Engine) notFound(name string) error {
 	return errorf(KindResourceNotFound, "Stream %s under account %s not found.", name, e.opts.Account)
 }

@@ -116,8 +116,10 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	}()
 	nextMeta := meta.clone()
 	nextMeta.ShardMap = nm.Encode()
+	closedAt := e.opts.Now().UnixMilli()
 	for _, sh := range closing {
 		nextMeta.Ending[sh.id] = sh.log.Tip()
+		nextMeta.ClosedAt[sh.id] = closedAt
 	}
 	if err := saveMeta(e.opts.FS, s.dir, nextMeta); err != nil {
 		for _, c := range created {

@@ -58,7 +58,8 @@ func (s *Stream) trim(now time.Time) error {
 }
 
 // Maintain runs the periodic work of every stream: retention (hide and delete expired
-// records, seal segments that aged) and unmapping segments nobody reads. The server calls it
+// records, seal segments that aged, drop closed shards left empty) and unmapping segments
+// nobody reads. The server calls it
 // every few seconds; tests call it with an injected clock.
 func (e *Engine) Maintain() error {
 	e.mu.Lock()
@@ -71,6 +72,9 @@ func (e *Engine) Maintain() error {
 	var first error
 	for _, s := range streams {
 		if err := s.trim(now); err != nil && first == nil {
+			first = err
+		}
+		if err := s.pruneClosed(now); err != nil && first == nil {
 			first = err
 		}
 		for _, sh := range s.set.Load().shards {

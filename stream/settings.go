@@ -1,0 +1,179 @@
+package stream
+
+import (
+	"regexp"
+	"sort"
+	"time"
+)
+
+// Tag limits, as Kinesis defines them.
+const (
+	MaxTagsPerStream = 50
+	maxTagKeyLen     = 128
+	maxTagValueLen   = 256
+)
+
+var tagPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+
+// updateMeta applies change to a copy of the stream's metadata, saves it and publishes it.
+func (e *Engine) updateMeta(name string, change func(*streamMeta) error) error {
+	s, err := e.stream(name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.meta.Load().clone()
+	if err := change(next); err != nil {
+		return err
+	}
+	if err := saveMeta(e.opts.FS, s.dir, next); err != nil {
+		return err
+	}
+	s.meta.Store(next)
+	return nil
+}
+
+// AddTags adds or replaces tags (AddTagsToStream).
+func (e *Engine) AddTags(name string, tags map[string]string) error {
+	for k, v := range tags {
+		if len(k) < 1 || len(k) > maxTagKeyLen || len(v) > maxTagValueLen || !tagPattern.MatchString(k) || !tagPattern.MatchString(v) {
+			return errorf(KindInvalidArgument, "Invalid tag: key %q value %q. Keys are 1 to 128 characters, values up to 256, letters, digits, spaces and _ . : / = + - @", k, v)
+		}
+	}
+	return e.updateMeta(name, func(m *streamMeta) error {
+		for k, v := range tags {
+			m.Tags[k] = v
+		}
+		if len(m.Tags) > MaxTagsPerStream {
+			return errorf(KindLimitExceeded, "A stream can have at most %d tags; this would make %d.", MaxTagsPerStream, len(m.Tags))
+		}
+		return nil
+	})
+}
+
+// RemoveTags removes tags by key (RemoveTagsFromStream); absent keys are ignored.
+func (e *Engine) RemoveTags(name string, keys []string) error {
+	return e.updateMeta(name, func(m *streamMeta) error {
+		for _, k := range keys {
+			delete(m.Tags, k)
+		}
+		return nil
+	})
+}
+
+// Tag is one stream tag.
+type Tag struct{ Key, Value string }
+
+// Tags returns a stream's tags sorted by key.
+func (e *Engine) Tags(name string) ([]Tag, error) {
+	s, err := e.stream(name)
+	if err != nil {
+		return nil, err
+	}
+	m := s.meta.Load()
+	out := make([]Tag, 0, len(m.Tags))
+	for k, v := range m.Tags {
+		out = append(out, Tag{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// SetEncryption records server-side encryption settings (StartStreamEncryption with "KMS"
+// and a key id, StopStreamEncryption with "NONE"). sluice stores them and marks the records
+// written meanwhile (segment.FlagEncrypted, reported as EncryptionType KMS); it holds no KMS
+// keys, so the bytes on disk are the client's bytes either way.
+func (e *Engine) SetEncryption(name, encType, keyID string) error {
+	switch encType {
+	case "KMS":
+		if len(keyID) < 1 || len(keyID) > 2048 {
+			return errorf(KindValidation, "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member must have length less than or equal to 2048 and greater than or equal to 1")
+		}
+	case "NONE":
+	default:
+		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS, NONE]", encType)
+	}
+	return e.updateMeta(name, func(m *streamMeta) error {
+		if encType == "NONE" && m.Encryption == "KMS" && keyID != "" && keyID != m.KeyID {
+			return errorf(KindInvalidArgument, "Key %s is not the key the stream is encrypted with.", keyID)
+		}
+		m.Encryption, m.KeyID = encType, keyID
+		if encType == "NONE" {
+			m.KeyID = ""
+		}
+		return nil
+	})
+}
+
+// SetMode switches a stream between PROVISIONED and ON_DEMAND (UpdateStreamMode).
+func (e *Engine) SetMode(name, mode string) error {
+	if mode != ModeProvisioned && mode != ModeOnDemand {
+		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]", mode)
+	}
+	return e.updateMeta(name, func(m *streamMeta) error {
+		m.Mode = mode
+		return nil
+	})
+}
+
+// SetMaxRecordSize sets the largest record the stream accepts, in KiB (1024 … 10240).
+func (e *Engine) SetMaxRecordSize(name string, kib int) error {
+	if kib < DefaultMaxRecordKiB || kib > MaxMaxRecordKiB {
+		return errorf(KindValidation, "1 validation error detected: Value '%d' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between %d and %d", kib, DefaultMaxRecordKiB, MaxMaxRecordKiB)
+	}
+	return e.updateMeta(name, func(m *streamMeta) error {
+		m.MaxRecordKiB = kib
+		return nil
+	})
+}
+
+// pruneClosed drops the closed shards whose records retention has deleted entirely and whose
+// children exist: they disappear from listings, as expired shards do in Kinesis. Called by
+// Maintain.
+func (s *Stream) pruneClosed(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	meta, set := s.meta.Load(), s.set.Load()
+	cutoff := now.Add(-time.Duration(meta.RetentionHours) * time.Hour)
+	var drop []uint32
+	for _, sh := range set.m.All() {
+		if sh.Open {
+			continue
+		}
+		if time.UnixMilli(meta.ClosedAt[sh.ID]).After(cutoff) {
+			continue // closed within the retention period: still listed
+		}
+		if _, any, err := set.shards[sh.ID].log.Oldest(); err != nil || any {
+			continue
+		}
+		drop = append(drop, sh.ID)
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	nm := set.m.Prune(drop...)
+	next := meta.clone()
+	next.ShardMap = nm.Encode()
+	for _, id := range drop {
+		delete(next.Ending, id)
+		delete(next.ClosedAt, id)
+	}
+	if err := saveMeta(s.engine.opts.FS, s.dir, next); err != nil {
+		return err
+	}
+	ns := &shardSet{m: nm, shards: make(map[uint32]*shard, len(set.shards))}
+	for id, rt := range set.shards {
+		if _, ok := nm.Lookup(id); ok {
+			ns.shards[id] = rt
+		}
+	}
+	s.meta.Store(next)
+	s.set.Store(ns)
+	for _, id := range drop {
+		rt := set.shards[id]
+		rt.log.Close()
+		s.engine.removeAll(rt.log.Dir())
+	}
+	return nil
+}
