@@ -38,7 +38,12 @@
 //     stream mode, maximum record size; closed shards leave the listings once retention
 //     emptied them.
 //
-// Still to come: on-demand scaling (a stream in ON_DEMAND mode keeps its shards for now).
+//   - on-demand capacity: a stream created without a shard count starts with 4 shards; when
+//     a shard's write demand (accepted and throttled) exceeds its capacity, Maintain splits
+//     it, up to twice the peak demand of a trailing window (Options.OnDemandWindow, 30 days
+//     by default) and within 200 MiB/s and 200,000 records/s. It does not shrink.
+//
+// Still to come: the wiring of Maintain to a timer (the server's job).
 //
 // Concurrency: SeqNum is a value; an IteratorKey is immutable after it is loaded and safe for
 // concurrent use; each limiter has its own mutex and is safe for concurrent use. The Engine

@@ -32,6 +32,9 @@ type Options struct {
 	SegmentSize int64
 	// MaxShardsPerStream bounds CreateStream and resharding (LimitExceeded); default 1024.
 	MaxShardsPerStream int
+	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
+	// stream's growth (twice the peak); default 30 days, as Kinesis.
+	OnDemandWindow time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -56,6 +59,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxShardsPerStream == 0 {
 		o.MaxShardsPerStream = 1024
 	}
+	if o.OnDemandWindow == 0 {
+		o.OnDemandWindow = defaultOnDemandWindow
+	}
 	return o
 }
 
@@ -74,11 +80,15 @@ type Engine struct {
 type Stream struct {
 	engine *Engine
 	dir    string
-	mu     sync.Mutex                 // serialises metadata changes
-	subMu  sync.Mutex                 // guards subs
-	subs   map[string]*Subscription   // active subscriptions, by consumer ARN and shard
-	meta   atomic.Pointer[streamMeta] // published snapshot
-	set    atomic.Pointer[shardSet]   // published shards: map and runtime
+	mu     sync.Mutex               // serialises metadata changes
+	subMu  sync.Mutex               // guards subs
+	subs   map[string]*Subscription // active subscriptions, by consumer ARN and shard
+
+	// On-demand scaling state, guarded by mu.
+	lastScale time.Time
+	samples   []demandSample
+	meta      atomic.Pointer[streamMeta] // published snapshot
+	set       atomic.Pointer[shardSet]   // published shards: map and runtime
 }
 
 // shardSet is an immutable view of a stream's shards: the routing map and, per shard id,
@@ -94,6 +104,11 @@ type shard struct {
 	log   *segment.Log
 	write *WriteLimiter
 	read  *ReadLimiter
+
+	// Write demand since the last on-demand check: every record routed here, accepted or
+	// throttled. Added by PutRecords, swapped to zero by Maintain.
+	demandBytes atomic.Int64
+	demandRecs  atomic.Int64
 
 	// gate orders appends against closing: an append holds it shared and checks closed; a
 	// resharding holds it exclusively while it records the ending sequence number, saves

@@ -90,6 +90,8 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 		}
 		id := set.m.Route(k).ID
 		results[i].Shard = id
+		set.shards[id].demandBytes.Add(int64(len(en.PartitionKey) + len(en.Data)))
+		set.shards[id].demandRecs.Add(1)
 		if !set.shards[id].write.Admit(len(en.PartitionKey)+len(en.Data), now) {
 			results[i].Err = errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.",
 				shardmap.ShardName(id), stream, e.opts.Account)

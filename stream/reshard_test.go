@@ -93,7 +93,7 @@ func TestReshardUnderConcurrentProducers(t *testing.T) {
 			sd := open[r.IntN(len(open))]
 			lo, _ := shardmap.ParseKey(sd.StartingHash)
 			hi, _ := shardmap.ParseKey(sd.EndingHash)
-			mid := midKey(lo, hi)
+			mid := midpoint(shardmap.Range{Start: lo, End: hi})
 			if err := e.SplitShard("r", sd.ID, mid.String()); err != nil {
 				t.Fatalf("split %s at %s: %v", sd.ID, mid, err)
 			}
@@ -153,20 +153,6 @@ func TestReshardUnderConcurrentProducers(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged records found", len(seen), len(acks))
 	}
 	t.Logf("%d records across %d shards", len(acks), len(d.Shards))
-}
-
-func midKey(lo, hi shardmap.Key) shardmap.Key {
-	// (lo + hi) / 2 without overflow: lo + (hi - lo) / 2.
-	dHi, dLo := hi.Hi-lo.Hi, hi.Lo-lo.Lo
-	if hi.Lo < lo.Lo {
-		dHi--
-	}
-	half := shardmap.Key{Hi: dHi >> 1, Lo: dLo>>1 | dHi<<63}
-	sum := shardmap.Key{Hi: lo.Hi + half.Hi, Lo: lo.Lo + half.Lo}
-	if sum.Lo < lo.Lo {
-		sum.Hi++
-	}
-	return sum
 }
 
 func sortByStart(s []ShardDescription) {

@@ -58,8 +58,8 @@ func (s *Stream) trim(now time.Time) error {
 }
 
 // Maintain runs the periodic work of every stream: retention (hide and delete expired
-// records, seal segments that aged, drop closed shards left empty) and unmapping segments
-// nobody reads. The server calls it
+// records, seal segments that aged, drop closed shards left empty), on-demand scaling and
+// unmapping segments nobody reads. The server calls it
 // every few seconds; tests call it with an injected clock.
 func (e *Engine) Maintain() error {
 	e.mu.Lock()
@@ -75,6 +75,9 @@ func (e *Engine) Maintain() error {
 			first = err
 		}
 		if err := s.pruneClosed(now); err != nil && first == nil {
+			first = err
+		}
+		if err := s.scaleOnDemand(now); err != nil && first == nil {
 			first = err
 		}
 		for _, sh := range s.set.Load().shards {
