@@ -282,3 +282,43 @@ func TestWriteThrottling(t *testing.T) {
 		t.Fatalf("after a second: %v", res[0].Err)
 	}
 }
+
+func TestReadThrottlingAndRequestBound(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e := testEngine(t, t.TempDir(), c, "kinesis")
+	defer e.Close()
+	if err := e.CreateStream(CreateStreamInput{Name: "t", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]PutEntry, 11)
+	for i := range big {
+		big[i] = PutEntry{PartitionKey: "k", Data: make([]byte, 1<<20)}
+	}
+	if err := e.SetMaxRecordSize("t", 2048); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PutRecords("t", big); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an 11 MiB request: %v", err)
+	}
+	it, err := e.GetShardIterator(IteratorInput{Stream: "t", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ReadCallsPerSec {
+		r, err := e.GetRecords(it, 10)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		it = r.NextIterator
+		r.Release()
+	}
+	if _, err := e.GetRecords(it, 10); !errors.Is(err, ErrProvisionedThroughputExceeded) {
+		t.Fatalf("sixth call in a second: %v", err)
+	}
+	c.Advance(time.Second)
+	r, err := e.GetRecords(it, 10)
+	if err != nil {
+		t.Fatalf("after a second: %v", err)
+	}
+	r.Release()
+}
