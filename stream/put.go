@@ -139,3 +139,21 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 // record's key (it copies it into the frame), so the string's immutable bytes are never
 // written through the slice. It saves one allocation per record (BenchmarkPutRecords).
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// PutRecord puts one record (the PutRecord call). seqForOrdering, when not empty, must be a
+// sequence number this server issued: Kinesis uses it to order records of one partition key
+// put by one producer; here every shard's numbers already follow the order of the appends,
+// so it is validated and otherwise has no effect. A throttled record is a call-level
+// ProvisionedThroughputExceeded error, as in Kinesis.
+func (e *Engine) PutRecord(stream string, en PutEntry, seqForOrdering string) (PutResult, error) {
+	if seqForOrdering != "" {
+		if _, err := ParseSeqNum(seqForOrdering); err != nil {
+			return PutResult{}, errorf(KindInvalidArgument, "ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s under account %s is invalid.", seqForOrdering, stream, e.opts.Account)
+		}
+	}
+	res, err := e.PutRecords(stream, []PutEntry{en})
+	if err != nil {
+		return PutResult{}, err
+	}
+	return res[0], res[0].Err
+}
