@@ -171,3 +171,37 @@ func TestSubscriptionPushes(t *testing.T) {
 		t.Fatalf("subscription of a deregistered consumer: %v", err)
 	}
 }
+
+func TestSubscriptionsEndWithTheStream(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e := testEngine(t, t.TempDir(), c, "off")
+	for _, name := range []string{"a", "b"} {
+		if err := e.CreateStream(CreateStreamInput{Name: name, ShardCount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subscribe := func(stream string) *Subscription {
+		cons, err := e.RegisterConsumer(stream, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: Latest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub
+	}
+	a, b := subscribe("a"), subscribe("b")
+	if err := e.DeleteStream("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next(t, a); err != io.EOF {
+		t.Fatalf("subscription of a deleted stream: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := next(t, b); err != io.EOF {
+		t.Fatalf("subscription after Close: %v", err)
+	}
+}

@@ -172,6 +172,7 @@ func (e *Engine) Close() error {
 	e.closed = true
 	var first error
 	for _, s := range e.streams {
+		s.endSubscriptions("")
 		if err := s.closeLogs(); err != nil && first == nil {
 			first = err
 		}
@@ -302,6 +303,7 @@ func (e *Engine) DeleteStream(name string) error {
 		return e.notFound(name)
 	}
 	delete(e.streams, name)
+	s.endSubscriptions("")
 	s.closeLogs()
 	trash := filepath.Join(e.opts.Dir, trashDir)
 	if err := e.opts.FS.MkdirAll(trash, 0o755); err != nil {

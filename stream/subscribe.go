@@ -107,12 +107,13 @@ func (sub *Subscription) Close() {
 	s.subMu.Unlock()
 }
 
-// endSubscriptions ends every subscription of a consumer.
+// endSubscriptions ends every subscription of a consumer, or of every consumer when
+// consumerARN is empty.
 func (s *Stream) endSubscriptions(consumerARN string) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for k, sub := range s.subs {
-		if len(k) > len(consumerARN) && k[:len(consumerARN)] == consumerARN && k[len(consumerARN)] == '|' {
+		if consumerARN == "" || len(k) > len(consumerARN) && k[:len(consumerARN)] == consumerARN && k[len(consumerARN)] == '|' {
 			sub.end()
 			delete(s.subs, k)
 		}
