@@ -97,7 +97,7 @@ crash:
 	$(GO) test $(RACE) -count=1 -run 'Crash' ./segment
 
 bench:
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream
 	$(GO) run ./bench -suite storage
 
 run:
