@@ -106,6 +106,7 @@ type ChildShard struct {
 // Records is what GetRecords returns. Records is a zero-copy view of the shard's log: the
 // caller must Release it once it has encoded or sent the records.
 type Records struct {
+	Shard        uint32 // the shard read: the records' sequence numbers are SeqNum{Shard, Seq}
 	Records      segment.View
 	NextIterator string // "" at the end of a closed shard
 	MillisBehind int64
@@ -145,7 +146,7 @@ func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 		return Records{}, errorf(KindInternalFailure, "%v", err)
 	}
 	sh.read.Charge(v.Len(), now)
-	out := Records{Records: v}
+	out := Records{Shard: it.Shard, Records: v}
 	next := v.Next
 	if v.Count > 0 && v.Last < sh.log.Tip() {
 		out.MillisBehind = max(0, sh.log.TipTime()-v.LastTime) / int64(time.Millisecond)

@@ -41,7 +41,7 @@ type command struct {
 // variable: help refers to the list, and a variable would be an initialisation cycle.)
 func commands() []command {
 	return []command{
-		{name: "serve", args: "[flags]", summary: "run the server (not built yet: storage engine only)", run: runServe},
+		{name: "serve", args: "[flags]", summary: "run the server (Kinesis API on HTTP)", run: runServe},
 		{name: "inspect", args: "[-q] DIR...", summary: "check segment and index files offline and report damage", run: inspect.Run},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRun(t *testing.T) {
@@ -22,14 +26,12 @@ func TestRun(t *testing.T) {
 		{args: []string{"nope"}, status: exitUsage, stderr: `unknown command "nope"`},
 		{args: []string{"inspect"}, status: exitUsage, stderr: "usage: sluice inspect"},
 		{args: []string{"frobnicate"}, status: exitUsage, stderr: `unknown command "frobnicate"`},
-		{args: []string{"serve"}, status: exitUsage, stderr: "not built yet", noStdout: true},
-		{args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", "d", "--durability", "interval=200ms"}, status: exitUsage, stderr: "nothing listens on 127.0.0.1:0"},
-		{args: []string{"serve", "--durability", "none"}, status: exitUsage, stderr: "not built yet"},
 		{args: []string{"serve", "--durability", "sometimes"}, status: exitUsage, stderr: "--durability"},
 		{args: []string{"serve", "--durability", "interval=-1s"}, status: exitUsage, stderr: "positive duration"},
 		{args: []string{"serve", "--addr", "4567"}, status: exitUsage, stderr: "--addr"},
 		{args: []string{"serve", "--data-dir", ""}, status: exitUsage, stderr: "--data-dir"},
 		{args: []string{"serve", "--bogus"}, status: exitUsage, stderr: "flag provided but not defined"},
+		{args: []string{"serve", "--limits", "fast"}, status: exitUsage, stderr: "--limits"},
 		{args: []string{"serve", "extra"}, status: exitUsage, stderr: "unexpected arguments"},
 		{args: []string{"serve", "-h"}, status: exitOK, stderr: "Usage: sluice serve"},
 		{args: []string{"version"}, status: exitOK, stdout: "go"},
@@ -55,12 +57,65 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func TestServePlaceholderIsOneLine(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	if status := run([]string{"serve"}, &stdout, &stderr); status != exitUsage {
-		t.Fatalf("status %d, want %d", status, exitUsage)
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestServe starts the server on a loopback port, checks /healthz and one Kinesis call, and
+// stops it as a signal would.
+func TestServe(t *testing.T) {
+	cfg, err := newServeConfig("127.0.0.1:0", t.TempDir(), "sync", "kinesis")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := strings.Count(stderr.String(), "\n"); got != 1 {
-		t.Errorf("stderr has %d lines, want 1: %q", got, &stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, &stdout, &stderr) }()
+	var base string
+	for i := 0; i < 500 && base == ""; i++ {
+		if _, after, ok := strings.Cut(stdout.String(), "on http://"); ok {
+			base = "http://" + strings.Fields(after)[0]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if base == "" {
+		t.Fatal("the server never said where it listens")
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", base+"/", strings.NewReader(`{"StreamName":"s","ShardCount":1}`))
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.CreateStream")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CreateStream: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 }

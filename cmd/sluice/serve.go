@@ -1,41 +1,116 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/server"
+	"github.com/sluice-streams/sluice/stream"
 )
+
+// maintainEvery is how often the server runs the engine's periodic work (retention,
+// on-demand scaling, unmapping idle segments).
+const maintainEvery = 5 * time.Second
 
 // serveConfig is what `sluice serve` was asked to do.
 type serveConfig struct {
 	addr       string
 	dataDir    string
 	durability segment.Durability
+	limits     stream.Limits
+	region     string
+	account    string
 }
 
-// runServe parses the server's flags. The Kinesis API front door (package server) is not
-// built yet, so after validating them it says so and fails rather than pretend to serve.
+// runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
+// accepting, finishes the requests in flight, and closes the engine (every shard log synced
+// and marked clean).
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", "[flags]", stderr)
 	addr := fs.String("addr", "127.0.0.1:4567", "`host:port` to listen on (Kinesis API)")
-	dataDir := fs.String("data-dir", "./data", "`directory` holding the streams' segment logs")
+	dataDir := fs.String("data-dir", "./data", "`directory` holding the catalog and the shard logs")
 	durability := fs.String("durability", "sync", "acknowledgement `mode`: sync, interval=T (such as interval=200ms) or none; see README.md")
+	limits := fs.String("limits", "kinesis", "per-shard capacity `profile`: kinesis, scaled:N or off")
+	region := fs.String("region", "us-east-1", "`region` in ARNs")
+	account := fs.String("account", "000000000000", "`account` id in ARNs")
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
-	cfg, err := newServeConfig(*addr, *dataDir, *durability)
+	cfg, err := newServeConfig(*addr, *dataDir, *durability, *limits)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
-	// The configuration goes to the server once it exists; until then, say what is missing.
-	fmt.Fprintf(stderr, "sluice serve: the Kinesis API front door is not built yet (this build has the storage engine only); nothing listens on %s\n", cfg.addr)
-	return exitUsage
+	cfg.region, cfg.account = *region, *account
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitError
+	}
+	return exitOK
 }
 
-func newServeConfig(addr, dataDir, durability string) (serveConfig, error) {
+// serve runs the server until ctx is done.
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return err
+	}
+	eng, err := stream.Open(stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
+		Limits: cfg.limits, Region: cfg.region, Account: cfg.account})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	srv := server.New(eng, server.Options{Logger: logger})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "sluice: serving the Kinesis API on http://%s (data in %s, durability %s, limits %s)\n",
+		ln.Addr(), cfg.dataDir, cfg.durability, cfg.limits)
+	tick := time.NewTicker(maintainEvery)
+	defer tick.Stop()
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case serveErr = <-errc:
+			break loop
+		case <-tick.C:
+			if err := eng.Maintain(); err != nil {
+				logger.Warn("periodic maintenance", "err", err)
+			}
+		}
+	}
+	logger.Info("shutting down")
+	if err := srv.Shutdown(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if err := eng.Close(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if errors.Is(serveErr, net.ErrClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+func newServeConfig(addr, dataDir, durability, limits string) (serveConfig, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return serveConfig{}, fmt.Errorf("--addr %q: %v", addr, err)
 	}
@@ -46,5 +121,9 @@ func newServeConfig(addr, dataDir, durability string) (serveConfig, error) {
 	if err != nil {
 		return serveConfig{}, fmt.Errorf("--durability: %v", err)
 	}
-	return serveConfig{addr: addr, dataDir: dataDir, durability: d}, nil
+	l, err := stream.ParseLimits(limits)
+	if err != nil {
+		return serveConfig{}, fmt.Errorf("--limits: %v", err)
+	}
+	return serveConfig{addr: addr, dataDir: dataDir, durability: d, limits: l}, nil
 }

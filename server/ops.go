@@ -1,0 +1,337 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-streams/sluice/shardmap"
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// An operation decodes its JSON input, calls the engine and returns the value to encode
+// (nil for an empty object).
+type operation func(s *Server, body []byte) (any, error)
+
+var operations map[string]operation
+
+func init() {
+	operations = map[string]operation{
+		"CreateStream":                  opCreateStream,
+		"DeleteStream":                  opDeleteStream,
+		"ListStreams":                   opListStreams,
+		"DescribeStream":                opDescribeStream,
+		"DescribeStreamSummary":         opDescribeStreamSummary,
+		"ListShards":                    opListShards,
+		"PutRecord":                     opPutRecord,
+		"PutRecords":                    opPutRecords,
+		"GetShardIterator":              opGetShardIterator,
+		"GetRecords":                    opGetRecords,
+		"IncreaseStreamRetentionPeriod": opIncreaseRetention,
+		"DecreaseStreamRetentionPeriod": opDecreaseRetention,
+		"SplitShard":                    opSplitShard,
+		"MergeShards":                   opMergeShards,
+		"UpdateShardCount":              opUpdateShardCount,
+		"AddTagsToStream":               opAddTags,
+		"RemoveTagsFromStream":          opRemoveTags,
+		"ListTagsForStream":             opListTags,
+		"RegisterStreamConsumer":        opRegisterConsumer,
+		"DeregisterStreamConsumer":      opDeregisterConsumer,
+		"DescribeStreamConsumer":        opDescribeConsumer,
+		"ListStreamConsumers":           opListConsumers,
+		"StartStreamEncryption":         opStartEncryption,
+		"StopStreamEncryption":          opStopEncryption,
+		"UpdateStreamMode":              opUpdateStreamMode,
+		"UpdateMaxRecordSize":           opUpdateMaxRecordSize,
+	}
+}
+
+func decode(body []byte, v any) error {
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return apiError{status: 400, name: "SerializationException", msg: "Start of structure or map found where not expected, or a value of the wrong type: " + err.Error()}
+	}
+	return nil
+}
+
+func validation(format string, args ...any) error {
+	return apiError{status: 400, name: "ValidationException", msg: "1 validation error detected: " + fmt.Sprintf(format, args...)}
+}
+
+// epoch is a timestamp as AWS JSON 1.1 writes it: seconds since the epoch, a number that may
+// have a fraction (the Go SDK sends milliseconds as a fraction, boto3 whole seconds).
+type epoch struct{ time.Time }
+
+func (e *epoch) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(strings.Trim(string(b), `"`), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("timestamp %s is not a number of seconds", b)
+	}
+	sec, frac := math.Modf(f)
+	e.Time = time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond))
+	return nil
+}
+
+func (e epoch) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatFloat(float64(e.UnixMilli())/1e3, 'f', 3, 64)), nil
+}
+
+// streamRef is the StreamName or StreamARN every stream operation takes.
+type streamRef struct {
+	StreamName string `json:"StreamName"`
+	StreamARN  string `json:"StreamARN"`
+}
+
+// name resolves the reference to a stream name.
+func (r streamRef) name(s *Server) (string, error) {
+	if r.StreamARN != "" {
+		i := strings.LastIndex(r.StreamARN, ":stream/")
+		if !strings.HasPrefix(r.StreamARN, "arn:") || i < 0 || strings.Contains(r.StreamARN[i+8:], "/") {
+			return "", validation("Value '%s' at 'streamARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+", r.StreamARN)
+		}
+		name := r.StreamARN[i+8:]
+		if r.StreamName != "" && r.StreamName != name {
+			return "", apiError{status: 400, name: "InvalidArgumentException", msg: "StreamARN and StreamName name different streams"}
+		}
+		return name, nil
+	}
+	if r.StreamName == "" {
+		return "", apiError{status: 400, name: "InvalidArgumentException", msg: "Neither StreamName nor StreamARN was given"}
+	}
+	return r.StreamName, nil
+}
+
+type streamModeDetails struct {
+	StreamMode string `json:"StreamMode"`
+}
+
+func opCreateStream(s *Server, body []byte) (any, error) {
+	var in struct {
+		StreamName        string             `json:"StreamName"`
+		ShardCount        *int               `json:"ShardCount"`
+		StreamModeDetails *streamModeDetails `json:"StreamModeDetails"`
+		Tags              map[string]string  `json:"Tags"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	ci := stream.CreateStreamInput{Name: in.StreamName, Tags: in.Tags}
+	if in.StreamModeDetails != nil {
+		ci.Mode = in.StreamModeDetails.StreamMode
+	}
+	if in.ShardCount != nil {
+		ci.ShardCount = *in.ShardCount
+	} else if ci.Mode == "" {
+		ci.Mode = stream.ModeOnDemand // no shard count: Kinesis makes an on-demand stream
+	}
+	if ci.Tags == nil {
+		ci.Tags = map[string]string{}
+	}
+	return nil, s.engine.CreateStream(ci)
+}
+
+func opDeleteStream(s *Server, body []byte) (any, error) {
+	var in streamRef
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.DeleteStream(name)
+}
+
+func opListStreams(s *Server, body []byte) (any, error) {
+	var in struct {
+		Limit                    *int   `json:"Limit"`
+		ExclusiveStartStreamName string `json:"ExclusiveStartStreamName"`
+		NextToken                string `json:"NextToken"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	limit := 100
+	if in.Limit != nil {
+		if *in.Limit < 1 || *in.Limit > 10000 {
+			return nil, validation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.Limit)
+		}
+		limit = *in.Limit
+	}
+	after := in.ExclusiveStartStreamName
+	if in.NextToken != "" {
+		after = in.NextToken
+	}
+	type summary struct {
+		StreamName              string            `json:"StreamName"`
+		StreamARN               string            `json:"StreamARN"`
+		StreamStatus            string            `json:"StreamStatus"`
+		StreamModeDetails       streamModeDetails `json:"StreamModeDetails"`
+		StreamCreationTimestamp epoch             `json:"StreamCreationTimestamp"`
+	}
+	out := struct {
+		StreamNames     []string  `json:"StreamNames"`
+		HasMoreStreams  bool      `json:"HasMoreStreams"`
+		StreamSummaries []summary `json:"StreamSummaries"`
+		NextToken       string    `json:"NextToken,omitempty"`
+	}{StreamNames: []string{}, StreamSummaries: []summary{}}
+	for _, n := range s.engine.ListStreams() {
+		if after != "" && n <= after {
+			continue
+		}
+		if len(out.StreamNames) == limit {
+			out.HasMoreStreams = true
+			out.NextToken = out.StreamNames[len(out.StreamNames)-1]
+			break
+		}
+		d, err := s.engine.Describe(n)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out.StreamNames = append(out.StreamNames, n)
+		out.StreamSummaries = append(out.StreamSummaries, summary{n, d.ARN, d.Status, streamModeDetails{d.Mode}, epoch{d.Created}})
+	}
+	return out, nil
+}
+
+type hashKeyRange struct {
+	StartingHashKey string `json:"StartingHashKey"`
+	EndingHashKey   string `json:"EndingHashKey"`
+}
+
+type seqRange struct {
+	StartingSequenceNumber string `json:"StartingSequenceNumber"`
+	EndingSequenceNumber   string `json:"EndingSequenceNumber,omitempty"`
+}
+
+type shardOut struct {
+	ShardId               string       `json:"ShardId"`
+	ParentShardId         string       `json:"ParentShardId,omitempty"`
+	AdjacentParentShardId string       `json:"AdjacentParentShardId,omitempty"`
+	HashKeyRange          hashKeyRange `json:"HashKeyRange"`
+	SequenceNumberRange   seqRange     `json:"SequenceNumberRange"`
+}
+
+func shardsOut(d stream.StreamDescription) []shardOut {
+	out := make([]shardOut, 0, len(d.Shards))
+	for _, sd := range d.Shards {
+		out = append(out, shardOut{sd.ID, sd.Parent, sd.AdjacentParent, hashKeyRange{sd.StartingHash, sd.EndingHash},
+			seqRange{sd.StartingSeq, sd.EndingSeq}})
+	}
+	return out
+}
+
+func opDescribeStream(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		Limit                 *int   `json:"Limit"`
+		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.engine.Describe(name)
+	if err != nil {
+		return nil, err
+	}
+	limit := 100
+	if in.Limit != nil {
+		if *in.Limit < 1 || *in.Limit > 10000 {
+			return nil, validation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.Limit)
+		}
+		limit = *in.Limit
+	}
+	shards := shardsOut(d)
+	if in.ExclusiveStartShardId != "" {
+		after, err := shardmap.ParseShardName(in.ExclusiveStartShardId)
+		if err == nil {
+			i := 0
+			for i < len(shards) {
+				id, _ := shardmap.ParseShardName(shards[i].ShardId)
+				if id > after {
+					break
+				}
+				i++
+			}
+			shards = shards[i:]
+		}
+	}
+	more := len(shards) > limit
+	if more {
+		shards = shards[:limit]
+	}
+	type description struct {
+		StreamName              string            `json:"StreamName"`
+		StreamARN               string            `json:"StreamARN"`
+		StreamStatus            string            `json:"StreamStatus"`
+		StreamModeDetails       streamModeDetails `json:"StreamModeDetails"`
+		Shards                  []shardOut        `json:"Shards"`
+		HasMoreShards           bool              `json:"HasMoreShards"`
+		RetentionPeriodHours    int               `json:"RetentionPeriodHours"`
+		StreamCreationTimestamp epoch             `json:"StreamCreationTimestamp"`
+		EnhancedMonitoring      []struct {
+			ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+		} `json:"EnhancedMonitoring"`
+		EncryptionType string `json:"EncryptionType"`
+		KeyId          string `json:"KeyId,omitempty"`
+	}
+	out := description{StreamName: d.Name, StreamARN: d.ARN, StreamStatus: d.Status, StreamModeDetails: streamModeDetails{d.Mode},
+		Shards: shards, HasMoreShards: more, RetentionPeriodHours: d.RetentionHours, StreamCreationTimestamp: epoch{d.Created},
+		EncryptionType: d.Encryption, KeyId: d.KeyID}
+	out.EnhancedMonitoring = append(out.EnhancedMonitoring, struct {
+		ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+	}{ShardLevelMetrics: []string{}})
+	return struct {
+		StreamDescription description `json:"StreamDescription"`
+	}{out}, nil
+}
+
+func opDescribeStreamSummary(s *Server, body []byte) (any, error) {
+	var in streamRef
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.engine.Describe(name)
+	if err != nil {
+		return nil, err
+	}
+	consumers, _ := s.engine.ListConsumers(name)
+	type summary struct {
+		StreamName              string            `json:"StreamName"`
+		StreamARN               string            `json:"StreamARN"`
+		StreamStatus            string            `json:"StreamStatus"`
+		StreamModeDetails       streamModeDetails `json:"StreamModeDetails"`
+		RetentionPeriodHours    int               `json:"RetentionPeriodHours"`
+		StreamCreationTimestamp epoch             `json:"StreamCreationTimestamp"`
+		EnhancedMonitoring      []struct {
+			ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+		} `json:"EnhancedMonitoring"`
+		EncryptionType     string `json:"EncryptionType"`
+		KeyId              string `json:"KeyId,omitempty"`
+		OpenShardCount     int    `json:"OpenShardCount"`
+		ConsumerCount      int    `json:"ConsumerCount"`
+		MaxRecordSizeInKiB int    `json:"MaxRecordSizeInKiB"`
+	}
+	out := summary{StreamName: d.Name, StreamARN: d.ARN, StreamStatus: d.Status, StreamModeDetails: streamModeDetails{d.Mode},
+		RetentionPeriodHours: d.RetentionHours, StreamCreationTimestamp: epoch{d.Created}, EncryptionType: d.Encryption,
+		KeyId: d.KeyID, OpenShardCount: d.OpenShards, ConsumerCount: len(consumers), MaxRecordSizeInKiB: d.MaxRecordKiB}
+	out.EnhancedMonitoring = append(out.EnhancedMonitoring, struct {
+		ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+	}{ShardLevelMetrics: []string{}})
+	return struct {
+		StreamDescriptionSummary summary `json:"StreamDescriptionSummary"`
+	}{out}, nil
+}

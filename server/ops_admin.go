@@ -1,0 +1,338 @@
+package server
+
+import (
+	"github.com/sluice-streams/sluice/stream"
+)
+
+type retentionIn struct {
+	streamRef
+	RetentionPeriodHours int `json:"RetentionPeriodHours"`
+}
+
+func opIncreaseRetention(s *Server, body []byte) (any, error) { return changeRetention(s, body, true) }
+
+func opDecreaseRetention(s *Server, body []byte) (any, error) { return changeRetention(s, body, false) }
+
+func changeRetention(s *Server, body []byte, increase bool) (any, error) {
+	var in retentionIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	if increase {
+		return nil, s.engine.IncreaseRetention(name, in.RetentionPeriodHours)
+	}
+	return nil, s.engine.DecreaseRetention(name, in.RetentionPeriodHours)
+}
+
+func opSplitShard(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		ShardToSplit       string `json:"ShardToSplit"`
+		NewStartingHashKey string `json:"NewStartingHashKey"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.SplitShard(name, in.ShardToSplit, in.NewStartingHashKey)
+}
+
+func opMergeShards(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		ShardToMerge         string `json:"ShardToMerge"`
+		AdjacentShardToMerge string `json:"AdjacentShardToMerge"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.MergeShards(name, in.ShardToMerge, in.AdjacentShardToMerge)
+}
+
+func opUpdateShardCount(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		TargetShardCount int    `json:"TargetShardCount"`
+		ScalingType      string `json:"ScalingType"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	if in.ScalingType != "UNIFORM_SCALING" {
+		return nil, validation("Value '%s' at 'scalingType' failed to satisfy constraint: Member must satisfy enum value set: [UNIFORM_SCALING]", in.ScalingType)
+	}
+	before, after, err := s.engine.UpdateShardCount(name, in.TargetShardCount)
+	if err != nil {
+		return nil, err
+	}
+	d, _ := s.engine.Describe(name)
+	return struct {
+		StreamName        string `json:"StreamName"`
+		StreamARN         string `json:"StreamARN"`
+		CurrentShardCount int    `json:"CurrentShardCount"`
+		TargetShardCount  int    `json:"TargetShardCount"`
+	}{name, d.ARN, before, after}, nil
+}
+
+func opAddTags(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		Tags map[string]string `json:"Tags"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.AddTags(name, in.Tags)
+}
+
+func opRemoveTags(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		TagKeys []string `json:"TagKeys"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.RemoveTags(name, in.TagKeys)
+}
+
+func opListTags(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		ExclusiveStartTagKey string `json:"ExclusiveStartTagKey"`
+		Limit                *int   `json:"Limit"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := s.engine.Tags(name)
+	if err != nil {
+		return nil, err
+	}
+	limit := 10
+	if in.Limit != nil {
+		if *in.Limit < 1 || *in.Limit > 50 {
+			return nil, validation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50 and greater than or equal to 1", *in.Limit)
+		}
+		limit = *in.Limit
+	}
+	type tag struct {
+		Key   string `json:"Key"`
+		Value string `json:"Value,omitempty"`
+	}
+	out := struct {
+		Tags        []tag `json:"Tags"`
+		HasMoreTags bool  `json:"HasMoreTags"`
+	}{Tags: []tag{}}
+	for _, t := range tags {
+		if in.ExclusiveStartTagKey != "" && t.Key <= in.ExclusiveStartTagKey {
+			continue
+		}
+		if len(out.Tags) == limit {
+			out.HasMoreTags = true
+			break
+		}
+		out.Tags = append(out.Tags, tag{t.Key, t.Value})
+	}
+	return out, nil
+}
+
+type consumerOut struct {
+	ConsumerName              string `json:"ConsumerName"`
+	ConsumerARN               string `json:"ConsumerARN"`
+	ConsumerStatus            string `json:"ConsumerStatus"`
+	ConsumerCreationTimestamp epoch  `json:"ConsumerCreationTimestamp"`
+	StreamARN                 string `json:"StreamARN,omitempty"`
+}
+
+func toConsumerOut(c stream.Consumer, withStream bool) consumerOut {
+	o := consumerOut{c.Name, c.ARN, c.Status, epoch{c.Created}, ""}
+	if withStream {
+		o.StreamARN = c.StreamARN
+	}
+	return o
+}
+
+// consumerRef is what the consumer operations take: a stream ARN and a consumer name, or a
+// consumer ARN.
+type consumerRef struct {
+	StreamARN    string `json:"StreamARN"`
+	ConsumerName string `json:"ConsumerName"`
+	ConsumerARN  string `json:"ConsumerARN"`
+}
+
+func (c consumerRef) streamName(s *Server) (string, error) {
+	if c.ConsumerARN != "" {
+		return "", nil
+	}
+	if c.StreamARN == "" || c.ConsumerName == "" {
+		return "", apiError{status: 400, name: "InvalidArgumentException", msg: "Either ConsumerARN or both StreamARN and ConsumerName must be given"}
+	}
+	return streamRef{StreamARN: c.StreamARN}.name(s)
+}
+
+func opRegisterConsumer(s *Server, body []byte) (any, error) {
+	var in consumerRef
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.engine.RegisterConsumer(name, in.ConsumerName)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Consumer consumerOut `json:"Consumer"`
+	}{toConsumerOut(c, false)}, nil
+}
+
+func opDeregisterConsumer(s *Server, body []byte) (any, error) {
+	var in consumerRef
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.streamName(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.DeregisterConsumer(name, in.ConsumerName, in.ConsumerARN)
+}
+
+func opDescribeConsumer(s *Server, body []byte) (any, error) {
+	var in consumerRef
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.streamName(s)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.engine.DescribeConsumer(name, in.ConsumerName, in.ConsumerARN)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ConsumerDescription consumerOut `json:"ConsumerDescription"`
+	}{toConsumerOut(c, true)}, nil
+}
+
+func opListConsumers(s *Server, body []byte) (any, error) {
+	var in struct {
+		StreamARN  string `json:"StreamARN"`
+		MaxResults *int   `json:"MaxResults"`
+		NextToken  string `json:"NextToken"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.engine.ListConsumers(name)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Consumers []consumerOut `json:"Consumers"`
+	}{Consumers: []consumerOut{}}
+	for _, c := range cs {
+		out.Consumers = append(out.Consumers, toConsumerOut(c, false))
+	}
+	return out, nil
+}
+
+func opStartEncryption(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		EncryptionType string `json:"EncryptionType"`
+		KeyId          string `json:"KeyId"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	if in.EncryptionType != "KMS" {
+		return nil, validation("Value '%s' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS]", in.EncryptionType)
+	}
+	return nil, s.engine.SetEncryption(name, "KMS", in.KeyId)
+}
+
+func opStopEncryption(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		EncryptionType string `json:"EncryptionType"`
+		KeyId          string `json:"KeyId"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.SetEncryption(name, "NONE", in.KeyId)
+}
+
+func opUpdateStreamMode(s *Server, body []byte) (any, error) {
+	var in struct {
+		StreamARN         string            `json:"StreamARN"`
+		StreamModeDetails streamModeDetails `json:"StreamModeDetails"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.SetMode(name, in.StreamModeDetails.StreamMode)
+}
+
+func opUpdateMaxRecordSize(s *Server, body []byte) (any, error) {
+	var in struct {
+		StreamARN          string `json:"StreamARN"`
+		MaxRecordSizeInKiB int    `json:"MaxRecordSizeInKiB"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.SetMaxRecordSize(name, in.MaxRecordSizeInKiB)
+}

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"encoding/base64"
+	"time"
+
+	"github.com/sluice-streams/sluice/shardmap"
+	"github.com/sluice-streams/sluice/stream"
+)
+
+func opListShards(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		NextToken             string `json:"NextToken"`
+		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
+		MaxResults            *int   `json:"MaxResults"`
+		ShardFilter           *struct {
+			Type    string `json:"Type"`
+			ShardId string `json:"ShardId"`
+		} `json:"ShardFilter"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.NextToken != "" {
+		// The token carries the stream and the last shard listed.
+		raw, err := base64.RawURLEncoding.DecodeString(in.NextToken)
+		name, last, ok := cutLast(string(raw))
+		if err != nil || !ok {
+			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid NextToken"}
+		}
+		in.StreamName, in.StreamARN, in.ExclusiveStartShardId = name, "", last
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	max := 1000
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
+			return nil, validation("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.MaxResults)
+		}
+		max = *in.MaxResults
+	}
+	d, err := s.engine.Describe(name)
+	if err != nil {
+		return nil, err
+	}
+	var after int64 = -1
+	if in.ExclusiveStartShardId != "" {
+		id, err := shardmap.ParseShardName(in.ExclusiveStartShardId)
+		if err != nil {
+			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExclusiveStartShardId " + in.ExclusiveStartShardId}
+		}
+		after = int64(id)
+	}
+	open := in.ShardFilter != nil && (in.ShardFilter.Type == "AT_LATEST")
+	out := struct {
+		Shards    []shardOut `json:"Shards"`
+		NextToken string     `json:"NextToken,omitempty"`
+	}{Shards: []shardOut{}}
+	for _, sh := range shardsOut(d) {
+		id, _ := shardmap.ParseShardName(sh.ShardId)
+		if int64(id) <= after || (open && sh.SequenceNumberRange.EndingSequenceNumber != "") {
+			continue
+		}
+		if len(out.Shards) == max {
+			last := out.Shards[len(out.Shards)-1].ShardId
+			out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(name + "|" + last))
+			break
+		}
+		out.Shards = append(out.Shards, sh)
+	}
+	return out, nil
+}
+
+func cutLast(s string) (a, b string, ok bool) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '|' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+type putIn struct {
+	Data            []byte `json:"Data"`
+	PartitionKey    string `json:"PartitionKey"`
+	ExplicitHashKey string `json:"ExplicitHashKey"`
+}
+
+func (p putIn) entry(i int) (stream.PutEntry, error) {
+	en := stream.PutEntry{PartitionKey: p.PartitionKey, Data: p.Data}
+	if p.ExplicitHashKey != "" {
+		k, err := shardmap.ParseKey(p.ExplicitHashKey)
+		if err != nil {
+			return en, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was " + p.ExplicitHashKey}
+		}
+		en.ExplicitHashKey = &k
+	}
+	return en, nil
+}
+
+func opPutRecord(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		putIn
+		SequenceNumberForOrdering string `json:"SequenceNumberForOrdering"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	en, err := in.putIn.entry(0)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.engine.PutRecord(name, en, in.SequenceNumberForOrdering)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ShardId        string `json:"ShardId"`
+		SequenceNumber string `json:"SequenceNumber"`
+		EncryptionType string `json:"EncryptionType"`
+	}{shardmap.ShardName(res.Shard), res.Seq.String(), encryptionOf(s, name)}, nil
+}
+
+func encryptionOf(s *Server, name string) string {
+	if d, err := s.engine.Describe(name); err == nil {
+		return d.Encryption
+	}
+	return "NONE"
+}
+
+func opPutRecords(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		Records []putIn `json:"Records"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]stream.PutEntry, len(in.Records))
+	for i, r := range in.Records {
+		if entries[i], err = r.entry(i); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.engine.PutRecords(name, entries)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		SequenceNumber string `json:"SequenceNumber,omitempty"`
+		ShardId        string `json:"ShardId,omitempty"`
+		ErrorCode      string `json:"ErrorCode,omitempty"`
+		ErrorMessage   string `json:"ErrorMessage,omitempty"`
+	}
+	out := struct {
+		FailedRecordCount int      `json:"FailedRecordCount"`
+		Records           []result `json:"Records"`
+		EncryptionType    string   `json:"EncryptionType"`
+	}{Records: make([]result, len(res)), EncryptionType: encryptionOf(s, name)}
+	for i, r := range res {
+		if r.Err != nil {
+			out.FailedRecordCount++
+			ae := toAPIError(r.Err)
+			out.Records[i] = result{ErrorCode: ae.name, ErrorMessage: ae.msg}
+			continue
+		}
+		out.Records[i] = result{SequenceNumber: r.Seq.String(), ShardId: shardmap.ShardName(r.Shard)}
+	}
+	return out, nil
+}
+
+func opGetShardIterator(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		ShardId                string `json:"ShardId"`
+		ShardIteratorType      string `json:"ShardIteratorType"`
+		StartingSequenceNumber string `json:"StartingSequenceNumber"`
+		Timestamp              *epoch `json:"Timestamp"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	gi := stream.IteratorInput{Stream: name, ShardID: in.ShardId, Type: in.ShardIteratorType, Seq: in.StartingSequenceNumber}
+	switch in.ShardIteratorType {
+	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
+		if in.StartingSequenceNumber == "" {
+			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Must specify a StartingSequenceNumber for the " + in.ShardIteratorType + " ShardIteratorType."}
+		}
+	case stream.AtTimestamp:
+		if in.Timestamp == nil {
+			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Must specify a Timestamp for the AT_TIMESTAMP ShardIteratorType."}
+		}
+		gi.Timestamp = in.Timestamp.Time
+	}
+	it, err := s.engine.GetShardIterator(gi)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ShardIterator string `json:"ShardIterator"`
+	}{it}, nil
+}
+
+func opGetRecords(s *Server, body []byte) (any, error) {
+	var in struct {
+		ShardIterator string `json:"ShardIterator"`
+		Limit         *int   `json:"Limit"`
+		StreamARN     string `json:"StreamARN"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	limit := stream.MaxGetRecordsLimit
+	if in.Limit != nil {
+		limit = *in.Limit
+	}
+	r, err := s.engine.GetRecords(in.ShardIterator, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	type record struct {
+		SequenceNumber              string `json:"SequenceNumber"`
+		ApproximateArrivalTimestamp epoch  `json:"ApproximateArrivalTimestamp"`
+		Data                        []byte `json:"Data"`
+		PartitionKey                string `json:"PartitionKey"`
+		EncryptionType              string `json:"EncryptionType,omitempty"`
+	}
+	type child struct {
+		ShardId      string       `json:"ShardId"`
+		ParentShards []string     `json:"ParentShards"`
+		HashKeyRange hashKeyRange `json:"HashKeyRange"`
+	}
+	out := struct {
+		Records            []record `json:"Records"`
+		NextShardIterator  string   `json:"NextShardIterator,omitempty"`
+		MillisBehindLatest int64    `json:"MillisBehindLatest"`
+		ChildShards        []child  `json:"ChildShards,omitempty"`
+	}{Records: make([]record, 0, r.Records.Count), NextShardIterator: r.NextIterator, MillisBehindLatest: r.MillisBehind}
+	shard := r.Shard
+	it := r.Records.Records()
+	for it.Next() {
+		rec := it.Record()
+		enc := ""
+		if rec.Flags&1 != 0 {
+			enc = "KMS"
+		}
+		out.Records = append(out.Records, record{stream.SeqNum{Shard: shard, Pos: rec.Seq}.String(),
+			epoch{time.Unix(0, rec.Time)}, append([]byte(nil), rec.Data...), string(rec.Key), enc})
+	}
+	for _, c := range r.ChildShards {
+		out.ChildShards = append(out.ChildShards, child{c.ID, c.Parents, hashKeyRange{c.Start, c.End}})
+	}
+	return out, nil
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// Request hygiene defaults. A PutRecords request carries at most 10 MiB of data, which base64
+// makes about 13.4 MiB of JSON.
+const (
+	maxBodySize     = 16 << 20
+	targetPrefix    = "Kinesis_20131202."
+	jsonContentType = "application/x-amz-json-1.1"
+)
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// MaxConns caps concurrent connections; 0 means 4096.
+	MaxConns int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection; 0 means 60 s, 60 s
+	// and 120 s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+// Server serves the Kinesis API for one engine.
+type Server struct {
+	engine *stream.Engine
+	log    *slog.Logger
+	http   *fasthttp.Server
+}
+
+// New returns a server for engine.
+func New(engine *stream.Engine, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{engine: engine, log: opts.Logger}
+	s.http = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "sluice",
+		MaxRequestBodySize:            maxBodySize,
+		ReadBufferSize:                16 << 10, // bounds the request line and headers
+		Concurrency:                   orInt(opts.MaxConns, 4096),
+		ReadTimeout:                   orDur(opts.ReadTimeout, 60*time.Second),
+		WriteTimeout:                  orDur(opts.WriteTimeout, 60*time.Second),
+		IdleTimeout:                   orDur(opts.IdleTimeout, 120*time.Second),
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultContentType:          true,
+		Logger:                        fasthttpLogger{opts.Logger},
+	}
+	return s
+}
+
+func orInt(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+func orDur(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for the requests in flight.
+func (s *Server) Shutdown() error { return s.http.Shutdown() }
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn("http", "msg", strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+// handle routes a request: GET /healthz, or a Kinesis operation named by X-Amz-Target.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	reqID := newRequestID()
+	ctx.Response.Header.Set("x-amzn-RequestId", reqID)
+	if string(ctx.Path()) == "/healthz" && ctx.IsGet() {
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+		return
+	}
+	if !ctx.IsPost() {
+		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: "Kinesis operations are POST requests to /"})
+		return
+	}
+	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
+	op, ok := strings.CutPrefix(target, targetPrefix)
+	h, known := operations[op]
+	if !ok || !known {
+		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: ""})
+		return
+	}
+	ct := string(ctx.Request.Header.ContentType())
+	if strings.HasPrefix(ct, "application/x-amz-cbor") {
+		s.fail(ctx, apiError{status: 400, name: "SerializationException", msg: "CBOR is not supported yet; send application/x-amz-json-1.1 (AWS SDK for Java: aws.cborEnabled=false)"})
+		return
+	}
+	out, err := h(s, ctx.Request.Body())
+	if err != nil {
+		s.fail(ctx, toAPIError(err))
+		return
+	}
+	ctx.SetContentType(jsonContentType)
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	if out == nil {
+		ctx.SetBodyString("{}")
+		return
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		s.fail(ctx, apiError{status: 500, name: "InternalFailure", msg: err.Error()})
+		return
+	}
+	ctx.SetBody(b)
+}
+
+// apiError is an error as the API reports it.
+type apiError struct {
+	status int
+	name   string
+	msg    string
+}
+
+func (e apiError) Error() string { return e.name + ": " + e.msg }
+
+// toAPIError maps an engine error to its Kinesis shape.
+func toAPIError(err error) apiError {
+	var ae apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var se *stream.Error
+	if errors.As(err, &se) {
+		if se.Kind == stream.KindInternalFailure {
+			return apiError{status: 500, name: "InternalFailure", msg: se.Msg}
+		}
+		return apiError{status: 400, name: se.Kind.String(), msg: se.Msg}
+	}
+	return apiError{status: 500, name: "InternalFailure", msg: err.Error()}
+}
+
+func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
+	if e.status >= 500 {
+		s.log.Error("request failed", "err", e.msg, "target", string(ctx.Request.Header.Peek("X-Amz-Target")))
+	}
+	ctx.Response.Header.Set("X-Amzn-ErrorType", e.name)
+	ctx.SetContentType(jsonContentType)
+	ctx.SetStatusCode(e.status)
+	b, _ := json.Marshal(struct {
+		Type    string `json:"__type"`
+		Message string `json:"message,omitempty"`
+	}{e.name, e.msg})
+	ctx.SetBody(b)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
