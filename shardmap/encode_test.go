@@ -198,4 +198,3 @@ func TestDecodeRejects(t *testing.T) {
 		t.Errorf("Decode with next id 1000: %v, %v", m, err)
 	}
 }
-
