@@ -43,10 +43,13 @@ type Log struct {
 	corrupt   error // corruption found at open: appends are refused
 	closed    bool
 	meta      meta
-	stop      chan struct{} // closes the interval syncer and the sealer
-	syncDone  chan struct{}
-	sealKick  chan struct{} // wakes the sealer (Interval and None modes)
-	sealDone  chan struct{}
+	// storedHorizon is the read horizon when the retention cutoff was last stored in
+	// log.meta: Trim stores the cutoff again only when it hides more records than that.
+	storedHorizon uint64
+	stop          chan struct{} // closes the interval syncer and the sealer
+	syncDone      chan struct{}
+	sealKick      chan struct{} // wakes the sealer (Interval and None modes)
+	sealDone      chan struct{}
 
 	cmu     sync.Mutex // the commit lock, taken after mu when both are held
 	ccond   *sync.Cond // signals changes of syncing, durable and failed

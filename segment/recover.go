@@ -177,6 +177,13 @@ func (l *Log) published() {
 	if h := l.hidden.Load(); h != 0 {
 		l.applyHidden(h)
 	}
+	// Nothing below the oldest record can be hidden: a horizon up to it hides nothing.
+	l.storedHorizon = l.horizon.Load()
+	if first, ok, err := l.Oldest(); err == nil && ok {
+		l.storedHorizon = max(l.storedHorizon, first)
+	} else if err == nil {
+		l.storedHorizon = max(l.storedHorizon, l.tip.Load()+1)
+	}
 }
 
 // listSegments lists the segment files, removes leftover temporary files and checks that

@@ -12,7 +12,9 @@ import (
 // deleted (each file goes when the last View of it is released). The active segment is
 // sealed first when its newest record is older than the cutoff or, with Options.SegmentAge,
 // when it has been open that long, so that a quiet shard's data is deleted too. The cutoff
-// only moves forward and is stored in log.meta, so it survives restarts and crashes. It returns the number of segments removed.
+// only moves forward. It is stored in log.meta whenever it hides records that were visible,
+// so that a crash cannot bring them back; a cutoff that hides nothing new costs no write.
+// It returns the number of segments removed.
 func (l *Log) Trim(cutoff int64) (removed int, err error) {
 	for {
 		cur := l.hidden.Load()
@@ -27,8 +29,9 @@ func (l *Log) Trim(cutoff int64) (removed int, err error) {
 	if l.closed {
 		return 0, ErrClosed
 	}
-	if h := l.hidden.Load(); h > l.meta.hidden && l.corrupt == nil {
+	if h, hz := l.hidden.Load(), l.horizon.Load(); h > l.meta.hidden && hz > l.storedHorizon && l.corrupt == nil {
 		// Persist the cutoff so that a crash cannot bring hidden records back.
+		l.storedHorizon = hz
 		m := l.meta
 		m.hidden = h
 		if err := writeMeta(l.fs, l.dir, m); err != nil {

@@ -200,3 +200,30 @@ func TestUnmapIdle(t *testing.T) {
 	}
 	sameRecords(t, got, recs[:len(framesOf(t, segFiles(t, dir)[0]))+3])
 }
+
+// TestTrimStoresTheCutoffOnlyWhenItHides checks that the periodic retention pass does not
+// rewrite log.meta when the cutoff hides nothing new, and does when it does.
+func TestTrimStoresTheCutoffOnlyWhenItHides(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	l := mustOpen(t, dir, testOpts(c, None))
+	defer l.Close()
+	recs := appendN(t, l, 0, 2, 10, 1)
+	c.Advance(time.Hour)
+	appendN(t, l, 2, 1, 10, 1)
+	m0, _, _ := readMeta(l.fs, dir)
+	for i := range 5 { // cutoffs before every record: nothing hidden, nothing written
+		if _, err := l.Trim(recs[0].Time - int64(10-i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, _, _ := readMeta(l.fs, dir); m.hidden != m0.hidden {
+		t.Fatalf("a cutoff that hid nothing was stored: %d", m.hidden)
+	}
+	if _, err := l.Trim(recs[1].Time + 1); err != nil { // hides the first two records
+		t.Fatal(err)
+	}
+	if m, _, _ := readMeta(l.fs, dir); m.hidden != recs[1].Time+1 {
+		t.Fatalf("a cutoff that hid records was not stored: %d", m.hidden)
+	}
+}
