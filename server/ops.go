@@ -46,6 +46,18 @@ func init() {
 		"StopStreamEncryption":          opStopEncryption,
 		"UpdateStreamMode":              opUpdateStreamMode,
 		"UpdateMaxRecordSize":           opUpdateMaxRecordSize,
+		"EnableEnhancedMonitoring":      opEnableMonitoring,
+		"DisableEnhancedMonitoring":     opDisableMonitoring,
+		"DescribeLimits":                opDescribeLimits,
+		"TagResource":                   opTagResource,
+		"UntagResource":                 opUntagResource,
+		"ListTagsForResource":           opListTagsForResource,
+		"GetResourcePolicy":             opGetResourcePolicy,
+		"PutResourcePolicy":             opPutResourcePolicy,
+		"DeleteResourcePolicy":          opDeleteResourcePolicy,
+		"DescribeAccountSettings":       opDescribeAccountSettings,
+		"UpdateAccountSettings":         opUpdateAccountSettings,
+		"UpdateStreamWarmThroughput":    opUpdateStreamWarmThroughput,
 	}
 }
 
@@ -287,9 +299,7 @@ func opDescribeStream(s *Server, body []byte) (any, error) {
 	out := description{StreamName: d.Name, StreamARN: d.ARN, StreamStatus: d.Status, StreamModeDetails: streamModeDetails{d.Mode},
 		Shards: shards, HasMoreShards: more, RetentionPeriodHours: d.RetentionHours, StreamCreationTimestamp: epoch{d.Created},
 		EncryptionType: d.Encryption, KeyId: d.KeyID}
-	out.EnhancedMonitoring = append(out.EnhancedMonitoring, struct {
-		ShardLevelMetrics []string `json:"ShardLevelMetrics"`
-	}{ShardLevelMetrics: []string{}})
+	out.EnhancedMonitoring = enhancedMonitoring(s, name)
 	return struct {
 		StreamDescription description `json:"StreamDescription"`
 	}{out}, nil
@@ -328,9 +338,7 @@ func opDescribeStreamSummary(s *Server, body []byte) (any, error) {
 	out := summary{StreamName: d.Name, StreamARN: d.ARN, StreamStatus: d.Status, StreamModeDetails: streamModeDetails{d.Mode},
 		RetentionPeriodHours: d.RetentionHours, StreamCreationTimestamp: epoch{d.Created}, EncryptionType: d.Encryption,
 		KeyId: d.KeyID, OpenShardCount: d.OpenShards, ConsumerCount: len(consumers), MaxRecordSizeInKiB: d.MaxRecordKiB}
-	out.EnhancedMonitoring = append(out.EnhancedMonitoring, struct {
-		ShardLevelMetrics []string `json:"ShardLevelMetrics"`
-	}{ShardLevelMetrics: []string{}})
+	out.EnhancedMonitoring = enhancedMonitoring(s, name)
 	return struct {
 		StreamDescriptionSummary summary `json:"StreamDescriptionSummary"`
 	}{out}, nil

@@ -66,6 +66,15 @@ type streamMeta struct {
 	ClosedAt map[uint32]int64 `json:"closedAt,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []consumerMeta `json:"consumers,omitempty"`
+	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
+	// model's order.
+	Metrics []string `json:"shardLevelMetrics,omitempty"`
+	// WarmMiBps is the requested warm throughput (UpdateStreamWarmThroughput); nil: never set.
+	WarmMiBps *int `json:"warmThroughputMiBps,omitempty"`
+	// ConsumerTags are the consumers' tags (TagResource), by consumerKey.
+	ConsumerTags map[string]map[string]string `json:"consumerTags,omitempty"`
+	// Policies are the resource policies (PutResourcePolicy), by policyKey.
+	Policies map[string]string `json:"policies,omitempty"`
 }
 
 func (m *streamMeta) clone() *streamMeta {
@@ -84,6 +93,23 @@ func (m *streamMeta) clone() *streamMeta {
 	}
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)
+	c.Metrics = append([]string(nil), m.Metrics...)
+	if m.WarmMiBps != nil {
+		w := *m.WarmMiBps
+		c.WarmMiBps = &w
+	}
+	c.ConsumerTags = make(map[string]map[string]string, len(m.ConsumerTags))
+	for k, tags := range m.ConsumerTags {
+		ct := make(map[string]string, len(tags))
+		for tk, tv := range tags {
+			ct[tk] = tv
+		}
+		c.ConsumerTags[k] = ct
+	}
+	c.Policies = make(map[string]string, len(m.Policies))
+	for k, v := range m.Policies {
+		c.Policies[k] = v
+	}
 	return &c
 }
 

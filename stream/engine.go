@@ -73,6 +73,8 @@ type Engine struct {
 	mu      sync.Mutex // guards streams and serialises create and delete
 	streams map[string]*Stream
 	closed  bool
+
+	accountMu sync.Mutex // serialises the read-modify-write of account.json
 }
 
 // Stream is one stream: its metadata and its shards. Metadata changes are serialised by mu

@@ -1,0 +1,295 @@
+package server
+
+// The operations on AWS-only machinery: enhanced monitoring, account limits and settings,
+// resource tags and policies, warm throughput. The engine stores and reports their settings.
+
+import (
+	"time"
+
+	"github.com/sluice-streams/sluice/stream"
+)
+
+type monitoringIn struct {
+	streamRef
+	ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+}
+
+func opEnableMonitoring(s *Server, body []byte) (any, error) { return setMonitoring(s, body, true) }
+
+func opDisableMonitoring(s *Server, body []byte) (any, error) { return setMonitoring(s, body, false) }
+
+func setMonitoring(s *Server, body []byte, enable bool) (any, error) {
+	var in monitoringIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	current, desired, err := s.engine.SetMonitoring(name, in.ShardLevelMetrics, enable)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		StreamName               string   `json:"StreamName"`
+		StreamARN                string   `json:"StreamARN"`
+		CurrentShardLevelMetrics []string `json:"CurrentShardLevelMetrics"`
+		DesiredShardLevelMetrics []string `json:"DesiredShardLevelMetrics"`
+	}{name, s.engine.ARN(name), current, desired}, nil
+}
+
+// enhancedMonitoring is the EnhancedMonitoring list DescribeStream and DescribeStreamSummary
+// report: one entry with the enabled metrics.
+func enhancedMonitoring(s *Server, name string) []struct {
+	ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+} {
+	metrics, err := s.engine.Monitoring(name)
+	if err != nil || metrics == nil {
+		metrics = []string{}
+	}
+	return []struct {
+		ShardLevelMetrics []string `json:"ShardLevelMetrics"`
+	}{{ShardLevelMetrics: metrics}}
+}
+
+func opDescribeLimits(s *Server, body []byte) (any, error) {
+	var in struct{}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	l := s.engine.Limits()
+	return struct {
+		ShardLimit               int `json:"ShardLimit"`
+		OpenShardCount           int `json:"OpenShardCount"`
+		OnDemandStreamCount      int `json:"OnDemandStreamCount"`
+		OnDemandStreamCountLimit int `json:"OnDemandStreamCountLimit"`
+	}{l.ShardLimit, l.OpenShardCount, l.OnDemandStreamCount, l.OnDemandStreamCountLimit}, nil
+}
+
+// resourceIn is what the resource operations take. StreamId is reserved by the model ("Not
+// Implemented") and ignored.
+type resourceIn struct {
+	ResourceARN *string `json:"ResourceARN"`
+	StreamId    string  `json:"StreamId"`
+}
+
+// arn returns the ResourceARN, a ValidationException if it is missing.
+func (r resourceIn) arn() (string, error) {
+	if r.ResourceARN == nil {
+		return "", validation("Value null at 'resourceARN' failed to satisfy constraint: Member must not be null")
+	}
+	return *r.ResourceARN, nil
+}
+
+const (
+	maxTagMapLen     = 200
+	maxTagKeyListLen = 50
+)
+
+func opTagResource(s *Server, body []byte) (any, error) {
+	var in struct {
+		resourceIn
+		Tags map[string]string `json:"Tags"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	arn, err := in.arn()
+	if err != nil {
+		return nil, err
+	}
+	if in.Tags == nil {
+		return nil, validation("Value null at 'tags' failed to satisfy constraint: Member must not be null")
+	}
+	if len(in.Tags) < 1 || len(in.Tags) > maxTagMapLen {
+		return nil, validation("Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to %d and greater than or equal to 1", maxTagMapLen)
+	}
+	return nil, s.engine.TagResource(arn, in.Tags)
+}
+
+func opUntagResource(s *Server, body []byte) (any, error) {
+	var in struct {
+		resourceIn
+		TagKeys []string `json:"TagKeys"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	arn, err := in.arn()
+	if err != nil {
+		return nil, err
+	}
+	if in.TagKeys == nil {
+		return nil, validation("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
+	}
+	if len(in.TagKeys) < 1 || len(in.TagKeys) > maxTagKeyListLen {
+		return nil, validation("Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to %d and greater than or equal to 1", maxTagKeyListLen)
+	}
+	for _, k := range in.TagKeys {
+		if len(k) < 1 || len(k) > 128 {
+			return nil, validation("Value '%s' at 'tagKeys' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]", k)
+		}
+	}
+	return nil, s.engine.UntagResource(arn, in.TagKeys)
+}
+
+func opListTagsForResource(s *Server, body []byte) (any, error) {
+	var in resourceIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	arn, err := in.arn()
+	if err != nil {
+		return nil, err
+	}
+	tags, err := s.engine.ResourceTags(arn)
+	if err != nil {
+		return nil, err
+	}
+	type tag struct {
+		Key   string `json:"Key"`
+		Value string `json:"Value"`
+	}
+	out := struct {
+		Tags []tag `json:"Tags"`
+	}{Tags: make([]tag, 0, len(tags))}
+	for _, t := range tags {
+		out.Tags = append(out.Tags, tag{t.Key, t.Value})
+	}
+	return out, nil
+}
+
+func opGetResourcePolicy(s *Server, body []byte) (any, error) {
+	var in resourceIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	arn, err := in.arn()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.engine.Policy(arn)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Policy string `json:"Policy"`
+	}{p}, nil
+}
+
+func opPutResourcePolicy(s *Server, body []byte) (any, error) {
+	var in struct {
+		resourceIn
+		Policy *string `json:"Policy"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	arn, err := in.arn()
+	if err != nil {
+		return nil, err
+	}
+	if in.Policy == nil {
+		return nil, validation("Value null at 'policy' failed to satisfy constraint: Member must not be null")
+	}
+	return nil, s.engine.PutPolicy(arn, *in.Policy)
+}
+
+func opDeleteResourcePolicy(s *Server, body []byte) (any, error) {
+	var in resourceIn
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	arn, err := in.arn()
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.engine.DeletePolicy(arn)
+}
+
+// commitmentOut is MinimumThroughputBillingCommitmentOutput.
+type commitmentOut struct {
+	Status               string `json:"Status"`
+	StartedAt            *epoch `json:"StartedAt,omitempty"`
+	EndedAt              *epoch `json:"EndedAt,omitempty"`
+	EarliestAllowedEndAt *epoch `json:"EarliestAllowedEndAt,omitempty"`
+}
+
+func optEpoch(t time.Time) *epoch {
+	if t.IsZero() {
+		return nil
+	}
+	return &epoch{t}
+}
+
+func accountOut(c stream.Commitment) any {
+	return struct {
+		MinimumThroughputBillingCommitment commitmentOut `json:"MinimumThroughputBillingCommitment"`
+	}{commitmentOut{c.Status, optEpoch(c.StartedAt), optEpoch(c.EndedAt), optEpoch(c.EarliestAllowedEndAt)}}
+}
+
+func opDescribeAccountSettings(s *Server, body []byte) (any, error) {
+	var in struct{}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	c, err := s.engine.AccountCommitment()
+	if err != nil {
+		return nil, err
+	}
+	return accountOut(c), nil
+}
+
+func opUpdateAccountSettings(s *Server, body []byte) (any, error) {
+	var in struct {
+		MinimumThroughputBillingCommitment *struct {
+			Status *string `json:"Status"`
+		} `json:"MinimumThroughputBillingCommitment"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.MinimumThroughputBillingCommitment == nil {
+		return nil, validation("Value null at 'minimumThroughputBillingCommitment' failed to satisfy constraint: Member must not be null")
+	}
+	if in.MinimumThroughputBillingCommitment.Status == nil {
+		return nil, validation("Value null at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must not be null")
+	}
+	c, err := s.engine.SetAccountCommitment(*in.MinimumThroughputBillingCommitment.Status)
+	if err != nil {
+		return nil, err
+	}
+	return accountOut(c), nil
+}
+
+func opUpdateStreamWarmThroughput(s *Server, body []byte) (any, error) {
+	var in struct {
+		streamRef
+		StreamId            string `json:"StreamId"`
+		WarmThroughputMiBps *int   `json:"WarmThroughputMiBps"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.WarmThroughputMiBps == nil {
+		return nil, validation("Value null at 'warmThroughputMiBps' failed to satisfy constraint: Member must not be null")
+	}
+	name, err := in.name(s)
+	if err != nil {
+		return nil, err
+	}
+	current, target, err := s.engine.SetWarmThroughput(name, *in.WarmThroughputMiBps)
+	if err != nil {
+		return nil, err
+	}
+	type warm struct {
+		TargetMiBps  int `json:"TargetMiBps"`
+		CurrentMiBps int `json:"CurrentMiBps"`
+	}
+	return struct {
+		StreamARN      string `json:"StreamARN"`
+		StreamName     string `json:"StreamName"`
+		WarmThroughput warm   `json:"WarmThroughput"`
+	}{s.engine.ARN(name), name, warm{target, current}}, nil
+}
