@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,6 +40,9 @@ type Server struct {
 	engine *stream.Engine
 	log    *slog.Logger
 	http   *fasthttp.Server
+
+	subMu sync.Mutex                        // guards subs
+	subs  map[*stream.Subscription]struct{} // open SubscribeToShard streams, ended by Shutdown
 }
 
 // New returns a server for engine.
@@ -59,6 +63,12 @@ func New(engine *stream.Engine, opts Options) *Server {
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultContentType:          true,
 		Logger:                        fasthttpLogger{opts.Logger},
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if string(h.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard" {
+				return fasthttp.RequestConfig{WriteTimeout: subscribeWriteTimeout}
+			}
+			return fasthttp.RequestConfig{}
+		},
 	}
 	return s
 }
@@ -80,8 +90,17 @@ func orDur(v, d time.Duration) time.Duration {
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
-// Shutdown stops accepting connections and waits for the requests in flight.
-func (s *Server) Shutdown() error { return s.http.Shutdown() }
+// Shutdown stops accepting connections, ends the open SubscribeToShard streams (their
+// consumers resubscribe from their continuation sequence numbers) and waits for the requests
+// in flight.
+func (s *Server) Shutdown() error {
+	s.subMu.Lock()
+	for sub := range s.subs {
+		sub.Close()
+	}
+	s.subMu.Unlock()
+	return s.http.Shutdown()
+}
 
 type fasthttpLogger struct{ l *slog.Logger }
 
@@ -104,6 +123,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
 	op, ok := strings.CutPrefix(target, targetPrefix)
+	if ok && op == "SubscribeToShard" {
+		s.subscribe(ctx, ctx.Request.Body())
+		return
+	}
 	h, known := operations[op]
 	if !ok || !known {
 		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: ""})
