@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"hash/crc32"
 )
 
@@ -55,7 +56,7 @@ func event(eventType string, payload []byte) []byte {
 
 // exceptionEvent returns an exception message, as an error inside an open event stream.
 func exceptionEvent(name, message string) []byte {
-	payload, _ := jsonMarshal(struct {
+	payload, _ := json.Marshal(struct {
 		Message string `json:"message"`
 	}{message})
 	return appendEventMessage(nil, []eventHeader{

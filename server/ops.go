@@ -99,6 +99,17 @@ type streamRef struct {
 	StreamARN  string `json:"StreamARN"`
 }
 
+func (r streamRef) ref() streamRef { return r }
+
+// decodeNamed decodes the input of an operation on one stream (a struct embedding streamRef)
+// and resolves the stream's name.
+func decodeNamed(s *Server, body []byte, in interface{ ref() streamRef }) (string, error) {
+	if err := decode(body, in); err != nil {
+		return "", err
+	}
+	return in.ref().name(s)
+}
+
 // name resolves the reference to a stream name.
 func (r streamRef) name(s *Server) (string, error) {
 	if r.StreamARN != "" {
@@ -149,10 +160,7 @@ func opCreateStream(s *Server, body []byte) (any, error) {
 
 func opDeleteStream(s *Server, body []byte) (any, error) {
 	var in streamRef
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -244,10 +252,7 @@ func opDescribeStream(s *Server, body []byte) (any, error) {
 		Limit                 *int   `json:"Limit"`
 		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -307,10 +312,7 @@ func opDescribeStream(s *Server, body []byte) (any, error) {
 
 func opDescribeStreamSummary(s *Server, body []byte) (any, error) {
 	var in streamRef
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}

@@ -15,10 +15,7 @@ func opDecreaseRetention(s *Server, body []byte) (any, error) { return changeRet
 
 func changeRetention(s *Server, body []byte, increase bool) (any, error) {
 	var in retentionIn
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -34,10 +31,7 @@ func opSplitShard(s *Server, body []byte) (any, error) {
 		ShardToSplit       string `json:"ShardToSplit"`
 		NewStartingHashKey string `json:"NewStartingHashKey"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -50,10 +44,7 @@ func opMergeShards(s *Server, body []byte) (any, error) {
 		ShardToMerge         string `json:"ShardToMerge"`
 		AdjacentShardToMerge string `json:"AdjacentShardToMerge"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -66,10 +57,7 @@ func opUpdateShardCount(s *Server, body []byte) (any, error) {
 		TargetShardCount int    `json:"TargetShardCount"`
 		ScalingType      string `json:"ScalingType"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +82,7 @@ func opAddTags(s *Server, body []byte) (any, error) {
 		streamRef
 		Tags map[string]string `json:"Tags"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -109,10 +94,7 @@ func opRemoveTags(s *Server, body []byte) (any, error) {
 		streamRef
 		TagKeys []string `json:"TagKeys"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -125,10 +107,7 @@ func opListTags(s *Server, body []byte) (any, error) {
 		ExclusiveStartTagKey string `json:"ExclusiveStartTagKey"`
 		Limit                *int   `json:"Limit"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -278,10 +257,7 @@ func opStartEncryption(s *Server, body []byte) (any, error) {
 		EncryptionType string `json:"EncryptionType"`
 		KeyId          string `json:"KeyId"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -297,10 +273,7 @@ func opStopEncryption(s *Server, body []byte) (any, error) {
 		EncryptionType string `json:"EncryptionType"`
 		KeyId          string `json:"KeyId"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}

@@ -20,10 +20,7 @@ func opDisableMonitoring(s *Server, body []byte) (any, error) { return setMonito
 
 func setMonitoring(s *Server, body []byte, enable bool) (any, error) {
 	var in monitoringIn
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"time"
 
+	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -107,10 +108,7 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 		putIn
 		SequenceNumberForOrdering string `json:"SequenceNumberForOrdering"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -129,22 +127,14 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 	}{shardmap.ShardName(res.Shard), res.Seq.String(), encryptionOf(s, name)}, nil
 }
 
-func encryptionOf(s *Server, name string) string {
-	if d, err := s.engine.Describe(name); err == nil {
-		return d.Encryption
-	}
-	return "NONE"
-}
+func encryptionOf(s *Server, name string) string { return s.engine.EncryptionType(name) }
 
 func opPutRecords(s *Server, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		Records []putIn `json:"Records"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -189,10 +179,7 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 		StartingSequenceNumber string `json:"StartingSequenceNumber"`
 		Timestamp              *epoch `json:"Timestamp"`
 	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	name, err := in.name(s)
+	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -235,37 +222,56 @@ func opGetRecords(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	defer r.Release()
-	type record struct {
-		SequenceNumber              string `json:"SequenceNumber"`
-		ApproximateArrivalTimestamp epoch  `json:"ApproximateArrivalTimestamp"`
-		Data                        []byte `json:"Data"`
-		PartitionKey                string `json:"PartitionKey"`
-		EncryptionType              string `json:"EncryptionType,omitempty"`
-	}
-	type child struct {
-		ShardId      string       `json:"ShardId"`
-		ParentShards []string     `json:"ParentShards"`
-		HashKeyRange hashKeyRange `json:"HashKeyRange"`
-	}
 	out := struct {
-		Records            []record `json:"Records"`
-		NextShardIterator  string   `json:"NextShardIterator,omitempty"`
-		MillisBehindLatest int64    `json:"MillisBehindLatest"`
-		ChildShards        []child  `json:"ChildShards,omitempty"`
-	}{Records: make([]record, 0, r.Records.Count), NextShardIterator: r.NextIterator, MillisBehindLatest: r.MillisBehind}
-	shard := r.Shard
-	it := r.Records.Records()
+		Records            []recordOut `json:"Records"`
+		NextShardIterator  string      `json:"NextShardIterator,omitempty"`
+		MillisBehindLatest int64       `json:"MillisBehindLatest"`
+		ChildShards        []childOut  `json:"ChildShards,omitempty"`
+	}{Records: recordsOut(r.Records, r.Shard, true), NextShardIterator: r.NextIterator, MillisBehindLatest: r.MillisBehind,
+		ChildShards: childrenOut(r.ChildShards)}
+	return out, nil
+}
+
+// recordOut is a record as GetRecords and SubscribeToShardEvent carry it.
+type recordOut struct {
+	SequenceNumber              string `json:"SequenceNumber"`
+	ApproximateArrivalTimestamp epoch  `json:"ApproximateArrivalTimestamp"`
+	Data                        []byte `json:"Data"`
+	PartitionKey                string `json:"PartitionKey"`
+	EncryptionType              string `json:"EncryptionType,omitempty"`
+}
+
+// recordsOut converts the records of a view of shard. With copyData the data is copied out
+// of the mapping, for an answer encoded after the view is released.
+func recordsOut(v segment.View, shard uint32, copyData bool) []recordOut {
+	out := make([]recordOut, 0, v.Count)
+	it := v.Records()
 	for it.Next() {
-		rec := it.Record()
+		r := it.Record()
+		data := r.Data
+		if copyData {
+			data = append([]byte(nil), data...)
+		}
 		enc := ""
-		if rec.Flags&1 != 0 {
+		if r.Flags&segment.FlagEncrypted != 0 {
 			enc = "KMS"
 		}
-		out.Records = append(out.Records, record{stream.SeqNum{Shard: shard, Pos: rec.Seq}.String(),
-			epoch{time.Unix(0, rec.Time)}, append([]byte(nil), rec.Data...), string(rec.Key), enc})
+		out = append(out, recordOut{stream.SeqNum{Shard: shard, Pos: r.Seq}.String(), epoch{time.Unix(0, r.Time)}, data, string(r.Key), enc})
 	}
-	for _, c := range r.ChildShards {
-		out.ChildShards = append(out.ChildShards, child{c.ID, c.Parents, hashKeyRange{c.Start, c.End}})
+	return out
+}
+
+// childOut is a child shard as GetRecords and SubscribeToShardEvent carry it.
+type childOut struct {
+	ShardId      string       `json:"ShardId"`
+	ParentShards []string     `json:"ParentShards"`
+	HashKeyRange hashKeyRange `json:"HashKeyRange"`
+}
+
+func childrenOut(cs []stream.ChildShard) []childOut {
+	var out []childOut
+	for _, c := range cs {
+		out = append(out, childOut{c.ID, c.Parents, hashKeyRange{c.Start, c.End}})
 	}
-	return out, nil
+	return out
 }

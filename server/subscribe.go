@@ -13,8 +13,6 @@ import (
 	"github.com/sluice-streams/sluice/stream"
 )
 
-var jsonMarshal = json.Marshal
-
 // subscribeWriteTimeout bounds writes of a SubscribeToShard response: it lives up to five
 // minutes, so the server-wide write timeout cannot apply to it.
 const subscribeWriteTimeout = stream.SubscriptionLifetime + time.Minute
@@ -88,42 +86,17 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 	})
 }
 
-// eventPayload encodes a SubscribeToShardEvent.
+// eventPayload encodes a SubscribeToShardEvent. It runs before the event's view is
+// released, so the data is encoded straight from the mapping.
 func eventPayload(ev stream.Event) ([]byte, error) {
-	type record struct {
-		SequenceNumber              string `json:"SequenceNumber"`
-		ApproximateArrivalTimestamp epoch  `json:"ApproximateArrivalTimestamp"`
-		Data                        []byte `json:"Data"`
-		PartitionKey                string `json:"PartitionKey"`
-		EncryptionType              string `json:"EncryptionType,omitempty"`
-	}
-	type child struct {
-		ShardId      string       `json:"ShardId"`
-		ParentShards []string     `json:"ParentShards"`
-		HashKeyRange hashKeyRange `json:"HashKeyRange"`
-	}
-	out := struct {
-		Records                    []record `json:"Records"`
-		ContinuationSequenceNumber string   `json:"ContinuationSequenceNumber"`
-		MillisBehindLatest         int64    `json:"MillisBehindLatest"`
-		ChildShards                []child  `json:"ChildShards,omitempty"`
-	}{Records: []record{}, ContinuationSequenceNumber: ev.ContinuationSeq, MillisBehindLatest: ev.MillisBehind}
 	seq, err := stream.ParseSeqNum(ev.ContinuationSeq)
 	if err != nil {
 		return nil, err
 	}
-	it := ev.Records.Records()
-	for it.Next() {
-		r := it.Record()
-		enc := ""
-		if r.Flags&1 != 0 {
-			enc = "KMS"
-		}
-		out.Records = append(out.Records, record{stream.SeqNum{Shard: seq.Shard, Pos: r.Seq}.String(),
-			epoch{time.Unix(0, r.Time)}, r.Data, string(r.Key), enc})
-	}
-	for _, c := range ev.ChildShards {
-		out.ChildShards = append(out.ChildShards, child{c.ID, c.Parents, hashKeyRange{c.Start, c.End}})
-	}
-	return json.Marshal(out)
+	return json.Marshal(struct {
+		Records                    []recordOut `json:"Records"`
+		ContinuationSequenceNumber string      `json:"ContinuationSequenceNumber"`
+		MillisBehindLatest         int64       `json:"MillisBehindLatest"`
+		ChildShards                []childOut  `json:"ChildShards,omitempty"`
+	}{recordsOut(ev.Records, seq.Shard, false), ev.ContinuationSeq, ev.MillisBehind, childrenOut(ev.ChildShards)})
 }

@@ -106,6 +106,17 @@ func (e *Engine) SetEncryption(name, encType, keyID string) error {
 	})
 }
 
+// EncryptionType returns the stream's EncryptionType (NONE or KMS), which PutRecord(s)
+// report; "NONE" for an unknown stream. It reads the published metadata, without describing
+// the shards, since it is on the put path.
+func (e *Engine) EncryptionType(name string) string {
+	s, err := e.stream(name)
+	if err != nil {
+		return "NONE"
+	}
+	return s.meta.Load().Encryption
+}
+
 // SetMode switches a stream between PROVISIONED and ON_DEMAND (UpdateStreamMode).
 func (e *Engine) SetMode(name, mode string) error {
 	if mode != ModeProvisioned && mode != ModeOnDemand {
