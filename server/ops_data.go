@@ -84,91 +84,43 @@ func cutLast(s string) (a, b string, ok bool) {
 	return "", "", false
 }
 
-type putIn struct {
-	Data            []byte `json:"Data"`
-	PartitionKey    string `json:"PartitionKey"`
-	ExplicitHashKey string `json:"ExplicitHashKey"`
-}
-
-func (p putIn) entry(i int) (stream.PutEntry, error) {
-	en := stream.PutEntry{PartitionKey: p.PartitionKey, Data: p.Data}
-	if p.ExplicitHashKey != "" {
-		k, err := shardmap.ParseKey(p.ExplicitHashKey)
-		if err != nil {
-			return en, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was " + p.ExplicitHashKey}
-		}
-		en.ExplicitHashKey = &k
-	}
-	return en, nil
-}
-
 func opPutRecord(s *Server, body []byte) (any, error) {
-	var in struct {
-		streamRef
-		putIn
-		SequenceNumberForOrdering string `json:"SequenceNumberForOrdering"`
+	p := getPutBatch()
+	defer p.release()
+	if err := p.decodePutRecord(body); err != nil {
+		return nil, err
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := p.ref.name(s)
 	if err != nil {
 		return nil, err
 	}
-	en, err := in.putIn.entry(0)
+	res, err := s.engine.PutRecord(name, p.entries[0], p.seqOrdering)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.engine.PutRecord(name, en, in.SequenceNumberForOrdering)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		ShardId        string `json:"ShardId"`
-		SequenceNumber string `json:"SequenceNumber"`
-		EncryptionType string `json:"EncryptionType"`
-	}{shardmap.ShardName(res.Shard), res.Seq.String(), encryptionOf(s, name)}, nil
+	out := getBodyBuf(256)
+	out = appendSeqShard(out, res.Seq, res.Shard)
+	out = append(out, `,"EncryptionType":`...)
+	out = appendJSONString(out, s.engine.EncryptionType(name))
+	return rawJSON(append(out, '}')), nil
 }
-
-func encryptionOf(s *Server, name string) string { return s.engine.EncryptionType(name) }
 
 func opPutRecords(s *Server, body []byte) (any, error) {
-	var in struct {
-		streamRef
-		Records []putIn `json:"Records"`
+	p := getPutBatch()
+	defer p.release()
+	if err := p.decodePutRecords(body); err != nil {
+		return nil, err
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := p.ref.name(s)
 	if err != nil {
 		return nil, err
 	}
-	entries := make([]stream.PutEntry, len(in.Records))
-	for i, r := range in.Records {
-		if entries[i], err = r.entry(i); err != nil {
-			return nil, err
-		}
-	}
-	res, err := s.engine.PutRecords(name, entries)
+	res, err := s.engine.PutRecords(name, p.entries)
 	if err != nil {
 		return nil, err
 	}
-	type result struct {
-		SequenceNumber string `json:"SequenceNumber,omitempty"`
-		ShardId        string `json:"ShardId,omitempty"`
-		ErrorCode      string `json:"ErrorCode,omitempty"`
-		ErrorMessage   string `json:"ErrorMessage,omitempty"`
-	}
-	out := struct {
-		FailedRecordCount int      `json:"FailedRecordCount"`
-		Records           []result `json:"Records"`
-		EncryptionType    string   `json:"EncryptionType"`
-	}{Records: make([]result, len(res)), EncryptionType: encryptionOf(s, name)}
-	for i, r := range res {
-		if r.Err != nil {
-			out.FailedRecordCount++
-			ae := toAPIError(r.Err)
-			out.Records[i] = result{ErrorCode: ae.name, ErrorMessage: ae.msg}
-			continue
-		}
-		out.Records[i] = result{SequenceNumber: r.Seq.String(), ShardId: shardmap.ShardName(r.Shard)}
-	}
-	return out, nil
+	out := getBodyBuf(64 + len(res)*100)
+	return rawJSON(appendPutRecordsResult(out, res, s.engine.EncryptionType(name))), nil
 }
 
 func opGetShardIterator(s *Server, body []byte) (any, error) {
@@ -222,14 +174,8 @@ func opGetRecords(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	defer r.Release()
-	out := struct {
-		Records            []recordOut `json:"Records"`
-		NextShardIterator  string      `json:"NextShardIterator,omitempty"`
-		MillisBehindLatest int64       `json:"MillisBehindLatest"`
-		ChildShards        []childOut  `json:"ChildShards,omitempty"`
-	}{Records: recordsOut(r.Records, r.Shard, true), NextShardIterator: r.NextIterator, MillisBehindLatest: r.MillisBehind,
-		ChildShards: childrenOut(r.ChildShards)}
-	return out, nil
+	out := getBodyBuf(getRecordsSize(&r.Records))
+	return rawJSON(appendGetRecordsResult(out, &r)), nil
 }
 
 // recordOut is a record as GetRecords and SubscribeToShardEvent carry it.

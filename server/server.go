@@ -149,7 +149,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if raw, ok := out.(rawJSON); ok {
-		ctx.SetBody(raw)
+		// raw comes from bodyBufs: it becomes the body without a copy, and the buffer the
+		// response held goes back to the pool.
+		putBodyBuf(ctx.Response.SwapBody(raw))
 		return
 	}
 	b, err := json.Marshal(out)
@@ -161,7 +163,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // rawJSON is an operation's answer already encoded as JSON by one of the data-path encoders,
-// which keep encoding/json off the hot path.
+// which keep encoding/json off the hot path. Its buffer comes from getBodyBuf and belongs to
+// the response once returned.
 type rawJSON []byte
 
 // apiError is an error as the API reports it.

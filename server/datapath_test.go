@@ -1,0 +1,325 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/shardmap"
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// refPutRecords is the PutRecords input as encoding/json decodes it: the reference the
+// data-path decoder is checked against.
+type refPutRecords struct {
+	StreamName string
+	StreamARN  string
+	Records    []struct {
+		Data            []byte
+		PartitionKey    string
+		ExplicitHashKey string
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestDecodePutRecords(t *testing.T) {
+	valid := []struct {
+		name, body string
+		stream     string
+		keys, data []string
+		hashKeys   []string
+	}{
+		{"plain", `{"StreamName":"s","Records":[{"Data":"` + b64("hello") + `","PartitionKey":"k1"},{"Data":"","PartitionKey":"k2"}]}`,
+			"s", []string{"k1", "k2"}, []string{"hello", ""}, nil},
+		{"white space and member order", " {\n\t\"Records\" : [ { \"PartitionKey\" : \"k\" , \"Data\" : \"" + b64("x") + "\" } ] ,\r\n\"StreamName\" : \"s\" } \n",
+			"s", []string{"k"}, []string{"x"}, nil},
+		{"escapes in keys and data", `{"StreamName":"s","Records":[{"Data":"` + strings.ReplaceAll(b64("\xff\xfe\xfd???"), "/", `\/`) + `","PartitionKey":"a\"b\\c\u00e9\ud83d\ude00\n"}]}`,
+			"s", []string{"a\"b\\cé😀\n"}, []string{"\xff\xfe\xfd???"}, nil},
+		{"unknown members of every type are skipped", `{"X":{"a":[1,2.5e-3,-7,{"b":null}],"c":"\u0041"},"StreamName":"s","Y":true,"Z":false,"Records":[{"Data":"` + b64("d") + `","PartitionKey":"k","Q":[[],{}]}],"W":null}`,
+			"s", []string{"k"}, []string{"d"}, nil},
+		{"explicit hash keys", `{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","Records":[{"Data":"` + b64("a") + `","PartitionKey":"k","ExplicitHashKey":"0"},{"Data":"` + b64("b") + `","PartitionKey":"k"},{"Data":"` + b64("c") + `","PartitionKey":"k","ExplicitHashKey":"340282366920938463463374607431768211455"}]}`,
+			"", []string{"k", "k", "k"}, []string{"a", "b", "c"}, []string{"0", "", "340282366920938463463374607431768211455"}},
+		{"null members", `{"StreamName":"s","StreamARN":null,"Records":[{"Data":"` + b64("a") + `","PartitionKey":"k","ExplicitHashKey":null}]}`,
+			"s", []string{"k"}, []string{"a"}, nil},
+	}
+	for _, tc := range valid {
+		t.Run(tc.name, func(t *testing.T) {
+			p := getPutBatch()
+			defer p.release()
+			if err := p.decodePutRecords([]byte(tc.body)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.stream != "" && p.ref.StreamName != tc.stream {
+				t.Fatalf("stream %q, want %q", p.ref.StreamName, tc.stream)
+			}
+			if len(p.entries) != len(tc.keys) {
+				t.Fatalf("%d entries, want %d", len(p.entries), len(tc.keys))
+			}
+			for i, en := range p.entries {
+				if en.PartitionKey != tc.keys[i] || string(en.Data) != tc.data[i] {
+					t.Fatalf("entry %d: %q %q, want %q %q", i, en.PartitionKey, en.Data, tc.keys[i], tc.data[i])
+				}
+				want := ""
+				if tc.hashKeys != nil {
+					want = tc.hashKeys[i]
+				}
+				got := ""
+				if en.ExplicitHashKey != nil {
+					got = en.ExplicitHashKey.String()
+				}
+				if got != want {
+					t.Fatalf("entry %d: hash key %q, want %q", i, got, want)
+				}
+			}
+			// The reference decoder agrees.
+			var ref refPutRecords
+			if err := json.Unmarshal([]byte(tc.body), &ref); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range ref.Records {
+				if r.PartitionKey != p.entries[i].PartitionKey || !bytes.Equal(r.Data, p.entries[i].Data) {
+					t.Fatalf("entry %d differs from encoding/json", i)
+				}
+			}
+		})
+	}
+
+	invalid := []struct{ name, body, errType string }{
+		{"empty", ``, "SerializationException"},
+		{"not an object", `[]`, "SerializationException"},
+		{"truncated", `{"StreamName":"s","Records":[{"Data":"` + b64("a"), "SerializationException"},
+		{"records not an array", `{"StreamName":"s","Records":{}}`, "SerializationException"},
+		{"key not a string", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":5}]}`, "SerializationException"},
+		{"bad base64", `{"StreamName":"s","Records":[{"Data":"!!!!","PartitionKey":"k"}]}`, "SerializationException"},
+		{"unpadded base64", `{"StreamName":"s","Records":[{"Data":"YQ","PartitionKey":"k"}]}`, "SerializationException"},
+		{"trailing data", `{"StreamName":"s","Records":[]} x`, "SerializationException"},
+		{"two documents", `{}{}`, "SerializationException"},
+		{"control character", "{\"StreamName\":\"s\x01\"}", "SerializationException"},
+		{"bad escape", `{"StreamName":"s\q"}`, "SerializationException"},
+		{"short unicode escape", `{"StreamName":"\u12"}`, "SerializationException"},
+		{"invalid UTF-8 key", "{\"Records\":[{\"Data\":\"\",\"PartitionKey\":\"\xff\"}]}", "SerializationException"},
+		{"missing comma", `{"StreamName":"s" "Records":[]}`, "SerializationException"},
+		{"bad literal", `{"X":nul}`, "SerializationException"},
+		{"bad number", `{"X":-}`, "SerializationException"},
+		{"too deep", `{"X":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, "SerializationException"},
+		{"missing data", `{"StreamName":"s","Records":[{"Data":"` + b64("a") + `","PartitionKey":"k"},{"PartitionKey":"k"}]}`, "ValidationException"},
+		{"bad explicit hash key", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","ExplicitHashKey":"-1"}]}`, "InvalidArgumentException"},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			p := getPutBatch()
+			defer p.release()
+			err := p.decodePutRecords([]byte(tc.body))
+			var ae apiError
+			if !errors.As(err, &ae) || ae.name != tc.errType {
+				t.Fatalf("error %v, want %s", err, tc.errType)
+			}
+		})
+	}
+}
+
+func TestDecodePutRecord(t *testing.T) {
+	p := getPutBatch()
+	defer p.release()
+	body := `{"StreamName":"s","Data":"` + b64("one") + `","PartitionKey":"pk","SequenceNumberForOrdering":"49","Extra":[1]}`
+	if err := p.decodePutRecord([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if p.ref.StreamName != "s" || p.seqOrdering != "49" || len(p.entries) != 1 || string(p.entries[0].Data) != "one" || p.entries[0].PartitionKey != "pk" {
+		t.Fatalf("decoded %+v", p)
+	}
+	q := getPutBatch()
+	defer q.release()
+	err := q.decodePutRecord([]byte(`{"StreamName":"s","PartitionKey":"pk"}`))
+	var ae apiError
+	if !errors.As(err, &ae) || ae.name != "ValidationException" || !strings.Contains(ae.msg, "'data'") {
+		t.Fatalf("missing Data: %v", err)
+	}
+}
+
+// A batch reused from the pool carries nothing over from its last request.
+func TestPutBatchReuse(t *testing.T) {
+	for i := range 3 {
+		p := getPutBatch()
+		body := fmt.Sprintf(`{"StreamName":"s%d","Records":[{"Data":"%s","PartitionKey":"k\u00e9%d"}]}`, i, b64(strings.Repeat("z", i*100)), i)
+		if err := p.decodePutRecords([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if p.ref.StreamName != fmt.Sprintf("s%d", i) || len(p.entries) != 1 || len(p.entries[0].Data) != i*100 ||
+			p.entries[0].PartitionKey != fmt.Sprintf("ké%d", i) || p.missingData != 0 {
+			t.Fatalf("round %d: %+v", i, p.entries)
+		}
+		p.release()
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "<a&b>", "\x00\x01\x1f\x7f", "é😀", "\u2028\u2029", "bad\xffutf8\xc3", "\t\n\r"} {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+func TestAppendEpochMillis(t *testing.T) {
+	for ms, want := range map[int64]string{0: "0.000", 5: "0.005", 1732573395123: "1732573395.123", 1000: "1.000", -1500: "-1.500"} {
+		if got := string(appendEpochMillis(nil, ms)); got != want {
+			t.Errorf("appendEpochMillis(%d) = %s, want %s", ms, got, want)
+		}
+	}
+}
+
+// openTestEngine opens an engine in a temporary directory (durability none, limits off) with
+// one stream "s" of shards shards.
+func openTestEngine(t testing.TB, shards int) *stream.Engine {
+	t.Helper()
+	eng, err := stream.Open(stream.Options{Dir: t.TempDir(), Durability: segment.Durability{Mode: segment.None},
+		SegmentSize: 64 << 20, Limits: stream.Limits{Off: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if err := eng.CreateStream(stream.CreateStreamInput{Name: "s", ShardCount: shards}); err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+func TestAppendGetRecordsResult(t *testing.T) {
+	eng := openTestEngine(t, 1)
+	keys := []string{"plain", `quote"and\back`, "ünïcödé", "<tag>&"}
+	var entries []stream.PutEntry
+	for i, k := range keys {
+		entries = append(entries, stream.PutEntry{PartitionKey: k, Data: bytes.Repeat([]byte{byte(i), 0xff, '"'}, i*50)})
+	}
+	res, err := eng.PutRecords("s", entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := eng.GetShardIterator(stream.IteratorInput{Stream: "s", ShardID: shardmap.ShardName(0), Type: stream.TrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := eng.GetRecords(it, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := appendGetRecordsResult(nil, &r)
+	r.Release()
+	var got struct {
+		Records []struct {
+			SequenceNumber              string
+			ApproximateArrivalTimestamp float64
+			Data                        []byte
+			PartitionKey                string
+		}
+		NextShardIterator  string
+		MillisBehindLatest *int64
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("answer is not JSON: %v\n%s", err, out)
+	}
+	if len(got.Records) != len(entries) || got.NextShardIterator == "" || got.MillisBehindLatest == nil {
+		t.Fatalf("answer %s", out)
+	}
+	now := float64(time.Now().UnixMilli()) / 1e3
+	for i, rec := range got.Records {
+		if rec.SequenceNumber != res[i].Seq.String() || rec.PartitionKey != keys[i] || !bytes.Equal(rec.Data, entries[i].Data) {
+			t.Fatalf("record %d: %+v", i, rec)
+		}
+		if rec.ApproximateArrivalTimestamp < now-60 || rec.ApproximateArrivalTimestamp > now+1 {
+			t.Fatalf("record %d arrived at %f, now is %f", i, rec.ApproximateArrivalTimestamp, now)
+		}
+	}
+}
+
+func TestAppendChildShards(t *testing.T) {
+	cs := []stream.ChildShard{{ID: "shardId-000000000002", Parents: []string{"shardId-000000000000", "shardId-000000000001"}, Start: "0", End: "340282366920938463463374607431768211455"}}
+	out := append(appendChildShards([]byte(`{"A":1`), cs), '}')
+	var got struct {
+		ChildShards []struct {
+			ShardId      string
+			ParentShards []string
+			HashKeyRange struct{ StartingHashKey, EndingHashKey string }
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(got.ChildShards) != 1 || got.ChildShards[0].ShardId != cs[0].ID || len(got.ChildShards[0].ParentShards) != 2 ||
+		got.ChildShards[0].HashKeyRange.EndingHashKey != cs[0].End {
+		t.Fatalf("%s", out)
+	}
+	if string(appendChildShards(nil, nil)) != "" {
+		t.Fatal("no children must add nothing")
+	}
+}
+
+// FuzzDecodePutRecords checks the data-path decoder against encoding/json: whatever it
+// accepts, encoding/json accepts with the same records, and nothing makes it panic.
+func FuzzDecodePutRecords(f *testing.F) {
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"}]}`))
+	f.Add([]byte(`{"Records":[{"Data":"aGk\/","PartitionKey":"\u00e9\ud83d\ude00","ExplicitHashKey":"12"}],"X":[{"y":-1.5e3},true,null]}`))
+	f.Add([]byte(`{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","Records":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := getPutBatch()
+		defer p.release()
+		if err := p.decodePutRecords(body); err != nil {
+			var ae apiError
+			if !errors.As(err, &ae) {
+				t.Fatalf("error of no API type: %v", err)
+			}
+			return
+		}
+		if foldedNames(body) {
+			return // encoding/json matches member names case-insensitively; the API does not
+		}
+		var ref refPutRecords
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted what encoding/json rejects (%v): %q", err, body)
+		}
+		if len(ref.Records) != len(p.entries) {
+			t.Fatalf("%d records, encoding/json %d", len(p.entries), len(ref.Records))
+		}
+		for i, r := range ref.Records {
+			en := p.entries[i]
+			if !bytes.Equal(r.Data, en.Data) || r.PartitionKey != en.PartitionKey {
+				t.Fatalf("record %d: %q %q, encoding/json %q %q", i, en.PartitionKey, en.Data, r.PartitionKey, r.Data)
+			}
+		}
+	})
+}
+
+// foldedNames reports whether body may name a PutRecords member in another case (or through
+// escapes), which encoding/json matches and the API does not.
+func foldedNames(body []byte) bool {
+	lower := bytes.ToLower(body)
+	for _, name := range []string{"Records", "Data", "PartitionKey", "ExplicitHashKey", "StreamName", "StreamARN"} {
+		if bytes.Count(lower, []byte(strings.ToLower(name))) != bytes.Count(body, []byte(name)) {
+			return true
+		}
+	}
+	// encoding/json also folds the Kelvin sign to k and the long s to s.
+	return bytes.ContainsAny(body, "\u212a\u017f") || bytes.Contains(lower, []byte(`\u212a`)) || bytes.Contains(lower, []byte(`\u017f`))
+}
+
+// FuzzAppendJSONString checks the string encoder against encoding/json byte for byte.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "a\"b", "<&>", "\u2028", "\xff", "é\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q: %s, want %s", s, got, want)
+		}
+	})
+}
