@@ -1,9 +1,10 @@
 // Command sluice is the one sluice binary: the server and the tools, as subcommands.
 //
-//	sluice serve [flags]    run the server
-//	sluice inspect DIR...   check segment and index files offline
-//	sluice version          print the build's module versions
-//	sluice help [command]   list the commands, or describe one
+//	sluice serve [flags]     run the server
+//	sluice inspect DIR...    check segment and index files offline
+//	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
+//	sluice version           print the build's module versions
+//	sluice help [command]    list the commands, or describe one
 //
 // Each subcommand parses its own flags with a flag.FlagSet. A new subcommand is one entry
 // in commands and a function with the signature of command.run.
@@ -43,6 +44,7 @@ func commands() []command {
 	return []command{
 		{name: "serve", args: "[flags]", summary: "run the server (Kinesis API on HTTP)", run: runServe},
 		{name: "inspect", args: "[-q] DIR...", summary: "check segment and index files offline and report damage", run: inspect.Run},
+		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}
