@@ -27,7 +27,9 @@ FUZZ_TARGETS ?= \
 	./index:FuzzTableLookup:200000x \
 	./fuzz:FuzzLogOps:600x \
 	./shardmap:FuzzShardMap:15000x \
-	./shardmap:FuzzDecode:500000x
+	./shardmap:FuzzDecode:500000x \
+	./server:FuzzCBORToJSON:100000x \
+	./server:FuzzJSONToCBOR:100000x
 FUZZTIME ?=
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).
@@ -36,7 +38,7 @@ BENCHTIME ?=
 # Arguments for `make run`, e.g. make run ARGS='--durability=interval=200ms'.
 ARGS ?=
 
-.PHONY: help fmt fmt-check vet lint depcheck tidy-check test fuzz-smoke crash bench run ci
+.PHONY: help fmt fmt-check vet lint depcheck tidy-check test fuzz-smoke crash bench bench-report run ci
 
 help:
 	@echo 'make ci          fmt-check vet lint depcheck tidy-check test fuzz-smoke (what .ci/run runs)'
@@ -50,6 +52,7 @@ help:
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
 	@echo 'make bench       storage benchmarks and the bench suite'
+	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
 
 fmt:
@@ -99,6 +102,12 @@ crash:
 bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream
 	$(GO) run ./bench -suite storage
+
+# A report to commit: report.md with the tables and PNG figures, and results.json.
+# BENCH_DURATION sets the time per figure (-duration; empty: the bench default, 2s).
+BENCH_DURATION ?=
+bench-report:
+	$(GO) run ./bench -suite all -report bench/results/latest $(if $(BENCH_DURATION),-duration=$(BENCH_DURATION))
 
 run:
 	$(GO) run ./cmd/sluice serve $(ARGS)

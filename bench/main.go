@@ -2,13 +2,24 @@
 // and prints every figure with its limit and the ratio between them (the targets are in
 // PERFORMANCE.md). The machine is shared and noisy: compare ratios, not absolute figures.
 //
-//	go run ./bench -suite storage [-json] [-dir D] [-duration 2s]
+//	go run ./bench -suite storage|e2e|sweep|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
 //
 // Suites:
 //
 //	storage  the machine limits (write(2) bandwidth, memmove bandwidth, write + fdatasync
 //	         throughput, the cost of touching new pages) and the segment package's append
 //	         and read paths.
+//	e2e      a server in this process on a loopback port, beside the limits of the network
+//	         path (loopback TCP, fasthttp serving a mapped body, fasthttp small requests,
+//	         fdatasync): the native protocol's put, get and subscribe, the Kinesis API's
+//	         PutRecords, GetRecords and PutRecord latency (see e2e.go for each figure).
+//	sweep    the e2e server's put paths over record sizes from 100 B to 100 KiB, and its
+//	         latency paths at p50, p90, p99 and p99.9 (sweep.go), for the report's figures.
+//	all      storage, e2e and sweep, one after the other.
+//
+// -report DIR writes DIR/report.md (tables, figures, how to read them), the figures as PNGs
+// and DIR/results.json (every sample): see report.go. A suite that fails does not stop the
+// others; the report says which failed, and the exit status is 1.
 //
 // Each figure is the median of three runs of duration/3. The runs are interleaved: round one
 // measures every limit and every path once, then round two, then round three, so that a
@@ -17,9 +28,8 @@
 // Files are written to a temporary directory under -dir (default bench/results/tmp under the
 // current directory), on the file system under test, and removed at exit.
 //
-// CPU and memory profiles (--profile) are not offered: github.com/pkg/profile is not a
-// dependency of the module. Profile the benchmarks instead:
-// go test -run='^$' -bench=Append -cpuprofile cpu.out ./segment.
+// -profile cpu or mem writes a profile of the whole run (github.com/pkg/profile) into the
+// current directory.
 package main
 
 import (
@@ -37,6 +47,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pkg/profile"
 )
 
 const (
@@ -58,6 +70,8 @@ type result struct {
 	LimitOf string    `json:"limit_of,omitempty"`
 	Samples []float64 `json:"samples"` // the runs the median was taken from
 	Note    string    `json:"note,omitempty"`
+	// LowerIsBetter marks latencies: the target is a ratio not to exceed.
+	LowerIsBetter bool `json:"lower_is_better,omitempty"`
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -65,11 +79,23 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	suite := fs.String("suite", "storage", "what to measure: storage")
-	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep or all")
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table (with several suites, the report's JSON)")
+	reportDir := fs.String("report", "", "also write report.md, PNG figures and results.json into `DIR`")
 	dir := fs.String("dir", "", "where to write files (a temporary directory is made inside it); default bench/results/tmp")
 	duration := fs.Duration("duration", 2*time.Second, "time per figure, split over three runs")
+	prof := fs.String("profile", "", "write a `cpu` or `mem` profile of the run into the current directory")
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	switch *prof {
+	case "":
+	case "cpu":
+		defer profile.Start(profile.CPUProfile, profile.ProfilePath("."), profile.Quiet).Stop()
+	case "mem":
+		defer profile.Start(profile.MemProfile, profile.ProfilePath("."), profile.Quiet).Stop()
+	default:
+		fmt.Fprintf(stderr, "bench: -profile %q: want cpu or mem\n", *prof)
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -80,13 +106,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -duration must be at least 30ms")
 		return exitUsage
 	}
-	var suiteFn func(context.Context, config) ([]result, error)
-	switch *suite {
-	case "storage":
-		suiteFn = storageSuite
-	default:
-		fmt.Fprintf(stderr, "bench: unknown suite %q (want storage)\n", *suite)
-		return exitUsage
+	type suiteDef struct {
+		name string
+		fn   func(context.Context, config) ([]result, error)
+	}
+	suites := []suiteDef{{"storage", storageSuite}, {"e2e", e2eSuite}, {"sweep", sweepSuite}}
+	if *suite != "all" {
+		i := slices.IndexFunc(suites, func(s suiteDef) bool { return s.name == *suite })
+		if i < 0 {
+			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep or all)\n", *suite)
+			return exitUsage
+		}
+		suites = suites[i : i+1]
 	}
 
 	base := *dir
@@ -106,25 +137,63 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{dir: work, run: *duration / rounds}
-	if isTerminal(stderr) {
-		cfg.progress = stderr
+	rep := &report{Date: time.Now(), Machine: thisMachine(), Command: strings.Join(append([]string{"bench"}, args...), " ")}
+	failed := false
+	for _, s := range suites {
+		if ctx.Err() != nil {
+			break
+		}
+		cfg := config{dir: filepath.Join(work, s.name), run: *duration / rounds}
+		if isTerminal(stderr) {
+			cfg.progress = stderr
+		}
+		sr := suiteResults{Name: s.name}
+		err := os.MkdirAll(cfg.dir, 0o755)
+		if err == nil {
+			sr.Results, err = s.fn(ctx, cfg)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %s: %v\n", s.name, err)
+			sr.Error, failed = err.Error(), true
+		}
+		rep.Suites = append(rep.Suites, sr)
 	}
-	results, err := suiteFn(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return exitError
+	if ctx.Err() != nil {
+		failed = true // interrupted: some suites did not run
 	}
-	if *asJSON {
+	var out any = rep
+	if len(suites) == 1 && len(rep.Suites) == 1 {
+		out = rep.Suites[0].Results
+	}
+	switch {
+	case *asJSON && (len(suites) > 1 || !failed):
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := enc.Encode(out); err != nil {
 			fmt.Fprintf(stderr, "bench: %v\n", err)
 			return exitError
 		}
-		return exitOK
+	case !*asJSON:
+		for _, s := range rep.Suites {
+			if s.Error != "" {
+				continue
+			}
+			if len(suites) > 1 {
+				fmt.Fprintf(stdout, "== %s ==\n", s.Name)
+			}
+			printTable(stdout, s.Results)
+		}
 	}
-	printTable(stdout, results)
+	if *reportDir != "" {
+		if err := writeReport(*reportDir, rep); err != nil {
+			fmt.Fprintf(stderr, "bench: report: %v\n", err)
+			return exitError
+		}
+		fmt.Fprintf(stderr, "bench: report written to %s\n", filepath.Join(*reportDir, "report.md"))
+	}
+	if failed {
+		return exitError
+	}
 	return exitOK
 }
 
@@ -242,8 +311,11 @@ func printTable(w io.Writer, results []result) {
 		if r.Target != nil {
 			target = fmt.Sprintf("%.2f", *r.Target)
 			status = "ok"
-			if r.Ratio < *r.Target {
+			if !r.LowerIsBetter && r.Ratio < *r.Target {
 				status = "BELOW"
+			}
+			if r.LowerIsBetter && r.Ratio > *r.Target {
+				status = "ABOVE"
 			}
 		}
 		rows = append(rows, []string{r.Name, human(r.Value, r.Unit), limit, ratio, target, status, spread(r.Samples)})
@@ -304,6 +376,11 @@ func human(v float64, unit string) string {
 			return fmt.Sprintf("%.2f GB/s", v/1e9)
 		}
 		return fmt.Sprintf("%.0f MB/s", v/1e6)
+	case "µs":
+		if v >= 1000 {
+			return fmt.Sprintf("%.2f ms", v/1000)
+		}
+		return fmt.Sprintf("%.1f µs", v)
 	default:
 		what := strings.TrimSuffix(unit, "/s")
 		switch {

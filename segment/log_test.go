@@ -85,12 +85,17 @@ func readAll(t testing.TB, l *Log, from uint64) ([]Record, error) {
 			return out, nil
 		}
 		it := v.Records()
+		payload := 0
 		for it.Next() {
 			r := it.Record()
 			out = append(out, Record{Seq: r.Seq, Time: r.Time, Flags: r.Flags, Key: bytes.Clone(r.Key), Data: bytes.Clone(r.Data)})
+			payload += len(r.Key) + len(r.Data)
 		}
 		if it.Err() != nil {
 			t.Fatalf("iterating a checked view: %v", it.Err())
+		}
+		if v.Payload != payload {
+			t.Fatalf("view from %d: Payload %d, its records hold %d bytes", from, v.Payload, payload)
 		}
 		from = v.Next
 		v.Release()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -31,8 +32,16 @@ type Options struct {
 	// MaxConns caps concurrent connections; 0 means 4096.
 	MaxConns int
 	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection; 0 means 60 s, 60 s
-	// and 120 s.
+	// and 120 s. Over HTTP/2 the first two bound each request instead.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// TLSConfig, when set, makes the server speak HTTPS: HTTP/2 to clients that negotiate
+	// "h2" through ALPN, HTTP/1.1 to the others. NextProtos, when empty, becomes ["h2",
+	// "http/1.1"]. Without it the server speaks plaintext HTTP/1.1, and HTTP/2 to clients
+	// that start with the HTTP/2 preface (prior knowledge; h2c upgrades are not supported).
+	TLSConfig *tls.Config
+	// HandshakeTimeout bounds how long a new connection may take to tell its protocol: its
+	// TLS handshake, or its first bytes in plaintext; 0 means 10 s.
+	HandshakeTimeout time.Duration
 }
 
 // Server serves the Kinesis API for one engine.
@@ -40,6 +49,7 @@ type Server struct {
 	engine *stream.Engine
 	log    *slog.Logger
 	http   *fasthttp.Server
+	h2     *h2Front // sorts connections between http and the HTTP/2 server (h2.go)
 
 	subMu sync.Mutex                        // guards subs
 	subs  map[*stream.Subscription]struct{} // open SubscribeToShard streams, ended by Shutdown
@@ -64,12 +74,13 @@ func New(engine *stream.Engine, opts Options) *Server {
 		NoDefaultContentType:          true,
 		Logger:                        fasthttpLogger{opts.Logger},
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if string(h.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard" {
+			if string(h.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard" || isNativeSubscribe(h.RequestURI()) {
 				return fasthttp.RequestConfig{WriteTimeout: subscribeWriteTimeout}
 			}
 			return fasthttp.RequestConfig{}
 		},
 	}
+	s.h2 = newH2Front(s, opts)
 	return s
 }
 
@@ -87,19 +98,22 @@ func orDur(v, d time.Duration) time.Duration {
 	return v
 }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// Serve accepts connections on ln until Shutdown, serving HTTP/1.1 and HTTP/2 on it (over
+// TLS if Options.TLSConfig is set).
+func (s *Server) Serve(ln net.Listener) error { return s.h2.serve(ln) }
 
 // Shutdown stops accepting connections, ends the open SubscribeToShard streams (their
 // consumers resubscribe from their continuation sequence numbers) and waits for the requests
-// in flight.
+// in flight. HTTP/2 connections are sent a GOAWAY and closed once their streams end, or after
+// the write timeout if some do not.
 func (s *Server) Shutdown() error {
+	s.h2.stopAccepting()
 	s.subMu.Lock()
 	for sub := range s.subs {
 		sub.Close()
 	}
 	s.subMu.Unlock()
-	return s.http.Shutdown()
+	return s.h2.shutdown()
 }
 
 type fasthttpLogger struct{ l *slog.Logger }
@@ -117,6 +131,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok\n")
 		return
 	}
+	if isNativePath(ctx.Path()) {
+		s.serveNative(ctx) // native.go
+		return
+	}
+	if string(ctx.Path()) == "/metrics" && ctx.IsGet() {
+		s.serveMetrics(ctx) // metrics.go
+		return
+	}
 	if !ctx.IsPost() {
 		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: "Kinesis operations are POST requests to /"})
 		return
@@ -132,14 +154,33 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: ""})
 		return
 	}
-	ct := string(ctx.Request.Header.ContentType())
-	if strings.HasPrefix(ct, "application/x-amz-cbor") {
-		s.fail(ctx, apiError{status: 400, name: "SerializationException", msg: "CBOR is not supported yet; send application/x-amz-json-1.1 (AWS SDK for Java: aws.cborEnabled=false)"})
-		return
+	body := ctx.Request.Body()
+	asCBOR := isCBOR(ctx.Request.Header.ContentType())
+	if asCBOR && len(body) > 0 {
+		// The operations decode JSON: transcode the body (cbor.go). The JSON lives as long as
+		// the request body would have, until handle returns.
+		js, err := cborToJSON(getBodyBuf(len(body)+len(body)/2+64), body)
+		defer putBodyBuf(js)
+		if err != nil {
+			s.fail(ctx, toAPIError(err))
+			return
+		}
+		body = js
 	}
-	out, err := h(s, ctx.Request.Body())
+	out, err := h(s, body)
 	if err != nil {
 		s.fail(ctx, toAPIError(err))
+		return
+	}
+	if asCBOR {
+		b, err := cborAnswer(out)
+		if err != nil {
+			s.fail(ctx, apiError{status: 500, name: "InternalFailure", msg: err.Error()})
+			return
+		}
+		ctx.SetContentType(cborContentType)
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		putBodyBuf(ctx.Response.SwapBody(b))
 		return
 	}
 	ctx.SetContentType(jsonContentType)
@@ -197,8 +238,13 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
 		s.log.Error("request failed", "err", e.msg, "target", string(ctx.Request.Header.Peek("X-Amz-Target")))
 	}
 	ctx.Response.Header.Set("X-Amzn-ErrorType", e.name)
-	ctx.SetContentType(jsonContentType)
 	ctx.SetStatusCode(e.status)
+	if isCBOR(ctx.Request.Header.ContentType()) {
+		ctx.SetContentType(cborContentType)
+		ctx.SetBody(appendCBORError(nil, e.name, e.msg))
+		return
+	}
+	ctx.SetContentType(jsonContentType)
 	b, _ := json.Marshal(struct {
 		Type    string `json:"__type"`
 		Message string `json:"message,omitempty"`

@@ -20,7 +20,8 @@ const subscribeWriteTimeout = stream.SubscriptionLifetime + time.Minute
 // subscribe serves SubscribeToShard: an event stream over a chunked HTTP/1.1 response, first
 // an initial-response event, then a SubscribeToShardEvent each time records are appended
 // (or every 5 seconds), until the subscription ends. Errors found before the stream starts
-// are ordinary JSON errors; later ones are exception events.
+// are ordinary errors; later ones are exception events. Payloads are JSON, or CBOR for a
+// CBOR request.
 func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 	var in struct {
 		ConsumerARN      string `json:"ConsumerARN"`
@@ -30,6 +31,16 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 			SequenceNumber string `json:"SequenceNumber"`
 			Timestamp      *epoch `json:"Timestamp"`
 		} `json:"StartingPosition"`
+	}
+	// A CBOR request gets its events in CBOR (cbor.go); the input is transcoded to JSON first.
+	asCBOR := isCBOR(ctx.Request.Header.ContentType())
+	if asCBOR && len(body) > 0 {
+		js, err := cborToJSON(nil, body)
+		if err != nil {
+			s.fail(ctx, toAPIError(err))
+			return
+		}
+		body = js
 	}
 	if err := decode(body, &in); err != nil {
 		s.fail(ctx, toAPIError(err))
@@ -60,7 +71,11 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 			delete(s.subs, sub)
 			s.subMu.Unlock()
 		}()
-		if _, err := w.Write(event("initial-response", []byte("{}"))); err != nil || w.Flush() != nil {
+		newEvent, newException, initial := event, exceptionEvent, []byte("{}")
+		if asCBOR {
+			newEvent, newException, initial = cborEvent, cborExceptionEvent, cborEmptyMap
+		}
+		if _, err := w.Write(newEvent("initial-response", initial)); err != nil || w.Flush() != nil {
 			return
 		}
 		for {
@@ -70,33 +85,37 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 			}
 			if err != nil {
 				ae := toAPIError(err)
-				w.Write(exceptionEvent(ae.name, ae.msg))
+				w.Write(newException(ae.name, ae.msg))
 				w.Flush()
 				return
 			}
-			payload, err := eventPayload(ev)
+			payload, err := eventPayload(ev, asCBOR)
 			ev.Release()
 			if err != nil {
 				return
 			}
-			if _, err := w.Write(event("SubscribeToShardEvent", payload)); err != nil || w.Flush() != nil {
+			if _, err := w.Write(newEvent("SubscribeToShardEvent", payload)); err != nil || w.Flush() != nil {
 				return // the consumer went away
 			}
 		}
 	})
 }
 
-// eventPayload encodes a SubscribeToShardEvent. It runs before the event's view is
-// released, so the data is encoded straight from the mapping.
-func eventPayload(ev stream.Event) ([]byte, error) {
+// eventPayload encodes a SubscribeToShardEvent, in CBOR when asCBOR. It runs before the
+// event's view is released, so the data is encoded straight from the mapping.
+func eventPayload(ev stream.Event, asCBOR bool) ([]byte, error) {
 	seq, err := stream.ParseSeqNum(ev.ContinuationSeq)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(struct {
+	b, err := json.Marshal(struct {
 		Records                    []recordOut `json:"Records"`
 		ContinuationSequenceNumber string      `json:"ContinuationSequenceNumber"`
 		MillisBehindLatest         int64       `json:"MillisBehindLatest"`
 		ChildShards                []childOut  `json:"ChildShards,omitempty"`
 	}{recordsOut(ev.Records, seq.Shard, false), ev.ContinuationSeq, ev.MillisBehind, childrenOut(ev.ChildShards)})
+	if err != nil || !asCBOR {
+		return b, err
+	}
+	return jsonToCBOR(nil, b)
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // The settings of AWS-only machinery: sluice stores and reports them, validated as Kinesis
-// validates them, but nothing in the engine acts on them (no CloudWatch metrics, no IAM, no
-// billing, no warm capacity).
+// validates them, but nothing in the engine acts on them (no IAM, no billing, no warm
+// capacity), except the shard-level metrics of enhanced monitoring, which pick the shard
+// figures an exporter of the engine's metrics shows (StreamMetrics.ShardLevel).
 
 // ShardLevelMetrics are the shard-level metrics EnableEnhancedMonitoring takes, in the model's
 // order; "ALL" stands for all of them.

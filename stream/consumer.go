@@ -98,6 +98,7 @@ func (e *Engine) DeregisterConsumer(stream, name, arn string) error {
 	}
 	s.meta.Store(next)
 	s.endSubscriptions(e.consumerARN(next.Name, c))
+	s.metrics.dropConsumer(c.Name)
 	return nil
 }
 

@@ -38,6 +38,10 @@
 //     stream mode, maximum record size; closed shards leave the listings once retention
 //     emptied them.
 //
+//   - metrics (metrics.go): the CloudWatch metrics of Kinesis, counted on the data paths with
+//     atomics, per stream, per shard (shown as enhanced monitoring enables them) and per
+//     enhanced fan-out consumer; Metrics returns a snapshot for an exporter to read.
+//
 //   - on-demand capacity: a stream created without a shard count starts with 4 shards; when
 //     a shard's write demand (accepted and throttled) exceeds its capacity, Maintain splits
 //     it, up to twice the peak demand of a trailing window (Options.OnDemandWindow, 30 days

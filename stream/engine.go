@@ -91,6 +91,8 @@ type Stream struct {
 	samples   []demandSample
 	meta      atomic.Pointer[streamMeta] // published snapshot
 	set       atomic.Pointer[shardSet]   // published shards: map and runtime
+
+	metrics streamMetrics // CloudWatch-named counters (metrics.go)
 }
 
 // shardSet is an immutable view of a stream's shards: the routing map and, per shard id,
@@ -111,6 +113,8 @@ type shard struct {
 	// throttled. Added by PutRecords, swapped to zero by Maintain.
 	demandBytes atomic.Int64
 	demandRecs  atomic.Int64
+
+	metrics shardMetrics // shard-level counters (metrics.go)
 
 	// gate orders appends against closing: an append holds it shared and checks closed; a
 	// resharding holds it exclusively while it records the ending sequence number, saves

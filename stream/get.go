@@ -54,27 +54,39 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 // startPosition returns the log position an iterator or subscription of the given type
 // starts at.
 func (e *Engine) startPosition(sh *shard, id uint32, in IteratorInput) (uint64, error) {
-	now := e.opts.Now()
-	var pos uint64
-	switch in.Type {
-	case TrimHorizon:
-		pos = 0 // reads start at the retention horizon
-	case Latest:
-		pos = sh.log.Tip() + 1
-	case AtSequenceNumber, AfterSequenceNumber:
+	var at uint64
+	if in.Type == AtSequenceNumber || in.Type == AfterSequenceNumber {
 		sn, err := ParseSeqNum(in.Seq)
 		if err != nil || sn.Shard != id {
 			return 0, errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", describeSeq(in.Seq, err, sn), shardmap.ShardName(id))
 		}
-		pos = sn.Pos
-		if in.Type == AfterSequenceNumber {
+		at = sn.Pos
+	}
+	return e.positionAt(sh, in.Type, at, in.Timestamp)
+}
+
+// positionAt returns the log position a read of type typ starts at: at is the position
+// AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER name, ts the time AT_TIMESTAMP names.
+func (e *Engine) positionAt(sh *shard, typ string, at uint64, ts time.Time) (uint64, error) {
+	now := e.opts.Now()
+	var pos uint64
+	switch typ {
+	case TrimHorizon:
+		pos = 0 // reads start at the retention horizon
+	case Latest:
+		pos = sh.log.Tip() + 1
+	case AtSequenceNumber:
+		pos = at
+	case AfterSequenceNumber:
+		pos = at
+		if pos < ^uint64(0) { // after the last possible position is nothing, not the start
 			pos++
 		}
 	case AtTimestamp:
-		if in.Timestamp.After(now) {
-			return 0, errorf(KindInvalidArgument, "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: %d, currentTimestampInMillis: %d", in.Timestamp.UnixMilli(), now.UnixMilli())
+		if ts.After(now) {
+			return 0, errorf(KindInvalidArgument, "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: %d, currentTimestampInMillis: %d", ts.UnixMilli(), now.UnixMilli())
 		}
-		seq, ok, err := sh.log.SeqAtTime(in.Timestamp.UnixNano())
+		seq, ok, err := sh.log.SeqAtTime(ts.UnixNano())
 		if err != nil {
 			return 0, errorf(KindInternalFailure, "%v", err)
 		}
@@ -83,7 +95,7 @@ func (e *Engine) startPosition(sh *shard, id uint32, in IteratorInput) (uint64, 
 			pos = seq
 		}
 	default:
-		return 0, errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", in.Type)
+		return 0, errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typ)
 	}
 	return pos, nil
 }
@@ -111,6 +123,7 @@ type Records struct {
 	NextIterator string // "" at the end of a closed shard
 	MillisBehind int64
 	ChildShards  []ChildShard // at the end of a closed shard
+	ShardEnd     bool         // the shard is closed and everything in it has been read
 }
 
 // Release releases the records' view.
@@ -130,6 +143,18 @@ func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 	if err != nil {
 		return Records{}, err
 	}
+	out, err := e.getRecords(s, it, limit, MaxGetRecordsBytes, now)
+	if err == nil && !out.ShardEnd {
+		out.NextIterator = e.key.Encode(Iterator{Stream: it.Stream, StreamGen: it.StreamGen, Shard: it.Shard, Pos: out.Records.Next, Issued: now})
+	}
+	s.metrics.getRecordsLatency.observe(e.opts.Now().Sub(now))
+	return out, err
+}
+
+// getRecords is GetRecords once the iterator's stream is found, with at most maxBytes of
+// frames (beyond the first record). It encodes no next iterator: the caller does, from
+// Records.Next, unless the shard ended.
+func (e *Engine) getRecords(s *Stream, it Iterator, limit, maxBytes int, now time.Time) (Records, error) {
 	meta, set := s.meta.Load(), s.set.Load()
 	if meta.Gen != it.StreamGen {
 		return Records{}, errorf(KindResourceNotFound, "Stream %s was deleted and created again; the iterator belongs to the deleted one", it.Stream)
@@ -139,9 +164,10 @@ func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 		return Records{}, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
 	}
 	if !sh.read.Admit(now) {
+		s.metrics.throttledRead(&sh.metrics)
 		return Records{}, errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
 	}
-	v, err := sh.log.Read(it.Pos, limit, MaxGetRecordsBytes)
+	v, err := sh.log.Read(it.Pos, limit, maxBytes)
 	if err != nil {
 		return Records{}, errorf(KindInternalFailure, "%v", err)
 	}
@@ -151,14 +177,14 @@ func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 	if v.Count > 0 && v.Last < sh.log.Tip() {
 		out.MillisBehind = max(0, sh.log.TipTime()-v.LastTime) / int64(time.Millisecond)
 	}
+	s.metrics.read(&sh.metrics, &out.Records, out.MillisBehind)
 	info, _ := set.m.Lookup(it.Shard)
 	if !info.Open {
 		if end := meta.Ending[it.Shard]; next > end {
 			// Drained: no next iterator; the children take over.
+			out.ShardEnd = true
 			out.ChildShards = childShards(set.m, it.Shard)
-			return out, nil
 		}
 	}
-	out.NextIterator = e.key.Encode(Iterator{Stream: it.Stream, StreamGen: it.StreamGen, Shard: it.Shard, Pos: next, Issued: now})
 	return out, nil
 }

@@ -206,3 +206,7 @@ func (p *Pacer) Take(n int, now time.Time) time.Duration {
 	p.bytes.nano -= int64(n) * 1e9
 	return d
 }
+
+// CapacityLimits returns the engine's limits profile, which the API applies to its own
+// quotas too.
+func (e *Engine) CapacityLimits() Limits { return e.opts.Limits }

@@ -41,6 +41,15 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 	if err != nil {
 		return nil, err
 	}
+	now := e.opts.Now()
+	var t putTally
+	results, err := e.putRecords(s, stream, entries, now, &t)
+	s.metrics.putDone(false, &t, e.opts.Now().Sub(now))
+	return results, err
+}
+
+// putRecords is PutRecords once the stream is found; it tallies the records' outcomes in t.
+func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now time.Time, t *putTally) ([]PutResult, error) {
 	if len(entries) < 1 || len(entries) > MaxPutRecords {
 		return nil, errorf(KindValidation, "1 validation error detected: Value '%d' at 'records' failed to satisfy constraint: Member must have length less than or equal to 500 and greater than or equal to 1", len(entries))
 	}
@@ -68,7 +77,6 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 	for i := range pending {
 		pending[i] = i
 	}
-	now := e.opts.Now()
 	// A resharding may close a shard between routing and appending: the records routed to
 	// it are routed again on the new map, which is published before the shard's gate opens.
 	for attempt := 0; len(pending) > 0; attempt++ {
@@ -76,16 +84,17 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 			for _, i := range pending {
 				results[i].Err = errorf(KindInternalFailure, "the stream kept resharding while the record was put")
 			}
+			t.failed += len(pending)
 			break
 		}
-		pending = e.putOnce(s, stream, entries, pending, results, flags, now)
+		pending = e.putOnce(s, stream, entries, pending, results, flags, now, t)
 	}
 	return results, nil
 }
 
 // putOnce routes the pending records on the current shard map and appends them, one batch
 // per shard in call order. It returns the records whose shard was closed meanwhile.
-func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending []int, results []PutResult, flags uint16, now time.Time) (retry []int) {
+func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending []int, results []PutResult, flags uint16, now time.Time, t *putTally) (retry []int) {
 	set := s.set.Load()
 	groups := map[uint32][]int{}
 	var order []uint32
@@ -100,6 +109,8 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 		set.shards[id].demandBytes.Add(int64(len(en.PartitionKey) + len(en.Data)))
 		set.shards[id].demandRecs.Add(1)
 		if !set.shards[id].write.Admit(len(en.PartitionKey)+len(en.Data), now) {
+			t.throttled++
+			set.shards[id].metrics.throttledWrite()
 			results[i].Err = errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.",
 				shardmap.ShardName(id), stream, e.opts.Account)
 			continue
@@ -119,11 +130,20 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 			continue
 		}
 		batch := make([]segment.Record, len(idx))
+		n := 0
 		for j, i := range idx {
 			batch[j] = segment.Record{Key: bytesOf(entries[i].PartitionKey), Data: entries[i].Data, Flags: flags}
+			n += len(entries[i].PartitionKey) + len(entries[i].Data)
 		}
 		err := sh.log.Append(batch)
 		sh.gate.RUnlock()
+		if err != nil {
+			t.failed += len(idx)
+		} else {
+			t.records += len(idx)
+			t.bytes += n
+			sh.metrics.appended(len(idx), n)
+		}
 		for j, i := range idx {
 			if err != nil {
 				results[i].Err = errorf(KindInternalFailure, "%v", err)
@@ -151,7 +171,14 @@ func (e *Engine) PutRecord(stream string, en PutEntry, seqForOrdering string) (P
 			return PutResult{}, errorf(KindInvalidArgument, "ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s under account %s is invalid.", seqForOrdering, stream, e.opts.Account)
 		}
 	}
-	res, err := e.PutRecords(stream, []PutEntry{en})
+	s, err := e.stream(stream)
+	if err != nil {
+		return PutResult{}, err
+	}
+	now := e.opts.Now()
+	var t putTally
+	res, err := e.putRecords(s, stream, []PutEntry{en}, now, &t)
+	s.metrics.putDone(true, &t, e.opts.Now().Sub(now))
 	if err != nil {
 		return PutResult{}, err
 	}

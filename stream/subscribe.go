@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/segment"
@@ -55,7 +56,9 @@ type Subscription struct {
 	pos     uint64 // next log position to send
 	started time.Time
 	pacer   *Pacer
-	ended   chan struct{} // closed when replaced or deregistered
+	metrics *consumerMetrics // the consumer's counters
+	behind  *atomic.Int64    // the consumer's MillisBehindLatest gauge for this shard
+	ended   chan struct{}    // closed when replaced or deregistered
 	endOnce sync.Once
 	done    bool
 }
@@ -77,12 +80,14 @@ func (e *Engine) Subscribe(in SubscribeInput) (*Subscription, error) {
 		return nil, err
 	}
 	now := e.opts.Now()
+	cm := s.metrics.consumer(c.Name)
 	sub := &Subscription{engine: e, stream: s, key: e.consumerARN(meta.Name, c) + "|" + in.ShardID, shard: sh, shardID: id,
-		pos: pos, started: now, pacer: e.opts.Limits.NewPacer(now), ended: make(chan struct{})}
+		pos: pos, started: now, pacer: e.opts.Limits.NewPacer(now), metrics: cm, behind: cm.shard(id), ended: make(chan struct{})}
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	if old := s.subs[sub.key]; old != nil {
 		if now.Sub(old.started) < resubscribeGuard {
+			cm.rateExceeded.Add(1)
 			return nil, errorf(KindResourceInUse, "Another active subscription exists for consumer %s and shard %s.", in.ConsumerARN, in.ShardID)
 		}
 		old.end()
@@ -91,6 +96,7 @@ func (e *Engine) Subscribe(in SubscribeInput) (*Subscription, error) {
 		s.subs = map[string]*Subscription{}
 	}
 	s.subs[sub.key] = sub
+	cm.success.Add(1)
 	return sub, nil
 }
 
@@ -167,19 +173,24 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 			if v.Last < sub.shard.log.Tip() {
 				ev.MillisBehind = max(0, sub.shard.log.TipTime()-v.LastTime) / int64(time.Millisecond)
 			}
+			sub.sent(&ev)
 			return ev, nil
 		}
 		v.Release()
 		set, meta := sub.stream.set.Load(), sub.stream.meta.Load()
 		if info, _ := set.m.Lookup(sub.shardID); !info.Open && sub.pos > meta.Ending[sub.shardID] {
 			sub.done = true
-			return Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: meta.Ending[sub.shardID]}.String(),
-				ChildShards: childShards(set.m, sub.shardID)}, nil
+			ev := Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: meta.Ending[sub.shardID]}.String(),
+				ChildShards: childShards(set.m, sub.shardID)}
+			sub.sent(&ev)
+			return ev, nil
 		}
 		select {
 		case <-changed:
 		case <-heartbeat.C:
-			return Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: sub.pos - min(sub.pos, 1)}.String()}, nil
+			ev := Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: sub.pos - min(sub.pos, 1)}.String()}
+			sub.sent(&ev)
+			return ev, nil
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		case <-sub.ended:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ type serveConfig struct {
 	limits     stream.Limits
 	region     string
 	account    string
+	tls        *tls.Config // nil: plaintext
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -42,6 +44,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	limits := fs.String("limits", "kinesis", "per-shard capacity `profile`: kinesis, scaled:N or off")
 	region := fs.String("region", "us-east-1", "`region` in ARNs")
 	account := fs.String("account", "000000000000", "`account` id in ARNs")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
@@ -51,6 +55,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.region, cfg.account = *region, *account
+	if cfg.tls, err = loadTLS(*tlsCert, *tlsKey); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	if err := serve(ctx, cfg, stdout, stderr); err != nil {
@@ -76,11 +84,15 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		eng.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: logger})
+	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "sluice: serving the Kinesis API on http://%s (data in %s, durability %s, limits %s)\n",
-		ln.Addr(), cfg.dataDir, cfg.durability, cfg.limits)
+	scheme := "http"
+	if cfg.tls != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "sluice: serving the Kinesis API on %s://%s (data in %s, durability %s, limits %s)\n",
+		scheme, ln.Addr(), cfg.dataDir, cfg.durability, cfg.limits)
 	tick := time.NewTicker(maintainEvery)
 	defer tick.Stop()
 	var serveErr error
@@ -126,4 +138,20 @@ func newServeConfig(addr, dataDir, durability, limits string) (serveConfig, erro
 		return serveConfig{}, fmt.Errorf("--limits: %v", err)
 	}
 	return serveConfig{addr: addr, dataDir: dataDir, durability: d, limits: l}, nil
+}
+
+// loadTLS reads the certificate and key given by --tls-cert and --tls-key: both or neither
+// (nil, for plaintext).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if certFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert, --tls-key: %v", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -1,0 +1,410 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// FuzzCBORToJSON feeds cborToJSON arbitrary bytes: it must not panic, must fail only with a
+// SerializationException, and must write valid JSON when it succeeds. The same bytes then
+// steer a generator of a structure that fxamacker/cbor encodes (half, single and double
+// floats, chunked strings, indefinite-length arrays and maps, tag 1); its JSON must decode to
+// the value that was encoded.
+func FuzzCBORToJSON(f *testing.F) {
+	for _, s := range []string{
+		"00", "3b7fffffffffffffff", "5f42010243030405ff", "7f6268696121ff", "9f019fffff",
+		"bf6161f56162bfffff", "a1644461746143010203", "f93e00", "f90001", "fb3ff199999999999a",
+		"c11b0000018bcfe5687b", "c120", "d9d9f7a0", "a10102", "5bffffffffffffffff", "f97e00",
+		"c24101", "62fffe", strings.Repeat("81", 70) + "00",
+	} {
+		f.Add(unhex(f, s))
+	}
+	body, err := cbor.Marshal(cborPutRecordsInput(3, 16))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(body)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		js, err := cborToJSON(nil, data)
+		if err != nil {
+			var ae apiError
+			if !errors.As(err, &ae) || ae.name != "SerializationException" || ae.status != 400 {
+				t.Fatalf("error %#v is not a SerializationException", err)
+			}
+		} else if !json.Valid(js) {
+			t.Fatalf("invalid JSON %q from % x", js, data)
+		}
+
+		g := cborGen{b: data}
+		enc, want := g.document(t)
+		js, err = cborToJSON(nil, enc)
+		if err != nil {
+			t.Fatalf("fxamacker/cbor wrote % x, rejected: %v", enc, err)
+		}
+		var got any
+		d := json.NewDecoder(bytes.NewReader(js))
+		d.UseNumber()
+		if err := d.Decode(&got); err != nil {
+			t.Fatalf("JSON %q: %v", js, err)
+		}
+		if err := sameJSON(want, got); err != nil {
+			t.Fatalf("% x became %s: %v", enc, js, err)
+		}
+	})
+}
+
+// FuzzJSONToCBOR feeds jsonToCBOR arbitrary bytes: it must not panic; what it accepts must be
+// valid JSON and what it writes must decode with fxamacker/cbor; and CBOR back to JSON must
+// give the same value, blobs and timestamps (to the millisecond) included.
+func FuzzJSONToCBOR(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `[]`, `{"a":[1,-2,3.5,1e3,true,false,null,"x\n\u00fc\ud83d\ude00"]}`,
+		`{"Records":[{"Data":"AQID","PartitionKey":"k","ApproximateArrivalTimestamp":1700000000.123}]}`,
+		`{"StreamCreationTimestamp":-0.001,"StartedAt":1}`, `{"Data":"abc"}`, `18446744073709551616`,
+		`"\ud800"`, `[` + strings.Repeat("1,", 30) + `1]`, `{"a":1,"a":2}`, `1e400`, "\"\xff\"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := jsonToCBOR(nil, data)
+		if err != nil {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		var v any
+		if err := cbor.Unmarshal(out, &v); err != nil {
+			t.Fatalf("%q became % x, which fxamacker/cbor rejects: %v", data, out, err)
+		}
+		js, err := cborToJSON(nil, out)
+		if err != nil {
+			t.Fatalf("%q became % x, which cborToJSON rejects: %v", data, out, err)
+		}
+		var a, b any
+		for _, p := range []struct {
+			src []byte
+			dst *any
+		}{{data, &a}, {js, &b}} {
+			d := json.NewDecoder(bytes.NewReader(p.src))
+			d.UseNumber()
+			if err := d.Decode(p.dst); err != nil {
+				t.Fatalf("%q: %v", p.src, err)
+			}
+		}
+		if err := sameAnswer(a, b, jsonPlain); err != nil {
+			t.Fatalf("%q came back as %s: %v", data, js, err)
+		}
+	})
+}
+
+// cborPutRecordsInput is a PutRecords input of n records of size bytes each.
+func cborPutRecordsInput(n, size int) map[string]any {
+	recs := make([]any, n)
+	for i := range recs {
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte(i*31 + j)
+		}
+		recs[i] = map[string]any{"Data": data, "PartitionKey": "partition-" + strconv.Itoa(i)}
+	}
+	return map[string]any{"StreamName": "bench", "Records": recs}
+}
+
+// cborGen turns fuzz bytes into a CBOR document written by fxamacker/cbor and the value its
+// JSON form must decode to (with json.Number for numbers).
+type cborGen struct{ b []byte }
+
+// millis is the JSON value expected for tag 1 over a count of milliseconds.
+type millis int64
+
+var genEncMode, _ = cbor.EncOptions{ShortestFloat: cbor.ShortestFloat16}.EncMode()
+
+func (g *cborGen) byte() byte {
+	if len(g.b) == 0 {
+		return 0
+	}
+	c := g.b[0]
+	g.b = g.b[1:]
+	return c
+}
+
+func (g *cborGen) uint64() uint64 {
+	var p [8]byte
+	n := copy(p[:], g.b)
+	g.b = g.b[n:]
+	return binary.LittleEndian.Uint64(p[:])
+}
+
+func (g *cborGen) bytes() []byte {
+	n := min(int(g.byte()%24), len(g.b))
+	p := g.b[:n]
+	g.b = g.b[n:]
+	return append([]byte{}, p...)
+}
+
+func (g *cborGen) text() string { return strings.ToValidUTF8(string(g.bytes()), "\uFFFD") }
+
+// value returns a Go value for fxamacker/cbor to encode and the JSON value expected of it.
+func (g *cborGen) value(depth int) (v, want any) {
+	kind := g.byte() % 11
+	if depth >= 4 && kind >= 8 {
+		kind %= 8
+	}
+	switch kind {
+	case 0:
+		u := g.uint64() >> (g.byte() % 64)
+		return u, json.Number(strconv.FormatUint(u, 10))
+	case 1:
+		n := -int64(g.uint64()>>(1+g.byte()%63)) - 1
+		return n, json.Number(strconv.FormatInt(n, 10))
+	case 2:
+		x := math.Float64frombits(g.uint64())
+		if g.byte()%2 == 0 { // a value a half or a single may hold exactly
+			x = float64(float32(x))
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			x = 0.25
+		}
+		return x, x
+	case 3:
+		s := g.text()
+		return s, s
+	case 4:
+		p := g.bytes()
+		return p, base64.StdEncoding.EncodeToString(p)
+	case 5:
+		b := g.byte()%2 == 0
+		return b, b
+	case 6:
+		return nil, nil
+	case 7:
+		ms := int64(g.uint64()>>20) - 1<<43
+		return cbor.Tag{Number: 1, Content: ms}, millis(ms)
+	case 8, 9:
+		n := int(g.byte() % 5)
+		arr, wantArr := make([]any, n), make([]any, n)
+		for i := range arr {
+			arr[i], wantArr[i] = g.value(depth + 1)
+		}
+		return arr, wantArr
+	}
+	n := int(g.byte() % 5)
+	m, wantMap := map[string]any{}, map[string]any{}
+	for range n {
+		k := g.text()
+		m[k], wantMap[k] = g.value(depth + 1)
+	}
+	return m, wantMap
+}
+
+// document encodes a generated value: as it is, or inside an indefinite-length array or map,
+// with chunked byte and text strings among the items.
+func (g *cborGen) document(t *testing.T) ([]byte, any) {
+	var buf bytes.Buffer
+	enc := genEncMode.NewEncoder(&buf)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// item encodes one item of an indefinite-length container: a value or a chunked string.
+	item := func() any {
+		switch g.byte() % 4 {
+		case 0:
+			must(enc.StartIndefiniteByteString())
+			var all []byte
+			for range g.byte() % 4 {
+				p := g.bytes()
+				all = append(all, p...)
+				must(enc.Encode(p))
+			}
+			must(enc.EndIndefinite())
+			return base64.StdEncoding.EncodeToString(all)
+		case 1:
+			must(enc.StartIndefiniteTextString())
+			var all strings.Builder
+			for range g.byte() % 4 {
+				s := g.text()
+				all.WriteString(s)
+				must(enc.Encode(s))
+			}
+			must(enc.EndIndefinite())
+			return all.String()
+		}
+		v, want := g.value(1)
+		must(enc.Encode(v))
+		return want
+	}
+	var want any
+	switch g.byte() % 3 {
+	case 0:
+		v, w := g.value(0)
+		must(enc.Encode(v))
+		want = w
+	case 1:
+		must(enc.StartIndefiniteArray())
+		arr := []any{}
+		for range g.byte() % 5 {
+			arr = append(arr, item())
+		}
+		must(enc.EndIndefinite())
+		want = arr
+	default:
+		must(enc.StartIndefiniteMap())
+		m := map[string]any{}
+		for range g.byte() % 5 {
+			k := g.text()
+			if _, dup := m[k]; dup {
+				break // a repeated key would leave two members for one
+			}
+			must(enc.Encode(k))
+			m[k] = item()
+		}
+		must(enc.EndIndefinite())
+		want = m
+	}
+	return buf.Bytes(), want
+}
+
+// sameJSON compares a generated value's expected JSON with the decoded JSON.
+func sameJSON(want, got any) error {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Errorf("%v is not an object of %d members", got, len(w))
+		}
+		for k, v := range w {
+			if err := sameJSON(v, g[k]); err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+		}
+		return nil
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Errorf("%v is not an array of %d items", got, len(w))
+		}
+		for i := range w {
+			if err := sameJSON(w[i], g[i]); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
+		}
+		return nil
+	case float64:
+		g, ok := got.(json.Number)
+		f, err := g.Float64()
+		if !ok || err != nil || f != w {
+			return fmt.Errorf("%v, want %v", got, w)
+		}
+		return nil
+	case millis:
+		g, ok := got.(json.Number)
+		ms, okMs := secondsToMillis(string(g))
+		if !ok || !okMs || ms != int64(w) {
+			return fmt.Errorf("%v, want %d ms", got, w)
+		}
+		return nil
+	}
+	if got != want {
+		return fmt.Errorf("%#v, want %#v", got, want)
+	}
+	return nil
+}
+
+// secondsToMillis parses a decimal count of seconds with at most three decimals exactly.
+func secondsToMillis(s string) (int64, bool) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	sec, frac, _ := strings.Cut(s, ".")
+	if len(frac) > 3 {
+		return 0, false
+	}
+	frac += strings.Repeat("0", 3-len(frac))
+	n, err := strconv.ParseInt(sec+frac, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// sameAnswer compares a JSON value with the same value after jsonToCBOR and cborToJSON:
+// numbers by value, blobs by their bytes, timestamps to the millisecond.
+func sameAnswer(a, b any, kind jsonKind) error {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return fmt.Errorf("%v became %v", a, b)
+		}
+		for k, v := range x {
+			if err := sameAnswer(v, y[k], memberKind([]byte(k))); err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+		}
+		return nil
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return fmt.Errorf("%v became %v", a, b)
+		}
+		for i := range x {
+			if err := sameAnswer(x[i], y[i], jsonPlain); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
+		}
+		return nil
+	case json.Number:
+		y, ok := b.(json.Number)
+		fx, errX := x.Float64()
+		fy, errY := y.Float64()
+		if !ok || errX != nil || errY != nil {
+			return fmt.Errorf("%v became %v", a, b)
+		}
+		if kind == jsonTimestamp {
+			if math.Abs(fx-fy) > 0.0005+math.Abs(fx)*1e-15 {
+				return fmt.Errorf("timestamp %v became %v", a, b)
+			}
+			return nil
+		}
+		if fx != fy {
+			return fmt.Errorf("%v became %v", a, b)
+		}
+		return nil
+	case string:
+		y, ok := b.(string)
+		if !ok {
+			return fmt.Errorf("%q became %v", x, b)
+		}
+		if kind == jsonBlob {
+			px, errX := base64.StdEncoding.DecodeString(x)
+			py, errY := base64.StdEncoding.DecodeString(y)
+			if errX != nil || errY != nil || !bytes.Equal(px, py) {
+				return fmt.Errorf("blob %q became %q", x, y)
+			}
+			return nil
+		}
+		if x != y {
+			return fmt.Errorf("%q became %q", x, y)
+		}
+		return nil
+	}
+	if a != b {
+		return fmt.Errorf("%v became %v", a, b)
+	}
+	return nil
+}
