@@ -135,6 +135,9 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rate.allowShardIterator(name, in.ShardId); err != nil {
+		return nil, err
+	}
 	gi := stream.IteratorInput{Stream: name, ShardID: in.ShardId, Type: in.ShardIteratorType, Seq: in.StartingSequenceNumber}
 	switch in.ShardIteratorType {
 	case stream.AtSequenceNumber, stream.AfterSequenceNumber:

@@ -11,7 +11,8 @@ import (
 // Control-plane rate limits: Kinesis answers LimitExceededException when an account calls a
 // control-plane operation faster than its quota. The data plane's limits (per-shard write and
 // read capacity) are the engine's; these are the API's. Quotas are per second, as Kinesis
-// documents them, scaled by the server's limits profile (kinesis ×1, scaled:N ×N, off: none).
+// documents them, scaled by the server's limits profile (kinesis ×1, scaled:N ×N, off: none;
+// a profile below ×1, used to make data-plane throttling easy to reach, leaves them at ×1).
 // Kinesis counts some of them per stream; sluice counts them per account, which is the same
 // for one stream and stricter for many. GetShardIterator is counted per shard, as Kinesis does.
 var controlPlaneTPS = map[string]float64{
@@ -81,7 +82,7 @@ func (r *rateLimiter) takeLocked(m map[string]*tokenBucket, key string, tps floa
 	now := r.now()
 	b := m[key]
 	if b == nil {
-		rate := max(1, tps*r.limits.Factor)
+		rate := tps * r.factor()
 		b = &tokenBucket{tokens: rate, rate: rate, last: now}
 		m[key] = b
 	}
@@ -98,7 +99,7 @@ func (r *rateLimiter) allow(op string) error {
 	ok := r.takeLocked(r.ops, op, tps)
 	r.mu.Unlock()
 	if !ok {
-		return apiError{status: 400, name: "LimitExceededException", msg: "Rate exceeded for " + op + " (" + formatTPS(tps*r.limits.Factor) + " calls per second per account)."}
+		return apiError{status: 400, name: "LimitExceededException", msg: "Rate exceeded for " + op + " (" + formatTPS(tps*r.factor()) + " calls per second per account)."}
 	}
 	return nil
 }
@@ -119,5 +120,7 @@ func (r *rateLimiter) allowShardIterator(streamName, shard string) error {
 	}
 	return nil
 }
+
+func (r *rateLimiter) factor() float64 { return max(1, r.limits.Factor) }
 
 func formatTPS(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -55,6 +55,12 @@ func TestRateLimiter(t *testing.T) {
 	if scaled.allow("CreateStream") == nil {
 		t.Fatal("scaled:3 allowed a sixteenth call")
 	}
+	low := newRateLimiter(stream.Limits{Factor: 0.01}, func() time.Time { return now })
+	for i := range 5 {
+		if err := low.allow("CreateStream"); err != nil {
+			t.Fatalf("scaled:0.01 keeps the kinesis quota, call %d: %v", i, err)
+		}
+	}
 	off := newRateLimiter(stream.Limits{Off: true, Factor: 1}, time.Now)
 	for range 100 {
 		if err := off.allow("CreateStream"); err != nil {

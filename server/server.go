@@ -42,6 +42,9 @@ type Options struct {
 	// HandshakeTimeout bounds how long a new connection may take to tell its protocol: its
 	// TLS handshake, or its first bytes in plaintext; 0 means 10 s.
 	HandshakeTimeout time.Duration
+	// Authenticator decides who sent each request (auth.go); nil means a SigV4Parser for the
+	// engine's account, which accepts unsigned requests and does not verify signatures.
+	Authenticator Authenticator
 }
 
 // Server serves the Kinesis API for one engine.
@@ -50,6 +53,8 @@ type Server struct {
 	log    *slog.Logger
 	http   *fasthttp.Server
 	h2     *h2Front // sorts connections between http and the HTTP/2 server (h2.go)
+	auth   Authenticator
+	rate   *rateLimiter // control-plane quotas (ratelimit.go)
 
 	subMu sync.Mutex                        // guards subs
 	subs  map[*stream.Subscription]struct{} // open SubscribeToShard streams, ended by Shutdown
@@ -60,7 +65,11 @@ func New(engine *stream.Engine, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{engine: engine, log: opts.Logger}
+	s := &Server{engine: engine, log: opts.Logger, auth: opts.Authenticator,
+		rate: newRateLimiter(engine.CapacityLimits(), time.Now)}
+	if s.auth == nil {
+		s.auth = SigV4Parser{Default: engine.Account()}
+	}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "sluice",
@@ -74,11 +83,13 @@ func New(engine *stream.Engine, opts Options) *Server {
 		NoDefaultContentType:          true,
 		Logger:                        fasthttpLogger{opts.Logger},
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			cfg := fasthttp.RequestConfig{MaxRequestBodySize: bodyLimit(h)}
 			if string(h.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard" || isNativeSubscribe(h.RequestURI()) {
-				return fasthttp.RequestConfig{WriteTimeout: subscribeWriteTimeout}
+				cfg.WriteTimeout = subscribeWriteTimeout
 			}
-			return fasthttp.RequestConfig{}
+			return cfg
 		},
+		ErrorHandler: s.httpError,
 	}
 	s.h2 = newH2Front(s, opts)
 	return s
@@ -146,12 +157,24 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
 	op, ok := strings.CutPrefix(target, targetPrefix)
 	if ok && op == "SubscribeToShard" {
+		if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
+			s.fail(ctx, toAPIError(err))
+			return
+		}
 		s.subscribe(ctx, ctx.Request.Body())
 		return
 	}
 	h, known := operations[op]
 	if !ok || !known {
 		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: ""})
+		return
+	}
+	if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
+		s.fail(ctx, toAPIError(err))
+		return
+	}
+	if err := s.rate.allow(op); err != nil {
+		s.fail(ctx, toAPIError(err))
 		return
 	}
 	body := ctx.Request.Body()

@@ -210,3 +210,6 @@ func (p *Pacer) Take(n int, now time.Time) time.Duration {
 // CapacityLimits returns the engine's limits profile, which the API applies to its own
 // quotas too.
 func (e *Engine) CapacityLimits() Limits { return e.opts.Limits }
+
+// Account returns the account id the engine's ARNs name.
+func (e *Engine) Account() string { return e.opts.Account }

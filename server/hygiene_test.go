@@ -1,0 +1,153 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/server/wire"
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// staticCreds signs requests with a fixed access key.
+type staticCreds string
+
+func (k staticCreds) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: string(k), SecretAccessKey: "secret", Source: "test"}, nil
+}
+
+// hygieneServer runs a server under the kinesis limits profile with an account table.
+func hygieneServer(t *testing.T) (addr string) {
+	t.Helper()
+	eng, err := stream.Open(stream.Options{Dir: t.TempDir(), Durability: segment.Durability{Mode: segment.None},
+		SegmentSize: segment.MinSegmentSize, Limits: stream.Limits{Factor: 1}, Account: "000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(eng, Options{Authenticator: SigV4Parser{Default: "000000000000", Accounts: map[string]string{"AKIDOTHER": "111111111111"}}})
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Shutdown()
+		eng.Close()
+	})
+	return ln.Addr().String()
+}
+
+func sdkClient(addr string, creds aws.CredentialsProvider) *kinesis.Client {
+	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), Credentials: creds, RetryMaxAttempts: 1})
+}
+
+func TestSignedRequestsAndAccounts(t *testing.T) {
+	addr := hygieneServer(t)
+	c := ctx(t)
+	if _, err := sdkClient(addr, staticCreds("AKIDMINE")).ListStreams(c, &kinesis.ListStreamsInput{}); err != nil {
+		t.Fatalf("a signed request: %v", err)
+	}
+	var denied *types.AccessDeniedException
+	if _, err := sdkClient(addr, staticCreds("AKIDOTHER")).ListStreams(c, &kinesis.ListStreamsInput{}); !errors.As(err, &denied) {
+		t.Fatalf("another account's key: %v", err)
+	}
+	status, body, hdr := rawPost(t, addr, "/", "ListStreams", "AWS4-HMAC-SHA256 Credential=broken", []byte("{}"))
+	if status != 400 || !strings.Contains(body, `"IncompleteSignatureException"`) || hdr != "IncompleteSignatureException" {
+		t.Fatalf("malformed Authorization: %d %s %s", status, hdr, body)
+	}
+}
+
+func TestControlPlaneQuotas(t *testing.T) {
+	addr := hygieneServer(t)
+	kc := sdkClient(addr, aws.AnonymousCredentials{})
+	c := ctx(t)
+	var limited *types.LimitExceededException
+	created := 0
+	for i := range 20 {
+		_, err := kc.CreateStream(c, &kinesis.CreateStreamInput{StreamName: aws.String("s" + string(rune('a'+i))), ShardCount: aws.Int32(1)})
+		if errors.As(err, &limited) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		created++
+	}
+	if created < 5 || created == 20 {
+		t.Fatalf("%d CreateStream calls passed before LimitExceededException, want at least 5 and fewer than 20", created)
+	}
+	// The quota belongs to CreateStream: other operations still pass.
+	if _, err := kc.ListShards(c, &kinesis.ListShardsInput{StreamName: aws.String("sa")}); err != nil {
+		t.Fatalf("ListShards after CreateStream's quota ran out: %v", err)
+	}
+	iterators := 0
+	for range 20 {
+		_, err := kc.GetShardIterator(c, &kinesis.GetShardIteratorInput{StreamName: aws.String("sa"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeLatest})
+		if errors.As(err, &limited) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		iterators++
+	}
+	if iterators < getShardIteratorTPS || iterators == 20 {
+		t.Fatalf("%d GetShardIterator calls on one shard passed, want at least %d and fewer than 20", iterators, getShardIteratorTPS)
+	}
+}
+
+func TestBodyLimits(t *testing.T) {
+	addr := hygieneServer(t)
+	big := []byte(`{"ExclusiveStartStreamName":"` + strings.Repeat("x", controlBodyLimit) + `"}`)
+	status, body, hdr := rawPost(t, addr, "/", "ListStreams", "", big)
+	if status != 400 || hdr != "ValidationException" || !strings.Contains(body, "exceeds the limit") {
+		t.Fatalf("oversized ListStreams: %d %s %.200s", status, hdr, body)
+	}
+	// The same size is fine for PutRecords, which reaches the engine (and the stream is
+	// missing).
+	status, _, hdr = rawPost(t, addr, "/", "PutRecords", "", append([]byte(`{"StreamName":"nope","Records":[{"PartitionKey":"k","Data":"`+strings.Repeat("QUFB", controlBodyLimit/4)+`"}],"X":"`), []byte(`"}`)...))
+	if status != 400 || hdr != "ResourceNotFoundException" {
+		t.Fatalf("large PutRecords: %d %s", status, hdr)
+	}
+	status, body, _ = rawPost(t, addr, wire.PathGet, "", "", bytes.Repeat([]byte{1}, nativeSmallLimit+1))
+	if status != 400 || !strings.Contains(body, "exceeds the limit") {
+		t.Fatalf("oversized native get: %d %.200s", status, body)
+	}
+}
+
+// rawPost sends one request and returns the status, body and error-type header.
+func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (int, string, string) {
+	t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + path)
+	req.Header.SetMethod("POST")
+	if op != "" {
+		req.Header.Set("X-Amz-Target", targetPrefix+op)
+		req.Header.SetContentType(jsonContentType)
+	} else {
+		req.Header.SetContentType(wire.ContentType)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	req.SetBody(body)
+	if err := fasthttp.Do(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	hdr := string(resp.Header.Peek("X-Amzn-ErrorType"))
+	if op == "" {
+		hdr = string(resp.Header.Peek(wire.HeaderError))
+	}
+	return resp.StatusCode(), string(resp.Body()), hdr
+}
