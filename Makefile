@@ -29,7 +29,13 @@ FUZZ_TARGETS ?= \
 	./shardmap:FuzzShardMap:15000x \
 	./shardmap:FuzzDecode:500000x \
 	./server:FuzzCBORToJSON:100000x \
-	./server:FuzzJSONToCBOR:100000x
+	./server:FuzzJSONToCBOR:100000x \
+	./server:FuzzDecodePutRecords:60000x \
+	./server:FuzzAppendJSONString:100000x \
+	./server:FuzzEventStream:60000x \
+	./server/wire:FuzzReadPut:200000x \
+	./server/wire:FuzzReadGetRequest:200000x \
+	./server/wire:FuzzReadMessage:100000x
 FUZZTIME ?=
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).

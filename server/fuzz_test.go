@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -407,4 +409,88 @@ func sameAnswer(a, b any, kind jsonKind) error {
 		return fmt.Errorf("%v became %v", a, b)
 	}
 	return nil
+}
+
+// FuzzDecodePutRecords checks the data-path decoder against encoding/json: whatever it
+// accepts, encoding/json accepts with the same records, and nothing makes it panic.
+func FuzzDecodePutRecords(f *testing.F) {
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"}]}`))
+	f.Add([]byte(`{"Records":[{"Data":"aGk\/","PartitionKey":"\u00e9\ud83d\ude00","ExplicitHashKey":"12"}],"X":[{"y":-1.5e3},true,null]}`))
+	f.Add([]byte(`{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","Records":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := getPutBatch()
+		defer p.release()
+		if err := p.decodePutRecords(body); err != nil {
+			var ae apiError
+			if !errors.As(err, &ae) {
+				t.Fatalf("error of no API type: %v", err)
+			}
+			return
+		}
+		if foldedNames(body) {
+			return // encoding/json matches member names case-insensitively; the API does not
+		}
+		var ref refPutRecords
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted what encoding/json rejects (%v): %q", err, body)
+		}
+		if len(ref.Records) != len(p.entries) {
+			t.Fatalf("%d records, encoding/json %d", len(p.entries), len(ref.Records))
+		}
+		for i, r := range ref.Records {
+			en := p.entries[i]
+			if !bytes.Equal(r.Data, en.Data) || r.PartitionKey != en.PartitionKey {
+				t.Fatalf("record %d: %q %q, encoding/json %q %q", i, en.PartitionKey, en.Data, r.PartitionKey, r.Data)
+			}
+		}
+	})
+}
+
+// foldedNames reports whether body may name a PutRecords member in another case (or through
+// escapes), which encoding/json matches and the API does not.
+func foldedNames(body []byte) bool {
+	lower := bytes.ToLower(body)
+	for _, name := range []string{"Records", "Data", "PartitionKey", "ExplicitHashKey", "StreamName", "StreamARN"} {
+		if bytes.Count(lower, []byte(strings.ToLower(name))) != bytes.Count(body, []byte(name)) {
+			return true
+		}
+	}
+	// encoding/json also folds the Kelvin sign to k and the long s to s.
+	return bytes.ContainsAny(body, "\u212a\u017f") || bytes.Contains(lower, []byte(`\u212a`)) || bytes.Contains(lower, []byte(`\u017f`))
+}
+
+// FuzzAppendJSONString checks the string encoder against encoding/json byte for byte.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "a\"b", "<&>", "\u2028", "\xff", "é\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q: %s, want %s", s, got, want)
+		}
+	})
+}
+
+// FuzzEventStream encodes event stream messages of arbitrary event types and payloads and
+// decodes them with the AWS SDK's own decoder: every message must come back whole, its
+// checksums good.
+func FuzzEventStream(f *testing.F) {
+	f.Add("SubscribeToShardEvent", []byte(`{"Records":[]}`))
+	f.Add("initial-response", []byte("{}"))
+	f.Fuzz(func(t *testing.T, eventType string, payload []byte) {
+		if len(eventType) > 200 || !utf8.ValidString(eventType) {
+			return // header values are short strings
+		}
+		msg, err := eventstream.NewDecoder().Decode(bytes.NewReader(event(eventType, payload)), nil)
+		if err != nil {
+			t.Fatalf("the SDK cannot decode our message: %v", err)
+		}
+		if !bytes.Equal(msg.Payload, payload) {
+			t.Fatalf("payload %q, want %q", msg.Payload, payload)
+		}
+		if v := msg.Headers.Get(":event-type"); v == nil || v.String() != eventType {
+			t.Fatalf(":event-type %v, want %q", v, eventType)
+		}
+	})
 }
