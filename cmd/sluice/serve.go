@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pkg/profile"
+
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
 	"github.com/sluice-streams/sluice/stream"
@@ -31,6 +33,7 @@ type serveConfig struct {
 	region     string
 	account    string
 	tls        *tls.Config // nil: plaintext
+	accessKeys accessKeys  // access key → account, for the SigV4 parser
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -46,15 +49,33 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	account := fs.String("account", "000000000000", "`account` id in ARNs")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
+	keys := accessKeys{}
+	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused)")
+	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
+	prof := fs.String("profile", "", "write a `cpu` or `mem` profile into the current directory until the server stops")
+	if err := applySettings(fs, args, os.Getenv); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
+	}
 	if status, stop := parseFlags(fs, args); stop {
 		return status
+	}
+	switch *prof {
+	case "":
+	case "cpu":
+		defer profile.Start(profile.CPUProfile, profile.ProfilePath("."), profile.Quiet).Stop()
+	case "mem":
+		defer profile.Start(profile.MemProfile, profile.ProfilePath("."), profile.Quiet).Stop()
+	default:
+		fmt.Fprintf(stderr, "sluice serve: --profile %q: want cpu or mem\n", *prof)
+		return exitUsage
 	}
 	cfg, err := newServeConfig(*addr, *dataDir, *durability, *limits)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
-	cfg.region, cfg.account = *region, *account
+	cfg.region, cfg.account, cfg.accessKeys = *region, *account, keys
 	if cfg.tls, err = loadTLS(*tlsCert, *tlsKey); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -84,7 +105,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		eng.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls})
+	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls,
+		Authenticator: server.SigV4Parser{Default: cfg.account, Accounts: cfg.accessKeys}})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	scheme := "http"
