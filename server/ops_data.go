@@ -2,9 +2,7 @@ package server
 
 import (
 	"encoding/base64"
-	"time"
 
-	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -179,48 +177,4 @@ func opGetRecords(s *Server, body []byte) (any, error) {
 	defer r.Release()
 	out := getBodyBuf(getRecordsSize(&r.Records))
 	return rawJSON(appendGetRecordsResult(out, &r)), nil
-}
-
-// recordOut is a record as GetRecords and SubscribeToShardEvent carry it.
-type recordOut struct {
-	SequenceNumber              string `json:"SequenceNumber"`
-	ApproximateArrivalTimestamp epoch  `json:"ApproximateArrivalTimestamp"`
-	Data                        []byte `json:"Data"`
-	PartitionKey                string `json:"PartitionKey"`
-	EncryptionType              string `json:"EncryptionType,omitempty"`
-}
-
-// recordsOut converts the records of a view of shard. With copyData the data is copied out
-// of the mapping, for an answer encoded after the view is released.
-func recordsOut(v segment.View, shard uint32, copyData bool) []recordOut {
-	out := make([]recordOut, 0, v.Count)
-	it := v.Records()
-	for it.Next() {
-		r := it.Record()
-		data := r.Data
-		if copyData {
-			data = append([]byte(nil), data...)
-		}
-		enc := ""
-		if r.Flags&segment.FlagEncrypted != 0 {
-			enc = "KMS"
-		}
-		out = append(out, recordOut{stream.SeqNum{Shard: shard, Pos: r.Seq}.String(), epoch{time.Unix(0, r.Time)}, data, string(r.Key), enc})
-	}
-	return out
-}
-
-// childOut is a child shard as GetRecords and SubscribeToShardEvent carry it.
-type childOut struct {
-	ShardId      string       `json:"ShardId"`
-	ParentShards []string     `json:"ParentShards"`
-	HashKeyRange hashKeyRange `json:"HashKeyRange"`
-}
-
-func childrenOut(cs []stream.ChildShard) []childOut {
-	var out []childOut
-	for _, c := range cs {
-		out = append(out, childOut{c.ID, c.Parents, hashKeyRange{c.Start, c.End}})
-	}
-	return out
 }

@@ -3,9 +3,9 @@ package server
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -108,14 +108,17 @@ func eventPayload(ev stream.Event, asCBOR bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(struct {
-		Records                    []recordOut `json:"Records"`
-		ContinuationSequenceNumber string      `json:"ContinuationSequenceNumber"`
-		MillisBehindLatest         int64       `json:"MillisBehindLatest"`
-		ChildShards                []childOut  `json:"ChildShards,omitempty"`
-	}{recordsOut(ev.Records, seq.Shard, false), ev.ContinuationSeq, ev.MillisBehind, childrenOut(ev.ChildShards)})
-	if err != nil || !asCBOR {
-		return b, err
+	b := make([]byte, 0, getRecordsSize(&ev.Records))
+	b = append(b, `{"Records":`...)
+	b = appendRecords(b, &ev.Records, seq.Shard)
+	b = append(b, `,"ContinuationSequenceNumber":`...)
+	b = appendJSONString(b, ev.ContinuationSeq)
+	b = append(b, `,"MillisBehindLatest":`...)
+	b = strconv.AppendInt(b, ev.MillisBehind, 10)
+	b = appendChildShards(b, ev.ChildShards)
+	b = append(b, '}')
+	if !asCBOR {
+		return b, nil
 	}
 	return jsonToCBOR(nil, b)
 }

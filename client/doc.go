@@ -1,0 +1,92 @@
+// Package client is sluice's Go client: a Producer that batches records into native put
+// requests, a Consumer that reads every shard of a stream (native gets, or enhanced fan-out
+// through native subscriptions) following resharding lineage, and the few Kinesis API calls
+// they need (ListShards, DescribeStreamSummary, CreateStream, RegisterStreamConsumer,
+// DescribeStreamConsumer; CallKinesis reaches the others). It speaks HTTP/1.1 through
+// fasthttp's client; records travel in the native protocol (docs/PROTOCOL.md, codec in
+// server/wire), whose get answers carry the segment's own frames, CRC-checked here.
+//
+// What it owns: connections to one server, batching, retries, per-key ordering, lineage and
+// checkpoints as a consumer sees them, the conversion of sequence numbers between their
+// (shard, position) and 56-digit Kinesis forms. What it does not own: anything on the
+// server's side (it imports server/wire, segment and shardmap, never server or stream), and
+// where checkpoints are stored (the Checkpointer interface; MemoryCheckpointer keeps them in
+// memory).
+//
+// # Errors
+//
+// A refusal by the server is an *Error carrying the protocol's code, the Kinesis error name
+// and message; errors.Is matches it against the sentinels by code (ErrThrottled,
+// ErrNotFound, ErrInUse, …). Network failures are returned wrapped as they are. ErrClosed is
+// the error of a closed Client, Producer or Consumer.
+//
+// # Producer
+//
+// Put queues a record and returns a Future; PutFunc takes a callback instead. A batch (one
+// put request) goes when it holds MaxBatchRecords records or MaxBatchBytes of keys and data,
+// or when Linger has passed since its first record. The producer knows the stream's shards
+// (ListShards, refreshed when an answer puts a record on a shard it did not expect, or the
+// stream is not found) so that it can back off per shard: records refused with
+// ProvisionedThroughputExceeded are held, with their shard's later records, for an
+// exponential backoff with jitter, and then sent again; only the refused records of a batch
+// are retried. A request that fails as a whole (a network error, a 5xx, a refusal for load)
+// pauses all sending and retries all its records. A record is retried until it is appended,
+// RecordTimeout or MaxAttempts runs out, or Close gives up; an error of another kind (the
+// stream is missing, the input is invalid) ends it at once.
+//
+// Ordering: by default a record is not sent while an earlier record of the same partition
+// key is in flight or held for a retry, so the records of a key are appended in Put order
+// even when some are refused and retried (the server keeps the request order of a shard's
+// records). The price is one record per key per request; Unordered lifts it. A request
+// that failed on the way may still have been appended, so a retry after a network error can
+// append a record twice; there is no other source of duplicates.
+//
+// Memory is bounded: Put blocks while MaxBuffered bytes of keys and data are waiting for
+// their outcome, until its context ends. The producer keeps a reference to each record's
+// data until its outcome is known; the caller must not modify it before.
+//
+// Flush sends what is queued without waiting for linger and waits for the outcome of every
+// record Put before it; Close does the same and stops the producer. Both return a
+// *FlushError counting the records that failed since the previous Flush (errors.Is looks at
+// the first failure). When Close's context ends first, the records not in flight fail with
+// an error wrapping ErrClosed; requests in flight still complete, so every record gets a
+// true outcome before Close returns.
+//
+// # Consumer
+//
+// Run lists the stream's shards and reads each shard whose parents (ParentShardId and
+// AdjacentParentShardId, when still listed) have all been read to their end: a child starts
+// only after its parents ended, so records of a key come in order across a split or a
+// merge. In shared mode each shard is read with native gets, paced to ReadsPerSecond per
+// shard (5 by default, the Kinesis limit) and to PollInterval when nothing new came; with
+// enhanced fan-out (ConsumerName or ConsumerARN) each shard gets a native subscription on a
+// connection of its own, renewed from its continuation when it ends (after 5 minutes, or on
+// an error). A shard's end (Shard-End, or an end message) starts its children once all
+// their parents are done. Records the reader already handled (a subscription's overlap) are
+// never handed over twice.
+//
+// Checkpoints: after a handler accepts a batch (returns nil), the consumer calls
+// Checkpointer.Set with the batch's last position; at a shard's end it sets Ended. A later
+// Run (or another Consumer with the same Checkpointer) resumes after each checkpoint and
+// skips ended shards, so records are handled at least once, and exactly once when Set is
+// durable before the crash. A Latest start checkpoints the position it started at, so that a
+// restart does not skip what came in between.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use, and so are its Producers (Put, PutFunc, Flush, Close
+// and Stats from any goroutine). A Producer runs MaxInFlight sender goroutines and one timer
+// goroutine until Close; futures are completed and callbacks called on the senders, after
+// the producer's lock is released, so a callback must be quick and must not call Put,
+// Flush or Close. A Consumer runs one goroutine per shard being read, and calls its handler
+// concurrently for different shards and serially within a shard; records passed to the
+// handler alias the answer's buffer and are valid only until it returns. Run waits for every
+// reader to stop before it returns.
+//
+// Durability: the client stores nothing. A record's outcome is the server's
+// acknowledgement, as durable as the server's durability mode makes it.
+//
+// Contexts: a request already sent is not interrupted by its context (fasthttp has no
+// cancellation); Config.RequestTimeout bounds it. Subscriptions are interrupted at once:
+// their connection is closed.
+package client

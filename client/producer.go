@@ -1,0 +1,752 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-streams/sluice/server/wire"
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// ProducerConfig configures a Producer. The zero value is usable.
+type ProducerConfig struct {
+	// Linger is how long a batch waits for more records before it is sent; 0 means 5 ms.
+	Linger time.Duration
+	// MaxBatchRecords caps the records of one put request: 1…500, 0 means 500.
+	MaxBatchRecords int
+	// MaxBatchBytes caps the keys and data of one put request: up to 10 MiB, 0 means 5 MiB.
+	MaxBatchBytes int
+	// MaxBuffered caps the bytes (keys and data) of the records Put and still waiting for
+	// their outcome; Put blocks while it is reached. 0 means 64 MiB.
+	MaxBuffered int
+	// MaxInFlight is how many put requests may run at once; 0 means 4.
+	MaxInFlight int
+	// BaseBackoff and MaxBackoff bound the exponential backoff (with jitter) before a retry;
+	// 0 means 20 ms and 1 s.
+	BaseBackoff, MaxBackoff time.Duration
+	// RecordTimeout fails a record still not appended this long after its Put with its last
+	// error; 0 means no limit (Close's context bounds the wait instead).
+	RecordTimeout time.Duration
+	// MaxAttempts fails a record after this many refused attempts; 0 means no limit.
+	MaxAttempts int
+	// Unordered lets records of one partition key be sent together and overtake each other
+	// on retries. By default a record is not sent while an earlier record of the same key is
+	// in flight or waiting to be retried, which keeps each key's records in Put order but
+	// sends one record per key per request.
+	Unordered bool
+}
+
+// Outcome is what became of a record: where it was appended, or the error that ended its
+// attempts.
+type Outcome struct {
+	SeqNum         // shard and position; zero when Err is set
+	Err      error // nil once appended
+	Attempts int   // put requests that carried the record
+}
+
+// Future is the pending outcome of a record given to Put.
+type Future struct {
+	r    rec
+	done chan struct{}
+}
+
+// Done is closed once the outcome is known.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Outcome returns the record's outcome, and false while it is not known yet.
+func (f *Future) Outcome() (Outcome, bool) {
+	select {
+	case <-f.done:
+		return f.r.out, true
+	default:
+		return Outcome{}, false
+	}
+}
+
+// Wait waits for the record's outcome: its sequence number, or the error that ended its
+// attempts. If ctx ends first it returns ctx.Err(), and the record is still pending.
+func (f *Future) Wait(ctx context.Context) (SeqNum, error) {
+	select {
+	case <-f.done:
+		return f.r.out.SeqNum, f.r.out.Err
+	case <-ctx.Done():
+		return SeqNum{}, ctx.Err()
+	}
+}
+
+// ProducerStats counts a Producer's work since it was made.
+type ProducerStats struct {
+	Requests  uint64 // put requests answered or failed
+	Appended  uint64 // records appended
+	Failed    uint64 // records that ended with an error
+	Retries   uint64 // record attempts refused and retried
+	Throttled uint64 // record attempts refused with ProvisionedThroughputExceeded
+	Refreshes uint64 // shard map refreshes
+}
+
+// FlushError reports the records that failed among those a Flush or Close waited for.
+type FlushError struct {
+	Failed int   // how many
+	First  error // the first one's error
+}
+
+func (e *FlushError) Error() string {
+	return "sluice: " + strconv.Itoa(e.Failed) + " records failed; first: " + e.First.Error()
+}
+
+// Unwrap returns the first failure's error, so errors.Is(err, ErrThrottled) asks about it.
+func (e *FlushError) Unwrap() error { return e.First }
+
+// Producer appends records to one stream asynchronously: Put queues a record and returns;
+// records are batched into native put requests by count, size and linger time; refused
+// records are retried with backoff; each record's outcome arrives through its Future or
+// callback. See the package documentation for the ordering and concurrency contract.
+type Producer struct {
+	c       *Client
+	stream  string
+	cfg     ProducerConfig
+	maxData int // the stream's maximum data length of a record
+
+	wake chan struct{} // the pump's doorbell; capacity 1
+	wg   sync.WaitGroup
+
+	// mu guards everything below. Put, the senders, the pump and Flush take it; outcomes
+	// are delivered (futures closed, callbacks called) after it is released.
+	mu         sync.Mutex
+	senders    sync.Cond // on mu: signalled when a batch is ready or the producer stops
+	closed     bool      // Close was called: Put refuses
+	stopping   bool      // the goroutines exit once nothing is left
+	abandon    error     // Close's context ended: records not in flight fail with it
+	routes     routes
+	open       *batch   // the batch being filled, nil if none
+	ready      []*batch // sealed batches waiting for a sender
+	shards     map[uint32]*shardState
+	heldShards int // shards with held records
+	keys       map[string]*keyState
+	freeKeys   []*keyState
+	freeBatch  []*batch
+	buffered   int
+	space      chan struct{} // closed when buffered space frees; nil when nobody waits
+	pauseUntil time.Time     // after a failure of a whole request, nothing is sent before
+	pauseTries int
+	epochs     []epoch // epochs[i] is epoch epochBase+i; the last is the current one
+	epochBase  uint64
+	progress   chan struct{} // closed when an epoch's pending count reaches zero; nil if unwatched
+	flushing   int           // Flush calls waiting: batches are sent without lingering
+	gen        uint64        // answers handled, to mark the shards an answer touched
+	refreshing bool
+	refreshed  time.Time
+	stats      ProducerStats
+}
+
+// rec is one record on its way. Fields are guarded by Producer.mu, except that a sender
+// reads key and data of the records of the batch it owns.
+type rec struct {
+	key      string
+	data     []byte
+	hash     shardmap.Key
+	shard    uint32 // the shard it is expected on (or was last refused by)
+	cost     int    // what it counts against MaxBuffered
+	epoch    uint64
+	put      time.Time
+	attempts int
+	notFound int
+	lastErr  error
+	next     *rec // in a key's waiting list or a shard's held list
+	out      Outcome
+	fut      *Future
+	fn       func(Outcome)
+}
+
+// batch is the records of one put request, in order.
+type batch struct {
+	recs     []*rec
+	bytes    int
+	deadline time.Time // when lingering ends
+}
+
+// shardState is the producer's view of one shard: its backoff after refusals and the
+// records held until it ends.
+type shardState struct {
+	until      time.Time // no record is sent to the shard before
+	tries      int       // consecutive answers with refusals
+	head, tail *rec      // held records, in order
+	gen        uint64    // the answer that last touched the shard
+	refused    bool      // that answer refused records of the shard
+}
+
+// keyState is a partition key with a record in flight or held (cur) and the records of the
+// same key waiting behind it.
+type keyState struct {
+	cur        *rec
+	head, tail *rec
+}
+
+// epoch counts the records Put between two Flush calls.
+type epoch struct {
+	pending   int
+	failed    int
+	first     error
+	collected bool // its Flush has taken the tally (or gave up waiting)
+}
+
+// maxPutBytes is the most keys and data one put request may carry.
+const maxPutBytes = 10 << 20
+
+// recOverhead is what a record costs against MaxBuffered beyond its key and data: its
+// bookkeeping, so that a flood of empty records is bounded too.
+const recOverhead = 128
+
+// NewProducer returns a producer for stream. It reads the stream's maximum record size and
+// its shards, to validate records before sending them and to know which shard each key
+// goes to.
+func (c *Client) NewProducer(ctx context.Context, stream string, cfg ProducerConfig) (*Producer, error) {
+	switch {
+	case cfg.MaxBatchRecords < 0 || cfg.MaxBatchRecords > wire.MaxPutRecords:
+		return nil, fmt.Errorf("sluice: MaxBatchRecords %d: want 0…%d", cfg.MaxBatchRecords, wire.MaxPutRecords)
+	case cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > maxPutBytes:
+		return nil, fmt.Errorf("sluice: MaxBatchBytes %d: want 0…%d", cfg.MaxBatchBytes, maxPutBytes)
+	}
+	cfg.Linger = orDur(cfg.Linger, 5*time.Millisecond)
+	cfg.MaxBatchRecords = orInt(cfg.MaxBatchRecords, wire.MaxPutRecords)
+	cfg.MaxBatchBytes = orInt(cfg.MaxBatchBytes, 5<<20)
+	cfg.MaxBuffered = orInt(cfg.MaxBuffered, 64<<20)
+	cfg.MaxInFlight = orInt(cfg.MaxInFlight, 4)
+	cfg.BaseBackoff = orDur(cfg.BaseBackoff, 20*time.Millisecond)
+	cfg.MaxBackoff = max(orDur(cfg.MaxBackoff, time.Second), cfg.BaseBackoff)
+	sum, err := c.DescribeStreamSummary(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	shards, err := c.ListShards(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{c: c, stream: stream, cfg: cfg, maxData: orInt(sum.MaxRecordKiB, 1024) << 10,
+		wake: make(chan struct{}, 1), routes: newRoutes(shards), refreshed: time.Now(),
+		shards: map[uint32]*shardState{}, epochs: []epoch{{}}}
+	if !cfg.Unordered {
+		p.keys = map[string]*keyState{}
+	}
+	p.senders.L = &p.mu
+	p.wg.Add(1 + cfg.MaxInFlight)
+	go p.pump()
+	for range cfg.MaxInFlight {
+		go p.sender()
+	}
+	return p, nil
+}
+
+// Put queues a record for the stream and returns its Future. It blocks while MaxBuffered
+// bytes are waiting, until ctx ends; ctx does not bound the record's attempts after Put
+// returns. The producer keeps data until the outcome is known: do not modify it before.
+func (p *Producer) Put(ctx context.Context, key string, data []byte) (*Future, error) {
+	f := &Future{done: make(chan struct{})}
+	f.r.fut = f
+	if err := p.add(ctx, &f.r, key, data); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// PutFunc is Put with a callback instead of a Future: fn is called once with the record's
+// outcome, on one of the producer's goroutines. It must return quickly and must not call
+// Put, Flush or Close of the same producer.
+func (p *Producer) PutFunc(ctx context.Context, key string, data []byte, fn func(Outcome)) error {
+	return p.add(ctx, &rec{fn: fn}, key, data)
+}
+
+func (p *Producer) add(ctx context.Context, r *rec, key string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The server refuses a whole request for one bad record: check each before it joins one.
+	if key == "" || len(key) > wire.MaxKeyLen || !utf8.ValidString(key) || utf8.RuneCountInString(key) > 256 {
+		return ErrBadKey
+	}
+	if len(data) > p.maxData || len(key)+len(data) > maxPutBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrRecordTooLarge, len(data), min(p.maxData, maxPutBytes-len(key)))
+	}
+	r.key, r.data, r.hash = key, data, shardmap.KeyOfString(key)
+	r.cost = len(key) + len(data) + recOverhead
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if p.buffered == 0 || p.buffered+r.cost <= p.cfg.MaxBuffered {
+			break
+		}
+		if p.space == nil {
+			p.space = make(chan struct{})
+		}
+		ch := p.space
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	p.buffered += r.cost
+	r.shard = p.routes.route(r.hash)
+	r.epoch = p.epochBase + uint64(len(p.epochs)-1)
+	p.epochs[len(p.epochs)-1].pending++
+	r.put = time.Now()
+	if p.keys != nil {
+		if ks := p.keys[key]; ks != nil {
+			// An earlier record of the key is on its way: wait behind it.
+			if ks.tail == nil {
+				ks.head = r
+			} else {
+				ks.tail.next = r
+			}
+			ks.tail = r
+			p.mu.Unlock()
+			return nil
+		}
+		ks := p.newKeyStateLocked()
+		ks.cur = r
+		p.keys[key] = ks
+	}
+	p.enqueueLocked(r, r.put)
+	p.mu.Unlock()
+	return nil
+}
+
+// newKeyStateLocked returns a cleared keyState. p.mu must be held.
+func (p *Producer) newKeyStateLocked() *keyState {
+	if n := len(p.freeKeys); n > 0 {
+		ks := p.freeKeys[n-1]
+		p.freeKeys = p.freeKeys[:n-1]
+		return ks
+	}
+	return &keyState{}
+}
+
+// enqueueLocked sends r with the next batch, or holds it while its shard backs off.
+// p.mu must be held.
+func (p *Producer) enqueueLocked(r *rec, now time.Time) {
+	if p.abandon != nil {
+		var done []*rec
+		p.finishLocked(r, SeqNum{}, p.abandonError(r), now, &done)
+		p.deliverLater(done)
+		return
+	}
+	if now.Before(p.pauseUntil) {
+		p.holdLocked(r)
+		return
+	}
+	if sh := p.shards[r.shard]; sh != nil && (sh.head != nil || now.Before(sh.until)) {
+		p.holdLocked(r)
+		return
+	}
+	p.addToBatchLocked(r, now)
+}
+
+// holdLocked appends r to its shard's held records. p.mu must be held.
+func (p *Producer) holdLocked(r *rec) {
+	sh := p.shardLocked(r.shard)
+	r.next = nil
+	if sh.tail == nil {
+		sh.head = r
+		p.heldShards++
+	} else {
+		sh.tail.next = r
+	}
+	sh.tail = r
+	p.ring()
+}
+
+func (p *Producer) shardLocked(id uint32) *shardState {
+	sh := p.shards[id]
+	if sh == nil {
+		sh = &shardState{}
+		p.shards[id] = sh
+	}
+	return sh
+}
+
+// addToBatchLocked appends r to the open batch, sealing it when full. p.mu must be held.
+func (p *Producer) addToBatchLocked(r *rec, now time.Time) {
+	size := len(r.key) + len(r.data)
+	if p.open != nil && p.open.bytes+size > p.cfg.MaxBatchBytes {
+		p.sealLocked()
+	}
+	if p.open == nil {
+		p.open = p.newBatchLocked()
+		p.open.deadline = now.Add(p.cfg.Linger)
+		p.ring()
+	}
+	p.open.recs = append(p.open.recs, r)
+	p.open.bytes += size
+	if len(p.open.recs) >= p.cfg.MaxBatchRecords || p.open.bytes >= p.cfg.MaxBatchBytes {
+		p.sealLocked()
+	}
+}
+
+func (p *Producer) newBatchLocked() *batch {
+	if n := len(p.freeBatch); n > 0 {
+		b := p.freeBatch[n-1]
+		p.freeBatch = p.freeBatch[:n-1]
+		return b
+	}
+	return &batch{recs: make([]*rec, 0, min(p.cfg.MaxBatchRecords, 64))}
+}
+
+// sealLocked hands the open batch to the senders. p.mu must be held.
+func (p *Producer) sealLocked() {
+	if p.open == nil {
+		return
+	}
+	p.ready = append(p.ready, p.open)
+	p.open = nil
+	p.senders.Signal()
+}
+
+// ring wakes the pump without blocking.
+func (p *Producer) ring() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump seals batches whose linger time is over and releases held records whose shard's
+// backoff is over.
+func (p *Producer) pump() {
+	defer p.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		if p.stopping {
+			p.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		next := p.tickLocked(now)
+		p.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(now), 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-p.wake:
+		}
+	}
+}
+
+// tickLocked does the pump's work due at now and returns when it has more (zero: nothing
+// planned). p.mu must be held.
+func (p *Producer) tickLocked(now time.Time) time.Time {
+	var next time.Time
+	soonest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if p.heldShards > 0 {
+		if now.Before(p.pauseUntil) {
+			soonest(p.pauseUntil)
+		} else {
+			for _, sh := range p.shards {
+				if sh.head == nil {
+					continue
+				}
+				if now.Before(sh.until) {
+					soonest(sh.until)
+					continue
+				}
+				r := sh.head
+				sh.head, sh.tail = nil, nil
+				p.heldShards--
+				for r != nil {
+					n := r.next
+					r.next = nil
+					p.addToBatchLocked(r, now)
+					r = n
+				}
+			}
+		}
+	}
+	if p.open != nil {
+		if p.flushing > 0 || !now.Before(p.open.deadline) {
+			p.sealLocked()
+		} else {
+			soonest(p.open.deadline)
+		}
+	}
+	return next
+}
+
+// sender sends ready batches, one request at a time, and handles their answers.
+func (p *Producer) sender() {
+	defer p.wg.Done()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	var body, key []byte
+	var done []*rec
+	for {
+		p.mu.Lock()
+		for len(p.ready) == 0 && !p.stopping {
+			p.senders.Wait()
+		}
+		if len(p.ready) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		b := p.ready[0]
+		p.ready[0] = nil
+		p.ready = p.ready[1:]
+		p.mu.Unlock()
+
+		// The records of b belong to this sender until it takes mu again.
+		var off int
+		body, off = wire.BeginPut(body[:0], p.stream)
+		for _, r := range b.recs {
+			key = append(key[:0], r.key...)
+			body = wire.AppendPutRecord(body, &wire.PutRecord{Key: key, Data: r.data})
+		}
+		wire.FinishPut(body, off, len(b.recs))
+		ans, err := p.c.put(context.Background(), body, len(b.recs), resp)
+
+		p.mu.Lock()
+		done = p.handleLocked(b, ans, err, done[:0])
+		b.recs, b.bytes = b.recs[:0], 0
+		p.freeBatch = append(p.freeBatch, b)
+		if p.flushing > 0 && p.open != nil {
+			p.sealLocked()
+		}
+		p.mu.Unlock()
+		deliver(done)
+		clear(done)
+		if cap(body) > 16<<20 {
+			body = nil
+		}
+	}
+}
+
+// handleLocked applies the answer to batch b (or the error that replaced it): it finishes
+// the records appended or failed for good, and holds the others for a retry. It returns
+// the finished records, whose outcomes the caller delivers once p.mu is released.
+// p.mu must be held.
+func (p *Producer) handleLocked(b *batch, ans wire.PutAnswer, err error, done []*rec) []*rec {
+	now := time.Now()
+	p.stats.Requests++
+	for _, r := range b.recs {
+		r.attempts++
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// The stream is gone, or was deleted and created again: look again, and give
+			// up on the records after a few tries.
+			p.refreshLocked(now, true)
+			p.pauseTries++
+			p.pauseUntil = now.Add(backoff(p.pauseTries, p.cfg.BaseBackoff, p.cfg.MaxBackoff))
+			for _, r := range b.recs {
+				if r.notFound++; r.notFound >= 3 {
+					p.finishLocked(r, SeqNum{}, err, now, &done)
+				} else {
+					p.retryLocked(r, err, now, &done)
+				}
+			}
+		case retryable(err):
+			// The whole request failed on the way or was refused for load: pause all
+			// sending, then retry every record.
+			p.c.log.Warn("sluice producer: put failed, retrying", "stream", p.stream, "err", err)
+			p.pauseTries++
+			p.pauseUntil = now.Add(backoff(p.pauseTries, p.cfg.BaseBackoff, p.cfg.MaxBackoff))
+			for _, r := range b.recs {
+				p.retryLocked(r, err, now, &done)
+			}
+		default:
+			for _, r := range b.recs {
+				p.finishLocked(r, SeqNum{}, err, now, &done)
+			}
+		}
+		return done
+	}
+	p.pauseTries = 0
+	p.gen++
+	var touched []*shardState
+	stale := false
+	for i, r := range b.recs {
+		res := ans.Result(i)
+		sh := p.shardLocked(res.Shard)
+		if sh.gen != p.gen {
+			sh.gen, sh.refused = p.gen, false
+			touched = append(touched, sh)
+		}
+		if res.Code == wire.OK {
+			stale = stale || res.Shard != r.shard
+			p.finishLocked(r, SeqNum{Shard: res.Shard, Position: res.Position}, nil, now, &done)
+			continue
+		}
+		rerr := recordError(res.Code)
+		if res.Code == wire.ProvisionedThroughputExceeded {
+			p.stats.Throttled++
+		}
+		if !retryable(rerr) {
+			p.finishLocked(r, SeqNum{}, rerr, now, &done)
+			continue
+		}
+		sh.refused = true
+		if res.Shard != r.shard {
+			stale = true
+		}
+		r.shard = res.Shard
+		p.retryLocked(r, rerr, now, &done)
+	}
+	for _, sh := range touched {
+		if sh.refused {
+			sh.tries++
+			sh.until = now.Add(backoff(sh.tries-1, p.cfg.BaseBackoff, p.cfg.MaxBackoff))
+			p.ring()
+		} else {
+			sh.tries = 0
+		}
+	}
+	if stale {
+		p.refreshLocked(now, false)
+	}
+	return done
+}
+
+// retryLocked holds r for another attempt, or finishes it if it may not have one.
+// p.mu must be held.
+func (p *Producer) retryLocked(r *rec, err error, now time.Time, done *[]*rec) {
+	r.lastErr = err
+	switch {
+	case p.abandon != nil:
+		p.finishLocked(r, SeqNum{}, p.abandonError(r), now, done)
+	case p.cfg.RecordTimeout > 0 && now.Sub(r.put) >= p.cfg.RecordTimeout,
+		p.cfg.MaxAttempts > 0 && r.attempts >= p.cfg.MaxAttempts:
+		p.finishLocked(r, SeqNum{}, err, now, done)
+	default:
+		p.stats.Retries++
+		p.holdLocked(r)
+	}
+}
+
+func (p *Producer) abandonError(r *rec) error {
+	if r.lastErr != nil {
+		return fmt.Errorf("%w (last attempt: %w)", p.abandon, r.lastErr)
+	}
+	return p.abandon
+}
+
+// finishLocked records r's outcome, frees what it held and lets the next record of its key
+// go. p.mu must be held.
+func (p *Producer) finishLocked(r *rec, seq SeqNum, err error, now time.Time, done *[]*rec) {
+	r.out = Outcome{SeqNum: seq, Err: err, Attempts: r.attempts}
+	r.data, r.lastErr, r.next = nil, nil, nil
+	p.buffered -= r.cost
+	if p.space != nil {
+		close(p.space)
+		p.space = nil
+	}
+	if err != nil {
+		p.stats.Failed++
+	} else {
+		p.stats.Appended++
+	}
+	e := &p.epochs[r.epoch-p.epochBase]
+	e.pending--
+	if err != nil {
+		if e.failed++; e.first == nil {
+			e.first = err
+		}
+	}
+	if e.pending == 0 {
+		if p.progress != nil {
+			close(p.progress)
+			p.progress = nil
+		}
+		p.trimEpochsLocked()
+	}
+	*done = append(*done, r)
+	if p.keys == nil {
+		return
+	}
+	ks := p.keys[r.key]
+	if ks == nil || ks.cur != r {
+		panic("BUG: sluice producer: finished record is not its key's current record")
+	}
+	if n := ks.head; n != nil {
+		ks.head = n.next
+		if ks.head == nil {
+			ks.tail = nil
+		}
+		n.next = nil
+		ks.cur = n
+		p.enqueueLocked(n, now)
+		return
+	}
+	delete(p.keys, r.key)
+	*ks = keyState{}
+	if len(p.freeKeys) < 4096 {
+		p.freeKeys = append(p.freeKeys, ks)
+	}
+}
+
+// deliverLater is for the rare finishes outside a sender (an abandoned record promoted while
+// Close runs): the outcome goes out on a goroutine of its own, since p.mu is held.
+func (p *Producer) deliverLater(done []*rec) {
+	if len(done) > 0 {
+		go deliver(done)
+	}
+}
+
+// deliver publishes outcomes: it closes futures and calls callbacks. p.mu must not be held.
+func deliver(done []*rec) {
+	for _, r := range done {
+		if r.fut != nil {
+			close(r.fut.done)
+		} else if r.fn != nil {
+			r.fn(r.out)
+		}
+	}
+}
+
+// refreshLocked reloads the shard map in the background (at most once a second unless
+// urgent). p.mu must be held.
+func (p *Producer) refreshLocked(now time.Time, urgent bool) {
+	if p.refreshing || p.stopping || (!urgent && now.Sub(p.refreshed) < time.Second) {
+		return
+	}
+	p.refreshing = true
+	p.stats.Refreshes++
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), p.c.cfg.RequestTimeout)
+		shards, err := p.c.ListShards(ctx, p.stream)
+		cancel()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.refreshing, p.refreshed = false, time.Now()
+		if err == nil {
+			p.routes = newRoutes(shards)
+		}
+	}()
+}
+
+// Stats returns the producer's counters.
+func (p *Producer) Stats() ProducerStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
