@@ -172,6 +172,44 @@ func TestSubscriptionPushes(t *testing.T) {
 	}
 }
 
+// A subscription waiting for appends is woken by a resharding that closes its shard: the
+// first event after the split carries the children, not a heartbeat 5 seconds later.
+func TestSubscriptionWokenByReshard(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e := testEngine(t, t.TempDir(), c, "kinesis")
+	defer e.Close()
+	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := e.RegisterConsumer("s", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: Latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got := make(chan Event, 1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		ev, err := sub.Next(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- ev
+	}()
+	<-started
+	if err := e.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-got
+	if len(ev.ChildShards) != 2 {
+		t.Fatalf("first event after the split: %+v, want the two children", ev)
+	}
+}
+
 func TestSubscriptionsEndWithTheStream(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	e := testEngine(t, t.TempDir(), c, "off")

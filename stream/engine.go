@@ -121,6 +121,19 @@ type shard struct {
 	// the new map, publishes it and sets closed. An append that finds closed routes again.
 	gate   sync.RWMutex
 	closed bool // guarded by gate
+	// closing is closed together with closed becoming true, waking the subscriptions that
+	// wait for appends to the shard, so they end at once with its children. Set before the
+	// shard is published, closed under gate.
+	closing chan struct{}
+}
+
+// markClosedLocked closes the shard. The caller holds gate exclusively (or owns a shard not
+// yet published).
+func (sh *shard) markClosedLocked() {
+	if !sh.closed {
+		sh.closed = true
+		close(sh.closing)
+	}
 }
 
 // Open opens the engine in opts.Dir, loading every stream in its catalog.
@@ -230,8 +243,12 @@ func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) 
 	}
 	// Retention applies from the first moment.
 	l.Trim(now.Add(-time.Duration(meta.RetentionHours) * time.Hour).UnixNano())
-	return &shard{id: sh.ID, log: l, closed: !sh.Open,
-		write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}, nil
+	rt := &shard{id: sh.ID, log: l, closing: make(chan struct{}),
+		write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}
+	if !sh.Open {
+		rt.markClosedLocked()
+	}
+	return rt, nil
 }
 
 // CreateStreamInput is what CreateStream takes.

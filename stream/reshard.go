@@ -94,7 +94,7 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 			}
 			return err
 		}
-		rt.closed = false // an intermediate shard is closed below, with the others, under its gate
+		rt.closed, rt.closing = false, make(chan struct{}) // an intermediate shard is closed below, with the others, under its gate
 		next.shards[sh.ID] = rt
 		created = append(created, rt)
 	}
@@ -130,7 +130,7 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	s.meta.Store(nextMeta)
 	s.set.Store(next)
 	for _, sh := range closing {
-		sh.closed = true // under its gate
+		sh.markClosedLocked() // under its gate
 	}
 	return nil
 }

@@ -48,19 +48,20 @@ func (ev *Event) Release() { ev.Records.Release() }
 // 5 minutes are over, when the shard ended (after the event carrying its ChildShards), when
 // a newer subscription replaced it, or when its consumer was deregistered.
 type Subscription struct {
-	engine  *Engine
-	stream  *Stream
-	key     string
-	shard   *shard
-	shardID uint32
-	pos     uint64 // next log position to send
-	started time.Time
-	pacer   *Pacer
-	metrics *consumerMetrics // the consumer's counters
-	behind  *atomic.Int64    // the consumer's MillisBehindLatest gauge for this shard
-	ended   chan struct{}    // closed when replaced or deregistered
-	endOnce sync.Once
-	done    bool
+	engine     *Engine
+	stream     *Stream
+	key        string
+	shard      *shard
+	shardID    uint32
+	pos        uint64 // next log position to send
+	started    time.Time
+	pacer      *Pacer
+	metrics    *consumerMetrics // the consumer's counters
+	behind     *atomic.Int64    // the consumer's MillisBehindLatest gauge for this shard
+	ended      chan struct{}    // closed when replaced or deregistered
+	endOnce    sync.Once
+	done       bool
+	sawClosing bool // Next was woken by the shard closing; owned by the caller of Next
 }
 
 // Subscribe starts a subscription (SubscribeToShard).
@@ -185,8 +186,14 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 			sub.sent(&ev)
 			return ev, nil
 		}
+		closing := sub.shard.closing
+		if sub.sawClosing {
+			closing = nil // woken once; from now on appends and heartbeats only
+		}
 		select {
 		case <-changed:
+		case <-closing: // resharded: the next round sends the children
+			sub.sawClosing = true
 		case <-heartbeat.C:
 			ev := Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: sub.pos - min(sub.pos, 1)}.String()}
 			sub.sent(&ev)
