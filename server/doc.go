@@ -7,8 +7,15 @@
 // What it owns: protocols, request hygiene (body and header limits, timeouts, a connection
 // cap), request ids. What it does not own: anything on disk, which is the engine's.
 //
-// So far: the control-plane and data-plane operations over JSON 1.1 and HTTP/1.1, and GET
-// /healthz. Still to come: CBOR, SubscribeToShard's event stream, authentication.
+// Every operation of the model is served, in AWS JSON 1.1 and in CBOR (cbor.go: the body is
+// transcoded to JSON and the answer back), over HTTP/1.1 and HTTP/2, with SubscribeToShard as
+// an AWS event stream (subscribe.go, eventstream.go), and GET /healthz. The data path
+// (PutRecords, PutRecord, GetRecords, SubscribeToShard events) is decoded by a scanner and
+// encoded by appending (datapath.go), never through encoding/json. Requests are attributed to
+// an account by an Authenticator (auth.go; the default parses SigV4 headers without verifying
+// them), control-plane operations are held to Kinesis's per-second quotas (ratelimit.go),
+// and bodies to a limit per operation checked before they are read (hygiene.go). The
+// details, with every decision, are in docs/API.md.
 //
 // GET /metrics (metrics.go) serves the engine's CloudWatch-named metrics to Prometheus,
 // read from a snapshot at scrape time, with the process and Go runtime metrics.
