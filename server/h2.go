@@ -461,7 +461,7 @@ func (s *Server) streamHTTP2(w http.ResponseWriter, r *http.Request, resp *fasth
 		defer stop()
 	}
 	rc := http.NewResponseController(w)
-	if r.Header.Get("X-Amz-Target") == targetPrefix+"SubscribeToShard" {
+	if r.Header.Get("X-Amz-Target") == targetPrefix+"SubscribeToShard" || isNativeSubscribe([]byte(r.URL.RequestURI())) {
 		// A subscription lives up to five minutes: the per-stream write timeout cannot apply.
 		if err := rc.SetWriteDeadline(time.Now().Add(subscribeWriteTimeout)); err != nil {
 			return

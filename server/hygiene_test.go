@@ -1,17 +1,20 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server/wire"
@@ -124,30 +127,44 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
-// rawPost sends one request and returns the status, body and error-type header.
+// rawPost sends one request on a connection of its own and returns the status, body and
+// error-type header. The body is written by a goroutine that ignores write errors: the server
+// may answer an oversized body before reading it and close the connection under the writer.
 func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (int, string, string) {
 	t.Helper()
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + path)
-	req.Header.SetMethod("POST")
-	if op != "" {
-		req.Header.Set("X-Amz-Target", targetPrefix+op)
-		req.Header.SetContentType(jsonContentType)
-	} else {
-		req.Header.SetContentType(wire.ContentType)
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	req.SetBody(body)
-	if err := fasthttp.Do(req, resp); err != nil {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := string(resp.Header.Peek("X-Amzn-ErrorType"))
-	if op == "" {
-		hdr = string(resp.Header.Peek(wire.HeaderError))
+	defer conn.Close()
+	var head strings.Builder
+	head.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n")
+	if op != "" {
+		head.WriteString("X-Amz-Target: " + targetPrefix + op + "\r\nContent-Type: " + jsonContentType + "\r\n")
+	} else {
+		head.WriteString("Content-Type: " + wire.ContentType + "\r\n")
 	}
-	return resp.StatusCode(), string(resp.Body()), hdr
+	if authorization != "" {
+		head.WriteString("Authorization: " + authorization + "\r\n")
+	}
+	head.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	go func() {
+		if _, err := conn.Write([]byte(head.String())); err == nil {
+			conn.Write(body)
+		}
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := resp.Header.Get("X-Amzn-ErrorType")
+	if op == "" {
+		hdr = resp.Header.Get(wire.HeaderError)
+	}
+	return resp.StatusCode, string(b), hdr
 }

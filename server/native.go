@@ -55,6 +55,17 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.UnknownOperation, "native operations are POST requests")
 		return
 	}
+	if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
+		// The protocol has one code for a refused request: the message keeps the Kinesis
+		// name (IncompleteSignatureException, …).
+		ae := toAPIError(err)
+		code, msg := wire.CodeOf(ae.name), ae.msg
+		if code == wire.InternalFailure && ae.status < 500 {
+			code, msg = wire.AccessDenied, ae.name+": "+ae.msg
+		}
+		s.nativeFail(ctx, code, msg)
+		return
+	}
 	switch string(ctx.Path()) {
 	case wire.PathPut:
 		s.nativePut(ctx)
