@@ -530,7 +530,7 @@ func (p *Producer) sender() {
 			p.sealLocked()
 		}
 		p.mu.Unlock()
-		deliver(done)
+		p.deliver(done)
 		clear(done)
 		if cap(body) > 16<<20 {
 			body = nil
@@ -663,20 +663,8 @@ func (p *Producer) finishLocked(r *rec, seq SeqNum, err error, now time.Time, do
 	} else {
 		p.stats.Appended++
 	}
-	e := &p.epochs[r.epoch-p.epochBase]
-	e.pending--
-	if err != nil {
-		if e.failed++; e.first == nil {
-			e.first = err
-		}
-	}
-	if e.pending == 0 {
-		if p.progress != nil {
-			close(p.progress)
-			p.progress = nil
-		}
-		p.trimEpochsLocked()
-	}
+	// The record stays pending in its epoch until deliver has published its outcome, so that
+	// Flush and Close return only once every outcome of theirs is visible.
 	*done = append(*done, r)
 	if p.keys == nil {
 		return
@@ -706,12 +694,16 @@ func (p *Producer) finishLocked(r *rec, seq SeqNum, err error, now time.Time, do
 // Close runs): the outcome goes out on a goroutine of its own, since p.mu is held.
 func (p *Producer) deliverLater(done []*rec) {
 	if len(done) > 0 {
-		go deliver(done)
+		go p.deliver(done)
 	}
 }
 
-// deliver publishes outcomes: it closes futures and calls callbacks. p.mu must not be held.
-func deliver(done []*rec) {
+// deliver publishes outcomes (it closes futures and calls callbacks), then counts the records
+// done in their epochs, waking Flush and Close. p.mu must not be held.
+func (p *Producer) deliver(done []*rec) {
+	if len(done) == 0 {
+		return
+	}
 	for _, r := range done {
 		if r.fut != nil {
 			close(r.fut.done)
@@ -719,6 +711,24 @@ func deliver(done []*rec) {
 			r.fn(r.out)
 		}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range done {
+		e := &p.epochs[r.epoch-p.epochBase]
+		e.pending--
+		if err := r.out.Err; err != nil {
+			if e.failed++; e.first == nil {
+				e.first = err
+			}
+		}
+		if e.pending == 0 {
+			if p.progress != nil {
+				close(p.progress)
+				p.progress = nil
+			}
+		}
+	}
+	p.trimEpochsLocked()
 }
 
 // refreshLocked reloads the shard map in the background (at most once a second unless

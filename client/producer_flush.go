@@ -98,7 +98,7 @@ func (p *Producer) Close(ctx context.Context) error {
 		p.abandon = fmt.Errorf("%w: %w", ErrClosed, ctx.Err())
 		done := p.failUnsentLocked()
 		p.mu.Unlock()
-		deliver(done)
+		p.deliver(done)
 		if ferr := p.waitEpoch(context.Background(), e, false); ferr != nil {
 			err = ferr
 		} else {
