@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/fxamacker/cbor/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // FuzzCBORToJSON feeds cborToJSON arbitrary bytes: it must not panic, must fail only with a
@@ -491,6 +494,73 @@ func FuzzEventStream(f *testing.F) {
 		}
 		if v := msg.Headers.Get(":event-type"); v == nil || v.String() != eventType {
 			t.Fatalf(":event-type %v, want %q", v, eventType)
+		}
+	})
+}
+
+// FuzzOperations sends arbitrary bodies, as JSON or CBOR, to every operation through the
+// server's handler: no input may panic it or make it fail with an internal error, every
+// error is shaped (a __type the X-Amzn-ErrorType header repeats), and a request refused as
+// malformed or invalid changes nothing (the stream's description stays the same).
+func FuzzOperations(f *testing.F) {
+	names := make([]string, 0, len(operations))
+	for name := range operations {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	f.Add(uint8(0), false, []byte(`{"StreamName":"s"}`))
+	f.Add(uint8(3), false, []byte(`{"StreamName":"s","ShardCount":-1}`))
+	f.Add(uint8(7), true, []byte{0xa1, 0x6a, 'S', 't', 'r', 'e', 'a', 'm', 'N', 'a', 'm', 'e', 0x61, 's'})
+	eng := openTestEngine(f, 2)
+	srv := New(eng, Options{})
+	f.Fuzz(func(t *testing.T, op uint8, asCBOR bool, body []byte) {
+		name := names[int(op)%len(names)]
+		if name == "DeleteStream" || name == "UpdateShardCount" || name == "SplitShard" || name == "MergeShards" {
+			name = "DescribeStream" // they would change the state a valid input may change
+		}
+		before, err := eng.Describe("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req fasthttp.Request
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/")
+		req.Header.Set("X-Amz-Target", targetPrefix+name)
+		req.Header.SetContentType(jsonContentType)
+		if asCBOR {
+			req.Header.SetContentType(cborContentType)
+		}
+		req.SetBody(body)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, nil, nil)
+		srv.handle(&ctx)
+		status := ctx.Response.StatusCode()
+		if status == 200 {
+			return
+		}
+		if status != 400 {
+			t.Fatalf("%s: status %d: %s", name, status, ctx.Response.Body())
+		}
+		errType := string(ctx.Response.Header.Peek("X-Amzn-ErrorType"))
+		if errType == "" {
+			t.Fatalf("%s: a 400 without X-Amzn-ErrorType", name)
+		}
+		if !asCBOR {
+			var shaped struct {
+				Type string `json:"__type"`
+			}
+			if err := json.Unmarshal(ctx.Response.Body(), &shaped); err != nil || shaped.Type != errType {
+				t.Fatalf("%s: error body %q does not name %s", name, ctx.Response.Body(), errType)
+			}
+		}
+		if errType == "SerializationException" || errType == "ValidationException" || errType == "InvalidArgumentException" {
+			after, err := eng.Describe("s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(before, after) {
+				t.Fatalf("%s refused with %s changed the stream:\n%+v\n%+v", name, errType, before, after)
+			}
 		}
 	})
 }
