@@ -34,6 +34,7 @@ FUZZ_TARGETS ?= \
 	./server:FuzzAppendJSONString:100000x \
 	./server:FuzzEventStream:60000x \
 	./server:FuzzOperations:40000x \
+	./server:FuzzNativePut:40000x \
 	./server/wire:FuzzReadPut:200000x \
 	./server/wire:FuzzReadGetRequest:200000x \
 	./server/wire:FuzzReadMessage:100000x
