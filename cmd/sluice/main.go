@@ -1,8 +1,13 @@
 // Command sluice is the one sluice binary: the server and the tools, as subcommands.
 //
 //	sluice serve [flags]     run the server
+//	sluice put [flags]       append DATA, or one record per line of stdin
+//	sluice describe [flags]  show a stream, its shards and consumers
+//	sluice get [flags]       read one shard once, from an iterator type
+//	sluice tail [flags]      follow every shard of a stream as records arrive
 //	sluice inspect DIR...    check segment and index files offline
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
+//	sluice load [flags]      generate load, measure latency, verify every record was read
 //	sluice version           print the build's module versions
 //	sluice help [command]    list the commands, or describe one
 //
@@ -43,8 +48,13 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "serve", args: "[flags]", summary: "run the server (Kinesis API on HTTP)", run: runServe},
+		{name: "put", args: "--stream S [DATA]", summary: "append a record, or one per line of stdin", run: runPut},
+		{name: "describe", args: "--stream S", summary: "show a stream, its shards and its consumers", run: runDescribe},
+		{name: "get", args: "--stream S --shard-id ID", summary: "read one shard once, from an iterator type", run: runGet},
+		{name: "tail", args: "--stream S", summary: "follow every shard of a stream, printing records as they arrive", run: runTail},
 		{name: "inspect", args: "[-q] DIR...", summary: "check segment and index files offline and report damage", run: inspect.Run},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
+		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}

@@ -44,6 +44,19 @@ func TestRun(t *testing.T) {
 		{args: []string{"estimate", "--print-prices"}, status: exitOK, stdout: `"shardHour": 0.015`},
 		{args: []string{"version"}, status: exitOK, stdout: "go"},
 		{args: []string{"version", "extra"}, status: exitUsage, stderr: "unexpected arguments"},
+		{args: []string{"help", "put"}, status: exitOK, stdout: "-partition-key"},
+		{args: []string{"help", "tail"}, status: exitOK, stdout: "-max-records"},
+		{args: []string{"put"}, status: exitUsage, stderr: "--stream is required", noStdout: true},
+		{args: []string{"put", "--stream", "s", "hello"}, status: exitUsage, stderr: "--partition-key is required with DATA", noStdout: true},
+		{args: []string{"put", "--stream", "s", "--partition-key", "k", "a", "b"}, status: exitUsage, stderr: `unexpected arguments ["b"]`, noStdout: true},
+		{args: []string{"put", "--stream", "s", "--partition-key", "k", "--endpoint", "ftp://h", "a"}, status: exitUsage, stderr: "--endpoint", noStdout: true},
+		{args: []string{"get", "--stream", "s"}, status: exitUsage, stderr: "which shard", noStdout: true},
+		{args: []string{"get", "--stream", "s", "--shard-id", "0", "--type", "OLDEST"}, status: exitUsage, stderr: `iterator type "OLDEST"`, noStdout: true},
+		{args: []string{"get", "--stream", "s", "--shard-id", "0", "--limit", "0"}, status: exitUsage, stderr: "--limit 0: want 1 to 10000", noStdout: true},
+		{args: []string{"tail", "--stream", "s", "--fan-out", "enhanced"}, status: exitUsage, stderr: "needs a consumer name", noStdout: true},
+		{args: []string{"tail", "--stream", "s", "--limit", "5"}, status: exitUsage, stderr: "flag provided but not defined", noStdout: true},
+		{args: []string{"describe", "--stream", "s", "extra"}, status: exitUsage, stderr: "unexpected arguments", noStdout: true},
+		{args: []string{"describe", "--json"}, status: exitUsage, stderr: "--stream is required", noStdout: true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
