@@ -37,7 +37,10 @@ FUZZ_TARGETS ?= \
 	./server:FuzzNativePut:40000x \
 	./server/wire:FuzzReadPut:200000x \
 	./server/wire:FuzzReadGetRequest:200000x \
-	./server/wire:FuzzReadMessage:100000x
+	./server/wire:FuzzReadMessage:100000x \
+	./tools/load:FuzzDecodeRecords:50000x \
+	./tools/load:FuzzDecodePutRecords:50000x \
+	./tools/load:FuzzReadEvent:50000x
 FUZZTIME ?=
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).
