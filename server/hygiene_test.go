@@ -168,3 +168,18 @@ func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (i
 	}
 	return resp.StatusCode, string(b), hdr
 }
+
+func TestRequestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' ||
+			strings.Trim(strings.ReplaceAll(id, "-", ""), "0123456789abcdef") != "" {
+			t.Fatalf("request id %q is not shaped like a UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("request id %q twice", id)
+		}
+		seen[id] = true
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -275,9 +277,33 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
 	ctx.SetBody(b)
 }
 
+// Request ids are unique, not secret: a random prefix drawn once per process and a counter,
+// formatted like a UUID. Drawing 16 random bytes for each request cost about 0.3 µs of a
+// 6.5 µs PutRecord.
+var (
+	requestIDPrefix = func() [8]byte {
+		var b [8]byte
+		rand.Read(b[:])
+		return b
+	}()
+	requestIDs atomic.Uint64
+)
+
 func newRequestID() string {
 	var b [16]byte
-	rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	copy(b[:8], requestIDPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], requestIDs.Add(1))
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	var out [36]byte
+	copy(out[0:], h[0:8])
+	out[8] = '-'
+	copy(out[9:], h[8:12])
+	out[13] = '-'
+	copy(out[14:], h[12:16])
+	out[18] = '-'
+	copy(out[19:], h[16:20])
+	out[23] = '-'
+	copy(out[24:], h[20:32])
+	return string(out[:])
 }

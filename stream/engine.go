@@ -355,16 +355,19 @@ func (e *Engine) notFound(name string) error {
 
 // stream returns the named stream.
 func (e *Engine) stream(name string) (*Stream, error) {
-	if err := validStreamName(name); err != nil {
-		return nil, err
-	}
 	e.mu.Lock()
 	s, ok := e.streams[name]
 	e.mu.Unlock()
-	if !ok {
-		return nil, e.notFound(name)
+	if ok {
+		return s, nil // a stream's name was validated when it was created
 	}
-	return s, nil
+	// Only a miss pays for the pattern check, which picks the error: a name no stream can
+	// have is a ValidationException, a valid one that is missing is ResourceNotFound. (The
+	// regular expression cost about 0.25 µs of a 6.5 µs PutRecord.)
+	if err := validStreamName(name); err != nil {
+		return nil, err
+	}
+	return nil, e.notFound(name)
 }
 
 // ListStreams returns the stream names in order.
