@@ -52,3 +52,27 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("no arguments: status %d", code)
 	}
 }
+
+func TestInspectRecords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shard-0")
+	l, err := segment.Open(dir, segment.Options{Durability: segment.Durability{Mode: segment.None}, SegmentSize: segment.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []segment.Record{{Key: []byte("user1"), Data: []byte("hello")}, {Key: []byte("user2"), Data: []byte{0, 1, 2, 0xff}}}
+	if err := l.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Run([]string{"-records", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("status %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{`"user1"`, `"hello"`, `"user2"`, "hex:000102ff", "  1  ", "  2  "} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("dump lacks %q:\n%s", want, out.String())
+		}
+	}
+}
