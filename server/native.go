@@ -305,12 +305,7 @@ func (s *Server) nativeSubscribe(ctx *fasthttp.RequestCtx) {
 		s.nativeError(ctx, err)
 		return
 	}
-	s.subMu.Lock()
-	if s.subs == nil {
-		s.subs = map[*stream.Subscription]struct{}{}
-	}
-	s.subs[sub] = struct{}{}
-	s.subMu.Unlock()
+	s.trackSubscription(sub)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(wire.ContentType)
 	ctx.Response.ImmediateHeaderFlush = true // the consumer learns at once that it is subscribed

@@ -58,8 +58,9 @@ type Server struct {
 	auth   Authenticator
 	rate   *rateLimiter // control-plane quotas (ratelimit.go)
 
-	subMu sync.Mutex                        // guards subs
-	subs  map[*stream.Subscription]struct{} // open SubscribeToShard streams, ended by Shutdown
+	subMu        sync.Mutex                        // guards subs and shuttingDown
+	subs         map[*stream.Subscription]struct{} // open subscription streams, ended by Shutdown
+	shuttingDown bool                              // set by Shutdown: later subscriptions end at once
 }
 
 // New returns a server for engine.
@@ -122,11 +123,28 @@ func (s *Server) Serve(ln net.Listener) error { return s.h2.serve(ln) }
 func (s *Server) Shutdown() error {
 	s.h2.stopAccepting()
 	s.subMu.Lock()
+	s.shuttingDown = true
 	for sub := range s.subs {
 		sub.Close()
 	}
 	s.subMu.Unlock()
 	return s.h2.shutdown()
+}
+
+// trackSubscription registers an open subscription so that Shutdown ends it. One that
+// arrives once Shutdown has begun is closed at once: its stream sends what the subscription
+// already holds, if anything, and ends, and the consumer resubscribes elsewhere or later.
+func (s *Server) trackSubscription(sub *stream.Subscription) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.shuttingDown {
+		sub.Close()
+		return
+	}
+	if s.subs == nil {
+		s.subs = map[*stream.Subscription]struct{}{}
+	}
+	s.subs[sub] = struct{}{}
 }
 
 type fasthttpLogger struct{ l *slog.Logger }

@@ -56,12 +56,7 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 		s.fail(ctx, toAPIError(err))
 		return
 	}
-	s.subMu.Lock()
-	if s.subs == nil {
-		s.subs = map[*stream.Subscription]struct{}{}
-	}
-	s.subs[sub] = struct{}{}
-	s.subMu.Unlock()
+	s.trackSubscription(sub)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/vnd.amazon.eventstream")
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {

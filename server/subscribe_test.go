@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-streams/sluice/stream"
 )
 
 // bufferedBodies hands the transport request bodies read into memory, whose Close cannot
@@ -103,5 +106,31 @@ func TestSDKSubscribeToShard(t *testing.T) {
 	var inUse *types.ResourceInUseException
 	if !errors.As(err, &inUse) {
 		t.Fatalf("second subscription: %v", err)
+	}
+}
+
+// A subscription that arrives after Shutdown has ended the open ones is ended at once.
+func TestSubscriptionAfterShutdownEnds(t *testing.T) {
+	eng := openTestEngine(t, 1)
+	srv := New(eng, Options{})
+	cons, err := eng.RegisterConsumer("s", "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.subMu.Lock()
+	srv.shuttingDown = true // what Shutdown sets before it closes the open subscriptions
+	srv.subMu.Unlock()
+	sub, err := eng.Subscribe(stream.SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: stream.Latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.trackSubscription(sub)
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := sub.Next(c); err != io.EOF {
+		t.Fatalf("a subscription tracked during shutdown: %v, want io.EOF", err)
+	}
+	if len(srv.subs) != 0 {
+		t.Fatalf("%d subscriptions tracked during shutdown", len(srv.subs))
 	}
 }
