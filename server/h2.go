@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-streams/sluice/stream"
 )
 
 // HTTP/2 shares the listener with HTTP/1.1. Every accepted connection is sorted on a goroutine
@@ -446,18 +448,28 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 		return
 	}
-	s.streamHTTP2(w, r, resp)
+	var onGone func()
+	if sub, ok := ctx.UserValue(subscriptionKey).(*stream.Subscription); ok {
+		onGone = sub.Close
+	}
+	s.streamHTTP2(w, r, resp, onGone)
 }
 
 // streamHTTP2 copies resp's body stream to w, flushing after each write so that every event
 // is pushed at once. When the client goes away (it resets the stream, or the connection
-// ends), the body stream is closed, so the stream writer's next write fails and it returns;
-// a SubscribeToShard stream writer closes its subscription then.
-func (s *Server) streamHTTP2(w http.ResponseWriter, r *http.Request, resp *fasthttp.Response) {
+// ends), the body stream is closed, so the stream writer's next write fails and it returns,
+// and onGone, when set, runs: it closes a SubscribeToShard subscription, waking a writer that
+// waits for the next event.
+func (s *Server) streamHTTP2(w http.ResponseWriter, r *http.Request, resp *fasthttp.Response, onGone func()) {
 	body := resp.BodyStream()
 	defer resp.CloseBodyStream()
 	if c, ok := body.(io.Closer); ok {
-		stop := context.AfterFunc(r.Context(), func() { c.Close() })
+		stop := context.AfterFunc(r.Context(), func() {
+			c.Close()
+			if onGone != nil {
+				onGone()
+			}
+		})
 		defer stop()
 	}
 	rc := http.NewResponseController(w)

@@ -299,10 +299,26 @@ func TestH2SDKSubscribeToShard(t *testing.T) {
 	if counter.h2.Load() == 0 || counter.h1.Load() != 0 {
 		t.Fatalf("%d HTTP/2 and %d HTTP/1.1 answers; want all over HTTP/2", counter.h2.Load(), counter.h1.Load())
 	}
-	// Closing the event stream resets the HTTP/2 stream; the server's stream writer fails at
-	// its next write (a heartbeat at the latest) and closes the subscription.
+	// Closing the event stream resets the HTTP/2 stream; the server closes the subscription at
+	// once, waking its writer, which hands out no further event: not even the heartbeat that
+	// would otherwise have been its first chance to notice.
+	sent := eventsSent(hs.srv.engine)
 	events.Close()
 	h2WaitFor(t, "the subscription to end with its HTTP/2 stream", func() bool { return openSubscriptions(hs.srv) == 0 })
+	if after := eventsSent(hs.srv.engine); after != sent {
+		t.Fatalf("%d events handed out after the client went away, want 0", after-sent)
+	}
+}
+
+// eventsSent counts the SubscribeToShard events (heartbeats included) the engine handed out.
+func eventsSent(eng *stream.Engine) uint64 {
+	var n uint64
+	for _, sm := range eng.Metrics() {
+		for _, c := range sm.Consumers {
+			n += c.EventSuccess
+		}
+	}
+	return n
 }
 
 // h2WaitFor polls cond, for at most 30 seconds, until it holds: for what the server does on

@@ -13,6 +13,9 @@ import (
 	"github.com/sluice-streams/sluice/stream"
 )
 
+// subscriptionKey is the request's user value holding its SubscribeToShard subscription.
+const subscriptionKey = "sluice.subscription"
+
 // subscribeWriteTimeout bounds writes of a SubscribeToShard response: it lives up to five
 // minutes, so the server-wide write timeout cannot apply to it.
 const subscribeWriteTimeout = stream.SubscriptionLifetime + time.Minute
@@ -59,6 +62,10 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 	s.trackSubscription(sub)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/vnd.amazon.eventstream")
+	// Over HTTP/2 the client may reset the stream while the writer waits for the next event;
+	// h2.go closes the subscription then, which wakes the wait (fasthttp's HTTP/1.1 notices a
+	// departed client only at the next write).
+	ctx.SetUserValue(subscriptionKey, sub)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer func() {
 			sub.Close()
