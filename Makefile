@@ -31,7 +31,7 @@ FUZZ_TARGETS ?= \
 	./server:FuzzCBORToJSON:100000x \
 	./server:FuzzJSONToCBOR:100000x \
 	./server:FuzzDecodePutRecords:60000x \
-	./server:FuzzAppendJSONString:100000x \
+	./internal/jsonscan:FuzzAppendString:100000x \
 	./server:FuzzEventStream:60000x \
 	./server:FuzzOperations:40000x \
 	./server:FuzzNativePut:40000x \

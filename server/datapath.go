@@ -8,12 +8,13 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
 
-// The JSON data path: PutRecords and PutRecord bodies are decoded by jsonScanner straight
+// The JSON data path: PutRecords and PutRecord bodies are decoded by a jsonscan.Scanner straight
 // into engine entries, and PutRecords and GetRecords answers are appended into a buffer that
 // becomes the response body. encoding/json stays on the control plane only.
 //
@@ -56,8 +57,9 @@ func serializationError(err error) error {
 // decodePutRecords decodes a PutRecords body into p.
 func (p *putBatch) decodePutRecords(body []byte) error {
 	p.reserve(body)
-	s := jsonScanner{b: body}
-	s.object(func(key []byte) {
+	var s jsonscan.Scanner
+	s.Reset(body)
+	s.Object(func(key []byte) {
 		switch string(key) {
 		case "StreamName":
 			p.ref.StreamName = p.str(&s)
@@ -65,15 +67,15 @@ func (p *putBatch) decodePutRecords(body []byte) error {
 			p.ref.StreamARN = p.str(&s)
 		case "Records":
 			p.entries, p.hashKeys, p.missingData = p.entries[:0], p.hashKeys[:0], 0
-			if s.null() {
+			if s.Null() {
 				return
 			}
-			s.array(func() {
+			s.Array(func() {
 				p.entries = append(p.entries, stream.PutEntry{})
 				p.record(&s, nil)
 			})
 		default:
-			s.skip(0)
+			s.Skip()
 		}
 	})
 	return p.finish(&s)
@@ -84,7 +86,8 @@ func (p *putBatch) decodePutRecord(body []byte) error {
 	p.reserve(body)
 	p.single = true
 	p.entries = append(p.entries[:0], stream.PutEntry{})
-	s := jsonScanner{b: body}
+	var s jsonscan.Scanner
+	s.Reset(body)
 	p.record(&s, func(key []byte) bool {
 		switch string(key) {
 		case "StreamName":
@@ -109,16 +112,16 @@ func (p *putBatch) reserve(body []byte) {
 	}
 }
 
-func (p *putBatch) finish(s *jsonScanner) error {
-	if s.err == nil {
-		s.end()
+func (p *putBatch) finish(s *jsonscan.Scanner) error {
+	if s.Err() == nil {
+		s.End()
 	}
 	var ae apiError
-	if errors.As(s.err, &ae) {
+	if errors.As(s.Err(), &ae) {
 		return ae
 	}
-	if s.err != nil {
-		return serializationError(s.err)
+	if s.Err() != nil {
+		return serializationError(s.Err())
 	}
 	if len(p.hashKeys) > 0 {
 		// hashKeys may have grown and moved while decoding: point the entries at them again.
@@ -142,11 +145,11 @@ func (p *putBatch) finish(s *jsonScanner) error {
 
 // str decodes a string member (null is ""), copying it out of the body: names and tokens
 // outlive the pooled batch in error messages and engine state.
-func (p *putBatch) str(s *jsonScanner) string {
-	if s.null() {
+func (p *putBatch) str(s *jsonscan.Scanner) string {
+	if s.Null() {
 		return ""
 	}
-	v, escaped := s.str(p.scratch)
+	v, escaped := s.Str(p.scratch)
 	if escaped {
 		p.scratch = v[:0]
 	}
@@ -155,27 +158,27 @@ func (p *putBatch) str(s *jsonScanner) string {
 
 // record decodes one record object into the last entry; extra, when set, handles the
 // members that are not the record's own and reports whether it did.
-func (p *putBatch) record(s *jsonScanner, extra func(key []byte) bool) {
+func (p *putBatch) record(s *jsonscan.Scanner, extra func(key []byte) bool) {
 	en := &p.entries[len(p.entries)-1]
 	hasData := false
-	s.object(func(key []byte) {
+	s.Object(func(key []byte) {
 		switch string(key) {
 		case "Data":
-			if s.null() {
+			if s.Null() {
 				return
 			}
-			raw, escaped := s.str(p.scratch)
+			raw, escaped := s.Str(p.scratch)
 			if escaped {
 				p.scratch = raw[:0]
 			}
-			if s.err != nil {
+			if s.Err() != nil {
 				return
 			}
 			start := len(p.arena)
 			out := p.arena[start : start+base64.StdEncoding.DecodedLen(len(raw))]
 			n, err := base64.StdEncoding.Decode(out, raw)
 			if err != nil {
-				s.fail("Data is not valid base64: " + err.Error())
+				s.Fail("Data is not valid base64: " + err.Error())
 				return
 			}
 			p.arena = p.arena[:start+n]
@@ -184,45 +187,45 @@ func (p *putBatch) record(s *jsonScanner, extra func(key []byte) bool) {
 		case "PartitionKey":
 			en.PartitionKey = p.keyStr(s)
 		case "ExplicitHashKey":
-			if s.null() {
+			if s.Null() {
 				return
 			}
-			raw, escaped := s.str(p.scratch)
+			raw, escaped := s.Str(p.scratch)
 			if escaped {
 				p.scratch = raw[:0]
 			}
-			if s.err != nil || len(raw) == 0 {
+			if s.Err() != nil || len(raw) == 0 {
 				return
 			}
 			k, err := shardmap.ParseKey(bytesString(raw))
 			if err != nil {
-				s.err = apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was " + string(raw)}
+				s.FailWith(apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was " + string(raw)})
 				return
 			}
 			p.hashKeys = append(p.hashKeys, k)
 			en.ExplicitHashKey = &p.hashKeys[len(p.hashKeys)-1]
 		default:
 			if extra == nil || !extra(key) {
-				s.skip(0)
+				s.Skip()
 			}
 		}
 	})
-	if !hasData && p.missingData == 0 && s.err == nil {
+	if !hasData && p.missingData == 0 && s.Err() == nil {
 		p.missingData = len(p.entries)
 	}
 }
 
 // keyStr decodes a partition key without copying when it holds no escapes.
-func (p *putBatch) keyStr(s *jsonScanner) string {
-	if s.null() {
+func (p *putBatch) keyStr(s *jsonscan.Scanner) string {
+	if s.Null() {
 		return ""
 	}
-	raw, escaped := s.str(p.scratch)
+	raw, escaped := s.Str(p.scratch)
 	if len(raw) == 0 {
 		return ""
 	}
 	if !utf8.Valid(raw) {
-		s.fail("PartitionKey is not valid UTF-8")
+		s.Fail("PartitionKey is not valid UTF-8")
 		return ""
 	}
 	if escaped { // unescaped into scratch: keep it in the arena
@@ -266,7 +269,7 @@ func appendPutRecordsResult(dst []byte, res []stream.PutResult, encryption strin
 	dst = append(dst, `{"FailedRecordCount":`...)
 	dst = strconv.AppendInt(dst, int64(failed), 10)
 	dst = append(dst, `,"EncryptionType":`...)
-	dst = appendJSONString(dst, encryption)
+	dst = jsonscan.AppendString(dst, encryption)
 	dst = append(dst, `,"Records":[`...)
 	for i, r := range res {
 		if i > 0 {
@@ -275,9 +278,9 @@ func appendPutRecordsResult(dst []byte, res []stream.PutResult, encryption strin
 		if r.Err != nil {
 			ae := toAPIError(r.Err)
 			dst = append(dst, `{"ErrorCode":`...)
-			dst = appendJSONString(dst, ae.name)
+			dst = jsonscan.AppendString(dst, ae.name)
 			dst = append(dst, `,"ErrorMessage":`...)
-			dst = appendJSONString(dst, ae.msg)
+			dst = jsonscan.AppendString(dst, ae.msg)
 			dst = append(dst, '}')
 			continue
 		}
@@ -322,7 +325,7 @@ func appendRecords(dst []byte, v *segment.View, shard uint32) []byte {
 		dst = append(dst, `,"Data":"`...)
 		dst = base64.StdEncoding.AppendEncode(dst, r.Data)
 		dst = append(dst, `","PartitionKey":`...)
-		dst = appendJSONString(dst, bytesString(r.Key))
+		dst = jsonscan.AppendString(dst, bytesString(r.Key))
 		if r.Flags&segment.FlagEncrypted != 0 {
 			dst = append(dst, `,"EncryptionType":"KMS"`...)
 		}
@@ -354,18 +357,18 @@ func appendChildShards(dst []byte, cs []stream.ChildShard) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"ShardId":`...)
-		dst = appendJSONString(dst, c.ID)
+		dst = jsonscan.AppendString(dst, c.ID)
 		dst = append(dst, `,"ParentShards":[`...)
 		for j, p := range c.Parents {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, p)
+			dst = jsonscan.AppendString(dst, p)
 		}
 		dst = append(dst, `],"HashKeyRange":{"StartingHashKey":`...)
-		dst = appendJSONString(dst, c.Start)
+		dst = jsonscan.AppendString(dst, c.Start)
 		dst = append(dst, `,"EndingHashKey":`...)
-		dst = appendJSONString(dst, c.End)
+		dst = jsonscan.AppendString(dst, c.End)
 		dst = append(dst, "}}"...)
 	}
 	return append(dst, ']')
@@ -379,7 +382,7 @@ func appendGetRecordsResult(dst []byte, r *stream.Records) []byte {
 	dst = strconv.AppendInt(dst, r.MillisBehind, 10)
 	if r.NextIterator != "" {
 		dst = append(dst, `,"NextShardIterator":`...)
-		dst = appendJSONString(dst, r.NextIterator)
+		dst = jsonscan.AppendString(dst, r.NextIterator)
 	}
 	dst = appendChildShards(dst, r.ChildShards)
 	return append(dst, '}')

@@ -160,15 +160,6 @@ func TestPutBatchReuse(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"b\s`, "<a&b>", "\x00\x01\x1f\x7f", "é😀", "\u2028\u2029", "bad\xffutf8\xc3", "\t\n\r"} {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-	}
-}
-
 func TestAppendEpochMillis(t *testing.T) {
 	for ms, want := range map[int64]string{0: "0.000", 5: "0.005", 1732573395123: "1732573395.123", 1000: "1.000", -1500: "-1.500"} {
 		if got := string(appendEpochMillis(nil, ms)); got != want {

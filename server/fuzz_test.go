@@ -462,19 +462,6 @@ func foldedNames(body []byte) bool {
 	return bytes.ContainsAny(body, "\u212a\u017f") || bytes.Contains(lower, []byte(`\u212a`)) || bytes.Contains(lower, []byte(`\u017f`))
 }
 
-// FuzzAppendJSONString checks the string encoder against encoding/json byte for byte.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "a\"b", "<&>", "\u2028", "\xff", "é\x00"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
-			t.Fatalf("%q: %s, want %s", s, got, want)
-		}
-	})
-}
-
 // FuzzEventStream encodes event stream messages of arbitrary event types and payloads and
 // decodes them with the AWS SDK's own decoder: every message must come back whole, its
 // checksums good.

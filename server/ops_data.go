@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -99,7 +100,7 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 	out := getBodyBuf(256)
 	out = appendSeqShard(out, res.Seq, res.Shard)
 	out = append(out, `,"EncryptionType":`...)
-	out = appendJSONString(out, s.engine.EncryptionType(name))
+	out = jsonscan.AppendString(out, s.engine.EncryptionType(name))
 	return rawJSON(append(out, '}')), nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -114,7 +115,7 @@ func eventPayload(ev stream.Event, asCBOR bool) ([]byte, error) {
 	b = append(b, `{"Records":`...)
 	b = appendRecords(b, &ev.Records, seq.Shard)
 	b = append(b, `,"ContinuationSequenceNumber":`...)
-	b = appendJSONString(b, ev.ContinuationSeq)
+	b = jsonscan.AppendString(b, ev.ContinuationSeq)
 	b = append(b, `,"MillisBehindLatest":`...)
 	b = strconv.AppendInt(b, ev.MillisBehind, 10)
 	b = appendChildShards(b, ev.ChildShards)

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
@@ -142,7 +143,7 @@ func (r *runner) readShared(ctx context.Context, api *kinesisAPI, g *group, name
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	var (
-		sc    scanner
+		sc    jsonscan.Scanner
 		body  []byte
 		recs  []readRecord
 		after string // the last record's sequence number
@@ -156,7 +157,7 @@ func (r *runner) readShared(ctx context.Context, api *kinesisAPI, g *group, name
 		}
 		last = time.Now()
 		body = append(body[:0], `{"ShardIterator":`...)
-		body = appendJSONString(body, iter)
+		body = jsonscan.AppendString(body, iter)
 		body = append(body, `,"Limit":10000}`...)
 		err := api.call(ctx, "GetRecords", body, resp)
 		var ans recordsAnswer
@@ -221,7 +222,7 @@ func (g *group) recordAll(shard uint32, recs []readRecord) {
 func (r *runner) readSubscribed(ctx context.Context, api *kinesisAPI, g *group, name string) ([]string, error) {
 	shard := shardOf([]byte(name))
 	var (
-		sc    scanner
+		sc    jsonscan.Scanner
 		recs  []readRecord
 		after string // the continuation to resubscribe after
 		body  []byte
@@ -229,12 +230,12 @@ func (r *runner) readSubscribed(ctx context.Context, api *kinesisAPI, g *group, 
 	)
 	for {
 		body = append(body[:0], `{"ConsumerARN":`...)
-		body = appendJSONString(body, g.arn)
+		body = jsonscan.AppendString(body, g.arn)
 		body = append(body, `,"ShardId":`...)
-		body = appendJSONString(body, name)
+		body = jsonscan.AppendString(body, name)
 		if after != "" {
 			body = append(body, `,"StartingPosition":{"Type":"AFTER_SEQUENCE_NUMBER","SequenceNumber":`...)
-			body = appendJSONString(body, after)
+			body = jsonscan.AppendString(body, after)
 		} else {
 			ms := r.start.Add(-startSkew).UnixMilli()
 			body = append(body, `,"StartingPosition":{"Type":"AT_TIMESTAMP","Timestamp":`...)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 )
 
 // The decoders of server answers take untrusted bytes: none may panic, loop or read out of
@@ -19,7 +20,7 @@ func FuzzDecodeRecords(f *testing.F) {
 	f.Add([]byte(`{"Records":[],"ContinuationSequenceNumber":null,"ChildShards":[{"ShardId":"shardId-000000000002","ParentShards":["a"]}]}`))
 	f.Add([]byte(`{"Records":[{"SequenceNumber":"1\u0030","Data":"QUJD","PartitionKey":"\ud83d\ude00"}],"x":[1,-2.5e3,true,false,null,{}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var s scanner
+		s := jsonscan.Scanner{AllowControl: true}
 		n := 0
 		ans, err := decodeRecords(&s, body, 1, 1, func(r *readRecord) {
 			n++
@@ -38,7 +39,7 @@ func FuzzDecodePutRecords(f *testing.F) {
 	f.Add([]byte(`{"FailedRecordCount":1,"Records":[{"SequenceNumber":"` + seq + `","ShardId":"shardId-000000000003"},{"ErrorCode":"InternalFailure","ErrorMessage":"x"}]}`))
 	f.Add([]byte(`{"Records":null}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var s scanner
+		s := jsonscan.Scanner{AllowControl: true}
 		out, err := decodePutRecords(&s, body, nil)
 		if err == nil && len(out) > len(body) {
 			t.Fatalf("%d results from %d bytes", len(out), len(body))

@@ -3,6 +3,7 @@ package load
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"strings"
 )
 
@@ -21,7 +22,7 @@ type pending struct {
 // appendPutRecords appends the PutRecords input for recs.
 func (p *payload) appendPutRecords(dst []byte, stream string, recs []pending) []byte {
 	dst = append(dst, `{"StreamName":`...)
-	dst = appendJSONString(dst, stream)
+	dst = jsonscan.AppendString(dst, stream)
 	dst = append(dst, `,"Records":[`...)
 	for i := range recs {
 		if i > 0 {
@@ -30,7 +31,7 @@ func (p *payload) appendPutRecords(dst []byte, stream string, recs []pending) []
 		dst = append(dst, `{"Data":"`...)
 		dst = p.appendData64(dst, int(recs[i].size), recs[i].sent)
 		dst = append(dst, `","PartitionKey":`...)
-		dst = appendJSONString(dst, p.keys[recs[i].key])
+		dst = jsonscan.AppendString(dst, p.keys[recs[i].key])
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
@@ -61,43 +62,45 @@ type putResult struct {
 }
 
 // decodePutRecords reads a PutRecords answer into out (reset first).
-func decodePutRecords(s *scanner, body []byte, out []putResult) ([]putResult, error) {
+func decodePutRecords(s *jsonscan.Scanner, body []byte, out []putResult) ([]putResult, error) {
 	out = out[:0]
-	s.reset(body)
+	s.AllowControl = true // an answer is read, not judged: base64 data is never walked byte by byte
+	s.Reset(body)
 	var seq []byte
-	s.object(func(key []byte) {
+	s.Object(func(key []byte) {
 		if string(key) != "Records" {
-			s.skip()
+			s.Skip()
 			return
 		}
-		s.array(func() {
+		s.Array(func() {
 			var r putResult
 			var shard uint32
 			seq = seq[:0]
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "SequenceNumber":
-					seq = append(seq, s.strOrNull()...)
+					seq = append(seq, strOrNull(s)...)
 				case "ShardId":
-					shard = shardOf(s.strOrNull())
+					shard = shardOf(strOrNull(s))
 				case "ErrorCode":
-					if c := s.strOrNull(); len(c) > 0 {
+					if c := strOrNull(s); len(c) > 0 {
 						r.err = string(c)
 					}
 				default:
-					s.skip()
+					s.Skip()
 				}
 			})
 			if r.err == "" {
 				if len(seq) == 0 {
-					s.fail("a record with neither SequenceNumber nor ErrorCode")
+					s.Fail("a record with neither SequenceNumber nor ErrorCode")
 				}
 				r.id = recID{shard, positionOf(shard, seq)}
 			}
 			out = append(out, r)
 		})
 	})
-	return out, s.end()
+	s.End()
+	return out, s.Err()
 }
 
 // recordsAnswer is what a GetRecords answer or a SubscribeToShard event says besides its
@@ -121,34 +124,35 @@ type readRecord struct {
 // decodeRecords reads a GetRecords answer or a SubscribeToShard event's payload from shard
 // shard of run, calling fn for each record in order. Only the first 24 base64 characters of
 // each record's data are decoded: its length follows from the base64's.
-func decodeRecords(s *scanner, body []byte, shard uint32, run uint64, fn func(r *readRecord)) (recordsAnswer, error) {
+func decodeRecords(s *jsonscan.Scanner, body []byte, shard uint32, run uint64, fn func(r *readRecord)) (recordsAnswer, error) {
 	var ans recordsAnswer
-	s.reset(body)
+	s.AllowControl = true // an answer is read, not judged: base64 data is never walked byte by byte
+	s.Reset(body)
 	var seq, last []byte
 	var r readRecord
-	s.object(func(key []byte) {
+	s.Object(func(key []byte) {
 		switch string(key) {
 		case "Records":
-			s.array(func() {
+			s.Array(func() {
 				r, seq = readRecord{}, seq[:0]
-				s.object(func(key []byte) {
+				s.Object(func(key []byte) {
 					switch string(key) {
 					case "SequenceNumber":
-						seq = append(seq, s.str()...)
+						seq = append(seq, str(s)...)
 					case "Data":
-						d := s.str()
-						if s.err == nil && !r.data(d, run) {
-							s.fail("Data is not base64")
+						d := str(s)
+						if s.Err() == nil && !r.data(d, run) {
+							s.Fail("Data is not base64")
 						}
 					default:
-						s.skip()
+						s.Skip()
 					}
 				})
-				if s.err != nil {
+				if s.Err() != nil {
 					return
 				}
 				if len(seq) == 0 {
-					s.fail("a record without SequenceNumber")
+					s.Fail("a record without SequenceNumber")
 					return
 				}
 				r.pos = positionOf(shard, seq)
@@ -156,25 +160,26 @@ func decodeRecords(s *scanner, body []byte, shard uint32, run uint64, fn func(r 
 				fn(&r)
 			})
 		case "NextShardIterator", "ContinuationSequenceNumber":
-			ans.next = string(s.strOrNull())
+			ans.next = string(strOrNull(s))
 		case "MillisBehindLatest":
-			ans.millisBehind = s.int()
+			ans.millisBehind = s.Int()
 		case "ChildShards":
-			s.array(func() {
-				s.object(func(key []byte) {
+			s.Array(func() {
+				s.Object(func(key []byte) {
 					if string(key) == "ShardId" {
-						ans.children = append(ans.children, string(s.str()))
+						ans.children = append(ans.children, string(str(s)))
 						return
 					}
-					s.skip()
+					s.Skip()
 				})
 			})
 		default:
-			s.skip()
+			s.Skip()
 		}
 	})
 	ans.last = string(last)
-	return ans, s.end()
+	s.End()
+	return ans, s.Err()
 }
 
 // data reads a record's length and header from its base64 data d.
@@ -220,4 +225,19 @@ func apiErrorAnswer(body []byte, headerType string) (name, msg string) {
 		msg = ae.Msg2
 	}
 	return name, msg
+}
+
+// str reads a string: the bytes alias the answer when it holds no escapes, and are a new
+// slice otherwise.
+func str(s *jsonscan.Scanner) []byte {
+	v, _ := s.Str(nil)
+	return v
+}
+
+// strOrNull reads a string, or a null as nil.
+func strOrNull(s *jsonscan.Scanner) []byte {
+	if s.Null() {
+		return nil
+	}
+	return str(s)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 )
 
 // TestAppendPutRecords checks the hand-written PutRecords input against encoding/json's
@@ -51,7 +52,7 @@ func TestDecodePutRecords(t *testing.T) {
 		{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"slow \"down\" \u00e9"},
 		{"SequenceNumber":"` + seq + `","ShardId":"shardId-000000000002","Extra":[1,{"a":null}]}
 	], "Other": {"x": [true, false, -1.5e3]} } `
-	var s scanner
+	s := jsonscan.Scanner{AllowControl: true}
 	out, err := decodePutRecords(&s, []byte(body), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestDecodeRecords(t *testing.T) {
 		{"SequenceNumber":"` + seq(5) + `","Data":"` + base64.StdEncoding.EncodeToString(other.appendData(nil, 50, sent)) + `","PartitionKey":"k"}
 	],"MillisBehindLatest":12,"NextShardIterator":"it\/er","ChildShards":[{"ShardId":"shardId-000000000008","ParentShards":["shardId-000000000005"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"1"}}]}`
 	var got []readRecord
-	var s scanner
+	s := jsonscan.Scanner{AllowControl: true}
 	ans, err := decodeRecords(&s, []byte(body), 5, run, func(r *readRecord) { got = append(got, *r) })
 	if err != nil {
 		t.Fatal(err)
@@ -146,17 +147,18 @@ func TestScannerStrings(t *testing.T) {
 		{`"\ud83d\ude00"`, "😀"},
 		{`"\ud83d"`, "\ufffd"},
 	}
-	var s scanner
+	s := jsonscan.Scanner{AllowControl: true}
 	for _, tt := range tests {
-		s.reset([]byte(tt.in))
-		if got := string(s.str()); got != tt.want || s.end() != nil {
-			t.Errorf("str(%s) = %q, %v; want %q", tt.in, got, s.err, tt.want)
+		s.Reset([]byte(tt.in))
+		got := string(str(&s))
+		if s.End(); got != tt.want || s.Err() != nil {
+			t.Errorf("str(%s) = %q, %v; want %q", tt.in, got, s.Err(), tt.want)
 		}
 	}
 	for _, bad := range []string{`"abc`, `"\x"`, `"\u12"`, `"\u12g4"`, `abc`, `"a\`} {
-		s.reset([]byte(bad))
-		s.str()
-		if s.err == nil {
+		s.Reset([]byte(bad))
+		str(&s)
+		if s.Err() == nil {
 			t.Errorf("str(%s) accepted it", bad)
 		}
 	}
@@ -164,8 +166,8 @@ func TestScannerStrings(t *testing.T) {
 		{"a\"b\\c\x01", `"a\"b\\c\u0001"`},
 		{"shardId-000000000001", `"shardId-000000000001"`},
 	} {
-		if got := string(appendJSONString(nil, tt.in)); got != tt.want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", tt.in, got, tt.want)
+		if got := string(jsonscan.AppendString(nil, tt.in)); got != tt.want {
+			t.Errorf("jsonscan.AppendString(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 )
 
 // Batch bounds of the Kinesis producer: PutRecords takes at most 500 records, and the
@@ -143,7 +144,7 @@ type kinesisProducer struct {
 	tries   int // consecutive answers with refusals, for the backoff
 	body    []byte
 	results []putResult
-	sc      scanner
+	sc      jsonscan.Scanner
 	resp    *fasthttp.Response
 }
 
