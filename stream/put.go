@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"cmp"
+	"slices"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -93,11 +95,14 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 }
 
 // putOnce routes the pending records on the current shard map and appends them, one batch
-// per shard in call order. It returns the records whose shard was closed meanwhile.
+// per shard, each in call order. It returns the records whose shard was closed meanwhile.
+//
+// The admitted records are grouped by a stable sort on their shard instead of a map of
+// per-shard slices: two allocations per call whatever the number of shards, where the map
+// and its growing slices cost about 30 for 500 records (BenchmarkPutRecords).
 func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending []int, results []PutResult, flags uint16, now time.Time, t *putTally) (retry []int) {
 	set := s.set.Load()
-	groups := map[uint32][]int{}
-	var order []uint32
+	admitted := make([]int, 0, len(pending))
 	for _, i := range pending {
 		en := entries[i]
 		k := shardmap.KeyOfString(en.PartitionKey)
@@ -115,13 +120,18 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 				shardmap.ShardName(id), stream, e.opts.Account)
 			continue
 		}
-		if _, ok := groups[id]; !ok {
-			order = append(order, id)
-		}
-		groups[id] = append(groups[id], i)
+		admitted = append(admitted, i)
 	}
-	for _, id := range order {
-		idx := groups[id]
+	slices.SortStableFunc(admitted, func(a, b int) int { return cmp.Compare(results[a].Shard, results[b].Shard) })
+	batch := make([]segment.Record, len(admitted))
+	for start := 0; start < len(admitted); {
+		id := results[admitted[start]].Shard
+		end := start + 1
+		for end < len(admitted) && results[admitted[end]].Shard == id {
+			end++
+		}
+		idx, recs := admitted[start:end], batch[start:end]
+		start = end
 		sh := set.shards[id]
 		sh.gate.RLock()
 		if sh.closed {
@@ -129,13 +139,12 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 			retry = append(retry, idx...)
 			continue
 		}
-		batch := make([]segment.Record, len(idx))
 		n := 0
 		for j, i := range idx {
-			batch[j] = segment.Record{Key: bytesOf(entries[i].PartitionKey), Data: entries[i].Data, Flags: flags}
+			recs[j] = segment.Record{Key: bytesOf(entries[i].PartitionKey), Data: entries[i].Data, Flags: flags}
 			n += len(entries[i].PartitionKey) + len(entries[i].Data)
 		}
-		err := sh.log.Append(batch)
+		err := sh.log.Append(recs)
 		sh.gate.RUnlock()
 		if err != nil {
 			t.failed += len(idx)
@@ -149,7 +158,7 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 				results[i].Err = errorf(KindInternalFailure, "%v", err)
 				continue
 			}
-			results[i].Seq = SeqNum{Shard: id, Pos: batch[j].Seq}
+			results[i].Seq = SeqNum{Shard: id, Pos: recs[j].Seq}
 		}
 	}
 	return retry
