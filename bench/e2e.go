@@ -106,15 +106,18 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 			return measureFdatasync(ctx, filepath.Join(cfg.dir, "fsync"), d)
 		}, 0.5)},
 		{"native_put_1KiB", "B/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
-			r, err := none.nativePut(ctx, d, 1024)
+			r, err := none.nativePut(ctx, d, 1024, e2eBatch)
 			return r.bytes, r.note(), err
 		}},
 		{"native_put_100B", "records/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
-			r, err := none.nativePut(ctx, d, 100)
+			r, err := none.nativePut(ctx, d, 100, e2eBatch)
 			return r.records, r.note(), err
 		}},
 		{"native_get", "B/s", none.nativeGet},
-		{"kinesis_put", "B/s", none.kinesisPut},
+		{"kinesis_put", "B/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
+			r, err := none.kinesisPut(ctx, d, 1024, e2eBatch)
+			return r.bytes, r.note(), err
+		}},
 		{"kinesis_get", "B/s", none.kinesisGet},
 		{"put_latency_p50", "µs", lat(none.putLatency, 0.5)},
 		{"put_latency_p99", "µs", lat(none.putLatency, 0.99)},
@@ -480,26 +483,31 @@ func (e *e2eServer) post(path, target string, body []byte, resp *fasthttp.Respon
 	return nil
 }
 
-// nativePutBody is a native put of e2eBatch records of size bytes, keys spread over shards.
-func nativePutBody(size int) []byte {
+// nativePutBody is a native put of batch records of size bytes, keys spread over shards.
+func nativePutBody(size, batch int) []byte {
 	data := make([]byte, size)
 	fillPattern(data)
 	b, off := wire.BeginPut(nil, e2eStream)
-	for i := range e2eBatch {
+	for i := range batch {
 		b = wire.AppendPutRecord(b, &wire.PutRecord{Key: []byte("key-" + strconv.Itoa(i)), Data: data})
 	}
-	wire.FinishPut(b, off, e2eBatch)
+	wire.FinishPut(b, off, batch)
 	return b
 }
 
-type putRun struct{ bytes, records float64 }
-
-func (r putRun) note() string {
-	return fmt.Sprintf("%.0f records/s, %d connections, batches of %d", r.records, e2eConns, e2eBatch)
+// putRun is what a put measurement gives: data bytes and records per second.
+type putRun struct {
+	bytes, records float64
+	batch          int
 }
 
-func (e *e2eServer) nativePut(ctx context.Context, d time.Duration, size int) (putRun, error) {
-	body := nativePutBody(size)
+func (r putRun) note() string {
+	return fmt.Sprintf("%.0f records/s, %d connections, batches of %d", r.records, e2eConns, r.batch)
+}
+
+// nativePut puts batches of batch records of size bytes over e2eConns connections.
+func (e *e2eServer) nativePut(ctx context.Context, d time.Duration, size, batch int) (putRun, error) {
+	body := nativePutBody(size, batch)
 	reqs, err := parallel(ctx, d, e2eConns, func(int) (int64, error) {
 		resp := fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseResponse(resp)
@@ -515,7 +523,7 @@ func (e *e2eServer) nativePut(ctx context.Context, d time.Duration, size int) (p
 		}
 		return 1, nil
 	})
-	return putRun{bytes: reqs * e2eBatch * float64(size), records: reqs * e2eBatch}, err
+	return putRun{bytes: reqs * float64(batch*size), records: reqs * float64(batch), batch: batch}, err
 }
 
 // fillForGets puts getFill bytes of 1 KiB records into shard 0 for the get paths.
@@ -566,14 +574,14 @@ func (e *e2eServer) nativeGet(ctx context.Context, d time.Duration) (float64, st
 	return v, fmt.Sprintf("answers of up to 1 MiB, %d connections, zero-copy from the mapping", getConns), err
 }
 
-// kinesisPutBody is a JSON PutRecords body of e2eBatch 1 KiB records.
-func kinesisPutBody() []byte {
-	data := make([]byte, 1024)
+// kinesisPutBody is a JSON PutRecords body of batch records of size bytes.
+func kinesisPutBody(size, batch int) []byte {
+	data := make([]byte, size)
 	fillPattern(data)
 	enc := base64.StdEncoding.EncodeToString(data)
 	var b bytes.Buffer
 	b.WriteString(`{"StreamName":"` + e2eStream + `","Records":[`)
-	for i := range e2eBatch {
+	for i := range batch {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -583,8 +591,10 @@ func kinesisPutBody() []byte {
 	return b.Bytes()
 }
 
-func (e *e2eServer) kinesisPut(ctx context.Context, d time.Duration) (float64, string, error) {
-	body := kinesisPutBody()
+// kinesisPut puts batches of batch records of size bytes through the JSON API over
+// e2eConns connections.
+func (e *e2eServer) kinesisPut(ctx context.Context, d time.Duration, size, batch int) (putRun, error) {
+	body := kinesisPutBody(size, batch)
 	reqs, err := parallel(ctx, d, e2eConns, func(int) (int64, error) {
 		resp := fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseResponse(resp)
@@ -596,7 +606,7 @@ func (e *e2eServer) kinesisPut(ctx context.Context, d time.Duration) (float64, s
 		}
 		return 1, nil
 	})
-	return reqs * e2eBatch * 1024, fmt.Sprintf("%.0f records/s", reqs*e2eBatch), err
+	return putRun{bytes: reqs * float64(batch*size), records: reqs * float64(batch), batch: batch}, err
 }
 
 func (e *e2eServer) kinesisGet(ctx context.Context, d time.Duration) (float64, string, error) {

@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/sluice-streams/sluice/segment"
-	"github.com/sluice-streams/sluice/server/wire"
 )
 
 // The sweep suite: the put paths over a range of record sizes, and the latency paths at
@@ -150,62 +144,12 @@ func sweepSuite(ctx context.Context, cfg config) ([]result, error) {
 
 // sweepNativePut is nativePut with sweepBatch(size) records per request.
 func (e *e2eServer) sweepNativePut(ctx context.Context, d time.Duration, size int) (float64, string, error) {
-	batch := sweepBatch(size)
-	data := make([]byte, size)
-	fillPattern(data)
-	body, off := wire.BeginPut(nil, e2eStream)
-	for i := range batch {
-		body = wire.AppendPutRecord(body, &wire.PutRecord{Key: []byte("key-" + strconv.Itoa(i)), Data: data})
-	}
-	wire.FinishPut(body, off, batch)
-	reqs, err := parallel(ctx, d, e2eConns, func(int) (int64, error) {
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseResponse(resp)
-		if err := e.post(wire.PathPut, "", body, resp); err != nil {
-			return 0, err
-		}
-		a, err := wire.ReadPutAnswer(resp.Body())
-		if err != nil {
-			return 0, err
-		}
-		if a.Failed > 0 {
-			return 0, fmt.Errorf("%d records of a put failed: %s", a.Failed, a.Result(0).Code.Name())
-		}
-		return 1, nil
-	})
-	return reqs * float64(batch*size), sweepNote(reqs*float64(batch), batch), err
+	r, err := e.nativePut(ctx, d, size, sweepBatch(size))
+	return r.bytes, r.note(), err
 }
 
 // sweepKinesisPut is kinesisPut with sweepBatch(size) records of size bytes per request.
 func (e *e2eServer) sweepKinesisPut(ctx context.Context, d time.Duration, size int) (float64, string, error) {
-	batch := sweepBatch(size)
-	data := make([]byte, size)
-	fillPattern(data)
-	enc := base64.StdEncoding.EncodeToString(data)
-	var b bytes.Buffer
-	b.WriteString(`{"StreamName":"` + e2eStream + `","Records":[`)
-	for i := range batch {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`{"Data":"` + enc + `","PartitionKey":"key-` + strconv.Itoa(i) + `"}`)
-	}
-	b.WriteString("]}")
-	body := b.Bytes()
-	reqs, err := parallel(ctx, d, e2eConns, func(int) (int64, error) {
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseResponse(resp)
-		if err := e.post("/", "PutRecords", body, resp); err != nil {
-			return 0, err
-		}
-		if !bytes.HasPrefix(resp.Body(), []byte(`{"FailedRecordCount":0,`)) {
-			return 0, fmt.Errorf("PutRecords failed records: %.200s", resp.Body())
-		}
-		return 1, nil
-	})
-	return reqs * float64(batch*size), sweepNote(reqs*float64(batch), batch), err
-}
-
-func sweepNote(records float64, batch int) string {
-	return fmt.Sprintf("%.0f records/s, %d connections, batches of %d", records, e2eConns, batch)
+	r, err := e.kinesisPut(ctx, d, size, sweepBatch(size))
+	return r.bytes, r.note(), err
 }

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 )
 
 // Answers to CBOR requests: jsonToCBOR transcodes the JSON an operation answered with, typing
@@ -244,81 +246,16 @@ func (r *jsonReader) text(dst []byte) ([]byte, int, error) {
 }
 
 // unescape appends the content of the string at off with its escapes resolved, and moves off
-// past it. A lone surrogate becomes U+FFFD, as encoding/json decodes it.
+// past it.
 func (r *jsonReader) unescape(dst []byte) ([]byte, error) {
-	i := r.off + 1
-	for i < len(r.src) {
-		c := r.src[i]
-		switch {
-		case c == '"':
-			r.off = i + 1
-			return dst, nil
-		case c < 0x20:
-			return dst, jsonError(i, "control character in a string")
-		case c != '\\':
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		if i+1 >= len(r.src) {
-			break
-		}
-		switch e := r.src[i+1]; e {
-		case '"', '\\', '/':
-			dst = append(dst, e)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			rn, ok := hex4(r.src, i+2)
-			if !ok {
-				return dst, jsonError(i, "bad \\u escape")
-			}
-			i += 6
-			if rn >= 0xd800 && rn < 0xdc00 { // high surrogate: a low one must follow
-				if lo, ok := hex4(r.src, i+2); ok && r.src[i] == '\\' && r.src[i+1] == 'u' && lo >= 0xdc00 && lo < 0xe000 {
-					dst = utf8.AppendRune(dst, 0x10000+(rn-0xd800)<<10+(lo-0xdc00))
-					i += 6
-					continue
-				}
-			}
-			dst = utf8.AppendRune(dst, rn) // a lone surrogate appends U+FFFD
-			continue
-		default:
-			return dst, jsonError(i, "bad escape")
-		}
-		i += 2
+	out, end, err := jsonscan.AppendUnescaped(dst, r.src, r.off+1, false)
+	if err != nil {
+		var se *jsonscan.SyntaxError
+		errors.As(err, &se)
+		return dst, jsonError(se.Offset, se.Msg)
 	}
-	return dst, jsonError(i, "truncated string")
-}
-
-// hex4 parses the four hex digits at src[i:i+4].
-func hex4(src []byte, i int) (rune, bool) {
-	if i < 0 || len(src)-i < 4 {
-		return 0, false
-	}
-	var v rune
-	for _, c := range src[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		v = v<<4 | rune(c)
-	}
-	return v, true
+	r.off = end
+	return out, nil
 }
 
 // blob appends the base64 string at off, decoded, as a byte string.

@@ -190,27 +190,37 @@ func hasControl(b []byte) bool {
 
 // unescape decodes the string that starts at start (after its quote) into dst.
 func (s *Scanner) unescape(start int, dst []byte) []byte {
-	s.i = start
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	out, end, err := AppendUnescaped(dst, s.b, start, s.AllowControl)
+	if err != nil {
+		s.FailWith(err)
+		return nil
+	}
+	s.i = end
+	return out
+}
+
+// AppendUnescaped appends the content of the JSON string whose content starts at b[i] (just
+// after its opening quote) to dst with its escapes resolved, and returns the index just past
+// its closing quote. A lone surrogate becomes U+FFFD, as encoding/json decodes it. Control
+// characters are an error unless allowControl is set. Errors are *SyntaxError.
+func AppendUnescaped(dst, b []byte, i int, allowControl bool) ([]byte, int, error) {
+	fail := func(off int, msg string) ([]byte, int, error) { return dst, off, &SyntaxError{Offset: off, Msg: msg} }
+	for i < len(b) {
+		c := b[i]
 		switch {
 		case c == '"':
-			s.i++
-			return dst
-		case c < 0x20 && !s.AllowControl:
-			s.Fail("control character in a string")
-			return nil
+			return dst, i + 1, nil
+		case c < 0x20 && !allowControl:
+			return fail(i, "control character in a string")
 		case c != '\\':
 			dst = append(dst, c)
-			s.i++
+			i++
 			continue
 		}
-		if s.i+1 >= len(s.b) {
+		if i+1 >= len(b) {
 			break
 		}
-		e := s.b[s.i+1]
-		s.i += 2
-		switch e {
+		switch e := b[i+1]; e {
 		case '"', '\\', '/':
 			dst = append(dst, e)
 		case 'b':
@@ -224,48 +234,44 @@ func (s *Scanner) unescape(start int, dst []byte) []byte {
 		case 't':
 			dst = append(dst, '\t')
 		case 'u':
-			r, ok := s.hex4()
+			r, ok := hex4(b, i+2)
 			if !ok {
-				return nil
+				return fail(i, "invalid \\u escape")
 			}
+			i += 6
 			if utf16.IsSurrogate(r) {
 				// A high surrogate pairs with a following \uXXXX low surrogate; alone it is
 				// replaced, as encoding/json does.
-				save := s.i
 				r2 := utf8.RuneError
-				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
-					s.i += 2
-					if x, ok := s.hex4(); ok {
+				if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+					if x, ok := hex4(b, i+2); ok {
 						r2 = x
-					} else {
-						return nil
 					}
 				}
 				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
 					r = d
+					i += 6
 				} else {
-					s.i = save
 					r = utf8.RuneError
 				}
 			}
 			dst = utf8.AppendRune(dst, r)
+			continue
 		default:
-			s.i -= 2
-			s.Fail("invalid escape in a string")
-			return nil
+			return fail(i, "invalid escape in a string")
 		}
+		i += 2
 	}
-	s.Fail("unterminated string")
-	return nil
+	return fail(i, "unterminated string")
 }
 
-func (s *Scanner) hex4() (rune, bool) {
-	if s.i+4 > len(s.b) {
-		s.Fail("short \\u escape")
+// hex4 decodes the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i < 0 || len(b)-i < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, c := range s.b[s.i : s.i+4] {
+	for _, c := range b[i : i+4] {
 		switch {
 		case '0' <= c && c <= '9':
 			c -= '0'
@@ -274,12 +280,10 @@ func (s *Scanner) hex4() (rune, bool) {
 		case 'A' <= c && c <= 'F':
 			c -= 'A' - 10
 		default:
-			s.Fail("invalid \\u escape")
 			return 0, false
 		}
 		r = r<<4 | rune(c)
 	}
-	s.i += 4
 	return r, true
 }
 
