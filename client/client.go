@@ -290,16 +290,16 @@ type shardJSON struct {
 func (j *shardJSON) decode() (shardmap.Shard, error) {
 	s := shardmap.Shard{Parent: shardmap.NoParent, AdjacentParent: shardmap.NoParent, Open: j.SequenceNumberRange.EndingSequenceNumber == ""}
 	var err error
-	if s.ID, err = shardmap.ParseShardName(j.ShardId); err != nil {
+	if s.ID, err = shardmap.ParseShardID(j.ShardId); err != nil {
 		return s, err
 	}
 	if j.ParentShardId != "" {
-		if s.Parent, err = shardmap.ParseShardName(j.ParentShardId); err != nil {
+		if s.Parent, err = shardmap.ParseShardID(j.ParentShardId); err != nil {
 			return s, err
 		}
 	}
 	if j.AdjacentParentShardId != "" {
-		if s.AdjacentParent, err = shardmap.ParseShardName(j.AdjacentParentShardId); err != nil {
+		if s.AdjacentParent, err = shardmap.ParseShardID(j.AdjacentParentShardId); err != nil {
 			return s, err
 		}
 	}

@@ -22,7 +22,7 @@ func TestSeqNum(t *testing.T) {
 		cases = append(cases, SeqNum{Shard: rng.Uint32(), Position: rng.Uint64()})
 	}
 	for _, s := range cases {
-		want := stream.SeqNum{Shard: s.Shard, Pos: s.Position}.String()
+		want := stream.SeqNum{Shard: stream.ShardID(s.Shard), Pos: s.Position}.String()
 		if got := s.String(); got != want {
 			t.Fatalf("%+v: %s, want the engine's %s", s, got, want)
 		}
@@ -82,7 +82,7 @@ func TestControlPlane(t *testing.T) {
 	if _, err := c.DescribeStreamSummary(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("DescribeStreamSummary of a missing stream: %v", err)
 	}
-	if err := ts.eng.SplitShard("orders", "shardId-000000000000", "2"); err != nil {
+	if err := ts.eng.SplitShard("orders", 0, mustKey(t, "2")); err != nil {
 		t.Fatal(err)
 	}
 	shards, err := c.ListShards(ctx, "orders")
@@ -124,7 +124,7 @@ func TestListShardsPages(t *testing.T) {
 		t.Fatalf("ListShards: %d shards, %v", len(shards), err)
 	}
 	for i, s := range shards {
-		if s.ID != uint32(i) || !s.Open {
+		if s.ID != shardmap.ShardID(i) || !s.Open {
 			t.Fatalf("shard %d: %+v", i, s)
 		}
 	}
@@ -200,7 +200,7 @@ func TestPutAndGetRecords(t *testing.T) {
 		t.Fatalf("get of a missing shard: %v", err)
 	}
 	// A split closes shard 0: reading it to its end names its children.
-	if err := ts.eng.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+	if err := ts.eng.SplitShard("s", 0, mustKey(t, "1000")); err != nil {
 		t.Fatal(err)
 	}
 	var end *GetOutput
@@ -241,13 +241,17 @@ func TestErrors(t *testing.T) {
 	}{
 		{"ResourceNotFoundException", 400, wire.ResourceNotFound},
 		{"InternalFailure", 500, wire.InternalFailure},
-		{"InvalidSignatureException", 400, wire.AccessDenied},
+		{"InvalidSignatureException", 400, wire.InvalidSignature},
+		{"ExpiredTokenException", 400, wire.AccessDenied},
 		{"SomethingNew", 400, wire.InvalidArgument},
 		{"SomethingNew", 503, wire.InternalFailure},
 	} {
 		if got := codeOfName(tt.name, tt.status); got != tt.want {
 			t.Errorf("codeOfName(%s, %d) = %v, want %v", tt.name, tt.status, got, tt.want)
 		}
+	}
+	if !errors.Is(&Error{Code: wire.InvalidSignature}, ErrAccessDenied) || errors.Is(&Error{Code: wire.Validation}, ErrAccessDenied) {
+		t.Error("ErrAccessDenied must match the authentication failures, and them only")
 	}
 	if retryable(ErrNotFound) || retryable(ErrValidation) || !retryable(ErrInternal) || !retryable(wrapTransport(errors.New("reset"))) {
 		t.Error("retryable")

@@ -232,20 +232,21 @@ func (co *Consumer) sync(ctx context.Context, st *runState) error {
 		return err
 	}
 	for _, s := range shards {
-		if _, seen := st.shards[s.ID]; !seen {
-			cp, ok, err := co.cfg.Checkpointer.Get(ctx, s.ID)
+		id := uint32(s.ID)
+		if _, seen := st.shards[id]; !seen {
+			cp, ok, err := co.cfg.Checkpointer.Get(ctx, id)
 			if err != nil {
-				return fmt.Errorf("sluice consumer: checkpoint of shard %d: %w", s.ID, err)
+				return fmt.Errorf("sluice consumer: checkpoint of shard %d: %w", id, err)
 			}
 			if ok {
-				st.cps[s.ID] = &cp
-				st.read[s.ID] = true
+				st.cps[id] = &cp
+				st.read[id] = true
 				if cp.Ended {
-					st.status[s.ID] = shardDone
+					st.status[id] = shardDone
 				}
 			}
 		}
-		st.shards[s.ID] = s
+		st.shards[id] = s
 	}
 	return nil
 }
@@ -274,8 +275,8 @@ func (co *Consumer) plan(ctx context.Context, st *runState) ([]shardStart, error
 		}
 		s := st.shards[id]
 		parentRead, ready := false, true
-		for _, p := range [2]uint32{s.Parent, s.AdjacentParent} {
-			if p == shardmap.NoParent {
+		for _, p := range [2]uint32{uint32(s.Parent), uint32(s.AdjacentParent)} {
+			if p == uint32(shardmap.NoParent) {
 				continue
 			}
 			if _, listed := st.shards[p]; !listed {

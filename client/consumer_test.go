@@ -117,14 +117,14 @@ func lineageTest(t *testing.T, ts *testServer, c *Client, newConsumer func() *Co
 	want := putN(t, ctx, p, "a", 100)
 	col.waitFor(t, ctx, len(want), runErr)
 	// Shard 0 (the lower half of the keys) splits into 2 and 3; then 3 merges with 1 into 4.
-	if err := ts.eng.SplitShard("s", "shardId-000000000000", "85070591730234615865843651857942052864"); err != nil {
+	if err := ts.eng.SplitShard("s", 0, mustKey(t, "85070591730234615865843651857942052864")); err != nil {
 		t.Fatal(err)
 	}
 	for s, v := range putN(t, ctx, p, "b", 100) {
 		want[s] = v
 	}
 	col.waitFor(t, ctx, len(want), runErr)
-	if err := ts.eng.MergeShards("s", "shardId-000000000003", "shardId-000000000001"); err != nil {
+	if err := ts.eng.MergeShards("s", 3, 1); err != nil {
 		t.Fatal(err)
 	}
 	for s, v := range putN(t, ctx, p, "c", 100) {
@@ -157,13 +157,14 @@ func lineageTest(t *testing.T, ts *testServer, c *Client, newConsumer func() *Co
 		t.Fatalf("shards %+v", shards)
 	}
 	for _, s := range shards {
-		for _, parent := range []uint32{s.Parent, s.AdjacentParent} {
+		id := uint32(s.ID)
+		for _, parent := range []shardmap.ShardID{s.Parent, s.AdjacentParent} {
 			if parent == shardmap.NoParent {
 				continue
 			}
-			if _, read := col.first[s.ID]; read && col.first[s.ID] <= col.last[parent] {
+			if _, read := col.first[id]; read && col.first[id] <= col.last[uint32(parent)] {
 				t.Errorf("shard %d (first batch: call %d) read before its parent %d was done (last batch: call %d)",
-					s.ID, col.first[s.ID], parent, col.last[parent])
+					id, col.first[id], parent, col.last[uint32(parent)])
 			}
 		}
 	}

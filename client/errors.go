@@ -38,9 +38,11 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is an *Error with the same Code (a sentinel, typically).
+// ErrAccessDenied also matches the refusals of credentials and signatures
+// (IncompleteSignatureException, InvalidSignatureException, …).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
+	return ok && (t.Code == e.Code || t.Code == wire.AccessDenied && e.Code.Unauthenticated())
 }
 
 func sentinel(c wire.Code) *Error { return &Error{Code: c, Name: c.Name()} }

@@ -438,7 +438,7 @@ func TestProducerReshard(t *testing.T) {
 		return waitAll(t, ctx, fs)
 	}
 	put(50)
-	if err := ts.eng.SplitShard("s", "shardId-000000000000", "170141183460469231731687303715884105728"); err != nil {
+	if err := ts.eng.SplitShard("s", 0, mustKey(t, "170141183460469231731687303715884105728")); err != nil {
 		t.Fatal(err)
 	}
 	shards := map[uint32]int{}

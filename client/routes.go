@@ -24,7 +24,7 @@ func newRoutes(shards []shardmap.Shard) routes {
 	slices.SortFunc(open, func(a, b shardmap.Shard) int { return a.Range.Start.Compare(b.Range.Start) })
 	r := routes{starts: make([]shardmap.Key, len(open)), ids: make([]uint32, len(open))}
 	for i, s := range open {
-		r.starts[i], r.ids[i] = s.Range.Start, s.ID
+		r.starts[i], r.ids[i] = s.Range.Start, uint32(s.ID)
 	}
 	return r
 }
@@ -36,7 +36,7 @@ func (r *routes) route(k shardmap.Key) uint32 {
 		i--
 	}
 	if i < 0 || i >= len(r.ids) {
-		return shardmap.NoParent // no map yet: an id no shard has
+		return uint32(shardmap.NoParent) // no map yet: an id no shard has
 	}
 	return r.ids[i]
 }

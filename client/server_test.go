@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
+	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -158,4 +159,14 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// mustKey parses a decimal hash key.
+func mustKey(t testing.TB, s string) shardmap.Key {
+	t.Helper()
+	k, err := shardmap.ParseKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

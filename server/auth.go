@@ -2,6 +2,8 @@ package server
 
 import (
 	"strings"
+
+	"github.com/sluice-streams/sluice/server/wire"
 )
 
 // Authentication. AWS clients sign every request with Signature Version 4:
@@ -28,26 +30,26 @@ type Credential struct {
 }
 
 // authError is an authentication failure, shaped as AWS reports it.
-func authError(name, msg string) apiError { return apiError{status: 400, name: name, msg: msg} }
+func authError(code wire.Code, msg string) apiError { return apiError{code: code, msg: msg} }
 
 // parseAuthorization parses a SigV4 Authorization header value.
 func parseAuthorization(h string) (Credential, error) {
 	algo, rest, ok := strings.Cut(h, " ")
 	if !ok || algo != "AWS4-HMAC-SHA256" {
-		return Credential{}, authError("IncompleteSignatureException", "Authorization header requires the AWS4-HMAC-SHA256 algorithm")
+		return Credential{}, authError(wire.IncompleteSignature, "Authorization header requires the AWS4-HMAC-SHA256 algorithm")
 	}
 	var c Credential
 	var seen int
 	for part := range strings.SplitSeq(rest, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return Credential{}, authError("IncompleteSignatureException", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters of the form key=value")
+			return Credential{}, authError(wire.IncompleteSignature, "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters of the form key=value")
 		}
 		switch k {
 		case "Credential":
 			f := strings.Split(v, "/")
 			if len(f) != 5 || f[0] == "" || len(f[1]) != 8 || f[2] == "" || f[4] != "aws4_request" {
-				return Credential{}, authError("IncompleteSignatureException", "Credential must have the form <access key>/<date>/<region>/<service>/aws4_request, got "+v)
+				return Credential{}, authError(wire.IncompleteSignature, "Credential must have the form <access key>/<date>/<region>/<service>/aws4_request, got "+v)
 			}
 			c.AccessKey, c.Date, c.Region, c.Service = f[0], f[1], f[2], f[3]
 			seen |= 1
@@ -56,17 +58,17 @@ func parseAuthorization(h string) (Credential, error) {
 			seen |= 2
 		case "Signature":
 			if len(v) != 64 || strings.Trim(v, "0123456789abcdef") != "" {
-				return Credential{}, authError("IncompleteSignatureException", "Signature must be 64 lower-case hex digits")
+				return Credential{}, authError(wire.IncompleteSignature, "Signature must be 64 lower-case hex digits")
 			}
 			c.Signature = v
 			seen |= 4
 		}
 	}
 	if seen != 7 {
-		return Credential{}, authError("IncompleteSignatureException", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters")
+		return Credential{}, authError(wire.IncompleteSignature, "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters")
 	}
 	if c.Service != "kinesis" {
-		return Credential{}, authError("InvalidSignatureException", "Credential should be scoped to correct service: 'kinesis', not '"+c.Service+"'")
+		return Credential{}, authError(wire.InvalidSignature, "Credential should be scoped to correct service: 'kinesis', not '"+c.Service+"'")
 	}
 	return c, nil
 }
@@ -101,7 +103,7 @@ func (p SigV4Parser) Authenticate(authorization string) (Principal, error) {
 		pr.Account = a
 	}
 	if pr.Account != p.Default {
-		return Principal{}, authError("AccessDeniedException", "User with access key "+c.AccessKey+" (account "+pr.Account+") is not authorized to access streams of account "+p.Default)
+		return Principal{}, authError(wire.AccessDenied, "User with access key "+c.AccessKey+" (account "+pr.Account+") is not authorized to access streams of account "+p.Default)
 	}
 	return pr, nil
 }

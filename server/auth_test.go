@@ -30,13 +30,13 @@ func TestParseAuthorization(t *testing.T) {
 	}
 	for name, h := range bad {
 		var ae apiError
-		if _, err := parseAuthorization(h); !errors.As(err, &ae) || ae.name != "IncompleteSignatureException" {
+		if _, err := parseAuthorization(h); !errors.As(err, &ae) || ae.name() != "IncompleteSignatureException" {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 	var ae apiError
 	_, err = parseAuthorization("AWS4-HMAC-SHA256 Credential=A/20150830/r/s3/aws4_request, SignedHeaders=host, Signature=" + goodSig)
-	if !errors.As(err, &ae) || ae.name != "InvalidSignatureException" {
+	if !errors.As(err, &ae) || ae.name() != "InvalidSignatureException" {
 		t.Fatalf("wrong service: %v", err)
 	}
 }
@@ -56,7 +56,7 @@ func TestSigV4Parser(t *testing.T) {
 		t.Fatalf("listed key: %+v %v", pr, err)
 	}
 	var ae apiError
-	if _, err := p.Authenticate(sig("AKIDOTHER")); !errors.As(err, &ae) || ae.name != "AccessDeniedException" {
+	if _, err := p.Authenticate(sig("AKIDOTHER")); !errors.As(err, &ae) || ae.name() != "AccessDeniedException" {
 		t.Fatalf("another account's key: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluice-streams/sluice/server/wire"
 )
 
 // CBOR (RFC 8949) for the AWS CBOR protocol, Content-Type application/x-amz-cbor-1.1, which the
@@ -94,7 +96,7 @@ func isCBOR(contentType []byte) bool {
 // cborErr is a request body that is not acceptable CBOR, reported as AWS reports a body it
 // cannot parse.
 func cborErr(off int, what string) error {
-	return apiError{status: 400, name: "SerializationException", msg: "CBOR at byte " + strconv.Itoa(off) + ": " + what}
+	return apiError{code: wire.Serialization, msg: "CBOR at byte " + strconv.Itoa(off) + ": " + what}
 }
 
 // cborToJSON appends the JSON form of the one CBOR data item in src to dst. Errors are

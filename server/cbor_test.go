@@ -148,7 +148,7 @@ func TestCBORToJSONErrors(t *testing.T) {
 				t.Fatalf("no error; got %s", got)
 			}
 			var ae apiError
-			if !errors.As(err, &ae) || ae.status != 400 || ae.name != "SerializationException" {
+			if !errors.As(err, &ae) || ae.status() != 400 || ae.name() != "SerializationException" {
 				t.Fatalf("error %#v is not a SerializationException", err)
 			}
 			if !strings.Contains(ae.msg, tc.want) {

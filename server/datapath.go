@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -51,7 +52,7 @@ func (p *putBatch) release() {
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func serializationError(err error) error {
-	return apiError{status: 400, name: "SerializationException", msg: err.Error()}
+	return apiError{code: wire.Serialization, msg: err.Error()}
 }
 
 // decodePutRecords decodes a PutRecords body into p.
@@ -199,7 +200,7 @@ func (p *putBatch) record(s *jsonscan.Scanner, extra func(key []byte) bool) {
 			}
 			k, err := shardmap.ParseKey(bytesString(raw))
 			if err != nil {
-				s.FailWith(apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was " + string(raw)})
+				s.FailWith(apiError{code: wire.InvalidArgument, msg: "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was " + string(raw)})
 				return
 			}
 			p.hashKeys = append(p.hashKeys, k)
@@ -278,7 +279,7 @@ func appendPutRecordsResult(dst []byte, res []stream.PutResult, encryption strin
 		if r.Err != nil {
 			ae := toAPIError(r.Err)
 			dst = append(dst, `{"ErrorCode":`...)
-			dst = jsonscan.AppendString(dst, ae.name)
+			dst = jsonscan.AppendString(dst, ae.name())
 			dst = append(dst, `,"ErrorMessage":`...)
 			dst = jsonscan.AppendString(dst, ae.msg)
 			dst = append(dst, '}')
@@ -291,11 +292,11 @@ func appendPutRecordsResult(dst []byte, res []stream.PutResult, encryption strin
 }
 
 // appendSeqShard appends `{"SequenceNumber":"…","ShardId":"…"` (an object left open).
-func appendSeqShard(dst []byte, seq stream.SeqNum, shard uint32) []byte {
+func appendSeqShard(dst []byte, seq stream.SeqNum, shard stream.ShardID) []byte {
 	dst = append(dst, `{"SequenceNumber":"`...)
 	dst = seq.Append(dst)
 	dst = append(dst, `","ShardId":"`...)
-	dst = shardmap.AppendShardName(dst, shard)
+	dst = shard.Append(dst)
 	return append(dst, '"')
 }
 
@@ -308,7 +309,7 @@ func getRecordsSize(v *segment.View) int {
 
 // appendRecords appends the records of v (from shard) as the JSON array GetRecords and
 // SubscribeToShardEvent carry, encoding the data straight from the mapping.
-func appendRecords(dst []byte, v *segment.View, shard uint32) []byte {
+func appendRecords(dst []byte, v *segment.View, shard stream.ShardID) []byte {
 	dst = append(dst, '[')
 	it := v.Records()
 	first := true
@@ -356,20 +357,21 @@ func appendChildShards(dst []byte, cs []stream.ChildShard) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"ShardId":`...)
-		dst = jsonscan.AppendString(dst, c.ID)
-		dst = append(dst, `,"ParentShards":[`...)
+		dst = append(dst, `{"ShardId":"`...)
+		dst = c.ID.Append(dst)
+		dst = append(dst, `","ParentShards":[`...)
 		for j, p := range c.Parents {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = jsonscan.AppendString(dst, p)
+			dst = append(dst, '"')
+			dst = append(p.Append(dst), '"')
 		}
-		dst = append(dst, `],"HashKeyRange":{"StartingHashKey":`...)
-		dst = jsonscan.AppendString(dst, c.Start)
-		dst = append(dst, `,"EndingHashKey":`...)
-		dst = jsonscan.AppendString(dst, c.End)
-		dst = append(dst, "}}"...)
+		dst = append(dst, `],"HashKeyRange":{"StartingHashKey":"`...)
+		dst = c.Range.Start.AppendDecimal(dst)
+		dst = append(dst, `","EndingHashKey":"`...)
+		dst = c.Range.End.AppendDecimal(dst)
+		dst = append(dst, `"}}`...)
 	}
 	return append(dst, ']')
 }

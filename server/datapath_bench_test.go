@@ -9,7 +9,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -68,7 +67,7 @@ func BenchmarkEncodeGetRecords(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	it, err := eng.GetShardIterator(stream.IteratorInput{Stream: "s", ShardID: shardmap.ShardName(0), Type: stream.TrimHorizon})
+	it, err := eng.GetShardIterator(stream.IteratorInput{Stream: "s", Shard: 0, Type: stream.TrimHorizon})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func TestDecodePutRecords(t *testing.T) {
 			defer p.release()
 			err := p.decodePutRecords([]byte(tc.body))
 			var ae apiError
-			if !errors.As(err, &ae) || ae.name != tc.errType {
+			if !errors.As(err, &ae) || ae.name() != tc.errType {
 				t.Fatalf("error %v, want %s", err, tc.errType)
 			}
 		})
@@ -139,7 +139,7 @@ func TestDecodePutRecord(t *testing.T) {
 	defer q.release()
 	err := q.decodePutRecord([]byte(`{"StreamName":"s","PartitionKey":"pk"}`))
 	var ae apiError
-	if !errors.As(err, &ae) || ae.name != "ValidationException" || !strings.Contains(ae.msg, "'data'") {
+	if !errors.As(err, &ae) || ae.name() != "ValidationException" || !strings.Contains(ae.msg, "'data'") {
 		t.Fatalf("missing Data: %v", err)
 	}
 }
@@ -195,7 +195,7 @@ func TestAppendGetRecordsResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	it, err := eng.GetShardIterator(stream.IteratorInput{Stream: "s", ShardID: shardmap.ShardName(0), Type: stream.TrimHorizon})
+	it, err := eng.GetShardIterator(stream.IteratorInput{Stream: "s", Shard: 0, Type: stream.TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestAppendGetRecordsResult(t *testing.T) {
 }
 
 func TestAppendChildShards(t *testing.T) {
-	cs := []stream.ChildShard{{ID: "shardId-000000000002", Parents: []string{"shardId-000000000000", "shardId-000000000001"}, Start: "0", End: "340282366920938463463374607431768211455"}}
+	cs := []stream.ChildShard{{ID: 2, Parents: []stream.ShardID{0, 1}, Range: shardmap.Range{End: shardmap.Key{Hi: ^uint64(0), Lo: ^uint64(0)}}}}
 	out := append(appendChildShards([]byte(`{"A":1`), cs), '}')
 	var got struct {
 		ChildShards []struct {
@@ -245,8 +245,8 @@ func TestAppendChildShards(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if len(got.ChildShards) != 1 || got.ChildShards[0].ShardId != cs[0].ID || len(got.ChildShards[0].ParentShards) != 2 ||
-		got.ChildShards[0].HashKeyRange.EndingHashKey != cs[0].End {
+	if len(got.ChildShards) != 1 || got.ChildShards[0].ShardId != "shardId-000000000002" || len(got.ChildShards[0].ParentShards) != 2 ||
+		got.ChildShards[0].HashKeyRange.EndingHashKey != "340282366920938463463374607431768211455" {
 		t.Fatalf("%s", out)
 	}
 	if string(appendChildShards(nil, nil)) != "" {

@@ -43,7 +43,7 @@ func FuzzCBORToJSON(f *testing.F) {
 		js, err := cborToJSON(nil, data)
 		if err != nil {
 			var ae apiError
-			if !errors.As(err, &ae) || ae.name != "SerializationException" || ae.status != 400 {
+			if !errors.As(err, &ae) || ae.name() != "SerializationException" || ae.status() != 400 {
 				t.Fatalf("error %#v is not a SerializationException", err)
 			}
 		} else if !json.Valid(js) {

@@ -53,9 +53,9 @@ func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
 		s.nativeFail(ctx, code, msg)
 		return
 	}
-	ae := apiError{status: 400, name: "SerializationException", msg: "malformed request: " + err.Error()}
+	ae := apiError{code: wire.Serialization, msg: "malformed request: " + err.Error()}
 	if tooLarge {
-		ae = apiError{status: 400, name: "ValidationException", msg: "Request body exceeds the limit of " + strconv.Itoa(bodyLimit(&ctx.Request.Header)) + " bytes for this operation"}
+		ae = apiError{code: wire.Validation, msg: "Request body exceeds the limit of " + strconv.Itoa(bodyLimit(&ctx.Request.Header)) + " bytes for this operation"}
 	}
 	ctx.Response.Header.Set("x-amzn-RequestId", newRequestID())
 	s.fail(ctx, ae)

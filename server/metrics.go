@@ -209,7 +209,7 @@ var runtimeMetrics = sync.OnceValue(func() prometheus.Gatherer {
 func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(engineCollector{s.engine}); err != nil {
-		s.fail(ctx, apiError{status: 500, name: "InternalFailure", msg: err.Error()})
+		s.fail(ctx, toAPIError(err))
 		return
 	}
 	h := promhttp.HandlerFor(prometheus.Gatherers{runtimeMetrics(), reg}, promhttp.HandlerOpts{

@@ -58,12 +58,7 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 	if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
 		// The protocol has one code for a refused request: the message keeps the Kinesis
 		// name (IncompleteSignatureException, …).
-		ae := toAPIError(err)
-		code, msg := wire.CodeOf(ae.name), ae.msg
-		if code == wire.InternalFailure && ae.status < 500 {
-			code, msg = wire.AccessDenied, ae.name+": "+ae.msg
-		}
-		s.nativeFail(ctx, code, msg)
+		s.nativeError(ctx, err)
 		return
 	}
 	switch string(ctx.Path()) {
@@ -82,9 +77,6 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 // number in headers, the message as a text body.
 func (s *Server) nativeFail(ctx *fasthttp.RequestCtx, code wire.Code, msg string) {
 	status := code.Status()
-	if status >= 500 {
-		s.log.Error("native request failed", "err", msg, "path", string(ctx.Path()))
-	}
 	var num [8]byte
 	ctx.Response.Header.Set(wire.HeaderError, code.Name())
 	ctx.Response.Header.SetBytesV(wire.HeaderErrorCode, strconv.AppendUint(num[:0], uint64(code), 10))
@@ -93,14 +85,38 @@ func (s *Server) nativeFail(ctx *fasthttp.RequestCtx, code wire.Code, msg string
 	ctx.SetBodyString(msg)
 }
 
-// nativeError answers with an engine error, coded by its Kinesis name.
+// nativeError answers with an error in its Kinesis shape (toAPIError). An internal failure
+// is logged with its cause and the request id, which is all the client is told of it.
 func (s *Server) nativeError(ctx *fasthttp.RequestCtx, err error) {
 	ae := toAPIError(err)
-	s.nativeFail(ctx, wire.CodeOf(ae.name), ae.msg)
+	if ae.code == wire.InternalFailure {
+		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
+		s.log.Error("native request failed", "request_id", id, "err", ae.cause, "path", string(ctx.Path()))
+		ae.msg = internalMessage + " Request id " + id + "."
+	}
+	s.nativeFail(ctx, ae.code, ae.msg)
 }
 
 // codeOf returns the wire code of an engine error.
-func codeOf(err error) wire.Code { return wire.CodeOf(toAPIError(err).name) }
+func codeOf(err error) wire.Code { return toAPIError(err).code }
+
+// iteratorTypes maps the native protocol's starting positions to the engine's.
+var iteratorTypes = [...]stream.IteratorType{
+	wire.AtSequenceNumber:    stream.AtSequenceNumber,
+	wire.AfterSequenceNumber: stream.AfterSequenceNumber,
+	wire.TrimHorizon:         stream.TrimHorizon,
+	wire.Latest:              stream.Latest,
+	wire.AtTimestamp:         stream.AtTimestamp,
+}
+
+// iteratorType returns the engine's type for a starting position the wire decoder accepted
+// (an unknown one is 0, which the engine refuses as a ValidationException).
+func iteratorType(st wire.Start) stream.IteratorType {
+	if int(st) < len(iteratorTypes) {
+		return iteratorTypes[st]
+	}
+	return 0
+}
 
 // nativeBatch holds the entries of a native put while the engine appends them. It is pooled;
 // entries alias the request body (keys and data) and hashKeys, so a batch is valid only while
@@ -167,7 +183,7 @@ func (s *Server) nativePut(ctx *fasthttp.RequestCtx) {
 	}
 	out := wire.AppendPutAnswerHead(getBodyBuf(8+16*len(res)), len(res), failed)
 	for i := range res {
-		pr := wire.PutResult{Shard: res[i].Shard, Position: res[i].Seq.Pos}
+		pr := wire.PutResult{Shard: uint32(res[i].Shard), Position: res[i].Seq.Pos}
 		if res[i].Err != nil {
 			pr.Code, pr.Position = codeOf(res[i].Err), 0
 		}
@@ -188,7 +204,7 @@ func (s *Server) nativeGet(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.Serialization, "get: "+err.Error())
 		return
 	}
-	in := stream.ReadInput{Stream: bytesString(req.Stream), Shard: req.Shard, Type: req.Start.String(),
+	in := stream.ReadInput{Stream: bytesString(req.Stream), Shard: stream.ShardID(req.Shard), Type: iteratorType(req.Start),
 		Pos: req.Value, MaxRecords: req.MaxRecords, MaxBytes: req.MaxBytes}
 	if req.Start == wire.AtTimestamp {
 		in.Timestamp = unixMillis(req.Value)
@@ -220,14 +236,10 @@ func (s *Server) nativeGet(ctx *fasthttp.RequestCtx) {
 // appendChildIndexes appends the indexes of child shards, comma-separated.
 func appendChildIndexes(dst []byte, cs []stream.ChildShard) []byte {
 	for i, c := range cs {
-		id, err := shardmap.ParseShardName(c.ID)
-		if err != nil {
-			panic("BUG: the engine named a child shard " + c.ID)
-		}
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = strconv.AppendUint(dst, uint64(id), 10)
+		dst = strconv.AppendUint(dst, uint64(c.ID), 10)
 	}
 	return dst
 }
@@ -293,10 +305,10 @@ func (s *Server) nativeSubscribe(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.Serialization, "subscribe: "+err.Error())
 		return
 	}
-	in := stream.SubscribeInput{ConsumerARN: string(req.ConsumerARN), ShardID: shardmap.ShardName(req.Shard), Type: req.Start.String()}
+	in := stream.SubscribeInput{ConsumerARN: string(req.ConsumerARN), Shard: stream.ShardID(req.Shard), Type: iteratorType(req.Start)}
 	switch req.Start {
 	case wire.AtSequenceNumber, wire.AfterSequenceNumber:
-		in.Seq = stream.SeqNum{Shard: req.Shard, Pos: req.Value}.String()
+		in.Seq = stream.SeqNum{Shard: in.Shard, Pos: req.Value}
 	case wire.AtTimestamp:
 		in.Timestamp = unixMillis(req.Value)
 	}
@@ -363,30 +375,24 @@ func (b *subscribeBody) nextLocked() bool {
 		return false
 	case err != nil:
 		ae := toAPIError(err)
-		b.buf, b.last = wire.AppendError(b.buf[:0], wire.CodeOf(ae.name), ae.msg), true
+		if ae.code == wire.InternalFailure {
+			b.srv.log.Error("native subscription failed", "err", ae.cause)
+		}
+		b.buf, b.last = wire.AppendError(b.buf[:0], ae.code, ae.msg), true
 		return true
 	case len(ev.ChildShards) > 0 && ev.Records.Count == 0:
 		ids := make([]uint32, 0, len(ev.ChildShards))
 		for _, c := range ev.ChildShards {
-			id, err := shardmap.ParseShardName(c.ID)
-			if err != nil {
-				panic("BUG: the engine named a child shard " + c.ID)
-			}
-			ids = append(ids, id)
+			ids = append(ids, uint32(c.ID))
 		}
 		b.buf, b.last = wire.AppendEnd(b.buf[:0], ids), true
 		return true
 	}
 	// The continuation is where a new subscription resumes with AT_SEQUENCE_NUMBER: past the
-	// last record sent. The engine's ContinuationSeq names that record (Kinesis's meaning).
+	// last record sent. The engine's Continuation names that record (Kinesis's meaning).
 	cont := ev.Records.Next
 	if ev.Records.Count == 0 {
-		sn, err := stream.ParseSeqNum(ev.ContinuationSeq)
-		if err != nil {
-			b.buf, b.last = wire.AppendError(b.buf[:0], wire.InternalFailure, "continuation: "+err.Error()), true
-			return true
-		}
-		cont = sn.Pos + 1
+		cont = ev.Continuation.Pos + 1
 	}
 	frames := ev.Records.Bytes()
 	b.buf = wire.AppendRecordsHead(b.buf[:0], cont, ev.MillisBehind, ev.Records.Count, len(frames))

@@ -100,7 +100,7 @@ func TestNativeSubscribe(t *testing.T) {
 	if strings.Join(got, "") != "abcde" || fmt.Sprint(gotPos) != fmt.Sprint(pos) {
 		t.Fatalf("received %v at %v, want abcde at %v", got, gotPos, pos)
 	}
-	if err := env.eng.SplitShard("s", shardmap.ShardName(0), shardmap.Key{Hi: 1 << 63}.String()); err != nil {
+	if err := env.eng.SplitShard("s", 0, shardmap.Key{Hi: 1 << 63}); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -231,7 +231,7 @@ func TestSubscribeBodyHoldsOneEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := eng.Subscribe(stream.SubscribeInput{ConsumerARN: c.ARN, ShardID: shardmap.ShardName(0), Type: stream.TrimHorizon})
+	sub, err := eng.Subscribe(stream.SubscribeInput{ConsumerARN: c.ARN, Shard: 0, Type: stream.TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}

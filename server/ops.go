@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -66,13 +67,13 @@ func decode(body []byte, v any) error {
 		body = []byte("{}")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return apiError{status: 400, name: "SerializationException", msg: "Start of structure or map found where not expected, or a value of the wrong type: " + err.Error()}
+		return apiError{code: wire.Serialization, msg: "Start of structure or map found where not expected, or a value of the wrong type: " + err.Error()}
 	}
 	return nil
 }
 
 func validation(format string, args ...any) error {
-	return apiError{status: 400, name: "ValidationException", msg: "1 validation error detected: " + fmt.Sprintf(format, args...)}
+	return apiError{code: wire.Validation, msg: "1 validation error detected: " + fmt.Sprintf(format, args...)}
 }
 
 // epoch is a timestamp as AWS JSON 1.1 writes it: seconds since the epoch, a number that may
@@ -119,12 +120,12 @@ func (r streamRef) name(s *Server) (string, error) {
 		}
 		name := r.StreamARN[i+8:]
 		if r.StreamName != "" && r.StreamName != name {
-			return "", apiError{status: 400, name: "InvalidArgumentException", msg: "StreamARN and StreamName name different streams"}
+			return "", apiError{code: wire.InvalidArgument, msg: "StreamARN and StreamName name different streams"}
 		}
 		return name, nil
 	}
 	if r.StreamName == "" {
-		return "", apiError{status: 400, name: "InvalidArgumentException", msg: "Neither StreamName nor StreamARN was given"}
+		return "", apiError{code: wire.InvalidArgument, msg: "Neither StreamName nor StreamARN was given"}
 	}
 	return r.StreamName, nil
 }
@@ -237,13 +238,42 @@ type shardOut struct {
 	SequenceNumberRange   seqRange     `json:"SequenceNumberRange"`
 }
 
-func shardsOut(d stream.StreamDescription) []shardOut {
-	out := make([]shardOut, 0, len(d.Shards))
-	for _, sd := range d.Shards {
-		out = append(out, shardOut{sd.ID, sd.Parent, sd.AdjacentParent, hashKeyRange{sd.StartingHash, sd.EndingHash},
-			seqRange{sd.StartingSeq, sd.EndingSeq}})
+// shardsOut writes shard descriptions as the API shows them.
+func shardsOut(shards []stream.ShardDescription) []shardOut {
+	out := make([]shardOut, 0, len(shards))
+	for _, sd := range shards {
+		o := shardOut{ShardId: sd.ID.String(),
+			HashKeyRange:        hashKeyRange{sd.Range.Start.String(), sd.Range.End.String()},
+			SequenceNumberRange: seqRange{StartingSequenceNumber: sd.StartingSeq.String()}}
+		if sd.HasParent() {
+			o.ParentShardId = sd.Parent.String()
+		}
+		if sd.HasAdjacentParent() {
+			o.AdjacentParentShardId = sd.AdjacentParent.String()
+		}
+		if !sd.Open {
+			o.SequenceNumberRange.EndingSequenceNumber = sd.EndingSeq.String()
+		}
+		out = append(out, o)
 	}
 	return out
+}
+
+// shardsAfter returns the shards whose id is above the one exclusiveStart names (all of
+// them when it is empty or names no shard id).
+func shardsAfter(shards []stream.ShardDescription, exclusiveStart string) []stream.ShardDescription {
+	if exclusiveStart == "" {
+		return shards
+	}
+	after, err := shardmap.ParseShardID(exclusiveStart)
+	if err != nil {
+		return shards
+	}
+	i := 0
+	for i < len(shards) && shards[i].ID <= after {
+		i++
+	}
+	return shards[i:]
 }
 
 func opDescribeStream(s *Server, body []byte) (any, error) {
@@ -267,21 +297,7 @@ func opDescribeStream(s *Server, body []byte) (any, error) {
 		}
 		limit = *in.Limit
 	}
-	shards := shardsOut(d)
-	if in.ExclusiveStartShardId != "" {
-		after, err := shardmap.ParseShardName(in.ExclusiveStartShardId)
-		if err == nil {
-			i := 0
-			for i < len(shards) {
-				id, _ := shardmap.ParseShardName(shards[i].ShardId)
-				if id > after {
-					break
-				}
-				i++
-			}
-			shards = shards[i:]
-		}
-	}
+	shards := shardsOut(shardsAfter(d.Shards, in.ExclusiveStartShardId))
 	more := len(shards) > limit
 	if more {
 		shards = shards[:limit]

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/sluice-streams/sluice/server/wire"
+	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -35,7 +37,15 @@ func opSplitShard(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.engine.SplitShard(name, in.ShardToSplit, in.NewStartingHashKey)
+	id, err := shardmap.ParseShardID(in.ShardToSplit)
+	if err != nil {
+		return nil, stream.ReshardError(name, err)
+	}
+	at, err := shardmap.ParseKey(in.NewStartingHashKey)
+	if err != nil {
+		return nil, validation("Value '%s' at 'newStartingHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})", in.NewStartingHashKey)
+	}
+	return nil, s.engine.SplitShard(name, id, at)
 }
 
 func opMergeShards(s *Server, body []byte) (any, error) {
@@ -48,7 +58,15 @@ func opMergeShards(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.engine.MergeShards(name, in.ShardToMerge, in.AdjacentShardToMerge)
+	id, err := shardmap.ParseShardID(in.ShardToMerge)
+	if err != nil {
+		return nil, stream.ReshardError(name, err)
+	}
+	adj, err := shardmap.ParseShardID(in.AdjacentShardToMerge)
+	if err != nil {
+		return nil, stream.ReshardError(name, err)
+	}
+	return nil, s.engine.MergeShards(name, id, adj)
 }
 
 func opUpdateShardCount(s *Server, body []byte) (any, error) {
@@ -172,7 +190,7 @@ func (c consumerRef) streamName(s *Server) (string, error) {
 		return "", nil
 	}
 	if c.StreamARN == "" || c.ConsumerName == "" {
-		return "", apiError{status: 400, name: "InvalidArgumentException", msg: "Either ConsumerARN or both StreamARN and ConsumerName must be given"}
+		return "", apiError{code: wire.InvalidArgument, msg: "Either ConsumerARN or both StreamARN and ConsumerName must be given"}
 	}
 	return streamRef{StreamARN: c.StreamARN}.name(s)
 }

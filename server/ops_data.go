@@ -2,8 +2,10 @@ package server
 
 import (
 	"encoding/base64"
+	"time"
 
 	"github.com/sluice-streams/sluice/internal/jsonscan"
+	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -27,7 +29,7 @@ func opListShards(s *Server, body []byte) (any, error) {
 		raw, err := base64.RawURLEncoding.DecodeString(in.NextToken)
 		name, last, ok := cutLast(string(raw))
 		if err != nil || !ok {
-			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid NextToken"}
+			return nil, apiError{code: wire.InvalidArgument, msg: "Invalid NextToken"}
 		}
 		in.StreamName, in.StreamARN, in.ExclusiveStartShardId = name, "", last
 	}
@@ -46,31 +48,28 @@ func opListShards(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var after int64 = -1
 	if in.ExclusiveStartShardId != "" {
-		id, err := shardmap.ParseShardName(in.ExclusiveStartShardId)
-		if err != nil {
-			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExclusiveStartShardId " + in.ExclusiveStartShardId}
+		if _, err := shardmap.ParseShardID(in.ExclusiveStartShardId); err != nil {
+			return nil, apiError{code: wire.InvalidArgument, msg: "Invalid ExclusiveStartShardId " + in.ExclusiveStartShardId}
 		}
-		after = int64(id)
 	}
 	open := in.ShardFilter != nil && (in.ShardFilter.Type == "AT_LATEST")
+	var list []stream.ShardDescription
+	for _, sd := range shardsAfter(d.Shards, in.ExclusiveStartShardId) {
+		if open && !sd.Open {
+			continue
+		}
+		list = append(list, sd)
+	}
 	out := struct {
 		Shards    []shardOut `json:"Shards"`
 		NextToken string     `json:"NextToken,omitempty"`
-	}{Shards: []shardOut{}}
-	for _, sh := range shardsOut(d) {
-		id, _ := shardmap.ParseShardName(sh.ShardId)
-		if int64(id) <= after || (open && sh.SequenceNumberRange.EndingSequenceNumber != "") {
-			continue
-		}
-		if len(out.Shards) == max {
-			last := out.Shards[len(out.Shards)-1].ShardId
-			out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(name + "|" + last))
-			break
-		}
-		out.Shards = append(out.Shards, sh)
+	}{}
+	if len(list) > max {
+		list = list[:max]
+		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(name + "|" + list[max-1].ID.String()))
 	}
+	out.Shards = shardsOut(list)
 	return out, nil
 }
 
@@ -93,7 +92,15 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.engine.PutRecord(name, p.entries[0], p.seqOrdering)
+	if p.seqOrdering != "" {
+		// Every shard's numbers already follow the order of its appends: the number is only
+		// checked to be one this server issued.
+		if _, err := stream.ParseSeqNum(p.seqOrdering); err != nil {
+			return nil, apiError{code: wire.InvalidArgument, msg: "ExclusiveMinimumSequenceNumber " + p.seqOrdering +
+				" used in PutRecord on stream " + name + " under account " + s.engine.Account() + " is invalid."}
+		}
+	}
+	res, err := s.engine.PutRecord(name, p.entries[0])
 	if err != nil {
 		return nil, err
 	}
@@ -137,18 +144,11 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 	if err := s.rate.allowShardIterator(name, in.ShardId); err != nil {
 		return nil, err
 	}
-	gi := stream.IteratorInput{Stream: name, ShardID: in.ShardId, Type: in.ShardIteratorType, Seq: in.StartingSequenceNumber}
-	switch in.ShardIteratorType {
-	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
-		if in.StartingSequenceNumber == "" {
-			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Must specify a StartingSequenceNumber for the " + in.ShardIteratorType + " ShardIteratorType."}
-		}
-	case stream.AtTimestamp:
-		if in.Timestamp == nil {
-			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Must specify a Timestamp for the AT_TIMESTAMP ShardIteratorType."}
-		}
-		gi.Timestamp = in.Timestamp.Time
+	start, err := s.parseStart(name, in.ShardId, in.ShardIteratorType, "shardIteratorType", in.StartingSequenceNumber, in.Timestamp)
+	if err != nil {
+		return nil, err
 	}
+	gi := stream.IteratorInput{Stream: name, Shard: start.shard, Type: start.typ, Seq: start.seq, Timestamp: start.ts}
 	it, err := s.engine.GetShardIterator(gi)
 	if err != nil {
 		return nil, err
@@ -178,4 +178,49 @@ func opGetRecords(s *Server, body []byte) (any, error) {
 	defer r.Release()
 	out := getBodyBuf(getRecordsSize(&r.Records))
 	return rawJSON(appendGetRecordsResult(out, &r)), nil
+}
+
+// start is where a read starts, parsed from the API's strings: GetShardIterator's ShardId,
+// ShardIteratorType, StartingSequenceNumber and Timestamp, or SubscribeToShard's ShardId and
+// StartingPosition.
+type start struct {
+	shard stream.ShardID
+	typ   stream.IteratorType
+	seq   stream.SeqNum
+	ts    time.Time
+}
+
+// parseStart parses a starting position of a read of streamName; typeMember names the type's
+// member in a validation message. The errors are Kinesis's: an id that names no shard is a
+// ResourceNotFoundException, an unknown type a ValidationException, a missing or foreign
+// sequence number or a missing timestamp an InvalidArgumentException.
+func (s *Server) parseStart(streamName, shardText, typeText, typeMember, seqText string, ts *epoch) (start, error) {
+	var st start
+	id, err := shardmap.ParseShardID(shardText)
+	if err != nil {
+		return st, stream.NoSuchShard(shardText, streamName, s.engine.Account())
+	}
+	st.shard = id
+	typ, ok := stream.ParseIteratorType(typeText)
+	if !ok {
+		return st, validation("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typeText, typeMember)
+	}
+	st.typ = typ
+	switch typ {
+	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
+		if seqText == "" {
+			return st, apiError{code: wire.InvalidArgument, msg: "Must specify a StartingSequenceNumber for the " + typeText + " ShardIteratorType."}
+		}
+		seq, err := stream.ParseSeqNum(seqText)
+		if err != nil {
+			return st, stream.BadStartingSequence(stream.InvalidSequenceText, id)
+		}
+		st.seq = seq
+	case stream.AtTimestamp:
+		if ts == nil {
+			return st, apiError{code: wire.InvalidArgument, msg: "Must specify a Timestamp for the AT_TIMESTAMP ShardIteratorType."}
+		}
+		st.ts = ts.Time
+	}
+	return st, nil
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -99,7 +100,7 @@ func (r *rateLimiter) allow(op string) error {
 	ok := r.takeLocked(r.ops, op, tps)
 	r.mu.Unlock()
 	if !ok {
-		return apiError{status: 400, name: "LimitExceededException", msg: "Rate exceeded for " + op + " (" + formatTPS(tps*r.factor()) + " calls per second per account)."}
+		return apiError{code: wire.LimitExceeded, msg: "Rate exceeded for " + op + " (" + formatTPS(tps*r.factor()) + " calls per second per account)."}
 	}
 	return nil
 }
@@ -116,7 +117,7 @@ func (r *rateLimiter) allowShardIterator(streamName, shard string) error {
 	ok := r.takeLocked(r.shards, streamName+"/"+shard, getShardIteratorTPS)
 	r.mu.Unlock()
 	if !ok {
-		return apiError{status: 400, name: "LimitExceededException", msg: "Rate exceeded for GetShardIterator on shard " + shard + " in stream " + streamName + "."}
+		return apiError{code: wire.LimitExceeded, msg: "Rate exceeded for GetShardIterator on shard " + shard + " in stream " + streamName + "."}
 	}
 	return nil
 }

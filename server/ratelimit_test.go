@@ -17,7 +17,7 @@ func TestRateLimiter(t *testing.T) {
 		}
 	}
 	var ae apiError
-	if err := r.allow("CreateStream"); !errors.As(err, &ae) || ae.name != "LimitExceededException" {
+	if err := r.allow("CreateStream"); !errors.As(err, &ae) || ae.name() != "LimitExceededException" {
 		t.Fatalf("sixth call in a second: %v", err)
 	}
 	if err := r.allow("DeleteStream"); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -171,7 +172,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !ctx.IsPost() {
-		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: "Kinesis operations are POST requests to /"})
+		s.fail(ctx, apiError{code: wire.UnknownOperation, msg: "Kinesis operations are POST requests to /"})
 		return
 	}
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
@@ -186,7 +187,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	h, known := operations[op]
 	if !ok || !known {
-		s.fail(ctx, apiError{status: 400, name: "UnknownOperationException", msg: ""})
+		s.fail(ctx, apiError{code: wire.UnknownOperation, msg: ""})
 		return
 	}
 	if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
@@ -218,7 +219,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if asCBOR {
 		b, err := cborAnswer(out)
 		if err != nil {
-			s.fail(ctx, apiError{status: 500, name: "InternalFailure", msg: err.Error()})
+			s.fail(ctx, toAPIError(err))
 			return
 		}
 		ctx.SetContentType(cborContentType)
@@ -240,7 +241,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
-		s.fail(ctx, apiError{status: 500, name: "InternalFailure", msg: err.Error()})
+		s.fail(ctx, toAPIError(err))
 		return
 	}
 	ctx.SetBody(b)
@@ -251,47 +252,76 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // the response once returned.
 type rawJSON []byte
 
-// apiError is an error as the API reports it.
+// apiError is an error as the API reports it: a Kinesis error (its code) and the message.
+// Its name and HTTP status follow from the code.
 type apiError struct {
-	status int
-	name   string
-	msg    string
+	code  wire.Code
+	msg   string
+	cause error // what went wrong inside, for the log only; nil for a refused request
 }
 
-func (e apiError) Error() string { return e.name + ": " + e.msg }
+// name returns the Kinesis error name (the JSON __type, the X-Amzn-ErrorType header).
+func (e apiError) name() string { return e.code.Name() }
 
-// toAPIError maps an engine error to its Kinesis shape.
+// status returns the HTTP status of the error.
+func (e apiError) status() int { return e.code.Status() }
+
+func (e apiError) Error() string { return e.name() + ": " + e.msg }
+
+// internalMessage is what a client is told of a server-side failure: never its cause (a
+// file path, a system error), which goes to the server's log with the request id.
+const internalMessage = "Internal service failure."
+
+// kindCodes maps the engine's error kinds to the API's error codes.
+var kindCodes = [...]wire.Code{
+	stream.KindInvalidArgument:               wire.InvalidArgument,
+	stream.KindResourceNotFound:              wire.ResourceNotFound,
+	stream.KindResourceInUse:                 wire.ResourceInUse,
+	stream.KindLimitExceeded:                 wire.LimitExceeded,
+	stream.KindProvisionedThroughputExceeded: wire.ProvisionedThroughputExceeded,
+	stream.KindExpiredIterator:               wire.ExpiredIterator,
+	stream.KindValidation:                    wire.Validation,
+	stream.KindInternalFailure:               wire.InternalFailure,
+}
+
+// toAPIError maps an error to its Kinesis shape. An engine error keeps its kind and
+// message, except an internal failure, whose message is internalMessage; any other error is
+// an internal failure. The cause stays in the apiError for the log (fail).
 func toAPIError(err error) apiError {
 	var ae apiError
 	if errors.As(err, &ae) {
 		return ae
 	}
 	var se *stream.Error
-	if errors.As(err, &se) {
-		if se.Kind == stream.KindInternalFailure {
-			return apiError{status: 500, name: "InternalFailure", msg: se.Msg}
+	if errors.As(err, &se) && int(se.Kind) < len(kindCodes) && kindCodes[se.Kind] != wire.OK {
+		if code := kindCodes[se.Kind]; code != wire.InternalFailure {
+			return apiError{code: code, msg: se.Msg}
 		}
-		return apiError{status: 400, name: se.Kind.String(), msg: se.Msg}
 	}
-	return apiError{status: 500, name: "InternalFailure", msg: err.Error()}
+	return apiError{code: wire.InternalFailure, msg: internalMessage, cause: err}
 }
 
 func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
-	if e.status >= 500 {
-		s.log.Error("request failed", "err", e.msg, "target", string(ctx.Request.Header.Peek("X-Amz-Target")))
+	if e.status() >= 500 {
+		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
+		s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,
+			"target", string(ctx.Request.Header.Peek("X-Amz-Target")))
+		if e.code == wire.InternalFailure {
+			e.msg = internalMessage + " Request id " + id + "."
+		}
 	}
-	ctx.Response.Header.Set("X-Amzn-ErrorType", e.name)
-	ctx.SetStatusCode(e.status)
+	ctx.Response.Header.Set("X-Amzn-ErrorType", e.name())
+	ctx.SetStatusCode(e.status())
 	if isCBOR(ctx.Request.Header.ContentType()) {
 		ctx.SetContentType(cborContentType)
-		ctx.SetBody(appendCBORError(nil, e.name, e.msg))
+		ctx.SetBody(appendCBORError(nil, e.name(), e.msg))
 		return
 	}
 	ctx.SetContentType(jsonContentType)
 	b, _ := json.Marshal(struct {
 		Type    string `json:"__type"`
 		Message string `json:"message,omitempty"`
-	}{e.name, e.msg})
+	}{e.name(), e.msg})
 	ctx.SetBody(b)
 }
 

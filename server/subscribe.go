@@ -6,11 +6,11 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -50,11 +50,13 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 		s.fail(ctx, toAPIError(err))
 		return
 	}
-	si := stream.SubscribeInput{ConsumerARN: in.ConsumerARN, ShardID: in.ShardId, Type: in.StartingPosition.Type,
-		Seq: in.StartingPosition.SequenceNumber}
-	if in.StartingPosition.Timestamp != nil {
-		si.Timestamp = in.StartingPosition.Timestamp.Time
+	start, err := s.parseStart(consumerStream(in.ConsumerARN), in.ShardId, in.StartingPosition.Type, "startingPosition.type",
+		in.StartingPosition.SequenceNumber, in.StartingPosition.Timestamp)
+	if err != nil {
+		s.fail(ctx, toAPIError(err))
+		return
 	}
+	si := stream.SubscribeInput{ConsumerARN: in.ConsumerARN, Shard: start.shard, Type: start.typ, Seq: start.seq, Timestamp: start.ts}
 	sub, err := s.engine.Subscribe(si)
 	if err != nil {
 		s.fail(ctx, toAPIError(err))
@@ -88,7 +90,7 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 			}
 			if err != nil {
 				ae := toAPIError(err)
-				w.Write(newException(ae.name, ae.msg))
+				w.Write(newException(ae.name(), ae.msg))
 				w.Flush()
 				return
 			}
@@ -107,15 +109,11 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 // eventPayload encodes a SubscribeToShardEvent, in CBOR when asCBOR. It runs before the
 // event's view is released, so the data is encoded straight from the mapping.
 func eventPayload(ev stream.Event, asCBOR bool) ([]byte, error) {
-	seq, err := stream.ParseSeqNum(ev.ContinuationSeq)
-	if err != nil {
-		return nil, err
-	}
 	b := make([]byte, 0, getRecordsSize(&ev.Records))
 	b = append(b, `{"Records":`...)
-	b = appendRecords(b, &ev.Records, seq.Shard)
-	b = append(b, `,"ContinuationSequenceNumber":`...)
-	b = jsonscan.AppendString(b, ev.ContinuationSeq)
+	b = appendRecords(b, &ev.Records, ev.Continuation.Shard)
+	b = append(b, `,"ContinuationSequenceNumber":"`...)
+	b = append(ev.Continuation.Append(b), '"')
 	b = append(b, `,"MillisBehindLatest":`...)
 	b = strconv.AppendInt(b, ev.MillisBehind, 10)
 	b = appendChildShards(b, ev.ChildShards)
@@ -124,4 +122,16 @@ func eventPayload(ev stream.Event, asCBOR bool) ([]byte, error) {
 		return b, nil
 	}
 	return jsonToCBOR(nil, b)
+}
+
+// consumerStream returns the stream name in a consumer ARN
+// (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME/consumer/CONSUMER:CREATED), for messages about
+// a request that fails before the engine finds the consumer; "" when the ARN has no name.
+func consumerStream(arn string) string {
+	_, rest, ok := strings.Cut(arn, ":stream/")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name
 }

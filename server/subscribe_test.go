@@ -120,7 +120,7 @@ func TestSubscriptionAfterShutdownEnds(t *testing.T) {
 	srv.subMu.Lock()
 	srv.shuttingDown = true // what Shutdown sets before it closes the open subscriptions
 	srv.subMu.Unlock()
-	sub, err := eng.Subscribe(stream.SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: stream.Latest})
+	sub, err := eng.Subscribe(stream.SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: stream.Latest})
 	if err != nil {
 		t.Fatal(err)
 	}

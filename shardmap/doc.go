@@ -4,7 +4,7 @@
 // read big-endian, as Kinesis does), then Map.Route (a binary search over the open shards).
 //
 // What it owns: hash keys (Key, their decimal form, ParseKey), shard ids and their Kinesis
-// names (ShardName, ParseShardName), the layout of CreateStream (New), the resharding
+// names (ShardName, ParseShardID), the layout of CreateStream (New), the resharding
 // operations with Kinesis's argument rules and lineage (ParentShardId, AdjacentParentShardId),
 // the invariant that the open shards cover 0 … 2^128−1 exactly once (Map.Validate), and the
 // binary encoding of a Map (encode.go). What it does not own: records, sequence numbers,
@@ -29,6 +29,6 @@
 // Kinesis behaviour where the API reference is silent follows what the real service does, as
 // recorded by kinesalite's test suite run against it: SplitShard needs Start+1 < NewStartingHashKey
 // < End; MergeShards needs AdjacentShardToMerge to begin one key after ShardToMerge ends (the
-// order matters); ShardIds are read leniently (ParseShardName); UpdateShardCount may at most
+// order matters); ShardIds are read leniently (ParseShardID); UpdateShardCount may at most
 // double and at least halve the open shard count.
 package shardmap

@@ -64,12 +64,12 @@ func (m *Map) Append(dst []byte) []byte {
 	dst = append(dst, encodingMagic...)
 	dst = binary.LittleEndian.AppendUint16(dst, EncodingVersion)
 	dst = binary.LittleEndian.AppendUint16(dst, RecordSize)
-	dst = binary.LittleEndian.AppendUint32(dst, m.nextID)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(m.nextID))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(m.all)))
 	for _, s := range m.all {
-		dst = binary.LittleEndian.AppendUint32(dst, s.ID)
-		dst = binary.LittleEndian.AppendUint32(dst, s.Parent)
-		dst = binary.LittleEndian.AppendUint32(dst, s.AdjacentParent)
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(s.ID))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(s.Parent))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(s.AdjacentParent))
 		var flags uint32
 		if s.Open {
 			flags |= flagOpen
@@ -127,9 +127,9 @@ func Decode(b []byte) (*Map, error) {
 			return nil, fmt.Errorf("%w: record %d: unknown flags %#x", ErrCorrupt, i, flags)
 		}
 		all[i] = Shard{
-			ID:             binary.LittleEndian.Uint32(r[0:]),
-			Parent:         binary.LittleEndian.Uint32(r[4:]),
-			AdjacentParent: binary.LittleEndian.Uint32(r[8:]),
+			ID:             ShardID(binary.LittleEndian.Uint32(r[0:])),
+			Parent:         ShardID(binary.LittleEndian.Uint32(r[4:])),
+			AdjacentParent: ShardID(binary.LittleEndian.Uint32(r[8:])),
 			Open:           flags&flagOpen != 0,
 			Range:          Range{Start: decodeKey(r[16:32]), End: decodeKey(r[32:48])},
 		}
@@ -140,10 +140,10 @@ func Decode(b []byte) (*Map, error) {
 			return nil, fmt.Errorf("%w: record %d: adjacent parent %d above %d", ErrCorrupt, i, a, MaxShardID)
 		}
 	}
-	if err := validateShards(all, nextID); err != nil {
+	if err := validateShards(all, ShardID(nextID)); err != nil {
 		return nil, err
 	}
-	m := freeze(all, nextID)
+	m := freeze(all, ShardID(nextID))
 	if err := checkCover(m.byStart); err != nil {
 		return nil, err
 	}

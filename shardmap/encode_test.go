@@ -176,13 +176,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown flag", edit(func(b []byte) []byte { b[headerSize+12] |= 2; return b }), ErrCorrupt},
 		{"closed: no cover", edit(func(b []byte) []byte { b[headerSize+12] = 0; return b }), ErrCorrupt},
 		{"next id too small", edit(func(b []byte) []byte { b[12] = 1; return b }), ErrCorrupt},
-		{"next id too large", edit(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[12:], MaxShardID+2); return b }), ErrCorrupt},
+		{"next id too large", edit(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[12:], uint32(MaxShardID)+2); return b }), ErrCorrupt},
 		{"parent out of range", edit(func(b []byte) []byte {
-			binary.LittleEndian.PutUint32(b[headerSize+RecordSize+4:], MaxShardID+1)
+			binary.LittleEndian.PutUint32(b[headerSize+RecordSize+4:], uint32(MaxShardID)+1)
 			return b
 		}), ErrCorrupt},
 		{"adjacent out of range", edit(func(b []byte) []byte {
-			binary.LittleEndian.PutUint32(b[headerSize+RecordSize+8:], MaxShardID+1)
+			binary.LittleEndian.PutUint32(b[headerSize+RecordSize+8:], uint32(MaxShardID)+1)
 			return b
 		}), ErrCorrupt},
 		{"gap", edit(func(b []byte) []byte { b[headerSize+RecordSize+16] ^= 1; return b }), ErrCorrupt},

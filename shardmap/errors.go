@@ -9,7 +9,7 @@ var (
 	// form AWS accepts (0|[1-9][0-9]{0,38}), or a NewStartingHashKey that cannot split the
 	// shard. Kinesis: InvalidArgumentException (ValidationException for the syntax).
 	ErrInvalidKey = errors.New("shardmap: invalid hash key")
-	// ErrInvalidName reports a string that names no shard index (see ParseShardName).
+	// ErrInvalidName reports a string that names no shard index (see ParseShardID).
 	// Kinesis: ResourceNotFoundException ("Could not find shard …").
 	ErrInvalidName = errors.New("shardmap: invalid shard id")
 	// ErrNotFound reports a shard id the map does not hold: never created, or pruned.

@@ -21,11 +21,11 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(change.Kind, "closed", shardmap.ShardName(change.Closed[0]))
+	fmt.Println(change.Kind, "closed", change.Closed[0].String())
 	for _, s := range m.Open() {
 		parent := "none"
 		if s.HasParent() {
-			parent = shardmap.ShardName(s.Parent)
+			parent = s.Parent.String()
 		}
 		fmt.Printf("%s parent=%s %s..%s\n", s.Name(), parent, s.Range.Start, s.Range.End)
 	}

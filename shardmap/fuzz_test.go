@@ -110,13 +110,13 @@ func fuzzShardMapOps(t *testing.T, n uint8, data []byte) {
 			}
 			next, changes, err = m.UpdateShardCount(target)
 		case 3: // prune a few ids, open, closed or unknown
-			var ids []uint32
+			var ids []ShardID
 			for range int(in.byte() % 4) {
-				ids = append(ids, uint32(in.byte())%(m.NextID()+2))
+				ids = append(ids, ShardID(in.byte())%(m.NextID()+2))
 			}
 			next = m.Prune(ids...)
 		case 4: // split or merge arbitrary ids: closed, unknown or not adjacent
-			a, b := uint32(in.byte())%(m.NextID()+2), uint32(in.byte())%(m.NextID()+2)
+			a, b := ShardID(in.byte())%(m.NextID()+2), ShardID(in.byte())%(m.NextID()+2)
 			var c Change
 			if op&0x80 != 0 {
 				next, c, err = m.Merge(a, b)
@@ -154,7 +154,7 @@ func fuzzShardMapOps(t *testing.T, n uint8, data []byte) {
 		if len(m.All()) > fuzzAll {
 			// Retention: drop the older half of the shards (Prune keeps the open ones), so
 			// that histories stay small and lineage with pruned parents comes up.
-			var ids []uint32
+			var ids []ShardID
 			for _, s := range m.All()[:len(m.All())/2] {
 				ids = append(ids, s.ID)
 			}

@@ -267,7 +267,7 @@ func TestRangeContains(t *testing.T) {
 
 func TestShardName(t *testing.T) {
 	for _, c := range []struct {
-		id   uint32
+		id   ShardID
 		want string
 	}{
 		{0, "shardId-000000000000"},
@@ -276,19 +276,19 @@ func TestShardName(t *testing.T) {
 		{MaxShardID, "shardId-002147483647"},
 		{NoParent, "shardId-004294967295"},
 	} {
-		if got := ShardName(c.id); got != c.want {
-			t.Errorf("ShardName(%d) = %q, want %q", c.id, got, c.want)
+		if got := c.id.String(); got != c.want {
+			t.Errorf("ShardID(%d).String() = %q, want %q", c.id, got, c.want)
 		}
-		if got := string(AppendShardName([]byte("x"), c.id)); got != "x"+c.want {
-			t.Errorf("AppendShardName(%d) = %q", c.id, got)
+		if got := string(c.id.Append([]byte("x"))); got != "x"+c.want {
+			t.Errorf("ShardID(%d).Append = %q", c.id, got)
 		}
 	}
 }
 
-func TestParseShardName(t *testing.T) {
+func TestParseShardID(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		want uint32
+		want ShardID
 		ok   bool
 	}{
 		{"shardId-000000000000", 0, true},
@@ -324,20 +324,20 @@ func TestParseShardName(t *testing.T) {
 		{"shardId-" + strings.Repeat("0", 120) + "1", 0, false}, // 129 bytes
 		{strings.Repeat("1", 100_000), 0, false},
 	} {
-		got, err := ParseShardName(c.in)
+		got, err := ParseShardID(c.in)
 		if c.ok {
 			if err != nil || got != c.want {
-				t.Errorf("ParseShardName(%q) = %d, %v; want %d", c.in, got, err, c.want)
+				t.Errorf("ParseShardID(%q) = %d, %v; want %d", c.in, got, err, c.want)
 			}
 			continue
 		}
 		if !errors.Is(err, ErrInvalidName) {
-			t.Errorf("ParseShardName(%q) = %d, %v; want ErrInvalidName", shortForLog(c.in), got, err)
+			t.Errorf("ParseShardID(%q) = %d, %v; want ErrInvalidName", shortForLog(c.in), got, err)
 		}
 	}
-	for _, id := range []uint32{0, 1, 99, 1 << 20, MaxShardID} {
-		if got, err := ParseShardName(ShardName(id)); err != nil || got != id {
-			t.Errorf("ParseShardName(ShardName(%d)) = %d, %v", id, got, err)
+	for _, id := range []ShardID{0, 1, 99, 1 << 20, MaxShardID} {
+		if got, err := ParseShardID(id.String()); err != nil || got != id {
+			t.Errorf("ParseShardID(ShardName(%d)) = %d, %v", id, got, err)
 		}
 	}
 }

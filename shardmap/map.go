@@ -11,10 +11,10 @@ const (
 	// NoParent is the Parent and AdjacentParent of a shard that has none: a shard of the
 	// stream's initial layout has neither, a child of a split has no AdjacentParent. It is
 	// above MaxShardID, so it never names a shard.
-	NoParent = ^uint32(0)
+	NoParent ShardID = ^ShardID(0)
 	// MaxShardID is the largest shard index, as in AWS, which finds no shard past
 	// shardId-002147483647. Operations that would need a larger id fail with ErrLimit.
-	MaxShardID = 1<<31 - 1
+	MaxShardID ShardID = 1<<31 - 1
 	// MaxOpen is the largest number of open shards a map holds: the maximum TargetShardCount
 	// of the Kinesis API. It bounds what New, Split and UpdateShardCount allocate; the stream
 	// layer enforces its own, smaller, per-stream and per-account limits before calling them.
@@ -26,13 +26,13 @@ type Shard struct {
 	// ID is the shard's index within the stream; its Kinesis ShardId is ShardName(ID). Ids
 	// are handed out in creation order and never reused, so a child's id is above its
 	// parents'.
-	ID uint32
+	ID ShardID
 	// Parent is the ParentShardId: the split shard, or the ShardToMerge of a merge. NoParent
 	// for a shard of the initial layout.
-	Parent uint32
+	Parent ShardID
 	// AdjacentParent is the AdjacentParentShardId: the AdjacentShardToMerge of a merge.
 	// NoParent unless the shard was created by a merge.
-	AdjacentParent uint32
+	AdjacentParent ShardID
 	// Range is the HashKeyRange, inclusive at both ends.
 	Range Range
 	// Open is true until the shard is split or merged; a closed shard never reopens.
@@ -45,21 +45,25 @@ func (s Shard) HasParent() bool { return s.Parent != NoParent }
 // HasAdjacentParent reports whether s has an AdjacentParentShardId (s was created by a merge).
 func (s Shard) HasAdjacentParent() bool { return s.AdjacentParent != NoParent }
 
-// Name returns the shard's Kinesis ShardId, ShardName(s.ID).
-func (s Shard) Name() string { return ShardName(s.ID) }
+// Name returns the shard's Kinesis ShardId, s.ID.String().
+func (s Shard) Name() string { return s.ID.String() }
 
 // shardPrefix begins every canonical shard name.
 const shardPrefix = "shardId-"
 
-// ShardName returns the Kinesis ShardId of shard index id: "shardId-" and the index in 12
-// zero-padded decimal digits, e.g. shardId-000000000007.
-func ShardName(id uint32) string {
+// ShardID is a shard's index within its stream. Its Kinesis ShardId (String) is
+// "shardId-" and the index in 12 zero-padded decimal digits, e.g. shardId-000000000007; the
+// text exists only at the protocol edges, which parse it with ParseShardID.
+type ShardID uint32
+
+// String returns the Kinesis ShardId.
+func (id ShardID) String() string {
 	var buf [len(shardPrefix) + 12]byte
-	return string(AppendShardName(buf[:0], id))
+	return string(id.Append(buf[:0]))
 }
 
-// AppendShardName appends ShardName(id) to dst.
-func AppendShardName(dst []byte, id uint32) []byte {
+// Append appends the Kinesis ShardId to dst.
+func (id ShardID) Append(dst []byte) []byte {
 	dst = append(dst, shardPrefix...)
 	var digits [12]byte // a uint32 has at most 10 decimal digits
 	v := id
@@ -73,7 +77,7 @@ func AppendShardName(dst []byte, id uint32) []byte {
 // maxNameLen is the longest ShardId the Kinesis API accepts.
 const maxNameLen = 128
 
-// ParseShardName returns the shard index a Kinesis ShardId names. It accepts what AWS accepts
+// ParseShardID returns the shard index a Kinesis ShardId names. It accepts what AWS accepts
 // (as recorded by kinesalite's test suite, which runs against the real service): the canonical
 // "shardId-000000000007", but also any prefix of ShardId characters ([a-zA-Z0-9_.]) before a
 // '-', no prefix at all, and any number of leading zeros: "shardId-7", "shard-7", "-007" and
@@ -81,7 +85,7 @@ const maxNameLen = 128
 // whole name at most 128 bytes. Other strings fail with ErrInvalidName, which the stream layer
 // reports as ResourceNotFoundException, as AWS does. (Unlike kinesalite, which reads only the
 // text between the first and second '-', a second '-' is rejected.)
-func ParseShardName(s string) (uint32, error) {
+func ParseShardID(s string) (ShardID, error) {
 	if s == "" || len(s) > maxNameLen {
 		return 0, fmt.Errorf("%w: %s", ErrInvalidName, quoteShort(s))
 	}
@@ -105,11 +109,11 @@ func ParseShardName(s string) (uint32, error) {
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("%w: %s: shard index is not a decimal number", ErrInvalidName, quoteShort(s))
 		}
-		if v = v*10 + uint64(c-'0'); v > MaxShardID {
+		if v = v*10 + uint64(c-'0'); v > uint64(MaxShardID) {
 			return 0, fmt.Errorf("%w: %s: shard index above %d", ErrInvalidName, quoteShort(s), MaxShardID)
 		}
 	}
-	return uint32(v), nil
+	return ShardID(v), nil
 }
 
 // Map is the shard layout of one stream: every shard not yet pruned, open and closed, and the
@@ -124,7 +128,7 @@ type Map struct {
 	open    []Shard // the open shards, by ascending id
 	byStart []Shard // the open shards, by ascending Range.Start: Route's answers
 	starts  []Key   // byStart[i].Range.Start: the keys Route searches, 16 bytes apart
-	nextID  uint32  // the id the next created shard gets
+	nextID  ShardID // the id the next created shard gets
 }
 
 // New returns the layout of a stream created with n shards, as Kinesis CreateStream lays it
@@ -141,9 +145,9 @@ func New(n int) (*Map, error) {
 	ranges := uniform(n)
 	all := make([]Shard, n)
 	for i, r := range ranges {
-		all[i] = Shard{ID: uint32(i), Parent: NoParent, AdjacentParent: NoParent, Range: r, Open: true}
+		all[i] = Shard{ID: ShardID(i), Parent: NoParent, AdjacentParent: NoParent, Range: r, Open: true}
 	}
-	return freeze(all, uint32(n)), nil
+	return freeze(all, ShardID(n)), nil
 }
 
 // uniform returns the ranges of n uniform shards, n ≥ 1: each ⌊2^128/n⌋ keys wide, the last
@@ -176,7 +180,7 @@ func uniform(n int) []Range {
 
 // freeze makes a Map of all (sorted by id, owned by the Map from now on) and derives the
 // routing index. It does not validate.
-func freeze(all []Shard, nextID uint32) *Map {
+func freeze(all []Shard, nextID ShardID) *Map {
 	m := &Map{all: all, nextID: nextID}
 	nopen := 0
 	for i := range all {
@@ -223,7 +227,7 @@ func (m *Map) routeIndex(k Key) int {
 
 // Lookup returns the shard with index id, open or closed, and whether the map holds it (a
 // pruned or never created id is not held).
-func (m *Map) Lookup(id uint32) (Shard, bool) {
+func (m *Map) Lookup(id ShardID) (Shard, bool) {
 	i, ok := m.index(id)
 	if !ok {
 		return Shard{}, false
@@ -232,8 +236,8 @@ func (m *Map) Lookup(id uint32) (Shard, bool) {
 }
 
 // index returns the position of id in m.all.
-func (m *Map) index(id uint32) (int, bool) {
-	return slices.BinarySearchFunc(m.all, id, func(s Shard, id uint32) int {
+func (m *Map) index(id ShardID) (int, bool) {
+	return slices.BinarySearchFunc(m.all, id, func(s Shard, id ShardID) int {
 		switch {
 		case s.ID < id:
 			return -1
@@ -260,11 +264,11 @@ func (m *Map) OpenByRange() []Shard { return m.byStart }
 
 // NextID returns the index the next created shard will get: one past the largest id ever
 // handed out in this stream, pruned shards included.
-func (m *Map) NextID() uint32 { return m.nextID }
+func (m *Map) NextID() ShardID { return m.nextID }
 
 // Children returns the shards the map holds whose Parent or AdjacentParent is id, in id
 // order: the ChildShards a reader gets at the end of closed shard id. It allocates a new slice.
-func (m *Map) Children(id uint32) []Shard {
+func (m *Map) Children(id ShardID) []Shard {
 	var out []Shard
 	i, _ := m.index(id)
 	for _, s := range m.all[i:] { // children have larger ids than their parents
@@ -279,8 +283,8 @@ func (m *Map) Children(id uint32) []Shard {
 // of open shards are ignored (an open shard is never pruned), and so are ids the map does not
 // hold. Lineage of the remaining shards may then name parents that no longer exist, which is
 // valid. NextID does not change: pruned ids are never handed out again.
-func (m *Map) Prune(ids ...uint32) *Map {
-	drop := make(map[uint32]bool, len(ids))
+func (m *Map) Prune(ids ...ShardID) *Map {
+	drop := make(map[ShardID]bool, len(ids))
 	for _, id := range ids {
 		if i, ok := m.index(id); ok && !m.all[i].Open {
 			drop[id] = true
@@ -340,7 +344,7 @@ func (m *Map) Validate() error {
 }
 
 // validateShards checks everything in Validate that does not need the routing index.
-func validateShards(all []Shard, nextID uint32) error {
+func validateShards(all []Shard, nextID ShardID) error {
 	if nextID > MaxShardID+1 {
 		return fmt.Errorf("%w: next id %d above %d", ErrCorrupt, nextID, uint64(MaxShardID)+1)
 	}
@@ -382,8 +386,8 @@ func checkLineage(all []Shard, s Shard) error {
 	if s.Parent >= s.ID {
 		return fmt.Errorf("%w: %s has parent %d, not below its own id", ErrCorrupt, s.Name(), s.Parent)
 	}
-	find := func(id uint32) (Shard, bool) {
-		i, ok := slices.BinarySearchFunc(all, id, func(s Shard, id uint32) int {
+	find := func(id ShardID) (Shard, bool) {
+		i, ok := slices.BinarySearchFunc(all, id, func(s Shard, id ShardID) int {
 			return cmpID(s.ID, id)
 		})
 		if !ok {
@@ -426,7 +430,7 @@ func checkLineage(all []Shard, s Shard) error {
 	return nil
 }
 
-func cmpID(a, b uint32) int {
+func cmpID(a, b ShardID) int {
 	switch {
 	case a < b:
 		return -1

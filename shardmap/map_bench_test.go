@@ -39,7 +39,7 @@ func BenchmarkRoute(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
-			var sink uint32
+			var sink ShardID
 			i := 0
 			for b.Loop() {
 				sink += m.Route(keys[i&(benchQueries-1)]).ID
@@ -90,7 +90,7 @@ func BenchmarkKeyOfRoute(b *testing.B) {
 	pk := []byte("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pk)))
-	var sink uint32
+	var sink ShardID
 	for b.Loop() {
 		pk[0]++
 		sink += m.Route(KeyOf(pk)).ID

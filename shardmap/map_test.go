@@ -82,7 +82,7 @@ func TestNewLayout(t *testing.T) {
 		checkMap(t, m, rand.New(rand.NewPCG(uint64(n), 0)), 100)
 		w := new(big.Int).Div(two128, big.NewInt(int64(n)))
 		all := m.All()
-		if len(all) != n || len(m.Open()) != n || m.NextID() != uint32(n) {
+		if len(all) != n || len(m.Open()) != n || m.NextID() != ShardID(n) {
 			t.Fatalf("New(%d): %d shards, %d open, next id %d", n, len(all), len(m.Open()), m.NextID())
 		}
 		for i, s := range all {
@@ -91,7 +91,7 @@ func TestNewLayout(t *testing.T) {
 			if i == n-1 {
 				end.Sub(two128, big.NewInt(1))
 			}
-			want := Shard{ID: uint32(i), Parent: NoParent, AdjacentParent: NoParent,
+			want := Shard{ID: ShardID(i), Parent: NoParent, AdjacentParent: NoParent,
 				Range: Range{keyOfBig(t, start), keyOfBig(t, end)}, Open: true}
 			if s != want {
 				t.Fatalf("New(%d) shard %d = %+v, want %+v", n, i, s, want)
@@ -167,7 +167,7 @@ func TestSplit(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		m    *Map
-		id   uint32
+		id   ShardID
 		key  Key
 		want error
 	}{
@@ -216,7 +216,7 @@ func TestSplit(t *testing.T) {
 			next := c.m.NextID()
 			lower := Shard{ID: next, Parent: c.id, AdjacentParent: NoParent, Range: Range{p.Range.Start, c.key.Prev()}, Open: true}
 			upper := Shard{ID: next + 1, Parent: c.id, AdjacentParent: NoParent, Range: Range{c.key, p.Range.End}, Open: true}
-			want := Change{Kind: KindSplit, Closed: []uint32{c.id}, Created: []Shard{lower, upper}}
+			want := Change{Kind: KindSplit, Closed: []ShardID{c.id}, Created: []Shard{lower, upper}}
 			if !sameChange(ch, want) {
 				t.Fatalf("change %v, want %v", ch, want)
 			}
@@ -261,10 +261,10 @@ func tinyFixture(t testing.TB, n uint64) *Map {
 
 // exhaustedFixture returns New(2)'s layout with ids MaxShardID−1 and MaxShardID and free ids
 // left before MaxShardID is passed.
-func exhaustedFixture(t testing.TB, free uint32) *Map {
+func exhaustedFixture(t testing.TB, free ShardID) *Map {
 	t.Helper()
 	base := mustNew(t, 2).All()
-	id0 := uint32(MaxShardID+1) - free - 2
+	id0 := ShardID(MaxShardID+1) - free - 2
 	all := []Shard{base[0], base[1]}
 	all[0].ID, all[1].ID = id0, id0+1
 	m := freeze(all, id0+2)
@@ -284,7 +284,7 @@ func TestMerge(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		m       *Map
-		id, adj uint32
+		id, adj ShardID
 		want    error
 	}{
 		{"first pair", base, 0, 1, nil},
@@ -326,7 +326,7 @@ func TestMerge(t *testing.T) {
 			p, _ := c.m.Lookup(c.id)
 			a, _ := c.m.Lookup(c.adj)
 			child := Shard{ID: c.m.NextID(), Parent: c.id, AdjacentParent: c.adj, Range: Range{p.Range.Start, a.Range.End}, Open: true}
-			want := Change{Kind: KindMerge, Closed: []uint32{c.id, c.adj}, Created: []Shard{child}}
+			want := Change{Kind: KindMerge, Closed: []ShardID{c.id, c.adj}, Created: []Shard{child}}
 			if !sameChange(ch, want) {
 				t.Fatalf("change %v, want %v", ch, want)
 			}
@@ -412,23 +412,23 @@ func TestLookupChildrenPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMap(t, m, rand.New(rand.NewPCG(5, 6)), 20)
-	ids := func(ss []Shard) []uint32 {
-		var out []uint32
+	ids := func(ss []Shard) []ShardID {
+		var out []ShardID
 		for _, s := range ss {
 			out = append(out, s.ID)
 		}
 		return out
 	}
-	if got := ids(m.All()); !slices.Equal(got, []uint32{0, 1, 2, 3, 4, 5, 6}) {
+	if got := ids(m.All()); !slices.Equal(got, []ShardID{0, 1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("All: %v", got)
 	}
-	if got := ids(m.Open()); !slices.Equal(got, []uint32{2, 5, 6}) {
+	if got := ids(m.Open()); !slices.Equal(got, []ShardID{2, 5, 6}) {
 		t.Fatalf("Open: %v", got)
 	}
-	if got := ids(m.OpenByRange()); !slices.Equal(got, []uint32{2, 5, 6}) {
+	if got := ids(m.OpenByRange()); !slices.Equal(got, []ShardID{2, 5, 6}) {
 		t.Fatalf("OpenByRange: %v", got)
 	}
-	for id, want := range map[uint32][]uint32{0: {2, 3}, 1: {4}, 3: {4}, 4: {5, 6}, 2: nil, 6: nil, 99: nil} {
+	for id, want := range map[ShardID][]ShardID{0: {2, 3}, 1: {4}, 3: {4}, 4: {5, 6}, 2: nil, 6: nil, 99: nil} {
 		if got := ids(m.Children(id)); !slices.Equal(got, want) {
 			t.Errorf("Children(%d) = %v, want %v", id, got, want)
 		}
@@ -443,7 +443,7 @@ func TestLookupChildrenPrune(t *testing.T) {
 		t.Fatal("Prune modified its receiver")
 	}
 	checkMap(t, p, rand.New(rand.NewPCG(7, 8)), 20)
-	if got := ids(p.All()); !slices.Equal(got, []uint32{1, 2, 4, 5, 6}) {
+	if got := ids(p.All()); !slices.Equal(got, []ShardID{1, 2, 4, 5, 6}) {
 		t.Fatalf("All after Prune: %v", got)
 	}
 	if p.NextID() != m.NextID() {
@@ -474,17 +474,17 @@ func TestLookupChildrenPrune(t *testing.T) {
 
 // TestValidateRejects builds broken maps by hand: Validate must name each problem.
 func TestValidateRejects(t *testing.T) {
-	open := func(id uint32, start, end Key) Shard {
+	open := func(id ShardID, start, end Key) Shard {
 		return Shard{ID: id, Parent: NoParent, AdjacentParent: NoParent, Range: Range{start, end}, Open: true}
 	}
 	half := Key{Hi: 1 << 63}
 	good := []Shard{open(0, Key{}, half.Prev()), open(1, half, MaxKey)}
 	closed := func(s Shard) Shard { s.Open = false; return s }
-	child := func(s Shard, parent, adj uint32) Shard { s.Parent, s.AdjacentParent = parent, adj; return s }
+	child := func(s Shard, parent, adj ShardID) Shard { s.Parent, s.AdjacentParent = parent, adj; return s }
 	for _, c := range []struct {
 		name   string
 		all    []Shard
-		nextID uint32
+		nextID ShardID
 	}{
 		{"no shards", nil, 0},
 		{"no open shard", []Shard{closed(good[0]), closed(good[1])}, 2},

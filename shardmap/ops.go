@@ -34,7 +34,7 @@ type Change struct {
 	Kind Kind
 	// Closed holds the parents the step closed: for a split, the split shard; for a merge,
 	// the ShardToMerge then the AdjacentShardToMerge.
-	Closed []uint32
+	Closed []ShardID
 	// Created holds the children as created (open; a later step of the same
 	// UpdateShardCount may close them again): for a split, the lower half then the upper
 	// half; for a merge, the one child.
@@ -58,7 +58,7 @@ func (c Change) String() string {
 // operation changes in place before freezing it into the new Map.
 type edit struct {
 	all    []Shard // by id; new shards are appended (their ids are the largest)
-	nextID uint32
+	nextID ShardID
 	nopen  int
 }
 
@@ -69,30 +69,30 @@ func (m *Map) edit() *edit {
 func (e *edit) freeze() *Map { return freeze(e.all, e.nextID) }
 
 // shard returns the position of open shard id.
-func (e *edit) shard(id uint32) (int, error) {
-	i, ok := slices.BinarySearchFunc(e.all, id, func(s Shard, id uint32) int { return cmpID(s.ID, id) })
+func (e *edit) shard(id ShardID) (int, error) {
+	i, ok := slices.BinarySearchFunc(e.all, id, func(s Shard, id ShardID) int { return cmpID(s.ID, id) })
 	if !ok {
-		return 0, fmt.Errorf("%w: %s", ErrNotFound, ShardName(id))
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, id.String())
 	}
 	if !e.all[i].Open {
-		return 0, fmt.Errorf("%w: %s has already been split or merged", ErrNotOpen, ShardName(id))
+		return 0, fmt.Errorf("%w: %s has already been split or merged", ErrNotOpen, id.String())
 	}
 	return i, nil
 }
 
 // ids reserves n new shard ids.
-func (e *edit) ids(n uint32) (uint32, error) {
+func (e *edit) ids(n uint32) (ShardID, error) {
 	first := e.nextID
-	if uint64(first)+uint64(n) > MaxShardID+1 {
+	if uint64(first)+uint64(n) > uint64(MaxShardID)+1 {
 		return 0, fmt.Errorf("%w: no shard ids left (next id %d, largest %d)", ErrLimit, first, MaxShardID)
 	}
-	e.nextID += n
+	e.nextID += ShardID(n)
 	return first, nil
 }
 
 // split splits open shard id at key at, which must satisfy Start < at ≤ End (the caller
 // checks), into [Start, at−1] and [at, End].
-func (e *edit) split(id uint32, at Key) (Change, error) {
+func (e *edit) split(id ShardID, at Key) (Change, error) {
 	i, err := e.shard(id)
 	if err != nil {
 		return Change{}, err
@@ -110,12 +110,12 @@ func (e *edit) split(id uint32, at Key) (Change, error) {
 	e.all[i].Open = false
 	e.all = append(e.all, lower, upper)
 	e.nopen++
-	return Change{Kind: KindSplit, Closed: []uint32{id}, Created: []Shard{lower, upper}}, nil
+	return Change{Kind: KindSplit, Closed: []ShardID{id}, Created: []Shard{lower, upper}}, nil
 }
 
 // merge merges open shard id with open shard adj, whose range must begin one key after id's
 // ends.
-func (e *edit) merge(id, adj uint32) (Change, error) {
+func (e *edit) merge(id, adj ShardID) (Change, error) {
 	i, err := e.shard(id)
 	if err != nil {
 		return Change{}, err
@@ -138,7 +138,7 @@ func (e *edit) merge(id, adj uint32) (Change, error) {
 	e.all[j].Open = false
 	e.all = append(e.all, child)
 	e.nopen--
-	return Change{Kind: KindMerge, Closed: []uint32{id, adj}, Created: []Shard{child}}, nil
+	return Change{Kind: KindMerge, Closed: []ShardID{id, adj}, Created: []Shard{child}}, nil
 }
 
 // Split is SplitShard: it closes open shard id and creates two children with the next two
@@ -155,7 +155,7 @@ func (e *edit) merge(id, adj uint32) (Change, error) {
 //
 // Errors: ErrNotFound (no such shard), ErrNotOpen (closed), ErrInvalidKey, ErrLimit (more
 // than MaxOpen open shards or no ids left).
-func (m *Map) Split(id uint32, newStart Key) (*Map, Change, error) {
+func (m *Map) Split(id ShardID, newStart Key) (*Map, Change, error) {
 	e := m.edit()
 	i, err := e.shard(id)
 	if err != nil {
@@ -164,10 +164,10 @@ func (m *Map) Split(id uint32, newStart Key) (*Map, Change, error) {
 	r := e.all[i].Range
 	if !(r.Start.Less(newStart) && r.Start.Less(newStart.Prev()) && newStart.Less(r.End)) {
 		return nil, Change{}, fmt.Errorf("%w: NewStartingHashKey %s used on %s is not both greater than one plus the shard's StartingHashKey %s and less than the shard's EndingHashKey %s",
-			ErrInvalidKey, newStart, ShardName(id), r.Start, r.End)
+			ErrInvalidKey, newStart, id.String(), r.Start, r.End)
 	}
 	if e.nopen+1 > MaxOpen {
-		return nil, Change{}, fmt.Errorf("%w: splitting %s would make %d open shards, at most %d", ErrLimit, ShardName(id), e.nopen+1, MaxOpen)
+		return nil, Change{}, fmt.Errorf("%w: splitting %s would make %d open shards, at most %d", ErrLimit, id.String(), e.nopen+1, MaxOpen)
 	}
 	c, err := e.split(id, newStart)
 	if err != nil {
@@ -188,7 +188,7 @@ func (m *Map) Split(id uint32, newStart Key) (*Map, Change, error) {
 //
 // Errors: ErrNotFound, ErrNotOpen, ErrNotAdjacent (also for id == adjacentID), ErrLimit (no
 // ids left).
-func (m *Map) Merge(id, adjacentID uint32) (*Map, Change, error) {
+func (m *Map) Merge(id, adjacentID ShardID) (*Map, Change, error) {
 	e := m.edit()
 	c, err := e.merge(id, adjacentID)
 	if err != nil {

@@ -32,7 +32,7 @@ func checkScale(t testing.TB, before, after *Map, changes []Change, target int, 
 			}
 		}
 		for j, s := range c.Created {
-			if s.ID != cur.NextID()+uint32(j) || !s.Open {
+			if s.ID != cur.NextID()+ShardID(j) || !s.Open {
 				t.Fatalf("change %d (%v) creates %+v; next id was %d", i, c, s, cur.NextID())
 			}
 		}
@@ -143,10 +143,10 @@ func TestUpdateShardCountKinesis(t *testing.T) {
 	_, changes, _ := m.UpdateShardCount(4)
 	q := mustNew(t, 4).All()
 	want := []Change{
-		{Kind: KindSplit, Closed: []uint32{0}, Created: []Shard{
+		{Kind: KindSplit, Closed: []ShardID{0}, Created: []Shard{
 			{ID: 2, Parent: 0, AdjacentParent: NoParent, Range: q[0].Range, Open: true},
 			{ID: 3, Parent: 0, AdjacentParent: NoParent, Range: q[1].Range, Open: true}}},
-		{Kind: KindSplit, Closed: []uint32{1}, Created: []Shard{
+		{Kind: KindSplit, Closed: []ShardID{1}, Created: []Shard{
 			{ID: 4, Parent: 1, AdjacentParent: NoParent, Range: q[2].Range, Open: true},
 			{ID: 5, Parent: 1, AdjacentParent: NoParent, Range: q[3].Range, Open: true}}},
 	}
@@ -322,7 +322,7 @@ func randomOp(t testing.TB, r *rand.Rand, m *Map) (*Map, []Change, string) {
 		}
 		return next, changes, "scale"
 	default: // prune some closed shards, sometimes also naming open ones
-		var ids []uint32
+		var ids []ShardID
 		for _, s := range m.All() {
 			if r.IntN(3) == 0 {
 				ids = append(ids, s.ID)

@@ -60,10 +60,10 @@ type streamMeta struct {
 	Tags           map[string]string `json:"tags,omitempty"`
 	ShardMap       []byte            `json:"shardMap"` // shardmap encoding
 	// Ending log positions of closed shards (the last record's position; 0: closed empty).
-	Ending map[uint32]uint64 `json:"ending,omitempty"`
+	Ending map[ShardID]uint64 `json:"ending,omitempty"`
 	// ClosedAt holds when each closed shard closed, Unix ms: retention removes it from
 	// listings once that is older than the retention period and its records are gone.
-	ClosedAt map[uint32]int64 `json:"closedAt,omitempty"`
+	ClosedAt map[ShardID]int64 `json:"closedAt,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []consumerMeta `json:"consumers,omitempty"`
 	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
@@ -83,11 +83,11 @@ func (m *streamMeta) clone() *streamMeta {
 	for k, v := range m.Tags {
 		c.Tags[k] = v
 	}
-	c.Ending = make(map[uint32]uint64, len(m.Ending))
+	c.Ending = make(map[ShardID]uint64, len(m.Ending))
 	for k, v := range m.Ending {
 		c.Ending[k] = v
 	}
-	c.ClosedAt = make(map[uint32]int64, len(m.ClosedAt))
+	c.ClosedAt = make(map[ShardID]int64, len(m.ClosedAt))
 	for k, v := range m.ClosedAt {
 		c.ClosedAt[k] = v
 	}

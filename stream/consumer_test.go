@@ -97,7 +97,7 @@ func TestSubscriptionPushes(t *testing.T) {
 		}
 	}
 	put("a")
-	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: TrimHorizon})
+	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestSubscriptionPushes(t *testing.T) {
 	if err != nil || strings.Join(eventData(ev), ",") != "a" {
 		t.Fatalf("first event: %v %v", eventData(ev), err)
 	}
-	cont := ev.ContinuationSeq
+	cont := ev.Continuation
 	ev.Release()
 	// The next event waits for an append and is woken by it.
 	got := make(chan []string, 1)
@@ -123,11 +123,11 @@ func TestSubscriptionPushes(t *testing.T) {
 		t.Fatalf("pushed event: %v", d)
 	}
 	// A second subscription within 5 s is refused; a later one replaces the first.
-	if _, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: AfterSequenceNumber, Seq: cont}); !errors.Is(err, ErrResourceInUse) {
+	if _, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: AfterSequenceNumber, Seq: cont}); !errors.Is(err, ErrResourceInUse) {
 		t.Fatalf("second subscription within 5 s: %v", err)
 	}
 	c.Advance(6 * time.Second)
-	sub2, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: AfterSequenceNumber, Seq: cont})
+	sub2, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: AfterSequenceNumber, Seq: cont})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestSubscriptionPushes(t *testing.T) {
 	}
 	ev.Release()
 	// The shard ends: an event with the children, then the end.
-	if err := e.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+	if err := e.SplitShard("s", 0, mustKey(t, "1000")); err != nil {
 		t.Fatal(err)
 	}
 	ev, err = next(t, sub2)
@@ -151,7 +151,7 @@ func TestSubscriptionPushes(t *testing.T) {
 		t.Fatalf("after the last event: %v", err)
 	}
 	// A subscription lasts 5 minutes.
-	sub3, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000001", Type: Latest})
+	sub3, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 1, Type: Latest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestSubscriptionPushes(t *testing.T) {
 		t.Fatalf("subscription past 5 minutes: %v", err)
 	}
 	// Deregistering the consumer ends its subscriptions.
-	sub4, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000002", Type: Latest})
+	sub4, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 2, Type: Latest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestSubscriptionWokenByReshard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: Latest})
+	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: Latest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestSubscriptionWokenByReshard(t *testing.T) {
 		got <- ev
 	}()
 	<-started
-	if err := e.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+	if err := e.SplitShard("s", 0, mustKey(t, "1000")); err != nil {
 		t.Fatal(err)
 	}
 	ev := <-got
@@ -223,7 +223,7 @@ func TestSubscriptionsEndWithTheStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, ShardID: "shardId-000000000000", Type: Latest})
+		sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: Latest})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,12 +99,12 @@ type Stream struct {
 // its runtime state.
 type shardSet struct {
 	m      *shardmap.Map
-	shards map[uint32]*shard
+	shards map[ShardID]*shard
 }
 
 // shard is the runtime state of one shard.
 type shard struct {
-	id    uint32
+	id    ShardID
 	log   *segment.Log
 	write *WriteLimiter
 	read  *ReadLimiter
@@ -215,7 +215,7 @@ func (s *Stream) closeLogs() error {
 
 // openShards opens the log of every shard in sm and publishes meta and the shard set.
 func (s *Stream) openShards(meta *streamMeta, sm *shardmap.Map) error {
-	set := &shardSet{m: sm, shards: make(map[uint32]*shard, len(sm.All()))}
+	set := &shardSet{m: sm, shards: make(map[ShardID]*shard, len(sm.All()))}
 	for _, sh := range sm.All() {
 		rt, err := s.openShard(meta, sh)
 		if err != nil {
@@ -402,15 +402,12 @@ type StreamDescription struct {
 	Shards         []ShardDescription // every shard still held, in id order
 }
 
-// ShardDescription is one shard as ListShards reports it.
+// ShardDescription is one shard as ListShards reports it: its place in the map (id,
+// lineage, hash range, open or closed) and its sequence number range.
 type ShardDescription struct {
-	ID             string
-	Parent         string // "" for none
-	AdjacentParent string // "" for none
-	StartingHash   string
-	EndingHash     string
-	StartingSeq    string
-	EndingSeq      string // "" while open
+	shardmap.Shard
+	StartingSeq SeqNum
+	EndingSeq   SeqNum // the last number the shard holds once closed; zero while Open
 }
 
 // Describe returns the stream's description.
@@ -423,17 +420,11 @@ func (e *Engine) Describe(name string) (StreamDescription, error) {
 	d := StreamDescription{Name: meta.Name, ARN: e.ARN(meta.Name), Status: meta.Status, Mode: meta.Mode,
 		RetentionHours: meta.RetentionHours, Created: time.UnixMilli(meta.Created), Encryption: meta.Encryption,
 		KeyID: meta.KeyID, MaxRecordKiB: meta.MaxRecordKiB, OpenShards: len(set.m.Open())}
+	d.Shards = make([]ShardDescription, 0, len(set.m.All()))
 	for _, sh := range set.m.All() {
-		sd := ShardDescription{ID: sh.Name(), StartingHash: sh.Range.Start.String(), EndingHash: sh.Range.End.String(),
-			StartingSeq: SeqNum{Shard: sh.ID}.String()}
-		if sh.HasParent() {
-			sd.Parent = shardmap.ShardName(sh.Parent)
-		}
-		if sh.HasAdjacentParent() {
-			sd.AdjacentParent = shardmap.ShardName(sh.AdjacentParent)
-		}
+		sd := ShardDescription{Shard: sh, StartingSeq: SeqNum{Shard: sh.ID}}
 		if !sh.Open {
-			sd.EndingSeq = SeqNum{Shard: sh.ID, Pos: meta.Ending[sh.ID]}.String()
+			sd.EndingSeq = SeqNum{Shard: sh.ID, Pos: meta.Ending[sh.ID]}
 		}
 		d.Shards = append(d.Shards, sd)
 	}

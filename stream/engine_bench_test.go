@@ -65,7 +65,7 @@ func BenchmarkGetRecords(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	start, err := e.GetShardIterator(IteratorInput{Stream: "b", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	start, err := e.GetShardIterator(IteratorInput{Stream: "b", Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"github.com/sluice-streams/sluice/shardmap"
 	"sync"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ type got struct {
 }
 
 // drain reads shard from an iterator until it returns no records.
-func drain(t *testing.T, e *Engine, it string, shard uint32) ([]got, string) {
+func drain(t *testing.T, e *Engine, it string, shard ShardID) ([]got, string) {
 	t.Helper()
 	var out []got
 	for range 1000 {
@@ -86,7 +87,7 @@ func TestCreatePutGetRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perShard := map[uint32][]int{}
+	perShard := map[ShardID][]int{}
 	for i, r := range res {
 		if r.Err != nil {
 			t.Fatalf("record %d: %v", i, r.Err)
@@ -105,7 +106,7 @@ func TestCreatePutGetRestart(t *testing.T) {
 	}
 	check := func(e *Engine) {
 		for shard, idx := range perShard {
-			it, err := e.GetShardIterator(IteratorInput{Stream: "orders", ShardID: fmt.Sprintf("shardId-%012d", shard), Type: TrimHorizon})
+			it, err := e.GetShardIterator(IteratorInput{Stream: "orders", Shard: shard, Type: TrimHorizon})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,10 +122,10 @@ func TestCreatePutGetRestart(t *testing.T) {
 			// AT and AFTER a sequence number.
 			mid := res[idx[len(idx)/2]].Seq
 			for _, tc := range []struct {
-				typ  string
+				typ  IteratorType
 				from int
 			}{{AtSequenceNumber, len(idx) / 2}, {AfterSequenceNumber, len(idx)/2 + 1}} {
-				it, err := e.GetShardIterator(IteratorInput{Stream: "orders", ShardID: fmt.Sprintf("shardId-%012d", shard), Type: tc.typ, Seq: mid.String()})
+				it, err := e.GetShardIterator(IteratorInput{Stream: "orders", Shard: shard, Type: tc.typ, Seq: mid})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +163,7 @@ func TestLatestAndTimestamp(t *testing.T) {
 		return res[0].Seq
 	}
 	put("old")
-	latest, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: Latest})
+	latest, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: Latest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestLatestAndTimestamp(t *testing.T) {
 	if len(recs) != 1 || recs[0].data != "new" {
 		t.Fatalf("LATEST read %+v", recs)
 	}
-	at, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: AtTimestamp, Timestamp: mark})
+	at, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: AtTimestamp, Timestamp: mark})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +182,11 @@ func TestLatestAndTimestamp(t *testing.T) {
 	if len(recs) != 1 || recs[0].data != "new" {
 		t.Fatalf("AT_TIMESTAMP read %+v", recs)
 	}
-	if _, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: AtTimestamp, Timestamp: c.Now().Add(time.Hour)}); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: AtTimestamp, Timestamp: c.Now().Add(time.Hour)}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("timestamp in the future: %v", err)
 	}
 	// An iterator expires after five minutes.
-	it, _ := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	it, _ := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: TrimHorizon})
 	c.Advance(IteratorTTL + time.Second)
 	if _, err := e.GetRecords(it, 10); !errors.Is(err, ErrExpiredIterator) {
 		t.Fatalf("old iterator: %v", err)
@@ -199,7 +200,7 @@ func TestEngineErrors(t *testing.T) {
 	if err := e.CreateStream(CreateStreamInput{Name: "a", ShardCount: 1}); err != nil {
 		t.Fatal(err)
 	}
-	other := SeqNum{Shard: 5, Pos: 1}.String()
+	other := SeqNum{Shard: 5, Pos: 1}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -215,10 +216,9 @@ func TestEngineErrors(t *testing.T) {
 		{"put empty key", second(e.PutRecords("a", []PutEntry{{PartitionKey: ""}})), ErrValidation},
 		{"put too big", second(e.PutRecords("a", []PutEntry{{PartitionKey: "k", Data: make([]byte, 1<<20+1)}})), ErrValidation},
 		{"put none", second(e.PutRecords("a", nil)), ErrValidation},
-		{"iterator bad shard", second(e.GetShardIterator(IteratorInput{Stream: "a", ShardID: "shardId-000000000009", Type: TrimHorizon})), ErrResourceNotFound},
-		{"iterator bad type", second(e.GetShardIterator(IteratorInput{Stream: "a", ShardID: "shardId-000000000000", Type: "NOW"})), ErrValidation},
-		{"iterator foreign seq", second(e.GetShardIterator(IteratorInput{Stream: "a", ShardID: "shardId-000000000000", Type: AtSequenceNumber, Seq: other})), ErrInvalidArgument},
-		{"iterator garbage seq", second(e.GetShardIterator(IteratorInput{Stream: "a", ShardID: "shardId-000000000000", Type: AtSequenceNumber, Seq: "12"})), ErrInvalidArgument},
+		{"iterator bad shard", second(e.GetShardIterator(IteratorInput{Stream: "a", Shard: 9, Type: TrimHorizon})), ErrResourceNotFound},
+		{"iterator bad type", second(e.GetShardIterator(IteratorInput{Stream: "a", Shard: 0, Type: 0})), ErrValidation},
+		{"iterator foreign seq", second(e.GetShardIterator(IteratorInput{Stream: "a", Shard: 0, Type: AtSequenceNumber, Seq: other})), ErrInvalidArgument},
 		{"get garbage", second(e.GetRecords("garbage", 10)), ErrInvalidArgument},
 		{"get bad limit", second(e.GetRecords("garbage", 0)), ErrValidation},
 	} {
@@ -227,7 +227,7 @@ func TestEngineErrors(t *testing.T) {
 		}
 	}
 	// A deleted and recreated stream refuses the old incarnation's iterators.
-	it, err := e.GetShardIterator(IteratorInput{Stream: "a", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	it, err := e.GetShardIterator(IteratorInput{Stream: "a", Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +244,16 @@ func TestEngineErrors(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// mustKey parses a decimal hash key.
+func mustKey(t testing.TB, s string) shardmap.Key {
+	t.Helper()
+	k, err := shardmap.ParseKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
 
 func TestWriteThrottling(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
@@ -300,7 +310,7 @@ func TestReadThrottlingAndRequestBound(t *testing.T) {
 	if _, err := e.PutRecords("t", big); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("an 11 MiB request: %v", err)
 	}
-	it, err := e.GetShardIterator(IteratorInput{Stream: "t", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	it, err := e.GetShardIterator(IteratorInput{Stream: "t", Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,3 +79,9 @@ func KindOf(err error) Kind {
 	}
 	return 0
 }
+
+// NoSuchShard is the ResourceNotFound error of a shard a stream does not hold; shard is the
+// id as the client wrote it (the protocol edge reports an id that does not parse with it).
+func NoSuchShard(shard, stream, account string) error {
+	return errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shard, stream, account)
+}

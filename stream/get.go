@@ -7,14 +7,45 @@ import (
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
-// Iterator types of GetShardIterator.
+// IteratorType is where a read starts: the ShardIteratorType of GetShardIterator, the
+// StartingPosition of SubscribeToShard and the start of a native read. Its Kinesis name
+// (String) exists only at the protocol edges, which parse it with ParseIteratorType.
+type IteratorType uint8
+
+// The iterator types.
 const (
-	AtSequenceNumber    = "AT_SEQUENCE_NUMBER"
-	AfterSequenceNumber = "AFTER_SEQUENCE_NUMBER"
-	TrimHorizon         = "TRIM_HORIZON"
-	Latest              = "LATEST"
-	AtTimestamp         = "AT_TIMESTAMP"
+	AtSequenceNumber IteratorType = iota + 1
+	AfterSequenceNumber
+	TrimHorizon
+	Latest
+	AtTimestamp
 )
+
+var iteratorTypeNames = [...]string{
+	AtSequenceNumber:    "AT_SEQUENCE_NUMBER",
+	AfterSequenceNumber: "AFTER_SEQUENCE_NUMBER",
+	TrimHorizon:         "TRIM_HORIZON",
+	Latest:              "LATEST",
+	AtTimestamp:         "AT_TIMESTAMP",
+}
+
+// String returns the Kinesis name of t ("" for a value that is not a type).
+func (t IteratorType) String() string {
+	if int(t) < len(iteratorTypeNames) {
+		return iteratorTypeNames[t]
+	}
+	return ""
+}
+
+// ParseIteratorType returns the type a Kinesis name names; ok is false for any other string.
+func ParseIteratorType(s string) (t IteratorType, ok bool) {
+	for i, n := range iteratorTypeNames {
+		if n != "" && n == s {
+			return IteratorType(i), true
+		}
+	}
+	return 0, false
+}
 
 // GetRecords bounds, as Kinesis defines them.
 const (
@@ -25,9 +56,9 @@ const (
 // IteratorInput is what GetShardIterator takes.
 type IteratorInput struct {
 	Stream    string
-	ShardID   string
-	Type      string
-	Seq       string    // AT_ and AFTER_SEQUENCE_NUMBER
+	Shard     ShardID
+	Type      IteratorType
+	Seq       SeqNum    // AT_ and AFTER_SEQUENCE_NUMBER: must belong to Shard
 	Timestamp time.Time // AT_TIMESTAMP
 }
 
@@ -38,36 +69,41 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 		return "", err
 	}
 	meta, set := s.meta.Load(), s.set.Load()
-	id, err := shardmap.ParseShardName(in.ShardID)
-	sh, held := set.shards[id]
-	if err != nil || !held {
-		return "", errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, in.Stream, e.opts.Account)
+	sh, held := set.shards[in.Shard]
+	if !held {
+		return "", NoSuchShard(in.Shard.String(), in.Stream, e.opts.Account)
 	}
 	now := e.opts.Now()
-	pos, err := e.startPosition(sh, id, in)
+	pos, err := e.startPosition(sh, in.Shard, in.Type, in.Seq, in.Timestamp)
 	if err != nil {
 		return "", err
 	}
-	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: id, Pos: pos, Issued: now}), nil
+	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: in.Shard, Pos: pos, Issued: now}), nil
 }
 
-// startPosition returns the log position an iterator or subscription of the given type
-// starts at.
-func (e *Engine) startPosition(sh *shard, id uint32, in IteratorInput) (uint64, error) {
-	var at uint64
-	if in.Type == AtSequenceNumber || in.Type == AfterSequenceNumber {
-		sn, err := ParseSeqNum(in.Seq)
-		if err != nil || sn.Shard != id {
-			return 0, errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", describeSeq(in.Seq, err, sn), shardmap.ShardName(id))
-		}
-		at = sn.Pos
+// startPosition returns the log position an iterator or subscription of type typ on shard
+// id starts at: seq is the number AT_ and AFTER_SEQUENCE_NUMBER name, ts the time
+// AT_TIMESTAMP names.
+func (e *Engine) startPosition(sh *shard, id ShardID, typ IteratorType, seq SeqNum, ts time.Time) (uint64, error) {
+	if (typ == AtSequenceNumber || typ == AfterSequenceNumber) && seq.Shard != id {
+		return 0, BadStartingSequence(seq.Shard.String(), id)
 	}
-	return e.positionAt(sh, in.Type, at, in.Timestamp)
+	return e.positionAt(sh, typ, seq.Pos, ts)
 }
+
+// BadStartingSequence is the InvalidArgument error of a starting sequence number that does
+// not belong to the shard read: encodes names what it encodes (a shard id, or "an invalid
+// sequence number" for one that does not decode).
+func BadStartingSequence(encodes string, shard ShardID) error {
+	return errorf(KindInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", encodes, shard)
+}
+
+// InvalidSequenceText is what BadStartingSequence says of a number that does not decode.
+const InvalidSequenceText = "an invalid sequence number"
 
 // positionAt returns the log position a read of type typ starts at: at is the position
 // AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER name, ts the time AT_TIMESTAMP names.
-func (e *Engine) positionAt(sh *shard, typ string, at uint64, ts time.Time) (uint64, error) {
+func (e *Engine) positionAt(sh *shard, typ IteratorType, at uint64, ts time.Time) (uint64, error) {
 	now := e.opts.Now()
 	var pos uint64
 	switch typ {
@@ -95,30 +131,22 @@ func (e *Engine) positionAt(sh *shard, typ string, at uint64, ts time.Time) (uin
 			pos = seq
 		}
 	default:
-		return 0, errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typ)
+		return 0, errorf(KindValidation, "1 validation error detected: Value '%d' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typ)
 	}
 	return pos, nil
 }
 
-func describeSeq(s string, err error, sn SeqNum) string {
-	if err != nil {
-		return "an invalid sequence number"
-	}
-	return shardmap.ShardName(sn.Shard)
-}
-
 // ChildShard is a shard created from a closed one, reported at the end of the closed shard.
 type ChildShard struct {
-	ID      string
-	Parents []string
-	Start   string // hash range
-	End     string
+	ID      ShardID
+	Parents []ShardID // one after a split, two after a merge
+	Range   shardmap.Range
 }
 
 // Records is what GetRecords returns. Records is a zero-copy view of the shard's log: the
 // caller must Release it once it has encoded or sent the records.
 type Records struct {
-	Shard        uint32 // the shard read: the records' sequence numbers are SeqNum{Shard, Seq}
+	Shard        ShardID // the shard read: the records' sequence numbers are SeqNum{Shard, Seq}
 	Records      segment.View
 	NextIterator string // "" at the end of a closed shard
 	MillisBehind int64
@@ -161,11 +189,11 @@ func (e *Engine) getRecords(s *Stream, it Iterator, limit, maxBytes int, now tim
 	}
 	sh, held := set.shards[it.Shard]
 	if !held {
-		return Records{}, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
+		return Records{}, NoSuchShard(it.Shard.String(), it.Stream, e.opts.Account)
 	}
 	if !sh.read.Admit(now) {
 		s.metrics.throttledRead(&sh.metrics)
-		return Records{}, errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
+		return Records{}, errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.", it.Shard.String(), it.Stream, e.opts.Account)
 	}
 	v, err := sh.log.Read(it.Pos, limit, maxBytes)
 	if err != nil {

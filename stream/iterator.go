@@ -55,7 +55,7 @@ const (
 type Iterator struct {
 	Stream    string
 	StreamGen uint64
-	Shard     uint32
+	Shard     ShardID
 	Pos       uint64
 	Issued    time.Time
 }
@@ -102,7 +102,7 @@ func (k *IteratorKey) Encode(it Iterator) string {
 	}
 	b := make([]byte, 0, iterFixed+len(name)+iterMACSize)
 	b = append(b, iterVersion, 0, 0, 0)
-	b = binary.LittleEndian.AppendUint32(b, it.Shard)
+	b = binary.LittleEndian.AppendUint32(b, uint32(it.Shard))
 	b = binary.LittleEndian.AppendUint64(b, it.Pos)
 	b = binary.LittleEndian.AppendUint64(b, uint64(it.Issued.UnixMilli()))
 	b = binary.LittleEndian.AppendUint64(b, it.StreamGen)
@@ -142,7 +142,7 @@ func (k *IteratorKey) Decode(token string, now time.Time) (Iterator, error) {
 		return Iterator{}, invalid
 	}
 	it := Iterator{
-		Shard:     binary.LittleEndian.Uint32(body[4:]),
+		Shard:     ShardID(binary.LittleEndian.Uint32(body[4:])),
 		Pos:       binary.LittleEndian.Uint64(body[8:]),
 		Issued:    time.UnixMilli(int64(binary.LittleEndian.Uint64(body[16:]))),
 		StreamGen: binary.LittleEndian.Uint64(body[24:]),

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/segment"
-	"github.com/sluice-streams/sluice/shardmap"
 )
 
 // The engine counts what Kinesis reports to CloudWatch, so that every protocol in front of it
@@ -134,7 +133,7 @@ type consumerMetrics struct {
 	eventBytes, eventRecords, eventCount atomic.Uint64 // SubscribeToShardEvents sent
 
 	mu     sync.Mutex
-	behind map[uint32]*atomic.Int64 // shard → latest event's MillisBehindLatest; guarded by mu
+	behind map[ShardID]*atomic.Int64 // shard → latest event's MillisBehindLatest; guarded by mu
 }
 
 // putTally is the outcome of one put call's records, counted as they are routed and appended.
@@ -224,13 +223,13 @@ func (m *streamMetrics) dropConsumer(name string) {
 }
 
 // shard returns the consumer's MillisBehindLatest gauge for a shard, created on first use.
-func (cm *consumerMetrics) shard(id uint32) *atomic.Int64 {
+func (cm *consumerMetrics) shard(id ShardID) *atomic.Int64 {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	g := cm.behind[id]
 	if g == nil {
 		if cm.behind == nil {
-			cm.behind = map[uint32]*atomic.Int64{}
+			cm.behind = map[ShardID]*atomic.Int64{}
 		}
 		g = new(atomic.Int64)
 		cm.behind[id] = g
@@ -371,7 +370,7 @@ func (s *Stream) metricsSnapshot() StreamMetrics {
 		WriteProvisionedThroughputExceeded: m.writeExceeded.Load(),
 		ReadProvisionedThroughputExceeded:  m.readExceeded.Load(),
 	}
-	ids := make([]uint32, 0, len(set.shards))
+	ids := make([]ShardID, 0, len(set.shards))
 	for id := range set.shards {
 		ids = append(ids, id)
 	}
@@ -382,7 +381,7 @@ func (s *Stream) metricsSnapshot() StreamMetrics {
 		age := sm.iteratorAge.Load()
 		out.GetRecordsIteratorAgeMillis = max(out.GetRecordsIteratorAgeMillis, age)
 		out.Shards = append(out.Shards, ShardMetrics{
-			Shard:                              shardmap.ShardName(id),
+			Shard:                              id.String(),
 			IncomingBytes:                      sm.incomingBytes.Load(),
 			IncomingRecords:                    sm.incomingRecords.Load(),
 			OutgoingBytes:                      sm.outgoingBytes.Load(),

@@ -124,19 +124,19 @@ func TestMetricsPutAndGet(t *testing.T) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
-		st := shards[shardmap.ShardName(r.Shard)]
+		st := shards[r.Shard.String()]
 		st.inRecs++
 		st.inBytes += uint64(len(entries[i].PartitionKey) + len(entries[i].Data))
-		shards[shardmap.ShardName(r.Shard)] = st
+		shards[r.Shard.String()] = st
 	}
-	one, err := e.PutRecord("s", PutEntry{PartitionKey: "single", Data: []byte("hello")}, "")
+	one, err := e.PutRecord("s", PutEntry{PartitionKey: "single", Data: []byte("hello")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := shards[shardmap.ShardName(one.Shard)]
+	st := shards[one.Shard.String()]
 	st.inRecs++
 	st.inBytes += uint64(len("single") + len("hello"))
-	shards[shardmap.ShardName(one.Shard)] = st
+	shards[one.Shard.String()] = st
 	if shards["shardId-000000000000"].inRecs == 0 || shards["shardId-000000000001"].inRecs == 0 {
 		t.Fatalf("the keys did not reach both shards: %+v", shards)
 	}
@@ -158,8 +158,8 @@ func TestMetricsPutAndGet(t *testing.T) {
 	sameShards(t, metricsOf(t, e, "s"), shards)
 
 	// Read each shard to its end: one call with every record, one with none.
-	for _, id := range []string{"shardId-000000000000", "shardId-000000000001"} {
-		it, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: id, Type: TrimHorizon})
+	for _, id := range []ShardID{0, 1} {
+		it, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: id, Type: TrimHorizon})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,9 +171,9 @@ func TestMetricsPutAndGet(t *testing.T) {
 			it = r.NextIterator
 			r.Release()
 		}
-		st := shards[id]
+		st := shards[id.String()]
 		st.outRecs, st.outBytes = st.inRecs, st.inBytes
-		shards[id] = st
+		shards[id.String()] = st
 	}
 	if _, err := e.GetRecords("forged", 100); err == nil {
 		t.Fatal("a forged iterator was accepted")
@@ -212,7 +212,7 @@ func TestMetricsIteratorAge(t *testing.T) {
 		}
 		c.Advance(1500 * time.Millisecond)
 	}
-	it, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	it, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,10 +263,10 @@ func TestMetricsThrottling(t *testing.T) {
 	if throttled != 5 {
 		t.Fatalf("%d records throttled, want 5", throttled)
 	}
-	if _, err := e.PutRecord("s", PutEntry{PartitionKey: "k", Data: []byte("ab")}, ""); !errors.Is(err, ErrProvisionedThroughputExceeded) {
+	if _, err := e.PutRecord("s", PutEntry{PartitionKey: "k", Data: []byte("ab")}); !errors.Is(err, ErrProvisionedThroughputExceeded) {
 		t.Fatalf("PutRecord past the limit: %v", err)
 	}
-	it, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	it, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,17 +366,17 @@ func TestMetricsSubscriptions(t *testing.T) {
 	// the first event holds one record, 2 s behind the last.
 	big := bytes.Repeat([]byte{'z'}, 1<<20)
 	for range 3 {
-		if _, err := e.PutRecord("s", PutEntry{PartitionKey: "k", Data: big}, ""); err != nil {
+		if _, err := e.PutRecord("s", PutEntry{PartitionKey: "k", Data: big}); err != nil {
 			t.Fatal(err)
 		}
 		c.Advance(time.Second)
 	}
-	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: app.ARN, ShardID: "shardId-000000000000", Type: TrimHorizon})
+	sub, err := e.Subscribe(SubscribeInput{ConsumerARN: app.ARN, Shard: 0, Type: TrimHorizon})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if _, err := e.Subscribe(SubscribeInput{ConsumerARN: app.ARN, ShardID: "shardId-000000000000", Type: TrimHorizon}); !errors.Is(err, ErrResourceInUse) {
+	if _, err := e.Subscribe(SubscribeInput{ConsumerARN: app.ARN, Shard: 0, Type: TrimHorizon}); !errors.Is(err, ErrResourceInUse) {
 		t.Fatalf("a second subscription within 5 s: %v", err)
 	}
 	ev, err := next(t, sub)
@@ -416,7 +416,7 @@ func TestMetricsSubscriptions(t *testing.T) {
 		t.Fatalf("after three events:\n got %+v\nwant %+v", got, want)
 	}
 	// The end of the shard is an event too.
-	if err := e.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+	if err := e.SplitShard("s", 0, mustKey(t, "1000")); err != nil {
 		t.Fatal(err)
 	}
 	ev, err = next(t, sub)
@@ -465,7 +465,7 @@ func TestMetricsShardLevelSettings(t *testing.T) {
 		t.Fatalf("enabled before EnableEnhancedMonitoring: %v", on)
 	}
 	// The shards' counters run whether or not they are enabled.
-	if _, err := e.PutRecord("s", PutEntry{PartitionKey: "k", Data: []byte("abc")}, ""); err != nil {
+	if _, err := e.PutRecord("s", PutEntry{PartitionKey: "k", Data: []byte("abc")}); err != nil {
 		t.Fatal(err)
 	}
 	var in uint64
@@ -493,7 +493,7 @@ func TestMetricsShardLevelSettings(t *testing.T) {
 		}
 	}
 	// Closed shards stay in the snapshot beside their children.
-	if err := e.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+	if err := e.SplitShard("s", 0, mustKey(t, "1000")); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string

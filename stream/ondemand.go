@@ -34,7 +34,7 @@ func (s *Stream) scaleOnDemand(now time.Time) error {
 	first := s.lastScale.IsZero()
 	s.lastScale = now
 	type hot struct {
-		id   uint32
+		id   ShardID
 		need float64 // how many shards' worth of capacity it asked for
 	}
 	var hots []hot
@@ -95,7 +95,7 @@ func (s *Stream) scaleOnDemand(now time.Time) error {
 			return err
 		}
 		open++
-		e.opts.Logger.Info("on-demand stream split a hot shard", "stream", meta.Name, "shard", shardmap.ShardName(h.id),
+		e.opts.Logger.Info("on-demand stream split a hot shard", "stream", meta.Name, "shard", h.id.String(),
 			"demand", h.need, "open", open, "ceiling", ceiling)
 	}
 	return nil

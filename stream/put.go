@@ -29,7 +29,7 @@ type PutEntry struct {
 // kind ProvisionedThroughputExceeded (the shard's capacity; retry later) or an internal
 // failure. The records of one PutRecords call succeed or fail independently.
 type PutResult struct {
-	Shard uint32
+	Shard ShardID
 	Seq   SeqNum
 	Err   error
 }
@@ -117,7 +117,7 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 			t.throttled++
 			set.shards[id].metrics.throttledWrite()
 			results[i].Err = errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.",
-				shardmap.ShardName(id), stream, e.opts.Account)
+				id.String(), stream, e.opts.Account)
 			continue
 		}
 		admitted = append(admitted, i)
@@ -169,17 +169,11 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 // written through the slice. It saves one allocation per record (BenchmarkPutRecords).
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// PutRecord puts one record (the PutRecord call). seqForOrdering, when not empty, must be a
-// sequence number this server issued: Kinesis uses it to order records of one partition key
-// put by one producer; here every shard's numbers already follow the order of the appends,
-// so it is validated and otherwise has no effect. A throttled record is a call-level
-// ProvisionedThroughputExceeded error, as in Kinesis.
-func (e *Engine) PutRecord(stream string, en PutEntry, seqForOrdering string) (PutResult, error) {
-	if seqForOrdering != "" {
-		if _, err := ParseSeqNum(seqForOrdering); err != nil {
-			return PutResult{}, errorf(KindInvalidArgument, "ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s under account %s is invalid.", seqForOrdering, stream, e.opts.Account)
-		}
-	}
+// PutRecord puts one record (the PutRecord call). A throttled record is a call-level
+// ProvisionedThroughputExceeded error, as in Kinesis. (Kinesis's SequenceNumberForOrdering
+// needs nothing of the engine: every shard's numbers already follow the order of the
+// appends, so the protocol edge only checks that it is a number this server issued.)
+func (e *Engine) PutRecord(stream string, en PutEntry) (PutResult, error) {
 	s, err := e.stream(stream)
 	if err != nil {
 		return PutResult{}, err

@@ -2,15 +2,13 @@ package stream
 
 import (
 	"time"
-
-	"github.com/sluice-streams/sluice/shardmap"
 )
 
 // ReadInput is what ReadShard takes: a shard and where to start, instead of an iterator.
 type ReadInput struct {
 	Stream     string
-	Shard      uint32    // the shard's index (shardId-000000000007 is 7)
-	Type       string    // an iterator type: AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP
+	Shard      ShardID    // the shard's index (shardId-000000000007 is 7)
+	Type       IteratorType
 	Pos        uint64    // the log position AT_ and AFTER_SEQUENCE_NUMBER name
 	Timestamp  time.Time // AT_TIMESTAMP
 	MaxRecords int       // 1…MaxGetRecordsLimit
@@ -48,7 +46,7 @@ func (e *Engine) readShard(s *Stream, in ReadInput, maxBytes int, now time.Time)
 	meta, set := s.meta.Load(), s.set.Load()
 	sh, held := set.shards[in.Shard]
 	if !held {
-		return Records{}, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shardmap.ShardName(in.Shard), meta.Name, e.opts.Account)
+		return Records{}, NoSuchShard(in.Shard.String(), meta.Name, e.opts.Account)
 	}
 	pos, err := e.positionAt(sh, in.Type, in.Pos, in.Timestamp)
 	if err != nil {

@@ -39,7 +39,7 @@ func TestReadShard(t *testing.T) {
 	if err != nil || n != 2 || r.Records.Next != res[2].Seq.Pos+1 || r.NextIterator != "" || r.ShardEnd {
 		t.Fatalf("AFTER the first record, 2 records: %+v %v", r, err)
 	}
-	it, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: shardmap.ShardName(0), Type: AfterSequenceNumber, Seq: res[0].Seq.String()})
+	it, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: AfterSequenceNumber, Seq: res[0].Seq})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestReadShard(t *testing.T) {
 		t.Fatalf("GetRecords: next %d, ReadShard: next %d", viaIterator.Records.Next, r.Records.Next)
 	}
 
-	for _, bad := range []ReadInput{{Type: TrimHorizon}, {Type: TrimHorizon, MaxRecords: 10_001}, {Type: "SOMEWHERE", MaxRecords: 1}} {
+	for _, bad := range []ReadInput{{Type: TrimHorizon}, {Type: TrimHorizon, MaxRecords: 10_001}, {Type: 0, MaxRecords: 1}} {
 		if _, _, err := read(bad); !errors.Is(err, ErrValidation) {
 			t.Fatalf("%+v: %v, want a validation error", bad, err)
 		}
@@ -72,7 +72,7 @@ func TestReadShard(t *testing.T) {
 	}
 	c.Advance(time.Second)
 
-	if err := e.SplitShard("s", shardmap.ShardName(0), shardmap.Key{Hi: 1 << 63}.String()); err != nil {
+	if err := e.SplitShard("s", 0, shardmap.Key{Hi: 1 << 63}); err != nil {
 		t.Fatal(err)
 	}
 	r, n, err = read(ReadInput{Type: TrimHorizon, MaxRecords: 100})

@@ -7,35 +7,19 @@ import (
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
-// SplitShard splits an open shard at newStartingHashKey (a decimal 128-bit integer): the
-// shard closes and two children share its range.
-func (e *Engine) SplitShard(stream, shardID, newStartingHashKey string) error {
-	k, err := shardmap.ParseKey(newStartingHashKey)
-	if err != nil {
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'newStartingHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})", newStartingHashKey)
-	}
+// SplitShard splits an open shard at newStart: the shard closes and two children share its
+// range.
+func (e *Engine) SplitShard(stream string, shard ShardID, newStart shardmap.Key) error {
 	return e.reshard(stream, func(m *shardmap.Map) (*shardmap.Map, []shardmap.Change, error) {
-		id, err := shardmap.ParseShardName(shardID)
-		if err != nil {
-			return nil, nil, err
-		}
-		nm, ch, err := m.Split(id, k)
+		nm, ch, err := m.Split(shard, newStart)
 		return nm, []shardmap.Change{ch}, err
 	})
 }
 
 // MergeShards merges two open adjacent shards: both close and one child takes their ranges.
-func (e *Engine) MergeShards(stream, shardID, adjacentShardID string) error {
+func (e *Engine) MergeShards(stream string, shard, adjacent ShardID) error {
 	return e.reshard(stream, func(m *shardmap.Map) (*shardmap.Map, []shardmap.Change, error) {
-		a, err := shardmap.ParseShardName(shardID)
-		if err != nil {
-			return nil, nil, err
-		}
-		b, err := shardmap.ParseShardName(adjacentShardID)
-		if err != nil {
-			return nil, nil, err
-		}
-		nm, ch, err := m.Merge(a, b)
+		nm, ch, err := m.Merge(shard, adjacent)
 		return nm, []shardmap.Change{ch}, err
 	})
 }
@@ -70,7 +54,7 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	meta, set := s.meta.Load(), s.set.Load()
 	nm, changes, err := op(set.m)
 	if err != nil {
-		return reshardError(name, err)
+		return ReshardError(name, err)
 	}
 	if len(changes) == 0 {
 		return nil
@@ -78,7 +62,7 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	if len(nm.Open()) > e.opts.MaxShardsPerStream {
 		return errorf(KindLimitExceeded, "This request would exceed the shard limit for stream %s: %d open shards, limit %d.", name, len(nm.Open()), e.opts.MaxShardsPerStream)
 	}
-	next := &shardSet{m: nm, shards: make(map[uint32]*shard, len(set.shards)+2*len(changes))}
+	next := &shardSet{m: nm, shards: make(map[ShardID]*shard, len(set.shards)+2*len(changes))}
 	for id, sh := range set.shards {
 		next.shards[id] = sh
 	}
@@ -139,7 +123,10 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 // mutex, the only writer of closed) may call it.
 func (sh *shard) closedUnlocked() bool { return sh.closed }
 
-func reshardError(stream string, err error) error {
+// ReshardError is the Kinesis error of a resharding of stream that shardmap refused with
+// err; the protocol edge reports a shard id that does not parse (shardmap.ErrInvalidName)
+// with it too.
+func ReshardError(stream string, err error) error {
 	switch {
 	case errors.Is(err, shardmap.ErrNotFound), errors.Is(err, shardmap.ErrInvalidName):
 		return errorf(KindResourceNotFound, "Could not find shard in stream %s: %v", stream, err)

@@ -84,17 +84,15 @@ func TestReshardUnderConcurrentProducers(t *testing.T) {
 		}
 		var open []ShardDescription
 		for _, sd := range d.Shards {
-			if sd.EndingSeq == "" {
+			if sd.Open {
 				open = append(open, sd)
 			}
 		}
 		switch step % 3 {
 		case 0: // split a random open shard in the middle
 			sd := open[r.IntN(len(open))]
-			lo, _ := shardmap.ParseKey(sd.StartingHash)
-			hi, _ := shardmap.ParseKey(sd.EndingHash)
-			mid := midpoint(shardmap.Range{Start: lo, End: hi})
-			if err := e.SplitShard("r", sd.ID, mid.String()); err != nil {
+			mid := midpoint(sd.Range)
+			if err := e.SplitShard("r", sd.ID, mid); err != nil {
 				t.Fatalf("split %s at %s: %v", sd.ID, mid, err)
 			}
 		case 1: // merge two adjacent open shards
@@ -118,14 +116,14 @@ func TestReshardUnderConcurrentProducers(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, sd := range d.Shards {
-		id, _ := shardmap.ParseShardName(sd.ID)
-		it, err := e.GetShardIterator(IteratorInput{Stream: "r", ShardID: sd.ID, Type: TrimHorizon})
+		id := sd.ID
+		it, err := e.GetShardIterator(IteratorInput{Stream: "r", Shard: sd.ID, Type: TrimHorizon})
 		if err != nil {
 			t.Fatal(err)
 		}
 		recs, next := drain(t, e, it, id)
-		if sd.EndingSeq != "" {
-			end, _ := ParseSeqNum(sd.EndingSeq)
+		if !sd.Open {
+			end := sd.EndingSeq
 			if next != "" {
 				t.Fatalf("closed shard %s drained but returned a next iterator", sd.ID)
 			}
@@ -156,7 +154,7 @@ func TestReshardUnderConcurrentProducers(t *testing.T) {
 }
 
 func sortByStart(s []ShardDescription) {
-	key := func(sd ShardDescription) shardmap.Key { k, _ := shardmap.ParseKey(sd.StartingHash); return k }
+	key := func(sd ShardDescription) shardmap.Key { return sd.Range.Start }
 	for i := 1; i < len(s); i++ {
 		for j := i; j > 0 && key(s[j]).Less(key(s[j-1])); j-- {
 			s[j], s[j-1] = s[j-1], s[j]
@@ -174,18 +172,17 @@ func TestReshardLineageAndChildShards(t *testing.T) {
 	if _, err := e.PutRecords("l", []PutEntry{{PartitionKey: "a", Data: []byte("before")}}); err != nil {
 		t.Fatal(err)
 	}
-	it, _ := e.GetShardIterator(IteratorInput{Stream: "l", ShardID: "shardId-000000000000", Type: TrimHorizon})
-	if err := e.SplitShard("l", "shardId-000000000000", "170141183460469231731687303715884105728"); err != nil {
+	it, _ := e.GetShardIterator(IteratorInput{Stream: "l", Shard: 0, Type: TrimHorizon})
+	if err := e.SplitShard("l", 0, mustKey(t, "170141183460469231731687303715884105728")); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		err  error
 		want error
 	}{
-		{e.SplitShard("l", "shardId-000000000000", "170141183460469231731687303715884105728"), ErrResourceInUse},
-		{e.SplitShard("l", "shardId-000000000009", "1000"), ErrResourceNotFound},
-		{e.SplitShard("l", "shardId-000000000001", "x"), ErrValidation},
-		{e.MergeShards("l", "shardId-000000000002", "shardId-000000000001"), ErrInvalidArgument},
+		{e.SplitShard("l", 0, mustKey(t, "170141183460469231731687303715884105728")), ErrResourceInUse},
+		{e.SplitShard("l", 9, mustKey(t, "1000")), ErrResourceNotFound},
+		{e.MergeShards("l", 2, 1), ErrInvalidArgument},
 	} {
 		if !errors.Is(tc.err, tc.want) {
 			t.Fatalf("%v, want %v", tc.err, tc.want.(*Error).Kind)
@@ -205,10 +202,10 @@ func TestReshardLineageAndChildShards(t *testing.T) {
 		}
 		r.Release()
 	}
-	if r.NextIterator != "" || len(r.ChildShards) != 2 || r.ChildShards[0].Parents[0] != "shardId-000000000000" {
+	if r.NextIterator != "" || len(r.ChildShards) != 2 || r.ChildShards[0].Parents[0] != 0 {
 		t.Fatalf("end of a closed shard: next %q children %+v", r.NextIterator, r.ChildShards)
 	}
-	if err := e.MergeShards("l", "shardId-000000000001", "shardId-000000000002"); err != nil {
+	if err := e.MergeShards("l", 1, 2); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Close(); err != nil {
@@ -221,17 +218,17 @@ func TestReshardLineageAndChildShards(t *testing.T) {
 		t.Fatalf("after restart: %d shards, %d open, %v", len(d.Shards), d.OpenShards, err)
 	}
 	m := d.Shards[3]
-	if m.Parent != "shardId-000000000001" || m.AdjacentParent != "shardId-000000000002" || m.EndingSeq != "" {
+	if m.Parent != 1 || m.AdjacentParent != 2 || !m.Open {
 		t.Fatalf("merged child: %+v", m)
 	}
-	if d.Shards[0].EndingSeq == "" {
+	if d.Shards[0].Open {
 		t.Fatal("the split parent has no ending sequence number")
 	}
 	res, err := e.PutRecords("l", []PutEntry{{PartitionKey: "a", Data: []byte("after")}})
 	if err != nil || res[0].Err != nil || res[0].Shard != 3 {
 		t.Fatalf("put after merge: shard %d, %v %v", res[0].Shard, err, res[0].Err)
 	}
-	if first, _ := ParseSeqNum(d.Shards[0].EndingSeq); !first.Less(res[0].Seq) {
+	if first := d.Shards[0].EndingSeq; !first.Less(res[0].Seq) {
 		t.Fatal("a child's sequence number does not exceed its parent's")
 	}
 }

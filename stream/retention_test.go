@@ -20,7 +20,7 @@ func TestRetention(t *testing.T) {
 		}
 	}
 	read := func() []got {
-		it, err := e.GetShardIterator(IteratorInput{Stream: "r", ShardID: "shardId-000000000000", Type: TrimHorizon})
+		it, err := e.GetShardIterator(IteratorInput{Stream: "r", Shard: 0, Type: TrimHorizon})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,8 @@ package stream
 import (
 	"math/bits"
 	"strconv"
+
+	"github.com/sluice-streams/sluice/shardmap"
 )
 
 // Sequence numbers as clients see them. Kinesis prints them as 56-digit decimal strings and
@@ -27,7 +29,7 @@ const (
 
 // SeqNum is a decoded sequence number.
 type SeqNum struct {
-	Shard uint32
+	Shard ShardID
 	Pos   uint64
 }
 
@@ -82,7 +84,7 @@ func ParseSeqNum(s string) (SeqNum, error) {
 	if hi > 1<<32-1 {
 		return SeqNum{}, badSeqNum(s)
 	}
-	return SeqNum{Shard: uint32(hi), Pos: lo}, nil
+	return SeqNum{Shard: ShardID(hi), Pos: lo}, nil
 }
 
 func badSeqNum(s string) error {
@@ -91,3 +93,7 @@ func badSeqNum(s string) error {
 	}
 	return errorf(KindInvalidArgument, "sequence number %q was not issued by this server", s)
 }
+
+// ShardID is a shard's index within its stream (shardmap.ShardID): the engine's shard
+// identifier. Its Kinesis text form exists only at the protocol edges.
+type ShardID = shardmap.ShardID

@@ -22,7 +22,7 @@ func TestSeqNumRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	cases := []SeqNum{{0, 0}, {0, 1}, {1, 0}, {0, 1<<64 - 1}, {1<<32 - 1, 1<<64 - 1}, {7, 123456789}}
 	for range 2000 {
-		cases = append(cases, SeqNum{Shard: r.Uint32() >> r.UintN(32), Pos: r.Uint64() >> r.UintN(64)})
+		cases = append(cases, SeqNum{Shard: ShardID(r.Uint32() >> r.UintN(32)), Pos: r.Uint64() >> r.UintN(64)})
 	}
 	for _, c := range cases {
 		s := c.String()
@@ -42,8 +42,8 @@ func TestSeqNumRoundTrip(t *testing.T) {
 func TestSeqNumOrder(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 2))
 	for range 5000 {
-		a := SeqNum{Shard: r.Uint32N(4), Pos: r.Uint64N(1 << 40)}
-		b := SeqNum{Shard: r.Uint32N(4), Pos: r.Uint64N(1 << 40)}
+		a := SeqNum{Shard: ShardID(r.Uint32N(4)), Pos: r.Uint64N(1 << 40)}
+		b := SeqNum{Shard: ShardID(r.Uint32N(4)), Pos: r.Uint64N(1 << 40)}
 		as, bs := a.String(), b.String()
 		ai, _ := new(big.Int).SetString(as, 10)
 		bi, _ := new(big.Int).SetString(bs, 10)

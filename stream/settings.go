@@ -147,7 +147,7 @@ func (s *Stream) pruneClosed(now time.Time) error {
 	defer s.mu.Unlock()
 	meta, set := s.meta.Load(), s.set.Load()
 	cutoff := now.Add(-time.Duration(meta.RetentionHours) * time.Hour)
-	var drop []uint32
+	var drop []ShardID
 	for _, sh := range set.m.All() {
 		if sh.Open {
 			continue
@@ -173,7 +173,7 @@ func (s *Stream) pruneClosed(now time.Time) error {
 	if err := saveMeta(s.engine.opts.FS, s.dir, next); err != nil {
 		return err
 	}
-	ns := &shardSet{m: nm, shards: make(map[uint32]*shard, len(set.shards))}
+	ns := &shardSet{m: nm, shards: make(map[ShardID]*shard, len(set.shards))}
 	for id, rt := range set.shards {
 		if _, ok := nm.Lookup(id); ok {
 			ns.shards[id] = rt

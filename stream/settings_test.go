@@ -54,7 +54,7 @@ func TestSettings(t *testing.T) {
 	if err != nil || res[0].Err != nil {
 		t.Fatal(err, res[0].Err)
 	}
-	it, _ := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: TrimHorizon})
+	it, _ := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: TrimHorizon})
 	r, err := e.GetRecords(it, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestClosedShardsExpire(t *testing.T) {
 	if _, err := e.PutRecords("s", []PutEntry{{PartitionKey: "k", Data: []byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.SplitShard("s", "shardId-000000000000", "1000"); err != nil {
+	if err := e.SplitShard("s", 0, mustKey(t, "1000")); err != nil {
 		t.Fatal(err)
 	}
 	c.Advance(23 * time.Hour)
@@ -101,10 +101,10 @@ func TestClosedShardsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := e.Describe("s")
-	if len(d.Shards) != 2 || d.Shards[0].ID != "shardId-000000000001" || d.Shards[0].Parent != "shardId-000000000000" {
+	if len(d.Shards) != 2 || d.Shards[0].ID != 1 || d.Shards[0].Parent != 0 {
 		t.Fatalf("after expiry: %+v", d.Shards)
 	}
-	if _, err := e.GetShardIterator(IteratorInput{Stream: "s", ShardID: "shardId-000000000000", Type: TrimHorizon}); !errors.Is(err, ErrResourceNotFound) {
+	if _, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: TrimHorizon}); !errors.Is(err, ErrResourceNotFound) {
 		t.Fatalf("iterator on an expired shard: %v", err)
 	}
 }

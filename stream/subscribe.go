@@ -25,17 +25,20 @@ const (
 // SubscribeInput is what SubscribeToShard takes.
 type SubscribeInput struct {
 	ConsumerARN string
-	ShardID     string
-	Type        string // AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP
-	Seq         string
+	Shard       ShardID
+	Type        IteratorType
+	Seq         SeqNum // AT_ and AFTER_SEQUENCE_NUMBER: must belong to Shard
 	Timestamp   time.Time
 }
 
 // Event is one SubscribeToShardEvent. Records is a zero-copy view the receiver releases.
 type Event struct {
-	Records         segment.View
-	ContinuationSeq string
-	MillisBehind    int64
+	Records segment.View
+	// Continuation is the ContinuationSequenceNumber: the last record sent, or before any
+	// record, the position before the subscription's start (Pos 0 when it starts at the
+	// shard's first record). A new subscription resumes after it.
+	Continuation SeqNum
+	MillisBehind int64
 	ChildShards     []ChildShard // at the end of a closed shard; the subscription then ends
 }
 
@@ -52,7 +55,7 @@ type Subscription struct {
 	stream     *Stream
 	key        string
 	shard      *shard
-	shardID    uint32
+	shardID    ShardID
 	pos        uint64 // next log position to send
 	started    time.Time
 	pacer      *Pacer
@@ -71,25 +74,25 @@ func (e *Engine) Subscribe(in SubscribeInput) (*Subscription, error) {
 		return nil, err
 	}
 	meta, set := s.meta.Load(), s.set.Load()
-	id, err := shardmap.ParseShardName(in.ShardID)
+	id := in.Shard
 	sh, held := set.shards[id]
-	if err != nil || !held {
-		return nil, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, meta.Name, e.opts.Account)
+	if !held {
+		return nil, NoSuchShard(id.String(), meta.Name, e.opts.Account)
 	}
-	pos, err := e.startPosition(sh, id, IteratorInput{Type: in.Type, Seq: in.Seq, Timestamp: in.Timestamp})
+	pos, err := e.startPosition(sh, id, in.Type, in.Seq, in.Timestamp)
 	if err != nil {
 		return nil, err
 	}
 	now := e.opts.Now()
 	cm := s.metrics.consumer(c.Name)
-	sub := &Subscription{engine: e, stream: s, key: e.consumerARN(meta.Name, c) + "|" + in.ShardID, shard: sh, shardID: id,
+	sub := &Subscription{engine: e, stream: s, key: e.consumerARN(meta.Name, c) + "|" + id.String(), shard: sh, shardID: id,
 		pos: pos, started: now, pacer: e.opts.Limits.NewPacer(now), metrics: cm, behind: cm.shard(id), ended: make(chan struct{})}
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	if old := s.subs[sub.key]; old != nil {
 		if now.Sub(old.started) < resubscribeGuard {
 			cm.rateExceeded.Add(1)
-			return nil, errorf(KindResourceInUse, "Another active subscription exists for consumer %s and shard %s.", in.ConsumerARN, in.ShardID)
+			return nil, errorf(KindResourceInUse, "Another active subscription exists for consumer %s and shard %s.", in.ConsumerARN, id)
 		}
 		old.end()
 	}
@@ -170,7 +173,7 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 				}
 			}
 			sub.pos = v.Next
-			ev := Event{Records: v, ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: v.Last}.String()}
+			ev := Event{Records: v, Continuation: SeqNum{Shard: sub.shardID, Pos: v.Last}}
 			if v.Last < sub.shard.log.Tip() {
 				ev.MillisBehind = max(0, sub.shard.log.TipTime()-v.LastTime) / int64(time.Millisecond)
 			}
@@ -181,7 +184,7 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 		set, meta := sub.stream.set.Load(), sub.stream.meta.Load()
 		if info, _ := set.m.Lookup(sub.shardID); !info.Open && sub.pos > meta.Ending[sub.shardID] {
 			sub.done = true
-			ev := Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: meta.Ending[sub.shardID]}.String(),
+			ev := Event{Continuation: SeqNum{Shard: sub.shardID, Pos: meta.Ending[sub.shardID]},
 				ChildShards: childShards(set.m, sub.shardID)}
 			sub.sent(&ev)
 			return ev, nil
@@ -195,7 +198,7 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 		case <-closing: // resharded: the next round sends the children
 			sub.sawClosing = true
 		case <-heartbeat.C:
-			ev := Event{ContinuationSeq: SeqNum{Shard: sub.shardID, Pos: sub.pos - min(sub.pos, 1)}.String()}
+			ev := Event{Continuation: SeqNum{Shard: sub.shardID, Pos: sub.pos - min(sub.pos, 1)}}
 			sub.sent(&ev)
 			return ev, nil
 		case <-ctx.Done():
@@ -208,13 +211,12 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 }
 
 // childShards lists the children of a closed shard with their parents and ranges.
-func childShards(m *shardmap.Map, id uint32) []ChildShard {
+func childShards(m *shardmap.Map, id ShardID) []ChildShard {
 	var out []ChildShard
 	for _, c := range m.Children(id) {
-		cs := ChildShard{ID: c.Name(), Start: c.Range.Start.String(), End: c.Range.End.String()}
-		cs.Parents = append(cs.Parents, shardmap.ShardName(c.Parent))
+		cs := ChildShard{ID: c.ID, Parents: []ShardID{c.Parent}, Range: c.Range}
 		if c.HasAdjacentParent() {
-			cs.Parents = append(cs.Parents, shardmap.ShardName(c.AdjacentParent))
+			cs.Parents = append(cs.Parents, c.AdjacentParent)
 		}
 		out = append(out, cs)
 	}

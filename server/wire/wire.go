@@ -62,6 +62,10 @@ const (
 	AccessDenied
 	UnknownOperation
 	InternalFailure
+	IncompleteSignature
+	InvalidSignature
+	UnrecognizedClient
+	MissingAuthenticationToken
 	numCodes
 )
 
@@ -69,7 +73,8 @@ var codeNames = [numCodes]string{
 	"", "InvalidArgumentException", "ResourceNotFoundException", "ResourceInUseException",
 	"LimitExceededException", "ProvisionedThroughputExceededException", "ExpiredIteratorException",
 	"ValidationException", "SerializationException", "AccessDeniedException",
-	"UnknownOperationException", "InternalFailure",
+	"UnknownOperationException", "InternalFailure", "IncompleteSignatureException",
+	"InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException",
 }
 
 // Name returns the Kinesis error name of c; an unknown code is InternalFailure.
@@ -90,6 +95,10 @@ func (c Code) Status() int {
 	}
 	return 400
 }
+
+// Unauthenticated reports whether c refuses a request for its credentials or signature
+// (IncompleteSignature, InvalidSignature, UnrecognizedClient, MissingAuthenticationToken).
+func (c Code) Unauthenticated() bool { return c >= IncompleteSignature && c <= MissingAuthenticationToken }
 
 // CodeOf returns the code of a Kinesis error name; unknown names are InternalFailure.
 func CodeOf(name string) Code {

@@ -88,7 +88,7 @@ func appendKey(dst, key []byte) []byte {
 // AppendRecordLine appends the text line of a record, newline included: shard, sequence
 // number, arrival time, partition key, data (see the package documentation).
 func AppendRecordLine(dst []byte, r *client.Record) []byte {
-	dst = shardmap.AppendShardName(dst, r.Shard)
+	dst = shardmap.ShardID(r.Shard).Append(dst)
 	dst = append(dst, ' ')
 	dst = r.Seq().AppendKinesis(dst)
 	dst = append(dst, ' ')
@@ -116,7 +116,7 @@ const flagEncrypted = 1
 
 // NewRecordJSON returns the JSON form of r. It copies nothing: Data aliases r.Data.
 func NewRecordJSON(r *client.Record) RecordJSON {
-	j := RecordJSON{ShardId: shardmap.ShardName(r.Shard), SequenceNumber: r.SequenceNumber(),
+	j := RecordJSON{ShardId: shardmap.ShardID(r.Shard).String(), SequenceNumber: r.SequenceNumber(),
 		ApproximateArrivalTimestamp: r.Arrival.UTC().Format(timeLayout), PartitionKey: string(r.Key), Data: r.Data}
 	if r.Flags&flagEncrypted != 0 {
 		j.EncryptionType = "KMS"
@@ -172,9 +172,9 @@ func ParseTime(s string) (time.Time, error) {
 
 // ParseShard parses a shard id: shardId-000000000001, or its index alone.
 func ParseShard(s string) (uint32, error) {
-	id, err := shardmap.ParseShardName(s)
+	id, err := shardmap.ParseShardID(s)
 	if err != nil {
 		return 0, inputf("shard id %q: want shardId-NNNNNNNNNNNN or a shard index", s)
 	}
-	return id, nil
+	return uint32(id), nil
 }

@@ -87,7 +87,7 @@ func (in *GetInput) resolve() (client.GetInput, error) {
 		}
 		if shardGiven && seq.Shard != g.Shard {
 			return g, inputf("sequence number %s is in %s, not %s", in.SequenceNumber,
-				shardmap.ShardName(seq.Shard), shardmap.ShardName(g.Shard))
+				shardmap.ShardID(seq.Shard).String(), shardmap.ShardID(g.Shard).String())
 		}
 		g.Shard, g.Value = seq.Shard, seq.Position
 		return g, nil
@@ -139,11 +139,11 @@ func Get(ctx context.Context, c *client.Client, in GetInput) (*GetResult, error)
 	listed := map[uint32]shardmap.Shard{}
 	if shards, err := c.ListShards(ctx, in.Stream); err == nil {
 		for _, s := range shards {
-			listed[s.ID] = s
+			listed[uint32(s.ID)] = s
 		}
 	}
 	for _, id := range ans.Children {
-		child := ShardJSON{ShardId: shardmap.ShardName(id)}
+		child := ShardJSON{ShardId: shardmap.ShardID(id).String()}
 		if s, ok := listed[id]; ok {
 			child = shardJSON(s)
 		}
@@ -156,10 +156,10 @@ func Get(ctx context.Context, c *client.Client, in GetInput) (*GetResult, error)
 func shardJSON(s shardmap.Shard) ShardJSON {
 	j := ShardJSON{ShardId: s.Name(), HashKeyRange: HashKeyRange{s.Range.Start.String(), s.Range.End.String()}}
 	if s.HasParent() {
-		j.ParentShardId = shardmap.ShardName(s.Parent)
+		j.ParentShardId = shardmap.ShardID(s.Parent).String()
 	}
 	if s.HasAdjacentParent() {
-		j.AdjacentParentShardId = shardmap.ShardName(s.AdjacentParent)
+		j.AdjacentParentShardId = shardmap.ShardID(s.AdjacentParent).String()
 	}
 	return j
 }
@@ -220,7 +220,7 @@ func (r *GetResult) Write(out Output) error {
 			ids = []string{"none listed"}
 		}
 		b = fmt.Appendf(b, "# shard end: %s is closed and read to its end; children: %s\n",
-			shardmap.ShardName(r.Shard), strings.Join(ids, " "))
+			shardmap.ShardID(r.Shard).String(), strings.Join(ids, " "))
 	} else {
 		b = fmt.Appendf(b, "# next: AT_SEQUENCE_NUMBER %s\n", r.Next)
 	}

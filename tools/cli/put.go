@@ -37,12 +37,12 @@ type PutResult struct {
 }
 
 func newPutResult(s client.SeqNum) PutResult {
-	return PutResult{ShardId: shardmap.ShardName(s.Shard), SequenceNumber: s.String()}
+	return PutResult{ShardId: shardmap.ShardID(s.Shard).String(), SequenceNumber: s.String()}
 }
 
 // appendPutLine appends the text line of an appended record: its shard and sequence number.
 func appendPutLine(dst []byte, s client.SeqNum) []byte {
-	dst = shardmap.AppendShardName(dst, s.Shard)
+	dst = shardmap.ShardID(s.Shard).Append(dst)
 	dst = append(dst, ' ')
 	dst = s.AppendKinesis(dst)
 	return append(dst, '\n')

@@ -106,7 +106,7 @@ func (r *runner) consumeKinesis(ctx context.Context, g *group) error {
 		}()
 	}
 	for _, s := range shards {
-		start(shardmap.ShardName(s.ID))
+		start(shardmap.ShardID(s.ID).String())
 	}
 	<-ctx.Done()
 	wg.Wait()
