@@ -7,7 +7,7 @@ import (
 // ReadInput is what ReadShard takes: a shard and where to start, instead of an iterator.
 type ReadInput struct {
 	Stream     string
-	Shard      ShardID    // the shard's index (shardId-000000000007 is 7)
+	Shard      ShardID // the shard's index (shardId-000000000007 is 7)
 	Type       IteratorType
 	Pos        uint64    // the log position AT_ and AFTER_SEQUENCE_NUMBER name
 	Timestamp  time.Time // AT_TIMESTAMP

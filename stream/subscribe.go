@@ -39,7 +39,7 @@ type Event struct {
 	// shard's first record). A new subscription resumes after it.
 	Continuation SeqNum
 	MillisBehind int64
-	ChildShards     []ChildShard // at the end of a closed shard; the subscription then ends
+	ChildShards  []ChildShard // at the end of a closed shard; the subscription then ends
 }
 
 // Release releases the event's records.

@@ -98,7 +98,9 @@ func (c Code) Status() int {
 
 // Unauthenticated reports whether c refuses a request for its credentials or signature
 // (IncompleteSignature, InvalidSignature, UnrecognizedClient, MissingAuthenticationToken).
-func (c Code) Unauthenticated() bool { return c >= IncompleteSignature && c <= MissingAuthenticationToken }
+func (c Code) Unauthenticated() bool {
+	return c >= IncompleteSignature && c <= MissingAuthenticationToken
+}
 
 // CodeOf returns the code of a Kinesis error name; unknown names are InternalFailure.
 func CodeOf(name string) Code {
