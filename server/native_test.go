@@ -28,6 +28,7 @@ import (
 // nativeEnv is a server on a loopback port over an engine with one stream "s", and a plain
 // fasthttp client for it.
 type nativeEnv struct {
+	dir      string // the engine's data directory
 	eng      *stream.Engine
 	srv      *Server
 	addr     string
@@ -39,6 +40,12 @@ type nativeEnv struct {
 // startNative opens an engine with opts (durability none, limits off unless opts sets them)
 // and one stream "s" of shards shards, and serves it on 127.0.0.1.
 func startNative(t testing.TB, opts stream.Options, shards int) *nativeEnv {
+	t.Helper()
+	return startNativeWith(t, opts, Options{}, shards)
+}
+
+// startNativeWith is startNative with the server's options.
+func startNativeWith(t testing.TB, opts stream.Options, sopts Options, shards int) *nativeEnv {
 	t.Helper()
 	opts.Dir = t.TempDir()
 	opts.Durability = segment.Durability{Mode: segment.None}
@@ -57,7 +64,7 @@ func startNative(t testing.TB, opts stream.Options, shards int) *nativeEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &nativeEnv{eng: eng, srv: New(eng, Options{}), addr: ln.Addr().String(), served: make(chan struct{})}
+	e := &nativeEnv{dir: opts.Dir, eng: eng, srv: New(eng, sopts), addr: ln.Addr().String(), served: make(chan struct{})}
 	e.c = &fasthttp.HostClient{Addr: e.addr, MaxResponseBodySize: 64 << 20}
 	go func() {
 		e.srv.Serve(ln)

@@ -41,13 +41,29 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", k)
 }
 
-// Error is an error of a Kind with a message for the client.
+// Error is an error of a Kind with a message for the client. Err, when set, is its cause (a
+// storage failure under an InternalFailure): it is for errors.Is and As and for the server's
+// log, never for a client.
 type Error struct {
 	Kind Kind
 	Msg  string
+	Err  error
 }
 
-func (e *Error) Error() string { return e.Kind.String() + ": " + e.Msg }
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Kind.String() + ": " + e.Msg + ": " + e.Err.Error()
+	}
+	return e.Kind.String() + ": " + e.Msg
+}
+
+// Unwrap returns the cause, so that errors.Is(err, segment.ErrFailed) works above the engine.
+func (e *Error) Unwrap() error { return e.Err }
+
+// internalError is the InternalFailure of a failure of the storage below the engine.
+func internalError(cause error) error {
+	return &Error{Kind: KindInternalFailure, Msg: "the shard's log failed", Err: cause}
+}
 
 // Is matches any *Error of the same Kind, so errors.Is(err, ErrInvalidArgument) tests the kind.
 func (e *Error) Is(target error) bool {

@@ -124,7 +124,7 @@ func (e *Engine) positionAt(sh *shard, typ IteratorType, at uint64, ts time.Time
 		}
 		seq, ok, err := sh.log.SeqAtTime(ts.UnixNano())
 		if err != nil {
-			return 0, errorf(KindInternalFailure, "%v", err)
+			return 0, internalError(err)
 		}
 		pos = sh.log.Tip() + 1
 		if ok {
@@ -197,7 +197,7 @@ func (e *Engine) getRecords(s *Stream, it Iterator, limit, maxBytes int, now tim
 	}
 	v, err := sh.log.Read(it.Pos, limit, maxBytes)
 	if err != nil {
-		return Records{}, errorf(KindInternalFailure, "%v", err)
+		return Records{}, internalError(err)
 	}
 	sh.read.Charge(v.Len(), now)
 	out := Records{Shard: it.Shard, Records: v}

@@ -155,7 +155,7 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 		}
 		for j, i := range idx {
 			if err != nil {
-				results[i].Err = errorf(KindInternalFailure, "%v", err)
+				results[i].Err = internalError(err)
 				continue
 			}
 			results[i].Seq = SeqNum{Shard: id, Pos: recs[j].Seq}

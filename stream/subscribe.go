@@ -154,7 +154,7 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 		changed := sub.shard.log.Changed() // taken before reading: no append is missed
 		v, err := sub.shard.log.Read(sub.pos, maxEventRecords, maxEventBytes)
 		if err != nil {
-			return Event{}, errorf(KindInternalFailure, "%v", err)
+			return Event{}, internalError(err)
 		}
 		if v.Count > 0 {
 			if d := sub.pacer.Take(v.Len(), now); d > 0 {
