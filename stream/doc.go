@@ -47,16 +47,27 @@
 //     it, up to twice the peak demand of a trailing window (Options.OnDemandWindow, 30 days
 //     by default) and within 200 MiB/s and 200,000 records/s. It does not shrink.
 //
-// Still to come: the wiring of Maintain to a timer (the server's job).
+//   - the shard-log seam (ShardLog, shardlog.go): the engine reaches a shard's records only
+//     through it — append, read a view, the change notification, tip, retention, close —
+//     and opens every shard's log through Options.OpenShardLog. segment.Log is the
+//     single-node implementation; a replicated one plugs in there, with no change above.
+//
+// The engine's API is typed: shards are ShardID, sequence numbers SeqNum, iterator types
+// IteratorType, hash ranges shardmap.Range. The Kinesis text of these exists only in the
+// protocol layer (package server), which parses and formats it. Errors are *Error values of
+// a Kind that wrap their cause (errors.Is reaches segment's sentinels).
+//
+// Maintain is called on a timer by `sluice serve`.
 //
 // Concurrency: SeqNum is a value; an IteratorKey is immutable after it is loaded and safe for
 // concurrent use; each limiter has its own mutex and is safe for concurrent use. The Engine
 // is safe for concurrent use: its map of streams is guarded by a mutex, each stream's
 // metadata and shard set are immutable snapshots published through atomic pointers (the
-// data paths take no engine lock), and each shard's segment.Log serialises its appends.
+// data paths take no engine lock), and each shard's ShardLog serialises its appends.
 //
 // Durability: a stream exists once its stream.json is durable (written by temporary file,
-// fsync, rename, fsync of the directory); its records are as durable as the engine's
-// segment.Durability promises. DeleteStream renames the stream's directory out of the
-// catalog (durably) before removing it; Open removes what a crash left in the trash.
+// fsync, rename, fsync of the directory); its records are as durable as the shards' ShardLog
+// promises (for segment.Log, its segment.Durability). DeleteStream renames the stream's
+// directory out of the catalog (durably) before removing it; Open removes what a crash left
+// in the trash.
 package stream

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +29,9 @@ type Options struct {
 	Account    string // for ARNs; default 000000000000
 	// SegmentSize is passed to every shard log (0: segment.DefaultSegmentSize).
 	SegmentSize int64
+	// OpenShardLog opens a shard's log (the ShardLog seam); nil: OpenSegmentLog, a
+	// segment.Log on this machine.
+	OpenShardLog func(ShardLogConfig) (ShardLog, error)
 	// MaxShardsPerStream bounds CreateStream and resharding (LimitExceeded); default 1024.
 	MaxShardsPerStream int
 	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
@@ -46,6 +48,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.OpenShardLog == nil {
+		o.OpenShardLog = OpenSegmentLog
 	}
 	if o.Limits.Factor == 0 {
 		o.Limits.Factor = 1
@@ -105,7 +110,7 @@ type shardSet struct {
 // shard is the runtime state of one shard.
 type shard struct {
 	id    ShardID
-	log   *segment.Log
+	log   ShardLog
 	write *WriteLimiter
 	read  *ReadLimiter
 
@@ -234,10 +239,10 @@ func (s *Stream) openShards(meta *streamMeta, sm *shardmap.Map) error {
 // openShard opens (creating) the log of one shard.
 func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) {
 	now := s.engine.opts.Now()
-	l, err := segment.Open(filepath.Join(s.dir, "shard-"+strconv.FormatUint(uint64(sh.ID), 10)), segment.Options{
-		FS: s.engine.opts.FS, Logger: s.engine.opts.Logger, Now: s.engine.opts.Now,
-		Durability: s.engine.opts.Durability, SegmentSize: s.engine.opts.SegmentSize, LogID: uint64(sh.ID),
-	})
+	o := &s.engine.opts
+	l, err := o.OpenShardLog(ShardLogConfig{Stream: meta.Name, Shard: sh.ID, Dir: shardDir(s.dir, sh.ID), Opts: segment.Options{
+		FS: o.FS, Logger: o.Logger, Now: o.Now, Durability: o.Durability, SegmentSize: o.SegmentSize, LogID: uint64(sh.ID),
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)
 	}
@@ -340,13 +345,6 @@ func (e *Engine) DeleteStream(name string) error {
 		return err
 	}
 	return os.RemoveAll(gone)
-}
-
-// removeAll removes a directory tree (a pruned shard's log, a deleted stream).
-func (e *Engine) removeAll(dir string) {
-	if err := os.RemoveAll(dir); err != nil {
-		e.opts.Logger.Warn("could not remove a directory", "dir", dir, "err", err)
-	}
 }
 
 func (e *Engine) notFound(name string) error {

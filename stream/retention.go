@@ -59,8 +59,8 @@ func (s *Stream) trim(now time.Time) error {
 
 // Maintain runs the periodic work of every stream: retention (hide and delete expired
 // records, seal segments that aged, drop closed shards left empty), on-demand scaling and
-// unmapping segments nobody reads. The server calls it
-// every few seconds; tests call it with an injected clock.
+// unmapping segments nobody reads. `sluice serve` calls it on a timer (cmd/sluice/serve.go);
+// tests call it with an injected clock.
 func (e *Engine) Maintain() error {
 	e.mu.Lock()
 	streams := make([]*Stream, 0, len(e.streams))

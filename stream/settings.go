@@ -182,9 +182,9 @@ func (s *Stream) pruneClosed(now time.Time) error {
 	s.meta.Store(next)
 	s.set.Store(ns)
 	for _, id := range drop {
-		rt := set.shards[id]
-		rt.log.Close()
-		s.engine.removeAll(rt.log.Dir())
+		if err := set.shards[id].log.Remove(); err != nil {
+			s.engine.opts.Logger.Warn("could not remove a pruned shard's log", "stream", next.Name, "shard", id.String(), "err", err)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+package stream
+
+import (
+	"path/filepath"
+	"strconv"
+
+	"github.com/sluice-streams/sluice/segment"
+)
+
+// ShardLog is the engine's seam to one shard's records: every read and write of a shard's
+// data goes through it, and nothing above the engine (server/) sees it. segment.Log is the
+// single-node implementation; a replicated log (a Raft group over the shard's replicas whose
+// Raft log is the segment log) implements it for a cluster, behind the same contract:
+//
+//   - Positions. The log assigns positions (the records' sequence numbers within the shard,
+//     uint64 ≥ 1): consecutive in append order within a batch, strictly increasing across
+//     batches, never reused — not after a crash, a torn tail, or (replicated) a change of
+//     leader. Append writes each record's position into batch[i].Seq and the batch's arrival
+//     time into batch[i].Time. The engine turns a position into a Kinesis sequence number
+//     (SeqNum{Shard, Pos}); it never invents one.
+//   - Acknowledgement. Append returns nil once the whole batch is as durable as the log
+//     promises — single node: its durability mode (segment.Durability); replicated:
+//     committed by a majority of the replicas, each durable by its own mode. Only then may
+//     the engine acknowledge it. An error means "not acknowledged", not "not written": a
+//     producer that retries may duplicate, as with Kinesis. A failure of the storage below
+//     is sticky; later Appends fail too (errors.Is(err, segment.ErrFailed)).
+//   - Visibility. A record becomes readable (Read, Tip) only once it is acknowledged, and in
+//     position order: Tip is the last readable position and never moves backwards; the
+//     channel Changed returns is closed when Tip moves past the value it had when the
+//     channel was taken (take the channel, then read Tip: no append is missed).
+//   - Views. Read returns the readable records from the first position ≥ from (after the
+//     retention horizon), at most maxRecords and about maxBytes. A View pins the memory its
+//     frames live in (a segment's mapping) until Release, and its bytes never change; Next
+//     is where to read from next. An empty View's Next never skips a readable record.
+//   - Retention. Trim(cutoff) hides the records that arrived before cutoff (Unix ns) at once
+//     and deletes the storage that held only them; the cutoff only moves forward. Oldest is
+//     the first readable position; SeqAtTime the first at or after a time.
+//   - Close ends the log: later calls fail with segment.ErrClosed; Views taken before stay
+//     valid until released. Remove closes the log and deletes its storage (a pruned shard).
+//
+// Implementations are safe for concurrent use; appends are serialised by the log.
+type ShardLog interface {
+	Append(batch []segment.Record) error
+	Read(from uint64, maxRecords, maxBytes int) (segment.View, error)
+	Changed() <-chan struct{}
+	Tip() uint64
+	TipTime() int64
+	SeqAtTime(unixNano int64) (seq uint64, ok bool, err error)
+	Oldest() (seq uint64, ok bool, err error)
+	Trim(cutoff int64) (removed int, err error)
+	// UnmapIdle gives back what idle parts of the log hold (mappings no View uses); the
+	// engine calls it periodically from Maintain.
+	UnmapIdle() int
+	Close() error
+	Remove() error
+}
+
+// ShardLogConfig is what opening a shard's log needs.
+type ShardLogConfig struct {
+	Stream string
+	Shard  ShardID
+	Dir    string          // the shard's directory under the stream's
+	Opts   segment.Options // durability, segment size, file system, clock, logger
+}
+
+// OpenSegmentLog opens the single-node ShardLog of a shard: a segment.Log in cfg.Dir.
+func OpenSegmentLog(cfg ShardLogConfig) (ShardLog, error) { return segment.Open(cfg.Dir, cfg.Opts) }
+
+var _ ShardLog = (*segment.Log)(nil)
+
+// shardDir returns the directory of a shard's log under its stream's directory.
+func shardDir(streamDir string, id ShardID) string {
+	return filepath.Join(streamDir, "shard-"+strconv.FormatUint(uint64(id), 10))
+}
