@@ -28,7 +28,7 @@ import (
 func FuzzCBORToJSON(f *testing.F) {
 	for _, s := range []string{
 		"00", "3b7fffffffffffffff", "5f42010243030405ff", "7f6268696121ff", "9f019fffff",
-		"bf6161f56162bfffff", "a1644461746143010203", "f93e00", "f90001", "fb3ff199999999999a",
+		"bf6161f56162bfffff", "a1644461746143010203", "a1624b6b4161", "f93e00", "f90001", "fb3ff199999999999a",
 		"c11b0000018bcfe5687b", "c120", "d9d9f7a0", "a10102", "5bffffffffffffffff", "f97e00",
 		"c24101", "62fffe", strings.Repeat("81", 70) + "00",
 	} {
@@ -185,9 +185,9 @@ func (g *cborGen) value(depth int) (v, want any) {
 	case 3:
 		s := g.text()
 		return s, s
-	case 4:
+	case 4: // a byte string is taken only as a blob member's value
 		p := g.bytes()
-		return p, base64.StdEncoding.EncodeToString(p)
+		return map[string]any{"Data": p}, map[string]any{"Data": base64.StdEncoding.EncodeToString(p)}
 	case 5:
 		b := g.byte()%2 == 0
 		return b, b
@@ -226,7 +226,9 @@ func (g *cborGen) document(t *testing.T) ([]byte, any) {
 	// item encodes one item of an indefinite-length container: a value or a chunked string.
 	item := func() any {
 		switch g.byte() % 4 {
-		case 0:
+		case 0: // {"Data": a chunked byte string}: a byte string is taken only as a blob
+			must(enc.StartIndefiniteMap())
+			must(enc.Encode("Data"))
 			must(enc.StartIndefiniteByteString())
 			var all []byte
 			for range g.byte() % 4 {
@@ -235,7 +237,8 @@ func (g *cborGen) document(t *testing.T) ([]byte, any) {
 				must(enc.Encode(p))
 			}
 			must(enc.EndIndefinite())
-			return base64.StdEncoding.EncodeToString(all)
+			must(enc.EndIndefinite())
+			return map[string]any{"Data": base64.StdEncoding.EncodeToString(all)}
 		case 1:
 			must(enc.StartIndefiniteTextString())
 			var all strings.Builder

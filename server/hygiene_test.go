@@ -127,10 +127,48 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
+// TestChunkedBodyLimits sends bodies of unknown length (chunked): each is measured against its
+// operation's limit, and the message names that limit.
+func TestChunkedBodyLimits(t *testing.T) {
+	addr := hygieneServer(t)
+	putRecords := func(n int) []byte {
+		return []byte(`{"StreamName":"nope","Records":[{"PartitionKey":"k","Data":"` + strings.Repeat("QUFB", n/4) + `"}]}`)
+	}
+	cases := []struct {
+		name, op string
+		body     []byte
+		status   int
+		errType  string
+		limit    int // named in the message when > 0
+	}{
+		{"PutRecords over the control limit", "PutRecords", putRecords(2 * controlBodyLimit), 400, "ResourceNotFoundException", 0},
+		{"PutRecords over its own limit", "PutRecords", putRecords(dataBodyLimit + 4), 400, "ValidationException", dataBodyLimit},
+		{"ListStreams over the control limit", "ListStreams", []byte(`{"ExclusiveStartStreamName":"` + strings.Repeat("x", controlBodyLimit) + `"}`), 400, "ValidationException", controlBodyLimit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, hdr := rawSend(t, addr, "/", tc.op, "", tc.body, true)
+			if status != tc.status || hdr != tc.errType {
+				t.Fatalf("%d %s %.300s, want %d %s", status, hdr, body, tc.status, tc.errType)
+			}
+			if tc.limit > 0 && !strings.Contains(body, "limit of "+strconv.Itoa(tc.limit)+" bytes") {
+				t.Fatalf("message %.300s does not name the limit of %d bytes", body, tc.limit)
+			}
+		})
+	}
+}
+
 // rawPost sends one request on a connection of its own and returns the status, body and
 // error-type header. The body is written by a goroutine that ignores write errors: the server
 // may answer an oversized body before reading it and close the connection under the writer.
 func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (int, string, string) {
+	t.Helper()
+	return rawSend(t, addr, path, op, authorization, body, false)
+}
+
+// rawSend is rawPost, with the body sent in 64 KiB chunks (Transfer-Encoding: chunked) when
+// chunked is set.
+func rawSend(t *testing.T, addr, path, op, authorization string, body []byte, chunked bool) (int, string, string) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -147,11 +185,27 @@ func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (i
 	if authorization != "" {
 		head.WriteString("Authorization: " + authorization + "\r\n")
 	}
-	head.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	if chunked {
+		head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	} else {
+		head.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	}
 	go func() {
-		if _, err := conn.Write([]byte(head.String())); err == nil {
-			conn.Write(body)
+		if _, err := conn.Write([]byte(head.String())); err != nil {
+			return
 		}
+		if !chunked {
+			conn.Write(body)
+			return
+		}
+		for len(body) > 0 {
+			n := min(len(body), 64<<10)
+			if _, err := conn.Write([]byte(strconv.FormatInt(int64(n), 16) + "\r\n" + string(body[:n]) + "\r\n")); err != nil {
+				return
+			}
+			body = body[n:]
+		}
+		conn.Write([]byte("0\r\n\r\n"))
 	}()
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

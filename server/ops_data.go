@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"strings"
 
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -15,8 +16,9 @@ func opListShards(s *Server, body []byte) (any, error) {
 		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
 		MaxResults            *int   `json:"MaxResults"`
 		ShardFilter           *struct {
-			Type    string `json:"Type"`
-			ShardId string `json:"ShardId"`
+			Type      string `json:"Type"`
+			ShardId   string `json:"ShardId"`
+			Timestamp *epoch `json:"Timestamp"` // decoded to refuse what cannot be a timestamp
 		} `json:"ShardFilter"`
 	}
 	if err := decode(body, &in); err != nil {
@@ -50,7 +52,7 @@ func opListShards(s *Server, body []byte) (any, error) {
 	if in.ExclusiveStartShardId != "" {
 		id, err := shardmap.ParseShardName(in.ExclusiveStartShardId)
 		if err != nil {
-			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExclusiveStartShardId " + in.ExclusiveStartShardId}
+			return nil, apiError{status: 400, name: "InvalidArgumentException", msg: "Invalid ExclusiveStartShardId " + echo(in.ExclusiveStartShardId)}
 		}
 		after = int64(id)
 	}
@@ -93,15 +95,29 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.seqOrdering != "" && !isDecimal(p.seqOrdering, 129) {
+		return nil, patternError(p.seqOrdering, "sequenceNumberForOrdering", seqNumPattern)
+	}
 	res, err := s.engine.PutRecord(name, p.entries[0], p.seqOrdering)
 	if err != nil {
-		return nil, err
+		return nil, singleRecordError(err)
 	}
 	out := getBodyBuf(256)
 	out = appendSeqShard(out, res.Seq, res.Shard)
 	out = append(out, `,"EncryptionType":`...)
 	out = jsonscan.AppendString(out, s.engine.EncryptionType(name))
 	return rawJSON(append(out, '}')), nil
+}
+
+// singleRecordError names the members of PutRecord's one record as PutRecord's input does
+// (partitionKey, data), where the engine, which puts it as a batch of one, names them as
+// PutRecords' (records.1.member.partitionKey).
+func singleRecordError(err error) error {
+	ae := toAPIError(err)
+	if ae.name == "ValidationException" {
+		ae.msg = strings.Replace(ae.msg, "'records.1.member.", "'", 1)
+	}
+	return ae
 }
 
 func opPutRecords(s *Server, body []byte) (any, error) {

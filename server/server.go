@@ -277,6 +277,7 @@ func toAPIError(err error) apiError {
 }
 
 func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
+	e.msg = bounded(e.msg, maxMessage) // a message may quote client input (edge.go)
 	if e.status >= 500 {
 		s.log.Error("request failed", "err", e.msg, "target", string(ctx.Request.Header.Peek("X-Amz-Target")))
 	}
