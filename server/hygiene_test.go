@@ -147,8 +147,8 @@ func TestChunkedBodyLimits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body, hdr := rawSend(t, addr, "/", tc.op, "", tc.body, true)
-			if status != tc.status || hdr != tc.errType {
+			status, body, h := rawSend(t, addr, "/", tc.op, jsonContentType, "", tc.body, true)
+			if hdr := h.Get("X-Amzn-ErrorType"); status != tc.status || hdr != tc.errType {
 				t.Fatalf("%d %s %.300s, want %d %s", status, hdr, body, tc.status, tc.errType)
 			}
 			if tc.limit > 0 && !strings.Contains(body, "limit of "+strconv.Itoa(tc.limit)+" bytes") {
@@ -163,12 +163,20 @@ func TestChunkedBodyLimits(t *testing.T) {
 // may answer an oversized body before reading it and close the connection under the writer.
 func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (int, string, string) {
 	t.Helper()
-	return rawSend(t, addr, path, op, authorization, body, false)
+	contentType := jsonContentType
+	if op == "" {
+		contentType = wire.ContentType
+	}
+	status, b, hdr := rawSend(t, addr, path, op, contentType, authorization, body, false)
+	if op == "" {
+		return status, b, hdr.Get(wire.HeaderError)
+	}
+	return status, b, hdr.Get("X-Amzn-ErrorType")
 }
 
-// rawSend is rawPost, with the body sent in 64 KiB chunks (Transfer-Encoding: chunked) when
-// chunked is set.
-func rawSend(t *testing.T, addr, path, op, authorization string, body []byte, chunked bool) (int, string, string) {
+// rawSend is rawPost with the Content-Type given, the body sent in 64 KiB chunks
+// (Transfer-Encoding: chunked) when chunked is set, and the answer's headers returned.
+func rawSend(t *testing.T, addr, path, op, contentType, authorization string, body []byte, chunked bool) (int, string, http.Header) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -176,11 +184,9 @@ func rawSend(t *testing.T, addr, path, op, authorization string, body []byte, ch
 	}
 	defer conn.Close()
 	var head strings.Builder
-	head.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n")
+	head.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\nContent-Type: " + contentType + "\r\n")
 	if op != "" {
-		head.WriteString("X-Amz-Target: " + targetPrefix + op + "\r\nContent-Type: " + jsonContentType + "\r\n")
-	} else {
-		head.WriteString("Content-Type: " + wire.ContentType + "\r\n")
+		head.WriteString("X-Amz-Target: " + targetPrefix + op + "\r\n")
 	}
 	if authorization != "" {
 		head.WriteString("Authorization: " + authorization + "\r\n")
@@ -216,11 +222,7 @@ func rawSend(t *testing.T, addr, path, op, authorization string, body []byte, ch
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := resp.Header.Get("X-Amzn-ErrorType")
-	if op == "" {
-		hdr = resp.Header.Get(wire.HeaderError)
-	}
-	return resp.StatusCode, string(b), hdr
+	return resp.StatusCode, string(b), resp.Header
 }
 
 func TestRequestIDs(t *testing.T) {
