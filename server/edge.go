@@ -80,9 +80,10 @@ func checkStreamName(name string) error {
 }
 
 // maxEpochSeconds is the largest timestamp, in seconds either side of the epoch, whose count
-// of milliseconds fits in an int64: the engine and the messages about timestamps count
-// milliseconds.
-const maxEpochSeconds = math.MaxInt64 / 1000
+// of milliseconds fits in an int64 (the engine and the messages about timestamps count
+// milliseconds). It is math.MaxInt64/1000 - 1 because that is even, so a float64 holds it
+// exactly; math.MaxInt64/1000 is odd and rounds up to a value whose milliseconds overflow.
+const maxEpochSeconds = math.MaxInt64/1000 - 1
 
 // parseEpochSeconds parses a timestamp in seconds, as AWS JSON 1.1 carries it (and cborToJSON
 // writes tag 1), into milliseconds since the epoch. A value that is not a finite number is a

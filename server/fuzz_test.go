@@ -423,6 +423,9 @@ func FuzzDecodePutRecords(f *testing.F) {
 	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"}]}`))
 	f.Add([]byte(`{"Records":[{"Data":"aGk\/","PartitionKey":"\u00e9\ud83d\ude00","ExplicitHashKey":"12"}],"X":[{"y":-1.5e3},true,null]}`))
 	f.Add([]byte(`{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","Records":[]}`))
+	// refused at the edge: an empty hash key, a lone surrogate
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k","ExplicitHashKey":""}]}`))
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k\ud800"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := getPutBatch()
 		defer p.release()
@@ -501,6 +504,13 @@ func FuzzOperations(f *testing.F) {
 	f.Add(uint8(0), false, []byte(`{"StreamName":"s"}`))
 	f.Add(uint8(3), false, []byte(`{"StreamName":"s","ShardCount":-1}`))
 	f.Add(uint8(7), true, []byte{0xa1, 0x6a, 'S', 't', 'r', 'e', 'a', 'm', 'N', 'a', 'm', 'e', 0x61, 's'})
+	// refused at the edge: timestamps no int64 of milliseconds holds, an empty hash key, a
+	// lone surrogate, a byte string as a partition key
+	getIterator, putRecord := uint8(slices.Index(names, "GetShardIterator")), uint8(slices.Index(names, "PutRecord"))
+	f.Add(getIterator, false, []byte(`{"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"AT_TIMESTAMP","Timestamp":1e20}`))
+	f.Add(getIterator, true, unhex(f, "a4 6a 53747265616d4e616d65 61 73 67 53686172644964 74 73686172644964 2d303030303030303030303030 71 5368617264497465726174 6f7254797065 6c 41545f54494d455354414d50 69 54696d657374616d70 c1 fb 7fe1ccf385ebc8a0"))
+	f.Add(putRecord, false, []byte(`{"StreamName":"s","Data":"aGk=","PartitionKey":"\ud800","ExplicitHashKey":""}`))
+	f.Add(putRecord, true, unhex(f, "a3 6a 53747265616d4e616d65 61 73 64 44617461 41 00 6c 506172746974696f6e4b6579 41 6b"))
 	eng := openTestEngine(f, 2)
 	srv := New(eng, Options{})
 	f.Fuzz(func(t *testing.T, op uint8, asCBOR bool, body []byte) {

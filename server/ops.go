@@ -160,6 +160,9 @@ func opCreateStream(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	if err := checkStreamName(in.StreamName); err != nil {
+		return nil, err
+	}
 	ci := stream.CreateStreamInput{Name: in.StreamName, Tags: in.Tags}
 	if in.StreamModeDetails != nil {
 		ci.Mode = in.StreamModeDetails.StreamMode
