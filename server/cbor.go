@@ -29,7 +29,8 @@ import (
 //
 //	major 0  unsigned integer          arg              JSON number
 //	major 1  negative integer          -1 - arg         JSON number
-//	major 2  byte string               arg bytes        base64 (std) JSON string, as JSON 1.1 carries blobs
+//	major 2  byte string               arg bytes        base64 (std) JSON string, as JSON 1.1 carries blobs;
+//	                                                    only as the value of a member named Data
 //	major 3  text string (UTF-8)       arg bytes        JSON string
 //	major 4  array                     arg items        JSON array
 //	major 5  map                       arg pairs        JSON object (keys must be text strings)
@@ -42,6 +43,12 @@ import (
 // same back (its CBOR protocol's default timestamp format is epoch milliseconds), and Kinesis
 // answers in kind; JSON 1.1 carries seconds with a fraction. So cborToJSON turns tag 1 into
 // seconds and jsonToCBOR turns a timestamp into tag 1 over an integer count of milliseconds.
+//
+// A request has no schema at hand either, so cborToJSON takes a byte string only where the
+// Kinesis input shapes have a blob: the members named Data (PutRecord, PutRecords' records).
+// A byte string anywhere else would become base64 text in a string member such as
+// PartitionKey; it is a SerializationException instead. A text string in Data is taken as
+// base64, as the Jackson CBOR parser reads text where it wants binary (see docs/API.md).
 //
 // An answer has no schema at hand, so jsonToCBOR types members by name, a rule checked against
 // every blob and timestamp member of the Kinesis output shapes (TestCBORMemberKinds): a member
@@ -116,8 +123,9 @@ func cborToJSON(dst, src []byte) ([]byte, error) {
 // cborDecoder reads src from off. Every length is checked against what is left of src before
 // anything is sliced, so a declared length never drives an allocation or a long loop.
 type cborDecoder struct {
-	src []byte
-	off int
+	src  []byte
+	off  int
+	blob bool // the next value is a blob member's: set by member, consumed by value
 }
 
 // head reads an initial byte and its argument. For ai 31 it returns ai 31 and arg 0; the
@@ -185,6 +193,8 @@ func (d *cborDecoder) value(dst []byte, depth int) ([]byte, error) {
 		return dst, cborErr(d.off, "nested deeper than "+strconv.Itoa(cborMaxDepth))
 	}
 	at := d.off
+	blob := d.blob
+	d.blob = false
 	major, ai, arg, err := d.head()
 	if err != nil {
 		return dst, err
@@ -198,6 +208,9 @@ func (d *cborDecoder) value(dst []byte, depth int) ([]byte, error) {
 	case cborMajorNegInt:
 		return appendNegInt(dst, arg), nil
 	case cborMajorBytes:
+		if !blob {
+			return dst, cborErr(at, "a byte string where the member is not a blob (only Data is)")
+		}
 		return d.byteString(dst, ai, arg)
 	case cborMajorText:
 		dst = append(dst, '"')
@@ -210,6 +223,7 @@ func (d *cborDecoder) value(dst []byte, depth int) ([]byte, error) {
 	case cborMajorTag:
 		switch arg {
 		case cborTagSelfDescribe:
+			d.blob = blob
 			return d.value(dst, depth+1)
 		case cborTagEpoch:
 			return d.epoch(dst)
@@ -458,9 +472,11 @@ func (d *cborDecoder) member(dst []byte, depth int) ([]byte, error) {
 		return dst, cborErr(at, "map key is not a text string")
 	}
 	dst = append(dst, '"')
+	key := len(dst)
 	if dst, err = d.textString(dst, ai, arg); err != nil {
 		return dst, err
 	}
+	d.blob = string(dst[key:]) == "Data"
 	dst = append(dst, '"', ':')
 	return d.value(dst, depth+1)
 }

@@ -58,7 +58,7 @@ func serializationError(err error) error {
 // decodePutRecords decodes a PutRecords body into p.
 func (p *putBatch) decodePutRecords(body []byte) error {
 	p.reserve(body)
-	var s jsonscan.Scanner
+	s := jsonscan.Scanner{RejectLoneSurrogates: true} // a key is refused, not altered
 	s.Reset(body)
 	s.Object(func(key []byte) {
 		switch string(key) {
@@ -87,7 +87,7 @@ func (p *putBatch) decodePutRecord(body []byte) error {
 	p.reserve(body)
 	p.single = true
 	p.entries = append(p.entries[:0], stream.PutEntry{})
-	var s jsonscan.Scanner
+	s := jsonscan.Scanner{RejectLoneSurrogates: true} // a key is refused, not altered
 	s.Reset(body)
 	p.record(&s, func(key []byte) bool {
 		switch string(key) {
@@ -135,13 +135,18 @@ func (p *putBatch) finish(s *jsonscan.Scanner) error {
 		}
 	}
 	if p.missingData > 0 {
-		field := "data"
-		if !p.single {
-			field = "records." + strconv.Itoa(p.missingData) + ".member.data"
-		}
-		return validation("Value null at '%s' failed to satisfy constraint: Member must not be null", field)
+		return validation("Value null at '%s' failed to satisfy constraint: Member must not be null", p.member(p.missingData, "data"))
 	}
 	return nil
+}
+
+// member names a member of the i-th record (1-based) in a validation message, as AWS does:
+// records.i.member.name in PutRecords, name alone in PutRecord.
+func (p *putBatch) member(i int, name string) string {
+	if p.single {
+		return name
+	}
+	return "records." + strconv.Itoa(i) + ".member." + name
 }
 
 // str decodes a string member (null is ""), copying it out of the body: names and tokens
@@ -195,7 +200,11 @@ func (p *putBatch) record(s *jsonscan.Scanner, extra func(key []byte) bool) {
 			if escaped {
 				p.scratch = raw[:0]
 			}
-			if s.Err() != nil || len(raw) == 0 {
+			if s.Err() != nil {
+				return
+			}
+			if !isDecimal(bytesString(raw), 39) {
+				s.FailWith(patternError(string(raw), p.member(len(p.entries), "explicitHashKey"), hashKeyPattern))
 				return
 			}
 			k, err := shardmap.ParseKey(bytesString(raw))

@@ -110,7 +110,12 @@ func TestDecodePutRecords(t *testing.T) {
 		{"bad number", `{"X":-}`, "SerializationException"},
 		{"too deep", `{"X":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, "SerializationException"},
 		{"missing data", `{"StreamName":"s","Records":[{"Data":"` + b64("a") + `","PartitionKey":"k"},{"PartitionKey":"k"}]}`, "ValidationException"},
-		{"bad explicit hash key", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","ExplicitHashKey":"-1"}]}`, "InvalidArgumentException"},
+		{"explicit hash key off the pattern", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","ExplicitHashKey":"-1"}]}`, "ValidationException"},
+		{"empty explicit hash key", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","ExplicitHashKey":""}]}`, "ValidationException"},
+		{"explicit hash key past 2^128-1", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"k","ExplicitHashKey":"340282366920938463463374607431768211456"}]}`, "InvalidArgumentException"},
+		{"lone high surrogate in a key", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"a\ud800"}]}`, "SerializationException"},
+		{"lone low surrogate in a key", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"\udc00b"}]}`, "SerializationException"},
+		{"reversed surrogate pair", `{"StreamName":"s","Records":[{"Data":"","PartitionKey":"\ude00\ud83d"}]}`, "SerializationException"},
 	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {

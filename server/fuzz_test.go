@@ -28,7 +28,7 @@ import (
 func FuzzCBORToJSON(f *testing.F) {
 	for _, s := range []string{
 		"00", "3b7fffffffffffffff", "5f42010243030405ff", "7f6268696121ff", "9f019fffff",
-		"bf6161f56162bfffff", "a1644461746143010203", "f93e00", "f90001", "fb3ff199999999999a",
+		"bf6161f56162bfffff", "a1644461746143010203", "a1624b6b4161", "f93e00", "f90001", "fb3ff199999999999a",
 		"c11b0000018bcfe5687b", "c120", "d9d9f7a0", "a10102", "5bffffffffffffffff", "f97e00",
 		"c24101", "62fffe", strings.Repeat("81", 70) + "00",
 	} {
@@ -185,9 +185,9 @@ func (g *cborGen) value(depth int) (v, want any) {
 	case 3:
 		s := g.text()
 		return s, s
-	case 4:
+	case 4: // a byte string is taken only as a blob member's value
 		p := g.bytes()
-		return p, base64.StdEncoding.EncodeToString(p)
+		return map[string]any{"Data": p}, map[string]any{"Data": base64.StdEncoding.EncodeToString(p)}
 	case 5:
 		b := g.byte()%2 == 0
 		return b, b
@@ -226,7 +226,9 @@ func (g *cborGen) document(t *testing.T) ([]byte, any) {
 	// item encodes one item of an indefinite-length container: a value or a chunked string.
 	item := func() any {
 		switch g.byte() % 4 {
-		case 0:
+		case 0: // {"Data": a chunked byte string}: a byte string is taken only as a blob
+			must(enc.StartIndefiniteMap())
+			must(enc.Encode("Data"))
 			must(enc.StartIndefiniteByteString())
 			var all []byte
 			for range g.byte() % 4 {
@@ -235,7 +237,8 @@ func (g *cborGen) document(t *testing.T) ([]byte, any) {
 				must(enc.Encode(p))
 			}
 			must(enc.EndIndefinite())
-			return base64.StdEncoding.EncodeToString(all)
+			must(enc.EndIndefinite())
+			return map[string]any{"Data": base64.StdEncoding.EncodeToString(all)}
 		case 1:
 			must(enc.StartIndefiniteTextString())
 			var all strings.Builder
@@ -420,6 +423,9 @@ func FuzzDecodePutRecords(f *testing.F) {
 	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k"}]}`))
 	f.Add([]byte(`{"Records":[{"Data":"aGk\/","PartitionKey":"\u00e9\ud83d\ude00","ExplicitHashKey":"12"}],"X":[{"y":-1.5e3},true,null]}`))
 	f.Add([]byte(`{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","Records":[]}`))
+	// refused at the edge: an empty hash key, a lone surrogate
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k","ExplicitHashKey":""}]}`))
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k\ud800"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := getPutBatch()
 		defer p.release()
@@ -498,6 +504,13 @@ func FuzzOperations(f *testing.F) {
 	f.Add(uint8(0), false, []byte(`{"StreamName":"s"}`))
 	f.Add(uint8(3), false, []byte(`{"StreamName":"s","ShardCount":-1}`))
 	f.Add(uint8(7), true, []byte{0xa1, 0x6a, 'S', 't', 'r', 'e', 'a', 'm', 'N', 'a', 'm', 'e', 0x61, 's'})
+	// refused at the edge: timestamps no int64 of milliseconds holds, an empty hash key, a
+	// lone surrogate, a byte string as a partition key
+	getIterator, putRecord := uint8(slices.Index(names, "GetShardIterator")), uint8(slices.Index(names, "PutRecord"))
+	f.Add(getIterator, false, []byte(`{"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"AT_TIMESTAMP","Timestamp":1e20}`))
+	f.Add(getIterator, true, unhex(f, "a4 6a 53747265616d4e616d65 61 73 67 53686172644964 74 73686172644964 2d303030303030303030303030 71 5368617264497465726174 6f7254797065 6c 41545f54494d455354414d50 69 54696d657374616d70 c1 fb 7fe1ccf385ebc8a0"))
+	f.Add(putRecord, false, []byte(`{"StreamName":"s","Data":"aGk=","PartitionKey":"\ud800","ExplicitHashKey":""}`))
+	f.Add(putRecord, true, unhex(f, "a3 6a 53747265616d4e616d65 61 73 64 44617461 41 00 6c 506172746974696f6e4b6579 41 6b"))
 	eng := openTestEngine(f, 2)
 	srv := New(eng, Options{})
 	f.Fuzz(func(t *testing.T, op uint8, asCBOR bool, body []byte) {

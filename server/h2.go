@@ -397,15 +397,6 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 // copies the request into a fasthttp.RequestCtx and the response back. A streamed response
 // (SubscribeToShard's event stream) is flushed as each write arrives.
 func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r.Body, r.ContentLength)
-	if errors.Is(err, errBodyTooLarge) {
-		http.Error(w, "Request Entity Too Large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err != nil {
-		http.Error(w, "cannot read the request body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
 	var req fasthttp.Request
 	req.Header.SetMethod(r.Method)
 	req.SetRequestURI(r.URL.RequestURI())
@@ -418,12 +409,22 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 			req.Header.Add(k, v)
 		}
 	}
+	// The body is held to the limit of its operation, as over HTTP/1.1 (hygiene.go), and a
+	// body that cannot be read is answered as HTTP/1.1 answers it, in the API's shape.
+	body, err := readBody(r.Body, r.ContentLength, bodyLimit(&req.Header))
+	if errors.Is(err, errBodyTooLarge) {
+		err = fasthttp.ErrBodyTooLarge
+	}
 	req.Header.SetContentLength(len(body))
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, remoteTCPAddr(r.RemoteAddr), fasthttpLogger{s.log})
 	ctx.Request.SetBodyRaw(body) // set after Init, which would copy it
 	ctx.Response.Header.SetNoDefaultContentType(s.http.NoDefaultContentType)
-	s.handle(&ctx)
+	if err != nil {
+		s.httpError(&ctx, err)
+	} else {
+		s.handle(&ctx)
+	}
 
 	resp := &ctx.Response
 	h := w.Header()
@@ -500,20 +501,20 @@ func (s *Server) streamHTTP2(w http.ResponseWriter, r *http.Request, resp *fasth
 	}
 }
 
-// readBody reads a request body of at most maxBodySize bytes; size is its declared length,
-// -1 if unknown.
-func readBody(r io.Reader, size int64) ([]byte, error) {
-	if size > maxBodySize {
+// readBody reads a request body of at most limit bytes; size is its declared length, -1 if
+// unknown.
+func readBody(r io.Reader, size int64, limit int) ([]byte, error) {
+	if size > int64(limit) {
 		return nil, errBodyTooLarge
 	}
 	var buf bytes.Buffer
 	if size > 0 {
 		buf.Grow(int(size) + bytes.MinRead) // room to read EOF without growing again
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(r, maxBodySize+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1)); err != nil {
 		return nil, err
 	}
-	if buf.Len() > maxBodySize {
+	if buf.Len() > limit {
 		return nil, errBodyTooLarge
 	}
 	return buf.Bytes(), nil

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,17 +173,67 @@ func TestH2CPriorKnowledge(t *testing.T) {
 	}
 }
 
-// TestH2BodyLimit checks that HTTP/2 bodies are bounded as HTTP/1.1 ones are.
+// TestH2BodyLimit checks that HTTP/2 bodies are held to their operation's limit as HTTP/1.1
+// ones are, and refused with the same answer: status, error type, shape and message.
 func TestH2BodyLimit(t *testing.T) {
 	hs := startH2Server(t, Options{})
-	c := h2cClient()
-	body := `{"StreamName":"s","ShardCount":1}` + strings.Repeat(" ", maxBodySize)
-	resp, b := h2Call(t, c, "http://"+hs.addr, "CreateStream", body)
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.ProtoMajor != 2 {
-		t.Fatalf("a body over the limit: %d %s %s", resp.StatusCode, resp.Proto, b)
+	base := "http://" + hs.addr
+	overControl := `{"StreamName":"s","ShardCount":1}` + strings.Repeat(" ", controlBodyLimit)
+	overData := `{"StreamName":"s","Records":[]}` + strings.Repeat(" ", dataBodyLimit)
+	cases := []struct {
+		name, op, body, contentType string
+		declared                    bool // a Content-Length, or a body of unknown length
+		limit                       int
+	}{
+		{"control, declared", "CreateStream", overControl, jsonContentType, true, controlBodyLimit},
+		{"control, undeclared", "CreateStream", overControl, jsonContentType, false, controlBodyLimit},
+		{"data, declared", "PutRecords", overData, jsonContentType, true, dataBodyLimit},
+		{"data, undeclared", "PutRecords", overData, jsonContentType, false, dataBodyLimit},
+		{"CBOR", "CreateStream", overControl, cborContentType, true, controlBodyLimit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// HTTP/1.1 from a raw connection: the server may answer before the body is sent and
+			// close the connection under the writer, which an http.Client reports as an error.
+			status, h1Body, h1 := rawSend(t, hs.addr, "/", tc.op, tc.contentType, "", []byte(tc.body), !tc.declared)
+			var r io.Reader = strings.NewReader(tc.body)
+			if !tc.declared {
+				r = io.MultiReader(r) // hides the length: the HTTP/2 request declares none
+			}
+			req, err := http.NewRequest("POST", base+"/", r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Amz-Target", targetPrefix+tc.op)
+			req.Header.Set("Content-Type", tc.contentType)
+			resp, err := h2cClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			h2Body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range []struct {
+				proto, status int
+				h             http.Header
+				body          []byte
+			}{{1, status, h1, []byte(h1Body)}, {resp.ProtoMajor, resp.StatusCode, resp.Header, h2Body}} {
+				if a.status != 400 || a.h.Get("X-Amzn-ErrorType") != "ValidationException" || a.h.Get("Content-Type") != tc.contentType {
+					t.Fatalf("over HTTP/%d: %d %v %q", a.proto, a.status, a.h, a.body)
+				}
+				if !bytes.Contains(a.body, []byte("limit of "+strconv.Itoa(tc.limit)+" bytes")) {
+					t.Fatalf("over HTTP/%d: %q does not name the limit of %d bytes", a.proto, a.body, tc.limit)
+				}
+			}
+			if resp.ProtoMajor != 2 || h1Body != string(h2Body) {
+				t.Fatalf("HTTP/1.1 answered %q, %s %q", h1Body, resp.Proto, h2Body)
+			}
+		})
 	}
 	// The connection is still good.
-	h2MustCall(t, c, "http://"+hs.addr, 2, "CreateStream", `{"StreamName":"s","ShardCount":1}`, nil)
+	h2MustCall(t, h2cClient(), base, 2, "CreateStream", `{"StreamName":"s","ShardCount":1}`, nil)
 }
 
 func TestReadBody(t *testing.T) {
@@ -194,14 +245,14 @@ func TestReadBody(t *testing.T) {
 	}{
 		{"empty", 0, -1, nil},
 		{"small", 100, 100, nil},
-		{"at the limit", maxBodySize, maxBodySize, nil},
-		{"declared over the limit", 10, maxBodySize + 1, errBodyTooLarge},
-		{"over the limit, undeclared", maxBodySize + 1, -1, errBodyTooLarge},
+		{"at the limit", controlBodyLimit, controlBodyLimit, nil},
+		{"declared over the limit", 10, controlBodyLimit + 1, errBodyTooLarge},
+		{"over the limit, undeclared", controlBodyLimit + 1, -1, errBodyTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := bytes.Repeat([]byte{'x'}, tt.n)
-			got, err := readBody(bytes.NewReader(src), tt.declared)
+			got, err := readBody(bytes.NewReader(src), tt.declared, controlBodyLimit)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err %v, want %v", err, tt.err)
 			}

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"weak"
 
 	"github.com/valyala/fasthttp"
 
@@ -38,9 +41,61 @@ func bodyLimit(h *fasthttp.RequestHeader) int {
 	return controlBodyLimit
 }
 
+// chunkedHeaders keeps a copy of the headers of a request whose body is chunked while the
+// body is read: when reading a chunked body fails (too large, malformed), fasthttp resets the
+// request, headers included, and httpError needs them to answer in the operation's shape and
+// name its limit. A body with a Content-Length is refused from its headers, which stay.
+//
+// The keys are weak pointers to the header of a pooled fasthttp.RequestCtx, so that an entry
+// never keeps a context alive; the entry of a request is taken by handle or httpError, or
+// dropped when its context reads its next headers. One left behind by a connection that died
+// mid-body stays until then, or until the map reaches chunkedHeadersMax entries and is cleared.
+type chunkedHeaders struct {
+	n  atomic.Int64 // len(m), read without mu so that requests skip the map when it is empty
+	mu sync.Mutex   // guards m
+	m  map[weak.Pointer[fasthttp.RequestHeader]]*fasthttp.RequestHeader
+}
+
+// chunkedHeadersMax bounds chunkedHeaders; requests in flight need one entry each at most.
+const chunkedHeadersMax = 4096
+
+// save is called with the headers of each request, before its body is read.
+func (c *chunkedHeaders) save(h *fasthttp.RequestHeader) {
+	if h.ContentLength() != -1 { // not chunked
+		c.take(h)
+		return
+	}
+	cp := new(fasthttp.RequestHeader)
+	h.CopyTo(cp)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= chunkedHeadersMax {
+		c.m = map[weak.Pointer[fasthttp.RequestHeader]]*fasthttp.RequestHeader{}
+	}
+	c.m[weak.Make(h)] = cp
+	c.n.Store(int64(len(c.m)))
+}
+
+// take removes and returns the copy saved for h, nil if there is none.
+func (c *chunkedHeaders) take(h *fasthttp.RequestHeader) *fasthttp.RequestHeader {
+	if c.n.Load() == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := weak.Make(h)
+	cp := c.m[k]
+	delete(c.m, k)
+	c.n.Store(int64(len(c.m)))
+	return cp
+}
+
 // httpError answers a request fasthttp could not read (too large, malformed, timed out) in
 // the shape of the API it was addressed to.
 func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
+	if h := s.chunked.take(&ctx.Request.Header); h != nil {
+		h.CopyTo(&ctx.Request.Header) // reset by fasthttp after a failed chunked read
+	}
 	var tooLarge bool
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		tooLarge = true

@@ -127,10 +127,56 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
+// TestChunkedBodyLimits sends bodies of unknown length (chunked): each is measured against its
+// operation's limit, and the message names that limit.
+func TestChunkedBodyLimits(t *testing.T) {
+	addr := hygieneServer(t)
+	putRecords := func(n int) []byte {
+		return []byte(`{"StreamName":"nope","Records":[{"PartitionKey":"k","Data":"` + strings.Repeat("QUFB", n/4) + `"}]}`)
+	}
+	cases := []struct {
+		name, op string
+		body     []byte
+		status   int
+		errType  string
+		limit    int // named in the message when > 0
+	}{
+		{"PutRecords over the control limit", "PutRecords", putRecords(2 * controlBodyLimit), 400, "ResourceNotFoundException", 0},
+		{"PutRecords over its own limit", "PutRecords", putRecords(dataBodyLimit + 4), 400, "ValidationException", dataBodyLimit},
+		{"ListStreams over the control limit", "ListStreams", []byte(`{"ExclusiveStartStreamName":"` + strings.Repeat("x", controlBodyLimit) + `"}`), 400, "ValidationException", controlBodyLimit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, h := rawSend(t, addr, "/", tc.op, jsonContentType, "", tc.body, true)
+			if hdr := h.Get("X-Amzn-ErrorType"); status != tc.status || hdr != tc.errType {
+				t.Fatalf("%d %s %.300s, want %d %s", status, hdr, body, tc.status, tc.errType)
+			}
+			if tc.limit > 0 && !strings.Contains(body, "limit of "+strconv.Itoa(tc.limit)+" bytes") {
+				t.Fatalf("message %.300s does not name the limit of %d bytes", body, tc.limit)
+			}
+		})
+	}
+}
+
 // rawPost sends one request on a connection of its own and returns the status, body and
 // error-type header. The body is written by a goroutine that ignores write errors: the server
 // may answer an oversized body before reading it and close the connection under the writer.
 func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (int, string, string) {
+	t.Helper()
+	contentType := jsonContentType
+	if op == "" {
+		contentType = wire.ContentType
+	}
+	status, b, hdr := rawSend(t, addr, path, op, contentType, authorization, body, false)
+	if op == "" {
+		return status, b, hdr.Get(wire.HeaderError)
+	}
+	return status, b, hdr.Get("X-Amzn-ErrorType")
+}
+
+// rawSend is rawPost with the Content-Type given, the body sent in 64 KiB chunks
+// (Transfer-Encoding: chunked) when chunked is set, and the answer's headers returned.
+func rawSend(t *testing.T, addr, path, op, contentType, authorization string, body []byte, chunked bool) (int, string, http.Header) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -138,20 +184,34 @@ func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (i
 	}
 	defer conn.Close()
 	var head strings.Builder
-	head.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n")
+	head.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\nContent-Type: " + contentType + "\r\n")
 	if op != "" {
-		head.WriteString("X-Amz-Target: " + targetPrefix + op + "\r\nContent-Type: " + jsonContentType + "\r\n")
-	} else {
-		head.WriteString("Content-Type: " + wire.ContentType + "\r\n")
+		head.WriteString("X-Amz-Target: " + targetPrefix + op + "\r\n")
 	}
 	if authorization != "" {
 		head.WriteString("Authorization: " + authorization + "\r\n")
 	}
-	head.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	if chunked {
+		head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	} else {
+		head.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	}
 	go func() {
-		if _, err := conn.Write([]byte(head.String())); err == nil {
-			conn.Write(body)
+		if _, err := conn.Write([]byte(head.String())); err != nil {
+			return
 		}
+		if !chunked {
+			conn.Write(body)
+			return
+		}
+		for len(body) > 0 {
+			n := min(len(body), 64<<10)
+			if _, err := conn.Write([]byte(strconv.FormatInt(int64(n), 16) + "\r\n" + string(body[:n]) + "\r\n")); err != nil {
+				return
+			}
+			body = body[n:]
+		}
+		conn.Write([]byte("0\r\n\r\n"))
 	}()
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -162,11 +222,7 @@ func rawPost(t *testing.T, addr, path, op, authorization string, body []byte) (i
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr := resp.Header.Get("X-Amzn-ErrorType")
-	if op == "" {
-		hdr = resp.Header.Get(wire.HeaderError)
-	}
-	return resp.StatusCode, string(b), hdr
+	return resp.StatusCode, string(b), resp.Header
 }
 
 func TestRequestIDs(t *testing.T) {

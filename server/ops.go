@@ -2,13 +2,14 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-streams/sluice/server/wire"
+	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -66,7 +67,14 @@ func decode(body []byte, v any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
+	if err := jsonscan.CheckSurrogates(body); err != nil {
+		return serializationError(err)
+	}
 	if err := json.Unmarshal(body, v); err != nil {
+		var ae apiError
+		if errors.As(err, &ae) { // from an UnmarshalJSON method: already in the API's shape
+			return ae
+		}
 		return apiError{code: wire.Serialization, msg: "Start of structure or map found where not expected, or a value of the wrong type: " + err.Error()}
 	}
 	return nil
@@ -80,13 +88,14 @@ func validation(format string, args ...any) error {
 // have a fraction (the Go SDK sends milliseconds as a fraction, boto3 whole seconds).
 type epoch struct{ time.Time }
 
+// UnmarshalJSON refuses what parseEpochSeconds refuses (edge.go), so every time the engine
+// gets has its milliseconds in an int64.
 func (e *epoch) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(strings.Trim(string(b), `"`), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return fmt.Errorf("timestamp %s is not a number of seconds", b)
+	ms, err := parseEpochSeconds(strings.Trim(string(b), `"`))
+	if err != nil {
+		return err
 	}
-	sec, frac := math.Modf(f)
-	e.Time = time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond))
+	e.Time = time.UnixMilli(ms)
 	return nil
 }
 
@@ -113,10 +122,18 @@ func decodeNamed(s *Server, body []byte, in interface{ ref() streamRef }) (strin
 
 // name resolves the reference to a stream name.
 func (r streamRef) name(s *Server) (string, error) {
+	if r.StreamName != "" {
+		if err := checkStreamName(r.StreamName); err != nil {
+			return "", err
+		}
+	}
 	if r.StreamARN != "" {
+		if len(r.StreamARN) > maxARN {
+			return "", validation("Value '%s' at 'streamARN' failed to satisfy constraint: Member must have length less than or equal to %d", echo(r.StreamARN), maxARN)
+		}
 		i := strings.LastIndex(r.StreamARN, ":stream/")
 		if !strings.HasPrefix(r.StreamARN, "arn:") || i < 0 || strings.Contains(r.StreamARN[i+8:], "/") {
-			return "", validation("Value '%s' at 'streamARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+", r.StreamARN)
+			return "", patternError(r.StreamARN, "streamARN", `arn:aws.*:kinesis:.*:\d{12}:stream/\S+`)
 		}
 		name := r.StreamARN[i+8:]
 		if r.StreamName != "" && r.StreamName != name {
@@ -142,6 +159,9 @@ func opCreateStream(s *Server, body []byte) (any, error) {
 		Tags              map[string]string  `json:"Tags"`
 	}
 	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := checkStreamName(in.StreamName); err != nil {
 		return nil, err
 	}
 	ci := stream.CreateStreamInput{Name: in.StreamName, Tags: in.Tags}

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"time"
+	"strings"
 
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/server/wire"
@@ -17,8 +18,9 @@ func opListShards(s *Server, body []byte) (any, error) {
 		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
 		MaxResults            *int   `json:"MaxResults"`
 		ShardFilter           *struct {
-			Type    string `json:"Type"`
-			ShardId string `json:"ShardId"`
+			Type      string `json:"Type"`
+			ShardId   string `json:"ShardId"`
+			Timestamp *epoch `json:"Timestamp"` // decoded to refuse what cannot be a timestamp
 		} `json:"ShardFilter"`
 	}
 	if err := decode(body, &in); err != nil {
@@ -50,7 +52,7 @@ func opListShards(s *Server, body []byte) (any, error) {
 	}
 	if in.ExclusiveStartShardId != "" {
 		if _, err := shardmap.ParseShardID(in.ExclusiveStartShardId); err != nil {
-			return nil, apiError{code: wire.InvalidArgument, msg: "Invalid ExclusiveStartShardId " + in.ExclusiveStartShardId}
+			return nil, apiError{code: wire.InvalidArgument, msg: "Invalid ExclusiveStartShardId " + echo(in.ExclusiveStartShardId)}
 		}
 	}
 	open := in.ShardFilter != nil && (in.ShardFilter.Type == "AT_LATEST")
@@ -92,6 +94,9 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.seqOrdering != "" && !isDecimal(p.seqOrdering, 129) {
+		return nil, patternError(p.seqOrdering, "sequenceNumberForOrdering", seqNumPattern)
+	}
 	if p.seqOrdering != "" {
 		// Every shard's numbers already follow the order of its appends: the number is only
 		// checked to be one this server issued.
@@ -102,13 +107,24 @@ func opPutRecord(s *Server, body []byte) (any, error) {
 	}
 	res, err := s.engine.PutRecord(name, p.entries[0])
 	if err != nil {
-		return nil, err
+		return nil, singleRecordError(err)
 	}
 	out := getBodyBuf(256)
 	out = appendSeqShard(out, res.Seq, res.Shard)
 	out = append(out, `,"EncryptionType":`...)
 	out = jsonscan.AppendString(out, s.engine.EncryptionType(name))
 	return rawJSON(append(out, '}')), nil
+}
+
+// singleRecordError names the members of PutRecord's one record as PutRecord's input does
+// (partitionKey, data), where the engine, which puts it as a batch of one, names them as
+// PutRecords' (records.1.member.partitionKey).
+func singleRecordError(err error) error {
+	ae := toAPIError(err)
+	if ae.code == wire.Validation {
+		ae.msg = strings.Replace(ae.msg, "'records.1.member.", "'", 1)
+	}
+	return ae
 }
 
 func opPutRecords(s *Server, body []byte) (any, error) {

@@ -58,6 +58,8 @@ type Server struct {
 	h2     *h2Front // sorts connections between http and the HTTP/2 server (h2.go)
 	auth   Authenticator
 	rate   *rateLimiter // control-plane quotas (ratelimit.go)
+	// chunked holds the headers of requests whose chunked bodies are being read (hygiene.go).
+	chunked chunkedHeaders
 
 	subMu        sync.Mutex                        // guards subs and shuttingDown
 	subs         map[*stream.Subscription]struct{} // open subscription streams, ended by Shutdown
@@ -87,6 +89,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 		NoDefaultContentType:          true,
 		Logger:                        fasthttpLogger{opts.Logger},
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			s.chunked.save(h)
 			cfg := fasthttp.RequestConfig{MaxRequestBodySize: bodyLimit(h)}
 			if string(h.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard" || isNativeSubscribe(h.RequestURI()) {
 				cfg.WriteTimeout = subscribeWriteTimeout
@@ -156,6 +159,7 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 
 // handle routes a request: GET /healthz, or a Kinesis operation named by X-Amz-Target.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.chunked.take(&ctx.Request.Header) // the body was read: its headers are no longer needed
 	reqID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", reqID)
 	if string(ctx.Path()) == "/healthz" && ctx.IsGet() {
@@ -302,6 +306,7 @@ func toAPIError(err error) apiError {
 }
 
 func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
+	e.msg = bounded(e.msg, maxMessage) // a message may quote client input (edge.go)
 	if e.status() >= 500 {
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
 		s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,

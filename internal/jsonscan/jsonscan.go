@@ -24,13 +24,16 @@ type Scanner struct {
 	// that need not judge them: the closing quote is then found with a vectorised search
 	// alone, and base64 data is never walked byte by byte.
 	AllowControl bool
+	// RejectLoneSurrogates makes a \uXXXX escape of a UTF-16 surrogate that is not half of a
+	// pair an error, for a decoder that must not store U+FFFD in its place.
+	RejectLoneSurrogates bool
 
 	b   []byte
 	i   int
 	err error // the first error; every method is a no-op once it is set
 }
 
-// Reset starts s on document b, keeping AllowControl.
+// Reset starts s on document b, keeping AllowControl and RejectLoneSurrogates.
 func (s *Scanner) Reset(b []byte) { s.b, s.i, s.err = b, 0, nil }
 
 // Err returns the first error met, or nil.
@@ -190,7 +193,7 @@ func hasControl(b []byte) bool {
 
 // unescape decodes the string that starts at start (after its quote) into dst.
 func (s *Scanner) unescape(start int, dst []byte) []byte {
-	out, end, err := AppendUnescaped(dst, s.b, start, s.AllowControl)
+	out, end, err := appendUnescaped(dst, s.b, start, s.AllowControl, s.RejectLoneSurrogates)
 	if err != nil {
 		s.FailWith(err)
 		return nil
@@ -204,6 +207,14 @@ func (s *Scanner) unescape(start int, dst []byte) []byte {
 // its closing quote. A lone surrogate becomes U+FFFD, as encoding/json decodes it. Control
 // characters are an error unless allowControl is set. Errors are *SyntaxError.
 func AppendUnescaped(dst, b []byte, i int, allowControl bool) ([]byte, int, error) {
+	return appendUnescaped(dst, b, i, allowControl, false)
+}
+
+// loneSurrogate is the message of a lone surrogate refused.
+const loneSurrogate = "a \\u escape holds a lone UTF-16 surrogate: strings must be valid Unicode"
+
+// appendUnescaped is AppendUnescaped, with a lone surrogate an error when rejectLone is set.
+func appendUnescaped(dst, b []byte, i int, allowControl, rejectLone bool) ([]byte, int, error) {
 	fail := func(off int, msg string) ([]byte, int, error) { return dst, off, &SyntaxError{Offset: off, Msg: msg} }
 	for i < len(b) {
 		c := b[i]
@@ -251,6 +262,8 @@ func AppendUnescaped(dst, b []byte, i int, allowControl bool) ([]byte, int, erro
 				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
 					r = d
 					i += 6
+				} else if rejectLone {
+					return fail(i-6, loneSurrogate)
 				} else {
 					r = utf8.RuneError
 				}
@@ -263,6 +276,36 @@ func AppendUnescaped(dst, b []byte, i int, allowControl bool) ([]byte, int, erro
 		i += 2
 	}
 	return fail(i, "unterminated string")
+}
+
+// CheckSurrogates returns a *SyntaxError at the first \uXXXX escape in b of a UTF-16
+// surrogate that is not half of a pair, or nil if there is none: for a decoder that cannot be
+// told to refuse them (encoding/json stores U+FFFD in their place). It looks only at escapes,
+// found with a vectorised search, and does not check the rest of the document.
+func CheckSurrogates(b []byte) error {
+	for i := bytes.IndexByte(b, '\\'); i >= 0 && i+1 < len(b); {
+		next := i + 2 // past the escaped character: \\u is no escape of a code unit
+		if b[i+1] == 'u' {
+			if r, ok := hex4(b, i+2); ok && utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+					if x, ok := hex4(b, i+8); ok {
+						r2 = x
+					}
+				}
+				if utf16.DecodeRune(r, r2) == utf8.RuneError {
+					return &SyntaxError{Offset: i, Msg: loneSurrogate}
+				}
+				next = i + 12
+			}
+		}
+		j := bytes.IndexByte(b[min(next, len(b)):], '\\')
+		if j < 0 {
+			break
+		}
+		i = next + j
+	}
+	return nil
 }
 
 // hex4 decodes the four hex digits at b[i:].

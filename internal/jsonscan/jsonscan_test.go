@@ -64,3 +64,49 @@ func TestScanner(t *testing.T) {
 		t.Fatalf("the first error must stay: %v", s.Err())
 	}
 }
+
+// TestLoneSurrogates checks CheckSurrogates and RejectLoneSurrogates against the same cases:
+// pairs pass, a surrogate alone or out of order is refused at its escape, and an escaped
+// backslash before "u" is no escape.
+func TestLoneSurrogates(t *testing.T) {
+	for _, tc := range []struct {
+		str string // the inside of a JSON string
+		at  int    // offset in the document of the refused escape, -1 if none
+	}{
+		{`plain`, -1},
+		{`\ud83d\ude00`, -1},
+		{`\uD83D\uDE00 and \u00e9`, -1},
+		{`\\ud800`, -1},
+		{`a\ud800`, 2},
+		{`\udc00`, 1},
+		{`\ude00\ud83d`, 1},
+		{`\ud83d\u0041`, 1},
+		{`\ud83d`, 1},
+		{`\ud83d\`, 1},
+		{`\ud83d\ude00\\\ud800`, 15},
+	} {
+		doc := []byte(`"` + tc.str + `"`)
+		err := CheckSurrogates(doc)
+		var se *SyntaxError
+		switch {
+		case tc.at < 0 && err != nil:
+			t.Errorf("CheckSurrogates(%s): %v", doc, err)
+		case tc.at >= 0 && (!errors.As(err, &se) || se.Offset != tc.at):
+			t.Errorf("CheckSurrogates(%s): %v, want a SyntaxError at %d", doc, err, tc.at)
+		}
+		if tc.str == `\ud83d\` {
+			continue // not a complete string: only CheckSurrogates, which looks at escapes alone
+		}
+		s := Scanner{RejectLoneSurrogates: true}
+		s.Reset(doc)
+		s.Str(nil)
+		if (s.Err() != nil) != (tc.at >= 0) {
+			t.Errorf("Str(%s) with RejectLoneSurrogates: %v", doc, s.Err())
+		}
+		var lax Scanner
+		lax.Reset(doc)
+		if lax.Str(nil); lax.Err() != nil {
+			t.Errorf("Str(%s): %v", doc, lax.Err())
+		}
+	}
+}
