@@ -2,8 +2,8 @@ package server
 
 import (
 	"encoding/base64"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/server/wire"
