@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/dirlock"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -34,6 +35,9 @@ type Options struct {
 	OpenShardLog func(ShardLogConfig) (ShardLog, error)
 	// MaxShardsPerStream bounds CreateStream and resharding (LimitExceeded); default 1024.
 	MaxShardsPerStream int
+	// Holder names the process in the data directory's lock (internal/dirlock), which a
+	// second process is shown when it is refused; default "sluice".
+	Holder string
 	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
 	// stream's growth (twice the peak); default 30 days, as Kinesis.
 	OnDemandWindow time.Duration
@@ -64,6 +68,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxShardsPerStream == 0 {
 		o.MaxShardsPerStream = 1024
 	}
+	if o.Holder == "" {
+		o.Holder = "sluice"
+	}
 	if o.OnDemandWindow == 0 {
 		o.OnDemandWindow = defaultOnDemandWindow
 	}
@@ -74,6 +81,8 @@ func (o Options) withDefaults() Options {
 type Engine struct {
 	opts Options
 	key  *IteratorKey
+
+	lock *dirlock.Lock // the data directory, held exclusively from Open to Close
 
 	mu      sync.Mutex // guards streams and serialises create and delete
 	streams map[string]*Stream
@@ -141,7 +150,9 @@ func (sh *shard) markClosedLocked() {
 	}
 }
 
-// Open opens the engine in opts.Dir, loading every stream in its catalog.
+// Open opens the engine in opts.Dir, loading every stream in its catalog. It locks the
+// directory for the engine's life: a second engine on it, in this process or another, is
+// refused with an error wrapping dirlock.ErrLocked that names the holder.
 func Open(opts Options) (*Engine, error) {
 	opts = opts.withDefaults()
 	if opts.Dir == "" {
@@ -150,11 +161,16 @@ func Open(opts Options) (*Engine, error) {
 	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, streamsDir), 0o755); err != nil {
 		return nil, err
 	}
-	key, err := LoadIteratorKey(opts.FS, opts.Dir)
+	lock, err := dirlock.Acquire(opts.Dir, true, opts.Holder)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: opts, key: key, streams: map[string]*Stream{}}
+	key, err := LoadIteratorKey(opts.FS, opts.Dir)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	e := &Engine{opts: opts, key: key, lock: lock, streams: map[string]*Stream{}}
 	os.RemoveAll(filepath.Join(opts.Dir, trashDir)) // deleted streams a crash left behind
 	entries, err := opts.FS.ReadDir(filepath.Join(opts.Dir, streamsDir))
 	if err != nil {
@@ -201,6 +217,7 @@ func (e *Engine) Close() error {
 			first = err
 		}
 	}
+	e.lock.Release() // after the logs: their last writes are done
 	return first
 }
 

@@ -96,7 +96,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	eng, err := stream.Open(stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
-		Limits: cfg.limits, Region: cfg.region, Account: cfg.account})
+		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluice-streams/sluice/internal/dirlock"
 	"github.com/sluice-streams/sluice/segment"
 )
 
@@ -41,6 +42,14 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	damaged := false
 	for _, root := range fs.Args() {
+		// A server writing the directory would change what is read under our feet: take
+		// the data directory's lock shared, which a running server refuses.
+		lock, err := lockDataDir(root)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice inspect: %v; stop the server or inspect a copy\n", err)
+			return 1
+		}
+		defer lock.Release()
 		dirs, err := logDirs(root)
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice inspect: %v\n", err)
@@ -63,6 +72,26 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// lockDataDir takes shared the lock of the data directory that holds root: the nearest of
+// root and its parents with a lock file (internal/dirlock). A tree without one (a copied
+// shard log) needs none.
+func lockDataDir(root string) (*dirlock.Lock, error) {
+	dir, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, dirlock.FileName)); err == nil {
+			return dirlock.Acquire(dir, false, "sluice inspect")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil, nil
+		}
+		dir = parent
+	}
 }
 
 func logDirs(root string) ([]string, error) {
