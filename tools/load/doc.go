@@ -12,7 +12,7 @@
 // time (up to 500 records, 4 MiB of data), retrying throttled records with backoff; each
 // group reads each shard with GetShardIterator and GetRecords, or with SubscribeToShard
 // (the AWS event stream over a chunked HTTP/1.1 answer) for enhanced fan-out. The data path
-// is encoded and decoded by hand (kinesis_codec.go, jsonscan.go, eventstream.go): the body
+// is encoded and decoded by hand (kinesis_codec.go over internal/jsonscan, eventstream.go): the body
 // of a PutRecords is appended straight from a shared filler buffer, and a consumer decodes
 // only the first 24 base64 characters of each record (its header), never the whole data.
 //
