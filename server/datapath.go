@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -138,7 +139,7 @@ func (p *putBatch) finish(s *jsonscan.Scanner) error {
 		if !p.single {
 			field = "records." + strconv.Itoa(p.missingData) + ".member.data"
 		}
-		return validation("Value null at '%s' failed to satisfy constraint: Member must not be null", field)
+		return invalid(awsmsg.Violation(awsmsg.Null, field, awsmsg.NotNull))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package server
 import (
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -74,7 +75,7 @@ type resourceIn struct {
 // arn returns the ResourceARN, a ValidationException if it is missing.
 func (r resourceIn) arn() (string, error) {
 	if r.ResourceARN == nil {
-		return "", validation("Value null at 'resourceARN' failed to satisfy constraint: Member must not be null")
+		return "", invalid(awsmsg.Violation(awsmsg.Null, "resourceARN", awsmsg.NotNull))
 	}
 	return *r.ResourceARN, nil
 }
@@ -97,10 +98,10 @@ func opTagResource(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.Tags == nil {
-		return nil, validation("Value null at 'tags' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "tags", awsmsg.NotNull))
 	}
 	if len(in.Tags) < 1 || len(in.Tags) > maxTagMapLen {
-		return nil, validation("Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to %d and greater than or equal to 1", maxTagMapLen)
+		return nil, invalid(awsmsg.Violation(awsmsg.Hidden, "tags", awsmsg.LengthRange(1, maxTagMapLen)))
 	}
 	return nil, s.engine.TagResource(arn, in.Tags)
 }
@@ -118,14 +119,14 @@ func opUntagResource(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.TagKeys == nil {
-		return nil, validation("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "tagKeys", awsmsg.NotNull))
 	}
 	if len(in.TagKeys) < 1 || len(in.TagKeys) > maxTagKeyListLen {
-		return nil, validation("Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to %d and greater than or equal to 1", maxTagKeyListLen)
+		return nil, invalid(awsmsg.Violation(awsmsg.Hidden, "tagKeys", awsmsg.LengthRange(1, maxTagKeyListLen)))
 	}
 	for _, k := range in.TagKeys {
 		if len(k) < 1 || len(k) > 128 {
-			return nil, validation("Value '%s' at 'tagKeys' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]", k)
+			return nil, invalid(awsmsg.Violation(awsmsg.Str(k), "tagKeys", awsmsg.Each(awsmsg.LengthAtMost(128), awsmsg.LengthAtLeast(1))))
 		}
 	}
 	return nil, s.engine.UntagResource(arn, in.TagKeys)
@@ -188,7 +189,7 @@ func opPutResourcePolicy(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.Policy == nil {
-		return nil, validation("Value null at 'policy' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "policy", awsmsg.NotNull))
 	}
 	return nil, s.engine.PutPolicy(arn, *in.Policy)
 }
@@ -248,10 +249,10 @@ func opUpdateAccountSettings(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.MinimumThroughputBillingCommitment == nil {
-		return nil, validation("Value null at 'minimumThroughputBillingCommitment' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment", awsmsg.NotNull))
 	}
 	if in.MinimumThroughputBillingCommitment.Status == nil {
-		return nil, validation("Value null at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment.status", awsmsg.NotNull))
 	}
 	c, err := s.engine.SetAccountCommitment(*in.MinimumThroughputBillingCommitment.Status)
 	if err != nil {
@@ -270,7 +271,7 @@ func opUpdateStreamWarmThroughput(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.WarmThroughputMiBps == nil {
-		return nil, validation("Value null at 'warmThroughputMiBps' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "warmThroughputMiBps", awsmsg.NotNull))
 	}
 	name, err := in.name(s)
 	if err != nil {

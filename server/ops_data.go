@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
@@ -38,7 +39,7 @@ func opListShards(s *Server, body []byte) (any, error) {
 	max := 1000
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, validation("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.MaxResults)
+			return nil, invalid(awsmsg.Violation(awsmsg.Int(*in.MaxResults), "maxResults", awsmsg.ValueRange(1, 10000)))
 		}
 		max = *in.MaxResults
 	}

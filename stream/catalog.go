@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -115,7 +116,7 @@ func (m *streamMeta) clone() *streamMeta {
 
 func validStreamName(name string) error {
 	if len(name) < 1 || len(name) > maxStreamNameLen || !streamNamePattern.MatchString(name) {
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and length between 1 and 128", name)
+		return invalid(awsmsg.Violation(awsmsg.Str(name), "streamName", awsmsg.PatternLength("[a-zA-Z0-9_.-]+", 1, maxStreamNameLen)))
 	}
 	return nil
 }

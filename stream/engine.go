@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -269,14 +270,14 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 	case "", ModeProvisioned:
 		mode = ModeProvisioned
 		if in.ShardCount < 1 {
-			return errorf(KindValidation, "1 validation error detected: Value '%d' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1", in.ShardCount)
+			return invalid(awsmsg.Violation(awsmsg.Int(in.ShardCount), "shardCount", awsmsg.ValueAtLeast(1)))
 		}
 	case ModeOnDemand:
 		if in.ShardCount == 0 {
 			in.ShardCount = defaultShardsOnDemand
 		}
 	default:
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]", in.Mode)
+		return invalid(awsmsg.Violation(awsmsg.Str(in.Mode), "streamModeDetails.streamMode", awsmsg.Enum(ModeProvisioned, ModeOnDemand)))
 	}
 	if in.ShardCount > e.opts.MaxShardsPerStream {
 		return errorf(KindLimitExceeded, "This request would exceed the shard limit for the account %s in %s. Current shard count for the account: 0. Limit: %d.", e.opts.Account, e.opts.Region, e.opts.MaxShardsPerStream)
@@ -350,7 +351,7 @@ func (e *Engine) removeAll(dir string) {
 }
 
 func (e *Engine) notFound(name string) error {
-	return errorf(KindResourceNotFound, "Stream %s under account %s not found.", name, e.opts.Account)
+	return errorf(KindResourceNotFound, "%s", awsmsg.StreamNotFound(name, e.opts.Account))
 }
 
 // stream returns the named stream.

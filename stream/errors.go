@@ -3,6 +3,8 @@ package stream
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 // Kind is the class of a stream error, one per Kinesis exception the API layer returns.
@@ -69,6 +71,11 @@ var (
 // errorf returns an *Error of kind k.
 func errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+// invalid returns a validation error listing violations (built by package awsmsg).
+func invalid(violations ...string) error {
+	return &Error{Kind: KindValidation, Msg: awsmsg.Validation(violations...)}
 }
 
 // KindOf returns the kind of err, 0 if it is not a stream error.

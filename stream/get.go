@@ -3,6 +3,7 @@ package stream
 import (
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -41,7 +42,7 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 	id, err := shardmap.ParseShardName(in.ShardID)
 	sh, held := set.shards[id]
 	if err != nil || !held {
-		return "", errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, in.Stream, e.opts.Account)
+		return "", errorf(KindResourceNotFound, "%s", awsmsg.ShardNotFound(in.ShardID, in.Stream, e.opts.Account))
 	}
 	now := e.opts.Now()
 	pos, err := e.startPosition(sh, id, in)
@@ -95,7 +96,7 @@ func (e *Engine) positionAt(sh *shard, typ string, at uint64, ts time.Time) (uin
 			pos = seq
 		}
 	default:
-		return 0, errorf(KindValidation, "1 validation error detected: Value '%s' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typ)
+		return 0, invalid(awsmsg.Violation(awsmsg.Str(typ), "shardIteratorType", awsmsg.Enum("AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER", "AT_TIMESTAMP", "TRIM_HORIZON", "LATEST")))
 	}
 	return pos, nil
 }
@@ -132,7 +133,7 @@ func (r *Records) Release() { r.Records.Release() }
 // GetRecords reads up to limit records (1…10,000) from where the iterator points.
 func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 	if limit < 1 || limit > MaxGetRecordsLimit {
-		return Records{}, errorf(KindValidation, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", limit)
+		return Records{}, invalid(awsmsg.Violation(awsmsg.Int(limit), "limit", awsmsg.ValueRange(1, MaxGetRecordsLimit)))
 	}
 	now := e.opts.Now()
 	it, err := e.key.Decode(token, now)
@@ -161,7 +162,7 @@ func (e *Engine) getRecords(s *Stream, it Iterator, limit, maxBytes int, now tim
 	}
 	sh, held := set.shards[it.Shard]
 	if !held {
-		return Records{}, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shardmap.ShardName(it.Shard), it.Stream, e.opts.Account)
+		return Records{}, errorf(KindResourceNotFound, "%s", awsmsg.ShardNotFound(shardmap.ShardName(it.Shard), it.Stream, e.opts.Account))
 	}
 	if !sh.read.Admit(now) {
 		s.metrics.throttledRead(&sh.metrics)

@@ -3,6 +3,7 @@ package stream
 import (
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
@@ -28,7 +29,7 @@ type ReadInput struct {
 // GetRecords, the caller must Release the records.
 func (e *Engine) ReadShard(in ReadInput) (Records, error) {
 	if in.MaxRecords < 1 || in.MaxRecords > MaxGetRecordsLimit {
-		return Records{}, errorf(KindValidation, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", in.MaxRecords)
+		return Records{}, invalid(awsmsg.Violation(awsmsg.Int(in.MaxRecords), "limit", awsmsg.ValueRange(1, MaxGetRecordsLimit)))
 	}
 	maxBytes := in.MaxBytes
 	if maxBytes <= 0 || maxBytes > MaxGetRecordsBytes {
@@ -48,7 +49,7 @@ func (e *Engine) readShard(s *Stream, in ReadInput, maxBytes int, now time.Time)
 	meta, set := s.meta.Load(), s.set.Load()
 	sh, held := set.shards[in.Shard]
 	if !held {
-		return Records{}, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shardmap.ShardName(in.Shard), meta.Name, e.opts.Account)
+		return Records{}, errorf(KindResourceNotFound, "%s", awsmsg.ShardNotFound(shardmap.ShardName(in.Shard), meta.Name, e.opts.Account))
 	}
 	pos, err := e.positionAt(sh, in.Type, in.Pos, in.Timestamp)
 	if err != nil {

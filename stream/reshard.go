@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
@@ -12,7 +13,7 @@ import (
 func (e *Engine) SplitShard(stream, shardID, newStartingHashKey string) error {
 	k, err := shardmap.ParseKey(newStartingHashKey)
 	if err != nil {
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'newStartingHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})", newStartingHashKey)
+		return invalid(awsmsg.Violation(awsmsg.Str(newStartingHashKey), "newStartingHashKey", awsmsg.Pattern(`0|([1-9]\d{0,38})`)))
 	}
 	return e.reshard(stream, func(m *shardmap.Map) (*shardmap.Map, []shardmap.Change, error) {
 		id, err := shardmap.ParseShardName(shardID)

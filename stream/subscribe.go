@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -74,7 +75,7 @@ func (e *Engine) Subscribe(in SubscribeInput) (*Subscription, error) {
 	id, err := shardmap.ParseShardName(in.ShardID)
 	sh, held := set.shards[id]
 	if err != nil || !held {
-		return nil, errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", in.ShardID, meta.Name, e.opts.Account)
+		return nil, errorf(KindResourceNotFound, "%s", awsmsg.ShardNotFound(in.ShardID, meta.Name, e.opts.Account))
 	}
 	pos, err := e.startPosition(sh, id, IteratorInput{Type: in.Type, Seq: in.Seq, Timestamp: in.Timestamp})
 	if err != nil {
