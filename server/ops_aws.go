@@ -1,13 +1,14 @@
 package server
 
 // The operations on AWS-only machinery: enhanced monitoring, account limits and settings,
-// resource tags and policies, warm throughput. The engine stores and reports their settings.
+// resource tags and policies, warm throughput. Package account stores and reports their
+// settings; enhanced monitoring's switch is the engine's.
 
 import (
 	"time"
 
+	"github.com/sluice-streams/sluice/account"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
-	"github.com/sluice-streams/sluice/stream"
 )
 
 type monitoringIn struct {
@@ -25,7 +26,7 @@ func setMonitoring(s *Server, body []byte, enable bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	current, desired, err := s.engine.SetMonitoring(name, in.ShardLevelMetrics, enable)
+	current, desired, err := s.account.SetMonitoring(name, in.ShardLevelMetrics, enable)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func opDescribeLimits(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	l := s.engine.Limits()
+	l := s.account.Limits()
 	return struct {
 		ShardLimit               int `json:"ShardLimit"`
 		OpenShardCount           int `json:"OpenShardCount"`
@@ -103,7 +104,7 @@ func opTagResource(s *Server, body []byte) (any, error) {
 	if len(in.Tags) < 1 || len(in.Tags) > maxTagMapLen {
 		return nil, invalid(awsmsg.Violation(awsmsg.Hidden, "tags", awsmsg.LengthRange(1, maxTagMapLen)))
 	}
-	return nil, s.engine.TagResource(arn, in.Tags)
+	return nil, s.account.TagResource(arn, in.Tags)
 }
 
 func opUntagResource(s *Server, body []byte) (any, error) {
@@ -129,7 +130,7 @@ func opUntagResource(s *Server, body []byte) (any, error) {
 			return nil, invalid(awsmsg.Violation(awsmsg.Str(k), "tagKeys", awsmsg.Each(awsmsg.LengthAtMost(128), awsmsg.LengthAtLeast(1))))
 		}
 	}
-	return nil, s.engine.UntagResource(arn, in.TagKeys)
+	return nil, s.account.UntagResource(arn, in.TagKeys)
 }
 
 func opListTagsForResource(s *Server, body []byte) (any, error) {
@@ -141,7 +142,7 @@ func opListTagsForResource(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := s.engine.ResourceTags(arn)
+	tags, err := s.account.ResourceTags(arn)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func opGetResourcePolicy(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.engine.Policy(arn)
+	p, err := s.account.Policy(arn)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,7 @@ func opPutResourcePolicy(s *Server, body []byte) (any, error) {
 	if in.Policy == nil {
 		return nil, invalid(awsmsg.Violation(awsmsg.Null, "policy", awsmsg.NotNull))
 	}
-	return nil, s.engine.PutPolicy(arn, *in.Policy)
+	return nil, s.account.PutPolicy(arn, *in.Policy)
 }
 
 func opDeleteResourcePolicy(s *Server, body []byte) (any, error) {
@@ -203,7 +204,7 @@ func opDeleteResourcePolicy(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.engine.DeletePolicy(arn)
+	return nil, s.account.DeletePolicy(arn)
 }
 
 // commitmentOut is MinimumThroughputBillingCommitmentOutput.
@@ -221,7 +222,7 @@ func optEpoch(t time.Time) *epoch {
 	return &epoch{t}
 }
 
-func accountOut(c stream.Commitment) any {
+func accountOut(c account.Commitment) any {
 	return struct {
 		MinimumThroughputBillingCommitment commitmentOut `json:"MinimumThroughputBillingCommitment"`
 	}{commitmentOut{c.Status, optEpoch(c.StartedAt), optEpoch(c.EndedAt), optEpoch(c.EarliestAllowedEndAt)}}
@@ -232,7 +233,7 @@ func opDescribeAccountSettings(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	c, err := s.engine.AccountCommitment()
+	c, err := s.account.Commitment()
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +255,7 @@ func opUpdateAccountSettings(s *Server, body []byte) (any, error) {
 	if in.MinimumThroughputBillingCommitment.Status == nil {
 		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment.status", awsmsg.NotNull))
 	}
-	c, err := s.engine.SetAccountCommitment(*in.MinimumThroughputBillingCommitment.Status)
+	c, err := s.account.SetCommitment(*in.MinimumThroughputBillingCommitment.Status)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +278,7 @@ func opUpdateStreamWarmThroughput(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	current, target, err := s.engine.SetWarmThroughput(name, *in.WarmThroughputMiBps)
+	current, target, err := s.account.SetWarmThroughput(name, *in.WarmThroughputMiBps)
 	if err != nil {
 		return nil, err
 	}

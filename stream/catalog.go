@@ -50,7 +50,7 @@ var streamNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 type streamMeta struct {
 	Version        int               `json:"version"`
 	Name           string            `json:"name"`
-	Gen            uint64            `json:"gen"`     // creation time, Unix ns: this incarnation
+	Gen            uint64            `json:"gen"`     // creation time, Unix ns, unique within the engine: this incarnation
 	Created        int64             `json:"created"` // Unix ms
 	Status         string            `json:"status"`
 	Mode           string            `json:"mode"`
@@ -70,12 +70,12 @@ type streamMeta struct {
 	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
 	// model's order.
 	Metrics []string `json:"shardLevelMetrics,omitempty"`
-	// WarmMiBps is the requested warm throughput (UpdateStreamWarmThroughput); nil: never set.
-	WarmMiBps *int `json:"warmThroughputMiBps,omitempty"`
-	// ConsumerTags are the consumers' tags (TagResource), by consumerKey.
+	// WarmMiBps, ConsumerTags and Policies are AWS account settings an older catalog kept
+	// here (LegacySettings): read, carried unchanged, and removed once package account has
+	// taken them (MigrateLegacySettings). Nothing else writes them.
+	WarmMiBps    *int                         `json:"warmThroughputMiBps,omitempty"`
 	ConsumerTags map[string]map[string]string `json:"consumerTags,omitempty"`
-	// Policies are the resource policies (PutResourcePolicy), by policyKey.
-	Policies map[string]string `json:"policies,omitempty"`
+	Policies     map[string]string            `json:"policies,omitempty"`
 }
 
 func (m *streamMeta) clone() *streamMeta {
@@ -95,22 +95,7 @@ func (m *streamMeta) clone() *streamMeta {
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)
 	c.Metrics = append([]string(nil), m.Metrics...)
-	if m.WarmMiBps != nil {
-		w := *m.WarmMiBps
-		c.WarmMiBps = &w
-	}
-	c.ConsumerTags = make(map[string]map[string]string, len(m.ConsumerTags))
-	for k, tags := range m.ConsumerTags {
-		ct := make(map[string]string, len(tags))
-		for tk, tv := range tags {
-			ct[tk] = tv
-		}
-		c.ConsumerTags[k] = ct
-	}
-	c.Policies = make(map[string]string, len(m.Policies))
-	for k, v := range m.Policies {
-		c.Policies[k] = v
-	}
+	// The legacy settings are never changed in place: the copy shares them.
 	return &c
 }
 

@@ -39,13 +39,21 @@
 //     emptied them.
 //
 //   - metrics (metrics.go): the CloudWatch metrics of Kinesis, counted on the data paths with
-//     atomics, per stream, per shard (shown as enhanced monitoring enables them) and per
-//     enhanced fan-out consumer; Metrics returns a snapshot for an exporter to read.
+//     atomics, per stream, per shard (shown as enhanced monitoring enables them: SetMonitoring
+//     is that switch, monitoring.go) and per enhanced fan-out consumer; Metrics returns a
+//     snapshot for an exporter to read.
 //
 //   - on-demand capacity: a stream created without a shard count starts with 4 shards; when
 //     a shard's write demand (accepted and throttled) exceeds its capacity, Maintain splits
 //     it, up to twice the peak demand of a trailing window (Options.OnDemandWindow, 30 days
 //     by default) and within 200 MiB/s and 200,000 records/s. It does not shrink.
+//
+// What it does not own: the AWS account around the streams (resource policies, consumer
+// tags, the billing commitment, warm throughput, DescribeLimits, parsing resource ARNs),
+// which package account keeps on top of the engine through State, Config and the stream-tag
+// and consumer methods; an older stream.json's account settings are handed to it once
+// (MigrateLegacySettings, state.go). The messages of validation and not-found errors come
+// from internal/awsmsg.
 //
 // Still to come: the wiring of Maintain to a timer (the server's job).
 //

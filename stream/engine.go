@@ -74,8 +74,7 @@ type Engine struct {
 	mu      sync.Mutex // guards streams and serialises create and delete
 	streams map[string]*Stream
 	closed  bool
-
-	accountMu sync.Mutex // serialises the read-modify-write of account.json
+	lastGen uint64 // the highest streamMeta.Gen loaded or given; guarded by mu
 }
 
 // Stream is one stream: its metadata and its shards. Metadata changes are serialised by mu
@@ -178,6 +177,7 @@ func Open(opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.streams[meta.Name] = s
+		e.lastGen = max(e.lastGen, meta.Gen)
 	}
 	return e, nil
 }
@@ -295,7 +295,10 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 		return errorf(KindResourceInUse, "Stream %s under account %s already exists.", in.Name, e.opts.Account)
 	}
 	now := e.opts.Now()
-	meta := &streamMeta{Version: catalogVersion, Name: in.Name, Gen: uint64(now.UnixNano()), Created: now.UnixMilli(),
+	// The creation time names the incarnation; two within one clock tick (an injected
+	// clock) still get different ones.
+	e.lastGen = max(uint64(now.UnixNano()), e.lastGen+1)
+	meta := &streamMeta{Version: catalogVersion, Name: in.Name, Gen: e.lastGen, Created: now.UnixMilli(),
 		Status: StatusActive, Mode: mode, RetentionHours: MinRetentionHours, Encryption: "NONE",
 		MaxRecordKiB: DefaultMaxRecordKiB, Tags: in.Tags, ShardMap: sm.Encode()}
 	dir := filepath.Join(e.opts.Dir, streamsDir, in.Name)

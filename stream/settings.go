@@ -36,12 +36,23 @@ func (e *Engine) updateMeta(name string, change func(*streamMeta) error) error {
 	return nil
 }
 
-// AddTags adds or replaces tags (AddTagsToStream).
-func (e *Engine) AddTags(name string, tags map[string]string) error {
+// CheckTags returns an InvalidArgument error naming a tag Kinesis refuses, nil if it takes
+// them all: keys of 1 to 128 characters, values up to 256, of letters, digits, spaces and
+// _ . : / = + - @. Package account checks a consumer's tags with it.
+func CheckTags(tags map[string]string) error {
 	for k, v := range tags {
 		if len(k) < 1 || len(k) > maxTagKeyLen || len(v) > maxTagValueLen || !tagPattern.MatchString(k) || !tagPattern.MatchString(v) {
-			return errorf(KindInvalidArgument, "Invalid tag: key %q value %q. Keys are 1 to 128 characters, values up to 256, letters, digits, spaces and _ . : / = + - @", k, v)
+			return errorf(KindInvalidArgument, "Invalid tag: key %q value %q. Keys are 1 to 128 characters, values up to 256, letters, digits, spaces and _ . : / = + - @",
+				awsmsg.Bound(k, awsmsg.MaxEcho), awsmsg.Bound(v, awsmsg.MaxEcho))
 		}
+	}
+	return nil
+}
+
+// AddTags adds or replaces tags (AddTagsToStream).
+func (e *Engine) AddTags(name string, tags map[string]string) error {
+	if err := CheckTags(tags); err != nil {
+		return err
 	}
 	return e.updateMeta(name, func(m *streamMeta) error {
 		for k, v := range tags {

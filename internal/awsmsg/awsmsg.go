@@ -133,7 +133,9 @@ func ShardNotFound(shard, stream, account string) string {
 }
 
 // ConsumerNotFound is "Consumer <arn> not found.".
-func ConsumerNotFound(arn string) string { return "Consumer " + Bound(arn, MaxEchoName) + " not found." }
+func ConsumerNotFound(arn string) string {
+	return "Consumer " + Bound(arn, MaxEchoName) + " not found."
+}
 
 // ConsumerNameNotFound is "Consumer <name> under stream <stream> not found for account
 // <account>.".
@@ -142,7 +144,9 @@ func ConsumerNameNotFound(name, stream, account string) string {
 }
 
 // ResourceNotFound is "Resource <arn> not found.": an ARN of another region or account.
-func ResourceNotFound(arn string) string { return "Resource " + Bound(arn, MaxEchoName) + " not found." }
+func ResourceNotFound(arn string) string {
+	return "Resource " + Bound(arn, MaxEchoName) + " not found."
+}
 
 // StreamNotActive is the ResourceInUseException message for a stream that cannot change now:
 // "Stream <name> under account <account> is <status>, not ACTIVE.".
