@@ -25,9 +25,10 @@
 // later under its name. They disappear the moment the engine deletes the stream, and leave
 // account.json at its next write; a consumer's leave with the consumer the same way.
 //
-// Concurrency: an Account is safe for concurrent use. One mutex serialises its operations
-// (they are control-plane calls, rate-limited by the server) and guards its state; it calls
-// the engine while holding it, and the engine never calls back.
+// Concurrency: an Account is safe for concurrent use. One mutex serialises the operations
+// that read or change its settings (control-plane calls, rate-limited by the server) and
+// guards them; it calls the engine while holding it, and the engine never calls back. Limits
+// and SetMonitoring keep nothing here and only call the engine.
 //
 // Durability: the settings live in <data dir>/account.json, rewritten whole on every change
 // by temporary file, fsync, rename and fsync of the directory (vfs.WriteFileAtomic); a

@@ -3,7 +3,6 @@ package stream
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 
@@ -116,20 +115,8 @@ func saveMeta(fsys vfs.FS, dir string, m *streamMeta) error {
 
 func loadMeta(fsys vfs.FS, dir string) (*streamMeta, *shardmap.Map, error) {
 	path := filepath.Join(dir, metaFile)
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	b, err := vfs.ReadFile(fsys, path, 64<<20)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, nil, err
-	}
-	if size > 64<<20 {
-		return nil, nil, fmt.Errorf("stream: %s: %d bytes is too large for a catalog file", path, size)
-	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil {
 		return nil, nil, err
 	}
 	var m streamMeta
