@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server/wire"
@@ -135,7 +136,7 @@ func (p *putBatch) finish(s *jsonscan.Scanner) error {
 		}
 	}
 	if p.missingData > 0 {
-		return validation("Value null at '%s' failed to satisfy constraint: Member must not be null", p.member(p.missingData, "data"))
+		return invalid(awsmsg.Violation(awsmsg.Null, p.member(p.missingData, "data"), awsmsg.NotNull))
 	}
 	return nil
 }

@@ -1,11 +1,15 @@
 // Package server is sluice's front door: it serves the Amazon Kinesis Data Streams API
 // (version 2013-12-02, AWS JSON 1.1) over HTTP on fasthttp, decoding each request, calling
-// the engine (package stream) and encoding the answer or the error exactly as AWS shapes it:
+// the engine (package stream), or for the AWS account's settings package account
+// (ops_aws.go: resource policies and tags by ARN, account settings, warm throughput, limits,
+// enhanced monitoring), and encoding the answer or the error exactly as AWS shapes it:
 // a JSON body {"__type": "<Name>", "message": "…"}, the X-Amzn-ErrorType header, status 400
 // for client errors and 500 for internal ones, and an x-amzn-RequestId on every answer.
 //
 // What it owns: protocols, request hygiene (body and header limits, timeouts, a connection
-// cap), request ids. What it does not own: anything on disk, which is the engine's.
+// cap), request ids. What it does not own: anything on disk, which is the engine's and the
+// account's. The messages of validation and not-found errors come from internal/awsmsg, as
+// the engine's do.
 //
 // Every operation of the model is served, in AWS JSON 1.1 and in CBOR (cbor.go: the body is
 // transcoded to JSON and the answer back), over HTTP/1.1 and HTTP/2, with SubscribeToShard as

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/server/wire"
 )
 
@@ -18,7 +18,7 @@ const (
 	// cut on a character boundary and followed by "...". AWS leaves an over-long value out of
 	// its length messages ("Value at 'x' failed to satisfy constraint"); messages that quote
 	// one (patterns, unknown names) quote at most this much of it here.
-	maxEcho = 256
+	maxEcho = awsmsg.MaxEcho
 	// maxMessage bounds a whole error message. Every value the server itself quotes is bounded
 	// by maxEcho; this also bounds the engine's messages and encoding/json's, which may quote
 	// a value the edge does not check.
@@ -33,19 +33,7 @@ const (
 )
 
 // echo returns v, or its first maxEcho bytes (whole characters) and "..." when it is longer.
-func echo(v string) string { return bounded(v, maxEcho) }
-
-// bounded cuts s to at most n bytes, ending on a character boundary, and marks the cut.
-func bounded(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
-}
+func echo(v string) string { return awsmsg.Bound(v, maxEcho) }
 
 // isDecimal reports whether s matches 0|([1-9]\d{0,max-1}): a decimal without a sign or a
 // leading zero, of at most max digits.
@@ -63,19 +51,19 @@ func isDecimal(s string, max int) bool {
 
 // patternError is the ValidationException of a value that does not match its member's pattern.
 func patternError(v, member, pattern string) error {
-	return validation("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", echo(v), member, pattern)
+	return invalid(awsmsg.Violation(awsmsg.Str(v), member, awsmsg.Pattern(pattern)))
 }
 
 // checkStreamName checks a StreamName against the model (pattern [a-zA-Z0-9_.-]+, length 1 to
 // 128) so that no longer or stranger name reaches the engine, whose messages repeat it.
 func checkStreamName(name string) error {
 	if len(name) > maxStreamName {
-		return validation("Value '%s' at 'streamName' failed to satisfy constraint: Member must have length less than or equal to %d", echo(name), maxStreamName)
+		return invalid(awsmsg.Violation(awsmsg.Str(name), "streamName", awsmsg.LengthAtMost(maxStreamName)))
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return patternError(name, "streamName", "[a-zA-Z0-9_.-]+")
+			return invalid(awsmsg.Violation(awsmsg.Str(name), "streamName", awsmsg.PatternLength("[a-zA-Z0-9_.-]+", 1, maxStreamName)))
 		}
 	}
 	return nil

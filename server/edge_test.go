@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 // edgeAnswer is an answer of the JSON API: status, error type and message.
@@ -86,14 +87,14 @@ func TestEdgeTimestamps(t *testing.T) {
 		{`"` + strings.Repeat("9", 100000) + `"`, "out of range"},
 	} {
 		a := edgeCall(t, hs.addr, "GetShardIterator", iterator(tc.ts))
-		a.want(t, "GetShardIterator at "+bounded(tc.ts, 20), "SerializationException", tc.want)
+		a.want(t, "GetShardIterator at "+awsmsg.Bound(tc.ts, 20), "SerializationException", tc.want)
 		if strings.Contains(a.msg, "-9146744073709551616") || strings.Contains(a.msg, "timestampInMillis") {
-			t.Fatalf("GetShardIterator at %s: %q", bounded(tc.ts, 20), a.msg)
+			t.Fatalf("GetShardIterator at %s: %q", awsmsg.Bound(tc.ts, 20), a.msg)
 		}
 		a = edgeCall(t, hs.addr, "SubscribeToShard", `{"ConsumerARN":"arn:aws:kinesis:us-east-1:000000000000:stream/ts/consumer/c:1","ShardId":"shardId-000000000000","StartingPosition":{"Type":"AT_TIMESTAMP","Timestamp":`+tc.ts+`}}`)
-		a.want(t, "SubscribeToShard at "+bounded(tc.ts, 20), "SerializationException", tc.want)
+		a.want(t, "SubscribeToShard at "+awsmsg.Bound(tc.ts, 20), "SerializationException", tc.want)
 		a = edgeCall(t, hs.addr, "ListShards", `{"StreamName":"ts","ShardFilter":{"Type":"AT_TIMESTAMP","Timestamp":`+tc.ts+`}}`)
-		a.want(t, "ListShards at "+bounded(tc.ts, 20), "SerializationException", tc.want)
+		a.want(t, "ListShards at "+awsmsg.Bound(tc.ts, 20), "SerializationException", tc.want)
 	}
 	before := time.Now()
 	checkFuture(t, "1e12 s", edgeCall(t, hs.addr, "GetShardIterator", iterator("1e12")), 1e15, before)

@@ -3,11 +3,11 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -80,8 +80,9 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
-func validation(format string, args ...any) error {
-	return apiError{code: wire.Validation, msg: "1 validation error detected: " + fmt.Sprintf(format, args...)}
+// invalid is a ValidationException listing violations (built by package awsmsg).
+func invalid(violations ...string) error {
+	return apiError{code: wire.Validation, msg: awsmsg.Validation(violations...)}
 }
 
 // epoch is a timestamp as AWS JSON 1.1 writes it: seconds since the epoch, a number that may
@@ -129,11 +130,11 @@ func (r streamRef) name(s *Server) (string, error) {
 	}
 	if r.StreamARN != "" {
 		if len(r.StreamARN) > maxARN {
-			return "", validation("Value '%s' at 'streamARN' failed to satisfy constraint: Member must have length less than or equal to %d", echo(r.StreamARN), maxARN)
+			return "", invalid(awsmsg.Violation(awsmsg.Str(r.StreamARN), "streamARN", awsmsg.LengthAtMost(maxARN)))
 		}
 		i := strings.LastIndex(r.StreamARN, ":stream/")
 		if !strings.HasPrefix(r.StreamARN, "arn:") || i < 0 || strings.Contains(r.StreamARN[i+8:], "/") {
-			return "", patternError(r.StreamARN, "streamARN", `arn:aws.*:kinesis:.*:\d{12}:stream/\S+`)
+			return "", invalid(awsmsg.Violation(awsmsg.Str(r.StreamARN), "streamARN", awsmsg.Pattern(`arn:aws.*:kinesis:.*:\d{12}:stream/\S+`)))
 		}
 		name := r.StreamARN[i+8:]
 		if r.StreamName != "" && r.StreamName != name {
@@ -200,7 +201,7 @@ func opListStreams(s *Server, body []byte) (any, error) {
 	limit := 100
 	if in.Limit != nil {
 		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, validation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.Limit)
+			return nil, invalid(awsmsg.Violation(awsmsg.Int(*in.Limit), "limit", awsmsg.ValueRange(1, 10000)))
 		}
 		limit = *in.Limit
 	}
@@ -313,7 +314,7 @@ func opDescribeStream(s *Server, body []byte) (any, error) {
 	limit := 100
 	if in.Limit != nil {
 		if *in.Limit < 1 || *in.Limit > 10000 {
-			return nil, validation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.Limit)
+			return nil, invalid(awsmsg.Violation(awsmsg.Int(*in.Limit), "limit", awsmsg.ValueRange(1, 10000)))
 		}
 		limit = *in.Limit
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
@@ -43,7 +44,7 @@ func opSplitShard(s *Server, body []byte) (any, error) {
 	}
 	at, err := shardmap.ParseKey(in.NewStartingHashKey)
 	if err != nil {
-		return nil, validation("Value '%s' at 'newStartingHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})", in.NewStartingHashKey)
+		return nil, invalid(awsmsg.Violation(awsmsg.Str(in.NewStartingHashKey), "newStartingHashKey", awsmsg.Pattern(`0|([1-9]\d{0,38})`)))
 	}
 	return nil, s.engine.SplitShard(name, id, at)
 }
@@ -80,7 +81,7 @@ func opUpdateShardCount(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.ScalingType != "UNIFORM_SCALING" {
-		return nil, validation("Value '%s' at 'scalingType' failed to satisfy constraint: Member must satisfy enum value set: [UNIFORM_SCALING]", in.ScalingType)
+		return nil, invalid(awsmsg.Violation(awsmsg.Str(in.ScalingType), "scalingType", awsmsg.Enum("UNIFORM_SCALING")))
 	}
 	before, after, err := s.engine.UpdateShardCount(name, in.TargetShardCount)
 	if err != nil {
@@ -136,7 +137,7 @@ func opListTags(s *Server, body []byte) (any, error) {
 	limit := 10
 	if in.Limit != nil {
 		if *in.Limit < 1 || *in.Limit > 50 {
-			return nil, validation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 50 and greater than or equal to 1", *in.Limit)
+			return nil, invalid(awsmsg.Violation(awsmsg.Int(*in.Limit), "limit", awsmsg.ValueRange(1, 50)))
 		}
 		limit = *in.Limit
 	}
@@ -280,7 +281,7 @@ func opStartEncryption(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.EncryptionType != "KMS" {
-		return nil, validation("Value '%s' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS]", in.EncryptionType)
+		return nil, invalid(awsmsg.Violation(awsmsg.Str(in.EncryptionType), "encryptionType", awsmsg.Enum("KMS")))
 	}
 	return nil, s.engine.SetEncryption(name, "KMS", in.KeyId)
 }

@@ -1,12 +1,14 @@
 package server
 
 // The operations on AWS-only machinery: enhanced monitoring, account limits and settings,
-// resource tags and policies, warm throughput. The engine stores and reports their settings.
+// resource tags and policies, warm throughput. Package account stores and reports their
+// settings; enhanced monitoring's switch is the engine's.
 
 import (
 	"time"
 
-	"github.com/sluice-streams/sluice/stream"
+	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 type monitoringIn struct {
@@ -24,7 +26,7 @@ func setMonitoring(s *Server, body []byte, enable bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	current, desired, err := s.engine.SetMonitoring(name, in.ShardLevelMetrics, enable)
+	current, desired, err := s.account.SetMonitoring(name, in.ShardLevelMetrics, enable)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func opDescribeLimits(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	l := s.engine.Limits()
+	l := s.account.Limits()
 	return struct {
 		ShardLimit               int `json:"ShardLimit"`
 		OpenShardCount           int `json:"OpenShardCount"`
@@ -74,7 +76,7 @@ type resourceIn struct {
 // arn returns the ResourceARN, a ValidationException if it is missing.
 func (r resourceIn) arn() (string, error) {
 	if r.ResourceARN == nil {
-		return "", validation("Value null at 'resourceARN' failed to satisfy constraint: Member must not be null")
+		return "", invalid(awsmsg.Violation(awsmsg.Null, "resourceARN", awsmsg.NotNull))
 	}
 	return *r.ResourceARN, nil
 }
@@ -97,12 +99,12 @@ func opTagResource(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.Tags == nil {
-		return nil, validation("Value null at 'tags' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "tags", awsmsg.NotNull))
 	}
 	if len(in.Tags) < 1 || len(in.Tags) > maxTagMapLen {
-		return nil, validation("Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to %d and greater than or equal to 1", maxTagMapLen)
+		return nil, invalid(awsmsg.Violation(awsmsg.Hidden, "tags", awsmsg.LengthRange(1, maxTagMapLen)))
 	}
-	return nil, s.engine.TagResource(arn, in.Tags)
+	return nil, s.account.TagResource(arn, in.Tags)
 }
 
 func opUntagResource(s *Server, body []byte) (any, error) {
@@ -118,17 +120,17 @@ func opUntagResource(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.TagKeys == nil {
-		return nil, validation("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "tagKeys", awsmsg.NotNull))
 	}
 	if len(in.TagKeys) < 1 || len(in.TagKeys) > maxTagKeyListLen {
-		return nil, validation("Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to %d and greater than or equal to 1", maxTagKeyListLen)
+		return nil, invalid(awsmsg.Violation(awsmsg.Hidden, "tagKeys", awsmsg.LengthRange(1, maxTagKeyListLen)))
 	}
 	for _, k := range in.TagKeys {
 		if len(k) < 1 || len(k) > 128 {
-			return nil, validation("Value '%s' at 'tagKeys' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]", k)
+			return nil, invalid(awsmsg.Violation(awsmsg.Str(k), "tagKeys", awsmsg.Each(awsmsg.LengthAtMost(128), awsmsg.LengthAtLeast(1))))
 		}
 	}
-	return nil, s.engine.UntagResource(arn, in.TagKeys)
+	return nil, s.account.UntagResource(arn, in.TagKeys)
 }
 
 func opListTagsForResource(s *Server, body []byte) (any, error) {
@@ -140,7 +142,7 @@ func opListTagsForResource(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := s.engine.ResourceTags(arn)
+	tags, err := s.account.ResourceTags(arn)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +168,7 @@ func opGetResourcePolicy(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.engine.Policy(arn)
+	p, err := s.account.Policy(arn)
 	if err != nil {
 		return nil, err
 	}
@@ -188,9 +190,9 @@ func opPutResourcePolicy(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.Policy == nil {
-		return nil, validation("Value null at 'policy' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "policy", awsmsg.NotNull))
 	}
-	return nil, s.engine.PutPolicy(arn, *in.Policy)
+	return nil, s.account.PutPolicy(arn, *in.Policy)
 }
 
 func opDeleteResourcePolicy(s *Server, body []byte) (any, error) {
@@ -202,7 +204,7 @@ func opDeleteResourcePolicy(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.engine.DeletePolicy(arn)
+	return nil, s.account.DeletePolicy(arn)
 }
 
 // commitmentOut is MinimumThroughputBillingCommitmentOutput.
@@ -220,7 +222,7 @@ func optEpoch(t time.Time) *epoch {
 	return &epoch{t}
 }
 
-func accountOut(c stream.Commitment) any {
+func accountOut(c account.Commitment) any {
 	return struct {
 		MinimumThroughputBillingCommitment commitmentOut `json:"MinimumThroughputBillingCommitment"`
 	}{commitmentOut{c.Status, optEpoch(c.StartedAt), optEpoch(c.EndedAt), optEpoch(c.EarliestAllowedEndAt)}}
@@ -231,7 +233,7 @@ func opDescribeAccountSettings(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	c, err := s.engine.AccountCommitment()
+	c, err := s.account.Commitment()
 	if err != nil {
 		return nil, err
 	}
@@ -248,12 +250,12 @@ func opUpdateAccountSettings(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.MinimumThroughputBillingCommitment == nil {
-		return nil, validation("Value null at 'minimumThroughputBillingCommitment' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment", awsmsg.NotNull))
 	}
 	if in.MinimumThroughputBillingCommitment.Status == nil {
-		return nil, validation("Value null at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment.status", awsmsg.NotNull))
 	}
-	c, err := s.engine.SetAccountCommitment(*in.MinimumThroughputBillingCommitment.Status)
+	c, err := s.account.SetCommitment(*in.MinimumThroughputBillingCommitment.Status)
 	if err != nil {
 		return nil, err
 	}
@@ -270,13 +272,13 @@ func opUpdateStreamWarmThroughput(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if in.WarmThroughputMiBps == nil {
-		return nil, validation("Value null at 'warmThroughputMiBps' failed to satisfy constraint: Member must not be null")
+		return nil, invalid(awsmsg.Violation(awsmsg.Null, "warmThroughputMiBps", awsmsg.NotNull))
 	}
 	name, err := in.name(s)
 	if err != nil {
 		return nil, err
 	}
-	current, target, err := s.engine.SetWarmThroughput(name, *in.WarmThroughputMiBps)
+	current, target, err := s.account.SetWarmThroughput(name, *in.WarmThroughputMiBps)
 	if err != nil {
 		return nil, err
 	}

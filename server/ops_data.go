@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -42,7 +43,7 @@ func opListShards(s *Server, body []byte) (any, error) {
 	max := 1000
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, validation("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", *in.MaxResults)
+			return nil, invalid(awsmsg.Violation(awsmsg.Int(*in.MaxResults), "maxResults", awsmsg.ValueRange(1, 10000)))
 		}
 		max = *in.MaxResults
 	}
@@ -219,7 +220,7 @@ func (s *Server) parseStart(streamName, shardText, typeText, typeMember, seqText
 	st.shard = id
 	typ, ok := stream.ParseIteratorType(typeText)
 	if !ok {
-		return st, validation("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typeText, typeMember)
+		return st, invalid(awsmsg.Violation(awsmsg.Str(typeText), typeMember, awsmsg.Enum("AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER", "AT_TIMESTAMP", "TRIM_HORIZON", "LATEST")))
 	}
 	st.typ = typ
 	switch typ {

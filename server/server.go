@@ -17,6 +17,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -48,6 +50,10 @@ type Options struct {
 	// Authenticator decides who sent each request (auth.go); nil means a SigV4Parser for the
 	// engine's account, which accepts unsigned requests and does not verify signatures.
 	Authenticator Authenticator
+	// Account keeps the AWS account's settings (resource policies and tags, the billing
+	// commitment, warm throughput, limits) for the engine; nil means account.New(engine),
+	// which loads them at the first operation that needs them.
+	Account *account.Account
 }
 
 // Server serves the Kinesis API for one engine.
@@ -61,6 +67,8 @@ type Server struct {
 	// chunked holds the headers of requests whose chunked bodies are being read (hygiene.go).
 	chunked chunkedHeaders
 
+	account *account.Account // the operations on AWS account settings (ops_aws.go)
+
 	subMu        sync.Mutex                        // guards subs and shuttingDown
 	subs         map[*stream.Subscription]struct{} // open subscription streams, ended by Shutdown
 	shuttingDown bool                              // set by Shutdown: later subscriptions end at once
@@ -71,8 +79,11 @@ func New(engine *stream.Engine, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{engine: engine, log: opts.Logger, auth: opts.Authenticator,
+	s := &Server{engine: engine, account: opts.Account, log: opts.Logger, auth: opts.Authenticator,
 		rate: newRateLimiter(engine.CapacityLimits(), time.Now)}
+	if s.account == nil {
+		s.account = account.New(engine)
+	}
 	if s.auth == nil {
 		s.auth = SigV4Parser{Default: engine.Account()}
 	}
@@ -306,7 +317,7 @@ func toAPIError(err error) apiError {
 }
 
 func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
-	e.msg = bounded(e.msg, maxMessage) // a message may quote client input (edge.go)
+	e.msg = awsmsg.Bound(e.msg, maxMessage) // a message may quote client input (edge.go)
 	if e.status() >= 500 {
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
 		s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,

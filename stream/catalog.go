@@ -3,10 +3,10 @@ package stream
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -49,7 +49,7 @@ var streamNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 type streamMeta struct {
 	Version        int               `json:"version"`
 	Name           string            `json:"name"`
-	Gen            uint64            `json:"gen"`     // creation time, Unix ns: this incarnation
+	Gen            uint64            `json:"gen"`     // creation time, Unix ns, unique within the engine: this incarnation
 	Created        int64             `json:"created"` // Unix ms
 	Status         string            `json:"status"`
 	Mode           string            `json:"mode"`
@@ -69,12 +69,12 @@ type streamMeta struct {
 	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
 	// model's order.
 	Metrics []string `json:"shardLevelMetrics,omitempty"`
-	// WarmMiBps is the requested warm throughput (UpdateStreamWarmThroughput); nil: never set.
-	WarmMiBps *int `json:"warmThroughputMiBps,omitempty"`
-	// ConsumerTags are the consumers' tags (TagResource), by consumerKey.
+	// WarmMiBps, ConsumerTags and Policies are AWS account settings an older catalog kept
+	// here (LegacySettings): read, carried unchanged, and removed once package account has
+	// taken them (MigrateLegacySettings). Nothing else writes them.
+	WarmMiBps    *int                         `json:"warmThroughputMiBps,omitempty"`
 	ConsumerTags map[string]map[string]string `json:"consumerTags,omitempty"`
-	// Policies are the resource policies (PutResourcePolicy), by policyKey.
-	Policies map[string]string `json:"policies,omitempty"`
+	Policies     map[string]string            `json:"policies,omitempty"`
 }
 
 func (m *streamMeta) clone() *streamMeta {
@@ -94,28 +94,13 @@ func (m *streamMeta) clone() *streamMeta {
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)
 	c.Metrics = append([]string(nil), m.Metrics...)
-	if m.WarmMiBps != nil {
-		w := *m.WarmMiBps
-		c.WarmMiBps = &w
-	}
-	c.ConsumerTags = make(map[string]map[string]string, len(m.ConsumerTags))
-	for k, tags := range m.ConsumerTags {
-		ct := make(map[string]string, len(tags))
-		for tk, tv := range tags {
-			ct[tk] = tv
-		}
-		c.ConsumerTags[k] = ct
-	}
-	c.Policies = make(map[string]string, len(m.Policies))
-	for k, v := range m.Policies {
-		c.Policies[k] = v
-	}
+	// The legacy settings are never changed in place: the copy shares them.
 	return &c
 }
 
 func validStreamName(name string) error {
 	if len(name) < 1 || len(name) > maxStreamNameLen || !streamNamePattern.MatchString(name) {
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and length between 1 and 128", name)
+		return invalid(awsmsg.Violation(awsmsg.Str(name), "streamName", awsmsg.PatternLength("[a-zA-Z0-9_.-]+", 1, maxStreamNameLen)))
 	}
 	return nil
 }
@@ -130,20 +115,8 @@ func saveMeta(fsys vfs.FS, dir string, m *streamMeta) error {
 
 func loadMeta(fsys vfs.FS, dir string) (*streamMeta, *shardmap.Map, error) {
 	path := filepath.Join(dir, metaFile)
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	b, err := vfs.ReadFile(fsys, path, 64<<20)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, nil, err
-	}
-	if size > 64<<20 {
-		return nil, nil, fmt.Errorf("stream: %s: %d bytes is too large for a catalog file", path, size)
-	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil {
 		return nil, nil, err
 	}
 	var m streamMeta

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 // Enhanced fan-out consumers, as Kinesis defines them: at most 20 per stream, each named
@@ -49,7 +51,7 @@ func (e *Engine) consumer(stream string, c consumerMeta, status string) Consumer
 // Kinesis's does; the consumer is ACTIVE, and can subscribe, as soon as the call returns.
 func (e *Engine) RegisterConsumer(stream, name string) (Consumer, error) {
 	if !consumerNamePattern.MatchString(name) {
-		return Consumer{}, errorf(KindValidation, "1 validation error detected: Value '%s' at 'consumerName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and length between 1 and 128", name)
+		return Consumer{}, invalid(awsmsg.Violation(awsmsg.Str(name), "consumerName", awsmsg.PatternLength("[a-zA-Z0-9_.-]+", 1, 128)))
 	}
 	s, err := e.stream(stream)
 	if err != nil {
@@ -133,24 +135,24 @@ func (e *Engine) findConsumer(stream, name, arn string) (*Stream, consumerMeta, 
 		rest, ok := strings.CutPrefix(arn, prefix)
 		st, cons, ok2 := strings.Cut(rest, "/consumer/")
 		if !ok || !ok2 {
-			return nil, consumerMeta{}, errorf(KindResourceNotFound, "Consumer %s not found.", arn)
+			return nil, consumerMeta{}, errorf(KindResourceNotFound, "%s", awsmsg.ConsumerNotFound(arn))
 		}
 		stream = st
 		cname, created, ok3 := strings.Cut(cons, ":")
 		if !ok3 {
-			return nil, consumerMeta{}, errorf(KindResourceNotFound, "Consumer %s not found.", arn)
+			return nil, consumerMeta{}, errorf(KindResourceNotFound, "%s", awsmsg.ConsumerNotFound(arn))
 		}
 		name = cname
 		s, err := e.stream(stream)
 		if err != nil {
-			return nil, consumerMeta{}, errorf(KindResourceNotFound, "Consumer %s not found.", arn)
+			return nil, consumerMeta{}, errorf(KindResourceNotFound, "%s", awsmsg.ConsumerNotFound(arn))
 		}
 		for _, c := range s.meta.Load().Consumers {
 			if c.Name == name && strconv.FormatInt(c.Created, 10) == created {
 				return s, c, nil
 			}
 		}
-		return nil, consumerMeta{}, errorf(KindResourceNotFound, "Consumer %s not found.", arn)
+		return nil, consumerMeta{}, errorf(KindResourceNotFound, "%s", awsmsg.ConsumerNotFound(arn))
 	}
 	s, err := e.stream(stream)
 	if err != nil {
@@ -161,5 +163,5 @@ func (e *Engine) findConsumer(stream, name, arn string) (*Stream, consumerMeta, 
 			return s, c, nil
 		}
 	}
-	return nil, consumerMeta{}, errorf(KindResourceNotFound, "Consumer %s under stream %s not found for account %s.", name, stream, e.opts.Account)
+	return nil, consumerMeta{}, errorf(KindResourceNotFound, "%s", awsmsg.ConsumerNameNotFound(name, stream, e.opts.Account))
 }

@@ -39,8 +39,9 @@
 //     emptied them.
 //
 //   - metrics (metrics.go): the CloudWatch metrics of Kinesis, counted on the data paths with
-//     atomics, per stream, per shard (shown as enhanced monitoring enables them) and per
-//     enhanced fan-out consumer; Metrics returns a snapshot for an exporter to read.
+//     atomics, per stream, per shard (shown as enhanced monitoring enables them: SetMonitoring
+//     is that switch, monitoring.go) and per enhanced fan-out consumer; Metrics returns a
+//     snapshot for an exporter to read.
 //
 //   - on-demand capacity: a stream created without a shard count starts with 4 shards; when
 //     a shard's write demand (accepted and throttled) exceeds its capacity, Maintain splits
@@ -51,6 +52,13 @@
 //     through it — append, read a view, the change notification, tip, retention, close —
 //     and opens every shard's log through Options.OpenShardLog. segment.Log is the
 //     single-node implementation; a replicated one plugs in there, with no change above.
+//
+// What it does not own: the AWS account around the streams (resource policies, consumer
+// tags, the billing commitment, warm throughput, DescribeLimits, parsing resource ARNs),
+// which package account keeps on top of the engine through State, Config and the stream-tag
+// and consumer methods; an older stream.json's account settings are handed to it once
+// (MigrateLegacySettings, state.go). The messages of validation and not-found errors come
+// from internal/awsmsg.
 //
 // The engine's API is typed: shards are ShardID, sequence numbers SeqNum, iterator types
 // IteratorType, hash ranges shardmap.Range. The Kinesis text of these exists only in the

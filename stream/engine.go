@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/internal/dirlock"
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -87,8 +88,7 @@ type Engine struct {
 	mu      sync.Mutex // guards streams and serialises create and delete
 	streams map[string]*Stream
 	closed  bool
-
-	accountMu sync.Mutex // serialises the read-modify-write of account.json
+	lastGen uint64 // the highest streamMeta.Gen loaded or given; guarded by mu
 }
 
 // Stream is one stream: its metadata and its shards. Metadata changes are serialised by mu
@@ -198,6 +198,7 @@ func Open(opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.streams[meta.Name] = s
+		e.lastGen = max(e.lastGen, meta.Gen)
 	}
 	return e, nil
 }
@@ -291,14 +292,14 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 	case "", ModeProvisioned:
 		mode = ModeProvisioned
 		if in.ShardCount < 1 {
-			return errorf(KindValidation, "1 validation error detected: Value '%d' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1", in.ShardCount)
+			return invalid(awsmsg.Violation(awsmsg.Int(in.ShardCount), "shardCount", awsmsg.ValueAtLeast(1)))
 		}
 	case ModeOnDemand:
 		if in.ShardCount == 0 {
 			in.ShardCount = defaultShardsOnDemand
 		}
 	default:
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]", in.Mode)
+		return invalid(awsmsg.Violation(awsmsg.Str(in.Mode), "streamModeDetails.streamMode", awsmsg.Enum(ModeProvisioned, ModeOnDemand)))
 	}
 	if in.ShardCount > e.opts.MaxShardsPerStream {
 		return errorf(KindLimitExceeded, "This request would exceed the shard limit for the account %s in %s. Current shard count for the account: 0. Limit: %d.", e.opts.Account, e.opts.Region, e.opts.MaxShardsPerStream)
@@ -316,7 +317,10 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 		return errorf(KindResourceInUse, "Stream %s under account %s already exists.", in.Name, e.opts.Account)
 	}
 	now := e.opts.Now()
-	meta := &streamMeta{Version: catalogVersion, Name: in.Name, Gen: uint64(now.UnixNano()), Created: now.UnixMilli(),
+	// The creation time names the incarnation; two within one clock tick (an injected
+	// clock) still get different ones.
+	e.lastGen = max(uint64(now.UnixNano()), e.lastGen+1)
+	meta := &streamMeta{Version: catalogVersion, Name: in.Name, Gen: e.lastGen, Created: now.UnixMilli(),
 		Status: StatusActive, Mode: mode, RetentionHours: MinRetentionHours, Encryption: "NONE",
 		MaxRecordKiB: DefaultMaxRecordKiB, Tags: in.Tags, ShardMap: sm.Encode()}
 	dir := filepath.Join(e.opts.Dir, streamsDir, in.Name)
@@ -365,7 +369,7 @@ func (e *Engine) DeleteStream(name string) error {
 }
 
 func (e *Engine) notFound(name string) error {
-	return errorf(KindResourceNotFound, "Stream %s under account %s not found.", name, e.opts.Account)
+	return errorf(KindResourceNotFound, "%s", awsmsg.StreamNotFound(name, e.opts.Account))
 }
 
 // stream returns the named stream.

@@ -3,6 +3,8 @@ package stream
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 // Kind is the class of a stream error, one per Kinesis exception the API layer returns.
@@ -87,6 +89,11 @@ func errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }
 
+// invalid returns a validation error listing violations (built by package awsmsg).
+func invalid(violations ...string) error {
+	return &Error{Kind: KindValidation, Msg: awsmsg.Validation(violations...)}
+}
+
 // KindOf returns the kind of err, 0 if it is not a stream error.
 func KindOf(err error) Kind {
 	var e *Error
@@ -99,5 +106,5 @@ func KindOf(err error) Kind {
 // NoSuchShard is the ResourceNotFound error of a shard a stream does not hold; shard is the
 // id as the client wrote it (the protocol edge reports an id that does not parse with it).
 func NoSuchShard(shard, stream, account string) error {
-	return errorf(KindResourceNotFound, "Shard %s in stream %s under account %s does not exist", shard, stream, account)
+	return errorf(KindResourceNotFound, "%s", awsmsg.ShardNotFound(shard, stream, account))
 }

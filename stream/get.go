@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"strconv"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -131,7 +133,7 @@ func (e *Engine) positionAt(sh *shard, typ IteratorType, at uint64, ts time.Time
 			pos = seq
 		}
 	default:
-		return 0, errorf(KindValidation, "1 validation error detected: Value '%d' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]", typ)
+		return 0, invalid(awsmsg.Violation(awsmsg.Str(strconv.Itoa(int(typ))), "shardIteratorType", awsmsg.Enum("AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER", "AT_TIMESTAMP", "TRIM_HORIZON", "LATEST")))
 	}
 	return pos, nil
 }
@@ -160,7 +162,7 @@ func (r *Records) Release() { r.Records.Release() }
 // GetRecords reads up to limit records (1…10,000) from where the iterator points.
 func (e *Engine) GetRecords(token string, limit int) (Records, error) {
 	if limit < 1 || limit > MaxGetRecordsLimit {
-		return Records{}, errorf(KindValidation, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", limit)
+		return Records{}, invalid(awsmsg.Violation(awsmsg.Int(limit), "limit", awsmsg.ValueRange(1, MaxGetRecordsLimit)))
 	}
 	now := e.opts.Now()
 	it, err := e.key.Decode(token, now)

@@ -481,9 +481,9 @@ func TestMetricsShardLevelSettings(t *testing.T) {
 		want    []string
 	}{
 		{[]string{"IncomingBytes", "IteratorAgeMilliseconds"}, true, []string{"IncomingBytes", "IteratorAgeMilliseconds"}},
-		{[]string{"ALL"}, true, ShardLevelMetrics},
+		{ShardLevelMetrics, true, ShardLevelMetrics},
 		{[]string{"IncomingBytes", "OutgoingRecords"}, false, []string{"IncomingRecords", "OutgoingBytes", "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded", "IteratorAgeMilliseconds"}},
-		{[]string{"ALL"}, false, nil},
+		{ShardLevelMetrics, false, nil},
 	} {
 		if _, _, err := e.SetMonitoring("s", step.metrics, step.enable); err != nil {
 			t.Fatal(err)

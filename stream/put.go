@@ -3,10 +3,12 @@ package stream
 import (
 	"cmp"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -53,7 +55,7 @@ func (e *Engine) PutRecords(stream string, entries []PutEntry) ([]PutResult, err
 // putRecords is PutRecords once the stream is found; it tallies the records' outcomes in t.
 func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now time.Time, t *putTally) ([]PutResult, error) {
 	if len(entries) < 1 || len(entries) > MaxPutRecords {
-		return nil, errorf(KindValidation, "1 validation error detected: Value '%d' at 'records' failed to satisfy constraint: Member must have length less than or equal to 500 and greater than or equal to 1", len(entries))
+		return nil, invalid(awsmsg.Violation(awsmsg.Int(len(entries)), "records", awsmsg.LengthRange(1, MaxPutRecords)))
 	}
 	meta := s.meta.Load()
 	maxData := meta.MaxRecordKiB << 10
@@ -61,10 +63,10 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 	for i, en := range entries {
 		total += len(en.PartitionKey) + len(en.Data)
 		if n := utf8.RuneCountInString(en.PartitionKey); n < 1 || n > MaxPartitionKeyLen {
-			return nil, errorf(KindValidation, "1 validation error detected: Value at 'records.%d.member.partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256 and greater than or equal to 1", i+1)
+			return nil, invalid(awsmsg.Violation(awsmsg.Hidden, recordMember(i, "partitionKey"), awsmsg.LengthRange(1, MaxPartitionKeyLen)))
 		}
 		if len(en.Data) > maxData {
-			return nil, errorf(KindValidation, "1 validation error detected: Value at 'records.%d.member.data' failed to satisfy constraint: Member must have length less than or equal to %d", i+1, maxData)
+			return nil, invalid(awsmsg.Violation(awsmsg.Hidden, recordMember(i, "data"), awsmsg.LengthAtMost(maxData)))
 		}
 	}
 	if total > MaxPutRecordsBytes {
@@ -186,4 +188,10 @@ func (e *Engine) PutRecord(stream string, en PutEntry) (PutResult, error) {
 		return PutResult{}, err
 	}
 	return res[0], res[0].Err
+}
+
+// recordMember names a member of PutRecords' i-th record (from 0) as a validation message
+// does: "records.<i+1>.member.<field>".
+func recordMember(i int, field string) string {
+	return "records." + strconv.Itoa(i+1) + ".member." + field
 }

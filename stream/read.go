@@ -2,6 +2,8 @@ package stream
 
 import (
 	"time"
+
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 // ReadInput is what ReadShard takes: a shard and where to start, instead of an iterator.
@@ -26,7 +28,7 @@ type ReadInput struct {
 // GetRecords, the caller must Release the records.
 func (e *Engine) ReadShard(in ReadInput) (Records, error) {
 	if in.MaxRecords < 1 || in.MaxRecords > MaxGetRecordsLimit {
-		return Records{}, errorf(KindValidation, "1 validation error detected: Value '%d' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000 and greater than or equal to 1", in.MaxRecords)
+		return Records{}, invalid(awsmsg.Violation(awsmsg.Int(in.MaxRecords), "limit", awsmsg.ValueRange(1, MaxGetRecordsLimit)))
 	}
 	maxBytes := in.MaxBytes
 	if maxBytes <= 0 || maxBytes > MaxGetRecordsBytes {

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
 
 // Tag limits, as Kinesis defines them.
@@ -34,12 +36,23 @@ func (e *Engine) updateMeta(name string, change func(*streamMeta) error) error {
 	return nil
 }
 
-// AddTags adds or replaces tags (AddTagsToStream).
-func (e *Engine) AddTags(name string, tags map[string]string) error {
+// CheckTags returns an InvalidArgument error naming a tag Kinesis refuses, nil if it takes
+// them all: keys of 1 to 128 characters, values up to 256, of letters, digits, spaces and
+// _ . : / = + - @. Package account checks a consumer's tags with it.
+func CheckTags(tags map[string]string) error {
 	for k, v := range tags {
 		if len(k) < 1 || len(k) > maxTagKeyLen || len(v) > maxTagValueLen || !tagPattern.MatchString(k) || !tagPattern.MatchString(v) {
-			return errorf(KindInvalidArgument, "Invalid tag: key %q value %q. Keys are 1 to 128 characters, values up to 256, letters, digits, spaces and _ . : / = + - @", k, v)
+			return errorf(KindInvalidArgument, "Invalid tag: key %q value %q. Keys are 1 to 128 characters, values up to 256, letters, digits, spaces and _ . : / = + - @",
+				awsmsg.Bound(k, awsmsg.MaxEcho), awsmsg.Bound(v, awsmsg.MaxEcho))
 		}
+	}
+	return nil
+}
+
+// AddTags adds or replaces tags (AddTagsToStream).
+func (e *Engine) AddTags(name string, tags map[string]string) error {
+	if err := CheckTags(tags); err != nil {
+		return err
 	}
 	return e.updateMeta(name, func(m *streamMeta) error {
 		for k, v := range tags {
@@ -88,11 +101,11 @@ func (e *Engine) SetEncryption(name, encType, keyID string) error {
 	switch encType {
 	case "KMS":
 		if len(keyID) < 1 || len(keyID) > 2048 {
-			return errorf(KindValidation, "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member must have length less than or equal to 2048 and greater than or equal to 1")
+			return invalid(awsmsg.Violation(awsmsg.Hidden, "keyId", awsmsg.LengthRange(1, 2048)))
 		}
 	case "NONE":
 	default:
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'encryptionType' failed to satisfy constraint: Member must satisfy enum value set: [KMS, NONE]", encType)
+		return invalid(awsmsg.Violation(awsmsg.Str(encType), "encryptionType", awsmsg.Enum("KMS", "NONE")))
 	}
 	return e.updateMeta(name, func(m *streamMeta) error {
 		if encType == "NONE" && m.Encryption == "KMS" && keyID != "" && keyID != m.KeyID {
@@ -120,7 +133,7 @@ func (e *Engine) EncryptionType(name string) string {
 // SetMode switches a stream between PROVISIONED and ON_DEMAND (UpdateStreamMode).
 func (e *Engine) SetMode(name, mode string) error {
 	if mode != ModeProvisioned && mode != ModeOnDemand {
-		return errorf(KindValidation, "1 validation error detected: Value '%s' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]", mode)
+		return invalid(awsmsg.Violation(awsmsg.Str(mode), "streamModeDetails.streamMode", awsmsg.Enum(ModeProvisioned, ModeOnDemand)))
 	}
 	return e.updateMeta(name, func(m *streamMeta) error {
 		m.Mode = mode
@@ -131,7 +144,7 @@ func (e *Engine) SetMode(name, mode string) error {
 // SetMaxRecordSize sets the largest record the stream accepts, in KiB (1024 … 10240).
 func (e *Engine) SetMaxRecordSize(name string, kib int) error {
 	if kib < DefaultMaxRecordKiB || kib > MaxMaxRecordKiB {
-		return errorf(KindValidation, "1 validation error detected: Value '%d' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value between %d and %d", kib, DefaultMaxRecordKiB, MaxMaxRecordKiB)
+		return invalid(awsmsg.Violation(awsmsg.Int(kib), "maxRecordSizeInKiB", awsmsg.ValueBetween(DefaultMaxRecordKiB, MaxMaxRecordKiB)))
 	}
 	return e.updateMeta(name, func(m *streamMeta) error {
 		m.MaxRecordKiB = kib

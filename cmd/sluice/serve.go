@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkg/profile"
 
+	"github.com/sluice-streams/sluice/account"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
 	"github.com/sluice-streams/sluice/stream"
@@ -100,12 +101,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	acct, err := account.Open(eng)
+	if err != nil {
+		eng.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		eng.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls,
+	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct,
 		Authenticator: server.SigV4Parser{Default: cfg.account, Accounts: cfg.accessKeys}})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -30,6 +30,10 @@ type rule struct {
 	// stops at the first forbidden package of each import chain, so a violation names its
 	// root cause.
 	transitive bool
+	// stdOnly denies, besides deny, every direct import outside the standard library that
+	// allow does not list. (The standard library imports nothing else, so a package kept to
+	// it directly is kept to it transitively.)
+	stdOnly bool
 }
 
 const (
@@ -39,7 +43,7 @@ const (
 
 // rules is the layering of STYLE.md:
 //
-//	cmd/ tools/ bench/ fuzz/ → server → stream → {segment → index, shardmap} → internal/*
+//	cmd/ tools/ bench/ fuzz/ → server → account → stream → {segment → index, shardmap} → internal/*
 var rules = []rule{
 	{
 		why:        "index is a leaf: it may import internal/* only",
@@ -70,8 +74,20 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
-		why:        "stream is the engine: no HTTP and nothing from the layers above it",
+		why:     "internal/awsmsg is a leaf: it builds Kinesis's messages from the standard library alone",
+		from:    []string{"./internal/awsmsg/..."},
+		allow:   []string{"./internal/awsmsg/..."},
+		stdOnly: true,
+	},
+	{
+		why:        "stream is the engine: no HTTP and nothing from the layers above it (account uses the engine, never the reverse)",
 		from:       []string{"./stream/..."},
+		deny:       []string{"./account/...", "./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/...", "./fuzz/...", fasthttp},
+		transitive: true,
+	},
+	{
+		why:        "account is the AWS account on top of the engine: it may import stream and below, nothing above it and no HTTP",
+		from:       []string{"./account/..."},
 		deny:       []string{"./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/...", "./fuzz/...", fasthttp},
 		transitive: true,
 	},
@@ -184,7 +200,7 @@ func check(module string, pkgs []pkg, rules []rule) []violation {
 			}
 			if !r.transitive {
 				for _, dep := range p.Imports {
-					if r.denies(module, dep) {
+					if r.denies(module, dep) || r.stdOnly && !isStandard(graph, dep) && !matchAny(module, r.allow, dep) {
 						out = append(out, violation{pkg: p.ImportPath, dep: dep, why: r.why})
 					}
 				}
@@ -194,6 +210,12 @@ func check(module string, pkgs []pkg, rules []rule) []violation {
 		}
 	}
 	return out
+}
+
+// isStandard reports whether the import path names a package of the standard library.
+func isStandard(graph map[string]*pkg, importPath string) bool {
+	p := graph[importPath]
+	return p != nil && p.Standard
 }
 
 // walk visits p's dependencies breadth first and reports the forbidden ones, each with the
@@ -318,9 +340,11 @@ func TestCheck(t *testing.T) {
 		p("./index", "index", "./internal/crc", "./internal/vfs"),
 		p("./segment", "segment", "./index", "./internal/crc", "./internal/vfs", "fmt"),
 		p("./shardmap", "shardmap", "./internal/crc"),
-		p("./stream", "stream", "./segment", "./shardmap"),
+		p("./internal/awsmsg", "awsmsg", "fmt"),
+		p("./stream", "stream", "./segment", "./shardmap", "./internal/awsmsg"),
+		p("./account", "account", "./stream", "./internal/awsmsg", "./internal/vfs"),
 		p("./server/wire", "wire", "./segment"),
-		p("./server", "server", "./stream", "./server/wire", "github.com/valyala/fasthttp"),
+		p("./server", "server", "./account", "./stream", "./server/wire", "github.com/valyala/fasthttp"),
 		p("./client", "client", "./server/wire", "github.com/valyala/fasthttp"),
 		p("./tools/loadgen", "loadgen", "./client", "github.com/valyala/fasthttp"),
 		p("./cmd/sluice", "main", "./server", "./tools/loadgen", "github.com/pkg/profile"),
@@ -355,11 +379,24 @@ func TestCheck(t *testing.T) {
 			[]string{"shardmap -> index"}},
 		{"stream reaches fasthttp through a helper",
 			with(p("./internal/h", "h", "github.com/valyala/fasthttp"), p("./stream", "stream", "./segment", "./internal/h")),
-			[]string{"stream -> github.com/valyala/fasthttp", "internal/h -> github.com/valyala/fasthttp"}},
+			[]string{"stream -> github.com/valyala/fasthttp", "internal/h -> github.com/valyala/fasthttp", "account -> github.com/valyala/fasthttp"}},
 		{"stream imports server",
 			with(p("./stream", "stream", "./server")),
-			// An import cycle in real life; reported once, at the first forbidden package.
-			[]string{"stream -> server"}},
+			// An import cycle in real life; reported once per package, at the first forbidden
+			// package.
+			[]string{"stream -> server", "account -> server"}},
+		{"stream imports account",
+			with(p("./stream", "stream", "./segment", "./account")),
+			[]string{"stream -> account"}},
+		{"account imports server",
+			with(p("./account", "account", "./stream", "./server")),
+			[]string{"account -> server"}},
+		{"awsmsg imports a package of the module",
+			with(p("./internal/awsmsg", "awsmsg", "fmt", "./internal/vfs")),
+			[]string{"internal/awsmsg -> internal/vfs"}},
+		{"awsmsg imports a third-party package",
+			with(p("./internal/awsmsg", "awsmsg", "github.com/klauspost/crc32")),
+			[]string{"internal/awsmsg -> github.com/klauspost/crc32"}},
 		{"client imports server",
 			with(p("./client", "client", "./server/wire", "./server")),
 			[]string{"client -> server"}},

@@ -2,7 +2,10 @@
 // imports with `go list -deps -json` and fails on an import edge that breaks the layering of
 // STYLE.md ("Packages and the direction of imports"):
 //
-//	cmd/ tools/ bench/ fuzz/ → server → stream → {segment → index, shardmap} → internal/*
+//	cmd/ tools/ bench/ fuzz/ → server → account → stream → {segment → index, shardmap} → internal/*
+//
+// (server imports both account and stream; internal/awsmsg imports the standard library
+// only.)
 //
 // The rules are a table in depcheck_test.go; add a row when a new layer or a new third-party
 // dependency with a placement rule appears. Packages that do not exist yet produce no edges,

@@ -1,0 +1,40 @@
+// Package account emulates what Kinesis keeps for an AWS account around its streams, on top
+// of the engine (package stream), which it uses and which knows nothing of it:
+//
+//   - resource policies of streams and consumers (PutResourcePolicy, GetResourcePolicy,
+//     DeleteResourcePolicy), by ARN;
+//   - resource tags by ARN (TagResource, UntagResource, ListTagsForResource): a stream's are
+//     the engine's stream tags, a consumer's are kept here;
+//   - the minimum throughput billing commitment (UpdateAccountSettings,
+//     DescribeAccountSettings) and the warm throughput of on-demand streams
+//     (UpdateStreamWarmThroughput), which it needs;
+//   - the account's limits and usage (DescribeLimits);
+//   - the Kinesis side of enhanced monitoring (EnableEnhancedMonitoring,
+//     DisableEnhancedMonitoring): the list's validation and "ALL". The switch itself, which
+//     picks the shard-level figures the engine's metrics show, is the engine's
+//     (stream.Engine.SetMonitoring);
+//   - parsing ARNs of streams and consumers (ParseARN; ARN.String formats one).
+//
+// sluice stores and reports these settings, validated as Kinesis validates them, but nothing
+// acts on them: no IAM, no billing, no warm capacity. What it does not own: streams, shards,
+// records, consumers, stream tags and every other data-plane setting (package stream), and
+// the API's decoding and encoding (package server).
+//
+// Streams are named by incarnation: settings are kept with the stream's generation
+// (stream.StreamState.Gen), so those of a deleted stream are never shown for a stream created
+// later under its name. They disappear the moment the engine deletes the stream, and leave
+// account.json at its next write; a consumer's leave with the consumer the same way.
+//
+// Concurrency: an Account is safe for concurrent use. One mutex serialises the operations
+// that read or change its settings (control-plane calls, rate-limited by the server) and
+// guards them; it calls the engine while holding it, and the engine never calls back. Limits
+// and SetMonitoring keep nothing here and only call the engine.
+//
+// Durability: the settings live in <data dir>/account.json, rewritten whole on every change
+// by temporary file, fsync, rename and fsync of the directory (vfs.WriteFileAtomic); a
+// change is acknowledged only once that returned. A failed write is reported and forgotten:
+// the next operation reads the file again. account.json of version 1 (the billing commitment
+// alone) is read as it is; settings an older stream.json held (warm throughput, consumer
+// tags, policies) are moved here when the settings are first loaded
+// (stream.Engine.MigrateLegacySettings: written here first, then removed there).
+package account
