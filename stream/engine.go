@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-streams/sluice/internal/dirlock"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
+	"github.com/sluice-streams/sluice/internal/dirlock"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
