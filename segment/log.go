@@ -27,16 +27,15 @@ type Log struct {
 	// Replaced (never modified) under mu; read by anyone.
 	segs atomic.Pointer[[]*segment]
 
-	mu        sync.Mutex // the writer lock: guards every field down to cmu
-	active    *segment   // nil until the first append after open or after a retention roll
-	woff      int64      // write offset in active
-	afirst    uint64     // first sequence number in active (0: empty)
-	alast     uint64     // last sequence number in active
-	acount    uint64
+	mu     sync.Mutex // the writer lock: guards every field down to cmu
+	active *segment   // nil until the first append after open or after a retention roll
+	// apos is the active segment's frames as written (not necessarily durable or readable
+	// yet), except apos.ltime: the arrival time of the last record appended to the log, which
+	// lies in an earlier segment while the active one is empty. Arrival times never go below it.
+	apos      position
 	next      uint64 // next sequence number to hand out
 	lastSeq   uint64 // last sequence number written (0: none), recorded in new segments' headers
 	reserved  uint64 // no number at or above it was handed out before; renewed in meta
-	lastTime  int64  // arrival time of the last record appended
 	nextSegID uint64
 	ticket    uint64 // counts appended batches
 	wbuf      []byte
@@ -67,14 +66,11 @@ type Log struct {
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
 }
 
-// commitPt describes the log after a batch was written.
+// commitPt describes the log after a batch was written: the active segment, its frames up to
+// and including the batch, and the batch's ticket.
 type commitPt struct {
-	seg    *segment
-	off    int64
-	first  uint64
-	last   uint64
-	ltime  int64
-	count  uint64
+	seg *segment
+	position
 	ticket uint64
 }
 
@@ -106,22 +102,22 @@ func (l *Log) Changed() <-chan struct{} {
 // publishLocked makes frames of seg up to end (last sequence number last) readable and wakes
 // waiters. Called by the goroutine that owns publication: the writer under mu in the Interval
 // and None modes, the sync token holder in Sync mode.
-func (l *Log) publish(seg *segment, end int64, last uint64, ltime int64) {
+func (l *Log) publish(seg *segment, p position) {
 	for {
 		cur := seg.readEnd.Load()
-		if end <= cur || seg.readEnd.CompareAndSwap(cur, end) {
+		if p.end <= cur || seg.readEnd.CompareAndSwap(cur, p.end) {
 			break
 		}
 	}
 	for {
 		cur := l.tip.Load()
-		if last <= cur || l.tip.CompareAndSwap(cur, last) {
+		if p.last <= cur || l.tip.CompareAndSwap(cur, p.last) {
 			break
 		}
 	}
 	for {
 		cur := l.tipTime.Load()
-		if ltime <= cur || l.tipTime.CompareAndSwap(cur, ltime) {
+		if p.ltime <= cur || l.tipTime.CompareAndSwap(cur, p.ltime) {
 			break
 		}
 	}
@@ -190,7 +186,7 @@ func (l *Log) syncPoint(cp commitPt) error {
 	if s == nil || s.f == nil {
 		return nil
 	}
-	if s.synced.off > 0 && s.synced.off != s.lastCkpt() {
+	if s.synced.end > 0 && s.synced.end != s.lastCkpt() {
 		if err := s.writeCheckpoint(s.synced, false); err != nil {
 			return err
 		}
@@ -198,8 +194,8 @@ func (l *Log) syncPoint(cp commitPt) error {
 	if err := s.f.Sync(); err != nil {
 		return err
 	}
-	if cp.off > s.synced.off {
-		s.synced = cp
+	if cp.end > s.synced.end {
+		s.synced = cp.position
 	}
 	return nil
 }
@@ -207,13 +203,10 @@ func (l *Log) syncPoint(cp commitPt) error {
 // lastCkpt is the durable offset of the checkpoint last written. Sync token held.
 func (s *segment) lastCkpt() int64 { return s.ckptOff }
 
-// writeCheckpoint writes the next checkpoint generation for point cp. Sync token held.
-func (s *segment) writeCheckpoint(cp commitPt, sealed bool) error {
+// writeCheckpoint writes the next checkpoint generation for point p. Sync token held.
+func (s *segment) writeCheckpoint(p position, sealed bool) error {
 	s.gen++
-	c := checkpoint{gen: s.gen, durable: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: sealed}
-	if cp.off == 0 {
-		c.durable = DataOffset
-	}
+	c := p.checkpointAt(s.gen, sealed)
 	b := appendCheckpoint(s.ckptBuf[:0], c)
 	if _, err := s.f.WriteAt(b, slotOffset(s.gen)); err != nil {
 		return err
@@ -276,8 +269,8 @@ func (l *Log) closeActiveLocked() error {
 		cp := l.currentPtLocked()
 		err := s.f.Sync()
 		if err == nil {
-			s.synced = cp
-			err = s.writeCheckpoint(cp, false)
+			s.synced = cp.position
+			err = s.writeCheckpoint(cp.position, false)
 		}
 		if err == nil {
 			err = s.f.Sync()
@@ -288,18 +281,18 @@ func (l *Log) closeActiveLocked() error {
 			l.failLocked(fmt.Errorf("close %s: %w", s.path, err))
 		} else if cp.ticket > l.durable {
 			l.durable = cp.ticket // appenders still waiting are acknowledged by this sync
-			l.publish(s, cp.off, cp.last, cp.ltime)
+			l.publish(s, cp.position)
 		}
 		l.ccond.Broadcast()
 		l.cmu.Unlock()
 		if err != nil {
 			return fmt.Errorf("segment: close %s: %w", s.path, err)
 		}
-		h := index.Header{Interval: uint32(l.opts.IndexInterval), SegmentID: s.id, Base: s.base, End: l.woff, Last: l.alast}
+		h := indexHeader(s, cp.position, l.opts.IndexInterval)
 		if err := index.Write(l.fs, idxPath(s.path), h, s.bld.Table()); err != nil {
 			l.logger.Warn("could not store the active segment's index; the next open scans", "file", s.path, "err", err)
 		}
-		m.cseg, m.cend, m.clast, m.ctime = s.id, l.woff, l.alast, l.lastTime
+		m.cseg, m.cend, m.clast, m.ctime = s.id, cp.end, cp.last, cp.ltime
 	}
 	if err := writeMeta(l.fs, l.dir, m); err != nil {
 		return fmt.Errorf("segment: close %s: %w", l.dir, err)
@@ -318,7 +311,7 @@ func (l *Log) dropPendingLocked() {
 
 // currentPtLocked describes the active segment now. Called with mu held.
 func (l *Log) currentPtLocked() commitPt {
-	return commitPt{seg: l.active, off: l.woff, first: l.afirst, last: l.alast, ltime: l.lastTime, count: l.acount, ticket: l.ticket}
+	return commitPt{seg: l.active, position: l.apos, ticket: l.ticket}
 }
 
 func (l *Log) segPath(base, id uint64) string { return filepath.Join(l.dir, segName(base, id)) }
