@@ -156,21 +156,14 @@ func (l *Log) waitDurable(ticket uint64) error {
 			l.ccond.Wait()
 			continue
 		}
-		l.syncing = true
+		l.syncing = true // the sync token, released below
 		cp := l.written
 		l.cmu.Unlock()
 		err := l.syncPoint(cp)
 		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("fdatasync %s: %w", cp.seg.path, err))
-			return l.failed
+		if err := l.releaseSyncLocked("fdatasync", cp, err); err != nil {
+			return err
 		}
-		if cp.ticket > l.durable {
-			l.durable = cp.ticket
-		}
-		l.publish(cp.seg, cp.position)
-		l.ccond.Broadcast()
 	}
 	return nil
 }
@@ -191,17 +184,12 @@ func (l *Log) intervalSyncer(period time.Duration, stop <-chan struct{}, done ch
 		cp := l.written
 		failed := l.failed != nil
 		l.cmu.Unlock()
+		var done commitPt
 		var err error
 		if !failed && cp.seg != nil && cp.end > cp.seg.synced.end {
-			err = l.syncPoint(cp)
+			done, err = cp, l.syncPoint(cp)
 		}
-		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("fdatasync %s: %w", cp.seg.path, err))
-		}
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
+		l.releaseSync("fdatasync", done, err)
 	}
 }
 
@@ -291,7 +279,8 @@ func (l *Log) createError(path string, err error) error {
 // sealed checkpoint, truncation of the unused tail, index file — is done by sealFile:
 //
 //   - in Sync mode here, under mu: the data is already synced by group commit, so this costs
-//     two small fdatasyncs, and the appenders waiting on the segment are acknowledged by it;
+//     two small fdatasyncs, and the appenders waiting on the segment are acknowledged (and
+//     its last records published) when it gives the sync token back;
 //   - in Interval and None modes by whoever next holds the sync token (the sealer goroutine,
 //     the interval syncer before it syncs the new segment, or Close), so that appends are not
 //     stalled by the fdatasync of a whole segment of unsynced data. A crash before that
@@ -304,18 +293,7 @@ func (l *Log) sealActiveLocked() error {
 	cp := l.currentPtLocked()
 	if l.opts.Durability.Mode == Sync {
 		l.acquireSync()
-		err := l.sealFile(s, cp.position)
-		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("seal %s: %w", s.path, err))
-			err = l.failed
-		} else if cp.ticket > l.durable {
-			l.durable = cp.ticket
-		}
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
-		if err != nil {
+		if err := l.releaseSync("seal", cp, l.sealFile(s, cp.position)); err != nil {
 			return err
 		}
 	} else {
@@ -337,7 +315,8 @@ func (l *Log) sealActiveLocked() error {
 	s.used.Store(true) // just written: consumers close behind are about to read it
 	s.live.Store(false)
 	s.mu.Unlock()
-	l.publish(s, cp.position)
+	// Nothing to publish: in Sync mode the release of the token above, or an earlier one,
+	// published cp; in the other modes the writer did after each write.
 	l.active = nil
 	return nil
 }
@@ -413,10 +392,7 @@ func (l *Log) sealer(kick <-chan struct{}, stop <-chan struct{}, done chan<- str
 		case <-kick:
 		}
 		l.acquireSync()
-		l.sealPending()
-		l.cmu.Lock()
-		l.syncing = false
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
+		l.sealPending() // a failure is recorded by sealPending itself
+		l.releaseSync("", commitPt{}, nil)
 	}
 }
