@@ -59,4 +59,13 @@
 // lock and share syncs); Read, SeqAtTime, Oldest, Tip and Changed take no lock on the hot path
 // and may run concurrently with appends, retention and Close. A View holds a reference to its
 // segment: the mapping, and the file, outlive retention and Close until the View is released.
+//
+// Inside a Log the locks are taken in one order: the writer lock (mu: appends, rolls, seals,
+// retention, Close), then the sync token (one holder at a time does fdatasyncs, checkpoint
+// writes and seals; it is given back in one place, which also acknowledges and, in Sync
+// mode, publishes), then the commit lock (cmu: the token, the last batch written, pending
+// seals, the durable point, the sticky failure); a segment's own lock is a leaf. What becomes
+// readable is published by one goroutine at a time: the writer after each write in Interval
+// and None modes, the holder of the sync token after a sync in Sync mode. The Log type's
+// comment has the details.
 package segment

@@ -154,7 +154,7 @@ func buildRecoverFixture(t testing.TB) *recoverFixture {
 		if len(segs) < 2 || l.active == nil || l.active != segs[len(segs)-1] {
 			t.Fatalf("fixture: %d segments, active %v; want a sealed segment and an active one", len(segs), l.active)
 		}
-		img := recoverImage{files: map[string][]byte{}, newest: filepath.Base(l.active.path), dataEnd: l.woff}
+		img := recoverImage{files: map[string][]byte{}, newest: filepath.Base(l.active.path), dataEnd: l.apos.end}
 		for _, r := range fx.want {
 			if r.Seq < l.active.base {
 				img.sealed++

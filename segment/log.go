@@ -14,8 +14,34 @@ import (
 
 // Log is one shard's log: an ordered set of segment files in a directory.
 //
-// Appends are serialised by mu; reads take no lock (they load the immutable segment list and
-// each segment's published end with atomics).
+// Locks, in the order they are taken (never the reverse):
+//
+//  1. mu, the writer lock. It serialises Append, the roll and seal of the active segment,
+//     Trim, UnmapIdle, Err and Close, and guards the fields from active to sealDone: the
+//     writer's state (active, apos, next, lastSeq, reserved, nextSegID, ticket, wbuf), the
+//     metadata, corrupt and closed. The segment list is replaced only under it.
+//  2. The sync token (syncing; see acquireSync), held across fdatasyncs, checkpoint writes
+//     and seals. It is not a mutex: it is taken and given back under cmu, and its holder
+//     runs without cmu. mu may be held while taking it; its holder never takes mu.
+//  3. cmu, the commit lock, guarding the fields from ccond to failed: the token itself, the
+//     last commit point written, pending seals, the durable ticket and the sticky failure.
+//     The writer takes it under mu to record each batch (written); group commit waits on
+//     ccond under it.
+//
+// A segment's own mu (lazily loaded state of a sealed segment) is a leaf: taken under any of
+// the above, and nothing is taken while holding it.
+//
+// Publication: the readable end of the active segment (segment.readEnd), tip and tipTime are
+// moved forward only by publish, called by one goroutine at a time: in Interval and None
+// modes the writer, under mu, after each write; in Sync mode the holder of the sync token
+// when it gives the token back after a sync (releaseSyncLocked, under cmu). Open sets them
+// before the log is shared. A sealed segment's readEnd is set once, when its summary is
+// loaded. The retention fields (hidden, horizon) only move forward, by compare-and-swap.
+//
+// Reads take no lock: they load the immutable segment list, the tip and each segment's
+// readEnd with atomics. publish stores readEnd before tip, and a roll stores the new list
+// before anything in the new segment is published, so a reader that loads tip first sees
+// every record up to it.
 type Log struct {
 	_      noCopy
 	dir    string
@@ -27,16 +53,15 @@ type Log struct {
 	// Replaced (never modified) under mu; read by anyone.
 	segs atomic.Pointer[[]*segment]
 
-	mu        sync.Mutex // the writer lock: guards every field down to cmu
-	active    *segment   // nil until the first append after open or after a retention roll
-	woff      int64      // write offset in active
-	afirst    uint64     // first sequence number in active (0: empty)
-	alast     uint64     // last sequence number in active
-	acount    uint64
+	mu     sync.Mutex // the writer lock: guards every field down to cmu
+	active *segment   // nil until the first append after open or after a retention roll
+	// apos is the active segment's frames as written (not necessarily durable or readable
+	// yet), except apos.ltime: the arrival time of the last record appended to the log, which
+	// lies in an earlier segment while the active one is empty. Arrival times never go below it.
+	apos      position
 	next      uint64 // next sequence number to hand out
 	lastSeq   uint64 // last sequence number written (0: none), recorded in new segments' headers
 	reserved  uint64 // no number at or above it was handed out before; renewed in meta
-	lastTime  int64  // arrival time of the last record appended
 	nextSegID uint64
 	ticket    uint64 // counts appended batches
 	wbuf      []byte
@@ -53,7 +78,7 @@ type Log struct {
 
 	cmu     sync.Mutex // the commit lock, taken after mu when both are held
 	ccond   *sync.Cond // signals changes of syncing, durable and failed
-	syncing bool       // the sync token: whoever set it owns fsyncs and checkpoint writes
+	syncing bool       // the sync token (see acquireSync): whoever set it owns syncs and seals
 	written commitPt   // last batch written (set by the writer under mu and cmu)
 	pending []sealJob  // seals whose disk work is not done yet (Interval and None modes)
 	durable uint64     // tickets up to this one are durable (sync mode)
@@ -67,14 +92,11 @@ type Log struct {
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
 }
 
-// commitPt describes the log after a batch was written.
+// commitPt describes the log after a batch was written: the active segment, its frames up to
+// and including the batch, and the batch's ticket.
 type commitPt struct {
-	seg    *segment
-	off    int64
-	first  uint64
-	last   uint64
-	ltime  int64
-	count  uint64
+	seg *segment
+	position
 	ticket uint64
 }
 
@@ -103,25 +125,28 @@ func (l *Log) Changed() <-chan struct{} {
 	}
 }
 
-// publishLocked makes frames of seg up to end (last sequence number last) readable and wakes
-// waiters. Called by the goroutine that owns publication: the writer under mu in the Interval
-// and None modes, the sync token holder in Sync mode.
-func (l *Log) publish(seg *segment, end int64, last uint64, ltime int64) {
+// publish makes the frames of seg up to p.end readable, moves the tip to p.last (arrival time
+// p.ltime) and wakes the waiters on Changed. The values only move forward. It is called by
+// one goroutine at a time, the one that owns publication (see Log): in Interval and None
+// modes the writer, under mu, after each write (appendLocked); in Sync mode the holder of
+// the sync token, under cmu, when a sync it gives back made a batch durable
+// (releaseSyncLocked).
+func (l *Log) publish(seg *segment, p position) {
 	for {
 		cur := seg.readEnd.Load()
-		if end <= cur || seg.readEnd.CompareAndSwap(cur, end) {
+		if p.end <= cur || seg.readEnd.CompareAndSwap(cur, p.end) {
 			break
 		}
 	}
 	for {
 		cur := l.tip.Load()
-		if last <= cur || l.tip.CompareAndSwap(cur, last) {
+		if p.last <= cur || l.tip.CompareAndSwap(cur, p.last) {
 			break
 		}
 	}
 	for {
 		cur := l.tipTime.Load()
-		if ltime <= cur || l.tipTime.CompareAndSwap(cur, ltime) {
+		if p.ltime <= cur || l.tipTime.CompareAndSwap(cur, p.ltime) {
 			break
 		}
 	}
@@ -130,7 +155,7 @@ func (l *Log) publish(seg *segment, end int64, last uint64, ltime int64) {
 	}
 }
 
-// fail records a sticky failure. Called with cmu held.
+// failLocked records a sticky failure. Called with cmu held.
 func (l *Log) failLocked(err error) {
 	if l.failed == nil {
 		l.failed = fmt.Errorf("%w: %w", ErrFailed, err)
@@ -163,8 +188,24 @@ func (l *Log) refusalLocked() error {
 	return nil
 }
 
-// acquireSync takes the sync token, waiting for a sync in progress. The holder gives it back
-// by clearing syncing and broadcasting ccond under cmu, together with what its sync achieved.
+// The sync token (Log.syncing). Its contract:
+//
+//   - At most one goroutine holds it. It is taken under cmu, by acquireSync or, for group
+//     commit, by waitDurable, which already holds cmu; a goroutine that finds it taken waits
+//     on ccond.
+//   - Only its holder fdatasyncs segment files, writes checkpoint slots, does the disk work
+//     of seals (sealFile, sealPending) and touches a segment's sync state (gen, ckptOff,
+//     synced, ckptBuf). It does that work without cmu.
+//   - Only its holder advances durable and, in Sync mode, publishes: both happen when it
+//     gives the token back.
+//   - It is given back in exactly one place, releaseSyncLocked, which records what the
+//     holder's work achieved (a sticky failure, or the tickets now durable), clears syncing
+//     and wakes every waiter, all under cmu, so that a waiter sees the outcome and the free
+//     token together. Every path that takes the token reaches releaseSyncLocked.
+//   - Lock order: mu may be held while taking it (a Sync-mode seal, Close); cmu is taken
+//     after both; the holder never takes mu.
+
+// acquireSync takes the sync token, waiting for a sync in progress.
 func (l *Log) acquireSync() {
 	l.cmu.Lock()
 	for l.syncing {
@@ -172,6 +213,38 @@ func (l *Log) acquireSync() {
 	}
 	l.syncing = true
 	l.cmu.Unlock()
+}
+
+// releaseSync gives the sync token back; see releaseSyncLocked.
+func (l *Log) releaseSync(what string, done commitPt, err error) error {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	return l.releaseSyncLocked(what, done, err)
+}
+
+// releaseSyncLocked gives the sync token back, the one place that does. err is the outcome
+// of the holder's work on done.seg, described by what ("fdatasync", "seal" …): a failure
+// becomes sticky and is returned. On success the batches up to done.ticket are durable and,
+// in Sync mode, done is published: appenders are acknowledged only with their records
+// readable. done is the zero commitPt when the work made no batch durable. Called with cmu
+// held by the holder of the token.
+func (l *Log) releaseSyncLocked(what string, done commitPt, err error) error {
+	if !l.syncing {
+		panic("BUG: sync token released by a goroutine that does not hold it")
+	}
+	l.syncing = false
+	defer l.ccond.Broadcast()
+	if err != nil {
+		l.failLocked(fmt.Errorf("%s %s: %w", what, done.seg.path, err))
+		return l.failed
+	}
+	if done.ticket > l.durable {
+		l.durable = done.ticket
+		if l.opts.Durability.Mode == Sync {
+			l.publish(done.seg, done.position)
+		}
+	}
+	return nil
 }
 
 // syncPoint makes cp durable: it writes seg's checkpoint (recording the previous durable
@@ -190,7 +263,7 @@ func (l *Log) syncPoint(cp commitPt) error {
 	if s == nil || s.f == nil {
 		return nil
 	}
-	if s.synced.off > 0 && s.synced.off != s.lastCkpt() {
+	if s.synced.end > 0 && s.synced.end != s.lastCkpt() {
 		if err := s.writeCheckpoint(s.synced, false); err != nil {
 			return err
 		}
@@ -198,8 +271,8 @@ func (l *Log) syncPoint(cp commitPt) error {
 	if err := s.f.Sync(); err != nil {
 		return err
 	}
-	if cp.off > s.synced.off {
-		s.synced = cp
+	if cp.end > s.synced.end {
+		s.synced = cp.position
 	}
 	return nil
 }
@@ -207,13 +280,10 @@ func (l *Log) syncPoint(cp commitPt) error {
 // lastCkpt is the durable offset of the checkpoint last written. Sync token held.
 func (s *segment) lastCkpt() int64 { return s.ckptOff }
 
-// writeCheckpoint writes the next checkpoint generation for point cp. Sync token held.
-func (s *segment) writeCheckpoint(cp commitPt, sealed bool) error {
+// writeCheckpoint writes the next checkpoint generation for point p. Sync token held.
+func (s *segment) writeCheckpoint(p position, sealed bool) error {
 	s.gen++
-	c := checkpoint{gen: s.gen, durable: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: sealed}
-	if cp.off == 0 {
-		c.durable = DataOffset
-	}
+	c := p.checkpointAt(s.gen, sealed)
 	b := appendCheckpoint(s.ckptBuf[:0], c)
 	if _, err := s.f.WriteAt(b, slotOffset(s.gen)); err != nil {
 		return err
@@ -257,12 +327,11 @@ func (l *Log) Close() error {
 // Nothing is marked clean after a failure or corruption: the next open then scans.
 func (l *Log) closeActiveLocked() error {
 	l.acquireSync()
-	err := l.sealPending()
+	err := l.sealPending() // a failure is recorded, and released below
 	l.cmu.Lock()
-	l.syncing = false
-	l.ccond.Broadcast()
 	l.dropPendingLocked() // left by a failure: released, not sealed
 	failed := l.failed
+	l.releaseSyncLocked("", commitPt{}, nil)
 	l.cmu.Unlock()
 	if failed != nil || l.corrupt != nil || err != nil {
 		return failed
@@ -276,30 +345,21 @@ func (l *Log) closeActiveLocked() error {
 		cp := l.currentPtLocked()
 		err := s.f.Sync()
 		if err == nil {
-			s.synced = cp
-			err = s.writeCheckpoint(cp, false)
+			s.synced = cp.position
+			err = s.writeCheckpoint(cp.position, false)
 		}
 		if err == nil {
 			err = s.f.Sync()
 		}
-		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("close %s: %w", s.path, err))
-		} else if cp.ticket > l.durable {
-			l.durable = cp.ticket // appenders still waiting are acknowledged by this sync
-			l.publish(s, cp.off, cp.last, cp.ltime)
-		}
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
+		l.releaseSync("close", cp, err) // appenders still waiting are acknowledged by this sync
 		if err != nil {
 			return fmt.Errorf("segment: close %s: %w", s.path, err)
 		}
-		h := index.Header{Interval: uint32(l.opts.IndexInterval), SegmentID: s.id, Base: s.base, End: l.woff, Last: l.alast}
+		h := indexHeader(s, cp.position, l.opts.IndexInterval)
 		if err := index.Write(l.fs, idxPath(s.path), h, s.bld.Table()); err != nil {
 			l.logger.Warn("could not store the active segment's index; the next open scans", "file", s.path, "err", err)
 		}
-		m.cseg, m.cend, m.clast, m.ctime = s.id, l.woff, l.alast, l.lastTime
+		m.cseg, m.cend, m.clast, m.ctime = s.id, cp.end, cp.last, cp.ltime
 	}
 	if err := writeMeta(l.fs, l.dir, m); err != nil {
 		return fmt.Errorf("segment: close %s: %w", l.dir, err)
@@ -318,7 +378,7 @@ func (l *Log) dropPendingLocked() {
 
 // currentPtLocked describes the active segment now. Called with mu held.
 func (l *Log) currentPtLocked() commitPt {
-	return commitPt{seg: l.active, off: l.woff, first: l.afirst, last: l.alast, ltime: l.lastTime, count: l.acount, ticket: l.ticket}
+	return commitPt{seg: l.active, position: l.apos, ticket: l.ticket}
 }
 
 func (l *Log) segPath(base, id uint64) string { return filepath.Join(l.dir, segName(base, id)) }

@@ -19,8 +19,10 @@ type View struct {
 	Last  uint64 // sequence number of the last record (0 if empty)
 	// LastTime is the arrival time of the last record (Unix ns, 0 if empty).
 	LastTime int64
-	// Next is where the following read starts: past the view's last record, or the
-	// starting point itself when the view is empty.
+	// Next is where the following read starts: past the view's last record. When the view
+	// is empty, the starting point (raised to the retention horizon) or, if no record at or
+	// above it was readable when Read began although the tip was, past that tip: the numbers
+	// in between were never handed out (a restart skips the rest of its reservation).
 	Next uint64
 	// Payload is the size of the records' partition keys and data: the frames less their
 	// headers and padding. Read adds it up from the length words it walks anyway, so that
@@ -94,6 +96,13 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 		maxRecords = 1
 	}
 	from = max(from, l.horizon.Load())
+	// The tip is loaded before the segment list and the segments' read ends: publish
+	// stores a segment's read end before the tip, and a roll stores the new list before
+	// anything in the new segment is published, so every record up to this tip is visible
+	// to the walk below. An empty walk therefore proves that nothing lies in [from, tip],
+	// and Next may move past it. A tip loaded after the walk would not prove that: records
+	// published meanwhile would be skipped.
+	tip := l.tip.Load()
 	for attempt := 0; ; attempt++ {
 		segs := *l.segs.Load()
 		i := sort.Search(len(segs), func(i int) bool { return segs[i].base > from }) - 1
@@ -119,7 +128,7 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 			s.release()
 		}
 		if !restart || attempt > 100 {
-			return View{Next: max(from, l.tip.Load()+1)}, nil
+			return View{Next: max(from, tip+1)}, nil
 		}
 	}
 }

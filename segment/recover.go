@@ -97,8 +97,8 @@ func Open(dir string, opts Options) (*Log, error) {
 	for i := len(segs) - 1; i >= 0; i-- {
 		s := segs[i]
 		if s == l.active {
-			if l.acount > 0 {
-				lastSeq = l.alast
+			if l.apos.count > 0 {
+				lastSeq = l.apos.last
 				break
 			}
 			continue
@@ -157,9 +157,9 @@ func (l *Log) noteCorrupt(err error) {
 
 // published sets tip and the horizon after recovery.
 func (l *Log) published() {
-	if l.active != nil && l.acount > 0 {
-		l.tip.Store(l.alast)
-		l.tipTime.Store(l.lastTime)
+	if l.active != nil && l.apos.count > 0 {
+		l.tip.Store(l.apos.last)
+		l.tipTime.Store(l.apos.ltime)
 	} else {
 		segs := *l.segs.Load()
 		for i := len(segs) - 1; i >= 0; i-- {
@@ -169,7 +169,7 @@ func (l *Log) published() {
 			if info, err := segs[i].sealedInfo(); err == nil && info.count > 0 {
 				l.tip.Store(info.last)
 				l.tipTime.Store(info.ltime)
-				l.lastTime = max(l.lastTime, info.ltime) // arrival times stay monotonic
+				l.apos.ltime = max(l.apos.ltime, info.ltime) // arrival times stay monotonic
 				break
 			}
 		}
@@ -310,7 +310,7 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 	var res scanResult
 	clean := l.meta.clean && l.meta.cseg == s.id && ckpt.durable == l.meta.cend && l.loadCleanIndex(s, ckpt)
 	if clean {
-		res = scanResult{end: ckpt.durable, first: ckpt.first, last: ckpt.last, ltime: ckpt.ltime, count: ckpt.count}
+		res = scanResult{position: ckpt.position()}
 	} else {
 		res = scanFrames(m, DataOffset, size, s.base, s.bld)
 		if res.count == 0 && res.end == DataOffset && prevUnsealed && lastNonZero(m, DataOffset) == DataOffset {
@@ -341,10 +341,9 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 		s.trustHi = res.end
 	}
 	l.active = s
-	l.woff, l.afirst, l.alast, l.acount, l.lastTime = res.end, res.first, res.last, res.count, res.ltime
-	cp := l.currentPtLocked()
-	s.synced = cp
-	l.written = cp
+	l.apos = res.position
+	s.synced = res.position
+	l.written = l.currentPtLocked()
 	s.readEnd.Store(res.end)
 	return true, nil
 }
@@ -372,7 +371,7 @@ func headerPageOf(fsys vfs.FS, path string) ([]byte, error) {
 // loadCleanIndex loads the index stored at a clean close into the segment's builder. It
 // reports false when the index does not match the checkpoint, and the caller scans.
 func (l *Log) loadCleanIndex(s *segment, ckpt checkpoint) bool {
-	want := index.Header{SegmentID: s.id, Base: s.base, End: ckpt.durable, Last: ckpt.last}
+	want := indexHeader(s, ckpt.position(), l.opts.IndexInterval)
 	f, err := index.Open(l.fs, idxPath(s.path), want)
 	if err != nil {
 		return false
@@ -523,7 +522,7 @@ func (l *Log) finishSeal(s *segment, wantLast uint64) (torn bool, err error) {
 	if err := f.Sync(); err != nil {
 		return false, err
 	}
-	c := checkpoint{gen: ckpt.gen + 1, durable: res.end, first: res.first, last: res.last, ltime: res.ltime, count: res.count, sealed: true}
+	c := res.checkpointAt(ckpt.gen+1, true)
 	if _, err := f.WriteAt(appendCheckpoint(nil, c), slotOffset(c.gen)); err != nil {
 		return false, err
 	}
@@ -533,7 +532,7 @@ func (l *Log) finishSeal(s *segment, wantLast uint64) (torn bool, err error) {
 	if err := f.Sync(); err != nil {
 		return false, err
 	}
-	ih := index.Header{Interval: uint32(l.opts.IndexInterval), SegmentID: s.id, Base: s.base, End: res.end, Last: res.last}
+	ih := indexHeader(s, res.position, l.opts.IndexInterval)
 	if err := index.Write(l.fs, idxPath(s.path), ih, bld.Table()); err != nil {
 		l.logger.Warn("could not store a sealed segment's index; it is rebuilt when read", "file", s.path, "err", err)
 	}
@@ -550,7 +549,7 @@ func (l *Log) dropAfter(segs []*segment, i int) []*segment {
 			"file", s.path, "after", segs[i].path)
 		if s == l.active {
 			l.active = nil
-			l.woff, l.afirst, l.alast, l.acount = 0, 0, 0, 0
+			l.apos = position{ltime: l.apos.ltime}
 			l.written = commitPt{}
 		}
 		s.removed.Store(true)

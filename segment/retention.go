@@ -39,9 +39,9 @@ func (l *Log) Trim(cutoff int64) (removed int, err error) {
 		}
 		l.meta = m
 	}
-	if s := l.active; s != nil && l.acount > 0 && l.refusalLocked() == nil {
+	if s := l.active; s != nil && l.apos.count > 0 && l.refusalLocked() == nil {
 		aged := l.opts.SegmentAge > 0 && l.opts.Now().Sub(time.Unix(0, l.firstTimeLocked())) >= l.opts.SegmentAge
-		if aged || l.lastTime < cutoff {
+		if aged || l.apos.ltime < cutoff {
 			if err := l.sealActiveLocked(); err != nil {
 				return 0, err
 			}
@@ -75,7 +75,7 @@ func (l *Log) Trim(cutoff int64) (removed int, err error) {
 func (l *Log) firstTimeLocked() int64 {
 	t := l.active.bld.Table()
 	if t.Len() == 0 {
-		return l.lastTime
+		return l.apos.ltime
 	}
 	return t.At(0).Time
 }

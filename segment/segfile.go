@@ -39,14 +39,38 @@ func parseSegName(name string) (base, id uint64, ok bool) {
 	return base, id, err1 == nil && err2 == nil
 }
 
-// segInfo summarises a segment's frames.
-type segInfo struct {
-	end    int64 // offset just past the last frame
-	first  uint64
-	last   uint64
-	ltime  int64 // arrival time of the last frame
-	count  uint64
-	sealed bool
+// position is a segment's frames as of one moment: where they end and what they hold. It is
+// the one description of a durable point: the writer's position in the active segment
+// (Log.apos), a batch's commit point and what a sync made durable (commitPt,
+// segment.synced), what a scan found (scanResult), a sealed segment's summary
+// (segment.info), and what a checkpoint slot stores (checkpoint.position, checkpointAt).
+type position struct {
+	end   int64  // offset just past the last frame; DataOffset when there is none
+	first uint64 // sequence number of the first frame (0: none)
+	last  uint64 // sequence number of the last frame (0: none)
+	ltime int64  // arrival time of the last frame, Unix ns
+	count uint64 // frames
+}
+
+// position returns the point a checkpoint slot records.
+func (c checkpoint) position() position {
+	return position{end: c.durable, first: c.first, last: c.last, ltime: c.ltime, count: c.count}
+}
+
+// checkpointAt returns checkpoint generation gen recording p. A zero position, nothing
+// written, records the start of the data.
+func (p position) checkpointAt(gen uint64, sealed bool) checkpoint {
+	c := checkpoint{gen: gen, durable: p.end, first: p.first, last: p.last, ltime: p.ltime, count: p.count, sealed: sealed}
+	if p.end == 0 {
+		c.durable = DataOffset
+	}
+	return c
+}
+
+// indexHeader describes the index of segment s whose frames are p; interval is the spacing
+// of its entries (index.Open does not compare it).
+func indexHeader(s *segment, p position, interval int64) index.Header {
+	return index.Header{Interval: uint32(interval), SegmentID: s.id, Base: s.base, End: p.end, Last: p.last}
 }
 
 // segment is one segment file. A sealed segment is opened lazily: its header page is read the
@@ -93,7 +117,7 @@ type segment struct {
 	// Lazily loaded state of a sealed segment, guarded by mu.
 	mu         sync.Mutex
 	m          mmap.MMap
-	info       segInfo
+	info       position // the sealed segment's frames
 	infoLoaded bool
 	truncated  int64 // the file is shorter than info.end: frames at or past it are lost
 	idx        *index.File
@@ -103,7 +127,7 @@ type segment struct {
 	// Sync state of the active segment, owned by whoever holds the log's sync token.
 	gen     uint64         // last checkpoint generation written
 	ckptOff int64          // durable offset recorded by that checkpoint
-	synced  commitPt       // last point made durable
+	synced  position       // last point made durable
 	ckptBuf [slotSize]byte // encoding buffer, so a sync does not allocate
 }
 
@@ -200,7 +224,7 @@ func (s *segment) loadInfoLocked() error {
 		s.openErr = fmt.Errorf("%w: %s: sealed end %d before the data", ErrCorrupt, s.path, c.durable)
 		return s.openErr
 	}
-	s.info = segInfo{end: c.durable, first: c.first, last: c.last, ltime: c.ltime, count: c.count, sealed: true}
+	s.info = c.position()
 	size, err := f.Size()
 	if err != nil {
 		s.openErr = err
@@ -215,7 +239,7 @@ func (s *segment) loadInfoLocked() error {
 }
 
 // sealedInfo returns the summary of a sealed segment, reading its header if needed.
-func (s *segment) sealedInfo() (segInfo, error) {
+func (s *segment) sealedInfo() (position, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.loadInfoLocked()
@@ -266,7 +290,7 @@ func (s *segment) view() (mmap.MMap, index.Table, error) {
 // loadIndexLocked opens the segment's index file, or rebuilds the index by scanning the
 // segment when the file is missing or fails validation. Called with s.mu held.
 func (s *segment) loadIndexLocked() {
-	want := index.Header{SegmentID: s.id, Base: s.base, End: s.info.end, Last: s.info.last}
+	want := indexHeader(s, s.info, defaultIndexInterval)
 	if s.truncated < 0 {
 		if f, err := index.Open(s.fs, idxPath(s.path), want); err == nil {
 			s.idx, s.table = f, f.Table()
@@ -280,19 +304,15 @@ func (s *segment) loadIndexLocked() {
 	// Store the rebuilt index only when it describes the whole segment; a damaged segment
 	// is rescanned (and reported) each time it is opened.
 	if res.err == nil && res.end == s.info.end && res.last == s.info.last {
-		want.Interval = uint32(defaultIndexInterval)
 		index.Write(s.fs, idxPath(s.path), want, s.table)
 	}
 }
 
-// scanResult is what a scan of frames found.
+// scanResult is what a scan of frames found: the frames it accepted, which end at the first
+// frame not accepted (end of log or damage), and why it stopped.
 type scanResult struct {
-	end   int64 // offset of the first frame not accepted (end of log or damage)
-	first uint64
-	last  uint64
-	ltime int64
-	count uint64
-	err   error // why the scan stopped before a zero length word, nil at a clean end
+	position
+	err error // why the scan stopped before a zero length word, nil at a clean end
 }
 
 // scanFrames walks frames in m[start:limit], checking each CRC, that sequence numbers

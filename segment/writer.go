@@ -47,7 +47,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	if err := l.refusalLocked(); err != nil {
 		return 0, err
 	}
-	if l.active == nil || l.woff+size > l.active.capacity {
+	if l.active == nil || l.apos.end+size > l.active.capacity {
 		if err := l.rollLocked(size); err != nil {
 			return 0, err
 		}
@@ -58,8 +58,8 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 		}
 	}
 	now := l.opts.Now().UnixNano()
-	if now < l.lastTime {
-		now = l.lastTime
+	if now < l.apos.ltime {
+		now = l.apos.ltime
 	}
 	buf := l.wbuf[:0]
 	if int64(cap(buf)) < size {
@@ -73,24 +73,24 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 		buf = AppendFrame(buf, r)
 	}
 	s := l.active
-	if _, err := s.f.WriteAt(buf, l.woff); err != nil {
+	if _, err := s.f.WriteAt(buf, l.apos.end); err != nil {
 		return 0, l.writeErrorLocked(s, err, int64(len(buf)))
 	}
-	off := l.woff
+	off := l.apos.end
 	for i := range batch {
 		r := &batch[i]
 		s.bld.Observe(index.Entry{Seq: r.Seq, Time: r.Time, Off: off})
 		off += int64(FrameSize(len(r.Key), len(r.Data)))
 	}
-	if l.acount == 0 {
-		l.afirst = batch[0].Seq
+	if l.apos.count == 0 {
+		l.apos.first = batch[0].Seq
 	}
 	l.next = seq
-	l.alast = seq - 1
+	l.apos.last = seq - 1
 	l.lastSeq = seq - 1
-	l.acount += uint64(len(batch))
-	l.lastTime = now
-	l.woff = off
+	l.apos.count += uint64(len(batch))
+	l.apos.ltime = now
+	l.apos.end = off
 	l.ticket++
 	if cap(buf) <= maxKeptBuffer {
 		l.wbuf = buf[:0]
@@ -102,7 +102,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	l.written = cp
 	l.cmu.Unlock()
 	if l.opts.Durability.Mode != Sync {
-		l.publish(s, l.woff, l.alast, l.lastTime)
+		l.publish(s, l.apos)
 	}
 	return l.ticket, nil
 }
@@ -112,11 +112,11 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 // overwrites whatever part of the batch reached the file. Anything else is.
 func (l *Log) writeErrorLocked(s *segment, err error, n int64) error {
 	if errors.Is(err, unix.ENOSPC) {
-		s.f.ZeroRange(l.woff, n)
-		return fmt.Errorf("%w: %s offset %d: %v", ErrNoSpace, s.path, l.woff, err)
+		s.f.ZeroRange(l.apos.end, n)
+		return fmt.Errorf("%w: %s offset %d: %v", ErrNoSpace, s.path, l.apos.end, err)
 	}
 	l.cmu.Lock()
-	l.failLocked(fmt.Errorf("write %s offset %d: %w", s.path, l.woff, err))
+	l.failLocked(fmt.Errorf("write %s offset %d: %w", s.path, l.apos.end, err))
 	failed := l.failed
 	l.cmu.Unlock()
 	return failed
@@ -156,21 +156,14 @@ func (l *Log) waitDurable(ticket uint64) error {
 			l.ccond.Wait()
 			continue
 		}
-		l.syncing = true
+		l.syncing = true // the sync token, released below
 		cp := l.written
 		l.cmu.Unlock()
 		err := l.syncPoint(cp)
 		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("fdatasync %s: %w", cp.seg.path, err))
-			return l.failed
+		if err := l.releaseSyncLocked("fdatasync", cp, err); err != nil {
+			return err
 		}
-		if cp.ticket > l.durable {
-			l.durable = cp.ticket
-		}
-		l.publish(cp.seg, cp.off, cp.last, cp.ltime)
-		l.ccond.Broadcast()
 	}
 	return nil
 }
@@ -191,17 +184,12 @@ func (l *Log) intervalSyncer(period time.Duration, stop <-chan struct{}, done ch
 		cp := l.written
 		failed := l.failed != nil
 		l.cmu.Unlock()
+		var done commitPt
 		var err error
-		if !failed && cp.seg != nil && cp.off > cp.seg.synced.off {
-			err = l.syncPoint(cp)
+		if !failed && cp.seg != nil && cp.end > cp.seg.synced.end {
+			done, err = cp, l.syncPoint(cp)
 		}
-		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("fdatasync %s: %w", cp.seg.path, err))
-		}
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
+		l.releaseSync("fdatasync", done, err)
 	}
 }
 
@@ -222,7 +210,7 @@ func (l *Log) rollLocked(size int64) error {
 	}
 	l.nextSegID++
 	l.active = ns
-	l.woff, l.afirst, l.alast, l.acount = DataOffset, 0, 0, 0
+	l.apos = position{end: DataOffset, ltime: l.apos.ltime}
 	old := *l.segs.Load()
 	segs := make([]*segment, len(old), len(old)+1)
 	copy(segs, old)
@@ -272,7 +260,7 @@ func (l *Log) createSegment(id, base uint64, capacity int64, prevLast uint64) (*
 	s := &segment{fs: l.fs, path: path, id: id, base: base, f: f, m: m, capacity: capacity,
 		bld: index.NewBuilder(l.opts.IndexInterval, capacity), gen: 1, ckptOff: DataOffset, truncated: -1,
 		trustLo: DataOffset, trustHi: capacity} // every frame in it is written by this process
-	s.synced = commitPt{seg: s, off: DataOffset}
+	s.synced = position{end: DataOffset}
 	s.readEnd.Store(DataOffset)
 	s.live.Store(true)
 	s.refs.Store(1)
@@ -291,7 +279,8 @@ func (l *Log) createError(path string, err error) error {
 // sealed checkpoint, truncation of the unused tail, index file — is done by sealFile:
 //
 //   - in Sync mode here, under mu: the data is already synced by group commit, so this costs
-//     two small fdatasyncs, and the appenders waiting on the segment are acknowledged by it;
+//     two small fdatasyncs, and the appenders waiting on the segment are acknowledged (and
+//     its last records published) when it gives the sync token back;
 //   - in Interval and None modes by whoever next holds the sync token (the sealer goroutine,
 //     the interval syncer before it syncs the new segment, or Close), so that appends are not
 //     stalled by the fdatasync of a whole segment of unsynced data. A crash before that
@@ -304,24 +293,13 @@ func (l *Log) sealActiveLocked() error {
 	cp := l.currentPtLocked()
 	if l.opts.Durability.Mode == Sync {
 		l.acquireSync()
-		err := l.sealFile(s, cp)
-		l.cmu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.failLocked(fmt.Errorf("seal %s: %w", s.path, err))
-			err = l.failed
-		} else if cp.ticket > l.durable {
-			l.durable = cp.ticket
-		}
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
-		if err != nil {
+		if err := l.releaseSync("seal", cp, l.sealFile(s, cp.position)); err != nil {
 			return err
 		}
 	} else {
 		s.acquire() // held by the job until the disk work is done
 		l.cmu.Lock()
-		l.pending = append(l.pending, sealJob{s: s, cp: cp})
+		l.pending = append(l.pending, sealJob{s: s, p: cp.position})
 		l.cmu.Unlock()
 		select {
 		case l.sealKick <- struct{}{}:
@@ -331,34 +309,35 @@ func (l *Log) sealActiveLocked() error {
 	// The segment is now read like any sealed one, through its summary; the mapping and the
 	// builder's table stay valid for readers holding references.
 	s.mu.Lock()
-	s.info = segInfo{end: cp.off, first: cp.first, last: cp.last, ltime: cp.ltime, count: cp.count, sealed: true}
+	s.info = cp.position
 	s.infoLoaded = true
 	s.table = s.bld.Table()
 	s.used.Store(true) // just written: consumers close behind are about to read it
 	s.live.Store(false)
 	s.mu.Unlock()
-	l.publish(s, cp.off, cp.last, cp.ltime)
+	// Nothing to publish: in Sync mode the release of the token above, or an earlier one,
+	// published cp; in the other modes the writer did after each write.
 	l.active = nil
 	return nil
 }
 
-// sealJob is a segment waiting for the disk work of its seal.
+// sealJob is a segment waiting for the disk work of its seal, and its frames.
 type sealJob struct {
-	s  *segment
-	cp commitPt
+	s *segment
+	p position
 }
 
-// sealFile does the disk work of sealing s at point cp: fdatasync of the data, the sealed
+// sealFile does the disk work of sealing s with frames p: fdatasync of the data, the sealed
 // checkpoint, truncation of the preallocated tail, fdatasync, and the index file. The caller
 // holds the sync token.
-func (l *Log) sealFile(s *segment, cp commitPt) error {
+func (l *Log) sealFile(s *segment, p position) error {
 	err := s.f.Sync()
 	if err == nil {
-		s.synced = cp
-		err = s.writeCheckpoint(cp, true)
+		s.synced = p
+		err = s.writeCheckpoint(p, true)
 	}
 	if err == nil {
-		err = s.f.Truncate((cp.off + DataOffset - 1) &^ (DataOffset - 1))
+		err = s.f.Truncate((p.end + DataOffset - 1) &^ (DataOffset - 1))
 	}
 	if err == nil {
 		err = s.f.Sync()
@@ -366,7 +345,7 @@ func (l *Log) sealFile(s *segment, cp commitPt) error {
 	if err != nil {
 		return err
 	}
-	h := index.Header{Interval: uint32(l.opts.IndexInterval), SegmentID: s.id, Base: s.base, End: cp.off, Last: cp.last}
+	h := indexHeader(s, p, l.opts.IndexInterval)
 	if err := index.Write(l.fs, idxPath(s.path), h, s.bld.Table()); err != nil {
 		l.logger.Warn("could not store a sealed segment's index; it is rebuilt when read", "file", s.path, "err", err)
 	}
@@ -388,7 +367,7 @@ func (l *Log) sealPending() error {
 		l.cmu.Unlock()
 		var err error
 		if failed == nil {
-			err = l.sealFile(job.s, job.cp)
+			err = l.sealFile(job.s, job.p)
 		}
 		l.cmu.Lock()
 		l.pending = l.pending[1:]
@@ -413,10 +392,7 @@ func (l *Log) sealer(kick <-chan struct{}, stop <-chan struct{}, done chan<- str
 		case <-kick:
 		}
 		l.acquireSync()
-		l.sealPending()
-		l.cmu.Lock()
-		l.syncing = false
-		l.ccond.Broadcast()
-		l.cmu.Unlock()
+		l.sealPending() // a failure is recorded by sealPending itself
+		l.releaseSync("", commitPt{}, nil)
 	}
 }
