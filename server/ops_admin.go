@@ -222,6 +222,9 @@ func opDeregisterConsumer(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rate.allowStream("DeregisterStreamConsumer", name); err != nil {
+		return nil, err
+	}
 	return nil, s.engine.DeregisterConsumer(name, in.ConsumerName, in.ConsumerARN)
 }
 
@@ -234,6 +237,9 @@ func opDescribeConsumer(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rate.allowStream("DescribeStreamConsumer", name); err != nil {
+		return nil, err
+	}
 	c, err := s.engine.DescribeConsumer(name, in.ConsumerName, in.ConsumerARN)
 	if err != nil {
 		return nil, err
@@ -243,18 +249,44 @@ func opDescribeConsumer(s *Server, body []byte) (any, error) {
 	}{toConsumerOut(c, true)}, nil
 }
 
+// maxListConsumers is the most consumers one ListStreamConsumers answer holds, whatever
+// MaxResults asks.
+const maxListConsumers = 100
+
 func opListConsumers(s *Server, body []byte) (any, error) {
 	var in struct {
-		StreamARN  string `json:"StreamARN"`
-		MaxResults *int   `json:"MaxResults"`
-		NextToken  string `json:"NextToken"`
+		StreamARN               string `json:"StreamARN"`
+		MaxResults              *int   `json:"MaxResults"`
+		NextToken               string `json:"NextToken"`
+		StreamCreationTimestamp *epoch `json:"StreamCreationTimestamp"`
 	}
 	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	max, err := maxResults(in.MaxResults, maxListConsumers)
+	if err != nil {
 		return nil, err
 	}
 	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.rate.allowStream("ListStreamConsumers", name); err != nil {
+		return nil, err
+	}
+	from := 0
+	if in.NextToken != "" {
+		if in.StreamCreationTimestamp != nil {
+			return nil, apiError{code: wire.InvalidArgument, msg: "NextToken and StreamCreationTimestamp cannot be provided together."}
+		}
+		p, err := s.engine.ParseNextToken(stream.PageConsumers, in.NextToken)
+		if err != nil {
+			return nil, err
+		}
+		if p.Stream != name {
+			return nil, apiError{code: wire.InvalidArgument, msg: "The NextToken was issued for another stream than " + name + "."}
+		}
+		from = int(p.After)
 	}
 	cs, err := s.engine.ListConsumers(name)
 	if err != nil {
@@ -262,7 +294,17 @@ func opListConsumers(s *Server, body []byte) (any, error) {
 	}
 	out := struct {
 		Consumers []consumerOut `json:"Consumers"`
+		NextToken string        `json:"NextToken,omitempty"`
 	}{Consumers: []consumerOut{}}
+	// The token counts the consumers listed before it: a consumer deregistered between two
+	// pages moves the later ones up by one, so one of them may be missed.
+	cs = cs[min(from, len(cs)):]
+	if len(cs) > max {
+		cs = cs[:max]
+		if out.NextToken, err = s.engine.NextToken(stream.PageConsumers, name, uint32(from+max), stream.ShardFilter{}); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range cs {
 		out.Consumers = append(out.Consumers, toConsumerOut(c, false))
 	}

@@ -70,7 +70,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{engine: engine, log: opts.Logger, auth: opts.Authenticator,
-		rate: newRateLimiter(engine.CapacityLimits(), time.Now)}
+		rate: newRateLimiter(engine.CapacityLimits(), engine.Account(), time.Now)}
 	if s.auth == nil {
 		s.auth = SigV4Parser{Default: engine.Account()}
 	}
@@ -282,6 +282,7 @@ var kindCodes = [...]wire.Code{
 	stream.KindExpiredIterator:               wire.ExpiredIterator,
 	stream.KindValidation:                    wire.Validation,
 	stream.KindInternalFailure:               wire.InternalFailure,
+	stream.KindExpiredNextToken:              wire.ExpiredNextToken,
 }
 
 // toAPIError maps an error to its Kinesis shape. An engine error keeps its kind and

@@ -124,20 +124,8 @@ type AccountLimits struct {
 
 // Limits returns the account's shard limit and usage (DescribeLimits).
 func (e *Engine) Limits() AccountLimits {
-	l := AccountLimits{ShardLimit: e.opts.MaxShardsPerStream, OnDemandStreamCountLimit: OnDemandStreamsMax}
-	e.mu.Lock()
-	streams := make([]*Stream, 0, len(e.streams))
-	for _, s := range e.streams {
-		streams = append(streams, s)
-	}
-	e.mu.Unlock()
-	for _, s := range streams {
-		l.OpenShardCount += len(s.set.Load().m.Open())
-		if s.meta.Load().Mode == ModeOnDemand {
-			l.OnDemandStreamCount++
-		}
-	}
-	return l
+	return AccountLimits{ShardLimit: e.opts.ShardLimit, OpenShardCount: e.OpenShardCount(),
+		OnDemandStreamCount: e.OnDemandStreamCount(), OnDemandStreamCountLimit: OnDemandStreamsMax}
 }
 
 // resource is a stream or one of its consumers, named by a ResourceARN.
