@@ -363,3 +363,115 @@ func shardStartPlus(t *testing.T, kc *kinesis.Client, name string, n int) string
 	t.Fatalf("no shard %d", n)
 	return ""
 }
+
+// TestSDKStreamSettings drives the stream operations no other test of this package calls,
+// through the AWS SDK: each one's effect and an error of each.
+func TestSDKStreamSettings(t *testing.T) {
+	kc := controlServer(t, newNativeClock(), 0)
+	c := ctx(t)
+	name := aws.String("s")
+	arn := aws.String("arn:aws:kinesis:us-east-1:000000000000:stream/s")
+	if _, err := kc.CreateStream(c, &kinesis.CreateStreamInput{StreamName: name, ShardCount: aws.Int32(3),
+		Tags: map[string]string{"a": "1", "b": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	summary := func() *types.StreamDescriptionSummary {
+		t.Helper()
+		out, err := kc.DescribeStreamSummary(c, &kinesis.DescribeStreamSummaryInput{StreamName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.StreamDescriptionSummary
+	}
+	var invalid *types.InvalidArgumentException
+	var validationErr *types.ValidationException
+	var notFound *types.ResourceNotFoundException
+
+	// DecreaseStreamRetentionPeriod.
+	if _, err := kc.IncreaseStreamRetentionPeriod(c, &kinesis.IncreaseStreamRetentionPeriodInput{StreamName: name, RetentionPeriodHours: aws.Int32(48)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.DecreaseStreamRetentionPeriod(c, &kinesis.DecreaseStreamRetentionPeriodInput{StreamName: name, RetentionPeriodHours: aws.Int32(30)}); err != nil || aws.ToInt32(summary().RetentionPeriodHours) != 30 {
+		t.Fatalf("DecreaseStreamRetentionPeriod: %v", err)
+	}
+	if _, err := kc.DecreaseStreamRetentionPeriod(c, &kinesis.DecreaseStreamRetentionPeriodInput{StreamName: name, RetentionPeriodHours: aws.Int32(23)}); !errors.As(err, &invalid) {
+		t.Fatalf("DecreaseStreamRetentionPeriod below 24 h: %v", err)
+	}
+	if _, err := kc.DecreaseStreamRetentionPeriod(c, &kinesis.DecreaseStreamRetentionPeriodInput{StreamName: name, RetentionPeriodHours: aws.Int32(40)}); !errors.As(err, &invalid) {
+		t.Fatalf("DecreaseStreamRetentionPeriod upwards: %v", err)
+	}
+
+	// MergeShards.
+	if _, err := kc.MergeShards(c, &kinesis.MergeShardsInput{StreamName: name, ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000001")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToInt32(summary().OpenShardCount); got != 2 {
+		t.Fatalf("open shards after a merge: %d", got)
+	}
+	if _, err := kc.MergeShards(c, &kinesis.MergeShardsInput{StreamName: name, ShardToMerge: aws.String("shardId-000000000002"), AdjacentShardToMerge: aws.String("shardId-000000000009")}); !errors.As(err, &notFound) {
+		t.Fatalf("MergeShards of a missing shard: %v", err)
+	}
+
+	// RemoveTagsFromStream.
+	if _, err := kc.RemoveTagsFromStream(c, &kinesis.RemoveTagsFromStreamInput{StreamName: name, TagKeys: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := kc.ListTagsForStream(c, &kinesis.ListTagsForStreamInput{StreamName: name})
+	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "b" {
+		t.Fatalf("tags after RemoveTagsFromStream: %+v %v", tags, err)
+	}
+	if _, err := kc.RemoveTagsFromStream(c, &kinesis.RemoveTagsFromStreamInput{StreamName: aws.String("nope"), TagKeys: []string{"a"}}); !errors.As(err, &notFound) {
+		t.Fatalf("RemoveTagsFromStream of a missing stream: %v", err)
+	}
+
+	// StartStreamEncryption and StopStreamEncryption.
+	if _, err := kc.StartStreamEncryption(c, &kinesis.StartStreamEncryptionInput{StreamName: name, EncryptionType: types.EncryptionTypeKms, KeyId: aws.String("alias/aws/kinesis")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := summary(); s.EncryptionType != types.EncryptionTypeKms || aws.ToString(s.KeyId) != "alias/aws/kinesis" {
+		t.Fatalf("after StartStreamEncryption: %s %s", s.EncryptionType, aws.ToString(s.KeyId))
+	}
+	if _, err := kc.StartStreamEncryption(c, &kinesis.StartStreamEncryptionInput{StreamName: name, EncryptionType: types.EncryptionTypeNone, KeyId: aws.String("k")}); !errors.As(err, &validationErr) {
+		t.Fatalf("StartStreamEncryption NONE: %v", err)
+	}
+	if _, err := kc.StopStreamEncryption(c, &kinesis.StopStreamEncryptionInput{StreamName: name, EncryptionType: types.EncryptionTypeKms, KeyId: aws.String("alias/aws/kinesis")}); err != nil {
+		t.Fatal(err)
+	}
+	if s := summary(); s.EncryptionType != types.EncryptionTypeNone {
+		t.Fatalf("after StopStreamEncryption: %s", s.EncryptionType)
+	}
+
+	// UpdateStreamMode and UpdateMaxRecordSize.
+	if _, err := kc.UpdateStreamMode(c, &kinesis.UpdateStreamModeInput{StreamARN: arn, StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := summary().StreamModeDetails.StreamMode; m != types.StreamModeOnDemand {
+		t.Fatalf("after UpdateStreamMode: %s", m)
+	}
+	if _, err := kc.UpdateStreamMode(c, &kinesis.UpdateStreamModeInput{StreamARN: arn, StreamModeDetails: &types.StreamModeDetails{StreamMode: "SOMETIMES"}}); !errors.As(err, &validationErr) {
+		t.Fatalf("UpdateStreamMode to an unknown mode: %v", err)
+	}
+	if _, err := kc.UpdateMaxRecordSize(c, &kinesis.UpdateMaxRecordSizeInput{StreamARN: arn, MaxRecordSizeInKiB: aws.Int32(2048)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToInt32(summary().MaxRecordSizeInKiB); got != 2048 {
+		t.Fatalf("after UpdateMaxRecordSize: %d", got)
+	}
+	if _, err := kc.UpdateMaxRecordSize(c, &kinesis.UpdateMaxRecordSizeInput{StreamARN: arn, MaxRecordSizeInKiB: aws.Int32(100)}); !errors.As(err, &validationErr) {
+		t.Fatalf("UpdateMaxRecordSize below 1024: %v", err)
+	}
+
+	// DeregisterStreamConsumer.
+	if _, err := kc.RegisterStreamConsumer(c, &kinesis.RegisterStreamConsumerInput{StreamARN: arn, ConsumerName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.DeregisterStreamConsumer(c, &kinesis.DeregisterStreamConsumerInput{StreamARN: arn, ConsumerName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.DeregisterStreamConsumer(c, &kinesis.DeregisterStreamConsumerInput{StreamARN: arn, ConsumerName: aws.String("app")}); !errors.As(err, &notFound) {
+		t.Fatalf("DeregisterStreamConsumer twice: %v", err)
+	}
+	if out, err := kc.ListStreamConsumers(c, &kinesis.ListStreamConsumersInput{StreamARN: arn}); err != nil || len(out.Consumers) != 0 {
+		t.Fatalf("consumers after DeregisterStreamConsumer: %v", err)
+	}
+}
