@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,39 @@ func TestDeleteStreamWithConsumers(t *testing.T) {
 	}
 	if cs, _ := e.ListConsumers("d"); len(cs) != 0 {
 		t.Fatalf("a new stream of the name inherited consumers: %v", cs)
+	}
+}
+
+// TestOnDemandStreamLimit: at most OnDemandStreamsMax streams are ON_DEMAND, whether created
+// so or switched by SetMode; a stream already on demand may be set so again.
+func TestOnDemandStreamLimit(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e := testEngine(t, t.TempDir(), c, "off")
+	defer e.Close()
+	for i := range OnDemandStreamsMax {
+		if err := e.CreateStream(CreateStreamInput{Name: "od" + strconv.Itoa(i), Mode: ModeOnDemand, ShardCount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.CreateStream(CreateStreamInput{Name: "one-more", Mode: ModeOnDemand, ShardCount: 1}); !errors.Is(err, ErrLimitExceeded) {
+		t.Fatalf("CreateStream of a 51st on-demand stream: %v", err)
+	}
+	if err := e.CreateStream(CreateStreamInput{Name: "p", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetMode("p", ModeOnDemand); !errors.Is(err, ErrLimitExceeded) {
+		t.Fatalf("SetMode to a 51st on-demand stream: %v", err)
+	}
+	if err := e.SetMode("od0", ModeOnDemand); err != nil {
+		t.Fatalf("SetMode of a stream already on demand: %v", err)
+	}
+	if err := e.SetMode("od0", ModeProvisioned); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetMode("p", ModeOnDemand); err != nil {
+		t.Fatalf("SetMode after one left on-demand mode: %v", err)
+	}
+	if n := e.OnDemandStreamCount(); n != OnDemandStreamsMax {
+		t.Fatalf("on-demand streams %d, want %d", n, OnDemandStreamsMax)
 	}
 }
