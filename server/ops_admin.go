@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
@@ -195,6 +197,23 @@ func (c consumerRef) streamName(s *Server) (string, error) {
 	return streamRef{StreamARN: c.StreamARN}.name(s)
 }
 
+// quotaStream names the stream whose quota a call counts against: name, or for a call by
+// ConsumerARN alone the stream the ARN names (a malformed ARN counts as its own text; the
+// engine refuses it after).
+func (c consumerRef) quotaStream(name string) string {
+	if name != "" {
+		return name
+	}
+	rest := c.ConsumerARN
+	if i := strings.Index(rest, ":stream/"); i >= 0 {
+		rest = rest[i+len(":stream/"):]
+	}
+	if i := strings.Index(rest, "/consumer/"); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
 func opRegisterConsumer(s *Server, body []byte) (any, error) {
 	var in consumerRef
 	if err := decode(body, &in); err != nil {
@@ -222,7 +241,7 @@ func opDeregisterConsumer(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.rate.allowStream("DeregisterStreamConsumer", name); err != nil {
+	if err := s.rate.allowStream("DeregisterStreamConsumer", in.quotaStream(name)); err != nil {
 		return nil, err
 	}
 	return nil, s.engine.DeregisterConsumer(name, in.ConsumerName, in.ConsumerARN)
@@ -237,7 +256,7 @@ func opDescribeConsumer(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.rate.allowStream("DescribeStreamConsumer", name); err != nil {
+	if err := s.rate.allowStream("DescribeStreamConsumer", in.quotaStream(name)); err != nil {
 		return nil, err
 	}
 	c, err := s.engine.DescribeConsumer(name, in.ConsumerName, in.ConsumerARN)

@@ -123,3 +123,21 @@ func TestRateLimiterScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerQuotaStream: a consumer operation called by ConsumerARN alone counts against
+// the quota of the stream the ARN names, as one called by StreamARN and ConsumerName does.
+func TestConsumerQuotaStream(t *testing.T) {
+	for _, tc := range []struct {
+		ref  consumerRef
+		name string
+		want string
+	}{
+		{consumerRef{StreamARN: "arn:aws:kinesis:us-east-1:123456789012:stream/s", ConsumerName: "c"}, "s", "s"},
+		{consumerRef{ConsumerARN: "arn:aws:kinesis:us-east-1:123456789012:stream/orders/consumer/app:1700000000"}, "", "orders"},
+		{consumerRef{ConsumerARN: "garbage"}, "", "garbage"},
+	} {
+		if got := tc.ref.quotaStream(tc.name); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.ref, got, tc.want)
+		}
+	}
+}
