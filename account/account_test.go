@@ -297,7 +297,7 @@ func TestDeletedStreamLosesSettings(t *testing.T) {
 	if err := v.a.TagResource(cons.ARN, map[string]string{"k": "v"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.e.DeleteStream("od"); err != nil {
+	if err := v.e.DeleteStream("od", true); err != nil {
 		t.Fatal(err)
 	}
 	v.create("od", 0, stream.ModeOnDemand)
@@ -314,7 +314,7 @@ func TestDeletedStreamLosesSettings(t *testing.T) {
 	if tags, err := v.a.ResourceTags(cons.ARN); err != nil || len(tags) != 0 {
 		t.Fatalf("tags of the new consumer: %v %v", tags, err)
 	}
-	if err := v.e.DeleteStream("od"); err != nil {
+	if err := v.e.DeleteStream("od", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.a.SetCommitment(CommitmentDisabled); err != nil { // a write

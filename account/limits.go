@@ -8,8 +8,6 @@ import (
 )
 
 const (
-	// OnDemandStreamsMax is the account's OnDemandStreamCountLimit.
-	OnDemandStreamsMax = 50
 	// metricsAll stands for every shard-level metric in EnableEnhancedMonitoring and
 	// DisableEnhancedMonitoring.
 	metricsAll        = "ALL"
@@ -24,20 +22,11 @@ type Limits struct {
 	OnDemandStreamCountLimit int
 }
 
-// Limits returns the account's shard limit and usage (DescribeLimits).
+// Limits returns the account's shard limit and usage (DescribeLimits): the figures the
+// engine counts and enforces.
 func (a *Account) Limits() Limits {
-	l := Limits{ShardLimit: a.cfg.MaxShardsPerStream, OnDemandStreamCountLimit: OnDemandStreamsMax}
-	for _, name := range a.e.ListStreams() {
-		st, err := a.e.State(name)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		l.OpenShardCount += st.OpenShards
-		if st.Mode == stream.ModeOnDemand {
-			l.OnDemandStreamCount++
-		}
-	}
-	return l
+	return Limits{ShardLimit: a.cfg.ShardLimit, OpenShardCount: a.e.OpenShardCount(),
+		OnDemandStreamCount: a.e.OnDemandStreamCount(), OnDemandStreamCountLimit: stream.OnDemandStreamsMax}
 }
 
 // SetMonitoring enables (EnableEnhancedMonitoring) or disables (DisableEnhancedMonitoring)

@@ -316,7 +316,7 @@ func TestProducerFlushOutcomes(t *testing.T) {
 	mu.Unlock()
 
 	// The stream goes away: the next records fail with ResourceNotFound, and Flush says so.
-	if err := ts.eng.DeleteStream("s"); err != nil {
+	if err := ts.eng.DeleteStream("s", false); err != nil {
 		t.Fatal(err)
 	}
 	fs = fs[:0]

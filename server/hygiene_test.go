@@ -92,10 +92,13 @@ func TestControlPlaneQuotas(t *testing.T) {
 	if _, err := kc.ListShards(c, &kinesis.ListShardsInput{StreamName: aws.String("sa")}); err != nil {
 		t.Fatalf("ListShards after CreateStream's quota ran out: %v", err)
 	}
+	// GetShardIterator's quota is per shard and answers ProvisionedThroughputExceeded, as its
+	// model says.
+	var throttled *types.ProvisionedThroughputExceededException
 	iterators := 0
 	for range 20 {
 		_, err := kc.GetShardIterator(c, &kinesis.GetShardIteratorInput{StreamName: aws.String("sa"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeLatest})
-		if errors.As(err, &limited) {
+		if errors.As(err, &throttled) {
 			break
 		}
 		if err != nil {

@@ -181,12 +181,15 @@ func opCreateStream(s *Server, body []byte) (any, error) {
 }
 
 func opDeleteStream(s *Server, body []byte) (any, error) {
-	var in streamRef
+	var in struct {
+		streamRef
+		EnforceConsumerDeletion bool `json:"EnforceConsumerDeletion"`
+	}
 	name, err := decodeNamed(s, body, &in)
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.engine.DeleteStream(name)
+	return nil, s.engine.DeleteStream(name, in.EnforceConsumerDeletion)
 }
 
 func opListStreams(s *Server, body []byte) (any, error) {
@@ -290,6 +293,11 @@ func shardsAfter(shards []stream.ShardDescription, exclusiveStart string) []stre
 	if err != nil {
 		return shards
 	}
+	return shardsAfterID(shards, after)
+}
+
+// shardsAfterID returns the shards (in id order) whose id is above after.
+func shardsAfterID(shards []stream.ShardDescription, after stream.ShardID) []stream.ShardDescription {
 	i := 0
 	for i < len(shards) && shards[i].ID <= after {
 		i++

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strings"
+
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -196,6 +198,23 @@ func (c consumerRef) streamName(s *Server) (string, error) {
 	return streamRef{StreamARN: c.StreamARN}.name(s)
 }
 
+// quotaStream names the stream whose quota a call counts against: name, or for a call by
+// ConsumerARN alone the stream the ARN names (a malformed ARN counts as its own text; the
+// engine refuses it after).
+func (c consumerRef) quotaStream(name string) string {
+	if name != "" {
+		return name
+	}
+	rest := c.ConsumerARN
+	if i := strings.Index(rest, ":stream/"); i >= 0 {
+		rest = rest[i+len(":stream/"):]
+	}
+	if i := strings.Index(rest, "/consumer/"); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
 func opRegisterConsumer(s *Server, body []byte) (any, error) {
 	var in consumerRef
 	if err := decode(body, &in); err != nil {
@@ -223,6 +242,9 @@ func opDeregisterConsumer(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rate.allowStream("DeregisterStreamConsumer", in.quotaStream(name)); err != nil {
+		return nil, err
+	}
 	return nil, s.engine.DeregisterConsumer(name, in.ConsumerName, in.ConsumerARN)
 }
 
@@ -235,6 +257,9 @@ func opDescribeConsumer(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.rate.allowStream("DescribeStreamConsumer", in.quotaStream(name)); err != nil {
+		return nil, err
+	}
 	c, err := s.engine.DescribeConsumer(name, in.ConsumerName, in.ConsumerARN)
 	if err != nil {
 		return nil, err
@@ -244,18 +269,44 @@ func opDescribeConsumer(s *Server, body []byte) (any, error) {
 	}{toConsumerOut(c, true)}, nil
 }
 
+// maxListConsumers is the most consumers one ListStreamConsumers answer holds, whatever
+// MaxResults asks.
+const maxListConsumers = 100
+
 func opListConsumers(s *Server, body []byte) (any, error) {
 	var in struct {
-		StreamARN  string `json:"StreamARN"`
-		MaxResults *int   `json:"MaxResults"`
-		NextToken  string `json:"NextToken"`
+		StreamARN               string `json:"StreamARN"`
+		MaxResults              *int   `json:"MaxResults"`
+		NextToken               string `json:"NextToken"`
+		StreamCreationTimestamp *epoch `json:"StreamCreationTimestamp"`
 	}
 	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	max, err := maxResults(in.MaxResults, maxListConsumers)
+	if err != nil {
 		return nil, err
 	}
 	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.rate.allowStream("ListStreamConsumers", name); err != nil {
+		return nil, err
+	}
+	from := 0
+	if in.NextToken != "" {
+		if in.StreamCreationTimestamp != nil {
+			return nil, apiError{code: wire.InvalidArgument, msg: "NextToken and StreamCreationTimestamp cannot be provided together."}
+		}
+		p, err := s.engine.ParseNextToken(stream.PageConsumers, in.NextToken)
+		if err != nil {
+			return nil, err
+		}
+		if p.Stream != name {
+			return nil, apiError{code: wire.InvalidArgument, msg: "The NextToken was issued for another stream than " + name + "."}
+		}
+		from = int(p.After)
 	}
 	cs, err := s.engine.ListConsumers(name)
 	if err != nil {
@@ -263,7 +314,17 @@ func opListConsumers(s *Server, body []byte) (any, error) {
 	}
 	out := struct {
 		Consumers []consumerOut `json:"Consumers"`
+		NextToken string        `json:"NextToken,omitempty"`
 	}{Consumers: []consumerOut{}}
+	// The token counts the consumers listed before it: a consumer deregistered between two
+	// pages moves the later ones up by one, so one of them may be missed.
+	cs = cs[min(from, len(cs)):]
+	if len(cs) > max {
+		cs = cs[:max]
+		if out.NextToken, err = s.engine.NextToken(stream.PageConsumers, name, uint32(from+max), stream.ShardFilter{}); err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range cs {
 		out.Consumers = append(out.Consumers, toConsumerOut(c, false))
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/base64"
 	"strings"
 	"time"
 
@@ -12,57 +11,85 @@ import (
 	"github.com/sluice-streams/sluice/stream"
 )
 
+// listShardsIn is ListShards' input.
+type listShardsIn struct {
+	streamRef
+	NextToken               string `json:"NextToken"`
+	ExclusiveStartShardId   string `json:"ExclusiveStartShardId"`
+	MaxResults              *int   `json:"MaxResults"`
+	StreamCreationTimestamp *epoch `json:"StreamCreationTimestamp"`
+	ShardFilter             *struct {
+		Type      string `json:"Type"`
+		ShardId   string `json:"ShardId"`
+		Timestamp *epoch `json:"Timestamp"`
+	} `json:"ShardFilter"`
+}
+
+// maxListShards is the most shards one ListShards answer holds, whatever MaxResults asks.
+const maxListShards = 1000
+
 func opListShards(s *Server, body []byte) (any, error) {
-	var in struct {
-		streamRef
-		NextToken             string `json:"NextToken"`
-		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
-		MaxResults            *int   `json:"MaxResults"`
-		ShardFilter           *struct {
-			Type      string `json:"Type"`
-			ShardId   string `json:"ShardId"`
-			Timestamp *epoch `json:"Timestamp"` // decoded to refuse what cannot be a timestamp
-		} `json:"ShardFilter"`
-	}
+	var in listShardsIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	max, err := maxResults(in.MaxResults, maxListShards)
+	if err != nil {
+		return nil, err
+	}
+	var name string
+	var f stream.ShardFilter
+	var after stream.ShardID
+	hasAfter := false
 	if in.NextToken != "" {
-		// The token carries the stream and the last shard listed.
-		raw, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-		name, last, ok := cutLast(string(raw))
-		if err != nil || !ok {
-			return nil, apiError{code: wire.InvalidArgument, msg: "Invalid NextToken"}
+		// The token names the stream and carries the first call's filter.
+		for _, given := range []struct {
+			member string
+			set    bool
+		}{{"StreamName", in.StreamName != ""}, {"StreamARN", in.StreamARN != ""},
+			{"ExclusiveStartShardId", in.ExclusiveStartShardId != ""},
+			{"StreamCreationTimestamp", in.StreamCreationTimestamp != nil}, {"ShardFilter", in.ShardFilter != nil}} {
+			if given.set {
+				return nil, apiError{code: wire.InvalidArgument, msg: "NextToken and " + given.member + " cannot be provided together."}
+			}
 		}
-		in.StreamName, in.StreamARN, in.ExclusiveStartShardId = name, "", last
+		p, err := s.engine.ParseNextToken(stream.PageShards, in.NextToken)
+		if err != nil {
+			return nil, err
+		}
+		name, f, after, hasAfter = p.Stream, p.Filter, stream.ShardID(p.After), true
+	} else {
+		if name, err = in.name(s); err != nil {
+			return nil, err
+		}
+		if in.ExclusiveStartShardId != "" {
+			if after, err = shardmap.ParseShardID(in.ExclusiveStartShardId); err != nil {
+				return nil, apiError{code: wire.InvalidArgument, msg: "Invalid ExclusiveStartShardId " + echo(in.ExclusiveStartShardId) + "."}
+			}
+			hasAfter = true
+		}
+		if f, err = in.filter(); err != nil {
+			return nil, err
+		}
 	}
-	name, err := in.name(s)
+	if err := s.rate.allowStream("ListShards", name); err != nil {
+		return nil, err
+	}
+	if in.StreamCreationTimestamp != nil {
+		d, err := s.engine.Describe(name)
+		if err != nil {
+			return nil, err
+		}
+		if !d.Created.Equal(in.StreamCreationTimestamp.Time) {
+			return nil, apiError{code: wire.ResourceNotFound, msg: "Stream " + name + " under account " + s.engine.Account() + " with the given StreamCreationTimestamp not found."}
+		}
+	}
+	list, err := s.engine.ListShards(name, f)
 	if err != nil {
 		return nil, err
 	}
-	max := 1000
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, invalid(awsmsg.Violation(awsmsg.Int(*in.MaxResults), "maxResults", awsmsg.ValueRange(1, 10000)))
-		}
-		max = *in.MaxResults
-	}
-	d, err := s.engine.Describe(name)
-	if err != nil {
-		return nil, err
-	}
-	if in.ExclusiveStartShardId != "" {
-		if _, err := shardmap.ParseShardID(in.ExclusiveStartShardId); err != nil {
-			return nil, apiError{code: wire.InvalidArgument, msg: "Invalid ExclusiveStartShardId " + echo(in.ExclusiveStartShardId)}
-		}
-	}
-	open := in.ShardFilter != nil && (in.ShardFilter.Type == "AT_LATEST")
-	var list []stream.ShardDescription
-	for _, sd := range shardsAfter(d.Shards, in.ExclusiveStartShardId) {
-		if open && !sd.Open {
-			continue
-		}
-		list = append(list, sd)
+	if hasAfter {
+		list = shardsAfterID(list, after)
 	}
 	out := struct {
 		Shards    []shardOut `json:"Shards"`
@@ -70,19 +97,63 @@ func opListShards(s *Server, body []byte) (any, error) {
 	}{}
 	if len(list) > max {
 		list = list[:max]
-		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(name + "|" + list[max-1].ID.String()))
+		if out.NextToken, err = s.engine.NextToken(stream.PageShards, name, uint32(list[max-1].ID), f); err != nil {
+			return nil, err
+		}
 	}
 	out.Shards = shardsOut(list)
 	return out, nil
 }
 
-func cutLast(s string) (a, b string, ok bool) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '|' {
-			return s[:i], s[i+1:], true
-		}
+// filter parses the ShardFilter; none is FROM_TRIM_HORIZON. A ShardId belongs to
+// AFTER_SHARD_ID only, a Timestamp to AT_TIMESTAMP and FROM_TIMESTAMP only; each is required
+// there.
+func (in *listShardsIn) filter() (stream.ShardFilter, error) {
+	var f stream.ShardFilter
+	sf := in.ShardFilter
+	if sf == nil {
+		return f, nil
 	}
-	return "", "", false
+	typ, ok := stream.ParseShardFilterType(sf.Type)
+	if !ok {
+		return f, invalid(awsmsg.Violation(awsmsg.Str(sf.Type), "shardFilter.type", awsmsg.Enum("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP")))
+	}
+	f.Type = typ
+	wantsID := typ == stream.AfterShardID
+	wantsTime := typ == stream.AtTimestampFilter || typ == stream.FromTimestamp
+	switch {
+	case wantsID && sf.ShardId == "":
+		return f, apiError{code: wire.InvalidArgument, msg: "ShardFilter ShardId must be provided for the AFTER_SHARD_ID type."}
+	case !wantsID && sf.ShardId != "":
+		return f, apiError{code: wire.InvalidArgument, msg: "ShardFilter ShardId can only be provided for the AFTER_SHARD_ID type."}
+	case wantsTime && sf.Timestamp == nil:
+		return f, apiError{code: wire.InvalidArgument, msg: "ShardFilter Timestamp must be provided for the " + sf.Type + " type."}
+	case !wantsTime && sf.Timestamp != nil:
+		return f, apiError{code: wire.InvalidArgument, msg: "ShardFilter Timestamp can only be provided for the AT_TIMESTAMP and FROM_TIMESTAMP types."}
+	}
+	if wantsID {
+		id, err := shardmap.ParseShardID(sf.ShardId)
+		if err != nil {
+			return f, apiError{code: wire.InvalidArgument, msg: "Invalid ShardFilter ShardId " + sf.ShardId + "."}
+		}
+		f.After = id
+	}
+	if wantsTime {
+		f.At = sf.Timestamp.Time
+	}
+	return f, nil
+}
+
+// maxResults checks a MaxResults member (1 … 10000, as the model bounds it) and returns the
+// page size it asks for: def when absent, at most def, as Kinesis answers.
+func maxResults(v *int, def int) (int, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < 1 || *v > 10000 {
+		return 0, invalid(awsmsg.Violation(awsmsg.Int(*v), "maxResults", awsmsg.ValueRange(1, 10000)))
+	}
+	return min(*v, def), nil
 }
 
 func opPutRecord(s *Server, body []byte) (any, error) {
@@ -158,11 +229,11 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.rate.allowShardIterator(name, in.ShardId); err != nil {
-		return nil, err
-	}
 	start, err := s.parseStart(name, in.ShardId, in.ShardIteratorType, "shardIteratorType", in.StartingSequenceNumber, in.Timestamp)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.rate.allowShardIterator(name, start.shard); err != nil {
 		return nil, err
 	}
 	gi := stream.IteratorInput{Stream: name, Shard: start.shard, Type: start.typ, Seq: start.seq, Timestamp: start.ts}

@@ -80,7 +80,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{engine: engine, account: opts.Account, log: opts.Logger, auth: opts.Authenticator,
-		rate: newRateLimiter(engine.CapacityLimits(), time.Now)}
+		rate: newRateLimiter(engine.CapacityLimits(), engine.Account(), time.Now)}
 	if s.account == nil {
 		s.account = account.New(engine)
 	}
@@ -297,6 +297,7 @@ var kindCodes = [...]wire.Code{
 	stream.KindExpiredIterator:               wire.ExpiredIterator,
 	stream.KindValidation:                    wire.Validation,
 	stream.KindInternalFailure:               wire.InternalFailure,
+	stream.KindExpiredNextToken:              wire.ExpiredNextToken,
 }
 
 // toAPIError maps an error to its Kinesis shape. An engine error keeps its kind and

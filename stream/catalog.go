@@ -64,6 +64,10 @@ type streamMeta struct {
 	// ClosedAt holds when each closed shard closed, Unix ms: retention removes it from
 	// listings once that is older than the retention period and its records are gone.
 	ClosedAt map[ShardID]int64 `json:"closedAt,omitempty"`
+	// CreatedAt holds when each shard a resharding made was created, Unix ms. A shard
+	// missing from it (the stream's first shards, or a catalog written before the field
+	// existed) was created with the stream (Created). ListShards' filters read both maps.
+	CreatedAt map[ShardID]int64 `json:"createdAt,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []consumerMeta `json:"consumers,omitempty"`
 	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
@@ -90,6 +94,10 @@ func (m *streamMeta) clone() *streamMeta {
 	c.ClosedAt = make(map[ShardID]int64, len(m.ClosedAt))
 	for k, v := range m.ClosedAt {
 		c.ClosedAt[k] = v
+	}
+	c.CreatedAt = make(map[ShardID]int64, len(m.CreatedAt))
+	for k, v := range m.CreatedAt {
+		c.CreatedAt[k] = v
 	}
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)

@@ -230,7 +230,7 @@ func TestSubscriptionsEndWithTheStream(t *testing.T) {
 		return sub
 	}
 	a, b := subscribe("a"), subscribe("b")
-	if err := e.DeleteStream("a"); err != nil {
+	if err := e.DeleteStream("a", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := next(t, a); err != io.EOF {

@@ -31,6 +31,14 @@
 //     lifetime, heartbeats every 5 s, ChildShards at the end of a shard, AWS's rule for a
 //     second subscription to the same consumer and shard);
 //
+//   - listings: ListShards with Kinesis's six ShardFilter types over each shard's creation
+//     and closing times (listshards.go), and the NextTokens of ListShards and
+//     ListStreamConsumers (pagetoken.go: HMAC-signed with the iterator key, 300 s);
+//
+//   - the account's shard limit (shardlimit.go): the open shards of all streams together,
+//     reserved by CreateStream and every resharding before they commit; at most 50
+//     on-demand streams;
+//
 //   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
 //     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
 //

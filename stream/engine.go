@@ -39,6 +39,10 @@ type Options struct {
 	// Holder names the process in the data directory's lock (internal/dirlock), which a
 	// second process is shown when it is refused; default "sluice".
 	Holder string
+	// ShardLimit bounds the open shards of all streams together (LimitExceeded), as the
+	// account's shard limit does in Kinesis; DescribeLimits reports it. Default
+	// DefaultShardLimit, or MaxShardsPerStream if that is higher.
+	ShardLimit int
 	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
 	// stream's growth (twice the peak); default 30 days, as Kinesis.
 	OnDemandWindow time.Duration
@@ -72,6 +76,9 @@ func (o Options) withDefaults() Options {
 	if o.Holder == "" {
 		o.Holder = "sluice"
 	}
+	if o.ShardLimit == 0 {
+		o.ShardLimit = max(DefaultShardLimit, o.MaxShardsPerStream)
+	}
 	if o.OnDemandWindow == 0 {
 		o.OnDemandWindow = defaultOnDemandWindow
 	}
@@ -89,6 +96,11 @@ type Engine struct {
 	streams map[string]*Stream
 	closed  bool
 	lastGen uint64 // the highest streamMeta.Gen loaded or given; guarded by mu
+
+	// openShards counts the open shards of all streams, against Options.ShardLimit
+	// (shardlimit.go). Changed by Open, CreateStream, DeleteStream and reshard; read by
+	// anyone.
+	openShards atomic.Int64
 }
 
 // Stream is one stream: its metadata and its shards. Metadata changes are serialised by mu
@@ -99,6 +111,9 @@ type Stream struct {
 	mu     sync.Mutex               // serialises metadata changes
 	subMu  sync.Mutex               // guards subs
 	subs   map[string]*Subscription // active subscriptions, by consumer ARN and shard
+
+	// deleted is set by DeleteStream, under mu: a change that took mu after it does nothing.
+	deleted bool
 
 	// On-demand scaling state, guarded by mu.
 	lastScale time.Time
@@ -199,6 +214,7 @@ func Open(opts Options) (*Engine, error) {
 		}
 		e.streams[meta.Name] = s
 		e.lastGen = max(e.lastGen, meta.Gen)
+		e.openShards.Add(int64(len(sm.Open())))
 	}
 	return e, nil
 }
@@ -302,7 +318,7 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 		return invalid(awsmsg.Violation(awsmsg.Str(in.Mode), "streamModeDetails.streamMode", awsmsg.Enum(ModeProvisioned, ModeOnDemand)))
 	}
 	if in.ShardCount > e.opts.MaxShardsPerStream {
-		return errorf(KindLimitExceeded, "This request would exceed the shard limit for the account %s in %s. Current shard count for the account: 0. Limit: %d.", e.opts.Account, e.opts.Region, e.opts.MaxShardsPerStream)
+		return errorf(KindLimitExceeded, "This request would exceed the shard limit for a stream: %d shards, limit %d.", in.ShardCount, e.opts.MaxShardsPerStream)
 	}
 	sm, err := shardmap.New(in.ShardCount)
 	if err != nil {
@@ -316,6 +332,18 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 	if _, ok := e.streams[in.Name]; ok {
 		return errorf(KindResourceInUse, "Stream %s under account %s already exists.", in.Name, e.opts.Account)
 	}
+	if mode == ModeOnDemand && e.onDemandStreamsLocked() >= OnDemandStreamsMax {
+		return errorf(KindLimitExceeded, "This request would exceed the limit of %d on-demand streams for the account %s in %s.", OnDemandStreamsMax, e.opts.Account, e.opts.Region)
+	}
+	if err := e.reserveShards(in.ShardCount); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			e.reserveShards(-in.ShardCount)
+		}
+	}()
 	now := e.opts.Now()
 	// The creation time names the incarnation; two within one clock tick (an injected
 	// clock) still get different ones.
@@ -336,12 +364,15 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 		return err
 	}
 	e.streams[in.Name] = s
+	committed = true
 	return nil
 }
 
-// DeleteStream deletes a stream and all its data. Its directory is moved out of the catalog
+// DeleteStream deletes a stream and all its data. As in Kinesis, a stream with registered
+// consumers is a ResourceInUse error unless enforceConsumerDeletion is set, in which case its
+// consumers go with it (EnforceConsumerDeletion). Its directory is moved out of the catalog
 // first (one rename, made durable), then removed.
-func (e *Engine) DeleteStream(name string) error {
+func (e *Engine) DeleteStream(name string, enforceConsumerDeletion bool) error {
 	if err := validStreamName(name); err != nil {
 		return err
 	}
@@ -351,6 +382,15 @@ func (e *Engine) DeleteStream(name string) error {
 	if !ok {
 		return e.notFound(name)
 	}
+	// s.mu orders the deletion after any resharding or consumer change in flight; those that
+	// follow find the stream deleted.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.meta.Load().Consumers); n > 0 && !enforceConsumerDeletion {
+		return errorf(KindResourceInUse, "Stream %s under account %s has %d registered consumers. Deregister them, or set EnforceConsumerDeletion to delete them with the stream.", name, e.opts.Account, n)
+	}
+	s.deleted = true
+	e.reserveShards(-len(s.set.Load().m.Open()))
 	delete(e.streams, name)
 	s.endSubscriptions("")
 	s.closeLogs()
@@ -426,7 +466,9 @@ type StreamDescription struct {
 type ShardDescription struct {
 	shardmap.Shard
 	StartingSeq SeqNum
-	EndingSeq   SeqNum // the last number the shard holds once closed; zero while Open
+	EndingSeq   SeqNum    // the last number the shard holds once closed; zero while Open
+	Created     time.Time // when the shard was created
+	Closed      time.Time // when the shard closed; zero while Open, or if the catalog lacks it
 }
 
 // Describe returns the stream's description.
@@ -441,9 +483,15 @@ func (e *Engine) Describe(name string) (StreamDescription, error) {
 		KeyID: meta.KeyID, MaxRecordKiB: meta.MaxRecordKiB, OpenShards: len(set.m.Open())}
 	d.Shards = make([]ShardDescription, 0, len(set.m.All()))
 	for _, sh := range set.m.All() {
-		sd := ShardDescription{Shard: sh, StartingSeq: SeqNum{Shard: sh.ID}}
+		sd := ShardDescription{Shard: sh, StartingSeq: SeqNum{Shard: sh.ID}, Created: d.Created}
+		if ms, ok := meta.CreatedAt[sh.ID]; ok {
+			sd.Created = time.UnixMilli(ms)
+		}
 		if !sh.Open {
 			sd.EndingSeq = SeqNum{Shard: sh.ID, Pos: meta.Ending[sh.ID]}
+			if ms, ok := meta.ClosedAt[sh.ID]; ok {
+				sd.Closed = time.UnixMilli(ms)
+			}
 		}
 		d.Shards = append(d.Shards, sd)
 	}

@@ -211,7 +211,7 @@ func TestEngineErrors(t *testing.T) {
 		{"zero shards", e.CreateStream(CreateStreamInput{Name: "b", ShardCount: 0}), ErrValidation},
 		{"too many shards", e.CreateStream(CreateStreamInput{Name: "b", ShardCount: 5000}), ErrLimitExceeded},
 		{"bad mode", e.CreateStream(CreateStreamInput{Name: "b", ShardCount: 1, Mode: "FAST"}), ErrValidation},
-		{"delete missing", e.DeleteStream("nope"), ErrResourceNotFound},
+		{"delete missing", e.DeleteStream("nope", false), ErrResourceNotFound},
 		{"put missing", second(e.PutRecords("nope", []PutEntry{{PartitionKey: "k"}})), ErrResourceNotFound},
 		{"put empty key", second(e.PutRecords("a", []PutEntry{{PartitionKey: ""}})), ErrValidation},
 		{"put too big", second(e.PutRecords("a", []PutEntry{{PartitionKey: "k", Data: make([]byte, 1<<20+1)}})), ErrValidation},
@@ -231,7 +231,7 @@ func TestEngineErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteStream("a"); err != nil {
+	if err := e.DeleteStream("a", false); err != nil {
 		t.Fatal(err)
 	}
 	c.Advance(time.Millisecond)

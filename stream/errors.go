@@ -22,6 +22,8 @@ const (
 	// KindInternalFailure is a server-side failure (a disk error): PutRecords reports it
 	// per record as InternalFailure, the API as a 500.
 	KindInternalFailure
+	// KindExpiredNextToken is a listing's NextToken used after it expired.
+	KindExpiredNextToken
 )
 
 var kindNames = [...]string{
@@ -33,6 +35,7 @@ var kindNames = [...]string{
 	KindExpiredIterator:               "ExpiredIteratorException",
 	KindValidation:                    "ValidationException",
 	KindInternalFailure:               "InternalFailure",
+	KindExpiredNextToken:              "ExpiredNextTokenException",
 }
 
 // String returns the Kinesis exception name.
@@ -82,6 +85,7 @@ var (
 	ErrProvisionedThroughputExceeded = &Error{Kind: KindProvisionedThroughputExceeded}
 	ErrExpiredIterator               = &Error{Kind: KindExpiredIterator}
 	ErrValidation                    = &Error{Kind: KindValidation}
+	ErrExpiredNextToken              = &Error{Kind: KindExpiredNextToken}
 )
 
 // errorf returns an *Error of kind k.

@@ -51,6 +51,9 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted {
+		return e.notFound(name)
+	}
 	meta, set := s.meta.Load(), s.set.Load()
 	nm, changes, err := op(set.m)
 	if err != nil {
@@ -62,6 +65,22 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	if len(nm.Open()) > e.opts.MaxShardsPerStream {
 		return errorf(KindLimitExceeded, "This request would exceed the shard limit for stream %s: %d open shards, limit %d.", name, len(nm.Open()), e.opts.MaxShardsPerStream)
 	}
+	// The shards it adds count against the account's limit from now; given back if it fails.
+	added := len(nm.Open()) - len(set.m.Open())
+	if added > 0 {
+		if err := e.reserveShards(added); err != nil {
+			return err
+		}
+	}
+	committed := false
+	defer func() {
+		switch {
+		case committed && added < 0:
+			e.reserveShards(added)
+		case !committed && added > 0:
+			e.reserveShards(-added)
+		}
+	}()
 	next := &shardSet{m: nm, shards: make(map[ShardID]*shard, len(set.shards)+2*len(changes))}
 	for id, sh := range set.shards {
 		next.shards[id] = sh
@@ -105,6 +124,9 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 		nextMeta.Ending[sh.id] = sh.log.Tip()
 		nextMeta.ClosedAt[sh.id] = closedAt
 	}
+	for _, sh := range created {
+		nextMeta.CreatedAt[sh.id] = closedAt
+	}
 	if err := saveMeta(e.opts.FS, s.dir, nextMeta); err != nil {
 		for _, c := range created {
 			c.log.Close()
@@ -113,6 +135,7 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	}
 	s.meta.Store(nextMeta)
 	s.set.Store(next)
+	committed = true
 	for _, sh := range closing {
 		sh.markClosedLocked() // under its gate
 	}

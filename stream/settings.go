@@ -135,6 +135,17 @@ func (e *Engine) SetMode(name, mode string) error {
 	if mode != ModeProvisioned && mode != ModeOnDemand {
 		return invalid(awsmsg.Violation(awsmsg.Str(mode), "streamModeDetails.streamMode", awsmsg.Enum(ModeProvisioned, ModeOnDemand)))
 	}
+	if mode == ModeOnDemand {
+		// Counted before the change, outside the stream's lock: two streams switched at
+		// once may both pass.
+		s, err := e.stream(name)
+		if err != nil {
+			return err
+		}
+		if s.meta.Load().Mode != ModeOnDemand && e.OnDemandStreamCount() >= OnDemandStreamsMax {
+			return errorf(KindLimitExceeded, "This request would exceed the limit of %d on-demand streams for the account %s in %s.", OnDemandStreamsMax, e.opts.Account, e.opts.Region)
+		}
+	}
 	return e.updateMeta(name, func(m *streamMeta) error {
 		m.Mode = mode
 		return nil
@@ -182,6 +193,7 @@ func (s *Stream) pruneClosed(now time.Time) error {
 	for _, id := range drop {
 		delete(next.Ending, id)
 		delete(next.ClosedAt, id)
+		delete(next.CreatedAt, id)
 	}
 	if err := saveMeta(s.engine.opts.FS, s.dir, next); err != nil {
 		return err

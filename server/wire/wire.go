@@ -66,6 +66,7 @@ const (
 	InvalidSignature
 	UnrecognizedClient
 	MissingAuthenticationToken
+	ExpiredNextToken
 	numCodes
 )
 
@@ -75,6 +76,7 @@ var codeNames = [numCodes]string{
 	"ValidationException", "SerializationException", "AccessDeniedException",
 	"UnknownOperationException", "InternalFailure", "IncompleteSignatureException",
 	"InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException",
+	"ExpiredNextTokenException",
 }
 
 // Name returns the Kinesis error name of c; an unknown code is InternalFailure.
