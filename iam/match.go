@@ -1,0 +1,103 @@
+package iam
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// glob reports whether s matches pattern, where * matches any run of characters (":" and "/"
+// included, as AWS matches Resource and Action) and ? matches one character. With fold,
+// ASCII letters match regardless of case (actions); otherwise the match is exact (resources,
+// StringLike). It allocates nothing and runs in O(len(pattern)·len(s)) at worst: on a
+// mismatch it backtracks only to the last star, which is enough because a later star can
+// absorb anything an earlier one could.
+func glob(pattern, s string, fold bool) bool {
+	px, sx := 0, 0
+	starPx, starSx := -1, -1
+	for px < len(pattern) || sx < len(s) {
+		if px < len(pattern) {
+			switch c := pattern[px]; c {
+			case '*':
+				starPx, starSx = px, sx
+				px++
+				continue
+			case '?':
+				if sx < len(s) {
+					_, n := utf8.DecodeRuneInString(s[sx:])
+					px++
+					sx += n
+					continue
+				}
+			default:
+				if sx < len(s) && (c == s[sx] || fold && lower(c) == lower(s[sx])) {
+					px++
+					sx++
+					continue
+				}
+			}
+		}
+		if starPx >= 0 && starSx < len(s) {
+			_, n := utf8.DecodeRuneInString(s[starSx:])
+			starSx += n
+			px, sx = starPx+1, starSx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// anyGlob reports whether s matches one of patterns.
+func anyGlob(patterns []string, s string, fold bool) bool {
+	for _, p := range patterns {
+		if glob(p, s, fold) {
+			return true
+		}
+	}
+	return false
+}
+
+// arnLike is the ARN condition operators' match (ArnEquals and ArnLike alike): pattern and
+// arn are split into their six colon-separated components (the last keeps any further
+// colons) and each component is matched on its own, so a wildcard does not cross a colon
+// before the resource part. An arn without six components matches nothing.
+func arnLike(pattern, arn string) bool {
+	for i := range 5 {
+		pc, prest, ok1 := strings.Cut(pattern, ":")
+		ac, arest, ok2 := strings.Cut(arn, ":")
+		if !ok1 || !ok2 {
+			return false
+		}
+		if i == 0 && (pc != "arn" || ac != "arn") || !glob(pc, ac, false) {
+			return false
+		}
+		pattern, arn = prest, arest
+	}
+	return glob(pattern, arn, false)
+}
+
+// arnAccount is the account component of an ARN ("" if s is not an ARN).
+func arnAccount(s string) string {
+	if !strings.HasPrefix(s, "arn:") {
+		return ""
+	}
+	for range 4 {
+		_, rest, ok := strings.Cut(s, ":")
+		if !ok {
+			return ""
+		}
+		s = rest
+	}
+	acct, _, ok := strings.Cut(s, ":")
+	if !ok {
+		return ""
+	}
+	return acct
+}
