@@ -266,13 +266,16 @@ func checkAction(a, at string) error {
 	return nil
 }
 
-// checkResource accepts "*" and ARN patterns: "arn:" and at least six colon-separated parts.
+// checkResource accepts "*" and ARN patterns "arn:<partition>:<service>:<rest>" whose
+// service is spelt out (AWS: "Resource vendor must be fully qualified"); wildcards in the
+// rest may span colons.
 func checkResource(r, at string) error {
 	if r == "*" {
 		return nil
 	}
-	if !strings.HasPrefix(r, "arn:") || strings.Count(r, ":") < 5 {
-		return malformed(at, "resource %q must be \"*\" or an ARN (arn:partition:service:region:account:resource)", r)
+	f := strings.SplitN(r, ":", 4)
+	if len(f) != 4 || f[0] != "arn" || f[1] == "" || f[2] == "" || strings.ContainsAny(f[2], "*?") {
+		return malformed(at, "resource %q must be \"*\" or an ARN (arn:partition:service:region:account:resource) naming its service without wildcards", r)
 	}
 	return nil
 }
