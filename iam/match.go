@@ -10,7 +10,9 @@ import (
 // ASCII letters match regardless of case (actions); otherwise the match is exact (resources,
 // StringLike). It allocates nothing and runs in O(len(pattern)·len(s)) at worst: on a
 // mismatch it backtracks only to the last star, which is enough because a later star can
-// absorb anything an earlier one could.
+// absorb anything an earlier one could. A trailing star answers at once and ASCII skips
+// rune decoding: "*" and "kinesis:*" are the commonest patterns, and the two halved
+// BenchmarkDecide.
 func glob(pattern, s string, fold bool) bool {
 	px, sx := 0, 0
 	starPx, starSx := -1, -1
@@ -18,14 +20,16 @@ func glob(pattern, s string, fold bool) bool {
 		if px < len(pattern) {
 			switch c := pattern[px]; c {
 			case '*':
+				if px == len(pattern)-1 {
+					return true // a trailing star takes the rest, whatever it is
+				}
 				starPx, starSx = px, sx
 				px++
 				continue
 			case '?':
 				if sx < len(s) {
-					_, n := utf8.DecodeRuneInString(s[sx:])
 					px++
-					sx += n
+					sx += runeLen(s[sx:])
 					continue
 				}
 			default:
@@ -37,14 +41,22 @@ func glob(pattern, s string, fold bool) bool {
 			}
 		}
 		if starPx >= 0 && starSx < len(s) {
-			_, n := utf8.DecodeRuneInString(s[starSx:])
-			starSx += n
+			starSx += runeLen(s[starSx:])
 			px, sx = starPx+1, starSx
 			continue
 		}
 		return false
 	}
 	return true
+}
+
+// runeLen is the length of the character s starts with (s is not empty).
+func runeLen(s string) int {
+	if s[0] < utf8.RuneSelf {
+		return 1
+	}
+	_, n := utf8.DecodeRuneInString(s)
+	return n
 }
 
 func lower(c byte) byte {

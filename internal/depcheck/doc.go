@@ -4,6 +4,9 @@
 //
 //	cmd/ tools/ bench/ fuzz/ → server → stream → {segment → index, shardmap} → internal/*
 //
+// and beside them iam, the policy evaluator server calls, which imports the standard
+// library only.
+//
 // The rules are a table in depcheck_test.go; add a row when a new layer or a new third-party
 // dependency with a placement rule appears. Packages that do not exist yet produce no edges,
 // so rules may name them ahead of time. Only non-test imports are checked: an external test
