@@ -92,7 +92,7 @@ func asRoot(r *Request) {
 }
 
 func withResource(arn string) func(*Request) { return func(r *Request) { r.Resource = arn } }
-func withAction(a string) func(*Request) { return func(r *Request) { r.Action = a } }
+func withAction(a string) func(*Request)     { return func(r *Request) { r.Action = a } }
 func withIP(ip string) func(*Request) {
 	return func(r *Request) {
 		r.SourceIP = netip.Addr{}
