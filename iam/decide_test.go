@@ -91,8 +91,6 @@ func asRoot(r *Request) {
 	r.Principal = Principal{Account: acct, ARN: "arn:aws:iam::111122223333:root", UserID: acct}
 }
 
-func withResource(arn string) func(*Request) { return func(r *Request) { r.Resource = arn } }
-func withAction(a string) func(*Request)     { return func(r *Request) { r.Action = a } }
 func withIP(ip string) func(*Request) {
 	return func(r *Request) {
 		r.SourceIP = netip.Addr{}
