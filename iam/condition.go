@@ -112,6 +112,7 @@ type condition struct {
 	forAll   bool // ForAllValues: true when the key is absent
 	key      keyID
 	strs     []string // tString, tStringFold, tLike, tBinary, tARN
+	strVars  [][]segment // the policy variables of strs[i]; nil when none has any
 	nums     []float64
 	times    []time.Time
 	bools    []bool // tBool; tNull (true: the key must be absent)
@@ -155,13 +156,12 @@ func parseConditions(raw json.RawMessage, at, version string) ([]condition, erro
 		}
 		for _, k := range slices.Sorted(maps.Keys(keys)) {
 			c := condition{operator: op, ifExists: ifExists, forAll: forAll, key: keyIDs[strings.ToLower(k)]}
-			if err := c.compile(keys[k], opAt+"."+k); err != nil {
+			if err := c.compile(keys[k], opAt+"."+k, version); err != nil {
 				return nil, err
 			}
 			out = append(out, c)
 		}
 	}
-	_ = version // policy variables in condition values are not expanded (docs/API.md)
 	return out, nil
 }
 
@@ -204,7 +204,7 @@ func conditionValues(raw json.RawMessage, at string) ([]string, error) {
 	return []string{s}, nil
 }
 
-func (c *condition) compile(raw json.RawMessage, at string) error {
+func (c *condition) compile(raw json.RawMessage, at, version string) error {
 	vals, err := conditionValues(raw, at)
 	if err != nil {
 		return err
@@ -241,7 +241,10 @@ func (c *condition) compile(raw json.RawMessage, at string) error {
 			panic(fmt.Sprintf("BUG: condition type %d", c.typ))
 		}
 	}
-	return nil
+	if c.typ != tBinary {
+		c.strVars, err = compileAllVars(c.strs, version, at)
+	}
+	return err
 }
 
 // parseBool reads true or false in any case, as AWS reads Bool and Null values.
@@ -301,17 +304,22 @@ func (c *condition) eval(r *Request) bool {
 // matchAny reports whether the request's value of c.key matches one of c's values.
 func (c *condition) matchAny(r *Request) bool {
 	switch c.typ {
-	case tString, tBinary:
+	case tString, tBinary, tStringFold, tLike, tARN:
 		s := r.text(c.key)
-		return slices.Contains(c.strs, s)
-	case tStringFold:
-		s := r.text(c.key)
-		return slices.ContainsFunc(c.strs, func(v string) bool { return strings.EqualFold(v, s) })
-	case tLike:
-		return anyGlob(c.strs, r.text(c.key), false)
-	case tARN:
-		s := r.text(c.key)
-		return slices.ContainsFunc(c.strs, func(p string) bool { return arnLike(p, s) })
+		for i, v := range c.strs {
+			if c.strVars != nil && c.strVars[i] != nil {
+				var buf [256]byte
+				e, ok := expand(buf[:0], c.strVars[i], r)
+				if !ok {
+					continue
+				}
+				v = string(e)
+			}
+			if c.matchString(v, s) {
+				return true
+			}
+		}
+		return false
 	case tNumeric:
 		x, ok := r.number(c.key)
 		return ok && slices.ContainsFunc(c.nums, func(v float64) bool { return holds(c.rel, compareFloat(x, v)) })
@@ -326,6 +334,19 @@ func (c *condition) matchAny(r *Request) bool {
 		return ok && slices.ContainsFunc(c.prefixes, func(p netip.Prefix) bool { return p.Contains(a) })
 	}
 	panic(fmt.Sprintf("BUG: condition type %d", c.typ))
+}
+
+// matchString compares a policy value v with the request's value s.
+func (c *condition) matchString(v, s string) bool {
+	switch c.typ {
+	case tStringFold:
+		return strings.EqualFold(v, s)
+	case tLike:
+		return glob(v, s, false)
+	case tARN:
+		return arnLike(v, s)
+	}
+	return v == s
 }
 
 func compareFloat(a, b float64) int {

@@ -171,7 +171,7 @@ func (st *statement) applies(req *Request) bool {
 	if anyGlob(st.actions, req.Action, true) == st.notAction {
 		return false
 	}
-	if anyGlob(st.resources, req.Resource, false) == st.notResource {
+	if matchPatterns(st.resources, st.resourceVars, req.Resource, req, false) == st.notResource {
 		return false
 	}
 	for i := range st.conds {

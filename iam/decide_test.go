@@ -225,6 +225,20 @@ var decideCases = []decideCase{
 		req: func(r *Request) { r.Time = time.Time{} }, want: ImplicitDeny},
 	{name: "ForAllValues with the key absent", identity: []string{pol(allow(put, orderQ, cond("ForAllValues:StringEquals", "aws:SourceIp", `"x"`)))}, req: withIP(""), want: Allowed},
 
+	// Policy variables.
+	{name: "variable in a resource", identity: []string{pol(allow(put, `"arn:aws:kinesis:*:*:stream/${aws:username}-*"`))},
+		req: func(r *Request) { r.Resource = "arn:aws:kinesis:us-east-1:111122223333:stream/alice-events" }, want: Allowed},
+	{name: "variable in a resource, another user's stream", identity: []string{pol(allow(put, `"arn:aws:kinesis:*:*:stream/${aws:username}-*"`))},
+		req: func(r *Request) { r.Resource = "arn:aws:kinesis:us-east-1:111122223333:stream/bob-events" }, want: ImplicitDeny},
+	{name: "variable in a deny", identity: []string{pol(allow(star, star), deny(put, `"arn:aws:kinesis:*:*:stream/${aws:username}-*"`))},
+		req: func(r *Request) { r.Resource = "arn:aws:kinesis:us-east-1:111122223333:stream/alice-x" }, want: ExplicitDeny},
+	{name: "variable is literal in 2008-10-17", identity: []string{`{"Version": "2008-10-17", "Statement": ` + allow(put, `"arn:aws:kinesis:*:*:stream/${aws:username}-*"`) + `}`},
+		req: func(r *Request) { r.Resource = "arn:aws:kinesis:us-east-1:111122223333:stream/alice-events" }, want: ImplicitDeny},
+	{name: "variable default", identity: []string{pol(allow(put, `"arn:aws:kinesis:*:*:stream/${kinesis:Nothing, 'orders'}"`))}, want: Allowed},
+	{name: "variable without value or default", identity: []string{pol(allow(put, `"arn:aws:kinesis:*:*:stream/${kinesis:Nothing}*"`))}, want: ImplicitDeny},
+	{name: "variable in a condition value", identity: []string{pol(allow(put, orderQ, cond("StringLike", "aws:PrincipalArn", `"arn:aws:iam::*:user/${aws:username}"`)))}, want: Allowed},
+	{name: "variable in a condition value, another user", identity: []string{pol(allow(put, orderQ, cond("ArnEquals", "aws:PrincipalArn", `"arn:aws:iam::111122223333:user/${aws:userid}"`)))}, want: ImplicitDeny},
+
 	// Resource policies within one account.
 	{name: "resource policy Principal star, same account", resource: []string{pol(principalStmt("Allow", `"*"`, `"Sid": "Public"`))},
 		want: Allowed, wantKind: Resource, wantSid: "Public"},

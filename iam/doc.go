@@ -5,7 +5,8 @@
 // object or an array; Sid, Effect, Action/NotAction, Resource/NotResource,
 // Principal/NotPrincipal, Condition with the string, numeric, date, Bool, BinaryEquals,
 // IP, ARN and Null operators, their …IfExists forms and the ForAnyValue/ForAllValues
-// prefixes), the evaluation logic (Decide), the AccessDenied message (Decision.Message)
+// prefixes, policy variables such as ${aws:username} in 2012-10-17 documents), the
+// evaluation logic (Decide), the AccessDenied message (Decision.Message)
 // and the table of the Kinesis operations' actions and resources (Actions, NativeActions).
 //
 // What it does not own: it knows nothing of HTTP, SigV4 or where policies are kept. The
@@ -20,7 +21,7 @@
 // across accounts an Allow is needed in both the identity policies and a resource policy
 // naming the principal; otherwise the request is implicitly denied. Not modelled:
 // permissions boundaries, service control and resource control policies, session
-// policies, policy variables (${aws:username} is matched literally), and condition keys
+// policies, the ${*} and ${?} variables, and condition keys
 // other than aws:SourceIp, aws:SecureTransport, aws:CurrentTime, aws:EpochTime,
 // aws:PrincipalAccount, aws:PrincipalArn, aws:username and aws:userid (any other key is
 // absent from every request).

@@ -1,9 +1,6 @@
 package iam
 
-import (
-	"strings"
-	"unicode/utf8"
-)
+import "strings"
 
 // glob reports whether s matches pattern, where * matches any run of characters (":" and "/"
 // included, as AWS matches Resource and Action) and ? matches one character. With fold,
@@ -13,7 +10,7 @@ import (
 // absorb anything an earlier one could. A trailing star answers at once and ASCII skips
 // rune decoding: "*" and "kinesis:*" are the commonest patterns, and the two halved
 // BenchmarkDecide.
-func glob(pattern, s string, fold bool) bool {
+func glob[P, S ~string | ~[]byte](pattern P, s S, fold bool) bool {
 	px, sx := 0, 0
 	starPx, starSx := -1, -1
 	for px < len(pattern) || sx < len(s) {
@@ -29,7 +26,7 @@ func glob(pattern, s string, fold bool) bool {
 			case '?':
 				if sx < len(s) {
 					px++
-					sx += runeLen(s[sx:])
+					sx += runeLen(s, sx)
 					continue
 				}
 			default:
@@ -41,7 +38,7 @@ func glob(pattern, s string, fold bool) bool {
 			}
 		}
 		if starPx >= 0 && starSx < len(s) {
-			starSx += runeLen(s[starSx:])
+			starSx += runeLen(s, starSx)
 			px, sx = starPx+1, starSx
 			continue
 		}
@@ -50,13 +47,19 @@ func glob(pattern, s string, fold bool) bool {
 	return true
 }
 
-// runeLen is the length of the character s starts with (s is not empty).
-func runeLen(s string) int {
-	if s[0] < utf8.RuneSelf {
-		return 1
+// runeLen is the length of the UTF-8 character that starts at s[i], by its lead byte
+// (at most what is left of s).
+func runeLen[S ~string | ~[]byte](s S, i int) int {
+	n := 1
+	switch c := s[i]; {
+	case c >= 0xF0:
+		n = 4
+	case c >= 0xE0:
+		n = 3
+	case c >= 0xC0:
+		n = 2
 	}
-	_, n := utf8.DecodeRuneInString(s)
-	return n
+	return min(n, len(s)-i)
 }
 
 func lower(c byte) byte {

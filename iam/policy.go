@@ -93,6 +93,7 @@ type statement struct {
 	actions      []string
 	notResource  bool
 	resources    []string
+	resourceVars [][]segment // the policy variables of resources[i]; nil when none has any
 	notPrincipal bool
 	principal    *principals // nil in identity policies
 	conds        []condition
@@ -221,6 +222,9 @@ func (p *Policy) parseStatement(st *statement, raw json.RawMessage, at string) e
 				if err := checkResource(r, el); err != nil {
 					return err
 				}
+			}
+			if st.resourceVars, err = compileAllVars(st.resources, p.version, el); err != nil {
+				return err
 			}
 		case "Principal", "NotPrincipal":
 			if p.kind == Identity {

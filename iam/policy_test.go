@@ -57,6 +57,8 @@ func TestParseMalformed(t *testing.T) {
 		{"condition value an object", Identity, pol(allow(star, star, cond("StringEquals", "aws:username", `{"a": "b"}`))), "must be a string, number or boolean"},
 		{"condition value empty array", Identity, pol(allow(star, star, cond("StringEquals", "aws:username", `[]`))), "must not be an empty array"},
 		{"condition operator with no key", Identity, pol(allow(star, star, `"Condition": {"StringEquals": {}}`)), "names no condition key"},
+		{"literal star variable", Identity, pol(allow(star, `"arn:aws:kinesis:*:*:stream/${*}"`)), "${*} (a literal wildcard character) is not supported"},
+		{"unquoted variable default", Identity, pol(allow(star, `"arn:aws:kinesis:*:*:stream/${aws:username, x}"`)), "must be quoted"},
 		{"too large", Identity, pol(allow(star, star, `"Sid": "`+strings.Repeat("x", MaxDocumentSize)+`"`)), "more than the 65536 allowed"},
 	}
 	for _, tt := range tests {
