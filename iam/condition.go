@@ -111,7 +111,7 @@ type condition struct {
 	ifExists bool // …IfExists: true when the key is absent
 	forAll   bool // ForAllValues: true when the key is absent
 	key      keyID
-	strs     []string // tString, tStringFold, tLike, tBinary, tARN
+	strs     []string    // tString, tStringFold, tLike, tBinary, tARN
 	strVars  [][]segment // the policy variables of strs[i]; nil when none has any
 	nums     []float64
 	times    []time.Time
