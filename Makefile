@@ -40,7 +40,9 @@ FUZZ_TARGETS ?= \
 	./server/wire:FuzzReadMessage:100000x \
 	./tools/load:FuzzDecodeRecords:50000x \
 	./tools/load:FuzzDecodePutRecords:50000x \
-	./tools/load:FuzzReadEvent:50000x
+	./tools/load:FuzzReadEvent:50000x \
+	./iam:FuzzParsePolicy:50000x \
+	./iam:FuzzDecide:50000x
 FUZZTIME ?=
 
 # Benchmarks: BENCH selects them, BENCHTIME sets -benchtime (empty: the default 1s).
@@ -111,7 +113,7 @@ crash:
 	$(GO) test $(RACE) -count=1 -run 'Crash' ./segment
 
 bench:
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream ./iam
 	$(GO) run ./bench -suite storage
 
 # A report to commit: report.md with the tables and PNG figures, and results.json.

@@ -26,14 +26,12 @@ type rule struct {
 	mainOnly bool
 	deny     []string // imports forbidden to them
 	allow    []string // exceptions to deny
+	// stdlibOnly forbids every import outside the standard library (allow still exempts).
+	stdlibOnly bool
 	// transitive applies deny to every dependency, not only to direct imports. The walk
 	// stops at the first forbidden package of each import chain, so a violation names its
 	// root cause.
 	transitive bool
-	// stdOnly denies, besides deny, every direct import outside the standard library that
-	// allow does not list. (The standard library imports nothing else, so a package kept to
-	// it directly is kept to it transitively.)
-	stdOnly bool
 }
 
 const (
@@ -44,7 +42,17 @@ const (
 // rules is the layering of STYLE.md:
 //
 //	cmd/ tools/ bench/ fuzz/ → server → account → stream → {segment → index, shardmap} → internal/*
+//
+// and beside them iam, the policy evaluator server calls, which imports the standard
+// library only.
 var rules = []rule{
+	{
+		why:        "iam is a leaf: it imports the standard library only",
+		from:       []string{"./iam/..."},
+		allow:      []string{"./iam/..."},
+		stdlibOnly: true,
+		transitive: true,
+	},
 	{
 		why:        "index is a leaf: it may import internal/* only",
 		from:       []string{"./index/..."},
@@ -74,10 +82,10 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
-		why:     "internal/awsmsg is a leaf: it builds Kinesis's messages from the standard library alone",
-		from:    []string{"./internal/awsmsg/..."},
-		allow:   []string{"./internal/awsmsg/..."},
-		stdOnly: true,
+		why:        "internal/awsmsg is a leaf: it builds Kinesis's messages from the standard library alone",
+		from:       []string{"./internal/awsmsg/..."},
+		allow:      []string{"./internal/awsmsg/..."},
+		stdlibOnly: true,
 	},
 	{
 		why:        "stream is the engine: no HTTP and nothing from the layers above it (account uses the engine, never the reverse)",
@@ -172,8 +180,18 @@ func (r *rule) appliesTo(module string, p *pkg) bool {
 	return !exempt
 }
 
-func (r *rule) denies(module, dep string) bool {
-	return matchAny(module, r.deny, dep) && !matchAny(module, r.allow, dep)
+// denies reports whether the rule forbids importing dep; graph tells the standard library's
+// packages apart.
+func (r *rule) denies(module string, graph map[string]*pkg, dep string) bool {
+	if matchAny(module, r.allow, dep) {
+		return false
+	}
+	if r.stdlibOnly {
+		if p := graph[dep]; p == nil || !p.Standard {
+			return true
+		}
+	}
+	return matchAny(module, r.deny, dep)
 }
 
 // check returns the violations of rules and forbiddenNames by the packages of module in pkgs.
@@ -200,7 +218,7 @@ func check(module string, pkgs []pkg, rules []rule) []violation {
 			}
 			if !r.transitive {
 				for _, dep := range p.Imports {
-					if r.denies(module, dep) || r.stdOnly && !isStandard(graph, dep) && !matchAny(module, r.allow, dep) {
+					if r.denies(module, graph, dep) {
 						out = append(out, violation{pkg: p.ImportPath, dep: dep, why: r.why})
 					}
 				}
@@ -210,12 +228,6 @@ func check(module string, pkgs []pkg, rules []rule) []violation {
 		}
 	}
 	return out
-}
-
-// isStandard reports whether the import path names a package of the standard library.
-func isStandard(graph map[string]*pkg, importPath string) bool {
-	p := graph[importPath]
-	return p != nil && p.Standard
 }
 
 // walk visits p's dependencies breadth first and reports the forbidden ones, each with the
@@ -236,7 +248,7 @@ func walk(module string, graph map[string]*pkg, p *pkg, r *rule) []violation {
 				continue
 			}
 			parent[dep] = cur
-			if r.denies(module, dep) {
+			if r.denies(module, graph, dep) {
 				var via []string
 				for q := cur; q != p.ImportPath; q = parent[q] {
 					via = append(via, q)
@@ -349,6 +361,7 @@ func TestCheck(t *testing.T) {
 		p("./tools/loadgen", "loadgen", "./client", "github.com/valyala/fasthttp"),
 		p("./cmd/sluice", "main", "./server", "./tools/loadgen", "github.com/pkg/profile"),
 		p("./bench", "main", "./segment", "./client", "github.com/pkg/profile"),
+		p("./iam", "iam", "fmt"),
 	}
 	with := func(extra ...pkg) []pkg {
 		out := slices.Clone(layered)
@@ -412,6 +425,12 @@ func TestCheck(t *testing.T) {
 		{"grab-bag package",
 			with(p("./internal/util", "util"), p("./stream/common", "common")),
 			[]string{"internal/util: name", "stream/common: name"}},
+		{"iam imports a package of the module",
+			with(p("./iam", "iam", "fmt", "./internal/crc")),
+			[]string{"iam -> internal/crc"}},
+		{"iam imports a third-party package",
+			with(p("./iam", "iam", "github.com/klauspost/crc32")),
+			[]string{"iam -> github.com/klauspost/crc32"}},
 		{"dependencies are not checked",
 			with(dep("github.com/other/util", "github.com/valyala/fasthttp", "github.com/pkg/profile"),
 				p("./cmd/sluice", "main", "./server", "github.com/other/util")),

@@ -7,6 +7,9 @@
 // (server imports both account and stream; internal/awsmsg imports the standard library
 // only.)
 //
+// and beside them iam, the policy evaluator server calls, which imports the standard
+// library only.
+//
 // The rules are a table in depcheck_test.go; add a row when a new layer or a new third-party
 // dependency with a placement rule appears. Packages that do not exist yet produce no edges,
 // so rules may name them ahead of time. Only non-test imports are checked: an external test
