@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -326,7 +327,7 @@ func appendRecords(dst []byte, v *segment.View, shard uint32) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, r.Data)
 		dst = append(dst, `","PartitionKey":`...)
 		dst = jsonscan.AppendString(dst, bytesString(r.Key))
-		if r.Flags&segment.FlagEncrypted != 0 {
+		if r.Flags&frame.FlagEncrypted != 0 {
 			dst = append(dst, `,"EncryptionType":"KMS"`...)
 		}
 		dst = append(dst, '}')
