@@ -26,6 +26,9 @@ type rule struct {
 	mainOnly bool
 	deny     []string // imports forbidden to them
 	allow    []string // exceptions to deny
+	// stdOnly adds every package outside the standard library to deny (allow still
+	// applies).
+	stdOnly bool
 	// transitive applies deny to every dependency, not only to direct imports. The walk
 	// stops at the first forbidden package of each import chain, so a violation names its
 	// root cause.
@@ -35,12 +38,23 @@ type rule struct {
 const (
 	fasthttp = "github.com/valyala/fasthttp/..."
 	profile  = "github.com/pkg/profile/..."
+	mmapGo   = "github.com/edsrzf/mmap-go/..."
+	sysUnix  = "golang.org/x/sys/unix/..."
 )
 
-// rules is the layering of STYLE.md:
+// rules is the layering of STYLE.md, with the portable packages beside it:
 //
 //	cmd/ tools/ bench/ fuzz/ → server → stream → {segment → index, shardmap} → internal/*
+//	client/ tools/cli/ → server/wire → frame → internal/crc (every GOOS: see make cross)
+//	segment → frame
 var rules = []rule{
+	{
+		why:     "frame is the codec the storage shares with the client: the standard library and internal/crc only",
+		from:    []string{"./frame/..."},
+		deny:    []string{"./..."},
+		allow:   []string{"./frame/...", "./internal/crc"},
+		stdOnly: true,
+	},
 	{
 		why:        "index is a leaf: it may import internal/* only",
 		from:       []string{"./index/..."},
@@ -49,10 +63,10 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
-		why:        "segment may import index and internal/* only",
+		why:        "segment may import frame, index and internal/* only",
 		from:       []string{"./segment/..."},
 		deny:       []string{"./..."},
-		allow:      []string{"./segment/...", "./index/...", "./internal/..."},
+		allow:      []string{"./segment/...", "./frame/...", "./index/...", "./internal/..."},
 		transitive: true,
 	},
 	{
@@ -82,9 +96,9 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
-		why:        "client talks to a server over the network: it may import server/wire, never server",
-		from:       []string{"./client/..."},
-		deny:       []string{"./server/..."},
+		why:        "client and tools/cli build for every GOOS: they may reach server/wire and frame, never server or the storage, which builds on Linux only",
+		from:       []string{"./client/...", "./tools/cli/...", "./server/wire/...", "./frame/..."},
+		deny:       []string{"./server/...", "./stream/...", "./segment/...", "./index/...", mmapGo, sysUnix},
 		allow:      []string{"./server/wire/..."},
 		transitive: true,
 	},
@@ -156,8 +170,20 @@ func (r *rule) appliesTo(module string, p *pkg) bool {
 	return !exempt
 }
 
-func (r *rule) denies(module, dep string) bool {
-	return matchAny(module, r.deny, dep) && !matchAny(module, r.allow, dep)
+// denies reports whether r forbids dep; graph tells the standard library apart for stdOnly (a
+// package missing from it counts as outside).
+func (r *rule) denies(module string, graph map[string]*pkg, dep string) bool {
+	if matchAny(module, r.allow, dep) {
+		return false
+	}
+	if matchAny(module, r.deny, dep) {
+		return true
+	}
+	if r.stdOnly {
+		q := graph[dep]
+		return q == nil || !q.Standard
+	}
+	return false
 }
 
 // check returns the violations of rules and forbiddenNames by the packages of module in pkgs.
@@ -184,7 +210,7 @@ func check(module string, pkgs []pkg, rules []rule) []violation {
 			}
 			if !r.transitive {
 				for _, dep := range p.Imports {
-					if r.denies(module, dep) {
+					if r.denies(module, graph, dep) {
 						out = append(out, violation{pkg: p.ImportPath, dep: dep, why: r.why})
 					}
 				}
@@ -214,7 +240,7 @@ func walk(module string, graph map[string]*pkg, p *pkg, r *rule) []violation {
 				continue
 			}
 			parent[dep] = cur
-			if r.denies(module, dep) {
+			if r.denies(module, graph, dep) {
 				var via []string
 				for q := cur; q != p.ImportPath; q = parent[q] {
 					via = append(via, q)
@@ -306,22 +332,28 @@ func TestCheck(t *testing.T) {
 		return pkg{ImportPath: importPath, Name: path.Base(importPath), Imports: imports, DepOnly: true}
 	}
 	std := pkg{ImportPath: "fmt", Name: "fmt", Standard: true, DepOnly: true}
+	binary := pkg{ImportPath: "encoding/binary", Name: "binary", Standard: true, DepOnly: true}
 	fast := dep("github.com/valyala/fasthttp", "fmt")
 	prof := dep("github.com/pkg/profile")
 	// layered is a graph that keeps every rule.
 	layered := []pkg{
-		std, fast, prof,
-		dep("github.com/klauspost/crc32"),
+		std, binary, fast, prof,
+		dep("github.com/klauspost/crc32", "golang.org/x/sys/cpu"),
+		dep("golang.org/x/sys/cpu"),
+		dep("golang.org/x/sys/unix"),
+		dep("github.com/edsrzf/mmap-go", "golang.org/x/sys/unix"),
 		p("./internal/crc", "crc", "github.com/klauspost/crc32"),
-		p("./internal/vfs", "vfs", "fmt"),
+		p("./internal/vfs", "vfs", "fmt", "golang.org/x/sys/unix"),
 		p("./internal/faultfs", "faultfs", "./internal/vfs"),
 		p("./index", "index", "./internal/crc", "./internal/vfs"),
-		p("./segment", "segment", "./index", "./internal/crc", "./internal/vfs", "fmt"),
+		p("./frame", "frame", "encoding/binary", "./internal/crc"),
+		p("./segment", "segment", "./frame", "./index", "./internal/crc", "./internal/vfs", "fmt", "github.com/edsrzf/mmap-go"),
 		p("./shardmap", "shardmap", "./internal/crc"),
 		p("./stream", "stream", "./segment", "./shardmap"),
-		p("./server/wire", "wire", "./segment"),
+		p("./server/wire", "wire", "./frame"),
 		p("./server", "server", "./stream", "./server/wire", "github.com/valyala/fasthttp"),
-		p("./client", "client", "./server/wire", "github.com/valyala/fasthttp"),
+		p("./client", "client", "./server/wire", "./shardmap", "github.com/valyala/fasthttp"),
+		p("./tools/cli", "cli", "./client", "fmt"),
 		p("./tools/loadgen", "loadgen", "./client", "github.com/valyala/fasthttp"),
 		p("./cmd/sluice", "main", "./server", "./tools/loadgen", "github.com/pkg/profile"),
 		p("./bench", "main", "./segment", "./client", "github.com/pkg/profile"),
@@ -352,7 +384,8 @@ func TestCheck(t *testing.T) {
 			[]string{"index -> segment", "internal/vfs -> segment", "internal/faultfs -> segment"}},
 		{"shardmap imports index",
 			with(p("./shardmap", "shardmap", "./index")),
-			[]string{"shardmap -> index"}},
+			// The client imports shardmap, so it would reach the storage too.
+			[]string{"shardmap -> index", "client -> index", "tools/cli -> index"}},
 		{"stream reaches fasthttp through a helper",
 			with(p("./internal/h", "h", "github.com/valyala/fasthttp"), p("./stream", "stream", "./segment", "./internal/h")),
 			[]string{"stream -> github.com/valyala/fasthttp", "internal/h -> github.com/valyala/fasthttp"}},
@@ -362,7 +395,36 @@ func TestCheck(t *testing.T) {
 			[]string{"stream -> server"}},
 		{"client imports server",
 			with(p("./client", "client", "./server/wire", "./server")),
-			[]string{"client -> server"}},
+			[]string{"client -> server", "tools/cli -> server"}},
+		{"frame imports segment",
+			with(p("./frame", "frame", "encoding/binary", "./internal/crc", "./segment")),
+			// Once as frame's own rule, once as a portable package; and through frame, every
+			// portable package reaches the storage.
+			[]string{"frame -> segment", "frame -> segment", "server/wire -> segment", "client -> segment", "tools/cli -> segment"}},
+		{"frame imports a package outside the standard library",
+			with(p("./frame", "frame", "encoding/binary", "./internal/crc", "github.com/klauspost/crc32")),
+			[]string{"frame -> github.com/klauspost/crc32"}},
+		{"frame imports another package of the module",
+			with(p("./frame", "frame", "./internal/crc", "./shardmap")),
+			[]string{"frame -> shardmap", "segment -> shardmap"}},
+		{"server/wire imports segment",
+			with(p("./server/wire", "wire", "./frame", "./segment")),
+			[]string{"server/wire -> segment", "client -> segment", "tools/cli -> segment"}},
+		{"tools/cli imports stream",
+			with(p("./tools/cli", "cli", "./client", "./stream")),
+			[]string{"tools/cli -> stream"}},
+		{"client imports index",
+			with(p("./client", "client", "./server/wire", "./index")),
+			[]string{"client -> index", "tools/cli -> index"}},
+		{"client reaches x/sys/unix through a dependency",
+			with(dep("github.com/other/fs", "golang.org/x/sys/unix"), p("./client", "client", "./server/wire", "github.com/other/fs")),
+			[]string{"client -> golang.org/x/sys/unix", "tools/cli -> golang.org/x/sys/unix"}},
+		{"tools/cli imports mmap-go",
+			with(p("./tools/cli", "cli", "./client", "github.com/edsrzf/mmap-go")),
+			[]string{"tools/cli -> github.com/edsrzf/mmap-go"}},
+		{"client reaches internal/vfs",
+			with(p("./client", "client", "./server/wire", "./internal/vfs")),
+			[]string{"client -> golang.org/x/sys/unix", "tools/cli -> golang.org/x/sys/unix"}},
 		{"library imports pkg/profile",
 			with(p("./stream", "stream", "./segment", "github.com/pkg/profile")),
 			[]string{"stream -> github.com/pkg/profile"}},
