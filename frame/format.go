@@ -151,8 +151,8 @@ func Decode(b []byte) (r Record, n int, err error) {
 	if err != nil || h.Len == 0 {
 		return r, 0, err
 	}
-	if err := CheckCRC(b[:h.Len]); err != nil {
-		return r, 0, err
+	if checksum(b[:h.Len]) != binary.LittleEndian.Uint32(b[4:]) {
+		return r, 0, ErrCRC
 	}
 	n = Align(h.Len)
 	if n > len(b) {
