@@ -10,7 +10,7 @@ import (
 // accepts must be exactly what Append makes of the record it returned. With fixCRC the
 // target first writes the right CRC for whatever length the bytes claim, so that the fuzzer
 // explores the length and bounds checks behind the CRC too.
-func FuzzDecode(f *testing.F) {
+func FuzzDecodeFrame(f *testing.F) {
 	for _, r := range []Record{
 		sample,
 		{},
