@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 )
@@ -196,14 +197,14 @@ func newReadSetup(dir string) (*readSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := &readSetup{dir: dir, l: l, buf: make([]byte, 0, readMaxBytes+segment.MaxFrameSize)}
+	rd := &readSetup{dir: dir, l: l, buf: make([]byte, 0, readMaxBytes+frame.MaxSize)}
 	data := make([]byte, 1<<10)
 	fillPattern(data)
 	batch := make([]segment.Record, 500)
 	for i := range batch {
 		batch[i] = segment.Record{Key: benchKey, Data: data}
 	}
-	frames := segment.FrameSize(len(benchKey), len(data)) * len(batch)
+	frames := frame.Size(len(benchKey), len(data)) * len(batch)
 	for i := range readData / frames {
 		if err := l.Append(batch); err != nil {
 			rd.close()

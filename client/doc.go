@@ -9,7 +9,8 @@
 // What it owns: connections to one server, batching, retries, per-key ordering, lineage and
 // checkpoints as a consumer sees them, the conversion of sequence numbers between their
 // (shard, position) and 56-digit Kinesis forms. What it does not own: anything on the
-// server's side (it imports server/wire, segment and shardmap, never server or stream), and
+// server's side (it imports server/wire, whose frames package frame decodes, and shardmap;
+// never server, stream or segment, so it builds for every GOOS and GOARCH: make cross), and
 // where checkpoints are stored (the Checkpointer interface; MemoryCheckpointer keeps them in
 // memory).
 //

@@ -1,3 +1,7 @@
+//go:build linux
+
+// Linux only: the examples run an in-process server, whose storage builds on Linux only.
+
 package client_test
 
 import (

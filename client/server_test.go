@@ -1,3 +1,8 @@
+//go:build linux
+
+// Linux only: the in-process server links stream and segment, whose storage builds on Linux
+// only (fallocate, fdatasync); the package under test builds everywhere (make cross).
+
 package client
 
 import (

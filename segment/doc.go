@@ -2,10 +2,11 @@
 // directory, each preallocated, framed with CRC32C and read through a read-only memory
 // mapping.
 //
-// What it owns: segment files (docs/FORMAT.md), frames, sequence numbers within the log, the
-// durability modes, group commit, recovery after a crash, the retention primitive (hide and
-// delete by arrival time) and reference-counted mappings. What it does not own: streams,
-// shards, hash ranges, HTTP. The sparse index of a segment lives in package index.
+// What it owns: segment files (docs/FORMAT.md), the frames in them, sequence numbers within the
+// log, the durability modes, group commit, recovery after a crash, the retention primitive
+// (hide and delete by arrival time) and reference-counted mappings. What it does not own:
+// streams, shards, hash ranges, HTTP. The sparse index of a segment lives in package index;
+// the frame layout and codec in package frame, which the native protocol's client shares.
 //
 // Writing. Log.Append encodes a batch of frames into a buffer and writes it with one pwrite
 // into the active segment, which was preallocated with fallocate, so a full disk fails the

@@ -18,7 +18,7 @@ var (
 	ErrNoSpace = errors.New("segment: no space left on device")
 	// ErrClosed reports use of a closed log.
 	ErrClosed = errors.New("segment: log closed")
-	// ErrTooLarge reports a record whose key or data exceeds MaxKeyLen or MaxDataLen.
+	// ErrTooLarge reports a record whose key or data exceeds frame.MaxKeyLen or frame.MaxDataLen.
 	ErrTooLarge = errors.New("segment: record too large")
 	// ErrVersion reports a file written by an unknown format version.
 	ErrVersion = errors.New("segment: unknown format version")

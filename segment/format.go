@@ -2,10 +2,10 @@ package segment
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/crc"
 )
 
@@ -72,155 +72,14 @@ const (
 	flagSealed = 1
 )
 
-// Frame layout, 8-byte aligned; a frame is padded with zeros to the next multiple of 8:
-//
-//	0      4      8        16       24     26      28       32
-//	+------+------+--------+--------+------+-------+--------+-----+------+-----+
-//	| len  | CRC  |  seq   |  time  | klen | flags | dlen   | key | data | pad |
-//	+------+------+--------+--------+------+-------+--------+-----+------+-----+
-//
-//	len    uint32, 32 + klen + dlen: the frame without padding; 0 means end of log
-//	CRC    uint32, CRC32C of bytes [0, 4) followed by bytes [8, len)
-//	seq    uint64, sequence number
-//	time   int64,  arrival time, Unix nanoseconds
-//	klen   uint16, partition key length, at most MaxKeyLen
-//	flags  uint16, record flags (FlagEncrypted …); unknown bits are preserved
-//	dlen   uint32, data length, at most MaxDataLen
-//
-// These are the bytes the native protocol sends to consumers (docs/PROTOCOL.md): a read is a
-// slice of the mapping, never re-encoded. To change the layout, bump SegmentVersion and the
-// protocol version together.
-const (
-	FrameHeaderSize = 32
-	// MaxKeyLen bounds a partition key in bytes: Kinesis allows 256 Unicode characters,
-	// which take up to 1,024 bytes of UTF-8.
-	MaxKeyLen = 1024
-	// MaxDataLen bounds a record's data: 10 MiB, the largest record Kinesis accepts.
-	MaxDataLen = 10 << 20
-	// MaxFrameSize is the largest frame, padding included.
-	MaxFrameSize = FrameHeaderSize + MaxKeyLen + MaxDataLen
+// Frames start at DataOffset, each 8-byte aligned, in the layout of package frame (its byte
+// diagram is in frame/format.go): the bytes on disk are the bytes the native protocol sends.
+// A frame layout change bumps SegmentVersion.
 
-	// FlagEncrypted marks a record written while the stream had server-side encryption on.
-	FlagEncrypted = 1 << 0
-)
-
-// Record is one record: what Append takes and what reads return. In a record returned by a
-// read, Key and Data point into the segment mapping and stay valid only until the View they
-// came from is released.
-type Record struct {
-	Seq   uint64 // assigned by Append
-	Time  int64  // arrival time, Unix nanoseconds; assigned by Append
-	Flags uint16
-	Key   []byte
-	Data  []byte
-}
-
-// FrameSize returns the size of a record's frame including padding.
-func FrameSize(keyLen, dataLen int) int { return align8(FrameHeaderSize + keyLen + dataLen) }
-
-func align8(n int) int { return (n + 7) &^ 7 }
-
-// AppendFrame appends the frame of r (with r.Seq and r.Time) to dst.
-func AppendFrame(dst []byte, r *Record) []byte {
-	start := len(dst)
-	n := FrameHeaderSize + len(r.Key) + len(r.Data)
-	total := align8(n)
-	dst = grow(dst, total)
-	f := dst[start : start+total]
-	binary.LittleEndian.PutUint32(f[0:], uint32(n))
-	binary.LittleEndian.PutUint64(f[8:], r.Seq)
-	binary.LittleEndian.PutUint64(f[16:], uint64(r.Time))
-	binary.LittleEndian.PutUint16(f[24:], uint16(len(r.Key)))
-	binary.LittleEndian.PutUint16(f[26:], r.Flags)
-	binary.LittleEndian.PutUint32(f[28:], uint32(len(r.Data)))
-	copy(f[FrameHeaderSize:], r.Key)
-	copy(f[FrameHeaderSize+len(r.Key):], r.Data)
-	clear(f[n:])
-	binary.LittleEndian.PutUint32(f[4:], frameCRC(f[:n]))
-	return dst
-}
-
-// grow extends dst by n bytes (contents of the new bytes unspecified).
-func grow(dst []byte, n int) []byte {
-	if cap(dst)-len(dst) >= n {
-		return dst[:len(dst)+n]
-	}
-	nb := make([]byte, len(dst)+n, 2*cap(dst)+n)
-	copy(nb, dst)
-	return nb
-}
-
-func frameCRC(f []byte) uint32 {
-	return crc.Update(crc.Checksum(f[0:4]), f[8:])
-}
-
-// frameHeader is the fixed part of a frame.
-type frameHeader struct {
-	n     int // unpadded length
-	seq   uint64
-	time  int64
-	klen  int
-	flags uint16
-	dlen  int
-}
-
-// peekFrame decodes and bounds-checks the fixed header of the frame at the start of b
-// without checking its CRC. It returns n == 0 at the end of the log (a zero length word).
-func peekFrame(b []byte) (h frameHeader, err error) {
-	if len(b) < 4 {
-		return h, errShort
-	}
-	n := binary.LittleEndian.Uint32(b)
-	if n == 0 {
-		return h, nil
-	}
-	if n < FrameHeaderSize || n > FrameHeaderSize+MaxKeyLen+MaxDataLen {
-		return h, errFrameLen
-	}
-	if int(n) > len(b) || len(b) < FrameHeaderSize {
-		return h, errShort
-	}
-	h.n = int(n)
-	h.seq = binary.LittleEndian.Uint64(b[8:])
-	h.time = int64(binary.LittleEndian.Uint64(b[16:]))
-	h.klen = int(binary.LittleEndian.Uint16(b[24:]))
-	h.flags = binary.LittleEndian.Uint16(b[26:])
-	h.dlen = int(binary.LittleEndian.Uint32(b[28:]))
-	if h.klen > MaxKeyLen || h.dlen > MaxDataLen || FrameHeaderSize+h.klen+h.dlen != h.n {
-		return h, errFrameLens
-	}
-	return h, nil
-}
-
-// Frame decoding errors are static so that rejecting a frame does not allocate; callers wrap
-// them with the file and offset.
-var (
-	errShort     = errors.New("frame runs past the end of the buffer")
-	errFrameLen  = errors.New("frame length out of range")
-	errFrameLens = errors.New("frame length disagrees with its key and data lengths")
-	errFrameCRC  = errors.New("frame CRC mismatch")
-)
-
-// DecodeFrame decodes the frame at the start of b and checks its CRC. It returns the record
-// (Key and Data alias b) and the frame's size including padding. At the end of the log (a zero
-// length word) it returns n == 0 and a nil error. It never allocates, not even to reject.
-func DecodeFrame(b []byte) (r Record, n int, err error) {
-	h, err := peekFrame(b)
-	if err != nil || h.n == 0 {
-		return r, 0, err
-	}
-	if frameCRC(b[:h.n]) != binary.LittleEndian.Uint32(b[4:]) {
-		return r, 0, errFrameCRC
-	}
-	n = align8(h.n)
-	if n > len(b) {
-		n = h.n // the last frame of a buffer may come without its padding
-	}
-	r.Seq, r.Time, r.Flags = h.seq, h.time, h.flags
-	r.Key = b[FrameHeaderSize : FrameHeaderSize+h.klen : FrameHeaderSize+h.klen]
-	r.Data = b[FrameHeaderSize+h.klen : h.n : h.n]
-	return r, n, nil
-}
+// Record is one record: what Append takes (it assigns Seq and Time) and what reads return. In a
+// record returned by a read, Key and Data point into the segment mapping and stay valid only
+// until the View they came from is released.
+type Record = frame.Record
 
 // segHeader is a segment file's header.
 type segHeader struct {

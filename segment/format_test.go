@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/crc"
 	"github.com/sluice-streams/sluice/internal/golden"
 	"github.com/sluice-streams/sluice/internal/vfs"
@@ -20,7 +21,7 @@ var (
 	goldenRecord = Record{
 		Seq:   0x0102030405060708,
 		Time:  1_700_000_000_123_456_789,
-		Flags: FlagEncrypted | 0x8000, // an unknown bit, which must be preserved
+		Flags: frame.FlagEncrypted | 0x8000, // an unknown bit, which must be preserved
 		Key:   []byte("partition-key"),
 		Data:  []byte("hello, sluice\x00\xff"), // 32+13+15 = 60 bytes, 4 of padding
 	}
@@ -41,15 +42,15 @@ func goldenHeaderPage() []byte {
 
 func TestGoldenFrame(t *testing.T) {
 	r := goldenRecord
-	got := AppendFrame(nil, &r)
+	got := frame.Append(nil, &r)
 	golden.Check(t, "frame", SegmentVersion, "AppendFrame of goldenRecord (format_test.go)", got)
 
-	d, n, err := DecodeFrame(golden.File(t, "frame", SegmentVersion))
+	d, n, err := frame.Decode(golden.File(t, "frame", SegmentVersion))
 	if err != nil || n != len(got) {
-		t.Fatalf("DecodeFrame(golden) = n %d, %v; want n %d", n, err, len(got))
+		t.Fatalf("frame.Decode(golden) = n %d, %v; want n %d", n, err, len(got))
 	}
 	if d.Seq != r.Seq || d.Time != r.Time || d.Flags != r.Flags || !bytes.Equal(d.Key, r.Key) || !bytes.Equal(d.Data, r.Data) {
-		t.Fatalf("DecodeFrame(golden) = %+v, want %+v", d, r)
+		t.Fatalf("frame.Decode(golden) = %+v, want %+v", d, r)
 	}
 }
 
@@ -80,177 +81,6 @@ func TestGoldenMeta(t *testing.T) {
 	m, err := decodeMeta(golden.File(t, "log-meta", metaVersion))
 	if err != nil || m != goldenMeta {
 		t.Fatalf("decodeMeta(golden) = %+v, %v; want %+v", m, err, goldenMeta)
-	}
-}
-
-// --- frames ---
-
-var frameLens = []int{0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 255, 256, 1023, 1024}
-
-func TestFrameSizesAndPadding(t *testing.T) {
-	for _, klen := range frameLens {
-		for _, dlen := range append(frameLens, 4095, 4096, 4097) {
-			r := Record{Seq: uint64(klen*10000 + dlen + 1), Time: int64(dlen) - 5, Flags: uint16(klen), Key: payload(klen, klen), Data: payload(dlen+1_000_000, dlen)}
-			unpadded := FrameHeaderSize + klen + dlen
-			size := FrameSize(klen, dlen)
-			if size%8 != 0 || size < unpadded || size-unpadded > 7 {
-				t.Fatalf("FrameSize(%d, %d) = %d; want the multiple of 8 at or above %d", klen, dlen, size, unpadded)
-			}
-			prefix := []byte("prefix")
-			b := AppendFrame(bytes.Clone(prefix), &r)
-			if !bytes.Equal(b[:len(prefix)], prefix) {
-				t.Fatalf("k%d d%d: AppendFrame changed dst's existing bytes", klen, dlen)
-			}
-			f := b[len(prefix):]
-			if len(f) != size {
-				t.Fatalf("k%d d%d: AppendFrame appended %d bytes, FrameSize says %d", klen, dlen, len(f), size)
-			}
-			if got := binary.LittleEndian.Uint32(f); got != uint32(unpadded) {
-				t.Fatalf("k%d d%d: length word %d, want %d (without padding)", klen, dlen, got, unpadded)
-			}
-			if !allZero(f[unpadded:]) {
-				t.Fatalf("k%d d%d: padding % x is not zero", klen, dlen, f[unpadded:])
-			}
-			// With following bytes, exactly padded, and cut to the unpadded length.
-			for _, buf := range [][]byte{append(bytes.Clone(f), 0xff, 1, 2, 3, 4, 5, 6, 7, 8), f, f[:unpadded]} {
-				d, n, err := DecodeFrame(buf)
-				want := min(size, len(buf))
-				if err != nil || n != want {
-					t.Fatalf("k%d d%d buffer %d: DecodeFrame n %d, %v; want n %d", klen, dlen, len(buf), n, err, want)
-				}
-				if d.Seq != r.Seq || d.Time != r.Time || d.Flags != r.Flags || !bytes.Equal(d.Key, r.Key) || !bytes.Equal(d.Data, r.Data) {
-					t.Fatalf("k%d d%d: decoded %+v, want %+v", klen, dlen, d, r)
-				}
-				if cap(d.Key) != len(d.Key) || cap(d.Data) != len(d.Data) {
-					t.Fatalf("k%d d%d: key/data capacities %d/%d reach past their lengths %d/%d", klen, dlen, cap(d.Key), cap(d.Data), len(d.Key), len(d.Data))
-				}
-			}
-		}
-	}
-}
-
-func TestFrameLargest(t *testing.T) {
-	r := Record{Seq: 1, Time: 2, Key: payload(1, MaxKeyLen), Data: bytes.Repeat([]byte{0xa5, 0, 1, 2, 3, 0xff, 7, 9}, MaxDataLen/8)}
-	b := AppendFrame(nil, &r)
-	if len(b) != MaxFrameSize || FrameSize(MaxKeyLen, MaxDataLen) != MaxFrameSize {
-		t.Fatalf("largest frame is %d bytes, FrameSize %d, MaxFrameSize %d", len(b), FrameSize(MaxKeyLen, MaxDataLen), MaxFrameSize)
-	}
-	d, n, err := DecodeFrame(b)
-	if err != nil || n != MaxFrameSize || !bytes.Equal(d.Key, r.Key) || !bytes.Equal(d.Data, r.Data) {
-		t.Fatalf("DecodeFrame(largest) = n %d, %v", n, err)
-	}
-}
-
-// frameWith returns a frame of r whose header fields were then changed by edit, with the CRC
-// recomputed over the (possibly inconsistent) claimed length when it fits the buffer.
-func frameWith(r Record, extra int, edit func(f []byte)) []byte {
-	f := AppendFrame(nil, &r)
-	f = append(f, make([]byte, extra)...)
-	edit(f)
-	if n := int(binary.LittleEndian.Uint32(f)); n >= 8 && n <= len(f) {
-		binary.LittleEndian.PutUint32(f[4:], frameCRC(f[:n]))
-	}
-	return f
-}
-
-func TestDecodeFrameRejects(t *testing.T) {
-	base := Record{Seq: 42, Time: 1_700_000_000_000_000_000, Flags: 1, Key: []byte("key"), Data: []byte("some data!")} // 45 bytes
-	put32 := func(off int, v uint32) func([]byte) {
-		return func(f []byte) { binary.LittleEndian.PutUint32(f[off:], v) }
-	}
-	put16 := func(off int, v uint16) func([]byte) {
-		return func(f []byte) { binary.LittleEndian.PutUint16(f[off:], v) }
-	}
-	both := func(a, b func([]byte)) func([]byte) { return func(f []byte) { a(f); b(f) } }
-	cases := []struct {
-		name  string
-		frame []byte
-	}{
-		{"length 1", frameWith(base, 64, put32(0, 1))},
-		{"length 8", frameWith(base, 64, put32(0, 8))},
-		{"length 31", frameWith(base, 64, put32(0, 31))},
-		{"length 32, key and data claimed", frameWith(base, 64, put32(0, 32))},
-		{"length above max", frameWith(base, 64, put32(0, MaxFrameSize+1))},
-		{"length 0xffffffff", frameWith(base, 64, put32(0, math.MaxUint32))},
-		{"length one more than key+data", frameWith(base, 64, put32(0, 46))},
-		{"length one less than key+data", frameWith(base, 64, put32(0, 44))},
-		{"key length one more", frameWith(base, 64, put16(24, 4))},
-		{"key length one less", frameWith(base, 64, put16(24, 2))},
-		{"data length one more", frameWith(base, 64, put32(28, 11))},
-		{"data length one less", frameWith(base, 64, put32(28, 9))},
-		{"data length wraps the sum", frameWith(base, 64, put32(28, math.MaxUint32-20))},
-		{"key length above max, sum consistent", frameWith(Record{Key: make([]byte, 8)}, MaxKeyLen+64,
-			both(put32(0, FrameHeaderSize+MaxKeyLen+1), both(put16(24, MaxKeyLen+1), put32(28, 0))))},
-		{"key length 0xffff, sum consistent", frameWith(Record{}, 0x10000+64,
-			both(put32(0, FrameHeaderSize+0xffff), put16(24, 0xffff)))},
-		{"data length above max, sum consistent", frameWith(Record{}, MaxDataLen+64,
-			both(put32(0, FrameHeaderSize+MaxDataLen+1), put32(28, MaxDataLen+1)))},
-		{"empty buffer", nil},
-		{"3 bytes", []byte{0, 0, 0}},
-		{"3 bytes of a length", []byte{45, 0, 0}},
-	}
-	// A bit flip in every field, with the CRC left as it was.
-	good := AppendFrame(nil, &base)
-	for _, field := range []struct {
-		name string
-		off  int
-	}{{"len", 0}, {"len high byte", 3}, {"CRC", 4}, {"CRC high byte", 7}, {"seq", 8}, {"seq high byte", 15}, {"time", 16}, {"time high byte", 23},
-		{"klen", 24}, {"klen high byte", 25}, {"flags", 26}, {"flags high byte", 27}, {"dlen", 28}, {"dlen high byte", 31},
-		{"key", 32}, {"key last byte", 34}, {"data", 35}, {"data last byte", 44}} {
-		for bit := range 8 {
-			f := bytes.Clone(good)
-			f[field.off] ^= 1 << bit
-			cases = append(cases, struct {
-				name  string
-				frame []byte
-			}{fmt.Sprintf("bit %d of %s flipped", bit, field.name), f})
-		}
-	}
-	// Every cut short of the unpadded frame.
-	for cut := 0; cut < 45; cut++ {
-		cases = append(cases, struct {
-			name  string
-			frame []byte
-		}{fmt.Sprintf("cut at %d", cut), bytes.Clone(good[:cut])})
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r, n, err := DecodeFrame(tc.frame)
-			if err == nil {
-				t.Fatalf("DecodeFrame accepted it: n %d, record %+v", n, r)
-			}
-			if n != 0 || r.Key != nil || r.Data != nil {
-				t.Fatalf("DecodeFrame returned n %d and a record alongside its error %v", n, err)
-			}
-		})
-	}
-}
-
-func TestDecodeFrameEnd(t *testing.T) {
-	for _, b := range [][]byte{
-		{0, 0, 0, 0},
-		make([]byte, 4096),
-		append([]byte{0, 0, 0, 0}, []byte("garbage after the end is not looked at")...),
-	} {
-		r, n, err := DecodeFrame(b)
-		if err != nil || n != 0 || r.Seq != 0 || r.Key != nil {
-			t.Fatalf("DecodeFrame(% x…) = %+v, n %d, %v; want the end of the log", b[:4], r, n, err)
-		}
-	}
-}
-
-func TestDecodeFrameDoesNotAllocate(t *testing.T) {
-	// The paths a healthy read takes: a good frame, the end of the log, a frame cut by the
-	// end of the buffer. (Rejecting a damaged frame builds an error message, which allocates.)
-	r := goldenRecord
-	b := AppendFrame(nil, &r)
-	end := make([]byte, 8)
-	if a := testing.AllocsPerRun(100, func() {
-		DecodeFrame(b)
-		DecodeFrame(end)
-		DecodeFrame(b[:20])
-	}); a != 0 {
-		t.Fatalf("DecodeFrame allocates %.1f times per run", a)
 	}
 }
 
@@ -600,13 +430,4 @@ func TestOpenRejectsUnknownVersions(t *testing.T) {
 			t.Fatalf("Open: %v; want an error satisfying errors.Is(err, ErrVersion)", err)
 		}
 	})
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/vfs"
 )
 
@@ -159,9 +160,9 @@ func benchRead(b *testing.B, size int, how string) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	frame := FrameSize(len(benchKey), size)
-	perView := min(readMaxRecords, readMaxBytes/frame)
-	views := readDataBytes / (frame * perView)
+	frameSize := frame.Size(len(benchKey), size)
+	perView := min(readMaxRecords, readMaxBytes/frameSize)
+	views := readDataBytes / (frameSize * perView)
 	batch := benchBatch(perView, size)
 	for range views {
 		if err := l.Append(batch); err != nil {
@@ -172,7 +173,7 @@ func benchRead(b *testing.B, size int, how string) {
 	if got := last - first + 1; got != uint64(views*perView) {
 		b.Fatalf("wrote %d records, want %d (first sequence number not 1?)", got, views*perView)
 	}
-	buf := make([]byte, 0, readMaxBytes+MaxFrameSize)
+	buf := make([]byte, 0, readMaxBytes+frame.MaxSize)
 	var sink int
 	readOnce := func(from uint64) uint64 {
 		v, err := l.Read(from, readMaxRecords, readMaxBytes)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-streams/sluice/frame"
 )
 
 func TestConcurrentAppendersAndTailingReaders(t *testing.T) {
@@ -98,7 +100,7 @@ func TestReadBudgets(t *testing.T) {
 		t.Fatalf("count-bounded read: %+v %v", v, err)
 	}
 	v.Release()
-	fs := FrameSize(len(recs[0].Key), 1000)
+	fs := frame.Size(len(recs[0].Key), 1000)
 	v, err = l.Read(recs[10].Seq, 100, 3*fs+fs/2)
 	if err != nil || v.Count != 3 || v.First != recs[10].Seq || v.Len() != 3*fs {
 		t.Fatalf("byte-bounded read: count %d len %d, %v", v.Count, v.Len(), err)
@@ -119,7 +121,7 @@ func TestRecordLimits(t *testing.T) {
 	c := newClock()
 	l := mustOpen(t, t.TempDir(), testOpts(c, None))
 	defer l.Close()
-	big := []Record{rec("big", payload(1, MaxDataLen))}
+	big := []Record{rec("big", payload(1, frame.MaxDataLen))}
 	if err := l.Append(big); err != nil {
 		t.Fatalf("a 10 MiB record in 64 KiB segments: %v", err)
 	}
@@ -129,8 +131,8 @@ func TestRecordLimits(t *testing.T) {
 	}
 	sameRecords(t, got, big)
 	for _, r := range []Record{
-		{Key: []byte("k"), Data: make([]byte, MaxDataLen+1)},
-		{Key: make([]byte, MaxKeyLen+1), Data: []byte("x")},
+		{Key: []byte("k"), Data: make([]byte, frame.MaxDataLen+1)},
+		{Key: make([]byte, frame.MaxKeyLen+1), Data: []byte("x")},
 	} {
 		if err := l.Append([]Record{r}); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("oversized record: %v, want ErrTooLarge", err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
+
+	"github.com/sluice-streams/sluice/frame"
 )
 
 // View is a run of contiguous frames inside one segment's mapping, returned by Read. It holds
@@ -63,15 +65,15 @@ func (it *Iter) Next() bool {
 		return false
 	}
 	b := it.b[it.off:]
-	h, err := peekFrame(b)
-	if err != nil || h.n == 0 {
+	h, err := frame.DecodeHeader(b)
+	if err != nil || h.Len == 0 {
 		it.err = err
 		return false
 	}
-	it.rec = Record{Seq: h.seq, Time: h.time, Flags: h.flags,
-		Key:  b[FrameHeaderSize : FrameHeaderSize+h.klen : FrameHeaderSize+h.klen],
-		Data: b[FrameHeaderSize+h.klen : h.n : h.n]}
-	it.off += min(align8(h.n), len(b))
+	it.rec = Record{Seq: h.Seq, Time: h.Time, Flags: h.Flags,
+		Key:  b[frame.HeaderSize : frame.HeaderSize+h.KeyLen : frame.HeaderSize+h.KeyLen],
+		Data: b[frame.HeaderSize+h.KeyLen : h.Len : h.Len]}
+	it.off += min(frame.Align(h.Len), len(b))
 	return true
 }
 
@@ -167,13 +169,13 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 		if err != nil {
 			return View{}, s.damage(off, end, err)
 		}
-		if h.n == 0 {
+		if h.Len == 0 {
 			return View{}, s.damage(off, end, nil)
 		}
-		if h.seq >= from {
+		if h.Seq >= from {
 			break
 		}
-		off += int64(align8(h.n))
+		off += int64(frame.Align(h.Len))
 	}
 	start := off
 	if off >= s.trustLo {
@@ -185,9 +187,9 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 		// Payload adds up in a local: v lives in memory for the deferred recover, and a store
 		// a record there cost BenchmarkRead/view a few percent.
 		payload := 0
-		for off+FrameHeaderSize <= trustEnd && v.Count < maxRecords {
+		for off+frame.HeaderSize <= trustEnd && v.Count < maxRecords {
 			n := int64(binary.LittleEndian.Uint32(m[off:]))
-			if n < FrameHeaderSize || off+n > trustEnd {
+			if n < frame.HeaderSize || off+n > trustEnd {
 				break // end of log, or damage: the checked path below says which
 			}
 			sz := min((n+7)&^7, trustEnd-off)
@@ -196,7 +198,7 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 			}
 			lastOff = off
 			v.Count++
-			payload += int(n) - FrameHeaderSize
+			payload += int(n) - frame.HeaderSize
 			off += sz
 		}
 		if v.Count > 0 {
@@ -212,7 +214,7 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 		var n, payload int
 		var ts int64
 		{
-			r, rn, err := DecodeFrame(m[off:limit])
+			r, rn, err := frame.Decode(m[off:limit])
 			if err != nil || rn == 0 {
 				if v.Count > 0 {
 					break // return what is good; the next read reports the damage
@@ -247,15 +249,12 @@ func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error
 
 // frameAt decodes the header of the frame at off, checking its CRC unless the frame is
 // trusted (written or scanned by this process).
-func (s *segment) frameAt(m []byte, off, limit int64) (frameHeader, error) {
-	h, err := peekFrame(m[off:limit])
-	if err != nil || h.n == 0 || (off >= s.trustLo && off < s.trustHi) {
+func (s *segment) frameAt(m []byte, off, limit int64) (frame.Header, error) {
+	h, err := frame.DecodeHeader(m[off:limit])
+	if err != nil || h.Len == 0 || (off >= s.trustLo && off < s.trustHi) {
 		return h, err
 	}
-	if frameCRC(m[off:off+int64(h.n)]) != binary.LittleEndian.Uint32(m[off+4:]) {
-		return h, errFrameCRC
-	}
-	return h, nil
+	return h, frame.CheckCRC(m[off : off+int64(h.Len)])
 }
 
 // damage describes what stops a read at off inside the readable range [.., end).
@@ -335,13 +334,13 @@ func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for off < end {
 		h, err := s.frameAt(m, off, end)
-		if err != nil || h.n == 0 {
+		if err != nil || h.Len == 0 {
 			return 0, false, s.damage(off, end, err)
 		}
-		if h.time >= t {
-			return h.seq, true, nil
+		if h.Time >= t {
+			return h.Seq, true, nil
 		}
-		off += int64(align8(h.n))
+		off += int64(frame.Align(h.Len))
 	}
 	return 0, false, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/vfs"
 )
 
@@ -48,7 +49,7 @@ func framesOf(t testing.TB, path string) []frameLoc {
 	}
 	var out []frameLoc
 	for off := int64(DataOffset); off < int64(len(b)); {
-		r, n, err := DecodeFrame(b[off:])
+		r, n, err := frame.Decode(b[off:])
 		if err != nil || n == 0 {
 			break
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/sluice-streams/sluice/frame"
 )
 
 // threeHours appends 100 records in each of three hours and returns them per hour.
@@ -183,7 +185,7 @@ func TestUnmapIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameRecords(t, got, recs)
-	if string(held.Records().b[FrameHeaderSize:FrameHeaderSize+len(recs[0].Key)]) != string(recs[0].Key) {
+	if string(held.Records().b[frame.HeaderSize:frame.HeaderSize+len(recs[0].Key)]) != string(recs[0].Key) {
 		t.Fatal("the held view's bytes changed")
 	}
 	held.Release()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edsrzf/mmap-go"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/index"
 	"github.com/sluice-streams/sluice/internal/vfs"
 )
@@ -328,7 +329,7 @@ func scanFrames(m []byte, start, limit int64, base uint64, bld *index.Builder) (
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	off := start
 	for off < limit {
-		r, n, err := DecodeFrame(m[off:limit])
+		r, n, err := frame.Decode(m[off:limit])
 		if err != nil {
 			res.err = err
 			break

@@ -9,6 +9,7 @@ import (
 	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/index"
 )
 
@@ -28,11 +29,11 @@ func (l *Log) Append(batch []Record) error {
 	size := 0
 	for i := range batch {
 		r := &batch[i]
-		if len(r.Key) > MaxKeyLen || len(r.Data) > MaxDataLen {
+		if len(r.Key) > frame.MaxKeyLen || len(r.Data) > frame.MaxDataLen {
 			return fmt.Errorf("%w: record %d: key %d bytes (max %d), data %d bytes (max %d)",
-				ErrTooLarge, i, len(r.Key), MaxKeyLen, len(r.Data), MaxDataLen)
+				ErrTooLarge, i, len(r.Key), frame.MaxKeyLen, len(r.Data), frame.MaxDataLen)
 		}
-		size += FrameSize(len(r.Key), len(r.Data))
+		size += frame.Size(len(r.Key), len(r.Data))
 	}
 	l.mu.Lock()
 	ticket, err := l.appendLocked(batch, int64(size))
@@ -70,7 +71,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 		r := &batch[i]
 		r.Seq, r.Time = seq, now
 		seq++
-		buf = AppendFrame(buf, r)
+		buf = frame.Append(buf, r)
 	}
 	s := l.active
 	if _, err := s.f.WriteAt(buf, l.apos.end); err != nil {
@@ -80,7 +81,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	for i := range batch {
 		r := &batch[i]
 		s.bld.Observe(index.Entry{Seq: r.Seq, Time: r.Time, Off: off})
-		off += int64(FrameSize(len(r.Key), len(r.Data)))
+		off += int64(frame.Size(len(r.Key), len(r.Data)))
 	}
 	if l.apos.count == 0 {
 		l.apos.first = batch[0].Seq

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/jsonscan"
 	"github.com/sluice-streams/sluice/segment"
@@ -337,7 +338,7 @@ func appendRecords(dst []byte, v *segment.View, shard stream.ShardID) []byte {
 		dst = base64.StdEncoding.AppendEncode(dst, r.Data)
 		dst = append(dst, `","PartitionKey":`...)
 		dst = jsonscan.AppendString(dst, bytesString(r.Key))
-		if r.Flags&segment.FlagEncrypted != 0 {
+		if r.Flags&frame.FlagEncrypted != 0 {
 			dst = append(dst, `,"EncryptionType":"KMS"`...)
 		}
 		dst = append(dst, '}')

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -74,7 +75,7 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 	}
 	var flags uint16
 	if meta.Encryption == "KMS" {
-		flags = segment.FlagEncrypted
+		flags = frame.FlagEncrypted
 	}
 	results := make([]PutResult, len(entries))
 	pending := make([]int, len(entries))

@@ -95,7 +95,7 @@ func (e *Engine) Tags(name string) ([]Tag, error) {
 
 // SetEncryption records server-side encryption settings (StartStreamEncryption with "KMS"
 // and a key id, StopStreamEncryption with "NONE"). sluice stores them and marks the records
-// written meanwhile (segment.FlagEncrypted, reported as EncryptionType KMS); it holds no KMS
+// written meanwhile (frame.FlagEncrypted, reported as EncryptionType KMS); it holds no KMS
 // keys, so the bytes on disk are the client's bytes either way.
 func (e *Engine) SetEncryption(name, encType, keyID string) error {
 	switch encType {

@@ -37,11 +37,15 @@ type rule struct {
 const (
 	fasthttp = "github.com/valyala/fasthttp/..."
 	profile  = "github.com/pkg/profile/..."
+	mmapGo   = "github.com/edsrzf/mmap-go/..."
+	sysUnix  = "golang.org/x/sys/unix/..."
 )
 
-// rules is the layering of STYLE.md:
+// rules is the layering of STYLE.md, with the portable packages beside it:
 //
 //	cmd/ tools/ bench/ fuzz/ → server → account → stream → {segment → index, shardmap} → internal/*
+//	client/ tools/cli/ → server/wire → frame → internal/crc (every GOOS: see make cross)
+//	segment → frame
 //
 // and beside them iam, the policy evaluator server calls, which imports the standard
 // library only.
@@ -54,6 +58,13 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
+		why:        "frame is the codec the storage shares with the client: the standard library and internal/crc only",
+		from:       []string{"./frame/..."},
+		deny:       []string{"./..."},
+		allow:      []string{"./frame/...", "./internal/crc"},
+		stdlibOnly: true,
+	},
+	{
 		why:        "index is a leaf: it may import internal/* only",
 		from:       []string{"./index/..."},
 		deny:       []string{"./..."},
@@ -61,10 +72,10 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
-		why:        "segment may import index and internal/* only",
+		why:        "segment may import frame, index and internal/* only",
 		from:       []string{"./segment/..."},
 		deny:       []string{"./..."},
-		allow:      []string{"./segment/...", "./index/...", "./internal/..."},
+		allow:      []string{"./segment/...", "./frame/...", "./index/...", "./internal/..."},
 		transitive: true,
 	},
 	{
@@ -106,9 +117,9 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
-		why:        "client talks to a server over the network: it may import server/wire, never server",
-		from:       []string{"./client/..."},
-		deny:       []string{"./server/..."},
+		why:        "client and tools/cli build for every GOOS: they may reach server/wire and frame, never server or the storage, which builds on Linux only",
+		from:       []string{"./client/...", "./tools/cli/...", "./server/wire/...", "./frame/..."},
+		deny:       []string{"./server/...", "./stream/...", "./segment/...", "./index/...", mmapGo, sysUnix},
 		allow:      []string{"./server/wire/..."},
 		transitive: true,
 	},
@@ -340,24 +351,30 @@ func TestCheck(t *testing.T) {
 		return pkg{ImportPath: importPath, Name: path.Base(importPath), Imports: imports, DepOnly: true}
 	}
 	std := pkg{ImportPath: "fmt", Name: "fmt", Standard: true, DepOnly: true}
+	binary := pkg{ImportPath: "encoding/binary", Name: "binary", Standard: true, DepOnly: true}
 	fast := dep("github.com/valyala/fasthttp", "fmt")
 	prof := dep("github.com/pkg/profile")
 	// layered is a graph that keeps every rule.
 	layered := []pkg{
-		std, fast, prof,
-		dep("github.com/klauspost/crc32"),
+		std, binary, fast, prof,
+		dep("github.com/klauspost/crc32", "golang.org/x/sys/cpu"),
+		dep("golang.org/x/sys/cpu"),
+		dep("golang.org/x/sys/unix"),
+		dep("github.com/edsrzf/mmap-go", "golang.org/x/sys/unix"),
 		p("./internal/crc", "crc", "github.com/klauspost/crc32"),
-		p("./internal/vfs", "vfs", "fmt"),
+		p("./internal/vfs", "vfs", "fmt", "golang.org/x/sys/unix"),
 		p("./internal/faultfs", "faultfs", "./internal/vfs"),
 		p("./index", "index", "./internal/crc", "./internal/vfs"),
-		p("./segment", "segment", "./index", "./internal/crc", "./internal/vfs", "fmt"),
+		p("./frame", "frame", "encoding/binary", "./internal/crc"),
+		p("./segment", "segment", "./frame", "./index", "./internal/crc", "./internal/vfs", "fmt", "github.com/edsrzf/mmap-go"),
 		p("./shardmap", "shardmap", "./internal/crc"),
 		p("./internal/awsmsg", "awsmsg", "fmt"),
 		p("./stream", "stream", "./segment", "./shardmap", "./internal/awsmsg"),
 		p("./account", "account", "./stream", "./internal/awsmsg", "./internal/vfs"),
-		p("./server/wire", "wire", "./segment"),
+		p("./server/wire", "wire", "./frame"),
 		p("./server", "server", "./account", "./stream", "./server/wire", "github.com/valyala/fasthttp"),
-		p("./client", "client", "./server/wire", "github.com/valyala/fasthttp"),
+		p("./client", "client", "./server/wire", "./shardmap", "github.com/valyala/fasthttp"),
+		p("./tools/cli", "cli", "./client", "fmt"),
 		p("./tools/loadgen", "loadgen", "./client", "github.com/valyala/fasthttp"),
 		p("./cmd/sluice", "main", "./server", "./tools/loadgen", "github.com/pkg/profile"),
 		p("./bench", "main", "./segment", "./client", "github.com/pkg/profile"),
@@ -389,7 +406,8 @@ func TestCheck(t *testing.T) {
 			[]string{"index -> segment", "internal/vfs -> segment", "internal/faultfs -> segment"}},
 		{"shardmap imports index",
 			with(p("./shardmap", "shardmap", "./index")),
-			[]string{"shardmap -> index"}},
+			// The client imports shardmap, so it would reach the storage too.
+			[]string{"shardmap -> index", "client -> index", "tools/cli -> index"}},
 		{"stream reaches fasthttp through a helper",
 			with(p("./internal/h", "h", "github.com/valyala/fasthttp"), p("./stream", "stream", "./segment", "./internal/h")),
 			[]string{"stream -> github.com/valyala/fasthttp", "internal/h -> github.com/valyala/fasthttp", "account -> github.com/valyala/fasthttp"}},
@@ -412,7 +430,36 @@ func TestCheck(t *testing.T) {
 			[]string{"internal/awsmsg -> github.com/klauspost/crc32"}},
 		{"client imports server",
 			with(p("./client", "client", "./server/wire", "./server")),
-			[]string{"client -> server"}},
+			[]string{"client -> server", "tools/cli -> server"}},
+		{"frame imports segment",
+			with(p("./frame", "frame", "encoding/binary", "./internal/crc", "./segment")),
+			// Once as frame's own rule, once as a portable package; and through frame, every
+			// portable package reaches the storage.
+			[]string{"frame -> segment", "frame -> segment", "server/wire -> segment", "client -> segment", "tools/cli -> segment"}},
+		{"frame imports a package outside the standard library",
+			with(p("./frame", "frame", "encoding/binary", "./internal/crc", "github.com/klauspost/crc32")),
+			[]string{"frame -> github.com/klauspost/crc32"}},
+		{"frame imports another package of the module",
+			with(p("./frame", "frame", "./internal/crc", "./shardmap")),
+			[]string{"frame -> shardmap", "segment -> shardmap"}},
+		{"server/wire imports segment",
+			with(p("./server/wire", "wire", "./frame", "./segment")),
+			[]string{"server/wire -> segment", "client -> segment", "tools/cli -> segment"}},
+		{"tools/cli imports stream",
+			with(p("./tools/cli", "cli", "./client", "./stream")),
+			[]string{"tools/cli -> stream"}},
+		{"client imports index",
+			with(p("./client", "client", "./server/wire", "./index")),
+			[]string{"client -> index", "tools/cli -> index"}},
+		{"client reaches x/sys/unix through a dependency",
+			with(dep("github.com/other/fs", "golang.org/x/sys/unix"), p("./client", "client", "./server/wire", "github.com/other/fs")),
+			[]string{"client -> golang.org/x/sys/unix", "tools/cli -> golang.org/x/sys/unix"}},
+		{"tools/cli imports mmap-go",
+			with(p("./tools/cli", "cli", "./client", "github.com/edsrzf/mmap-go")),
+			[]string{"tools/cli -> github.com/edsrzf/mmap-go"}},
+		{"client reaches internal/vfs",
+			with(p("./client", "client", "./server/wire", "./internal/vfs")),
+			[]string{"client -> golang.org/x/sys/unix", "tools/cli -> golang.org/x/sys/unix"}},
 		{"library imports pkg/profile",
 			with(p("./stream", "stream", "./segment", "github.com/pkg/profile")),
 			[]string{"stream -> github.com/pkg/profile"}},

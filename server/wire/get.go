@@ -1,14 +1,14 @@
 package wire
 
 import (
-	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/frame"
 )
 
 // get request:
 //
 //	u16 nameLen | name | u32 shard | u8 start | u8 reserved[3] | u64 value | u32 maxRecords | u32 maxBytes
 //
-// The answer's body is frames in the segment format (segment.DecodeFrame), its metadata in
+// The answer's body is frames in the segment format (package frame), its metadata in
 // headers (HeaderCount, HeaderNext, HeaderMillisBehind, HeaderShardEnd, HeaderChildren).
 
 const getFixed = 24
@@ -87,7 +87,7 @@ func ReadGetRequest(b []byte) (GetRequest, error) {
 type Frames struct {
 	b   []byte
 	err error
-	rec segment.Record
+	rec frame.Record
 }
 
 // NewFrames returns a walker over b.
@@ -98,7 +98,7 @@ func (f *Frames) Next() bool {
 	if len(f.b) == 0 || f.err != nil {
 		return false
 	}
-	r, n, err := segment.DecodeFrame(f.b)
+	r, n, err := frame.Decode(f.b)
 	if err == nil && n == 0 {
 		err = ErrShort // a zero length word inside an answer
 	}
@@ -112,7 +112,7 @@ func (f *Frames) Next() bool {
 
 // Record returns the current record: Seq is its position, Time its arrival (Unix ns); Key
 // and Data alias the answer.
-func (f *Frames) Record() segment.Record { return f.rec }
+func (f *Frames) Record() frame.Record { return f.rec }
 
 // Err returns the damage that stopped Next, if any.
 func (f *Frames) Err() error { return f.err }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/frame"
 )
 
 func TestPutRoundTrip(t *testing.T) {
@@ -121,7 +121,7 @@ func TestGetRequestRoundTrip(t *testing.T) {
 func TestFrames(t *testing.T) {
 	var b []byte
 	for i := range 3 {
-		b = segment.AppendFrame(b, &segment.Record{Seq: uint64(i + 1), Time: int64(i), Key: []byte("k"), Data: bytes.Repeat([]byte{byte(i)}, i*10)})
+		b = frame.Append(b, &frame.Record{Seq: uint64(i + 1), Time: int64(i), Key: []byte("k"), Data: bytes.Repeat([]byte{byte(i)}, i*10)})
 	}
 	f := NewFrames(b)
 	n := 0
@@ -142,7 +142,7 @@ func TestFrames(t *testing.T) {
 }
 
 func TestMessages(t *testing.T) {
-	frames := segment.AppendFrame(nil, &segment.Record{Seq: 5, Key: []byte("k"), Data: []byte("data")})
+	frames := frame.Append(nil, &frame.Record{Seq: 5, Key: []byte("k"), Data: []byte("data")})
 	var stream []byte
 	stream = AppendRecordsHead(stream, 6, 42, 1, len(frames))
 	stream = append(stream, frames...)

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-streams/sluice/client"
 )
@@ -37,4 +39,11 @@ func TestMessageUnreachable(t *testing.T) {
 	if got := Message(err, ""); !strings.HasPrefix(got, "cannot reach the server: ") {
 		t.Errorf("Message = %q", got)
 	}
+}
+
+// testCtx returns a context that ends with the test or after a minute, whichever is first.
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -1,12 +1,15 @@
+//go:build linux
+
+// Linux only: the in-process server links stream and segment, whose storage builds on Linux
+// only (fallocate, fdatasync); the package under test builds everywhere (make cross).
+
 package cli
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sluice-streams/sluice/client"
 	"github.com/sluice-streams/sluice/segment"
@@ -64,13 +67,6 @@ func (ts *testServer) createStream(t testing.TB, name string, n int) {
 	if err := ts.eng.CreateStream(stream.CreateStreamInput{Name: name, ShardCount: n}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// testCtx returns a context that ends with the test or after a minute, whichever is first.
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.

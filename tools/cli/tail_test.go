@@ -1,3 +1,7 @@
+//go:build linux
+
+// Linux only: these tests run the in-process server of server_test.go.
+
 package cli
 
 import (

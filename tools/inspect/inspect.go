@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/dirlock"
 	"github.com/sluice-streams/sluice/segment"
 )
@@ -166,7 +167,7 @@ func dumpRecords(r segment.SegmentReport, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  seq\tarrival\tkey\tbytes\tdata")
 	for off := int64(segment.DataOffset); off < end; {
-		rec, n, err := segment.DecodeFrame(b[off:end])
+		rec, n, err := frame.Decode(b[off:end])
 		if err != nil || n == 0 {
 			break // Verify has reported it
 		}
