@@ -69,14 +69,14 @@ func (s *Signer) Authorization(r *Request, t time.Time) string {
 	}
 	key := s.key
 	s.mu.Unlock()
-	scope := Scope(date, s.region, s.service)
+	scope := AppendScope(nil, date, s.region, s.service)
 	canon := AppendCanonicalRequest(nil, r)
 	sig := Signature(key, AppendStringToSign(nil, amzDate, scope, canon))
 	var b strings.Builder
 	b.WriteString(Algorithm + " Credential=")
 	b.WriteString(s.creds.AccessKeyID)
 	b.WriteByte('/')
-	b.WriteString(scope)
+	b.Write(scope)
 	b.WriteString(", SignedHeaders=")
 	b.WriteString(strings.Join(r.SignedHeaders, ";"))
 	b.WriteString(", Signature=")

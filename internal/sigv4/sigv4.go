@@ -57,7 +57,7 @@ type Headers interface {
 
 // Request is what a signature covers.
 type Request struct {
-	Method string
+	Method []byte
 	Path   []byte // as sent: percent-encoded, without the query
 	Query  []byte // as sent, without the '?'
 	// OmitQuery names a query parameter the canonical query leaves out: X-Amz-Signature,
@@ -65,13 +65,15 @@ type Request struct {
 	OmitQuery     string
 	Headers       Headers
 	SignedHeaders []string // lower-case names, in the order the signature lists them
-	PayloadHash   string   // hex SHA-256 of the body, or UnsignedPayload
+	PayloadHash   []byte   // hex SHA-256 of the body, or UnsignedPayload
 }
 
 // PayloadHash returns the hex SHA-256 of body.
-func PayloadHash(body []byte) string {
+func PayloadHash(body []byte) [2 * sha256.Size]byte {
 	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return out
 }
 
 // AppendCanonicalRequest appends the canonical request of r to dst.
@@ -273,13 +275,18 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// Scope returns the credential scope of a date (yyyymmdd), region and service.
-func Scope(date, region, service string) string {
-	return date + "/" + region + "/" + service + "/" + Terminator
+// AppendScope appends the credential scope of a date (yyyymmdd), region and service to dst.
+func AppendScope(dst []byte, date, region, service string) []byte {
+	dst = append(dst, date...)
+	dst = append(dst, '/')
+	dst = append(dst, region...)
+	dst = append(dst, '/')
+	dst = append(dst, service...)
+	return append(dst, "/"+Terminator...)
 }
 
 // AppendStringToSign appends the string to sign of a canonical request to dst.
-func AppendStringToSign(dst []byte, amzDate, scope string, canonicalRequest []byte) []byte {
+func AppendStringToSign(dst []byte, amzDate string, scope, canonicalRequest []byte) []byte {
 	sum := sha256.Sum256(canonicalRequest)
 	dst = append(dst, Algorithm+"\n"...)
 	dst = append(dst, amzDate...)

@@ -22,9 +22,9 @@ func TestAWSExamples(t *testing.T) {
 	if got := string(hexOf(k[:])); got != "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9" {
 		t.Fatalf("signing key %s", got)
 	}
-	r := &Request{Method: "GET", Path: []byte("/"), SignedHeaders: []string{"host", "x-amz-date"},
+	r := &Request{Method: []byte("GET"), Path: []byte("/"), SignedHeaders: []string{"host", "x-amz-date"},
 		Headers:     HeaderList{{"host", "example.amazonaws.com"}, {"x-amz-date", "20150830T123600Z"}},
-		PayloadHash: EmptyPayload}
+		PayloadHash: []byte(EmptyPayload)}
 	s := NewSigner(Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}, "us-east-1", "service")
 	got := s.Authorization(r, time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC))
 	want := "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
@@ -115,7 +115,7 @@ func TestMatchesSDKSigner(t *testing.T) {
 		}
 		hash := PayloadHash(body)
 		if err := sdk.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey},
-			req, hash, "kinesis", "eu-west-1", at); err != nil {
+			req, string(hash[:]), "kinesis", "eu-west-1", at); err != nil {
 			t.Fatal(err)
 		}
 		want := req.Header.Get("Authorization")
@@ -131,8 +131,8 @@ func TestMatchesSDKSigner(t *testing.T) {
 				hl = append(hl, Header{strings.ToLower(k), v})
 			}
 		}
-		r := &Request{Method: req.Method, Path: []byte(req.URL.EscapedPath()), Query: []byte(req.URL.RawQuery),
-			Headers: hl, SignedHeaders: hl.Names(), PayloadHash: hash}
+		r := &Request{Method: []byte(req.Method), Path: []byte(req.URL.EscapedPath()), Query: []byte(req.URL.RawQuery),
+			Headers: hl, SignedHeaders: hl.Names(), PayloadHash: hash[:]}
 		if got := NewSigner(creds, "eu-west-1", "kinesis").Authorization(r, at); got != want {
 			t.Fatalf("request %d (%s %s):\n got %s\nwant %s", i, path, query, got, want)
 		}
