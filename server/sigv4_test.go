@@ -51,7 +51,7 @@ type signed struct {
 }
 
 // request signs s and returns it as the server sees it.
-func (s signed) request(t *testing.T) *fasthttp.Request {
+func (s signed) request(t testing.TB) *fasthttp.Request {
 	t.Helper()
 	if s.key == "" {
 		s.key, s.secret = testKey, testSecret
@@ -120,7 +120,7 @@ func TestSigV4Verifier(t *testing.T) {
 	body := `{"Limit":10}`
 	cases := []struct {
 		name      string
-		req       func(t *testing.T) *fasthttp.Request
+		req       func(t testing.TB) *fasthttp.Request
 		wantName  string // "" for accepted
 		wantInMsg string
 	}{
@@ -135,28 +135,28 @@ func TestSigV4Verifier(t *testing.T) {
 			header: map[string]string{"X-Amz-Content-Sha256": sigv4.UnsignedPayload}}.request, ok, ""},
 		{"header with runs of spaces", signed{body: body, header: map[string]string{"X-Custom": "  a   b  "}}.request, ok, ""},
 
-		{"unsigned", func(t *testing.T) *fasthttp.Request { return headerRequest("") },
+		{"unsigned", func(t testing.TB) *fasthttp.Request { return headerRequest("") },
 			"MissingAuthenticationTokenException", "Missing Authentication Token"},
 		{"wrong secret", signed{body: body, secret: "wrong", key: testKey}.request,
 			"InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."},
 		{"unknown key", signed{body: body, key: "AKIDNOBODY", secret: "x"}.request,
 			"UnrecognizedClientException", "The security token included in the request is invalid."},
-		{"body changed", func(t *testing.T) *fasthttp.Request {
+		{"body changed", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body}.request(t)
 			r.SetBody([]byte(`{"Limit":11}`))
 			return r
 		}, "InvalidSignatureException", "The request signature we calculated does not match"},
-		{"body changed under a content hash", func(t *testing.T) *fasthttp.Request {
+		{"body changed under a content hash", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body, header: map[string]string{"X-Amz-Content-Sha256": hexHash(body)}}.request(t)
 			r.SetBody([]byte(`{"Limit":11}`))
 			return r
 		}, "InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed."},
-		{"signed header changed", func(t *testing.T) *fasthttp.Request {
+		{"signed header changed", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body}.request(t)
 			r.Header.Set("X-Amz-Target", "Kinesis_20131202.DeleteStream")
 			return r
 		}, "InvalidSignatureException", "The request signature we calculated does not match"},
-		{"query changed", func(t *testing.T) *fasthttp.Request {
+		{"query changed", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body, presign: "300"}.request(t)
 			r.SetRequestURI(strings.Replace(string(r.RequestURI()), "X-Amz-Expires=300", "X-Amz-Expires=301", 1))
 			return r
@@ -171,30 +171,30 @@ func TestSigV4Verifier(t *testing.T) {
 			"InvalidSignatureException", "Credential should be scoped to a valid region, not 'eu-west-1'. "},
 		{"another account's user", signed{body: body, key: "AKIDOTHERACCOUNT", secret: "other"}.request,
 			"AccessDeniedException", "account 111111111111"},
-		{"header and query", func(t *testing.T) *fasthttp.Request {
+		{"header and query", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body, presign: "300"}.request(t)
 			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+testKey+"/20260304/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature="+goodSig)
 			return r
 		}, "InvalidSignatureException", "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."},
-		{"malformed header", func(t *testing.T) *fasthttp.Request {
+		{"malformed header", func(t testing.TB) *fasthttp.Request {
 			return headerRequest("AWS4-HMAC-SHA256 Credential=" + testKey + "/20260304/us-east-1/kinesis/aws4_request")
 		}, "IncompleteSignatureException", "Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=AWS4-HMAC-SHA256"},
-		{"query without a signature", func(t *testing.T) *fasthttp.Request {
+		{"query without a signature", func(t testing.TB) *fasthttp.Request {
 			r := headerRequest("")
 			r.SetRequestURI("/?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20260304T050607Z")
 			return r
 		}, "IncompleteSignatureException", "AWS query-string parameters must include 'X-Amz-Credential'. AWS query-string parameters must include 'X-Amz-Signature'. AWS query-string parameters must include 'X-Amz-SignedHeaders'. Re-examine the query-string parameters."},
-		{"no date", func(t *testing.T) *fasthttp.Request {
+		{"no date", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body}.request(t)
 			r.Header.Del("X-Amz-Date")
 			return r
 		}, "IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."},
-		{"date outside the credential's day", func(t *testing.T) *fasthttp.Request {
+		{"date outside the credential's day", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body}.request(t)
 			r.Header.Set("X-Amz-Date", "20260305T050607Z")
 			return r
 		}, "InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20260304' != '20260305'"},
-		{"host not signed", func(t *testing.T) *fasthttp.Request {
+		{"host not signed", func(t testing.TB) *fasthttp.Request {
 			r := headerRequest("")
 			r.Header.Set("X-Amz-Date", testNow.Format(sigv4.TimeFormat))
 			hl := sigv4.HeaderList{{Name: "x-amz-date", Value: testNow.Format(sigv4.TimeFormat)}}
