@@ -128,6 +128,36 @@ func TestServeIAMReload(t *testing.T) {
 	if err := call("first"); !refused(err) {
 		t.Fatalf("old secret after the reload: %v", err)
 	}
+
+	// The stream verbs sign with the AWS environment variables, or the shared credentials
+	// file's profile.
+	c, err := client.New(client.Config{Endpoint: endpoint, Region: "us-east-1", Credentials: &client.Credentials{AccessKeyID: "AKIDAPP", SecretAccessKey: "second"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateStream(context.Background(), "verbs", 1); err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(creds, []byte("[work]\naws_access_key_id = AKIDAPP\naws_secret_access_key = second\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDAPP")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "second")
+	mustSluice(t, "", "put", "--stream", "verbs", "--partition-key", "k", "--endpoint", endpoint, "from-env")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+	if status, _, errOut := sluice(t, "", "put", "--stream", "verbs", "--partition-key", "k", "--endpoint", endpoint, "refused"); status != exitError || !strings.Contains(errOut, "InvalidSignatureException") {
+		t.Fatalf("put with a wrong secret: status %d, %s", status, errOut)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_PROFILE", "work")
+	if out := mustSluice(t, "", "get", "--stream", "verbs", "--shard-id", "0", "--endpoint", endpoint); !strings.Contains(out, "from-env") || strings.Contains(out, "refused") {
+		t.Fatalf("get with the shared credentials file's profile printed\n%s", out)
+	}
 	writeIAM(`{"users": [{"name": "app", "accesKeyId": "AKIDAPP"}]}`)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
