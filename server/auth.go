@@ -137,8 +137,12 @@ func parseAuthorization(h string) (Credential, error) {
 // signature, wherever it came from.
 func parseSignature(cred, signed, sig string) (Credential, error) {
 	var c Credential
-	f := strings.Split(cred, "/")
-	if len(f) != 5 || f[0] == "" || len(f[1]) != 8 || f[2] == "" || f[4] != sigv4.Terminator {
+	var f [5]string
+	rest, n := cred, 0
+	for ; n < len(f) && rest != ""; n++ {
+		f[n], rest, _ = strings.Cut(rest, "/")
+	}
+	if n != 5 || rest != "" || strings.HasSuffix(cred, "/") || f[0] == "" || len(f[1]) != 8 || f[2] == "" || f[4] != sigv4.Terminator {
 		return Credential{}, authError(wire.IncompleteSignature, "Credential must have the form <access key>/<date>/<region>/<service>/aws4_request, got "+cred)
 	}
 	c.AccessKey, c.Date, c.Region, c.Service = f[0], f[1], f[2], f[3]

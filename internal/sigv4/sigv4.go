@@ -317,37 +317,41 @@ func hmacSum(key []byte, data string) Key {
 	return k
 }
 
-// digests are SHA-256 states for Signature, which runs once per request: HMAC by hand over
-// pooled digests allocates nothing, where crypto/hmac.New allocates its two digests and pads
-// each time (BenchmarkSigV4Verify in server).
-var digests = sync.Pool{New: func() any { return sha256.New() }}
+// hmacState is the scratch space of Signature, pooled: HMAC by hand over a pooled digest
+// allocates nothing, where crypto/hmac.New allocates its two digests and pads each time, and
+// a Sum into a local array through the hash.Hash interface moves the array to the heap
+// (BenchmarkSigV4Verify in server).
+type hmacState struct {
+	d          hash.Hash
+	pad        [sha256.BlockSize]byte
+	inner, sum [sha256.Size]byte
+}
+
+var hmacStates = sync.Pool{New: func() any { return &hmacState{d: sha256.New()} }}
 
 // Signature returns the signature of a string to sign under key k, in hex: HMAC-SHA256
 // (RFC 2104) with the 32-byte key k.
 func Signature(k Key, stringToSign []byte) [2 * sha256.Size]byte {
-	var pad [sha256.BlockSize]byte
-	for i := range pad {
-		pad[i] = 0x36
+	st := hmacStates.Get().(*hmacState)
+	defer hmacStates.Put(st)
+	for i := range st.pad {
+		st.pad[i] = 0x36
 	}
 	for i, c := range k {
-		pad[i] ^= c
+		st.pad[i] ^= c
 	}
-	d := digests.Get().(hash.Hash)
-	d.Reset()
-	d.Write(pad[:])
-	d.Write(stringToSign)
-	var inner [sha256.Size]byte
-	d.Sum(inner[:0])
-	for i := range pad {
-		pad[i] ^= 0x36 ^ 0x5c
+	st.d.Reset()
+	st.d.Write(st.pad[:])
+	st.d.Write(stringToSign)
+	st.d.Sum(st.inner[:0])
+	for i := range st.pad {
+		st.pad[i] ^= 0x36 ^ 0x5c
 	}
-	d.Reset()
-	d.Write(pad[:])
-	d.Write(inner[:])
-	var sum [sha256.Size]byte
-	d.Sum(sum[:0])
-	digests.Put(d)
+	st.d.Reset()
+	st.d.Write(st.pad[:])
+	st.d.Write(st.inner[:])
+	st.d.Sum(st.sum[:0])
 	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
+	hex.Encode(out[:], st.sum[:])
 	return out
 }
