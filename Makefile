@@ -35,6 +35,7 @@ FUZZ_TARGETS ?= \
 	./server:FuzzEventStream:60000x \
 	./server:FuzzOperations:40000x \
 	./server:FuzzNativePut:40000x \
+	./server:FuzzSigV4Parse:50000x \
 	./server/wire:FuzzReadPut:200000x \
 	./server/wire:FuzzReadGetRequest:200000x \
 	./server/wire:FuzzReadMessage:100000x \

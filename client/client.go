@@ -9,12 +9,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-streams/sluice/internal/sigv4"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -40,6 +42,14 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Logger receives warnings about retried failures; nil discards them.
 	Logger *slog.Logger
+	// Credentials sign every request (credentials.go). Nil means LoadCredentials from the
+	// environment and the shared credentials file; where it finds none, requests go unsigned,
+	// which only a server without --iam accepts. Unsigned forces unsigned requests.
+	Credentials *Credentials
+	Unsigned    bool
+	// Region is the signatures' credential scope: the server's --region. "" means
+	// AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1.
+	Region string
 }
 
 // Client talks to one sluice server: the Kinesis API for the control plane, the native
@@ -51,6 +61,7 @@ type Client struct {
 	host   string // Host header and dial address
 	tls    bool
 	log    *slog.Logger
+	signer *sigv4.Signer // nil: requests go unsigned
 	closed atomic.Bool
 }
 
@@ -82,6 +93,22 @@ func New(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, host: host, tls: u.Scheme == "https", log: cfg.Logger}
+	if !cfg.Unsigned {
+		creds, found := Credentials{}, false
+		if cfg.Credentials != nil {
+			creds, found = *cfg.Credentials, true
+		} else if creds, found, err = LoadCredentials(os.Getenv); err != nil {
+			return nil, err
+		}
+		if found {
+			region := cfg.Region
+			if region == "" {
+				region = regionFromEnv(os.Getenv)
+			}
+			c.signer = sigv4.NewSigner(sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
+				SessionToken: creds.SessionToken}, region, "kinesis")
+		}
+	}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	c.hc = &fasthttp.HostClient{
 		Addr:                host,
@@ -194,6 +221,7 @@ func (c *Client) callKinesisOnce(ctx context.Context, op string, body []byte, ou
 	req.Header.Set("X-Amz-Target", targetPrefix+op)
 	req.Header.SetContentType(jsonContentType)
 	req.SetBodyRaw(body)
+	c.sign(req, "/", jsonContentType, targetPrefix+op)
 	if err := c.do(ctx, req, resp); err != nil {
 		return fmt.Errorf("sluice %s: %w", op, err)
 	}

@@ -74,6 +74,7 @@ func (c *Client) nativeRequest(req *fasthttp.Request, path string, body []byte) 
 	req.Header.SetHost(c.host)
 	req.Header.SetContentType(wire.ContentType)
 	req.SetBodyRaw(body)
+	c.sign(req, path, wire.ContentType, "")
 }
 
 // ---- put ----------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 const goodSig = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
@@ -43,10 +45,10 @@ func TestParseAuthorization(t *testing.T) {
 
 func TestSigV4Parser(t *testing.T) {
 	p := SigV4Parser{Default: "000000000000", Accounts: map[string]string{"AKIDOTHER": "111111111111", "AKIDMINE": "000000000000"}}
-	sig := func(key string) string {
-		return "AWS4-HMAC-SHA256 Credential=" + key + "/20261125/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=" + goodSig
+	sig := func(key string) *fasthttp.Request {
+		return headerRequest("AWS4-HMAC-SHA256 Credential=" + key + "/20261125/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=" + goodSig)
 	}
-	if pr, err := p.Authenticate(""); err != nil || pr.Account != "000000000000" || pr.AccessKey != "" {
+	if pr, err := p.Authenticate(headerRequest("")); err != nil || pr.Account != "000000000000" || pr.AccessKey != "" {
 		t.Fatalf("unsigned: %+v %v", pr, err)
 	}
 	if pr, err := p.Authenticate(sig("AKIDUNLISTED")); err != nil || pr.Account != "000000000000" || pr.AccessKey != "AKIDUNLISTED" || pr.Region != "us-east-1" {
@@ -59,4 +61,18 @@ func TestSigV4Parser(t *testing.T) {
 	if _, err := p.Authenticate(sig("AKIDOTHER")); !errors.As(err, &ae) || ae.name() != "AccessDeniedException" {
 		t.Fatalf("another account's key: %v", err)
 	}
+}
+
+// headerRequest returns a request signed (or not, for "") with the Authorization header h,
+// dated 2026-11-25.
+func headerRequest(h string) *fasthttp.Request {
+	var r fasthttp.Request
+	r.Header.SetMethod("POST")
+	r.SetRequestURI("/")
+	r.Header.SetHost("localhost")
+	if h != "" {
+		r.Header.Set("Authorization", h)
+		r.Header.Set("X-Amz-Date", "20261125T000000Z")
+	}
+	return &r
 }

@@ -16,10 +16,11 @@
 // an AWS event stream (subscribe.go, eventstream.go), and GET /healthz. The data path
 // (PutRecords, PutRecord, GetRecords, SubscribeToShard events) is decoded by a scanner and
 // encoded by appending (datapath.go), never through encoding/json. Requests are attributed to
-// an account by an Authenticator (auth.go; the default parses SigV4 headers without verifying
-// them), control-plane operations are held to Kinesis's per-second quotas (ratelimit.go),
-// and bodies to a limit per operation checked before they are read (hygiene.go). The
-// details, with every decision, are in docs/API.md.
+// an account by an Authenticator (auth.go): SigV4Verifier (sigv4.go) verifies SigV4
+// signatures against the users of an IAM file (iamfile.go); the default, SigV4Parser, parses
+// them without verifying. Control-plane operations are held to Kinesis's per-second quotas
+// (ratelimit.go), and bodies to a limit per operation checked before they are read
+// (hygiene.go). The details, with every decision, are in docs/API.md.
 //
 // GET /metrics (metrics.go) serves the engine's CloudWatch-named metrics to Prometheus,
 // read from a snapshot at scrape time, with the process and Go runtime metrics.

@@ -55,7 +55,7 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.UnknownOperation, "native operations are POST requests")
 		return
 	}
-	if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
+	if _, err := s.auth.Authenticate(&ctx.Request); err != nil {
 		// The protocol has one code for a refused request: the message keeps the Kinesis
 		// name (IncompleteSignatureException, …).
 		s.nativeError(ctx, err)

@@ -47,8 +47,9 @@ type Options struct {
 	// HandshakeTimeout bounds how long a new connection may take to tell its protocol: its
 	// TLS handshake, or its first bytes in plaintext; 0 means 10 s.
 	HandshakeTimeout time.Duration
-	// Authenticator decides who sent each request (auth.go); nil means a SigV4Parser for the
-	// engine's account, which accepts unsigned requests and does not verify signatures.
+	// Authenticator decides who sent each request (auth.go): a SigV4Verifier checks
+	// signatures (sigv4.go); nil means a SigV4Parser for the engine's account, which accepts
+	// unsigned requests and does not verify signatures.
 	Authenticator Authenticator
 	// Account keeps the AWS account's settings (resource policies and tags, the billing
 	// commitment, warm throughput, limits) for the engine; nil means account.New(engine),
@@ -193,7 +194,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
 	op, ok := strings.CutPrefix(target, targetPrefix)
 	if ok && op == "SubscribeToShard" {
-		if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
+		if _, err := s.auth.Authenticate(&ctx.Request); err != nil {
 			s.fail(ctx, toAPIError(err))
 			return
 		}
@@ -205,7 +206,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, apiError{code: wire.UnknownOperation, msg: ""})
 		return
 	}
-	if _, err := s.auth.Authenticate(string(ctx.Request.Header.Peek("Authorization"))); err != nil {
+	if _, err := s.auth.Authenticate(&ctx.Request); err != nil {
 		s.fail(ctx, toAPIError(err))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	account    string
 	tls        *tls.Config // nil: plaintext
 	accessKeys accessKeys  // access key → account, for the SigV4 parser
+	iamFile    string      // users whose signatures are verified; "" serves without authentication
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -51,7 +53,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	keys := accessKeys{}
-	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused)")
+	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused); without --iam only")
+	iamFile := fs.String("iam", "", "IAM `file` (JSON) of the users whose SigV4 signatures are verified; reloaded on SIGHUP (see docs/API.md, Authentication)")
+	insecure := fs.Bool("insecure-no-auth", false, "serve an address other than loopback without --iam: anyone reaching the port may read, write and delete every stream")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
 	prof := fs.String("profile", "", "write a `cpu` or `mem` profile into the current directory until the server stops")
 	if err := applySettings(fs, args, os.Getenv); err != nil {
@@ -76,7 +80,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
-	cfg.region, cfg.account, cfg.accessKeys = *region, *account, keys
+	cfg.region, cfg.account, cfg.accessKeys, cfg.iamFile = *region, *account, keys, *iamFile
+	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
+	}
 	if cfg.tls, err = loadTLS(*tlsCert, *tlsKey); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -106,13 +114,29 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		eng.Close()
 		return err
 	}
+	var auth server.Authenticator = server.SigV4Parser{Default: cfg.account, Accounts: cfg.accessKeys}
+	var verifier *server.SigV4Verifier
+	if cfg.iamFile != "" {
+		users, err := loadIAM(cfg.iamFile, cfg.account)
+		if err != nil {
+			eng.Close()
+			return err
+		}
+		verifier = server.NewSigV4Verifier(cfg.account, cfg.region, users)
+		auth = verifier
+		logger.Info("verifying SigV4 signatures", "iam", cfg.iamFile, "users", len(users))
+	}
+	hup := make(chan os.Signal, 1)
+	if verifier != nil {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		eng.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct,
-		Authenticator: server.SigV4Parser{Default: cfg.account, Accounts: cfg.accessKeys}})
+	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	scheme := "http"
@@ -135,6 +159,14 @@ loop:
 			if err := eng.Maintain(); err != nil {
 				logger.Warn("periodic maintenance", "err", err)
 			}
+		case <-hup:
+			users, err := loadIAM(cfg.iamFile, cfg.account)
+			if err != nil {
+				logger.Warn("IAM file not reloaded: keeping the users loaded before", "err", err)
+				continue
+			}
+			verifier.SetUsers(users)
+			logger.Info("IAM file reloaded", "iam", cfg.iamFile, "users", len(users))
 		}
 	}
 	logger.Info("shutting down")
@@ -166,6 +198,45 @@ func newServeConfig(addr, dataDir, durability, limits string) (serveConfig, erro
 		return serveConfig{}, fmt.Errorf("--limits: %v", err)
 	}
 	return serveConfig{addr: addr, dataDir: dataDir, durability: d, limits: l}, nil
+}
+
+// loadIAM reads and parses the IAM file of --iam.
+func loadIAM(path, account string) ([]server.User, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--iam: %v", err)
+	}
+	users, err := server.ParseIAM(data, account)
+	if err != nil {
+		return nil, fmt.Errorf("--iam %s: %v", path, err)
+	}
+	return users, nil
+}
+
+// checkAuth refuses to serve an address other than loopback without authentication, unless
+// told to with --insecure-no-auth; and --access-key, which maps keys without verifying them,
+// together with --iam.
+func checkAuth(addr, iamFile string, insecure, accessKeys bool) error {
+	if iamFile != "" && accessKeys {
+		return errors.New("--access-key maps unverified keys: with --iam, give each user's account in the IAM file instead")
+	}
+	if iamFile != "" || insecure || loopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("--addr %s is not a loopback address: give --iam FILE to verify request signatures, or --insecure-no-auth to let anyone who reaches the port read, write and delete every stream", addr)
+}
+
+// loopback reports whether addr's host is a loopback address or "localhost".
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // loadTLS reads the certificate and key given by --tls-cert and --tls-key: both or neither

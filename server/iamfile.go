@@ -1,0 +1,106 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The IAM file (`sluice serve --iam FILE`) lists who may sign requests:
+//
+//	{"users": [{"name": "app", "accessKeyId": "AKID…", "secretAccessKey": "…",
+//	            "account": "123456789012", "policies": [{"Version": "2012-10-17", …}]}]}
+//
+// name, accessKeyId and secretAccessKey are required; account defaults to the server's;
+// policies are IAM policy documents, kept as written for the policy evaluator. A key the
+// file does not define is an error naming it, as is a repeated access key.
+
+// User is one user of an IAM file.
+type User struct {
+	Name            string
+	AccessKeyID     string
+	SecretAccessKey string
+	Account         string
+	Policies        []json.RawMessage
+}
+
+var (
+	iamFileKeys = []string{"users"}
+	iamUserKeys = []string{"name", "accessKeyId", "secretAccessKey", "account", "policies"}
+)
+
+// ParseIAM parses an IAM file; a user without an account gets defaultAccount.
+func ParseIAM(data []byte, defaultAccount string) ([]User, error) {
+	var file struct {
+		Users []json.RawMessage `json:"users"`
+	}
+	if err := decodeStrict(data, "the file", iamFileKeys, &file); err != nil {
+		return nil, err
+	}
+	users := make([]User, 0, len(file.Users))
+	seen := map[string]string{}
+	for i, raw := range file.Users {
+		where := fmt.Sprintf("users[%d]", i)
+		var u struct {
+			Name            string            `json:"name"`
+			AccessKeyID     string            `json:"accessKeyId"`
+			SecretAccessKey string            `json:"secretAccessKey"`
+			Account         string            `json:"account"`
+			Policies        []json.RawMessage `json:"policies"`
+		}
+		if err := decodeStrict(raw, where, iamUserKeys, &u); err != nil {
+			return nil, err
+		}
+		switch {
+		case u.Name == "":
+			return nil, fmt.Errorf("%s: \"name\" is required", where)
+		case u.AccessKeyID == "" || strings.ContainsAny(u.AccessKeyID, "/ ,=;"):
+			return nil, fmt.Errorf("%s (%s): \"accessKeyId\" is required and holds no '/', ' ', ',', '=' or ';'", where, u.Name)
+		case u.SecretAccessKey == "":
+			return nil, fmt.Errorf("%s (%s): \"secretAccessKey\" is required", where, u.Name)
+		}
+		if other, dup := seen[u.AccessKeyID]; dup {
+			return nil, fmt.Errorf("%s (%s): access key %s is also %s's", where, u.Name, u.AccessKeyID, other)
+		}
+		seen[u.AccessKeyID] = u.Name
+		for j, p := range u.Policies {
+			if p = bytes.TrimSpace(p); len(p) == 0 || p[0] != '{' {
+				return nil, fmt.Errorf("%s (%s): policies[%d] is not a JSON object", where, u.Name, j)
+			}
+		}
+		if u.Account == "" {
+			u.Account = defaultAccount
+		}
+		users = append(users, User{Name: u.Name, AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey,
+			Account: u.Account, Policies: u.Policies})
+	}
+	return users, nil
+}
+
+// decodeStrict decodes the JSON object data into v, refusing keys outside known (exact
+// spelling: encoding/json alone would match them without regard to case).
+func decodeStrict(data []byte, where string, known []string, v any) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return fmt.Errorf("%s: %v", where, err)
+	}
+	if obj == nil {
+		return fmt.Errorf("%s: want a JSON object", where)
+	}
+	var unknown []string
+	for k := range obj {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, fmt.Sprintf("%q", k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return fmt.Errorf("%s: unknown key %s (known: %s)", where, strings.Join(unknown, ", "), strings.Join(known, ", "))
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %v", where, err)
+	}
+	return nil
+}
