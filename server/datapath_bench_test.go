@@ -30,15 +30,20 @@ func putRecordsBody(n, size int) []byte {
 }
 
 func BenchmarkDecodePutRecords(b *testing.B) {
-	body := putRecordsBody(500, 1024)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		p := getPutBatch()
-		if err := p.decodePutRecords(body); err != nil || len(p.entries) != 500 {
-			b.Fatal(err)
-		}
-		p.release()
+	for _, size := range []int{100, 1024} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
+			body := putRecordsBody(500, size)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p := getPutBatch()
+				if err := p.decodePutRecords(body); err != nil || len(p.entries) != 500 {
+					b.Fatal(err)
+				}
+				p.release()
+			}
+			b.ReportMetric(float64(b.N)*500/b.Elapsed().Seconds(), "records/s")
+		})
 	}
 }
 
