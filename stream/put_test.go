@@ -43,7 +43,7 @@ func TestGroupByShard(t *testing.T) {
 				pending := rng.Perm(len(entries))[:n]
 				slices.Sort(pending)
 				results := make([]PutResult, len(entries))
-				order := groupByShard(m, entries, pending, results)
+				order := groupByShard(m, entries, pending, results, make([]int, 2*len(pending)))
 				if len(order) != len(pending) {
 					t.Fatalf("%d records back, want %d", len(order), len(pending))
 				}
