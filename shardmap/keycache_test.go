@@ -2,6 +2,7 @@ package shardmap
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -12,7 +13,7 @@ import (
 // cached reports whether c holds pk in one of its slots.
 func (c *KeyCache) cached(pk string) bool {
 	for i := range c.slots {
-		if e := c.slots[i].Load(); e != nil && e.pk == pk {
+		if e := c.slots[i].Load(); e != nil && e.is(pk) {
 			return true
 		}
 	}
@@ -35,20 +36,39 @@ func TestKeyCache(t *testing.T) {
 			}
 		}
 	}
-	// A key asked for twice in a row is cached; a long one never is.
+	// A key takes an empty slot of its pair at once; a long one is never cached.
 	c = NewKeyCache()
 	for _, pk := range []string{"a", strings.Repeat("x", maxCachedKey), strings.Repeat("y", maxCachedKey+1)} {
 		c.KeyOf(pk)
-		if c.cached(pk) {
-			t.Fatalf("%q cached after one miss", pk)
-		}
-		c.KeyOf(pk)
 		if want := len(pk) <= maxCachedKey; c.cached(pk) != want {
-			t.Fatalf("%d-byte key cached after two misses: %v, want %v", len(pk), c.cached(pk), want)
+			t.Fatalf("%d-byte key cached after a miss: %v, want %v", len(pk), c.cached(pk), want)
 		}
 		if got, want := c.KeyOf(pk), KeyOfString(pk); got != want {
 			t.Fatalf("KeyOf(%q) from the cache = %v, want %v", pk, got, want)
 		}
+	}
+	// Three keys of one pair: the third replaces one of the first two on its second miss in
+	// a row, not on its first.
+	pair := func(pk string) uint64 { return maphash.String(c.seed, pk) & (keyCacheSlots - 1) &^ 1 }
+	var same []string
+	for i := 0; len(same) < 3; i++ {
+		if pk := fmt.Sprintf("p%d", i); pair(pk) == pair("p0") {
+			same = append(same, pk)
+		}
+	}
+	c.KeyOf(same[0])
+	c.KeyOf(same[1])
+	if !c.cached(same[0]) || !c.cached(same[1]) {
+		t.Fatal("two keys of a pair are not both cached")
+	}
+	c.KeyOf(same[2])
+	if c.cached(same[2]) {
+		t.Fatal("a key replaced an entry of a full pair on its first miss")
+	}
+	c.KeyOf(same[2])
+	if !c.cached(same[2]) || c.cached(same[0]) == c.cached(same[1]) {
+		t.Fatalf("after a second miss in a row: cached %v %v %v, want the third and one of the others",
+			c.cached(same[0]), c.cached(same[1]), c.cached(same[2]))
 	}
 }
 

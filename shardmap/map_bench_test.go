@@ -128,7 +128,7 @@ func BenchmarkKeyDecimal(b *testing.B) {
 }
 
 // BenchmarkKeyCache is KeyCache.KeyOf on 36-byte keys: 500 keys that recur (hits), keys
-// that never recur (unique: the maphash on top of the MD5), and KeyOfString for comparison.
+// that mostly miss (unique: the maphash on top of the MD5), and KeyOfString for comparison.
 func BenchmarkKeyCache(b *testing.B) {
 	keys := make([]string, 500)
 	for i := range keys {
@@ -149,8 +149,8 @@ func BenchmarkKeyCache(b *testing.B) {
 	}
 	c := NewKeyCache()
 	run("hit", func(i int) Key { return c.KeyOf(keys[i%len(keys)]) })
-	// 65,536 keys in turn: a key comes back only after 8 × keyCacheSlots others, long after
-	// its pair forgot it missed, so none is ever cached.
+	// 65,536 keys in turn: the cache holds at most keyCacheSlots of them and a key comes
+	// back only after 65,535 others, so at least 7 lookups in 8 miss.
 	many := make([]string, 1<<16)
 	for i := range many {
 		many[i] = fmt.Sprintf("%08d-4f89-11d3-9a0c-0305e82c3301", i)
