@@ -35,9 +35,9 @@ import (
 //	kinesis_put_cpu           `sluice serve --limits off --durability none` in a child process,
 //	                          loaded with the same bodies as PutRecords calls over e2eConns
 //	                          connections: records per CPU-second (user + system) of the
-//	                          child, read from /proc/<pid>/stat; against the bound above,
-//	                          and its note gives the ratio to the 1.5 M target of
-//	                          PERFORMANCE.md
+//	                          child, read from /proc/<pid>/stat; against the bound above
+//	                          (target 0.5, PERFORMANCE.md), and its note gives the ratio to
+//	                          PERFORMANCE.md's 1.5 M records per server CPU-second
 //
 // The child is the sluice binary built from this module (go build) into the suite's
 // directory. The client runs in this process: fasthttp with a prebuilt body and the headers

@@ -160,7 +160,7 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		pathResult("kinesis_put", "B/s", s["kinesis_put"], kinesisPut, "450 MB/s (PERFORMANCE.md)", 1),
 		pathResult("kinesis_get", "B/s", s["kinesis_get"], kinesisGet, "600 MB/s (PERFORMANCE.md)", 1),
 		limitResult("limit_json_decode_append", "records/s", s["limit_json_decode_append"]),
-		pathResult("kinesis_put_cpu", "records/s", s["kinesis_put_cpu"], med("limit_json_decode_append"), "limit_json_decode_append", 0),
+		pathResult("kinesis_put_cpu", "records/s", s["kinesis_put_cpu"], med("limit_json_decode_append"), "limit_json_decode_append", 0.5),
 		lower(pathResult("put_latency_p50", "µs", s["put_latency_p50"], small50, "limit_fasthttp_100B_p50", 1.3)),
 		lower(pathResult("put_latency_p99", "µs", s["put_latency_p99"], small50, "limit_fasthttp_100B_p50", 1.5)),
 		lower(pathResult("put_latency_sync_p50", "µs", s["put_latency_sync_p50"], fsync50+small50, "fdatasync p50 + fasthttp p50", 1)),
