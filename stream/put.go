@@ -60,7 +60,9 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 	total := 0
 	for i, en := range entries {
 		total += len(en.PartitionKey) + len(en.Data)
-		if n := utf8.RuneCountInString(en.PartitionKey); n < 1 || n > MaxPartitionKeyLen {
+		// A key of at most MaxPartitionKeyLen bytes has at most as many characters: only a
+		// longer one is counted.
+		if n := len(en.PartitionKey); n < 1 || n > MaxPartitionKeyLen && utf8.RuneCountInString(en.PartitionKey) > MaxPartitionKeyLen {
 			return nil, errorf(KindValidation, "1 validation error detected: Value at 'records.%d.member.partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256 and greater than or equal to 1", i+1)
 		}
 		if len(en.Data) > maxData {
@@ -212,8 +214,9 @@ const countingStack = 64
 // results[i].Shard, and returns them grouped by shard, each group in call order.
 //
 // The records are grouped by a counting sort on their shard's index in the map's
-// OpenByRange: two passes over the records and one over the open shards, where the stable
-// sort it replaced compared through results and took ~70 ns per record (BenchmarkPutRecords).
+// OpenByRange: two passes over the records and one over the open shards. The stable sort
+// it replaced compared through results and took ~70 ns per record in a server profile under
+// PutRecords of 500 × 100 B; BenchmarkGroupByShard compares the two ways kept here.
 // Past countingMaxShards open shards the counts would cost more than the records: the
 // records are sorted as (route index, position) pairs instead, which is stable because the
 // positions differ.

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
@@ -82,5 +84,33 @@ func TestGroupByShard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPutRecordsPartitionKeyLength checks the 1 … 256 character bound on partition keys,
+// counted in characters, not bytes: a whole call with one bad key is refused.
+func TestPutRecordsPartitionKeyLength(t *testing.T) {
+	e, err := Open(Options{Dir: t.TempDir(), Limits: Limits{Off: true, Factor: 1}, Durability: segment.Durability{Mode: segment.None}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"", false}, {"k", true}, {strings.Repeat("k", 256), true}, {strings.Repeat("k", 257), false},
+		{strings.Repeat("é", 256), true}, {strings.Repeat("é", 257), false}, {strings.Repeat("\xff", 256), true},
+	} {
+		_, err := e.PutRecords("s", []PutEntry{{PartitionKey: "other", Data: []byte("x")}, {PartitionKey: tc.key, Data: []byte("x")}})
+		if tc.ok && err != nil {
+			t.Fatalf("a key of %d bytes: %v", len(tc.key), err)
+		}
+		if !tc.ok && KindOf(err) != KindValidation {
+			t.Fatalf("a key of %d bytes: %v, want a validation error", len(tc.key), err)
+		}
 	}
 }

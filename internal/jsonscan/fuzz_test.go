@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzAppendString checks the string encoder against encoding/json byte for byte.
@@ -57,6 +59,30 @@ func FuzzBase64(f *testing.F) {
 		}
 		if got.i != want.i {
 			t.Fatalf("%q: position %d after, want %d", s, got.i, want.i)
+		}
+	})
+}
+
+// FuzzStr checks Str against encoding/json on one string value: the same verdict and, for
+// valid UTF-8 (which encoding/json would rewrite), the same contents.
+func FuzzStr(f *testing.F) {
+	for _, s := range []string{`"a"`, `"Data"`, `"key-12\"3"`, `"\u00e9"`, "\"a\x01\"", `"abc`, `"` + strings.Repeat("x", 40) + `"`, `"\\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		var s Scanner
+		s.Reset(doc)
+		v, _ := s.Str(nil)
+		if s.Err() == nil {
+			s.End()
+		}
+		var ref string
+		refErr := json.Unmarshal(doc, &ref)
+		if (s.Err() == nil) != (refErr == nil) {
+			t.Fatalf("%q: error %v, encoding/json %v", doc, s.Err(), refErr)
+		}
+		if s.Err() == nil && utf8.Valid(v) && string(v) != ref {
+			t.Fatalf("%q: %q, encoding/json %q", doc, v, ref)
 		}
 	})
 }
