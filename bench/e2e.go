@@ -46,6 +46,9 @@ import (
 //	                            loopback TCP (target 0.85)
 //	kinesis_put                 PutRecords through the JSON API, 500 × 1 KiB, 4 connections:
 //	                            data bytes/s against 450 MB/s (PERFORMANCE.md)
+//	limit_json_decode_append,   records per CPU-second of the Kinesis JSON PutRecords path,
+//	kinesis_put_cpu             500 × 100 B: the server in a child process against decoding
+//	                            and appending in this one (cpu.go)
 //	kinesis_get                 GetRecords through the JSON API, 1,000 × 1 KiB, 4 connections:
 //	                            data bytes/s against 600 MB/s
 //	put_latency_p50, _p99       one PutRecord at a time through the JSON API, durability none:
@@ -89,6 +92,16 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	defer lim.close()
+	child, err := startChildServer(ctx, filepath.Join(cfg.dir, "child"))
+	if err != nil {
+		return nil, err
+	}
+	defer child.close()
+	bound, err := openDecodeAppendBound(filepath.Join(cfg.dir, "bound"))
+	if err != nil {
+		return nil, err
+	}
+	defer bound.eng.Close()
 
 	lat := func(f func(ctx context.Context, d time.Duration) (latencies, error), q float64) func(context.Context, time.Duration) (float64, string, error) {
 		return func(ctx context.Context, d time.Duration) (float64, string, error) {
@@ -119,6 +132,8 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 			return r.bytes, r.note(), err
 		}},
 		{"kinesis_get", "B/s", none.kinesisGet},
+		{"limit_json_decode_append", "records/s", bound.measure},
+		{"kinesis_put_cpu", "records/s", child.putCPU},
 		{"put_latency_p50", "µs", lat(none.putLatency, 0.5)},
 		{"put_latency_p99", "µs", lat(none.putLatency, 0.99)},
 		{"put_latency_sync_p50", "µs", lat(durable.putLatency, 0.5)},
@@ -144,6 +159,8 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		pathResult("native_get", "B/s", s["native_get"], tcp, "limit_loopback_tcp", 0.85),
 		pathResult("kinesis_put", "B/s", s["kinesis_put"], kinesisPut, "450 MB/s (PERFORMANCE.md)", 1),
 		pathResult("kinesis_get", "B/s", s["kinesis_get"], kinesisGet, "600 MB/s (PERFORMANCE.md)", 1),
+		limitResult("limit_json_decode_append", "records/s", s["limit_json_decode_append"]),
+		pathResult("kinesis_put_cpu", "records/s", s["kinesis_put_cpu"], med("limit_json_decode_append"), "limit_json_decode_append", 0.5),
 		lower(pathResult("put_latency_p50", "µs", s["put_latency_p50"], small50, "limit_fasthttp_100B_p50", 1.3)),
 		lower(pathResult("put_latency_p99", "µs", s["put_latency_p99"], small50, "limit_fasthttp_100B_p50", 1.5)),
 		lower(pathResult("put_latency_sync_p50", "µs", s["put_latency_sync_p50"], fsync50+small50, "fdatasync p50 + fasthttp p50", 1)),

@@ -175,22 +175,19 @@ func (p *putBatch) record(s *jsonscan.Scanner, extra func(key []byte) bool) {
 			if s.Null() {
 				return
 			}
-			raw, escaped := s.Str(p.scratch)
-			if escaped {
-				p.scratch = raw[:0]
-			}
+			// Decoded straight into the arena, which reserve sized for the whole body.
+			start := len(p.arena)
+			out, scratch, err := s.Base64(p.arena, p.scratch)
+			p.scratch = scratch[:0]
 			if s.Err() != nil {
 				return
 			}
-			start := len(p.arena)
-			out := p.arena[start : start+base64.StdEncoding.DecodedLen(len(raw))]
-			n, err := base64.StdEncoding.Decode(out, raw)
 			if err != nil {
 				s.Fail("Data is not valid base64: " + err.Error())
 				return
 			}
-			p.arena = p.arena[:start+n]
-			en.Data = p.arena[start : start+n : start+n]
+			p.arena = out
+			en.Data = out[start:len(out):len(out)]
 			hasData = true
 		case "PartitionKey":
 			en.PartitionKey = p.keyStr(s)

@@ -29,15 +29,20 @@ func putRecordsBody(n, size int) []byte {
 }
 
 func BenchmarkDecodePutRecords(b *testing.B) {
-	body := putRecordsBody(500, 1024)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		p := getPutBatch()
-		if err := p.decodePutRecords(body); err != nil || len(p.entries) != 500 {
-			b.Fatal(err)
-		}
-		p.release()
+	for _, size := range []int{100, 1024} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
+			body := putRecordsBody(500, size)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p := getPutBatch()
+				if err := p.decodePutRecords(body); err != nil || len(p.entries) != 500 {
+					b.Fatal(err)
+				}
+				p.release()
+			}
+			b.ReportMetric(float64(b.N)*500/b.Elapsed().Seconds(), "records/s")
+		})
 	}
 }
 
@@ -162,4 +167,19 @@ func BenchmarkAPIGetRecords(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkAPIPutRecord measures one PutRecord of 100 bytes at a time through the JSON API
+// on a loopback connection, client and server in one process: the path of the e2e suite's
+// put_latency figures. Bytes are record data bytes.
+func BenchmarkAPIPutRecord(b *testing.B) {
+	c := apiBench(b, 4)
+	body := []byte(`{"StreamName":"s","PartitionKey":"latency","Data":"` + b64(string(bytes.Repeat([]byte{0xab}, 100))) + `"}`)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	b.SetBytes(100)
+	b.ReportAllocs()
+	for b.Loop() {
+		call(b, c, "PutRecord", body, resp)
+	}
 }

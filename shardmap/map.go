@@ -209,6 +209,10 @@ func (m *Map) Route(k Key) Shard {
 	return m.byStart[m.routeIndex(k)]
 }
 
+// RouteIndex returns the index in OpenByRange of the open shard whose range holds k: Route
+// without the copy of the Shard, for a caller that groups records by shard.
+func (m *Map) RouteIndex(k Key) int { return m.routeIndex(k) }
+
 // routeIndex returns the index in byStart of the open shard holding k: the last shard whose
 // start is ≤ k. starts[0] is 0, so there always is one.
 func (m *Map) routeIndex(k Key) int {

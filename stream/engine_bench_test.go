@@ -1,11 +1,14 @@
 package stream
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/shardmap"
 )
 
 // BenchmarkPutRecords puts batches of 500 records of 100 B and 1 KiB with random partition
@@ -85,4 +88,50 @@ func BenchmarkGetRecords(b *testing.B) {
 		r.Release()
 	}
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkGroupByShard routes 500 records of recurring 12-byte partition keys over 4 shards
+// and groups them by shard: by counting (what PutRecords does), by sorting (its path past
+// countingMaxShards open shards), and, for reference, as PutRecords did before: an MD5 per
+// record and a stable sort comparing through the results. Bytes are partition key bytes.
+func BenchmarkGroupByShard(b *testing.B) {
+	m, err := shardmap.New(4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	entries := make([]PutEntry, 500)
+	pending := make([]int, len(entries))
+	for i := range entries {
+		entries[i].PartitionKey = fmt.Sprintf("key-%08d", i*7919)
+		pending[i] = i
+	}
+	results := make([]PutResult, len(entries))
+	buf := make([]int, 2*len(entries))
+	for _, tc := range []struct {
+		name        string
+		maxCounting int
+	}{{"counting", countingMaxShards}, {"sort", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			saved := countingMaxShards
+			countingMaxShards = tc.maxCounting
+			defer func() { countingMaxShards = saved }()
+			b.SetBytes(int64(len(entries) * 12))
+			b.ReportAllocs()
+			for b.Loop() {
+				groupByShard(m, entries, pending, results, buf)
+			}
+		})
+	}
+	b.Run("stable-sort-before", func(b *testing.B) {
+		b.SetBytes(int64(len(entries) * 12))
+		b.ReportAllocs()
+		order := buf[:len(entries)]
+		for b.Loop() {
+			for _, i := range pending {
+				results[i].Shard = m.Route(shardmap.KeyOfString(entries[i].PartitionKey)).ID
+			}
+			copy(order, pending)
+			slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(results[a].Shard, results[b].Shard) })
+		}
+	})
 }

@@ -42,23 +42,50 @@ func (a SeqNum) Less(b SeqNum) bool {
 func (a SeqNum) String() string { return string(a.Append(make([]byte, 0, seqDigits))) }
 
 // Append appends the 56-digit decimal form to dst without allocating beyond dst's growth.
+//
+// The 29 low digits are written two at a time from a table, in 32-bit pieces of at most
+// eight digits, into a copy of the constant prefix: in about half the time of the
+// digit-at-a-time loop over 64-bit values it replaced (BenchmarkSeqNumAppend); every
+// PutRecords answer writes one per record.
 func (a SeqNum) Append(dst []byte) []byte {
 	// x = shard·2^64 + pos, split as q·10^19 + r; q < 2^96/10^19 < 10^10.
 	q, r := bits.Div64(uint64(a.Shard), a.Pos, pow19)
-	var low [seqLowWidth]byte
-	for i := seqLowWidth - 1; i >= seqLowWidth-19; i-- {
-		low[i] = byte('0' + r%10)
-		r /= 10
-	}
-	for i := seqLowWidth - 20; i >= 0; i-- {
-		low[i] = byte('0' + q%10)
-		q /= 10
-	}
-	dst = append(dst, '1')
-	for range seqDigits - 1 - seqLowWidth {
-		dst = append(dst, '0')
-	}
-	return append(dst, low[:]...)
+	var b [seqDigits]byte
+	copy(b[:], seqPrefix)
+	// r is 3 + 8 + 8 digits at b[37:56], q is 2 + 8 digits at b[27:37].
+	put8(b[48:56], uint32(r%1e8))
+	r /= 1e8
+	put8(b[40:48], uint32(r%1e8))
+	r /= 1e8
+	b[37] = byte('0' + r/100)
+	put2(b[38:40], uint32(r%100))
+	put8(b[29:37], uint32(q%1e8))
+	put2(b[27:29], uint32(q/1e8))
+	return append(dst, b[:]...)
+}
+
+// seqPrefix is the digits every sequence number starts with: "1" and 26 zeros.
+const seqPrefix = "100000000000000000000000000"
+
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// put2 writes v < 100 as two digits.
+func put2(b []byte, v uint32) {
+	_ = b[1]
+	b[0], b[1] = digitPairs[2*v], digitPairs[2*v+1]
+}
+
+// put8 writes v < 10^8 as eight digits.
+func put8(b []byte, v uint32) {
+	_ = b[7]
+	hi, lo := v/10000, v%10000
+	put2(b[0:2], hi/100)
+	put2(b[2:4], hi%100)
+	put2(b[4:6], lo/100)
+	put2(b[6:8], lo%100)
 }
 
 // ParseSeqNum decodes a sequence number. It accepts only the 56-digit form sluice issues;
