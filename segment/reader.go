@@ -120,7 +120,7 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 				restart = true // removed by retention meanwhile: reload the list
 				break
 			}
-			v, err := s.read(from, maxRecords, maxBytes)
+			v, err := s.read(from, maxRecords, maxBytes, s.readEnd.Load())
 			if l.opts.Replicated && v.Count > 0 && v.Last > tip {
 				// Replicated: frames past the published tip are not readable yet.
 				if v.clipTo(tip); v.Count == 0 {
@@ -143,12 +143,12 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 
 // read builds a view of this segment. The caller holds a reference, which moves into the
 // returned view when it is not empty.
-func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error) {
+// end is where its readable frames end (readEnd, or what was written for ReadWritten).
+func (s *segment) read(from uint64, maxRecords, maxBytes int, end int64) (v View, err error) {
 	m, table, err := s.view()
 	if err != nil {
 		return View{}, err
 	}
-	end := s.readEnd.Load()
 	limit := end
 	if s.truncated >= 0 && s.truncated < limit {
 		limit = s.truncated

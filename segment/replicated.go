@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"sort"
 
 	"github.com/edsrzf/mmap-go"
 
@@ -452,4 +453,44 @@ func (l *Log) cutSegmentFile(path string, after uint64) (err error) {
 	}
 	l.logger.Warn("cut a replicated log's unpublished suffix", "file", filepath.Base(path), "after", after, "records kept", p.count)
 	return nil
+}
+
+// ReadWritten is Read over every record written, published or not: what a replication
+// protocol sends to followers and reads back for itself (Raft's entries). It takes the
+// writer lock, so it is for the owner's loop, not for consumers. The view pins its segment
+// until Release like any View; the frames above the published tip may be cut by Truncate
+// later, so copy what must outlive the next Truncate. Replicated mode only.
+func (l *Log) ReadWritten(from uint64, maxRecords, maxBytes int) (View, error) {
+	if !l.opts.Replicated {
+		return View{}, fmt.Errorf("%w: ReadWritten on a single-node log", ErrReplicated)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return View{}, ErrClosed
+	}
+	if maxRecords <= 0 {
+		maxRecords = 1
+	}
+	segs := *l.segs.Load()
+	i := max(sort.Search(len(segs), func(i int) bool { return segs[i].base > from })-1, 0)
+	for ; i < len(segs); i++ {
+		s := segs[i]
+		end := s.readEnd.Load()
+		if s == l.active {
+			end = l.apos.end
+		}
+		if !s.acquire() {
+			continue
+		}
+		v, err := s.read(from, maxRecords, maxBytes, end)
+		if err != nil || v.Count > 0 {
+			if v.Count == 0 {
+				s.release()
+			}
+			return v, err
+		}
+		s.release()
+	}
+	return View{Next: max(from, l.lastSeq+1)}, nil
 }
