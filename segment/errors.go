@@ -20,6 +20,14 @@ var (
 	ErrClosed = errors.New("segment: log closed")
 	// ErrTooLarge reports a record whose key or data exceeds frame.MaxKeyLen or frame.MaxDataLen.
 	ErrTooLarge = errors.New("segment: record too large")
+	// ErrReplicated reports a call that belongs to the other mode: Append on a replicated
+	// log, or AppendAt, Publish or Truncate on a single-node one.
+	ErrReplicated = errors.New("segment: wrong call for the log's mode (replicated or not)")
+	// ErrOrder reports an AppendAt whose positions are not strictly increasing above the
+	// log's last position.
+	ErrOrder = errors.New("segment: positions out of order")
+	// ErrBelowTip reports a Truncate that would cut published records.
+	ErrBelowTip = errors.New("segment: cut below the published tip")
 	// ErrVersion reports a file written by an unknown format version.
 	ErrVersion = errors.New("segment: unknown format version")
 )

@@ -275,6 +275,8 @@ func TestMetaRoundTrip(t *testing.T) {
 		goldenMeta,
 		{},
 		{logID: 1, reserved: 1 << 32},
+		{logID: 2, reserved: 9, cutPending: true, cut: 7, hidden: 3},
+		{cutPending: true},
 		{logID: math.MaxUint64, reserved: math.MaxUint64, clean: true, cseg: math.MaxUint64, cend: math.MaxInt64, clast: math.MaxUint64, ctime: math.MinInt64, hidden: math.MaxInt64},
 	} {
 		b := m.encode()
@@ -308,6 +310,7 @@ func TestMetaRejects(t *testing.T) {
 		{name: "bad magic", b: withCRC(func(b []byte) { copy(b, segmentMagic) })},
 		{name: "version 2", b: withCRC(func(b []byte) { binary.LittleEndian.PutUint16(b[8:], metaVersion+1) }), version: true},
 		{name: "version 0", b: withCRC(func(b []byte) { binary.LittleEndian.PutUint16(b[8:], 0) }), version: true},
+		{name: "clean and cut pending", b: withCRC(func(b []byte) { binary.LittleEndian.PutUint16(b[10:], metaClean|metaCut) })},
 	}
 	for i := range metaSize * 8 {
 		b := bytes.Clone(good)

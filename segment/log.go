@@ -82,7 +82,10 @@ type Log struct {
 	written commitPt   // last batch written (set by the writer under mu and cmu)
 	pending []sealJob  // seals whose disk work is not done yet (Interval and None modes)
 	durable uint64     // tickets up to this one are durable (sync mode)
-	failed  error      // sticky write or sync failure
+	// durableLast is the last position known durable (sync mode): what Publish may make
+	// readable in replicated mode. Raised with durable; lowered only by Truncate.
+	durableLast uint64
+	failed      error // sticky write or sync failure
 
 	failedFlag atomic.Bool                   // mirrors failed != nil for a lock-free check
 	tip        atomic.Uint64                 // last readable sequence number, 0 if none
@@ -130,7 +133,7 @@ func (l *Log) Changed() <-chan struct{} {
 // one goroutine at a time, the one that owns publication (see Log): in Interval and None
 // modes the writer, under mu, after each write (appendLocked); in Sync mode the holder of
 // the sync token, under cmu, when a sync it gives back made a batch durable
-// (releaseSyncLocked).
+// (releaseSyncLocked); in replicated mode Publish, under mu.
 func (l *Log) publish(seg *segment, p position) {
 	for {
 		cur := seg.readEnd.Load()
@@ -240,7 +243,9 @@ func (l *Log) releaseSyncLocked(what string, done commitPt, err error) error {
 	}
 	if done.ticket > l.durable {
 		l.durable = done.ticket
-		if l.opts.Durability.Mode == Sync {
+		l.durableLast = max(l.durableLast, done.last)
+		// A replicated log is published by its owner (Publish), never here.
+		if l.opts.Durability.Mode == Sync && !l.opts.Replicated {
 			l.publish(done.seg, done.position)
 		}
 	}

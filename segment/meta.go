@@ -22,7 +22,10 @@ import (
 //
 //	magic     "SLUICLOG"
 //	ver       uint16, metaVersion
-//	flags     uint16, bit 0: clean (the log was closed cleanly; the c* fields describe it)
+//	flags     uint16, bit 0: clean (the log was closed cleanly; the c* fields describe it);
+//	          bit 1: cut pending (replicated mode: a Truncate was decided; clast holds the
+//	          position to cut after, and Open finishes the cut before anything else). The
+//	          two bits are never set together. A single-node log never sets bit 1.
 //	logID     uint64
 //	reserved  uint64, no sequence number at or above it has been handed out. Each open
 //	          starts numbering at reserved or above and reserves a span past it before
@@ -40,6 +43,7 @@ const (
 	metaVersion = 1
 	metaMagic   = "SLUICLOG"
 	metaClean   = 1
+	metaCut     = 2
 )
 
 type meta struct {
@@ -51,6 +55,10 @@ type meta struct {
 	clast    uint64
 	ctime    int64
 	hidden   int64
+	// cutPending: a Truncate after cut was decided and may not be finished on disk (Open
+	// finishes it). Stored in the clast field, so never together with clean.
+	cutPending bool
+	cut        uint64
 }
 
 func (m meta) encode() []byte {
@@ -61,13 +69,21 @@ func (m meta) encode() []byte {
 	if m.clean {
 		flags |= metaClean
 	}
+	clast := m.clast
+	if m.cutPending {
+		if m.clean || m.clast != 0 {
+			panic("BUG: log.meta with a pending cut and a clean close")
+		}
+		flags |= metaCut
+		clast = m.cut
+	}
 	b = binary.LittleEndian.AppendUint16(b, flags)
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, m.logID)
 	b = binary.LittleEndian.AppendUint64(b, m.reserved)
 	b = binary.LittleEndian.AppendUint64(b, m.cseg)
 	b = binary.LittleEndian.AppendUint64(b, uint64(m.cend))
-	b = binary.LittleEndian.AppendUint64(b, m.clast)
+	b = binary.LittleEndian.AppendUint64(b, clast)
 	b = binary.LittleEndian.AppendUint64(b, uint64(m.ctime))
 	b = binary.LittleEndian.AppendUint64(b, uint64(m.hidden))
 	b = binary.LittleEndian.AppendUint32(b, 0)
@@ -96,6 +112,12 @@ func decodeMeta(b []byte) (meta, error) {
 	m.clast = binary.LittleEndian.Uint64(b[48:])
 	m.ctime = int64(binary.LittleEndian.Uint64(b[56:]))
 	m.hidden = int64(binary.LittleEndian.Uint64(b[64:]))
+	if flags := binary.LittleEndian.Uint16(b[10:]); flags&metaCut != 0 {
+		if m.clean {
+			return m, fmt.Errorf("flags %#x: clean and cut pending together", flags)
+		}
+		m.cutPending, m.cut, m.clast = true, m.clast, 0
+	}
 	return m, nil
 }
 

@@ -97,6 +97,11 @@ type Options struct {
 	FirstSeq uint64
 	// IndexInterval is the spacing of sparse index entries in bytes; 0 means 4 KiB.
 	IndexInterval int64
+	// Replicated puts the log in replicated mode (replicated.go): its owner assigns the
+	// positions (AppendAt), decides what is readable (Publish) and may cut an unpublished
+	// suffix (Truncate); Append is refused. A replicated log opens with nothing readable.
+	// The files are the same as a single-node log's.
+	Replicated bool
 
 	reserveSpan uint64 // tests shrink it to exercise reservation renewal
 	noSealer    bool   // tests: leave background seals pending until a sync or Close

@@ -120,7 +120,13 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 				restart = true // removed by retention meanwhile: reload the list
 				break
 			}
-			v, err := s.read(from, maxRecords, maxBytes)
+			v, err := s.read(from, maxRecords, maxBytes, s.readEnd.Load())
+			if l.opts.Replicated && v.Count > 0 && v.Last > tip {
+				// Replicated: frames past the published tip are not readable yet.
+				if v.clipTo(tip); v.Count == 0 {
+					return View{Next: max(from, tip+1)}, nil
+				}
+			}
 			if err != nil || v.Count > 0 {
 				if v.Count == 0 {
 					s.release()
@@ -137,12 +143,12 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 
 // read builds a view of this segment. The caller holds a reference, which moves into the
 // returned view when it is not empty.
-func (s *segment) read(from uint64, maxRecords, maxBytes int) (v View, err error) {
+// end is where its readable frames end (readEnd, or what was written for ReadWritten).
+func (s *segment) read(from uint64, maxRecords, maxBytes int, end int64) (v View, err error) {
 	m, table, err := s.view()
 	if err != nil {
 		return View{}, err
 	}
-	end := s.readEnd.Load()
 	limit := end
 	if s.truncated >= 0 && s.truncated < limit {
 		limit = s.truncated
@@ -271,6 +277,17 @@ func (s *segment) damage(off, end int64, cause error) error {
 // SeqAtTime returns the sequence number of the first readable record that arrived at or
 // after t (Unix nanoseconds). ok is false when there is none yet.
 func (l *Log) SeqAtTime(t int64) (seq uint64, ok bool, err error) {
+	tip := l.tip.Load()
+	seq, ok, err = l.seqAtTime(t)
+	if ok && l.opts.Replicated && seq > tip {
+		return 0, false, nil // not published yet
+	}
+	return seq, ok, err
+}
+
+// seqAtTime is SeqAtTime over every frame written, published or not (a replicated log's
+// retention horizon is placed among them).
+func (l *Log) seqAtTime(t int64) (seq uint64, ok bool, err error) {
 	segs := *l.segs.Load()
 	// Segments are ordered by time too; find the first whose last record is at or after t.
 	lo, hi := 0, len(segs)

@@ -46,6 +46,13 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.meta = meta{logID: opts.LogID}
 	}
 	l.hidden.Store(l.meta.hidden)
+	if l.meta.cutPending && l.corrupt == nil {
+		// A Truncate was decided before a crash: finish it before reading any segment, so
+		// that the records it cut never come back.
+		if err := l.finishCut(); err != nil {
+			return nil, err
+		}
+	}
 
 	segs, err := l.listSegments(found || l.corrupt != nil)
 	if err != nil {
@@ -117,6 +124,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.segs.Store(&segs)
 
 	l.lastSeq = lastSeq
+	l.durableLast = lastSeq // what recovery kept is durable
 	l.next = max(l.meta.reserved, lastSeq+1, opts.FirstSeq)
 	if l.corrupt == nil {
 		// Reserve before anything can be acknowledged, and mark the log open (not clean).
@@ -155,11 +163,17 @@ func (l *Log) noteCorrupt(err error) {
 	l.logger.Error("corruption found; appends refused, intact records stay readable", "err", err)
 }
 
-// published sets tip and the horizon after recovery.
+// published sets tip and the horizon after recovery. A replicated log publishes nothing:
+// its owner does (Publish), once it knows what is committed.
 func (l *Log) published() {
+	if l.opts.Replicated && l.active != nil {
+		l.active.readEnd.Store(DataOffset)
+	}
 	if l.active != nil && l.apos.count > 0 {
-		l.tip.Store(l.apos.last)
-		l.tipTime.Store(l.apos.ltime)
+		if !l.opts.Replicated {
+			l.tip.Store(l.apos.last)
+			l.tipTime.Store(l.apos.ltime)
+		}
 	} else {
 		segs := *l.segs.Load()
 		for i := len(segs) - 1; i >= 0; i-- {
@@ -167,15 +181,17 @@ func (l *Log) published() {
 				continue
 			}
 			if info, err := segs[i].sealedInfo(); err == nil && info.count > 0 {
-				l.tip.Store(info.last)
-				l.tipTime.Store(info.ltime)
+				if !l.opts.Replicated {
+					l.tip.Store(info.last)
+					l.tipTime.Store(info.ltime)
+				}
 				l.apos.ltime = max(l.apos.ltime, info.ltime) // arrival times stay monotonic
 				break
 			}
 		}
 	}
 	if h := l.hidden.Load(); h != 0 {
-		l.applyHidden(h)
+		l.applyHidden(h, max(l.tip.Load(), l.lastSeq)+1)
 	}
 	// Nothing below the oldest record can be hidden: a horizon up to it hides nothing.
 	l.storedHorizon = l.horizon.Load()

@@ -22,7 +22,7 @@ func (l *Log) Trim(cutoff int64) (removed int, err error) {
 			break
 		}
 	}
-	l.applyHidden(l.hidden.Load())
+	l.applyHidden(l.hidden.Load(), l.tip.Load()+1)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,15 +80,16 @@ func (l *Log) firstTimeLocked() int64 {
 	return t.At(0).Time
 }
 
-// applyHidden moves the read horizon to the first record at or after the hidden time.
-func (l *Log) applyHidden(hidden int64) {
-	seq, ok, err := l.SeqAtTime(hidden)
+// applyHidden moves the read horizon to the first record at or after the hidden time, or to
+// none when no record is (the position past the last record the caller knows of).
+func (l *Log) applyHidden(hidden int64, none uint64) {
+	seq, ok, err := l.seqAtTime(hidden)
 	if err != nil {
 		l.logger.Warn("could not place the retention horizon; damaged segments stay visible", "err", err)
 		return
 	}
 	if !ok {
-		seq = l.tip.Load() + 1
+		seq = none
 	}
 	for {
 		cur := l.horizon.Load()

@@ -26,17 +26,15 @@ func (l *Log) Append(batch []Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	size := 0
-	for i := range batch {
-		r := &batch[i]
-		if len(r.Key) > frame.MaxKeyLen || len(r.Data) > frame.MaxDataLen {
-			return fmt.Errorf("%w: record %d: key %d bytes (max %d), data %d bytes (max %d)",
-				ErrTooLarge, i, len(r.Key), frame.MaxKeyLen, len(r.Data), frame.MaxDataLen)
-		}
-		size += frame.Size(len(r.Key), len(r.Data))
+	size, err := batchSize(batch)
+	if err != nil {
+		return err
+	}
+	if l.opts.Replicated {
+		return fmt.Errorf("%w: Append on a replicated log; its owner assigns positions with AppendAt", ErrReplicated)
 	}
 	l.mu.Lock()
-	ticket, err := l.appendLocked(batch, int64(size))
+	ticket, err := l.appendLocked(batch, int64(size), false)
 	l.mu.Unlock()
 	if err != nil || l.opts.Durability.Mode != Sync {
 		return err
@@ -44,22 +42,46 @@ func (l *Log) Append(batch []Record) error {
 	return l.waitDurable(ticket)
 }
 
-func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
+// batchSize checks a batch's records against the frame limits and returns the size of their
+// frames.
+func batchSize(batch []Record) (int, error) {
+	size := 0
+	for i := range batch {
+		r := &batch[i]
+		if len(r.Key) > frame.MaxKeyLen || len(r.Data) > frame.MaxDataLen {
+			return 0, fmt.Errorf("%w: record %d: key %d bytes (max %d), data %d bytes (max %d)",
+				ErrTooLarge, i, len(r.Key), frame.MaxKeyLen, len(r.Data), frame.MaxDataLen)
+		}
+		size += frame.Size(len(r.Key), len(r.Data))
+	}
+	return size, nil
+}
+
+// appendLocked writes a batch. given tells whether the caller chose the positions and
+// arrival times (AppendAt: positions already checked, times raised here to keep them
+// monotonic) or the log assigns them (Append). Called with mu held.
+func (l *Log) appendLocked(batch []Record, size int64, given bool) (uint64, error) {
 	if err := l.refusalLocked(); err != nil {
 		return 0, err
+	}
+	if given {
+		if first := batch[0].Seq; first <= l.lastSeq {
+			return 0, fmt.Errorf("%w: position %d is not above the log's last, %d", ErrOrder, first, l.lastSeq)
+		}
+		l.next = batch[0].Seq // the base of a segment rolled for this batch
 	}
 	if l.active == nil || l.apos.end+size > l.active.capacity {
 		if err := l.rollLocked(size); err != nil {
 			return 0, err
 		}
 	}
-	if need := l.next + uint64(len(batch)); need > l.reserved || need < l.next {
+	if need := l.next + uint64(len(batch)); !given && (need > l.reserved || need < l.next) {
 		if err := l.reserveLocked(need); err != nil {
 			return 0, err
 		}
 	}
 	now := l.opts.Now().UnixNano()
-	if now < l.apos.ltime {
+	if now < l.apos.ltime || given {
 		now = l.apos.ltime
 	}
 	buf := l.wbuf[:0]
@@ -69,7 +91,14 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	seq := l.next
 	for i := range batch {
 		r := &batch[i]
-		r.Seq, r.Time = seq, now
+		if given {
+			// Every replica writes the same frames: the time is the proposer's, raised to
+			// the previous record's, which all replicas agree on (Raft's log matching).
+			now = max(now, r.Time)
+			r.Time, seq = now, r.Seq
+		} else {
+			r.Seq, r.Time = seq, now
+		}
 		seq++
 		buf = frame.Append(buf, r)
 	}
@@ -102,7 +131,7 @@ func (l *Log) appendLocked(batch []Record, size int64) (uint64, error) {
 	l.cmu.Lock()
 	l.written = cp
 	l.cmu.Unlock()
-	if l.opts.Durability.Mode != Sync {
+	if l.opts.Durability.Mode != Sync && !l.opts.Replicated {
 		l.publish(s, l.apos)
 	}
 	return l.ticket, nil
@@ -315,6 +344,11 @@ func (l *Log) sealActiveLocked() error {
 	s.table = s.bld.Table()
 	s.used.Store(true) // just written: consumers close behind are about to read it
 	s.live.Store(false)
+	if l.opts.Replicated {
+		// A sealed segment of a replicated log is readable to its end; Read and SeqAtTime
+		// stop at the published tip (clipTo), which the owner moves with Publish.
+		s.readEnd.Store(cp.end)
+	}
 	s.mu.Unlock()
 	// Nothing to publish: in Sync mode the release of the token above, or an earlier one,
 	// published cp; in the other modes the writer did after each write.

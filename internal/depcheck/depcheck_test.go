@@ -105,6 +105,13 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
+		why:        "replica is one shard's Raft storage and replicated log: stream, segment, frame, shardmap, internal/* and go.etcd.io/raft/v3 only; no server, no HTTP",
+		from:       []string{"./replica/..."},
+		deny:       []string{"./...", fasthttp},
+		allow:      []string{"./replica/...", "./stream/...", "./segment/...", "./frame/...", "./index/...", "./shardmap/...", "./internal/..."},
+		transitive: true,
+	},
+	{
 		why:        "account is the AWS account on top of the engine: it may import stream and below, nothing above it and no HTTP",
 		from:       []string{"./account/..."},
 		deny:       []string{"./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/...", "./fuzz/...", fasthttp},

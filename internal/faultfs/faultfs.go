@@ -29,10 +29,16 @@ type FS struct {
 	writeErr error
 	syncErr  error
 	syncs    int
+	// syncBudget, when not negative, is how many more syncs succeed before every Sync fails
+	// with syncErr (FailSyncsAfter).
+	syncBudget int
+	budgetErr  error
 }
 
 // New returns a fault-injecting file system over the real one.
-func New() *FS { return &FS{durable: map[string][]byte{}, nodes: map[string]*node{}} }
+func New() *FS {
+	return &FS{durable: map[string][]byte{}, nodes: map[string]*node{}, syncBudget: -1}
+}
 
 // SetNoSpace makes Allocate and WriteAt fail with ENOSPC while on is true.
 func (f *FS) SetNoSpace(on bool) {
@@ -51,7 +57,21 @@ func (f *FS) FailWrites(err error) {
 // FailSyncs makes every Sync fail with err (nil: stop failing).
 func (f *FS) FailSyncs(err error) {
 	f.mu.Lock()
-	f.syncErr = err
+	f.syncErr, f.syncBudget = err, -1
+	f.mu.Unlock()
+}
+
+// FailSyncsAfter lets the next n syncs succeed and makes every later Sync fail with err, so
+// that a test can stop a multi-step operation after each of its syncs in turn. FailSyncs
+// ends it.
+func (f *FS) FailSyncsAfter(n int, err error) {
+	f.mu.Lock()
+	f.syncBudget, f.syncErr = n, nil
+	if n == 0 {
+		f.syncErr = err
+	} else {
+		f.budgetErr = err
+	}
 	f.mu.Unlock()
 }
 
@@ -79,7 +99,7 @@ func (f *FS) PowerCut(rng *rand.Rand) error {
 // Revive ends injected failures: the machine is back.
 func (f *FS) Revive() {
 	f.mu.Lock()
-	f.writeErr, f.syncErr, f.noSpace = nil, nil, false
+	f.writeErr, f.syncErr, f.noSpace, f.syncBudget = nil, nil, false, -1
 	f.mu.Unlock()
 }
 
@@ -240,5 +260,10 @@ func (f *file) Sync() error {
 	}
 	f.fs.durable[name] = b
 	f.fs.syncs++
+	if f.fs.syncBudget > 0 {
+		if f.fs.syncBudget--; f.fs.syncBudget == 0 {
+			f.fs.syncErr = f.fs.budgetErr
+		}
+	}
 	return nil
 }

@@ -1,0 +1,32 @@
+// Package replica is one shard's replica in a Raft group: raft.Storage over the shard's
+// segment log (replicated mode) and side files, and Log, the stream.ShardLog that appends
+// through Raft. The group's RawNode is driven by its owner's loop (multiraft.Host, or a
+// test's driver) through Log's state-machine methods: Storage, Persist (before the Ready's
+// messages are sent) and Apply (its committed entries).
+//
+// Positions. One Raft entry per record; the entry's index is the record's position. Raft
+// assigns them (the leader), so they are strictly increasing and never reused across
+// leaders. An entry's data is the record's frame as the proposer built it (its arrival time,
+// seq a proposal token); every replica persists it with seq := index and the CRC recomputed
+// (segment.Log.AppendAt), so every replica's segment files hold the same bytes. Entries
+// without a record — a new leader's empty entry, conf changes — are gaps in the positions,
+// recorded in raft.terms (and raft.conf for conf changes) and synthesized by Entries.
+//
+// Acknowledgement and visibility. Append returns nil only when every entry of the batch
+// committed with the term it was proposed in; otherwise ErrNotCommitted (retryable, may
+// duplicate) or a *NotLeaderError naming the leader. A record is readable here (Read, Tip,
+// Changed) once committed and durable here: Apply publishes min(commit, local durable).
+//
+// Views pin a segment mapping until released, as with segment.Log; Entries copies the frames
+// out of its views before returning them to Raft.
+//
+// Crash behaviour. raft.state (HardState) is replaced atomically when term or vote change,
+// before messages go out; commit may lag. raft.terms and raft.conf are replaced atomically
+// before the frames they describe; a conflicting suffix is cut from the segment log first
+// (segment.Log.Truncate, durable before anything else). On open, entries past the log's last
+// frame are kept only while they have no frame (gaps and conf changes recorded in the side
+// files); the rest is dropped.
+//
+// Not implemented in this round: snapshots (Persist refuses one with ErrSnapshot; Snapshot
+// returns metadata only) and retention moving FirstIndex (it stays 1).
+package replica
