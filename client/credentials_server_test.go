@@ -98,4 +98,3 @@ func TestSignedClient(t *testing.T) {
 		bc.Close()
 	}
 }
-
