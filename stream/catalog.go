@@ -140,3 +140,15 @@ func decodeMeta(b []byte, name, where string) (*streamMeta, *shardmap.Map, error
 	}
 	return &m, sm, nil
 }
+
+// CatalogShardMap returns the shard map held in a catalog entry's bytes (CatalogEntry.Data):
+// what a Catalog needs to place a stream's shards, without the rest of the metadata.
+func CatalogShardMap(data []byte) (*shardmap.Map, error) {
+	var m struct {
+		ShardMap []byte `json:"shardMap"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("stream: catalog entry: %w", err)
+	}
+	return shardmap.Decode(m.ShardMap)
+}
