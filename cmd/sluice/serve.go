@@ -10,12 +10,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pkg/profile"
 
 	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
 	"github.com/sluice-streams/sluice/stream"
@@ -35,6 +37,7 @@ type serveConfig struct {
 	account    string
 	tls        *tls.Config // nil: plaintext
 	accessKeys accessKeys  // access key → account, for the SigV4 parser
+	cluster    *clusterConfig // nil: a single node
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -53,6 +56,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	keys := accessKeys{}
 	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused)")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
+	cflags := addClusterFlags(fs)
 	prof := fs.String("profile", "", "write a `cpu` or `mem` profile into the current directory until the server stops")
 	if err := applySettings(fs, args, os.Getenv); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
@@ -77,6 +81,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.region, cfg.account, cfg.accessKeys = *region, *account, keys
+	if cfg.cluster, err = cflags.config(); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
+	}
 	if cfg.tls, err = loadTLS(*tlsCert, *tlsKey); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -96,8 +104,18 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return err
 	}
-	eng, err := stream.Open(stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
-		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"})
+	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
+		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"}
+	var cc *cluster.Client
+	if cfg.cluster != nil {
+		var err error
+		if cc, err = joinCluster(cfg.cluster, logger); err != nil {
+			return err
+		}
+		defer cc.Close()
+		opts.Catalog = cc.Catalog()
+	}
+	eng, err := stream.Open(opts)
 	if err != nil {
 		return err
 	}
@@ -119,6 +137,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if cfg.tls != nil {
 		scheme = "https"
 	}
+	var member *cluster.Member
+	if cc != nil {
+		if member, err = cc.Join(ctx, cfg.cluster.nodeID, ln.Addr().String()); err != nil {
+			srv.Shutdown()
+			eng.Close()
+			return err
+		}
+		logMembership(ctx, cc, logger)
+		fmt.Fprintf(stdout, "sluice: node %d of cluster %q (etcd %s; catalog shared, shard logs local to this node)\n",
+			cfg.cluster.nodeID, cfg.cluster.name, strings.Join(cfg.cluster.endpoints, ","))
+	}
 	fmt.Fprintf(stdout, "sluice: serving the Kinesis API on %s://%s (data in %s, durability %s, limits %s)\n",
 		scheme, ln.Addr(), cfg.dataDir, cfg.durability, cfg.limits)
 	tick := time.NewTicker(maintainEvery)
@@ -138,6 +167,11 @@ loop:
 		}
 	}
 	logger.Info("shutting down")
+	if member != nil {
+		if err := member.Leave(); err != nil {
+			logger.Warn("leaving the cluster", "err", err)
+		}
+	}
 	if err := srv.Shutdown(); err != nil && serveErr == nil {
 		serveErr = err
 	}
