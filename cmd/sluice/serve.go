@@ -35,8 +35,8 @@ type serveConfig struct {
 	limits     stream.Limits
 	region     string
 	account    string
-	tls        *tls.Config // nil: plaintext
-	accessKeys accessKeys  // access key → account, for the SigV4 parser
+	tls        *tls.Config    // nil: plaintext
+	accessKeys accessKeys     // access key → account, for the SigV4 parser
 	cluster    *clusterConfig // nil: a single node
 }
 
