@@ -3,16 +3,15 @@ package stream
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"regexp"
 
 	"github.com/sluice-streams/sluice/internal/awsmsg"
-	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
-// A stream's metadata lives in <dir>/streams/<name>/stream.json, replaced crash-safely
-// (vfs.WriteFileAtomic) on every change; its shards' logs live beside it in shard-<index>/.
+// With the local catalog (catalogseam.go) a stream's metadata lives in
+// <dir>/streams/<name>/stream.json, replaced crash-safely (vfs.WriteFileAtomic) on every
+// change; its shards' logs live beside it in shard-<index>/.
 // JSON keeps the catalog readable by an operator; it is off every data path.
 const (
 	catalogVersion = 1
@@ -113,33 +112,43 @@ func validStreamName(name string) error {
 	return nil
 }
 
-func saveMeta(fsys vfs.FS, dir string, m *streamMeta) error {
+// encodeMeta returns the catalog's bytes of m: stream.json's content.
+func encodeMeta(m *streamMeta) ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
+	return append(b, '\n'), nil
 }
 
-func loadMeta(fsys vfs.FS, dir string) (*streamMeta, *shardmap.Map, error) {
-	path := filepath.Join(dir, metaFile)
-	b, err := vfs.ReadFile(fsys, path, 64<<20)
-	if err != nil {
-		return nil, nil, err
-	}
+// decodeMeta parses the catalog's bytes of the stream name; where names the source in
+// errors (a file, a catalog key).
+func decodeMeta(b []byte, name, where string) (*streamMeta, *shardmap.Map, error) {
 	var m streamMeta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, nil, fmt.Errorf("stream: %s: %w", path, err)
+		return nil, nil, fmt.Errorf("stream: %s: %w", where, err)
 	}
 	if m.Version != catalogVersion {
-		return nil, nil, fmt.Errorf("stream: %s: catalog version %d, want %d", path, m.Version, catalogVersion)
+		return nil, nil, fmt.Errorf("stream: %s: catalog version %d, want %d", where, m.Version, catalogVersion)
 	}
-	if err := validStreamName(m.Name); err != nil || filepath.Base(dir) != m.Name {
-		return nil, nil, fmt.Errorf("stream: %s: names stream %q", path, m.Name)
+	if err := validStreamName(m.Name); err != nil || name != m.Name {
+		return nil, nil, fmt.Errorf("stream: %s: names stream %q", where, m.Name)
 	}
 	sm, err := shardmap.Decode(m.ShardMap)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stream: %s: %w", path, err)
+		return nil, nil, fmt.Errorf("stream: %s: %w", where, err)
 	}
 	return &m, sm, nil
+}
+
+// CatalogShardMap returns the shard map held in a catalog entry's bytes (CatalogEntry.Data):
+// what a Catalog needs to place a stream's shards, without the rest of the metadata.
+func CatalogShardMap(data []byte) (*shardmap.Map, error) {
+	var m struct {
+		ShardMap []byte `json:"shardMap"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("stream: catalog entry: %w", err)
+	}
+	return shardmap.Decode(m.ShardMap)
 }

@@ -71,7 +71,7 @@ func (e *Engine) RegisterConsumer(stream, name string) (Consumer, error) {
 	c := consumerMeta{Name: name, Created: e.opts.Now().Unix()}
 	next := cur.clone()
 	next.Consumers = append(next.Consumers, c)
-	if err := saveMeta(e.opts.FS, s.dir, next); err != nil {
+	if err := s.saveChangeLocked(next); err != nil {
 		return Consumer{}, err
 	}
 	s.meta.Store(next)
@@ -95,7 +95,7 @@ func (e *Engine) DeregisterConsumer(stream, name, arn string) error {
 			next.Consumers = append(next.Consumers, o)
 		}
 	}
-	if err := saveMeta(e.opts.FS, s.dir, next); err != nil {
+	if err := s.saveChangeLocked(next); err != nil {
 		return err
 	}
 	s.meta.Store(next)

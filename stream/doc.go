@@ -61,6 +61,11 @@
 //     and opens every shard's log through Options.OpenShardLog. segment.Log is the
 //     single-node implementation; a replicated one plugs in there, with no change above.
 //
+//   - the catalog seam (Catalog, catalogseam.go): every stream's metadata is loaded, saved
+//     with compare-and-swap on a revision, deleted and watched through Options.Catalog. nil
+//     is the local catalog (the stream.json files); package cluster's keeps it in etcd, and
+//     the engine applies the changes other nodes make (watch.go).
+//
 // What it does not own: the AWS account around the streams (resource policies, consumer
 // tags, the billing commitment, warm throughput, DescribeLimits, parsing resource ARNs),
 // which package account keeps on top of the engine through State, Config and the stream-tag

@@ -1,9 +1,9 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,6 +46,11 @@ type Options struct {
 	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
 	// stream's growth (twice the peak); default 30 days, as Kinesis.
 	OnDemandWindow time.Duration
+	// Catalog keeps every stream's metadata (the Catalog seam); nil: the local catalog, one
+	// stream.json per stream in Dir. With another catalog the engine applies the changes
+	// other writers make (watch.go), and each stream's shard logs stay in this Dir under
+	// streams/<name>@<incarnation>.
+	Catalog Catalog
 }
 
 func (o Options) withDefaults() Options {
@@ -92,10 +97,23 @@ type Engine struct {
 
 	lock *dirlock.Lock // the data directory, held exclusively from Open to Close
 
-	mu      sync.Mutex // guards streams and serialises create and delete
+	catalog Catalog
+	local   bool // catalog is the local catalog (Options.Catalog nil)
+
+	mu      sync.Mutex // guards streams, creating, pending, closed and lastGen
 	streams map[string]*Stream
 	closed  bool
 	lastGen uint64 // the highest streamMeta.Gen loaded or given; guarded by mu
+	// creating holds the names CreateStream is creating (by mode), between its checks and
+	// its publication, which it does without mu held while the catalog saves; pending holds
+	// the catalog's events about those names, applied once the creation ends (watch.go).
+	creating map[string]string
+	pending  map[string][]CatalogEvent
+
+	// stopWatch ends the goroutine applying the catalog's changes; watchDone is closed
+	// when it has returned. Both nil with the local catalog. Set by Open.
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 
 	// openShards counts the open shards of all streams, against Options.ShardLimit
 	// (shardlimit.go). Changed by Open, CreateStream, DeleteStream and reshard; read by
@@ -114,6 +132,9 @@ type Stream struct {
 
 	// deleted is set by DeleteStream, under mu: a change that took mu after it does nothing.
 	deleted bool
+	// rev is the catalog revision of the published metadata, guarded by mu: the revision a
+	// change saves against (Catalog.Save's prev).
+	rev int64
 
 	// On-demand scaling state, guarded by mu.
 	lastScale time.Time
@@ -185,29 +206,24 @@ func Open(opts Options) (*Engine, error) {
 		lock.Release()
 		return nil, err
 	}
-	e := &Engine{opts: opts, key: key, lock: lock, streams: map[string]*Stream{}}
+	e := &Engine{opts: opts, key: key, lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
+		creating: map[string]string{}, pending: map[string][]CatalogEvent{}}
+	if e.catalog == nil {
+		e.catalog, e.local = newFileCatalog(opts.FS, opts.Dir, opts.Logger), true
+	}
 	os.RemoveAll(filepath.Join(opts.Dir, trashDir)) // deleted streams a crash left behind
-	entries, err := opts.FS.ReadDir(filepath.Join(opts.Dir, streamsDir))
+	entries, rev, err := e.catalog.Load()
 	if err != nil {
+		e.Close()
 		return nil, err
 	}
-	for _, de := range entries {
-		if !de.IsDir() {
-			continue
-		}
-		dir := filepath.Join(opts.Dir, streamsDir, de.Name())
-		meta, sm, err := loadMeta(opts.FS, dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			// A creation that crashed before its catalog file: nothing was acknowledged.
-			opts.Logger.Warn("removing a stream directory without a catalog file", "dir", dir)
-			os.RemoveAll(dir)
-			continue
-		}
+	for _, ent := range entries {
+		meta, sm, err := decodeMeta(ent.Data, ent.Name, ent.Source)
 		if err != nil {
 			e.Close()
 			return nil, err
 		}
-		s := &Stream{engine: e, dir: dir}
+		s := &Stream{engine: e, dir: e.streamDir(meta), rev: ent.Rev}
 		if err := s.openShards(meta, sm); err != nil {
 			e.Close()
 			return nil, err
@@ -216,17 +232,38 @@ func Open(opts Options) (*Engine, error) {
 		e.lastGen = max(e.lastGen, meta.Gen)
 		e.openShards.Add(int64(len(sm.Open())))
 	}
+	if !e.local {
+		e.removeStrayDirs()
+		e.startWatch(rev)
+	}
 	return e, nil
+}
+
+// streamDir returns the directory of a stream's shard logs (and, with the local catalog,
+// of its stream.json). With a shared catalog it names the incarnation too, so a stream
+// deleted and created again elsewhere while this node was away never finds the old logs.
+func (e *Engine) streamDir(meta *streamMeta) string {
+	if e.local {
+		return filepath.Join(e.opts.Dir, streamsDir, meta.Name)
+	}
+	return filepath.Join(e.opts.Dir, streamsDir, fmt.Sprintf("%s@%d", meta.Name, meta.Gen))
 }
 
 // Close closes every shard log. Records acknowledged before it are kept.
 func (e *Engine) Close() error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil
 	}
 	e.closed = true
+	e.mu.Unlock()
+	if e.stopWatch != nil {
+		e.stopWatch()
+		<-e.watchDone
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	var first error
 	for _, s := range e.streams {
 		s.endSubscriptions("")
@@ -325,25 +362,24 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 		return errorf(KindInvalidArgument, "%v", err)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return errorf(KindResourceInUse, "the server is shutting down")
 	}
-	if _, ok := e.streams[in.Name]; ok {
-		return errorf(KindResourceInUse, "Stream %s under account %s already exists.", in.Name, e.opts.Account)
+	_, exists := e.streams[in.Name]
+	_, creating := e.creating[in.Name]
+	if exists || creating {
+		e.mu.Unlock()
+		return e.alreadyExists(in.Name)
 	}
 	if mode == ModeOnDemand && e.onDemandStreamsLocked() >= OnDemandStreamsMax {
+		e.mu.Unlock()
 		return errorf(KindLimitExceeded, "This request would exceed the limit of %d on-demand streams for the account %s in %s.", OnDemandStreamsMax, e.opts.Account, e.opts.Region)
 	}
 	if err := e.reserveShards(in.ShardCount); err != nil {
+		e.mu.Unlock()
 		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			e.reserveShards(-in.ShardCount)
-		}
-	}()
 	now := e.opts.Now()
 	// The creation time names the incarnation; two within one clock tick (an injected
 	// clock) still get different ones.
@@ -351,21 +387,74 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 	meta := &streamMeta{Version: catalogVersion, Name: in.Name, Gen: e.lastGen, Created: now.UnixMilli(),
 		Status: StatusActive, Mode: mode, RetentionHours: MinRetentionHours, Encryption: "NONE",
 		MaxRecordKiB: DefaultMaxRecordKiB, Tags: in.Tags, ShardMap: sm.Encode()}
-	dir := filepath.Join(e.opts.Dir, streamsDir, in.Name)
-	if err := e.opts.FS.MkdirAll(dir, 0o755); err != nil {
-		return err
+	// The name is reserved; the catalog is written without mu held, so a slow catalog never
+	// holds up the streams' lookups.
+	e.creating[in.Name] = mode
+	e.mu.Unlock()
+	s, err := e.createLocked(meta, sm)
+	e.mu.Lock()
+	delete(e.creating, in.Name)
+	if err == nil {
+		e.streams[in.Name] = s
+	} else {
+		e.reserveShards(-in.ShardCount)
 	}
-	if err := saveMeta(e.opts.FS, dir, meta); err != nil {
-		os.RemoveAll(dir)
-		return err
+	pending := e.pending[in.Name]
+	delete(e.pending, in.Name)
+	e.mu.Unlock()
+	e.applyEvents(pending)
+	return err
+}
+
+// createLocked saves a new stream's metadata and opens its shards. The caller holds the
+// stream's name in e.creating.
+func (e *Engine) createLocked(meta *streamMeta, sm *shardmap.Map) (*Stream, error) {
+	s := &Stream{engine: e, dir: e.streamDir(meta)}
+	if err := e.opts.FS.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, err
 	}
-	s := &Stream{engine: e, dir: dir}
+	if err := s.saveLocked(meta); err != nil {
+		os.RemoveAll(s.dir)
+		if errors.Is(err, ErrCatalogConflict) {
+			return nil, e.alreadyExists(meta.Name)
+		}
+		return nil, err
+	}
 	if err := s.openShards(meta, sm); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (e *Engine) alreadyExists(name string) error {
+	return errorf(KindResourceInUse, "Stream %s under account %s already exists.", name, e.opts.Account)
+}
+
+// saveLocked saves meta as the stream's next metadata in the catalog, against the revision
+// it has, and takes the new revision; the caller holds s.mu (or creates s), and publishes
+// meta once it returns nil.
+func (s *Stream) saveLocked(meta *streamMeta) error {
+	b, err := encodeMeta(meta)
+	if err != nil {
 		return err
 	}
-	e.streams[in.Name] = s
-	committed = true
+	rev, err := s.engine.catalog.Save(meta.Name, b, s.rev)
+	if err != nil {
+		return err
+	}
+	s.rev = rev
 	return nil
+}
+
+// saveChangeLocked is saveLocked for a change of an existing stream: a change another
+// writer made first is a ResourceInUse error (the caller may retry once the other change
+// has reached this engine).
+func (s *Stream) saveChangeLocked(meta *streamMeta) error {
+	err := s.saveLocked(meta)
+	if errors.Is(err, ErrCatalogConflict) {
+		return errorf(KindResourceInUse, "Stream %s under account %s was changed concurrently; retry the request.", meta.Name, s.engine.opts.Account)
+	}
+	return err
 }
 
 // DeleteStream deletes a stream and all its data. As in Kinesis, a stream with registered
@@ -377,8 +466,8 @@ func (e *Engine) DeleteStream(name string, enforceConsumerDeletion bool) error {
 		return err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	s, ok := e.streams[name]
+	e.mu.Unlock()
 	if !ok {
 		return e.notFound(name)
 	}
@@ -386,26 +475,45 @@ func (e *Engine) DeleteStream(name string, enforceConsumerDeletion bool) error {
 	// follow find the stream deleted.
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted {
+		return e.notFound(name)
+	}
 	if n := len(s.meta.Load().Consumers); n > 0 && !enforceConsumerDeletion {
 		return errorf(KindResourceInUse, "Stream %s under account %s has %d registered consumers. Deregister them, or set EnforceConsumerDeletion to delete them with the stream.", name, e.opts.Account, n)
 	}
+	if e.local {
+		// The engine is the catalog's only writer: the stream leaves it and its logs close
+		// before the directory that holds them is moved away.
+		s.dropLocked()
+		return e.catalog.Delete(name, s.rev)
+	}
+	if err := e.catalog.Delete(name, s.rev); err != nil {
+		if errors.Is(err, ErrCatalogConflict) {
+			return errorf(KindResourceInUse, "Stream %s under account %s was changed concurrently; retry the request.", name, e.opts.Account)
+		}
+		return err
+	}
+	return s.dropLocked()
+}
+
+// dropLocked ends a stream the catalog no longer holds: it leaves the engine, its
+// subscriptions end, its logs close and, unless the local catalog's deletion took it
+// already, its directory goes. The caller holds s.mu.
+func (s *Stream) dropLocked() error {
+	e := s.engine
 	s.deleted = true
-	e.reserveShards(-len(s.set.Load().m.Open()))
-	delete(e.streams, name)
+	e.mu.Lock()
+	if e.streams[s.meta.Load().Name] == s {
+		delete(e.streams, s.meta.Load().Name)
+		e.reserveShards(-len(s.set.Load().m.Open()))
+	}
+	e.mu.Unlock()
 	s.endSubscriptions("")
 	s.closeLogs()
-	trash := filepath.Join(e.opts.Dir, trashDir)
-	if err := e.opts.FS.MkdirAll(trash, 0o755); err != nil {
-		return err
+	if e.local {
+		return nil
 	}
-	gone := filepath.Join(trash, fmt.Sprintf("%s-%d", name, s.meta.Load().Gen))
-	if err := e.opts.FS.Rename(s.dir, gone); err != nil {
-		return err
-	}
-	if err := e.opts.FS.SyncDir(filepath.Join(e.opts.Dir, streamsDir)); err != nil {
-		return err
-	}
-	return os.RemoveAll(gone)
+	return e.removeDir(s.dir)
 }
 
 func (e *Engine) notFound(name string) error {

@@ -127,7 +127,7 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	for _, sh := range created {
 		nextMeta.CreatedAt[sh.id] = closedAt
 	}
-	if err := saveMeta(e.opts.FS, s.dir, nextMeta); err != nil {
+	if err := s.saveChangeLocked(nextMeta); err != nil {
 		for _, c := range created {
 			c.log.Close()
 		}

@@ -35,7 +35,7 @@ func (e *Engine) changeRetention(name string, hours int, increase bool) error {
 	}
 	next := cur.clone()
 	next.RetentionHours = hours
-	if err := saveMeta(e.opts.FS, s.dir, next); err != nil {
+	if err := s.saveChangeLocked(next); err != nil {
 		return err
 	}
 	s.meta.Store(next)

@@ -29,7 +29,7 @@ func (e *Engine) updateMeta(name string, change func(*streamMeta) error) error {
 	if err := change(next); err != nil {
 		return err
 	}
-	if err := saveMeta(e.opts.FS, s.dir, next); err != nil {
+	if err := s.saveChangeLocked(next); err != nil {
 		return err
 	}
 	s.meta.Store(next)
@@ -195,7 +195,7 @@ func (s *Stream) pruneClosed(now time.Time) error {
 		delete(next.ClosedAt, id)
 		delete(next.CreatedAt, id)
 	}
-	if err := saveMeta(s.engine.opts.FS, s.dir, next); err != nil {
+	if err := s.saveChangeLocked(next); err != nil {
 		return err
 	}
 	ns := &shardSet{m: nm, shards: make(map[ShardID]*shard, len(set.shards))}

@@ -48,6 +48,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "serve", args: "[flags]", summary: "run the server (Kinesis API on HTTP)", run: runServe},
+		{name: "dev-cluster", args: "--nodes N --data-dir DIR", summary: "run an embedded etcd and N serve processes joined to it, on loopback", run: runDevCluster},
 		{name: "put", args: "--stream S [DATA]", summary: "append a record, or one per line of stdin", run: runPut},
 		{name: "describe", args: "--stream S", summary: "show a stream, its shards and its consumers", run: runDescribe},
 		{name: "get", args: "--stream S --shard-id ID", summary: "read one shard once, from an iterator type", run: runGet},

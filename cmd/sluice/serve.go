@@ -11,12 +11,14 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pkg/profile"
 
 	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
 	"github.com/sluice-streams/sluice/stream"
@@ -34,9 +36,10 @@ type serveConfig struct {
 	limits     stream.Limits
 	region     string
 	account    string
-	tls        *tls.Config // nil: plaintext
-	accessKeys accessKeys  // access key → account, for the SigV4 parser
-	iamFile    string      // users whose signatures are verified; "" serves without authentication
+	tls        *tls.Config    // nil: plaintext
+	accessKeys accessKeys     // access key → account, for the SigV4 parser
+	iamFile    string         // users whose signatures are verified; "" serves without authentication
+	cluster    *clusterConfig // nil: a single node
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -57,6 +60,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	iamFile := fs.String("iam", "", "IAM `file` (JSON) of the users whose SigV4 signatures are verified; reloaded on SIGHUP (see docs/API.md, Authentication)")
 	insecure := fs.Bool("insecure-no-auth", false, "serve an address other than loopback without --iam: anyone reaching the port may read, write and delete every stream")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
+	cflags := addClusterFlags(fs)
 	prof := fs.String("profile", "", "write a `cpu` or `mem` profile into the current directory until the server stops")
 	if err := applySettings(fs, args, os.Getenv); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
@@ -85,6 +89,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
+	if cfg.cluster, err = cflags.config(); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
+	}
 	if cfg.tls, err = loadTLS(*tlsCert, *tlsKey); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -104,8 +112,18 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return err
 	}
-	eng, err := stream.Open(stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
-		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"})
+	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
+		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"}
+	var cc *cluster.Client
+	if cfg.cluster != nil {
+		var err error
+		if cc, err = joinCluster(cfg.cluster, logger); err != nil {
+			return err
+		}
+		defer cc.Close()
+		opts.Catalog = cc.Catalog()
+	}
+	eng, err := stream.Open(opts)
 	if err != nil {
 		return err
 	}
@@ -143,6 +161,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if cfg.tls != nil {
 		scheme = "https"
 	}
+	var member *cluster.Member
+	if cc != nil {
+		if member, err = cc.Join(ctx, cfg.cluster.nodeID, ln.Addr().String()); err != nil {
+			srv.Shutdown()
+			eng.Close()
+			return err
+		}
+		logMembership(ctx, cc, logger)
+		fmt.Fprintf(stdout, "sluice: node %d of cluster %q (etcd %s; catalog shared, shard logs local to this node)\n",
+			cfg.cluster.nodeID, cfg.cluster.name, strings.Join(cfg.cluster.endpoints, ","))
+	}
 	fmt.Fprintf(stdout, "sluice: serving the Kinesis API on %s://%s (data in %s, durability %s, limits %s)\n",
 		scheme, ln.Addr(), cfg.dataDir, cfg.durability, cfg.limits)
 	tick := time.NewTicker(maintainEvery)
@@ -170,6 +199,11 @@ loop:
 		}
 	}
 	logger.Info("shutting down")
+	if member != nil {
+		if err := member.Leave(); err != nil {
+			logger.Warn("leaving the cluster", "err", err)
+		}
+	}
 	if err := srv.Shutdown(); err != nil && serveErr == nil {
 		serveErr = err
 	}

@@ -39,11 +39,13 @@ const (
 	profile  = "github.com/pkg/profile/..."
 	mmapGo   = "github.com/edsrzf/mmap-go/..."
 	sysUnix  = "golang.org/x/sys/unix/..."
+	etcd     = "go.etcd.io/etcd/..."
 )
 
 // rules is the layering of STYLE.md, with the portable packages beside it:
 //
 //	cmd/ tools/ bench/ fuzz/ → server → account → stream → {segment → index, shardmap} → internal/*
+//	cmd/ → cluster (etcd) → stream
 //	client/ tools/cli/ → server/wire → frame → internal/crc (every GOOS: see make cross)
 //	segment → frame
 //
@@ -110,6 +112,24 @@ var rules = []rule{
 		deny:       []string{"./...", fasthttp},
 		allow:      []string{"./replica/...", "./stream/...", "./segment/...", "./frame/...", "./index/...", "./shardmap/...", "./internal/..."},
 		transitive: true,
+	},
+	{
+		why:        "stream is the engine: the cluster's control plane (package cluster, etcd) plugs into its Catalog seam from above, never the reverse",
+		from:       []string{"./stream/..."},
+		deny:       []string{"./cluster/...", etcd},
+		transitive: true,
+	},
+	{
+		why:        "cluster is the control plane over etcd: it may import stream and below and etcd's modules, nothing above it and no HTTP server",
+		from:       []string{"./cluster/..."},
+		deny:       []string{"./account/...", "./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/...", "./fuzz/...", fasthttp},
+		transitive: true,
+	},
+	{
+		why:     "only cluster imports etcd (cmd starts dev-cluster's etcd through it)",
+		from:    []string{"./..."},
+		notFrom: []string{"./cluster/..."},
+		deny:    []string{etcd},
 	},
 	{
 		why:        "account is the AWS account on top of the engine: it may import stream and below, nothing above it and no HTTP",

@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// Placement: placement/<stream>/<shard> holds the ids of the nodes that hold the shard's
+// replicas, {"replicas":[1,2,3]}. It is written in the catalog transaction that creates
+// the shard (a stream's creation or a resharding) and deleted in the one that drops it
+// (a deletion, a pruning), so it is changed only by the writer that won the stream's
+// compare-and-swap. A shard's replicas are the cluster's replication factor's worth of the
+// nodes up when it is created: all of them when there are no more than that, otherwise
+// those that rank highest for the shard by rendezvous hashing (stable, and spread evenly).
+// With fewer nodes up than the factor, the shard is placed on those there are.
+
+type placementValue struct {
+	Replicas []uint64 `json:"replicas"`
+}
+
+// placementOps returns the operations that place the shards of the entry data (for stream
+// name) not yet placed and remove the placement of those it no longer holds.
+func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]clientv3.Op, error) {
+	sm, err := stream.CatalogShardMap(data)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.cli.Txn(ctx).Then(
+		clientv3.OpGet(c.placementPrefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(c.nodesPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(c.replicasKey())).Commit()
+	if err != nil {
+		return nil, unavailable("read placement of "+name, err)
+	}
+	placed := map[string]bool{}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		placed[string(kv.Key)] = true
+	}
+	var nodes []uint64
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		if id, err := strconv.ParseUint(strings.TrimPrefix(string(kv.Key), c.nodesPrefix()), 10, 64); err == nil {
+			nodes = append(nodes, id)
+		}
+	}
+	replicas := DefaultReplicas
+	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) == 1 {
+		if n, err := strconv.Atoi(string(kvs[0].Value)); err == nil && n > 0 {
+			replicas = n
+		}
+	}
+	var ops []clientv3.Op
+	for _, sh := range sm.All() {
+		key := c.placementPrefix(name) + strconv.FormatUint(uint64(sh.ID), 10)
+		if placed[key] {
+			delete(placed, key)
+			continue
+		}
+		if len(nodes) == 0 {
+			continue // no node has joined: nothing to place on
+		}
+		v, _ := json.Marshal(placementValue{Replicas: place(name, sh.ID, nodes, replicas)})
+		ops = append(ops, clientv3.OpPut(key, string(v)))
+	}
+	for key := range placed {
+		ops = append(ops, clientv3.OpDelete(key)) // a shard the map no longer holds
+	}
+	return ops, nil
+}
+
+// place returns the n nodes that rank highest for the shard (all of them, in id order,
+// when there are no more than n).
+func place(streamName string, shard stream.ShardID, nodes []uint64, n int) []uint64 {
+	out := append([]uint64(nil), nodes...)
+	if len(out) > n {
+		score := func(id uint64) uint64 {
+			h := fnv.New64a()
+			fmt.Fprintf(h, "%s/%d/%d", streamName, shard, id)
+			return h.Sum64()
+		}
+		sort.Slice(out, func(i, j int) bool { return score(out[i]) > score(out[j]) })
+		out = out[:n]
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Placement returns the replicas of each placed shard of a stream.
+func (c *Client) Placement(streamName string) (map[stream.ShardID][]uint64, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.placementPrefix(streamName), clientv3.WithPrefix())
+	if err != nil {
+		return nil, unavailable("read placement of "+streamName, err)
+	}
+	out := make(map[stream.ShardID][]uint64, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		id, err := strconv.ParseUint(strings.TrimPrefix(string(kv.Key), c.placementPrefix(streamName)), 10, 32)
+		var v placementValue
+		if err != nil || json.Unmarshal(kv.Value, &v) != nil {
+			return nil, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
+		}
+		out[stream.ShardID(id)] = v.Replicas
+	}
+	return out, nil
+}

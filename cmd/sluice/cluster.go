@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluice-streams/sluice/cluster"
+)
+
+// clusterFlags are serve's cluster flags: with --cluster-etcd the server joins a cluster.
+type clusterFlags struct {
+	nodeID   *uint64
+	etcd     *string
+	replicas *int
+	name     *string
+}
+
+func addClusterFlags(fs *flag.FlagSet) clusterFlags {
+	return clusterFlags{
+		nodeID: fs.Uint64("node-id", 0, "this node's `id` in the cluster (1, 2, …); needs --cluster-etcd"),
+		etcd: fs.String("cluster-etcd", "", "`URL[,URL…]` of the etcd that holds the cluster's catalog and membership: "+
+			"the node registers there and takes every stream's metadata from it. Each node keeps its shard logs in its own "+
+			"--data-dir: records are NOT replicated between nodes yet (docs/CLUSTER.md)"),
+		replicas: fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created; a node asking for another number is refused"),
+		name:     fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`: its keys in etcd are under /sluice/NAME/"),
+	}
+}
+
+// clusterConfig is a node's place in a cluster; nil in serveConfig: a single node.
+type clusterConfig struct {
+	nodeID    uint64
+	endpoints []string
+	replicas  int
+	name      string
+}
+
+func (f clusterFlags) config() (*clusterConfig, error) {
+	if *f.etcd == "" {
+		if *f.nodeID != 0 {
+			return nil, errors.New("--node-id needs --cluster-etcd")
+		}
+		return nil, nil
+	}
+	if *f.nodeID == 0 {
+		return nil, errors.New("--cluster-etcd needs --node-id (1 or more)")
+	}
+	if *f.replicas < 1 {
+		return nil, fmt.Errorf("--replicas %d: want at least 1", *f.replicas)
+	}
+	if *f.name == "" || strings.Contains(*f.name, "/") {
+		return nil, fmt.Errorf("--cluster-name %q: want a name without /", *f.name)
+	}
+	var eps []string
+	for _, u := range strings.Split(*f.etcd, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			eps = append(eps, u)
+		}
+	}
+	return &clusterConfig{nodeID: *f.nodeID, endpoints: eps, replicas: *f.replicas, name: *f.name}, nil
+}
+
+// joinCluster connects to the cluster's etcd and fixes (or checks) its replication factor.
+func joinCluster(cc *clusterConfig, logger *slog.Logger) (*cluster.Client, error) {
+	c, err := cluster.Dial(cluster.Config{Endpoints: cc.endpoints, Name: cc.name, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.EnsureReplicas(cc.replicas); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// logMembership logs the nodes up now and every change after, until ctx ends.
+func logMembership(ctx context.Context, c *cluster.Client, logger *slog.Logger) {
+	nodes, events, err := c.WatchMembers(ctx)
+	if err != nil {
+		logger.Warn("cluster membership", "err", err)
+		return
+	}
+	for _, n := range nodes {
+		logger.Info("cluster node up", "node", n.ID, "addr", n.Addr)
+	}
+	go func() {
+		for ev := range events {
+			logger.Info("cluster "+ev.Kind.String(), "node", ev.Node.ID, "addr", ev.Node.Addr)
+		}
+	}()
+}
+
+// devClusterConfig is what `sluice dev-cluster` was asked to do.
+type devClusterConfig struct {
+	nodes    int
+	dataDir  string
+	replicas int
+	// serveArgs are passed to every node's serve after the cluster flags.
+	serveArgs []string
+}
+
+func runDevCluster(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("dev-cluster", "[flags] [-- serve flags]", stderr)
+	nodes := fs.Int("nodes", 3, "`number` of nodes")
+	dataDir := fs.String("data-dir", "./cluster-data", "`directory` holding etcd's data (etcd/) and each node's (node-N/)")
+	replicas := fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created")
+	if status, stop := parseFlags(fs, args); stop {
+		return status
+	}
+	if *nodes < 1 {
+		fmt.Fprintf(stderr, "sluice dev-cluster: --nodes %d: want at least 1\n", *nodes)
+		return exitUsage
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice dev-cluster: %v\n", err)
+		return exitError
+	}
+	spawn := func(args ...string) *exec.Cmd { return exec.Command(self, args...) }
+	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, serveArgs: fs.Args()}
+	if err := devCluster(ctx, cfg, spawn, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "sluice dev-cluster: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// devCluster runs an embedded etcd on loopback and cfg.nodes `sluice serve` child processes
+// (made by spawn) joined to it, until ctx ends (nil) or a node exits on its own (an error).
+// Every node is stopped with SIGTERM, then etcd.
+func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...string) *exec.Cmd, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return err
+	}
+	etcd, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dataDir, "etcd")})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	endpoint := etcd.Endpoints()[0]
+	fmt.Fprintf(stdout, "sluice dev-cluster: etcd on %s\n", endpoint)
+
+	var out sync.Mutex // serialises the lines the nodes' output is copied in
+	type child struct {
+		id     int
+		addr   string
+		cmd    *exec.Cmd
+		exited chan struct{}
+	}
+	var children []*child
+	stop := func() {
+		for _, c := range children {
+			c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, c := range children {
+			select {
+			case <-c.exited:
+			case <-time.After(15 * time.Second):
+				c.cmd.Process.Kill()
+				<-c.exited
+			}
+		}
+	}
+	died := make(chan *child, cfg.nodes)
+	ready := make(chan int, cfg.nodes)
+	for i := 1; i <= cfg.nodes; i++ {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			stop()
+			return err
+		}
+		args := append([]string{"serve", "--node-id", strconv.Itoa(i), "--cluster-etcd", endpoint, "--replicas", strconv.Itoa(cfg.replicas),
+			"--addr", addr, "--data-dir", filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i))}, cfg.serveArgs...)
+		cmd := spawn(args...)
+		cmd.Stderr = prefixWriter(stderr, &out, fmt.Sprintf("node-%d: ", i))
+		pipe, err := cmd.StdoutPipe()
+		if err != nil {
+			stop()
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			stop()
+			return err
+		}
+		c := &child{id: i, addr: addr, cmd: cmd, exited: make(chan struct{})}
+		children = append(children, c)
+		go func() {
+			lines := bufio.NewScanner(pipe)
+			for lines.Scan() {
+				if strings.HasPrefix(lines.Text(), "sluice: serving") {
+					ready <- c.id
+				}
+				out.Lock()
+				fmt.Fprintf(stdout, "node-%d: %s\n", c.id, lines.Text())
+				out.Unlock()
+			}
+			cmd.Wait()
+			close(c.exited)
+			died <- c
+		}()
+	}
+	for up := 0; up < cfg.nodes; {
+		select {
+		case <-ready:
+			up++
+		case c := <-died:
+			stop()
+			return fmt.Errorf("node %d exited before it served: %v", c.id, c.cmd.ProcessState)
+		case <-ctx.Done():
+			stop()
+			return nil
+		}
+	}
+	out.Lock()
+	for _, c := range children {
+		fmt.Fprintf(stdout, "sluice dev-cluster: node %d: http://%s\n", c.id, c.addr)
+	}
+	fmt.Fprintf(stdout, "sluice dev-cluster: %d nodes up; Ctrl-C stops them all\n", cfg.nodes)
+	out.Unlock()
+	select {
+	case <-ctx.Done():
+		stop()
+		return nil
+	case c := <-died:
+		stop()
+		return fmt.Errorf("node %d exited: %v; stopped the others", c.id, c.cmd.ProcessState)
+	case err := <-etcd.Err():
+		stop()
+		return fmt.Errorf("etcd: %v", err)
+	}
+}
+
+// prefixWriter copies what is written to it to w line by line, each line prefixed.
+func prefixWriter(w io.Writer, mu *sync.Mutex, prefix string) io.Writer {
+	r, pw := io.Pipe()
+	go func() {
+		lines := bufio.NewScanner(r)
+		for lines.Scan() {
+			mu.Lock()
+			fmt.Fprintf(w, "%s%s\n", prefix, lines.Text())
+			mu.Unlock()
+		}
+	}()
+	return pw
+}
+
+// freeLoopbackAddr returns 127.0.0.1:PORT for a port free a moment ago.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

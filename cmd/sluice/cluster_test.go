@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// kinesis calls op on a node's Kinesis API (unsigned: the default account) and decodes the
+// answer into out.
+func kinesis(t *testing.T, base, op string, in, out any) {
+	t.Helper()
+	body, _ := json.Marshal(in)
+	req, _ := http.NewRequest("POST", base+"/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202."+op)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s on %s: %d %s", op, base, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDevCluster runs `sluice dev-cluster --nodes 3`: an embedded etcd and three `sluice
+// serve` child processes. A stream created through one node's Kinesis API is listed and
+// described alike by the other two. When a node dies (SIGKILL), dev-cluster stops the others
+// and reports it.
+func TestDevCluster(t *testing.T) {
+	var mu sync.Mutex
+	var children []*exec.Cmd
+	spawn := func(args ...string) *exec.Cmd {
+		c := sluiceCmd(args...)
+		mu.Lock()
+		children = append(children, c)
+		mu.Unlock()
+		return c
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- devCluster(context.Background(), devClusterConfig{nodes: 3, dataDir: t.TempDir(), replicas: 3}, spawn, pw, io.Discard)
+		pw.Close()
+	}()
+	endpoint := regexp.MustCompile(`^sluice dev-cluster: node (\d): (http://\S+)$`)
+	var nodes []string
+	lines := bufio.NewScanner(pr)
+	for len(nodes) < 3 && lines.Scan() {
+		if m := endpoint.FindStringSubmatch(lines.Text()); m != nil {
+			nodes = append(nodes, m[2])
+		}
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("dev-cluster printed %d endpoints: %v", len(nodes), <-done)
+	}
+	go io.Copy(io.Discard, pr)
+
+	kinesis(t, nodes[0], "CreateStream", map[string]any{"StreamName": "shared", "ShardCount": 2}, nil)
+	type described struct {
+		StreamDescriptionSummary struct {
+			StreamName, StreamARN, StreamStatus string
+			OpenShardCount                      int
+		}
+	}
+	var want described
+	kinesis(t, nodes[0], "DescribeStreamSummary", map[string]any{"StreamName": "shared"}, &want)
+	for _, base := range nodes[1:] {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var list struct{ StreamNames []string }
+			kinesis(t, base, "ListStreams", map[string]any{}, &list)
+			if reflect.DeepEqual(list.StreamNames, []string{"shared"}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s lists %v", base, list.StreamNames)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var got described
+		kinesis(t, base, "DescribeStreamSummary", map[string]any{"StreamName": "shared"}, &got)
+		if got != want || got.StreamDescriptionSummary.OpenShardCount != 2 {
+			t.Fatalf("%s describes %+v, node 1 %+v", base, got, want)
+		}
+	}
+
+	mu.Lock()
+	victim := children[1]
+	mu.Unlock()
+	victim.Process.Kill()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "node 2 exited") {
+			t.Fatalf("dev-cluster after node 2 died: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev-cluster did not stop after a node died")
+	}
+	for i, c := range children {
+		if c.ProcessState == nil {
+			t.Fatalf("node %d still runs", i+1)
+		}
+	}
+}
