@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,7 @@ var authzUsers = fmt.Sprintf(`{"users": [
   {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}]},
  {"name": "tlsonly", "accessKeyId": "AKtlsonly", "secretAccessKey": "s-tlsonly", "policies": [
   {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}]},
+ {"name": "nobody", "accessKeyId": "AKnobody", "secretAccessKey": "s-nobody"},
  {"name": "friend", "accessKeyId": "AKfriend", "secretAccessKey": "s-friend", "account": "%[3]s", "policies": [
   {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kinesis:PutRecord", "kinesis:GetShardIterator", "kinesis:GetRecords"], "Resource": "*"}]}]}
 ]}`, allowAll, streamARNA, friendAccount)
@@ -306,24 +309,7 @@ func TestAuthzNative(t *testing.T) {
 	admin := as(hs, "admin")
 	createAB(t, admin)
 	body := putBody("a", []wire.PutRecord{{Key: []byte("k"), Data: []byte("native")}})
-	send := func(user string) *http.Response {
-		req, err := http.NewRequest(http.MethodPost, "http://"+hs.addr+wire.PathPut, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", wire.ContentType)
-		h := sigv4.PayloadHash(body)
-		if err := v4.NewSigner().SignHTTP(ctx(t), aws.Credentials{AccessKeyID: "AK" + user, SecretAccessKey: "s-" + user}, req, string(h[:]), "kinesis", "us-east-1", time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
-	}
+	send := func(user string) *http.Response { return signedPost(t, hs.addr, user, wire.PathPut, "", body) }
 	if resp := send("writer"); resp.StatusCode != 200 {
 		t.Fatalf("writer's native put: %d %s", resp.StatusCode, resp.Header.Get(wire.HeaderError))
 	}
@@ -332,5 +318,78 @@ func TestAuthzNative(t *testing.T) {
 	}
 	if n := len(recordsIn(t, admin, "a")); n != 1 {
 		t.Fatalf("stream a holds %d records, want the writer's one", n)
+	}
+}
+
+// signedPost posts body to path as user, with X-Amz-Target target unless it is "".
+func signedPost(t *testing.T, addr, user, path, target string, body []byte) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target != "" {
+		req.Header.Set("Content-Type", jsonContentType)
+		req.Header.Set("X-Amz-Target", targetPrefix+target)
+	} else {
+		req.Header.Set("Content-Type", wire.ContentType)
+	}
+	h := sigv4.PayloadHash(body)
+	if err := v4.NewSigner().SignHTTP(ctx(t), aws.Credentials{AccessKeyID: "AK" + user, SecretAccessKey: "s-" + user}, req, string(h[:]), "kinesis", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestAuthzEveryOperation sends every operation of the API, well formed, as a user with no
+// policy: each is an AccessDeniedException, so no handler answers without authorising.
+func TestAuthzEveryOperation(t *testing.T) {
+	hs := authzServer(t, nil)
+	admin := as(hs, "admin")
+	c := ctx(t)
+	createAB(t, admin)
+	reg, err := admin.RegisterStreamConsumer(c, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(streamARNA), ConsumerName: aws.String("app")})
+	mustOK(t, "RegisterStreamConsumer", err)
+	it, err := admin.GetShardIterator(c, &kinesis.GetShardIteratorInput{StreamName: aws.String("a"), ShardId: aws.String("shardId-000000000000"),
+		ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	mustOK(t, "GetShardIterator", err)
+	generic := fmt.Sprintf(`{"StreamName": "a", "ShardCount": 1, "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON",
+		"ResourceARN": %[1]q, "StreamARN": %[1]q, "ConsumerName": "app", "Tags": {"k": "v"}, "TagKeys": ["k"], "Policy": "{}", "RetentionPeriodHours": 48,
+		"ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1", "ShardToMerge": "shardId-000000000000",
+		"AdjacentShardToMerge": "shardId-000000000001", "TargetShardCount": 2, "ScalingType": "UNIFORM_SCALING", "EncryptionType": "KMS",
+		"KeyId": "k", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}, "MaxRecordSizeInKiB": 2048, "ShardLevelMetrics": ["ALL"],
+		"MinimumThroughputBillingCommitment": {"Status": "ENABLED"}, "WarmThroughputMiBps": 10}`, streamARNA)
+	bodies := map[string]string{
+		"PutRecord":                `{"StreamName": "a", "PartitionKey": "k", "Data": "eA=="}`,
+		"PutRecords":               `{"StreamName": "a", "Records": [{"PartitionKey": "k", "Data": "eA=="}]}`,
+		"GetRecords":               `{"ShardIterator": "` + aws.ToString(it.ShardIterator) + `"}`,
+		"DescribeStreamConsumer":   `{"ConsumerARN": "` + aws.ToString(reg.Consumer.ConsumerARN) + `"}`,
+		"DeregisterStreamConsumer": `{"ConsumerARN": "` + aws.ToString(reg.Consumer.ConsumerARN) + `"}`,
+		"SubscribeToShard": `{"ConsumerARN": "` + aws.ToString(reg.Consumer.ConsumerARN) +
+			`", "ShardId": "shardId-000000000000", "StartingPosition": {"Type": "TRIM_HORIZON"}}`,
+		"UpdateStreamMode":    `{"StreamARN": "` + streamARNA + `", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}`,
+		"UpdateMaxRecordSize": `{"StreamARN": "` + streamARNA + `", "MaxRecordSizeInKiB": 2048}`,
+		"ListStreamConsumers": `{"StreamARN": "` + streamARNA + `"}`,
+	}
+	ops := slices.Sorted(maps.Keys(operations))
+	ops = append(ops, "SubscribeToShard")
+	for _, op := range ops {
+		body, ok := bodies[op]
+		if !ok {
+			body = generic
+		}
+		resp := signedPost(t, hs.addr, "nobody", "/", op, []byte(body))
+		if got := resp.Header.Get("X-Amzn-ErrorType"); got != "AccessDeniedException" {
+			t.Errorf("%s as a user with no policy: %d %s, want AccessDeniedException", op, resp.StatusCode, got)
+		}
+	}
+	if n := len(recordsIn(t, admin, "a")); n != 0 {
+		t.Fatalf("stream a holds %d records after denied calls", n)
 	}
 }
