@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/vfs"
@@ -51,6 +52,11 @@ type Account struct {
 
 	mu sync.Mutex // serialises the operations; guards st
 	st *state     // nil until loaded, and after a failed write
+
+	// policies are the resource policies of the last durable state, parsed: published
+	// (under mu) by the first load and by every change written, read without a lock by
+	// ResourcePolicy (policycache.go). nil until the settings are first loaded.
+	policies atomic.Pointer[policyCache]
 }
 
 // New returns the account of e. It reads nothing yet: the settings are loaded by the first
@@ -92,6 +98,7 @@ func (a *Account) loadLocked() (*state, error) {
 		return nil, err
 	}
 	a.st = st
+	a.publishPoliciesLocked(st)
 	return st, nil
 }
 
@@ -188,6 +195,7 @@ func (a *Account) update(name string, gen uint64, change func(*streamSettings) e
 		a.st = nil // not durable: forget it, the next operation reads the file again
 		return err
 	}
+	a.publishPoliciesLocked(st)
 	return nil
 }
 

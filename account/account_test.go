@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/internal/faultfs"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
@@ -150,13 +151,13 @@ func TestResourceTagsAndPolicies(t *testing.T) {
 	if err := v.a.UntagResource(cons.ARN, []string{"x", "absent"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.a.PutPolicy(arn, `{"Version":"2012-10-17","Statement":[]}`); err != nil {
+	if err := v.a.PutPolicy(arn, streamPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := v.a.Policy(cons.ARN); err != nil || p != "{}" {
 		t.Fatalf("consumer policy before: %q %v", p, err)
 	}
-	if err := v.a.PutPolicy(cons.ARN, `{"Statement":[]}`); err != nil {
+	if err := v.a.PutPolicy(cons.ARN, policyDoc("c")); err != nil {
 		t.Fatal(err)
 	}
 	many := map[string]string{}
@@ -177,6 +178,8 @@ func TestResourceTagsAndPolicies(t *testing.T) {
 		{v.a.PutPolicy(arn, `[1]`), stream.KindInvalidArgument},
 		{v.a.PutPolicy(arn, `{`), stream.KindInvalidArgument},
 		{v.a.PutPolicy(arn, `null`), stream.KindInvalidArgument},
+		{v.a.PutPolicy(arn, `{"Statement":[]}`), stream.KindInvalidArgument},
+		{v.a.PutPolicy(arn, `{"Statement":{"Effect":"Allow","Action":"kinesis:*","Resource":"*"}}`), stream.KindInvalidArgument}, // no Principal
 		{v.a.PutPolicy(arn, `{"a":"`+strings.Repeat("x", MaxPolicyBytes)+`"}`), stream.KindInvalidArgument},
 		{v.a.DeletePolicy(arn + "/consumer/gone:1"), stream.KindResourceNotFound},
 	} {
@@ -186,7 +189,7 @@ func TestResourceTagsAndPolicies(t *testing.T) {
 	if tags, err := v.a.ResourceTags(cons.ARN); err != nil || len(tags) != 1 || tags[0] != (stream.Tag{Key: "role", Value: "reader"}) {
 		t.Fatalf("consumer tags after restart: %v %v", tags, err)
 	}
-	if p, err := v.a.Policy(arn); err != nil || p != `{"Version":"2012-10-17","Statement":[]}` {
+	if p, err := v.a.Policy(arn); err != nil || p != streamPolicy {
 		t.Fatalf("stream policy after restart: %q %v", p, err)
 	}
 	if err := v.a.DeletePolicy(arn); err != nil {
@@ -291,7 +294,7 @@ func TestDeletedStreamLosesSettings(t *testing.T) {
 	if _, _, err := v.a.SetWarmThroughput("od", 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.a.PutPolicy(arn, `{}`); err != nil {
+	if err := v.a.PutPolicy(arn, streamPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.a.TagResource(cons.ARN, map[string]string{"k": "v"}); err != nil {
@@ -387,6 +390,13 @@ func TestLegacySettings(t *testing.T) {
 	}
 }
 
+// policyDoc is a resource policy whose statement's Sid is sid.
+func policyDoc(sid string) string {
+	return `{"Version":"2012-10-17","Statement":[{"Sid":"` + sid + `","Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kinesis:GetRecords","Resource":"*"}]}`
+}
+
+var streamPolicy = policyDoc("s")
+
 // TestFailedWriteChangesNothing: a change account.json could not take is refused, and the
 // settings stay as they were, in memory and on disk.
 func TestFailedWriteChangesNothing(t *testing.T) {
@@ -396,18 +406,18 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	v.open()
 	v.create("s", 1, "")
 	arn := v.e.ARN("s")
-	if err := v.a.PutPolicy(arn, `{"v":1}`); err != nil {
+	if err := v.a.PutPolicy(arn, policyDoc("1")); err != nil {
 		t.Fatal(err)
 	}
 	ffs.FailSyncs(errors.New("injected EIO"))
-	if err := v.a.PutPolicy(arn, `{"v":2}`); err == nil {
+	if err := v.a.PutPolicy(arn, policyDoc("2")); err == nil {
 		t.Fatal("a policy was accepted though account.json could not be written")
 	}
 	if _, err := v.a.SetCommitment(CommitmentEnabled); err == nil {
 		t.Fatal("a commitment was accepted though account.json could not be written")
 	}
 	ffs.FailSyncs(nil)
-	if p, err := v.a.Policy(arn); err != nil || p != `{"v":1}` {
+	if p, err := v.a.Policy(arn); err != nil || p != policyDoc("1") {
 		t.Fatalf("policy after a failed write: %q %v", p, err)
 	}
 	if cm, err := v.a.Commitment(); err != nil || cm.Status != CommitmentDisabled {
@@ -485,5 +495,48 @@ func writeJSON(t *testing.T, path string, v any) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestResourcePolicyParsed: ResourcePolicy returns what PutPolicy kept, parsed and named by
+// the resource's ARN, after a restart too; nothing once it is deleted, and nothing for a
+// stream created again under the name of one that had a policy.
+func TestResourcePolicyParsed(t *testing.T) {
+	v := &env{t: t, dir: t.TempDir(), c: newClock()}
+	v.open()
+	v.create("s", 1, "")
+	arn := v.e.ARN("s")
+	if p, err := v.a.ResourcePolicy(arn); err != nil || p != nil {
+		t.Fatalf("before any policy: %v %v", p, err)
+	}
+	if err := v.a.PutPolicy(arn, streamPolicy); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		p, err := v.a.ResourcePolicy(arn)
+		if err != nil || p == nil || p.Name() != arn || p.Kind() != iam.Resource || p.Statements() != 1 {
+			t.Fatalf("%s: %+v %v", when, p, err)
+		}
+	}
+	check("after PutPolicy")
+	v.restart()
+	check("after a restart")
+	if err := v.a.DeletePolicy(arn); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := v.a.ResourcePolicy(arn); err != nil || p != nil {
+		t.Fatalf("after DeletePolicy: %v %v", p, err)
+	}
+	if err := v.a.PutPolicy(arn, streamPolicy); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.e.DeleteStream("s", true); err != nil {
+		t.Fatal(err)
+	}
+	v.c.Advance(time.Second)
+	v.create("s", 1, "")
+	if p, err := v.a.ResourcePolicy(arn); err != nil || p != nil {
+		t.Fatalf("stream created again: %v %v", p, err)
 	}
 }

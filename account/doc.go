@@ -15,8 +15,10 @@
 //     (stream.Engine.SetMonitoring);
 //   - parsing ARNs of streams and consumers (ParseARN; ARN.String formats one).
 //
-// sluice stores and reports these settings, validated as Kinesis validates them, but nothing
-// acts on them: no IAM, no billing, no warm capacity. What it does not own: streams, shards,
+// sluice stores and reports these settings, validated as Kinesis validates them. Resource
+// policies are parsed when stored (package iam) and kept parsed for the server's
+// authorisation (ResourcePolicy, policycache.go); nothing acts on the others: no billing,
+// no warm capacity. What it does not own: streams, shards,
 // records, consumers, stream tags and every other data-plane setting (package stream), and
 // the API's decoding and encoding (package server).
 //
@@ -28,7 +30,9 @@
 // Concurrency: an Account is safe for concurrent use. One mutex serialises the operations
 // that read or change its settings (control-plane calls, rate-limited by the server) and
 // guards them; it calls the engine while holding it, and the engine never calls back. Limits
-// and SetMonitoring keep nothing here and only call the engine.
+// and SetMonitoring keep nothing here and only call the engine. ResourcePolicy, called for
+// every authorised request, takes no lock once the settings are loaded: it reads the parsed
+// policies of the last durable state, published atomically under the mutex by each change.
 //
 // Durability: the settings live in <data dir>/account.json, rewritten whole on every change
 // by temporary file, fsync, rename and fsync of the directory (vfs.WriteFileAtomic); a

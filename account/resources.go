@@ -98,8 +98,9 @@ func (a *Account) ResourceTags(arn string) ([]stream.Tag, error) {
 	return out, nil
 }
 
-// PutPolicy attaches a resource policy, a JSON object, to a stream or a consumer, replacing
-// any policy it had.
+// PutPolicy attaches a resource policy to a stream or a consumer, replacing any policy it
+// had. The document must be one package iam parses (an InvalidArgumentException otherwise);
+// ResourcePolicy returns it parsed once the change is durable.
 func (a *Account) PutPolicy(arn, policy string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -113,6 +114,9 @@ func (a *Account) PutPolicy(arn, policy string) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(policy), &obj); err != nil || obj == nil {
 		return errorf(stream.KindInvalidArgument, "The policy is not a valid JSON policy document.")
+	}
+	if err := checkPolicy(a.policyARN(t.stream, t.policyKey()), policy); err != nil {
+		return err
 	}
 	return a.update(t.stream, t.gen, func(s *streamSettings) error {
 		if s.Policies == nil {

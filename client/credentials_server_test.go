@@ -27,7 +27,11 @@ func verifyingServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := []server.User{{Name: "app", AccessKeyID: "AKIDCLIENT", SecretAccessKey: "client-secret", Account: eng.Account()}}
+	users, err := server.ParseIAM([]byte(`{"users": [{"name": "app", "accessKeyId": "AKIDCLIENT", "secretAccessKey": "client-secret",
+		"policies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}]}]}`), eng.Account())
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := server.New(eng, server.Options{Authenticator: server.NewSigV4Verifier(eng.Account(), "us-east-1", users)})
 	go srv.Serve(ln)
 	t.Cleanup(func() {

@@ -13,7 +13,9 @@
 // server authenticates a request, builds a Request (principal, action, resource ARN, source
 // address, TLS, time), finds the user's identity policies and the resource's policy, calls
 // Decide and answers AccessDeniedException with Decision.Message when it denies. Parse
-// errors wrap ErrMalformed; the server answers them with MalformedPolicyDocumentException.
+// errors wrap ErrMalformed; PutResourcePolicy answers them with InvalidArgumentException (the
+// Kinesis model has no MalformedPolicyDocumentException), and an IAM file holding one is
+// refused.
 //
 // Evaluation order (Decide): a statement applies when its action, resource, principal
 // (resource policies) and all its conditions match; an applicable Deny anywhere is an

@@ -7,7 +7,7 @@ import (
 
 // ErrMalformed is the cause of every error Parse returns: the document is not a policy sluice
 // can evaluate. The wrapping error names the element and the problem, in words fit for a
-// client (MalformedPolicyDocumentException on the Kinesis API).
+// client (InvalidArgumentException of PutResourcePolicy on the Kinesis API).
 var ErrMalformed = errors.New("malformed policy document")
 
 // malformed returns an error wrapping ErrMalformed; at names the element ("Statement[1].Effect").

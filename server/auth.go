@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/internal/sigv4"
 	"github.com/sluice-streams/sluice/server/wire"
 )
@@ -35,9 +36,13 @@ type Principal struct {
 	Region    string // the credential scope's region
 	// User names the IAM file's user of the access key; "" without an IAM file.
 	User string
-	// Policies are the user's IAM policy documents as the IAM file holds them, unevaluated.
-	// They belong to the loaded IAM file: read them, never modify them.
+	// Policies are the user's IAM policy documents as the IAM file holds them, and Identity
+	// the same parsed (User.Parsed), what authorisation evaluates. Both belong to the loaded
+	// IAM file: read them, never modify them.
 	Policies []json.RawMessage
+	Identity []*iam.Policy
+	// ARN is the user's IAM ARN (User.ARN); "" without an IAM file.
+	ARN string
 }
 
 // Authenticator decides who a request comes from.

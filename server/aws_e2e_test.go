@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -110,10 +111,17 @@ func TestSDKAWSSettings(t *testing.T) {
 	if _, err := kc.PutResourcePolicy(c, &kinesis.PutResourcePolicyInput{ResourceARN: arn, Policy: aws.String(policy)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kc.PutResourcePolicy(c, &kinesis.PutResourcePolicyInput{ResourceARN: consumerARN, Policy: aws.String(`{"Statement":[]}`)}); err != nil {
+	const consumerPolicy = `{"Statement":[{"Effect":"Deny","Principal":"*","Action":"kinesis:SubscribeToShard","Resource":"*"}]}`
+	if _, err := kc.PutResourcePolicy(c, &kinesis.PutResourcePolicyInput{ResourceARN: consumerARN, Policy: aws.String(consumerPolicy)}); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := kc.GetResourcePolicy(c, &kinesis.GetResourcePolicyInput{ResourceARN: consumerARN}); err != nil || aws.ToString(p.Policy) != `{"Statement":[]}` {
+	// A document the policy evaluator cannot use is refused, with its problem, and not kept.
+	var invalidArg *types.InvalidArgumentException
+	if _, err := kc.PutResourcePolicy(c, &kinesis.PutResourcePolicyInput{ResourceARN: consumerARN, Policy: aws.String(`{"Statement":[{"Effect":"Maybe"}]}`)}); !errors.As(err, &invalidArg) ||
+		!strings.Contains(aws.ToString(invalidArg.Message), "malformed policy document: Statement[0].Effect") {
+		t.Fatalf("PutResourcePolicy of a malformed document: %v", err)
+	}
+	if p, err := kc.GetResourcePolicy(c, &kinesis.GetResourcePolicyInput{ResourceARN: consumerARN}); err != nil || aws.ToString(p.Policy) != consumerPolicy {
 		t.Fatalf("GetResourcePolicy of the consumer: %+v %v", p, err)
 	}
 	if _, err := kc.DeleteResourcePolicy(c, &kinesis.DeleteResourcePolicyInput{ResourceARN: consumerARN}); err != nil {

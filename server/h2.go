@@ -419,6 +419,9 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, remoteTCPAddr(r.RemoteAddr), fasthttpLogger{s.log})
 	ctx.Request.SetBodyRaw(body) // set after Init, which would copy it
+	if r.TLS != nil {
+		ctx.SetUserValue(h2TLSKey, true) // ctx has no TLS connection to tell (authz.go)
+	}
 	ctx.Response.Header.SetNoDefaultContentType(s.http.NoDefaultContentType)
 	if err != nil {
 		s.httpError(&ctx, err)

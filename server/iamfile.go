@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/sluice-streams/sluice/iam"
 )
 
 // The IAM file (`sluice serve --iam FILE`) lists who may sign requests:
@@ -14,7 +16,8 @@ import (
 //	            "account": "123456789012", "policies": [{"Version": "2012-10-17", …}]}]}
 //
 // name, accessKeyId and secretAccessKey are required; account defaults to the server's;
-// policies are IAM policy documents, kept as written for the policy evaluator. A key the
+// policies are IAM policy documents (package iam), parsed once per load: a malformed one
+// makes the file invalid, and the error names the user. account is 12 digits. A key the
 // file does not define is an error naming it, as is a repeated access key.
 
 // User is one user of an IAM file.
@@ -22,9 +25,17 @@ type User struct {
 	Name            string
 	AccessKeyID     string
 	SecretAccessKey string
-	Account         string
+	Account         string // 12 digits
 	Policies        []json.RawMessage
+	// Parsed are Policies parsed by ParseIAM, in order: what authorisation evaluates. A User
+	// built without ParseIAM has none, and is allowed nothing under authorisation.
+	Parsed []*iam.Policy
+
+	arn string // ARN(), filled in by SetUsers so that no request formats it
 }
+
+// ARN is the user's IAM ARN, arn:aws:iam::<account>:user/<name>.
+func (u *User) ARN() string { return "arn:aws:iam::" + u.Account + ":user/" + u.Name }
 
 var (
 	iamFileKeys = []string{"users"}
@@ -65,18 +76,31 @@ func ParseIAM(data []byte, defaultAccount string) ([]User, error) {
 			return nil, fmt.Errorf("%s (%s): access key %s is also %s's", where, u.Name, u.AccessKeyID, other)
 		}
 		seen[u.AccessKeyID] = u.Name
+		if u.Account == "" {
+			u.Account = defaultAccount
+		}
+		if !isAccountID(u.Account) {
+			return nil, fmt.Errorf("%s (%s): \"account\" is 12 digits, not %q", where, u.Name, u.Account)
+		}
+		parsed := make([]*iam.Policy, 0, len(u.Policies))
 		for j, p := range u.Policies {
 			if p = bytes.TrimSpace(p); len(p) == 0 || p[0] != '{' {
 				return nil, fmt.Errorf("%s (%s): policies[%d] is not a JSON object", where, u.Name, j)
 			}
-		}
-		if u.Account == "" {
-			u.Account = defaultAccount
+			pol, err := iam.Parse(iam.Identity, fmt.Sprintf("%s policies[%d]", u.Name, j), p)
+			if err != nil {
+				return nil, fmt.Errorf("%s (%s): policies[%d]: %w", where, u.Name, j, err)
+			}
+			parsed = append(parsed, pol)
 		}
 		users = append(users, User{Name: u.Name, AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey,
-			Account: u.Account, Policies: u.Policies})
+			Account: u.Account, Policies: u.Policies, Parsed: parsed})
 	}
 	return users, nil
+}
+
+func isAccountID(s string) bool {
+	return len(s) == 12 && strings.Trim(s, "0123456789") == ""
 }
 
 // decodeStrict decodes the JSON object data into v, refusing keys outside known (exact

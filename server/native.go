@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -55,22 +56,31 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.UnknownOperation, "native operations are POST requests")
 		return
 	}
-	if _, err := s.auth.Authenticate(&ctx.Request); err != nil {
+	p, err := s.auth.Authenticate(&ctx.Request)
+	if err != nil {
 		// The protocol has one code for a refused request: the message keeps the Kinesis
 		// name (IncompleteSignatureException, …).
 		s.nativeError(ctx, err)
 		return
 	}
+	var serve func(*fasthttp.RequestCtx, *opCall)
+	var op string
 	switch string(ctx.Path()) {
 	case wire.PathPut:
-		s.nativePut(ctx)
+		serve, op = s.nativePut, "put"
 	case wire.PathGet:
-		s.nativeGet(ctx)
+		serve, op = s.nativeGet, "get"
 	case wire.PathSubscribe:
-		s.nativeSubscribe(ctx)
+		serve, op = s.nativeSubscribe, "subscribe"
 	default:
 		s.nativeFail(ctx, wire.UnknownOperation, "unknown native operation "+string(ctx.Path()))
+		return
 	}
+	// Each request is authorised as its Kinesis counterpart (iam.NativeActions), once its
+	// stream or consumer is decoded.
+	c := s.newCall(ctx, iam.NativeActions[op], p)
+	defer c.release()
+	serve(ctx, c)
 }
 
 // nativeFail answers a request that failed as a whole: the status of code, its name and
@@ -138,7 +148,7 @@ func (b *nativeBatch) release() {
 }
 
 // nativePut serves POST /sluice/v1/put.
-func (s *Server) nativePut(ctx *fasthttp.RequestCtx) {
+func (s *Server) nativePut(ctx *fasthttp.RequestCtx, c *opCall) {
 	r, err := wire.ReadPut(ctx.Request.Body())
 	if err != nil {
 		s.nativeFail(ctx, wire.Serialization, "put: "+err.Error())
@@ -170,6 +180,10 @@ func (s *Server) nativePut(ctx *fasthttp.RequestCtx) {
 		}
 		b.entries = append(b.entries, en)
 	}
+	if err := s.authorizeStream(c, bytesString(r.Stream)); err != nil {
+		s.nativeError(ctx, err)
+		return
+	}
 	res, err := s.engine.PutRecords(bytesString(r.Stream), b.entries)
 	if err != nil {
 		s.nativeError(ctx, err)
@@ -198,7 +212,7 @@ func (s *Server) nativePut(ctx *fasthttp.RequestCtx) {
 func unixMillis(ms uint64) time.Time { return time.UnixMilli(int64(min(ms, math.MaxInt64))) }
 
 // nativeGet serves POST /sluice/v1/get.
-func (s *Server) nativeGet(ctx *fasthttp.RequestCtx) {
+func (s *Server) nativeGet(ctx *fasthttp.RequestCtx, c *opCall) {
 	req, err := wire.ReadGetRequest(ctx.Request.Body())
 	if err != nil {
 		s.nativeFail(ctx, wire.Serialization, "get: "+err.Error())
@@ -208,6 +222,10 @@ func (s *Server) nativeGet(ctx *fasthttp.RequestCtx) {
 		Pos: req.Value, MaxRecords: req.MaxRecords, MaxBytes: req.MaxBytes}
 	if req.Start == wire.AtTimestamp {
 		in.Timestamp = unixMillis(req.Value)
+	}
+	if err := s.authorizeStream(c, in.Stream); err != nil {
+		s.nativeError(ctx, err)
+		return
 	}
 	r, err := s.engine.ReadShard(in)
 	if err != nil {
@@ -299,7 +317,7 @@ func (b *viewBody) Close() error {
 
 // nativeSubscribe serves POST /sluice/v1/subscribe: errors found before the stream starts are
 // ordinary error answers; later ones are error messages.
-func (s *Server) nativeSubscribe(ctx *fasthttp.RequestCtx) {
+func (s *Server) nativeSubscribe(ctx *fasthttp.RequestCtx, c *opCall) {
 	req, err := wire.ReadSubscribeRequest(ctx.Request.Body())
 	if err != nil {
 		s.nativeFail(ctx, wire.Serialization, "subscribe: "+err.Error())
@@ -311,6 +329,10 @@ func (s *Server) nativeSubscribe(ctx *fasthttp.RequestCtx) {
 		in.Seq = stream.SeqNum{Shard: in.Shard, Pos: req.Value}
 	case wire.AtTimestamp:
 		in.Timestamp = unixMillis(req.Value)
+	}
+	if err := s.authorize(c, in.ConsumerARN); err != nil {
+		s.nativeError(ctx, err)
+		return
 	}
 	sub, err := s.engine.Subscribe(in)
 	if err != nil {

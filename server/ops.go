@@ -16,7 +16,7 @@ import (
 
 // An operation decodes its JSON input, calls the engine and returns the value to encode
 // (nil for an empty object).
-type operation func(s *Server, body []byte) (any, error)
+type operation func(s *Server, c *opCall, body []byte) (any, error)
 
 var operations map[string]operation
 
@@ -112,13 +112,22 @@ type streamRef struct {
 
 func (r streamRef) ref() streamRef { return r }
 
-// decodeNamed decodes the input of an operation on one stream (a struct embedding streamRef)
-// and resolves the stream's name.
-func decodeNamed(s *Server, body []byte, in interface{ ref() streamRef }) (string, error) {
+// decodeNamed decodes the input of an operation on one stream (a struct embedding streamRef),
+// resolves the stream's name and authorises the call on the stream.
+func decodeNamed(s *Server, c *opCall, body []byte, in interface{ ref() streamRef }) (string, error) {
 	if err := decode(body, in); err != nil {
 		return "", err
 	}
-	return in.ref().name(s)
+	return in.ref().authorized(s, c)
+}
+
+// authorized resolves the reference to a stream name and authorises the call on the stream.
+func (r streamRef) authorized(s *Server, c *opCall) (string, error) {
+	name, err := r.name(s)
+	if err != nil {
+		return "", err
+	}
+	return name, s.authorizeStream(c, name)
 }
 
 // name resolves the reference to a stream name.
@@ -152,7 +161,7 @@ type streamModeDetails struct {
 	StreamMode string `json:"StreamMode"`
 }
 
-func opCreateStream(s *Server, body []byte) (any, error) {
+func opCreateStream(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		StreamName        string             `json:"StreamName"`
 		ShardCount        *int               `json:"ShardCount"`
@@ -163,6 +172,9 @@ func opCreateStream(s *Server, body []byte) (any, error) {
 		return nil, err
 	}
 	if err := checkStreamName(in.StreamName); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeStream(c, in.StreamName); err != nil {
 		return nil, err
 	}
 	ci := stream.CreateStreamInput{Name: in.StreamName, Tags: in.Tags}
@@ -180,25 +192,28 @@ func opCreateStream(s *Server, body []byte) (any, error) {
 	return nil, s.engine.CreateStream(ci)
 }
 
-func opDeleteStream(s *Server, body []byte) (any, error) {
+func opDeleteStream(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		EnforceConsumerDeletion bool `json:"EnforceConsumerDeletion"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
 	return nil, s.engine.DeleteStream(name, in.EnforceConsumerDeletion)
 }
 
-func opListStreams(s *Server, body []byte) (any, error) {
+func opListStreams(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		Limit                    *int   `json:"Limit"`
 		ExclusiveStartStreamName string `json:"ExclusiveStartStreamName"`
 		NextToken                string `json:"NextToken"`
 	}
 	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, "*"); err != nil {
 		return nil, err
 	}
 	limit := 100
@@ -305,13 +320,13 @@ func shardsAfterID(shards []stream.ShardDescription, after stream.ShardID) []str
 	return shards[i:]
 }
 
-func opDescribeStream(s *Server, body []byte) (any, error) {
+func opDescribeStream(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		Limit                 *int   `json:"Limit"`
 		ExclusiveStartShardId string `json:"ExclusiveStartShardId"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -355,9 +370,9 @@ func opDescribeStream(s *Server, body []byte) (any, error) {
 	}{out}, nil
 }
 
-func opDescribeStreamSummary(s *Server, body []byte) (any, error) {
+func opDescribeStreamSummary(s *Server, c *opCall, body []byte) (any, error) {
 	var in streamRef
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}

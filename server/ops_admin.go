@@ -14,13 +14,17 @@ type retentionIn struct {
 	RetentionPeriodHours int `json:"RetentionPeriodHours"`
 }
 
-func opIncreaseRetention(s *Server, body []byte) (any, error) { return changeRetention(s, body, true) }
+func opIncreaseRetention(s *Server, c *opCall, body []byte) (any, error) {
+	return changeRetention(s, c, body, true)
+}
 
-func opDecreaseRetention(s *Server, body []byte) (any, error) { return changeRetention(s, body, false) }
+func opDecreaseRetention(s *Server, c *opCall, body []byte) (any, error) {
+	return changeRetention(s, c, body, false)
+}
 
-func changeRetention(s *Server, body []byte, increase bool) (any, error) {
+func changeRetention(s *Server, c *opCall, body []byte, increase bool) (any, error) {
 	var in retentionIn
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -30,13 +34,13 @@ func changeRetention(s *Server, body []byte, increase bool) (any, error) {
 	return nil, s.engine.DecreaseRetention(name, in.RetentionPeriodHours)
 }
 
-func opSplitShard(s *Server, body []byte) (any, error) {
+func opSplitShard(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		ShardToSplit       string `json:"ShardToSplit"`
 		NewStartingHashKey string `json:"NewStartingHashKey"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +55,13 @@ func opSplitShard(s *Server, body []byte) (any, error) {
 	return nil, s.engine.SplitShard(name, id, at)
 }
 
-func opMergeShards(s *Server, body []byte) (any, error) {
+func opMergeShards(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		ShardToMerge         string `json:"ShardToMerge"`
 		AdjacentShardToMerge string `json:"AdjacentShardToMerge"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +76,13 @@ func opMergeShards(s *Server, body []byte) (any, error) {
 	return nil, s.engine.MergeShards(name, id, adj)
 }
 
-func opUpdateShardCount(s *Server, body []byte) (any, error) {
+func opUpdateShardCount(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		TargetShardCount int    `json:"TargetShardCount"`
 		ScalingType      string `json:"ScalingType"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -98,37 +102,37 @@ func opUpdateShardCount(s *Server, body []byte) (any, error) {
 	}{name, d.ARN, before, after}, nil
 }
 
-func opAddTags(s *Server, body []byte) (any, error) {
+func opAddTags(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		Tags map[string]string `json:"Tags"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
 	return nil, s.engine.AddTags(name, in.Tags)
 }
 
-func opRemoveTags(s *Server, body []byte) (any, error) {
+func opRemoveTags(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		TagKeys []string `json:"TagKeys"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
 	return nil, s.engine.RemoveTags(name, in.TagKeys)
 }
 
-func opListTags(s *Server, body []byte) (any, error) {
+func opListTags(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		ExclusiveStartTagKey string `json:"ExclusiveStartTagKey"`
 		Limit                *int   `json:"Limit"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +202,20 @@ func (c consumerRef) streamName(s *Server) (string, error) {
 	return streamRef{StreamARN: c.StreamARN}.name(s)
 }
 
+// authorize authorises the call on the consumer: on ConsumerARN as given, or on the ARN of
+// the consumer of stream name called ConsumerName. If there is no such consumer, the call is
+// authorised on the stream, so that its absence is told only to who may act on the stream.
+func (c consumerRef) authorize(s *Server, cl *opCall, name string) error {
+	if c.ConsumerARN != "" || !cl.on {
+		return s.authorize(cl, c.ConsumerARN)
+	}
+	cons, err := s.engine.DescribeConsumer(name, c.ConsumerName, "")
+	if err != nil {
+		return s.authorizeStream(cl, name)
+	}
+	return s.authorize(cl, cons.ARN)
+}
+
 // quotaStream names the stream whose quota a call counts against: name, or for a call by
 // ConsumerARN alone the stream the ARN names (a malformed ARN counts as its own text; the
 // engine refuses it after).
@@ -215,25 +233,25 @@ func (c consumerRef) quotaStream(name string) string {
 	return rest
 }
 
-func opRegisterConsumer(s *Server, body []byte) (any, error) {
+func opRegisterConsumer(s *Server, c *opCall, body []byte) (any, error) {
 	var in consumerRef
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	name, err := streamRef{StreamARN: in.StreamARN}.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.engine.RegisterConsumer(name, in.ConsumerName)
+	cons, err := s.engine.RegisterConsumer(name, in.ConsumerName)
 	if err != nil {
 		return nil, err
 	}
 	return struct {
 		Consumer consumerOut `json:"Consumer"`
-	}{toConsumerOut(c, false)}, nil
+	}{toConsumerOut(cons, false)}, nil
 }
 
-func opDeregisterConsumer(s *Server, body []byte) (any, error) {
+func opDeregisterConsumer(s *Server, c *opCall, body []byte) (any, error) {
 	var in consumerRef
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -245,10 +263,13 @@ func opDeregisterConsumer(s *Server, body []byte) (any, error) {
 	if err := s.rate.allowStream("DeregisterStreamConsumer", in.quotaStream(name)); err != nil {
 		return nil, err
 	}
+	if err := in.authorize(s, c, name); err != nil {
+		return nil, err
+	}
 	return nil, s.engine.DeregisterConsumer(name, in.ConsumerName, in.ConsumerARN)
 }
 
-func opDescribeConsumer(s *Server, body []byte) (any, error) {
+func opDescribeConsumer(s *Server, c *opCall, body []byte) (any, error) {
 	var in consumerRef
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -260,20 +281,23 @@ func opDescribeConsumer(s *Server, body []byte) (any, error) {
 	if err := s.rate.allowStream("DescribeStreamConsumer", in.quotaStream(name)); err != nil {
 		return nil, err
 	}
-	c, err := s.engine.DescribeConsumer(name, in.ConsumerName, in.ConsumerARN)
+	if err := in.authorize(s, c, name); err != nil {
+		return nil, err
+	}
+	cons, err := s.engine.DescribeConsumer(name, in.ConsumerName, in.ConsumerARN)
 	if err != nil {
 		return nil, err
 	}
 	return struct {
 		ConsumerDescription consumerOut `json:"ConsumerDescription"`
-	}{toConsumerOut(c, true)}, nil
+	}{toConsumerOut(cons, true)}, nil
 }
 
 // maxListConsumers is the most consumers one ListStreamConsumers answer holds, whatever
 // MaxResults asks.
 const maxListConsumers = 100
 
-func opListConsumers(s *Server, body []byte) (any, error) {
+func opListConsumers(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		StreamARN               string `json:"StreamARN"`
 		MaxResults              *int   `json:"MaxResults"`
@@ -287,7 +311,7 @@ func opListConsumers(s *Server, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	name, err := streamRef{StreamARN: in.StreamARN}.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -325,19 +349,19 @@ func opListConsumers(s *Server, body []byte) (any, error) {
 			return nil, err
 		}
 	}
-	for _, c := range cs {
-		out.Consumers = append(out.Consumers, toConsumerOut(c, false))
+	for _, cons := range cs {
+		out.Consumers = append(out.Consumers, toConsumerOut(cons, false))
 	}
 	return out, nil
 }
 
-func opStartEncryption(s *Server, body []byte) (any, error) {
+func opStartEncryption(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		EncryptionType string `json:"EncryptionType"`
 		KeyId          string `json:"KeyId"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -347,20 +371,20 @@ func opStartEncryption(s *Server, body []byte) (any, error) {
 	return nil, s.engine.SetEncryption(name, "KMS", in.KeyId)
 }
 
-func opStopEncryption(s *Server, body []byte) (any, error) {
+func opStopEncryption(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		EncryptionType string `json:"EncryptionType"`
 		KeyId          string `json:"KeyId"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
 	return nil, s.engine.SetEncryption(name, "NONE", in.KeyId)
 }
 
-func opUpdateStreamMode(s *Server, body []byte) (any, error) {
+func opUpdateStreamMode(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		StreamARN         string            `json:"StreamARN"`
 		StreamModeDetails streamModeDetails `json:"StreamModeDetails"`
@@ -368,14 +392,14 @@ func opUpdateStreamMode(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	name, err := streamRef{StreamARN: in.StreamARN}.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
 	return nil, s.engine.SetMode(name, in.StreamModeDetails.StreamMode)
 }
 
-func opUpdateMaxRecordSize(s *Server, body []byte) (any, error) {
+func opUpdateMaxRecordSize(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		StreamARN          string `json:"StreamARN"`
 		MaxRecordSizeInKiB int    `json:"MaxRecordSizeInKiB"`
@@ -383,7 +407,7 @@ func opUpdateMaxRecordSize(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := streamRef{StreamARN: in.StreamARN}.name(s)
+	name, err := streamRef{StreamARN: in.StreamARN}.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}

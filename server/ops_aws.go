@@ -16,13 +16,17 @@ type monitoringIn struct {
 	ShardLevelMetrics []string `json:"ShardLevelMetrics"`
 }
 
-func opEnableMonitoring(s *Server, body []byte) (any, error) { return setMonitoring(s, body, true) }
+func opEnableMonitoring(s *Server, c *opCall, body []byte) (any, error) {
+	return setMonitoring(s, c, body, true)
+}
 
-func opDisableMonitoring(s *Server, body []byte) (any, error) { return setMonitoring(s, body, false) }
+func opDisableMonitoring(s *Server, c *opCall, body []byte) (any, error) {
+	return setMonitoring(s, c, body, false)
+}
 
-func setMonitoring(s *Server, body []byte, enable bool) (any, error) {
+func setMonitoring(s *Server, c *opCall, body []byte, enable bool) (any, error) {
 	var in monitoringIn
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -52,9 +56,12 @@ func enhancedMonitoring(s *Server, name string) []struct {
 	}{{ShardLevelMetrics: metrics}}
 }
 
-func opDescribeLimits(s *Server, body []byte) (any, error) {
+func opDescribeLimits(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct{}
 	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := s.authorize(c, "*"); err != nil {
 		return nil, err
 	}
 	l := s.account.Limits()
@@ -81,12 +88,22 @@ func (r resourceIn) arn() (string, error) {
 	return *r.ResourceARN, nil
 }
 
+// authorized returns the ResourceARN once the call is authorised on it, as the client wrote
+// it: the resource policy is the one kept for exactly that ARN.
+func (r resourceIn) authorized(s *Server, c *opCall) (string, error) {
+	arn, err := r.arn()
+	if err != nil {
+		return "", err
+	}
+	return arn, s.authorize(c, arn)
+}
+
 const (
 	maxTagMapLen     = 200
 	maxTagKeyListLen = 50
 )
 
-func opTagResource(s *Server, body []byte) (any, error) {
+func opTagResource(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		resourceIn
 		Tags map[string]string `json:"Tags"`
@@ -94,7 +111,7 @@ func opTagResource(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	arn, err := in.arn()
+	arn, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +124,7 @@ func opTagResource(s *Server, body []byte) (any, error) {
 	return nil, s.account.TagResource(arn, in.Tags)
 }
 
-func opUntagResource(s *Server, body []byte) (any, error) {
+func opUntagResource(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		resourceIn
 		TagKeys []string `json:"TagKeys"`
@@ -115,7 +132,7 @@ func opUntagResource(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	arn, err := in.arn()
+	arn, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -133,12 +150,12 @@ func opUntagResource(s *Server, body []byte) (any, error) {
 	return nil, s.account.UntagResource(arn, in.TagKeys)
 }
 
-func opListTagsForResource(s *Server, body []byte) (any, error) {
+func opListTagsForResource(s *Server, c *opCall, body []byte) (any, error) {
 	var in resourceIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	arn, err := in.arn()
+	arn, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -159,12 +176,12 @@ func opListTagsForResource(s *Server, body []byte) (any, error) {
 	return out, nil
 }
 
-func opGetResourcePolicy(s *Server, body []byte) (any, error) {
+func opGetResourcePolicy(s *Server, c *opCall, body []byte) (any, error) {
 	var in resourceIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	arn, err := in.arn()
+	arn, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +194,7 @@ func opGetResourcePolicy(s *Server, body []byte) (any, error) {
 	}{p}, nil
 }
 
-func opPutResourcePolicy(s *Server, body []byte) (any, error) {
+func opPutResourcePolicy(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		resourceIn
 		Policy *string `json:"Policy"`
@@ -185,7 +202,7 @@ func opPutResourcePolicy(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	arn, err := in.arn()
+	arn, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +212,12 @@ func opPutResourcePolicy(s *Server, body []byte) (any, error) {
 	return nil, s.account.PutPolicy(arn, *in.Policy)
 }
 
-func opDeleteResourcePolicy(s *Server, body []byte) (any, error) {
+func opDeleteResourcePolicy(s *Server, c *opCall, body []byte) (any, error) {
 	var in resourceIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	arn, err := in.arn()
+	arn, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -228,19 +245,22 @@ func accountOut(c account.Commitment) any {
 	}{commitmentOut{c.Status, optEpoch(c.StartedAt), optEpoch(c.EndedAt), optEpoch(c.EarliestAllowedEndAt)}}
 }
 
-func opDescribeAccountSettings(s *Server, body []byte) (any, error) {
+func opDescribeAccountSettings(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct{}
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	c, err := s.account.Commitment()
+	if err := s.authorize(c, "*"); err != nil {
+		return nil, err
+	}
+	cm, err := s.account.Commitment()
 	if err != nil {
 		return nil, err
 	}
-	return accountOut(c), nil
+	return accountOut(cm), nil
 }
 
-func opUpdateAccountSettings(s *Server, body []byte) (any, error) {
+func opUpdateAccountSettings(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		MinimumThroughputBillingCommitment *struct {
 			Status *string `json:"Status"`
@@ -249,20 +269,23 @@ func opUpdateAccountSettings(s *Server, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	if err := s.authorize(c, "*"); err != nil {
+		return nil, err
+	}
 	if in.MinimumThroughputBillingCommitment == nil {
 		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment", awsmsg.NotNull))
 	}
 	if in.MinimumThroughputBillingCommitment.Status == nil {
 		return nil, invalid(awsmsg.Violation(awsmsg.Null, "minimumThroughputBillingCommitment.status", awsmsg.NotNull))
 	}
-	c, err := s.account.SetCommitment(*in.MinimumThroughputBillingCommitment.Status)
+	cm, err := s.account.SetCommitment(*in.MinimumThroughputBillingCommitment.Status)
 	if err != nil {
 		return nil, err
 	}
-	return accountOut(c), nil
+	return accountOut(cm), nil
 }
 
-func opUpdateStreamWarmThroughput(s *Server, body []byte) (any, error) {
+func opUpdateStreamWarmThroughput(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		StreamId            string `json:"StreamId"`
@@ -274,7 +297,7 @@ func opUpdateStreamWarmThroughput(s *Server, body []byte) (any, error) {
 	if in.WarmThroughputMiBps == nil {
 		return nil, invalid(awsmsg.Violation(awsmsg.Null, "warmThroughputMiBps", awsmsg.NotNull))
 	}
-	name, err := in.name(s)
+	name, err := in.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}

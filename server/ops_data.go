@@ -28,7 +28,7 @@ type listShardsIn struct {
 // maxListShards is the most shards one ListShards answer holds, whatever MaxResults asks.
 const maxListShards = 1000
 
-func opListShards(s *Server, body []byte) (any, error) {
+func opListShards(s *Server, c *opCall, body []byte) (any, error) {
 	var in listShardsIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -71,6 +71,9 @@ func opListShards(s *Server, body []byte) (any, error) {
 		if f, err = in.filter(); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.authorizeStream(c, name); err != nil {
+		return nil, err
 	}
 	if err := s.rate.allowStream("ListShards", name); err != nil {
 		return nil, err
@@ -156,13 +159,13 @@ func maxResults(v *int, def int) (int, error) {
 	return min(*v, def), nil
 }
 
-func opPutRecord(s *Server, body []byte) (any, error) {
+func opPutRecord(s *Server, c *opCall, body []byte) (any, error) {
 	p := getPutBatch()
 	defer p.release()
 	if err := p.decodePutRecord(body); err != nil {
 		return nil, err
 	}
-	name, err := p.ref.name(s)
+	name, err := p.ref.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -199,13 +202,13 @@ func singleRecordError(err error) error {
 	return ae
 }
 
-func opPutRecords(s *Server, body []byte) (any, error) {
+func opPutRecords(s *Server, c *opCall, body []byte) (any, error) {
 	p := getPutBatch()
 	defer p.release()
 	if err := p.decodePutRecords(body); err != nil {
 		return nil, err
 	}
-	name, err := p.ref.name(s)
+	name, err := p.ref.authorized(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +220,7 @@ func opPutRecords(s *Server, body []byte) (any, error) {
 	return rawJSON(appendPutRecordsResult(out, res, s.engine.EncryptionType(name))), nil
 }
 
-func opGetShardIterator(s *Server, body []byte) (any, error) {
+func opGetShardIterator(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		streamRef
 		ShardId                string `json:"ShardId"`
@@ -225,7 +228,7 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 		StartingSequenceNumber string `json:"StartingSequenceNumber"`
 		Timestamp              *epoch `json:"Timestamp"`
 	}
-	name, err := decodeNamed(s, body, &in)
+	name, err := decodeNamed(s, c, body, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +239,7 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 	if err := s.rate.allowShardIterator(name, start.shard); err != nil {
 		return nil, err
 	}
-	gi := stream.IteratorInput{Stream: name, Shard: start.shard, Type: start.typ, Seq: start.seq, Timestamp: start.ts}
+	gi := stream.IteratorInput{Stream: name, Shard: start.shard, Type: start.typ, Seq: start.seq, Timestamp: start.ts, Account: c.account()}
 	it, err := s.engine.GetShardIterator(gi)
 	if err != nil {
 		return nil, err
@@ -246,7 +249,7 @@ func opGetShardIterator(s *Server, body []byte) (any, error) {
 	}{it}, nil
 }
 
-func opGetRecords(s *Server, body []byte) (any, error) {
+func opGetRecords(s *Server, c *opCall, body []byte) (any, error) {
 	var in struct {
 		ShardIterator string `json:"ShardIterator"`
 		Limit         *int   `json:"Limit"`
@@ -259,7 +262,19 @@ func opGetRecords(s *Server, body []byte) (any, error) {
 	if in.Limit != nil {
 		limit = *in.Limit
 	}
-	r, err := s.engine.GetRecords(in.ShardIterator, limit)
+	// The iterator names the stream: it is decoded once, the call authorised on its stream,
+	// and the read made from the decoded iterator.
+	it, err := s.engine.Iterator(in.ShardIterator)
+	if err != nil {
+		return nil, err
+	}
+	if c.on && it.Account != c.p.Account {
+		return nil, apiError{code: wire.AccessDenied, msg: "User: " + c.p.ARN + " is not authorized to use a shard iterator issued to account " + it.Account + "."}
+	}
+	if err := s.authorizeStream(c, it.Stream); err != nil {
+		return nil, err
+	}
+	r, err := s.engine.ReadIterator(it, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/stream"
@@ -64,7 +65,10 @@ type Server struct {
 	http   *fasthttp.Server
 	h2     *h2Front // sorts connections between http and the HTTP/2 server (h2.go)
 	auth   Authenticator
-	rate   *rateLimiter // control-plane quotas (ratelimit.go)
+	// authorizing is whether requests are authorised (authz.go): auth is a SigV4Verifier.
+	authorizing     bool
+	streamARNPrefix string       // arn:aws:kinesis:<region>:<account>:stream/
+	rate            *rateLimiter // control-plane quotas (ratelimit.go)
 	// chunked holds the headers of requests whose chunked bodies are being read (hygiene.go).
 	chunked chunkedHeaders
 
@@ -88,6 +92,8 @@ func New(engine *stream.Engine, opts Options) *Server {
 	if s.auth == nil {
 		s.auth = SigV4Parser{Default: engine.Account()}
 	}
+	_, s.authorizing = s.auth.(*SigV4Verifier)
+	s.streamARNPrefix = engine.ARN("")
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "sluice",
@@ -194,11 +200,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
 	op, ok := strings.CutPrefix(target, targetPrefix)
 	if ok && op == "SubscribeToShard" {
-		if _, err := s.auth.Authenticate(&ctx.Request); err != nil {
+		p, err := s.auth.Authenticate(&ctx.Request)
+		if err != nil {
 			s.fail(ctx, toAPIError(err))
 			return
 		}
-		s.subscribe(ctx, ctx.Request.Body())
+		c := s.newCall(ctx, iam.Actions[op], p)
+		defer c.release()
+		s.subscribe(ctx, c, ctx.Request.Body())
 		return
 	}
 	h, known := operations[op]
@@ -206,7 +215,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, apiError{code: wire.UnknownOperation, msg: ""})
 		return
 	}
-	if _, err := s.auth.Authenticate(&ctx.Request); err != nil {
+	p, err := s.auth.Authenticate(&ctx.Request)
+	if err != nil {
 		s.fail(ctx, toAPIError(err))
 		return
 	}
@@ -227,7 +237,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		body = js
 	}
-	out, err := h(s, body)
+	c := s.newCall(ctx, iam.Actions[op], p)
+	defer c.release()
+	out, err := h(s, c, body)
+	if err == nil && !c.checked {
+		err = errUnchecked
+	}
 	if err != nil {
 		s.fail(ctx, toAPIError(err))
 		return

@@ -48,8 +48,9 @@ type userSet struct {
 }
 
 // NewSigV4Verifier returns a verifier of the signatures of users (ParseIAM) for a server of
-// account in region. Requests of another account are refused (AccessDeniedException), as are
-// credentials scoped to another region.
+// account in region. Credentials scoped to another region are refused; users of another
+// account are authenticated, and a server with a verifier authorises every request by the
+// users' policies and the resources' (authz.go), which decide what another account may do.
 func NewSigV4Verifier(account, region string, users []User) *SigV4Verifier {
 	v := &SigV4Verifier{account: account, region: region}
 	v.SetUsers(users)
@@ -59,7 +60,9 @@ func NewSigV4Verifier(account, region string, users []User) *SigV4Verifier {
 // SetUsers replaces the users; requests already being verified finish with the old ones.
 func (v *SigV4Verifier) SetUsers(users []User) {
 	set := &userSet{byKey: make(map[string]*User, len(users)), keys: map[string]sigv4.Key{}}
+	users = slices.Clone(users) // arn is filled in here, on the verifier's own copy
 	for i := range users {
+		users[i].arn = users[i].ARN()
 		set.byKey[users[i].AccessKeyID] = &users[i]
 	}
 	v.users.Store(set)
@@ -171,10 +174,10 @@ func (v *SigV4Verifier) Authenticate(r *fasthttp.Request) (Principal, error) {
 			return Principal{}, errContentHash
 		}
 	}
-	if u.Account != v.account {
-		return Principal{}, otherAccount(c.AccessKey, u.Account, v.account)
-	}
-	return Principal{AccessKey: c.AccessKey, Account: u.Account, Region: c.Region, User: u.Name, Policies: u.Policies}, nil
+	// A user of another account is not refused here: a resource policy may grant it access,
+	// which authorisation (authz.go) decides.
+	return Principal{AccessKey: c.AccessKey, Account: u.Account, Region: c.Region, User: u.Name,
+		Policies: u.Policies, Identity: u.Parsed, ARN: u.arn}, nil
 }
 
 // checkTime refuses a request whose time is not in its credential's date, or too far from

@@ -25,8 +25,9 @@ const subscribeWriteTimeout = stream.SubscriptionLifetime + time.Minute
 // an initial-response event, then a SubscribeToShardEvent each time records are appended
 // (or every 5 seconds), until the subscription ends. Errors found before the stream starts
 // are ordinary errors; later ones are exception events. Payloads are JSON, or CBOR for a
-// CBOR request.
-func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
+// CBOR request. The call is authorised on the consumer's ARN; c is not used once subscribe
+// returns (the event stream is written after).
+func (s *Server) subscribe(ctx *fasthttp.RequestCtx, c *opCall, body []byte) {
 	var in struct {
 		ConsumerARN      string `json:"ConsumerARN"`
 		ShardId          string `json:"ShardId"`
@@ -47,6 +48,10 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, body []byte) {
 		body = js
 	}
 	if err := decode(body, &in); err != nil {
+		s.fail(ctx, toAPIError(err))
+		return
+	}
+	if err := s.authorize(c, in.ConsumerARN); err != nil {
 		s.fail(ctx, toAPIError(err))
 		return
 	}

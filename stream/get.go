@@ -62,6 +62,9 @@ type IteratorInput struct {
 	Type      IteratorType
 	Seq       SeqNum    // AT_ and AFTER_SEQUENCE_NUMBER: must belong to Shard
 	Timestamp time.Time // AT_TIMESTAMP
+	// Account is the account of the caller, which the iterator carries (Iterator.Account,
+	// and the iterators GetRecords returns after it); "" means the engine's.
+	Account string
 }
 
 // GetShardIterator returns a shard iterator: an opaque token valid for IteratorTTL.
@@ -80,7 +83,11 @@ func (e *Engine) GetShardIterator(in IteratorInput) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: in.Shard, Pos: pos, Issued: now}), nil
+	account := in.Account
+	if account == "" {
+		account = e.opts.Account
+	}
+	return e.key.Encode(Iterator{Stream: meta.Name, StreamGen: meta.Gen, Shard: in.Shard, Pos: pos, Issued: now, Account: account}), nil
 }
 
 // startPosition returns the log position an iterator or subscription of type typ on shard
@@ -159,26 +166,54 @@ type Records struct {
 // Release releases the records' view.
 func (r *Records) Release() { r.Records.Release() }
 
-// GetRecords reads up to limit records (1…10,000) from where the iterator points.
+// GetRecords reads up to limit records (1…10,000) from where the iterator points: it is
+// ReadIterator of Iterator(token).
 func (e *Engine) GetRecords(token string, limit int) (Records, error) {
-	if limit < 1 || limit > MaxGetRecordsLimit {
-		return Records{}, invalid(awsmsg.Violation(awsmsg.Int(limit), "limit", awsmsg.ValueRange(1, MaxGetRecordsLimit)))
+	if err := checkGetRecordsLimit(limit); err != nil {
+		return Records{}, err
 	}
-	now := e.opts.Now()
-	it, err := e.key.Decode(token, now)
+	it, err := e.Iterator(token)
 	if err != nil {
 		return Records{}, err
 	}
+	return e.ReadIterator(it, limit)
+}
+
+// Iterator checks a shard iterator and returns what it carries (IteratorKey.Decode): the
+// stream and the account it was issued to, for a server to authorise the read before
+// ReadIterator. A version 1 token's account is the engine's.
+func (e *Engine) Iterator(token string) (Iterator, error) {
+	it, err := e.key.Decode(token, e.opts.Now())
+	if err == nil && it.Account == "" {
+		it.Account = e.opts.Account
+	}
+	return it, err
+}
+
+// ReadIterator reads up to limit records (1…10,000) from where it, which Iterator returned,
+// points. The next iterator carries the same account.
+func (e *Engine) ReadIterator(it Iterator, limit int) (Records, error) {
+	if err := checkGetRecordsLimit(limit); err != nil {
+		return Records{}, err
+	}
+	now := e.opts.Now()
 	s, err := e.stream(it.Stream)
 	if err != nil {
 		return Records{}, err
 	}
 	out, err := e.getRecords(s, it, limit, MaxGetRecordsBytes, now)
 	if err == nil && !out.ShardEnd {
-		out.NextIterator = e.key.Encode(Iterator{Stream: it.Stream, StreamGen: it.StreamGen, Shard: it.Shard, Pos: out.Records.Next, Issued: now})
+		out.NextIterator = e.key.Encode(Iterator{Stream: it.Stream, StreamGen: it.StreamGen, Shard: it.Shard, Pos: out.Records.Next, Issued: now, Account: it.Account})
 	}
 	s.metrics.getRecordsLatency.observe(e.opts.Now().Sub(now))
 	return out, err
+}
+
+func checkGetRecordsLimit(limit int) error {
+	if limit < 1 || limit > MaxGetRecordsLimit {
+		return invalid(awsmsg.Violation(awsmsg.Int(limit), "limit", awsmsg.ValueRange(1, MaxGetRecordsLimit)))
+	}
+	return nil
 }
 
 // getRecords is GetRecords once the iterator's stream is found, with at most maxBytes of

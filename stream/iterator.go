@@ -21,12 +21,12 @@ import (
 // a server restart keeps issued iterators valid and a forged or edited one is refused.
 // Kinesis iterators expire 5 minutes after they are issued; so do these.
 //
-// Token layout (version 1), then encoded with unpadded URL-safe base64:
+// Token layout (version 2), then encoded with unpadded URL-safe base64:
 //
-//	0    1     2        4       8          16        24           32     34        34+n   34+n+16
-//	+----+-----+--------+-------+----------+---------+------------+------+---------+------+
-//	|ver |flags| rsvd   | shard | position | issued  | stream gen | nlen | name    | MAC  |
-//	+----+-----+--------+-------+----------+---------+------------+------+---------+------+
+//	0    1     2        4       8          16        24           32     34        34+n  35+n      35+n+a 35+n+a+16
+//	+----+-----+--------+-------+----------+---------+------------+------+---------+-----+---------+------+
+//	|ver |flags| rsvd   | shard | position | issued  | stream gen | nlen | name    | alen| account | MAC  |
+//	+----+-----+--------+-------+----------+---------+------------+------+---------+-----+---------+------+
 //
 //	ver         uint8, iterVersion
 //	flags       uint8, reserved (0)
@@ -36,15 +36,21 @@ import (
 //	stream gen  uint64, the stream's creation time in Unix nanoseconds: an iterator of a
 //	            deleted stream does not work on a new stream of the same name
 //	nlen, name  uint16 and the stream name's bytes (at most 128)
+//	alen, account uint8 and the bytes of the account the iterator was issued to (at most
+//	            32; AWS account ids are 12 digits): the server refuses it to any other
 //	MAC         the first 16 bytes of HMAC-SHA256(key, every byte before it)
 //
-// Integers are little-endian. At most 34 + 128 + 16 = 178 bytes, 238 characters encoded:
-// within the 512 characters Kinesis allows a ShardIterator.
+// Integers are little-endian. At most 34 + 128 + 1 + 32 + 16 = 211 bytes, 282 characters
+// encoded: within the 512 characters Kinesis allows a ShardIterator. Version 1 was the same
+// without alen and account; a version 1 token (issued before the upgrade, by a server that
+// served its own account only) decodes with the engine's account.
 const (
-	iterVersion   = 1
+	iterVersion   = 2
+	iterVersion1  = 1
 	iterFixed     = 34
 	iterMACSize   = 16
 	maxStreamName = 128
+	maxIterAcct   = 32
 	// IteratorTTL is how long an iterator stays valid after it is issued.
 	IteratorTTL = 5 * time.Minute
 	keyFile     = "iterator.key"
@@ -58,6 +64,8 @@ type Iterator struct {
 	Shard     ShardID
 	Pos       uint64
 	Issued    time.Time
+	// Account is the account the iterator was issued to; "" in a version 1 token.
+	Account string
 }
 
 // IteratorKey signs and checks shard iterators.
@@ -97,10 +105,10 @@ func LoadIteratorKey(fsys vfs.FS, dir string) (*IteratorKey, error) {
 // Encode returns the token for it.
 func (k *IteratorKey) Encode(it Iterator) string {
 	name := it.Stream
-	if len(name) > maxStreamName {
-		panic("BUG: stream name longer than 128 bytes in an iterator")
+	if len(name) > maxStreamName || len(it.Account) > maxIterAcct {
+		panic("BUG: stream name longer than 128 bytes or account longer than 32 in an iterator")
 	}
-	b := make([]byte, 0, iterFixed+len(name)+iterMACSize)
+	b := make([]byte, 0, iterFixed+len(name)+1+len(it.Account)+iterMACSize)
 	b = append(b, iterVersion, 0, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(it.Shard))
 	b = binary.LittleEndian.AppendUint64(b, it.Pos)
@@ -108,6 +116,8 @@ func (k *IteratorKey) Encode(it Iterator) string {
 	b = binary.LittleEndian.AppendUint64(b, it.StreamGen)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(name)))
 	b = append(b, name...)
+	b = append(b, byte(len(it.Account)))
+	b = append(b, it.Account...)
 	b = append(b, k.mac(b)...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -134,11 +144,19 @@ func (k *IteratorKey) Decode(token string, now time.Time) (Iterator, error) {
 	if !hmac.Equal(sum, k.mac(body)) {
 		return Iterator{}, invalid
 	}
-	if body[0] != iterVersion {
-		return Iterator{}, invalid
-	}
 	n := int(binary.LittleEndian.Uint16(body[32:]))
-	if n > maxStreamName || iterFixed+n != len(body) {
+	var account string
+	switch {
+	case n > maxStreamName:
+		return Iterator{}, invalid
+	case body[0] == iterVersion1 && iterFixed+n == len(body):
+	case body[0] == iterVersion && iterFixed+n < len(body):
+		a := body[iterFixed+n+1:]
+		if int(body[iterFixed+n]) != len(a) || len(a) > maxIterAcct {
+			return Iterator{}, invalid
+		}
+		account = string(a)
+	default:
 		return Iterator{}, invalid
 	}
 	it := Iterator{
@@ -146,7 +164,8 @@ func (k *IteratorKey) Decode(token string, now time.Time) (Iterator, error) {
 		Pos:       binary.LittleEndian.Uint64(body[8:]),
 		Issued:    time.UnixMilli(int64(binary.LittleEndian.Uint64(body[16:]))),
 		StreamGen: binary.LittleEndian.Uint64(body[24:]),
-		Stream:    string(body[iterFixed:]),
+		Stream:    string(body[iterFixed : iterFixed+n]),
+		Account:   account,
 	}
 	if now.Sub(it.Issued) > IteratorTTL {
 		return Iterator{}, errorf(KindExpiredIterator, "Iterator expired. The iterator was created at time %s while right now it is %s which is further in the future than the tolerated delay of %d milliseconds.",

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestIteratorRoundTripAndKeyPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.UnixMilli(1_700_000_000_123)
-	it := Iterator{Stream: "orders", StreamGen: 42, Shard: 7, Pos: 1 << 40, Issued: now}
+	it := Iterator{Stream: "orders", StreamGen: 42, Shard: 7, Pos: 1 << 40, Issued: now, Account: "123456789012"}
 	tok := k.Encode(it)
 	if len(tok) > 512 || strings.ContainsAny(tok, "+/=") {
 		t.Fatalf("token %q: length %d or characters unsafe in URLs", tok, len(tok))
@@ -47,9 +48,32 @@ func TestIteratorRoundTripAndKeyPersistence(t *testing.T) {
 	if _, err := k3.Decode(tok, now); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("foreign key: %v", err)
 	}
-	long := Iterator{Stream: strings.Repeat("s", 128), Issued: now}
+	long := Iterator{Stream: strings.Repeat("s", 128), Issued: now, Account: strings.Repeat("1", maxIterAcct)}
 	if n := len(k.Encode(long)); n > 512 {
 		t.Fatalf("longest token is %d characters", n)
+	}
+}
+
+// TestIteratorVersion1 decodes a token in the layout before the account was added, as a
+// server upgraded within an iterator's lifetime reads it: the same fields, no account.
+func TestIteratorVersion1(t *testing.T) {
+	k, err := LoadIteratorKey(vfs.OS, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_700_000_000_000)
+	want := Iterator{Stream: "orders", StreamGen: 9, Shard: 3, Pos: 77, Issued: now}
+	b := []byte{iterVersion1, 0, 0, 0}
+	b = binary.LittleEndian.AppendUint32(b, 3)
+	b = binary.LittleEndian.AppendUint64(b, 77)
+	b = binary.LittleEndian.AppendUint64(b, uint64(now.UnixMilli()))
+	b = binary.LittleEndian.AppendUint64(b, 9)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len("orders")))
+	b = append(b, "orders"...)
+	b = append(b, k.mac(b)...)
+	got, err := k.Decode(base64.RawURLEncoding.EncodeToString(b), now)
+	if err != nil || got != want {
+		t.Fatalf("version 1 token: %+v, %v; want %+v", got, err, want)
 	}
 }
 
@@ -87,5 +111,38 @@ func TestIteratorKeyFileDamaged(t *testing.T) {
 	}
 	if _, err := LoadIteratorKey(vfs.OS, dir); err == nil {
 		t.Fatal("a short key file was accepted")
+	}
+}
+
+// TestIteratorAccount: an iterator carries the account it was issued to, GetRecords' next
+// iterator keeps it, and an iterator asked for without one carries the engine's.
+func TestIteratorAccount(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e := testEngine(t, t.TempDir(), c, "")
+	defer e.Close()
+	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PutRecords("s", []PutEntry{{PartitionKey: "k", Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	for account, want := range map[string]string{"111122223333": "111122223333", "": e.Account()} {
+		tok, err := e.GetShardIterator(IteratorInput{Stream: "s", Type: TrimHorizon, Account: account})
+		if err != nil {
+			t.Fatal(err)
+		}
+		it, err := e.Iterator(tok)
+		if err != nil || it.Account != want || it.Stream != "s" {
+			t.Fatalf("account %q: %+v, %v; want account %s", account, it, err, want)
+		}
+		r, err := e.ReadIterator(it, 10)
+		if err != nil || r.Records.Count != 1 {
+			t.Fatalf("read: %d records, %v", r.Records.Count, err)
+		}
+		r.Release()
+		next, err := e.Iterator(r.NextIterator)
+		if err != nil || next.Account != want {
+			t.Fatalf("next iterator: %+v, %v; want account %s", next, err, want)
+		}
 	}
 }

@@ -57,7 +57,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	keys := accessKeys{}
 	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused); without --iam only")
-	iamFile := fs.String("iam", "", "IAM `file` (JSON) of the users whose SigV4 signatures are verified; reloaded on SIGHUP (see docs/API.md, Authentication)")
+	iamFile := fs.String("iam", "", "IAM `file` (JSON) of the users whose SigV4 signatures are verified and whose policies authorise every request; reloaded on SIGHUP (see docs/API.md, Authentication and Authorisation)")
 	insecure := fs.Bool("insecure-no-auth", false, "serve an address other than loopback without --iam: anyone reaching the port may read, write and delete every stream")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
 	cflags := addClusterFlags(fs)
@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		verifier = server.NewSigV4Verifier(cfg.account, cfg.region, users)
 		auth = verifier
-		logger.Info("verifying SigV4 signatures", "iam", cfg.iamFile, "users", len(users))
+		logger.Info("verifying SigV4 signatures and authorising requests", "iam", cfg.iamFile, "users", len(users))
 	}
 	hup := make(chan os.Signal, 1)
 	if verifier != nil {

@@ -73,7 +73,7 @@ func TestServeIAMReload(t *testing.T) {
 		}
 	}
 	user := func(secret string) string {
-		return `{"users": [{"name": "app", "accessKeyId": "AKIDAPP", "secretAccessKey": "` + secret + `", "policies": [{"Version": "2012-10-17"}]}]}`
+		return `{"users": [{"name": "app", "accessKeyId": "AKIDAPP", "secretAccessKey": "` + secret + `", "policies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}]}]}`
 	}
 	writeIAM(user("first"))
 	cfg, err := newServeConfig("127.0.0.1:0", t.TempDir(), "none", "off")
