@@ -228,6 +228,8 @@ func (h *Host) withGroup(ctx context.Context, id GroupID, f func(g *group) error
 		if g.err != nil {
 			return fmt.Errorf("%w: group %d: %w", ErrGroupFailed, id, g.err)
 		}
+		// Whatever f did to the RawNode may have produced a Ready.
+		h.markDirty(g)
 		return f(g)
 	})
 }
