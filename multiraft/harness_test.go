@@ -81,11 +81,11 @@ type node struct {
 // testCluster is n Hosts in this process, each behind its own loopback HTTP server, ticked
 // by the test (manual ticks: see tickAll and tickEvery).
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*node
 }
 
-func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	for i := range n {
@@ -207,7 +207,7 @@ func (c *testCluster) tickEvery(period time.Duration) (stop func()) {
 
 // waitFor polls cond until it holds, failing the test after a generous deadline (a bound
 // against hanging, not an assertion about timing).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

@@ -620,6 +620,7 @@ type Stats struct {
 	Ticks            uint64 // ticks of the loop (each ticks every group not quiesced)
 	Posts            uint64 // POSTs to peers that completed (any status)
 	PostErrors       uint64 // POSTs that failed or were refused by the peer
+	BytesSent        uint64 // bodies of the POSTs that completed
 	MessagesSent     uint64 // messages (and quiesce records) handed to a sender
 	MessagesDropped  uint64 // messages dropped: no address, queue full, or a failed POST
 	MessagesReceived uint64 // records decoded by Receive
@@ -632,7 +633,7 @@ type Stats struct {
 // counters are the Host's statistics: written by the loop, Receive and the senders,
 // read by Stats; atomics, no ordering between them.
 type counters struct {
-	iterations, ticks, posts, postErrors, sent, dropped, received, inboxDropped,
+	iterations, ticks, posts, postErrors, bytesSent, sent, dropped, received, inboxDropped,
 	unknownGroup, misrouted, stepErrors atomic.Uint64
 }
 
@@ -644,6 +645,7 @@ func (h *Host) Stats() Stats {
 		Ticks:            c.ticks.Load(),
 		Posts:            c.posts.Load(),
 		PostErrors:       c.postErrors.Load(),
+		BytesSent:        c.bytesSent.Load(),
 		MessagesSent:     c.sent.Load(),
 		MessagesDropped:  c.dropped.Load(),
 		MessagesReceived: c.received.Load(),

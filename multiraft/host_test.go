@@ -160,7 +160,7 @@ func TestLeaderStopsOthersElect(t *testing.T) {
 }
 
 // allQuiesced reports whether every group is quiesced on every given node.
-func allQuiesced(t *testing.T, ids []GroupID, on ...*node) bool {
+func allQuiesced(t testing.TB, ids []GroupID, on ...*node) bool {
 	for _, nd := range on {
 		for _, id := range ids {
 			q, err := nd.host.Quiesced(id)

@@ -201,6 +201,7 @@ func (t *transport) send(p *peer) {
 		err := t.post(addr, body)
 		h := t.h
 		h.stats.posts.Add(1)
+		h.stats.bytesSent.Add(uint64(len(body)))
 		if err != nil {
 			h.stats.postErrors.Add(1)
 			h.stats.dropped.Add(uint64(cur.n))
