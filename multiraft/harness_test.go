@@ -3,6 +3,7 @@ package multiraft
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -20,9 +21,10 @@ import (
 type memSM struct {
 	st *raft.MemoryStorage
 
-	mu         sync.Mutex
-	applied    [][]byte
-	persistErr error // returned by every Persist once set
+	mu           sync.Mutex
+	applied      [][]byte
+	appliedIndex uint64
+	persistErr   error // returned by every Persist once set
 }
 
 func newMemSM() *memSM { return &memSM{st: raft.NewMemoryStorage()} }
@@ -54,6 +56,7 @@ func (s *memSM) Apply(committed []*raftpb.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range committed {
+		s.appliedIndex = e.GetIndex()
 		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 {
 			s.applied = append(s.applied, e.GetData())
 		}
@@ -83,35 +86,20 @@ type node struct {
 type testCluster struct {
 	t     testing.TB
 	nodes []*node
+	tweak func(*Config)
 }
 
 func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
+	c.tweak = tweak
 	for i := range n {
-		nd := &node{id: uint64(i + 1), ticks: make(chan time.Time), sms: make(map[GroupID]*memSM)}
-		cfg := Config{NodeID: nd.id, Ticks: nd.ticks, SendTimeout: 2 * time.Second}
-		if tweak != nil {
-			tweak(&cfg)
-		}
-		h, err := NewHost(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd.host = h
-		handler := h.Handler()
-		nd.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			nd.posts.Add(1)
-			handler.ServeHTTP(w, r)
-		}))
+		nd := &node{id: uint64(i + 1), sms: make(map[GroupID]*memSM)}
+		c.start(nd)
 		c.nodes = append(c.nodes, nd)
 	}
-	for _, a := range c.nodes {
-		for _, b := range c.nodes {
-			if a != b {
-				a.host.SetPeer(b.id, b.srv.Listener.Addr().String())
-			}
-		}
+	for _, nd := range c.nodes {
+		c.connect(nd)
 	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
@@ -119,6 +107,36 @@ func newTestCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 		}
 	})
 	return c
+}
+
+// start gives nd a new Host, tick channel and HTTP server.
+func (c *testCluster) start(nd *node) {
+	nd.ticks = make(chan time.Time)
+	cfg := Config{NodeID: nd.id, Ticks: nd.ticks, SendTimeout: 2 * time.Second}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	h, err := NewHost(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	nd.host = h
+	nd.down = false
+	handler := h.Handler()
+	nd.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nd.posts.Add(1)
+		handler.ServeHTTP(w, r)
+	}))
+}
+
+// connect tells nd and every other live node each other's address.
+func (c *testCluster) connect(nd *node) {
+	for _, o := range c.nodes {
+		if o != nd && !o.down {
+			nd.host.SetPeer(o.id, o.srv.Listener.Addr().String())
+			o.host.SetPeer(nd.id, nd.srv.Listener.Addr().String())
+		}
+	}
 }
 
 func (c *testCluster) node(id uint64) *node { return c.nodes[id-1] }
@@ -263,4 +281,19 @@ func hasApplied(id GroupID, want [][]byte, on ...*node) bool {
 		}
 	}
 	return true
+}
+
+// leadAll waits until node lead leads every group of ids, moving leadership to it
+// (TransferLeadership) where another node won an election.
+func (c *testCluster) leadAll(ids []GroupID, lead uint64) {
+	c.t.Helper()
+	for _, id := range ids {
+		waitFor(c.t, fmt.Sprintf("node %d to lead group %d", lead, id), func() bool {
+			l := c.agreedLeader(id, c.live()...)
+			if l != 0 && l != lead {
+				_ = c.node(l).host.TransferLeadership(id, lead)
+			}
+			return l == lead
+		})
+	}
 }
