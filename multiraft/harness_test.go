@@ -297,3 +297,26 @@ func (c *testCluster) leadAll(ids []GroupID, lead uint64) {
 		})
 	}
 }
+
+// electionBound is the most ticks a test lets the survivors take to replace a leader:
+// election timeout is randomized in [ElectionTick, 2*ElectionTick) (10 by default); with
+// pre-vote and the CheckQuorum lease a follower needs about two timeouts; the bound
+// leaves room for a split vote or two.
+const electionBound = 10 * 10
+
+// electWithout ticks the live nodes until every group of ids has a leader other than
+// gone that they all agree on. It returns how many ticks that took on the first live
+// node and the function that stops the ticking.
+func (c *testCluster) electWithout(ids []GroupID, gone uint64) (ticks uint64, stop func()) {
+	c.t.Helper()
+	live := c.live()
+	before := live[0].host.Stats().Ticks
+	stop = c.tickEvery(10 * time.Millisecond)
+	for _, id := range ids {
+		waitFor(c.t, fmt.Sprintf("group %d to elect a leader other than %d", id, gone), func() bool {
+			l := c.agreedLeader(id, live...)
+			return l != 0 && l != gone
+		})
+	}
+	return live[0].host.Stats().Ticks - before, stop
+}

@@ -30,23 +30,14 @@ func (r raftLogger) Error(v ...any) { r.log(slog.LevelError, fmt.Sprint(v...)) }
 func (r raftLogger) Errorf(format string, v ...any) {
 	r.log(slog.LevelError, fmt.Sprintf(format, v...))
 }
-func (r raftLogger) Fatal(v ...any) {
-	s := fmt.Sprint(v...)
-	r.log(slog.LevelError, s)
-	panic("raft: " + s)
-}
-func (r raftLogger) Fatalf(format string, v ...any) {
-	s := fmt.Sprintf(format, v...)
-	r.log(slog.LevelError, s)
-	panic("raft: " + s)
-}
-func (r raftLogger) Panic(v ...any) {
-	s := fmt.Sprint(v...)
-	r.log(slog.LevelError, s)
-	panic("raft: " + s)
-}
-func (r raftLogger) Panicf(format string, v ...any) {
-	s := fmt.Sprintf(format, v...)
-	r.log(slog.LevelError, s)
-	panic("raft: " + s)
+func (r raftLogger) Fatal(v ...any)                 { r.die(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(format string, v ...any) { r.die(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Panic(v ...any)                 { r.die(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(format string, v ...any) { r.die(fmt.Sprintf(format, v...)) }
+
+// die logs msg at Error and panics: raft calls Fatal and Panic on broken invariants and
+// expects them not to return.
+func (r raftLogger) die(msg string) {
+	r.log(slog.LevelError, msg)
+	panic("raft: " + msg)
 }
