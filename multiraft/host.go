@@ -158,8 +158,9 @@ func NewHost(cfg Config) (*Host, error) {
 // NodeID is the node id the Host was configured with.
 func (h *Host) NodeID() uint64 { return h.cfg.NodeID }
 
-// Close stops the loop and the senders and waits for them. Groups are not closed: their
-// state machines are the caller's. Messages not yet sent are dropped.
+// Close stops the loop and the senders (cancelling the POSTs in flight) and waits for
+// them. Groups are not closed: their state machines are the caller's. Messages not yet
+// sent are dropped.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	if h.closed {
@@ -387,8 +388,9 @@ func (h *Host) NodeDown(id uint64) {
 	})
 }
 
-// NodeUp tells the Host that node id is up again: the groups this node leads that have id
-// as a member wake, so that the leader catches it up before quiescing again.
+// NodeUp tells the Host that node id is up again: every quiesced group this node leads
+// wakes, so that a leader that quiesced without id catches it up (a group with nothing to
+// catch up quiesces again at its next tick).
 func (h *Host) NodeUp(id uint64) {
 	_ = h.enqueue(func() {
 		delete(h.down, id)

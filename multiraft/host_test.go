@@ -161,6 +161,14 @@ func allQuiesced(t testing.TB, ids []GroupID, on ...*node) bool {
 	return true
 }
 
+func receivedTotal(on ...*node) uint64 {
+	var n uint64
+	for _, nd := range on {
+		n += nd.host.Stats().MessagesReceived
+	}
+	return n
+}
+
 func sentTotal(on ...*node) uint64 {
 	var n uint64
 	for _, nd := range on {
@@ -181,10 +189,10 @@ func TestQuiesceAndWake(t *testing.T) {
 	// The followers' answers to the last heartbeats may still be on their way; every tick
 	// round after that sends nothing.
 	var sent uint64
-	waitFor(t, "the last answers to be sent", func() bool {
+	waitFor(t, "the last answers to be sent and received", func() bool {
 		sent = sentTotal(c.nodes...)
 		c.tickAll()
-		return sentTotal(c.nodes...) == sent
+		return sentTotal(c.nodes...) == sent && receivedTotal(c.nodes...) == sent
 	})
 	for range 5 * 10 {
 		c.tickAll()
@@ -192,6 +200,15 @@ func TestQuiesceAndWake(t *testing.T) {
 	// The ticks were taken by the loops (tickAll waits for each); any heartbeat they
 	// caused would have been queued in the same iteration.
 	if got := sentTotal(c.nodes...); got != sent {
+		for _, nd := range c.nodes {
+			t.Logf("node %d: %+v", nd.id, nd.host.Stats())
+			for _, id := range ids {
+				if q, _ := nd.host.Quiesced(id); !q {
+					st, _ := nd.host.Status(id)
+					t.Logf("node %d: group %d awake: %s", nd.id, id, st.String())
+				}
+			}
+		}
 		t.Fatalf("quiesced groups sent %d messages over 50 ticks", got-sent)
 	}
 	for _, id := range ids {

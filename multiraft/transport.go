@@ -2,9 +2,12 @@ package multiraft
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 
 	"go.etcd.io/raft/v3"
@@ -13,8 +16,9 @@ import (
 
 // transport batches the messages of every group to each peer and sends them, one POST at
 // a time per peer, from one sender goroutine per peer. The loop never waits for a peer:
-// it appends to the peer's queue (bounded by Config.MaxBatchBytes; over it, the messages
-// are dropped and raft is told the peer is unreachable) and goes on.
+// it appends to the peer's queue (bounded by Config.MaxBatchBytes: the records that do not
+// fit are dropped, and raft is told the peer is unreachable for their groups) and goes on.
+// Close cancels the POSTs in flight.
 //
 // Raft invariants relied on: raft tolerates lost, duplicated and reordered messages
 // (retransmitting appends and heartbeats), so dropping is safe; messages are only queued
@@ -31,24 +35,45 @@ type transport struct {
 	peers  map[uint64]*peer
 	closed bool
 	wg     sync.WaitGroup
+
+	// ctx is cancelled by close, ending the POSTs in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-// outbox is what one iteration of the loop has for one peer.
+// outbox is a batch being built for one peer: the loop's for the current iteration, or a
+// peer's queue waiting for its sender.
 type outbox struct {
-	buf    []byte
-	n      int       // records in buf
-	groups []GroupID // groups with a message in buf, for ReportUnreachable
-	snaps  []GroupID // groups with a MsgSnap in buf, for ReportSnapshot
+	buf  []byte
+	recs []record // one per record in buf, in order
 }
 
-func (o *outbox) reset() {
-	o.buf, o.n, o.groups, o.snaps = o.buf[:0], 0, o.groups[:0], o.snaps[:0]
+// record locates one record of an outbox and says whose it is, for ReportUnreachable and
+// ReportSnapshot when it is lost.
+type record struct {
+	end   int // offset in buf just past the record
+	group GroupID
+	snap  bool // a MsgSnap
 }
 
-func (o *outbox) addGroup(g GroupID) {
-	if k := len(o.groups); k == 0 || o.groups[k-1] != g {
-		o.groups = append(o.groups, g)
+func (o *outbox) reset() { o.buf, o.recs = o.buf[:0], o.recs[:0] }
+
+// take moves o's longest prefix of records that keeps dst within limit bytes (counting
+// the version byte) to dst, and returns the records that did not fit.
+func (o *outbox) take(dst *outbox, limit int) (dropped []record) {
+	base := len(dst.buf)
+	k := 0
+	for k < len(o.recs) && base+o.recs[k].end+1 <= limit {
+		k++
 	}
+	if k > 0 {
+		dst.buf = append(dst.buf, o.buf[:o.recs[k-1].end]...)
+		for _, r := range o.recs[:k] {
+			r.end += base
+			dst.recs = append(dst.recs, r)
+		}
+	}
+	return o.recs[k:]
 }
 
 // peer is one remote node and its sender goroutine.
@@ -65,7 +90,8 @@ type peer struct {
 }
 
 func newTransport(h *Host) *transport {
-	return &transport{h: h, out: make(map[uint64]*outbox), peers: make(map[uint64]*peer)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &transport{h: h, out: make(map[uint64]*outbox), peers: make(map[uint64]*peer), ctx: ctx, cancel: cancel}
 }
 
 func (t *transport) setPeer(id uint64, addr string) {
@@ -93,6 +119,7 @@ func (t *transport) close() {
 		close(p.stop)
 	}
 	t.mu.Unlock()
+	t.cancel()
 	t.wg.Wait()
 }
 
@@ -114,64 +141,61 @@ func (t *transport) queue(g *group, m *raftpb.Message) {
 		panic(fmt.Sprintf("BUG: multiraft: marshalling a raft message: %v", err))
 	}
 	o.buf = buf
-	o.n++
-	o.addGroup(g.id)
-	if m.GetType() == raftpb.MsgSnap {
-		o.snaps = append(o.snaps, g.id)
-	}
+	o.recs = append(o.recs, record{end: len(buf), group: g.id, snap: m.GetType() == raftpb.MsgSnap})
 }
 
 // queueQuiesce adds a quiesce record to this iteration's batch for q.to. Loop only.
 func (t *transport) queueQuiesce(g GroupID, q quiesce) {
 	o := t.outboxFor(q.to)
 	o.buf = appendQuiesce(o.buf, g, q)
-	o.n++
+	o.recs = append(o.recs, record{end: len(o.buf), group: g})
 }
 
-// flush hands every peer's batch of this iteration to its sender. Loop only.
+// flush hands every peer's batch of this iteration to its sender, as much of it as the
+// peer's queue has room for; the rest is dropped. Loop only.
 func (t *transport) flush() {
 	for to, o := range t.out {
-		if o.n == 0 {
+		if len(o.recs) == 0 {
 			continue
 		}
 		t.mu.Lock()
 		p := t.peers[to]
 		t.mu.Unlock()
-		ok := false
+		dropped := o.recs
 		if p != nil {
 			p.mu.Lock()
-			if len(p.q.buf)+len(o.buf)+1 <= t.h.cfg.MaxBatchBytes {
-				p.q.buf = append(p.q.buf, o.buf...)
-				p.q.n += o.n
-				p.q.groups = append(p.q.groups, o.groups...)
-				p.q.snaps = append(p.q.snaps, o.snaps...)
-				ok = true
-			}
+			dropped = o.take(&p.q, t.h.cfg.MaxBatchBytes)
 			p.mu.Unlock()
-		}
-		if ok {
-			t.h.stats.sent.Add(uint64(o.n))
-			select {
-			case p.kick <- struct{}{}:
-			default:
+			if n := len(o.recs) - len(dropped); n > 0 {
+				t.h.stats.sent.Add(uint64(n))
+				select {
+				case p.kick <- struct{}{}:
+				default:
+				}
 			}
-		} else {
-			t.h.stats.dropped.Add(uint64(o.n))
-			t.h.reportFailure(to, o.groups, o.snaps)
+		}
+		if len(dropped) > 0 {
+			t.h.stats.dropped.Add(uint64(len(dropped)))
+			t.h.reportFailure(to, dropped)
 		}
 		o.reset()
 	}
 }
 
-// reportFailure tells raft that messages of groups to node to were lost. Loop only.
-func (h *Host) reportFailure(to uint64, groups, snaps []GroupID) {
-	for _, id := range groups {
-		if g := h.groups[id]; g != nil && g.err == nil {
-			g.rn.ReportUnreachable(to)
+// reportFailure tells raft that the records recs to node to were lost: the peer is
+// unreachable for their groups, and their snapshots failed. Loop only.
+func (h *Host) reportFailure(to uint64, recs []record) {
+	var last GroupID
+	for i, r := range recs {
+		g := h.groups[r.group]
+		if g == nil || g.err != nil {
+			continue
 		}
-	}
-	for _, id := range snaps {
-		if g := h.groups[id]; g != nil && g.err == nil {
+		if i == 0 || r.group != last {
+			g.rn.ReportUnreachable(to)
+			last = r.group
+		}
+		if r.snap {
 			g.rn.ReportSnapshot(to, raft.SnapshotFailure)
 		}
 	}
@@ -194,7 +218,7 @@ func (t *transport) send(p *peer) {
 		cur, p.q = p.q, cur
 		p.q.reset()
 		p.mu.Unlock()
-		if cur.n == 0 {
+		if len(cur.recs) == 0 {
 			continue
 		}
 		body = append(append(body[:0], batchVersion), cur.buf...)
@@ -204,13 +228,19 @@ func (t *transport) send(p *peer) {
 		h.stats.bytesSent.Add(uint64(len(body)))
 		if err != nil {
 			h.stats.postErrors.Add(1)
-			h.stats.dropped.Add(uint64(cur.n))
+			h.stats.dropped.Add(uint64(len(cur.recs)))
 			h.log.Debug("multiraft: send failed", "peer", p.id, "err", err)
+			lost := slices.Clone(cur.recs)
+			_ = h.enqueue(func() { h.reportFailure(p.id, lost) })
+			continue
 		}
-		groups, snaps := append([]GroupID(nil), cur.groups...), append([]GroupID(nil), cur.snaps...)
-		if err != nil {
-			_ = h.enqueue(func() { h.reportFailure(p.id, groups, snaps) })
-		} else if len(snaps) > 0 {
+		var snaps []GroupID
+		for _, r := range cur.recs {
+			if r.snap {
+				snaps = append(snaps, r.group)
+			}
+		}
+		if len(snaps) > 0 {
 			_ = h.enqueue(func() {
 				for _, id := range snaps {
 					if g := h.groups[id]; g != nil && g.err == nil {
@@ -228,7 +258,7 @@ func (t *transport) post(addr string, body []byte) error {
 	if addr == "" {
 		return fmt.Errorf("no address")
 	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+RaftPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, "http://"+addr+RaftPath, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -260,7 +290,7 @@ func (h *Host) Handler() http.Handler {
 		}
 		if err := h.Receive(body); err != nil {
 			status := http.StatusBadRequest
-			if err == ErrClosed {
+			if errors.Is(err, ErrClosed) {
 				status = http.StatusServiceUnavailable
 			}
 			http.Error(w, err.Error(), status)
