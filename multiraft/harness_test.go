@@ -195,31 +195,48 @@ func (c *testCluster) tickAll() {
 	}
 }
 
-// tickEvery ticks every live node each period until the returned function is called.
+// tickEvery ticks every live node once per period, until the returned function is
+// called. Before each round it waits, up to maxLag, for the messages in flight between
+// the nodes to land, so that a loaded machine (slow loops, slow loopback) does not make
+// the network look slower than an election timeout: ticks, not wall time, are what the
+// tests count. For the benchmark, which measures real time, Config.Ticks is left nil.
 func (c *testCluster) tickEvery(period time.Duration) (stop func()) {
+	const maxLag = 200 * time.Millisecond
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	live := slices.DeleteFunc(slices.Clone(c.nodes), func(nd *node) bool { return nd.down })
-	for _, nd := range live {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(period)
-			defer t.Stop()
-			for {
+	live := c.live()
+	inFlight := func() bool {
+		var sent, landed uint64
+		for _, nd := range live {
+			s := nd.host.Stats()
+			sent += s.MessagesSent
+			landed += s.MessagesReceived + s.MessagesDropped
+		}
+		return sent > landed
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			for deadline := time.Now().Add(maxLag); inFlight() && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			for _, nd := range live {
 				select {
+				case nd.ticks <- time.Now():
 				case <-done:
 					return
-				case now := <-t.C:
-					select {
-					case nd.ticks <- now:
-					case <-done:
-						return
-					}
 				}
 			}
-		}()
-	}
+		}
+	}()
 	return func() { close(done); wg.Wait() }
 }
 

@@ -286,15 +286,30 @@ func TestNodeDownWakesQuiesced(t *testing.T) {
 // all the groups' heartbeats in one POST.
 func TestOnePostPerPeerPerIteration(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DisableQuiesce = true })
-	stop := c.tickEvery(10 * time.Millisecond)
 	const groups = 50
 	ids := c.addGroups(groups, func(GroupID) uint64 { return 1 })
-	c.leadAll(ids, 1)
-	waitFor(t, "followers to catch up", func() bool {
+	// Node 1 leads every group, followers have caught up, ticks have stopped and every
+	// message sent has landed; on a loaded machine a group may have changed leader before
+	// the ticks stopped, then try again.
+	settled := func() bool {
+		stop := c.tickEvery(10 * time.Millisecond)
+		c.leadAll(ids, 1)
+		stop()
+		waitFor(t, "traffic to settle", func() bool {
+			var sent, recv uint64
+			for _, nd := range c.nodes {
+				s := nd.host.Stats()
+				sent, recv = sent+s.MessagesSent, recv+s.MessagesReceived
+			}
+			return sent == recv
+		})
 		for _, id := range ids {
 			st, err := c.node(1).host.Status(id)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if st.Lead != 1 || c.agreedLeader(id, c.nodes...) != 1 {
+				return false
 			}
 			for _, pr := range st.Progress {
 				if pr.Match != st.GetCommit() {
@@ -303,17 +318,8 @@ func TestOnePostPerPeerPerIteration(t *testing.T) {
 			}
 		}
 		return true
-	})
-	stop()
-	// Let the last ticks' traffic land: every message queued has been received.
-	waitFor(t, "traffic to settle", func() bool {
-		var sent, recv uint64
-		for _, nd := range c.nodes {
-			s := nd.host.Stats()
-			sent, recv = sent+s.MessagesSent, recv+s.MessagesReceived
-		}
-		return sent == recv
-	})
+	}
+	waitFor(t, "a settled cluster led by node 1", settled)
 
 	posts, recv := c.node(2).posts.Load(), c.node(2).host.Stats().MessagesReceived
 	iters := c.node(1).host.Stats().Iterations
