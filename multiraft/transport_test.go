@@ -2,6 +2,8 @@ package multiraft
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -37,5 +39,49 @@ func TestOutboxTake(t *testing.T) {
 	// Full: nothing more fits.
 	if dropped := o.take(&q, 1+3*recLen); len(dropped) != 4 {
 		t.Fatalf("a full queue took %d records", 4-len(dropped))
+	}
+}
+
+// TestHandlerAnswers: the HTTP side of Receive: 204 for a batch, 400 for a malformed one,
+// 413 past MaxBatchBytes, 405 for anything but POST, 503 once the Host is closed.
+func TestHandlerAnswers(t *testing.T) {
+	h, err := NewHost(Config{NodeID: 2, MaxBatchBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.Handler())
+	defer srv.Close()
+	good, _ := encodeTestBatch(t)
+	post := func(body []byte) int {
+		t.Helper()
+		resp, err := http.Post(srv.URL+RaftPath, ContentType, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(good); got != http.StatusNoContent {
+		t.Errorf("a batch: status %d", got)
+	}
+	if got := post([]byte{7}); got != http.StatusBadRequest {
+		t.Errorf("a malformed batch: status %d", got)
+	}
+	if got := post(make([]byte, 2048)); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("an oversized body: status %d", got)
+	}
+	resp, err := http.Get(srv.URL + RaftPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: status %d", resp.StatusCode)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := post(good); got != http.StatusServiceUnavailable {
+		t.Errorf("after Close: status %d", got)
 	}
 }
