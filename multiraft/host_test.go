@@ -11,6 +11,16 @@ import (
 	"time"
 )
 
+// ledByNode1 is a three-node cluster, ticking until the test ends, with groups 1..n all
+// led by node 1.
+func ledByNode1(t *testing.T, n int) (*testCluster, []GroupID) {
+	c := newTestCluster(t, 3, nil)
+	t.Cleanup(c.tickEvery(10 * time.Millisecond)) // runs before the nodes stop
+	ids := c.addGroups(n, func(GroupID) uint64 { return 1 })
+	c.leadAll(ids, 1)
+	return c, ids
+}
+
 // leaderByMod spreads leadership: group g is campaigned on node g mod 3 + 1.
 func leaderByMod(id GroupID) uint64 { return uint64(id)%3 + 1 }
 
@@ -52,11 +62,7 @@ func TestElectAndReplicate(t *testing.T) {
 // TestProposeConcurrently: many goroutines propose through one Host at once (run with
 // -race); every entry is applied exactly once, in the same order, on every replica.
 func TestProposeConcurrently(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
-	stop := c.tickEvery(10 * time.Millisecond)
-	defer stop()
-	ids := c.addGroups(4, func(GroupID) uint64 { return 1 })
-	c.leadAll(ids, 1)
+	c, ids := ledByNode1(t, 4)
 	const writers, each = 8, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -400,11 +406,7 @@ func TestDeadPeerDoesNotBlock(t *testing.T) {
 // TestPersistErrorStopsGroup: a Persist error is sticky: the group is no longer driven and
 // Propose reports ErrGroupFailed.
 func TestPersistErrorStopsGroup(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
-	stop := c.tickEvery(10 * time.Millisecond)
-	defer stop()
-	ids := c.addGroups(2, func(GroupID) uint64 { return 1 })
-	c.leadAll(ids, 1)
+	c, ids := ledByNode1(t, 2)
 	boom := errors.New("disk on fire")
 	sm := c.node(1).sms[ids[0]]
 	sm.mu.Lock()
