@@ -40,6 +40,8 @@ const (
 	mmapGo   = "github.com/edsrzf/mmap-go/..."
 	sysUnix  = "golang.org/x/sys/unix/..."
 	etcd     = "go.etcd.io/etcd/..."
+	raftV3   = "go.etcd.io/raft/v3/..."
+	protobuf = "google.golang.org/protobuf/..."
 )
 
 // rules is the layering of STYLE.md, with the portable packages beside it:
@@ -50,12 +52,20 @@ const (
 //	segment → frame
 //
 // and beside them iam, the policy evaluator server calls, which imports the standard
-// library only.
+// library only, and multiraft, the Raft event loop and transport, which imports the
+// standard library and go.etcd.io/raft/v3 (with raft's protobuf) only.
 var rules = []rule{
 	{
 		why:        "iam is a leaf: it imports the standard library only",
 		from:       []string{"./iam/..."},
 		allow:      []string{"./iam/..."},
+		stdlibOnly: true,
+		transitive: true,
+	},
+	{
+		why:        "multiraft is the Raft loop and transport: the standard library and go.etcd.io/raft/v3 (and its protobuf) only; never server, fasthttp or the storage (a StateMachine is the caller's)",
+		from:       []string{"./multiraft/..."},
+		allow:      []string{"./multiraft/...", raftV3, protobuf},
 		stdlibOnly: true,
 		transitive: true,
 	},
@@ -406,6 +416,10 @@ func TestCheck(t *testing.T) {
 		p("./cmd/sluice", "main", "./server", "./tools/loadgen", "github.com/pkg/profile"),
 		p("./bench", "main", "./segment", "./client", "github.com/pkg/profile"),
 		p("./iam", "iam", "fmt"),
+		dep("google.golang.org/protobuf/proto", "fmt"),
+		dep("go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "fmt"),
+		dep("go.etcd.io/raft/v3/raftpb", "google.golang.org/protobuf/proto"),
+		p("./multiraft", "multiraft", "fmt", "go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "google.golang.org/protobuf/proto"),
 	}
 	with := func(extra ...pkg) []pkg {
 		out := slices.Clone(layered)
@@ -505,6 +519,22 @@ func TestCheck(t *testing.T) {
 		{"iam imports a third-party package",
 			with(p("./iam", "iam", "github.com/klauspost/crc32")),
 			[]string{"iam -> github.com/klauspost/crc32"}},
+		{"multiraft imports server",
+			with(p("./multiraft", "multiraft", "go.etcd.io/raft/v3", "./server")),
+			[]string{"multiraft -> server"}},
+		{"multiraft imports segment",
+			with(p("./multiraft", "multiraft", "go.etcd.io/raft/v3", "./segment")),
+			[]string{"multiraft -> segment"}},
+		{"multiraft imports stream",
+			with(p("./multiraft", "multiraft", "go.etcd.io/raft/v3", "./stream")),
+			[]string{"multiraft -> stream"}},
+		{"multiraft imports fasthttp",
+			with(p("./multiraft", "multiraft", "go.etcd.io/raft/v3", "github.com/valyala/fasthttp")),
+			// Also the rule that only server, client and the mains import fasthttp.
+			[]string{"multiraft -> github.com/valyala/fasthttp", "multiraft -> github.com/valyala/fasthttp"}},
+		{"multiraft reaches a third-party package through raft",
+			with(dep("go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "github.com/klauspost/crc32")),
+			[]string{"multiraft -> github.com/klauspost/crc32"}},
 		{"dependencies are not checked",
 			with(dep("github.com/other/util", "github.com/valyala/fasthttp", "github.com/pkg/profile"),
 				p("./cmd/sluice", "main", "./server", "github.com/other/util")),

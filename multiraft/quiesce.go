@@ -1,0 +1,118 @@
+package multiraft
+
+import (
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+)
+
+// Quiescence: an idle group stops ticking on every replica, so a node with thousands of
+// idle groups sends no heartbeats and spends no CPU on them.
+//
+// The leader decides, at a tick, before ticking the group: it is leader, no leadership
+// transfer is under way, it has nothing unpersisted (no Ready pending), its last index is
+// committed and applied, and every follower not reported down (NodeDown) is in
+// StateReplicate with Match equal to that index. That tick's heartbeats carry commit =
+// that index (raft sends min(Match, committed)); after them, in the same batch, the
+// leader sends each follower a quiesce record (from, to, term, commit) and stops ticking
+// the group.
+//
+// A follower quiesces on a quiesce record only when it agrees: it is a follower of that
+// leader in that term, and its commit index and last index both equal the record's commit.
+// Otherwise it keeps ticking.
+//
+// A group wakes (ticks again) on: a proposal, conf change, campaign or transfer submitted
+// to it; any message stepped or sent other than a heartbeat or heartbeat response; a
+// change of leader; NodeDown of its leader; NodeUp of any node, for the groups this node
+// leads.
+//
+// Safety does not depend on quiescence, which only withholds ticks: raft's state and
+// messages are untouched. Liveness rests on the wake rules:
+//   - a follower that missed its quiesce record keeps ticking and, hearing no heartbeat,
+//     sends MsgPreVote; the leader and the other followers wake on it (not a heartbeat),
+//     reject it while their lease holds (CheckQuorum), and the leader's heartbeats settle
+//     the follower; the group quiesces again at a later tick;
+//   - a quiesced follower whose leader died learns it from NodeDown (the caller's
+//     membership, e.g. etcd leases) and elects after an election timeout;
+//   - a follower that restarts is not quiesced and, through the same pre-vote, wakes its
+//     leader, which then catches it up.
+// A quiesced leader's CheckQuorum is not evaluated (it does not tick), which is the point:
+// while quiesced, nothing happens that needs a leader to step down for.
+
+// wakes reports whether stepping or sending a message of type t wakes a quiesced group.
+// Heartbeats and their responses are what a quiesced group may still exchange (the
+// leader's last heartbeats and the followers' answers cross the quiesce).
+func wakes(t raftpb.MessageType) bool {
+	return t != raftpb.MsgHeartbeat && t != raftpb.MsgHeartbeatResp
+}
+
+// wakeGroup makes g tick again.
+func (h *Host) wakeGroup(g *group) {
+	g.quiesced = false
+	g.quiescing = false
+}
+
+// canQuiesce reports whether g's leader may quiesce it now (see above).
+func (h *Host) canQuiesce(g *group) bool {
+	if g.rn.HasReady() {
+		return false
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader || st.LeadTransferee != 0 {
+		return false
+	}
+	commit := st.GetCommit()
+	if st.Applied != commit {
+		return false
+	}
+	last, err := g.sm.Storage().LastIndex()
+	if err != nil || last != commit {
+		return false
+	}
+	ok := true
+	self := h.cfg.NodeID
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == self || h.down[id] {
+			return
+		}
+		if pr.State != tracker.StateReplicate || pr.Match != last {
+			ok = false
+		}
+	})
+	return ok
+}
+
+// sendQuiesce queues a quiesce record for every follower of g (after the heartbeats of
+// the tick that set g.quiescing) and stops ticking g. Called from handleReadies, after g's
+// Ready, only if nothing woke g since the tick.
+func (h *Host) sendQuiesce(g *group) {
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		return
+	}
+	q := quiesce{from: h.cfg.NodeID, term: st.GetTerm(), commit: st.GetCommit()}
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, _ tracker.Progress) {
+		if id == q.from {
+			return
+		}
+		q.to = id
+		h.tr.queueQuiesce(g.id, q)
+	})
+	g.quiesced = true
+}
+
+// receiveQuiesce quiesces g on a follower if it agrees with the leader's record q.
+func (h *Host) receiveQuiesce(g *group, q quiesce) {
+	if h.cfg.DisableQuiesce || q.to != h.cfg.NodeID {
+		return
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateFollower || st.Lead != q.from || st.GetTerm() != q.term || st.GetCommit() != q.commit {
+		return
+	}
+	last, err := g.sm.Storage().LastIndex()
+	if err != nil || last != q.commit {
+		return
+	}
+	g.quiesced = true
+}
