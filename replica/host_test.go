@@ -220,4 +220,3 @@ func committedFrames(t *testing.T, l *replica.Log, last uint64) []byte {
 		}
 	}
 }
-
