@@ -100,6 +100,11 @@ var verifyBufs = sync.Pool{New: func() any {
 type fastHeaders fasthttp.RequestHeader
 
 func (h *fastHeaders) AppendValues(dst [][]byte, name string) [][]byte {
+	if name == ":authority" {
+		// HTTP/2's pseudo-header, which signers over HTTP/2 (the AWS SDK for JavaScript v3)
+		// sign in place of host: the HTTP/2 front gives its value as the request's Host.
+		return append(dst, (*fasthttp.RequestHeader)(h).Host())
+	}
 	return append(dst, (*fasthttp.RequestHeader)(h).PeekAll(name)...)
 }
 
@@ -129,7 +134,7 @@ func (v *SigV4Verifier) Authenticate(r *fasthttp.Request) (Principal, error) {
 	if v.region != "" && c.Region != v.region {
 		return Principal{}, authError(wire.InvalidSignature, "Credential should be scoped to a valid region, not '"+c.Region+"'. ")
 	}
-	if !slices.Contains(c.SignedHeaders, "host") {
+	if !slices.Contains(c.SignedHeaders, "host") && !slices.Contains(c.SignedHeaders, ":authority") {
 		return Principal{}, errHostUnsigned
 	}
 	if err := v.checkTime(&c, r); err != nil {
