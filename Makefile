@@ -43,7 +43,8 @@ FUZZ_TARGETS ?= \
 	./tools/load:FuzzDecodePutRecords:50000x \
 	./tools/load:FuzzReadEvent:50000x \
 	./iam:FuzzParsePolicy:50000x \
-	./iam:FuzzDecide:50000x
+	./iam:FuzzDecide:50000x \
+	./kpl:FuzzDecode:100000x
 FUZZTIME ?=
 
 # cross: the packages that must build on every platform of CROSS_PLATFORMS (GOOS/GOARCH
