@@ -187,8 +187,9 @@ type rec struct {
 	// With Aggregate: subs are the records of an aggregated record (nil for a record of the
 	// caller), and ord is the key that orders what is sent to one shard ("" for a record
 	// still in an aggregator).
-	subs []*rec
-	ord  string
+	subs     []*rec
+	ord      string
+	reroutes int // times an aggregate of it landed on another shard than expected
 }
 
 // orderKey is the key whose records r is sent in order with.
@@ -657,7 +658,7 @@ func (p *Producer) handleLocked(b *batch, ans wire.PutAnswer, err error, done []
 		if res.Code == wire.OK {
 			stale = stale || res.Shard != r.shard
 			if r.subs != nil && res.Shard != r.shard {
-				p.rerouteLocked(r, now)
+				p.rerouteLocked(r, res.Shard, now, &done)
 				continue
 			}
 			p.finishLocked(r, SeqNum{Shard: res.Shard, Position: res.Position}, nil, now, &done)

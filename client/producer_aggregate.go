@@ -1,11 +1,16 @@
 package client
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/sluice-streams/sluice/kpl"
 )
+
+// maxReroutes is how many times a record's aggregates may land on the wrong shard before it
+// fails: a refreshed shard map fixes the first one.
+const maxReroutes = 3
 
 // aggregator is the aggregated record being filled for one shard (ProducerConfig.Aggregate).
 // Guarded by Producer.mu.
@@ -104,11 +109,19 @@ func (p *Producer) tickAggregatesLocked(now time.Time, soonest func(time.Time)) 
 // records were grouped for (the shard map changed): a consumer reading that shard drops it
 // if any of its records belongs elsewhere (see Deaggregator), so, as the KPL does, its
 // records are aggregated again once the shard map is refreshed. Records that did belong to
-// that shard may then be read twice. p.mu must be held.
-func (p *Producer) rerouteLocked(r *rec, now time.Time) {
+// that shard may then be read twice. A record rerouted maxReroutes times, or out of attempts
+// or time, fails with ErrMisrouted: its shard map is not being refreshed, and each reroute
+// appends it again. p.mu must be held.
+func (p *Producer) rerouteLocked(r *rec, shard uint32, now time.Time, done *[]*rec) {
 	p.stats.Rerouted++
 	for _, u := range r.subs {
 		u.attempts += r.attempts
+		u.reroutes++
+		if u.reroutes >= maxReroutes || p.cfg.MaxAttempts > 0 && u.attempts >= p.cfg.MaxAttempts ||
+			p.cfg.RecordTimeout > 0 && now.Sub(u.put) >= p.cfg.RecordTimeout {
+			p.finishOneLocked(u, SeqNum{}, fmt.Errorf("%w: shard %d, not %d", ErrMisrouted, shard, r.shard), done)
+			continue
+		}
 		p.rerouted = append(p.rerouted, u)
 	}
 	r.subs, r.data = nil, nil
