@@ -66,7 +66,9 @@
 // aggregates of a shard, one at a time, which keeps each key's records in Put order. An aggregate
 // appended to another shard than expected (the map was stale) is not reported: its records are
 // aggregated again once the map is refreshed (ProducerStats.Rerouted), since a reader drops it
-// if any record belongs elsewhere; records of it that did belong there may be read twice.
+// if any record belongs elsewhere; records of it that did belong there may be read twice, and
+// a key's order is not kept across a reroute. A record rerouted three times (its map is not
+// being refreshed) fails with ErrMisrouted.
 //
 // The Consumer de-aggregates unless ConsumerConfig.Raw, with a Deaggregator and the shard's
 // hash-key range: an aggregated record becomes its user records (Record.Aggregated, SubSeq),
