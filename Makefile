@@ -44,7 +44,8 @@ FUZZ_TARGETS ?= \
 	./tools/load:FuzzReadEvent:50000x \
 	./iam:FuzzParsePolicy:50000x \
 	./iam:FuzzDecide:50000x \
-	./multiraft:FuzzDecodeBatch:100000x
+	./multiraft:FuzzDecodeBatch:100000x \
+	./kpl:FuzzDecode:100000x
 FUZZTIME ?=
 
 # cross: the packages that must build on every platform of CROSS_PLATFORMS (GOOS/GOARCH

@@ -45,6 +45,11 @@ type ConsumerConfig struct {
 	// BaseBackoff and MaxBackoff bound the backoff after throttling and transient errors;
 	// 0 means 100 ms and 5 s.
 	BaseBackoff, MaxBackoff time.Duration
+
+	// Raw hands records over as they are stored. By default a record holding a KPL
+	// aggregated record is replaced by its user records, filtered by the shard's hash-key
+	// range, as the KCL does (see Deaggregator).
+	Raw bool
 }
 
 // Batch is what a Handler gets: records of one shard, in order. The Batch and its records
@@ -256,6 +261,7 @@ type shardStart struct {
 	id    uint32
 	start Start
 	value uint64
+	rng   shardmap.Range // the shard's hash keys, to filter de-aggregated user records
 }
 
 // plan returns the shards to start now, by ascending id, and marks the closed shards that a
@@ -290,7 +296,7 @@ func (co *Consumer) plan(ctx context.Context, st *runState) ([]shardStart, error
 		if !ready {
 			continue
 		}
-		ss := shardStart{id: id}
+		ss := shardStart{id: id, rng: s.Range}
 		switch cp := st.cps[id]; {
 		case cp != nil:
 			ss.start, ss.value = AfterSequenceNumber, cp.Position
@@ -316,10 +322,12 @@ type shardProgress struct {
 	last    uint64 // the last record handled
 	hasLast bool
 	batch   Batch
+	rng     shardmap.Range
+	deagg   Deaggregator
 }
 
 func (co *Consumer) progress(s shardStart) *shardProgress {
-	p := &shardProgress{co: co, id: s.id}
+	p := &shardProgress{co: co, id: s.id, rng: s.rng}
 	if s.start == AfterSequenceNumber {
 		p.last, p.hasLast = s.value, true
 	}
@@ -327,9 +335,14 @@ func (co *Consumer) progress(s shardStart) *shardProgress {
 	return p
 }
 
-// deliver hands the records not handled yet to h and checkpoints them. Records at or before
-// the last handled position (a resubscription's overlap) are dropped.
+// deliver hands the records not handled yet to h, de-aggregated unless Raw, and checkpoints
+// them. Records at or before the last handled position (a resubscription's overlap) are
+// dropped. The user records of an aggregated record are handed over in one batch, so that a
+// checkpoint never falls between them.
 func (p *shardProgress) deliver(ctx context.Context, recs []Record, behind int64, h Handler) error {
+	if !p.co.cfg.Raw {
+		recs = p.deagg.Records(recs, p.rng)
+	}
 	if p.hasLast {
 		i := 0
 		for i < len(recs) && recs[i].Position <= p.last {

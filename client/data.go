@@ -42,6 +42,13 @@ type Record struct {
 	Position uint64
 	Arrival  time.Time // when the server appended it
 	Flags    uint16    // the frame's flags; bit 0: written while server-side encryption was on
+
+	// A user record of a KPL aggregated record (see Deaggregator) shares the Position of the
+	// record it came in; SubSeq is its index there, Key its own partition key and
+	// ExplicitHashKey its explicit hash key in decimal, if it has one.
+	Aggregated      bool
+	SubSeq          uint64
+	ExplicitHashKey []byte
 }
 
 // Seq returns the record's sequence number.

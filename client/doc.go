@@ -53,6 +53,29 @@
 // an error wrapping ErrClosed; requests in flight still complete, so every record gets a
 // true outcome before Close returns.
 //
+// # Aggregation
+//
+// With ProducerConfig.Aggregate the producer packs records into KPL aggregated records (package
+// kpl), as the KPL does: each record joins the aggregate of the shard its key maps to (by the
+// producer's shard map), and an aggregate is sealed when the next record would take it past
+// MaxAggregateBytes or when Linger has passed since its first record (at once while a Flush
+// waits). It is sent with its first record's key and that key's hash as explicit hash key, so
+// that it lands on that shard; an aggregate of one record is sent as the record itself. Each
+// record's Outcome is the aggregate's: its SeqNum, Aggregated set and SubSeq its index. Batching,
+// retries and backoff then apply to aggregates; ordering (unless Unordered) applies to all the
+// aggregates of a shard, one at a time, which keeps each key's records in Put order. An aggregate
+// appended to another shard than expected (the map was stale) is not reported: its records are
+// aggregated again once the map is refreshed (ProducerStats.Rerouted), since a reader drops it
+// if any record belongs elsewhere; records of it that did belong there may be read twice, and
+// a key's order is not kept across a reroute. A record rerouted three times (its map is not
+// being refreshed) fails with ErrMisrouted.
+//
+// The Consumer de-aggregates unless ConsumerConfig.Raw, with a Deaggregator and the shard's
+// hash-key range: an aggregated record becomes its user records (Record.Aggregated, SubSeq),
+// an aggregate with a record outside the range is dropped, and a record whose magic matches
+// but whose digest or message does not is passed on as it is, as the KCL does. The user records
+// of one record come in one batch, so a checkpoint never falls inside an aggregate.
+//
 // # Consumer
 //
 // Run lists the stream's shards and reads each shard whose parents (ParentShardId and

@@ -74,6 +74,11 @@ var (
 	// ErrBadKey is returned by Put for a partition key that is empty, over 256 characters or
 	// not UTF-8.
 	ErrBadKey = errors.New("sluice: partition key must be 1 to 256 characters of UTF-8")
+	// ErrMisrouted ends a record of an aggregated record (ProducerConfig.Aggregate) whose
+	// aggregates kept landing on another shard than the one it maps to: the producer's shard
+	// map could not be refreshed. Those aggregates were appended, but a reader that filters
+	// by the shard's hash-key range drops them.
+	ErrMisrouted = errors.New("sluice: aggregated record appended to another shard than its records map to")
 )
 
 // codeOfName maps a Kinesis error name to its code. Names the protocol does not list get the

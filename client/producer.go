@@ -41,6 +41,13 @@ type ProducerConfig struct {
 	// in flight or waiting to be retried, which keeps each key's records in Put order but
 	// sends one record per key per request.
 	Unordered bool
+	// Aggregate packs the records bound for one shard into KPL aggregated records (package
+	// kpl), as the KPL does: many small records then cost one record of the stream. See the
+	// package documentation, Aggregation.
+	Aggregate bool
+	// MaxAggregateBytes caps the data of one aggregated record; 0 or more than the stream's
+	// maximum record size (1 MiB by default) means that maximum.
+	MaxAggregateBytes int
 }
 
 // Outcome is what became of a record: where it was appended, or the error that ended its
@@ -49,6 +56,10 @@ type Outcome struct {
 	SeqNum         // shard and position; zero when Err is set
 	Err      error // nil once appended
 	Attempts int   // put requests that carried the record
+	// Aggregated is set when the record was appended inside a KPL aggregated record (with
+	// ProducerConfig.Aggregate), at SeqNum; SubSeq is its index there.
+	Aggregated bool
+	SubSeq     uint64
 }
 
 // Future is the pending outcome of a record given to Put.
@@ -89,6 +100,11 @@ type ProducerStats struct {
 	Retries   uint64 // record attempts refused and retried
 	Throttled uint64 // record attempts refused with ProvisionedThroughputExceeded
 	Refreshes uint64 // shard map refreshes
+	// Aggregates counts the aggregated records sent (with ProducerConfig.Aggregate), and
+	// Rerouted those appended to another shard than the one their records were grouped for:
+	// their records were aggregated again, for the shard the refreshed map gives them.
+	Aggregates uint64
+	Rerouted   uint64
 }
 
 // FlushError reports the records that failed among those a Flush or Close waited for.
@@ -113,6 +129,7 @@ type Producer struct {
 	stream  string
 	cfg     ProducerConfig
 	maxData int // the stream's maximum data length of a record
+	maxAgg  int // the most data of an aggregated record
 
 	wake chan struct{} // the pump's doorbell; capacity 1
 	wg   sync.WaitGroup
@@ -144,6 +161,10 @@ type Producer struct {
 	refreshing bool
 	refreshed  time.Time
 	stats      ProducerStats
+	aggs       map[uint32]*aggregator // with Aggregate: the aggregate being filled per shard
+	freeAggs   []*aggregator
+	ordKeys    map[uint32]string // with Aggregate and in order: each shard's ordering key
+	rerouted   []*rec            // records to aggregate again once the shard map is refreshed
 }
 
 // rec is one record on its way. Fields are guarded by Producer.mu, except that a sender
@@ -163,6 +184,20 @@ type rec struct {
 	out      Outcome
 	fut      *Future
 	fn       func(Outcome)
+	// With Aggregate: subs are the records of an aggregated record (nil for a record of the
+	// caller), and ord is the key that orders what is sent to one shard ("" for a record
+	// still in an aggregator).
+	subs     []*rec
+	ord      string
+	reroutes int // times an aggregate of it landed on another shard than expected
+}
+
+// orderKey is the key whose records r is sent in order with.
+func (r *rec) orderKey() string {
+	if r.ord != "" {
+		return r.ord
+	}
+	return r.key
 }
 
 // batch is the records of one put request, in order.
@@ -213,6 +248,8 @@ func (c *Client) NewProducer(ctx context.Context, stream string, cfg ProducerCon
 		return nil, fmt.Errorf("sluice: MaxBatchRecords %d: want 0…%d", cfg.MaxBatchRecords, wire.MaxPutRecords)
 	case cfg.MaxBatchBytes < 0 || cfg.MaxBatchBytes > maxPutBytes:
 		return nil, fmt.Errorf("sluice: MaxBatchBytes %d: want 0…%d", cfg.MaxBatchBytes, maxPutBytes)
+	case cfg.MaxAggregateBytes < 0:
+		return nil, fmt.Errorf("sluice: MaxAggregateBytes %d: want 0 or more", cfg.MaxAggregateBytes)
 	}
 	cfg.Linger = orDur(cfg.Linger, 5*time.Millisecond)
 	cfg.MaxBatchRecords = orInt(cfg.MaxBatchRecords, wire.MaxPutRecords)
@@ -232,8 +269,15 @@ func (c *Client) NewProducer(ctx context.Context, stream string, cfg ProducerCon
 	p := &Producer{c: c, stream: stream, cfg: cfg, maxData: orInt(sum.MaxRecordKiB, 1024) << 10,
 		wake: make(chan struct{}, 1), routes: newRoutes(shards), refreshed: time.Now(),
 		shards: map[uint32]*shardState{}, epochs: []epoch{{}}}
+	p.maxAgg = p.maxData
+	if cfg.MaxAggregateBytes > 0 {
+		p.maxAgg = min(cfg.MaxAggregateBytes, p.maxData)
+	}
 	if !cfg.Unordered {
 		p.keys = map[string]*keyState{}
+	}
+	if cfg.Aggregate {
+		p.aggs, p.ordKeys = map[uint32]*aggregator{}, map[uint32]string{}
 	}
 	p.senders.L = &p.mu
 	p.wg.Add(1 + cfg.MaxInFlight)
@@ -298,11 +342,24 @@ func (p *Producer) add(ctx context.Context, r *rec, key string, data []byte) err
 		p.mu.Lock()
 	}
 	p.buffered += r.cost
-	r.shard = p.routes.route(r.hash)
 	r.epoch = p.epochBase + uint64(len(p.epochs)-1)
 	p.epochs[len(p.epochs)-1].pending++
 	r.put = time.Now()
+	if p.cfg.Aggregate {
+		p.aggregateLocked(r, r.put)
+	} else {
+		r.shard = p.routes.route(r.hash)
+		p.submitLocked(r, r.put)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// submitLocked sends r once the records of its order key before it are done. p.mu must be
+// held.
+func (p *Producer) submitLocked(r *rec, now time.Time) {
 	if p.keys != nil {
+		key := r.orderKey()
 		if ks := p.keys[key]; ks != nil {
 			// An earlier record of the key is on its way: wait behind it.
 			if ks.tail == nil {
@@ -311,16 +368,13 @@ func (p *Producer) add(ctx context.Context, r *rec, key string, data []byte) err
 				ks.tail.next = r
 			}
 			ks.tail = r
-			p.mu.Unlock()
-			return nil
+			return
 		}
 		ks := p.newKeyStateLocked()
 		ks.cur = r
 		p.keys[key] = ks
 	}
-	p.enqueueLocked(r, r.put)
-	p.mu.Unlock()
-	return nil
+	p.enqueueLocked(r, now)
 }
 
 // newKeyStateLocked returns a cleared keyState. p.mu must be held.
@@ -481,6 +535,10 @@ func (p *Producer) tickLocked(now time.Time) time.Time {
 			}
 		}
 	}
+	if p.tickAggregatesLocked(now, soonest) && p.open != nil {
+		// An aggregate has lingered already: its batch does not linger again.
+		p.sealLocked()
+	}
 	if p.open != nil {
 		if p.flushing > 0 || !now.Before(p.open.deadline) {
 			p.sealLocked()
@@ -517,7 +575,14 @@ func (p *Producer) sender() {
 		body, off = wire.BeginPut(body[:0], p.stream)
 		for _, r := range b.recs {
 			key = append(key[:0], r.key...)
-			body = wire.AppendPutRecord(body, &wire.PutRecord{Key: key, Data: r.data})
+			pr := wire.PutRecord{Key: key, Data: r.data}
+			if r.subs != nil {
+				// An aggregated record goes where its first record's key goes, as the KPL
+				// sends it: the explicit hash key is that key's hash.
+				pr.HasHash = true
+				putKey(pr.HashKey[:], r.hash)
+			}
+			body = wire.AppendPutRecord(body, &pr)
 		}
 		wire.FinishPut(body, off, len(b.recs))
 		ans, err := p.c.put(context.Background(), body, len(b.recs), resp)
@@ -592,6 +657,10 @@ func (p *Producer) handleLocked(b *batch, ans wire.PutAnswer, err error, done []
 		}
 		if res.Code == wire.OK {
 			stale = stale || res.Shard != r.shard
+			if r.subs != nil && res.Shard != r.shard {
+				p.rerouteLocked(r, res.Shard, now, &done)
+				continue
+			}
 			p.finishLocked(r, SeqNum{Shard: res.Shard, Position: res.Position}, nil, now, &done)
 			continue
 		}
@@ -620,7 +689,10 @@ func (p *Producer) handleLocked(b *batch, ans wire.PutAnswer, err error, done []
 		}
 	}
 	if stale {
-		p.refreshLocked(now, false)
+		p.refreshLocked(now, len(p.rerouted) > 0)
+	}
+	if len(p.rerouted) > 0 && !p.refreshing {
+		p.reaggregateLocked(now)
 	}
 	return done
 }
@@ -651,6 +723,23 @@ func (p *Producer) abandonError(r *rec) error {
 // finishLocked records r's outcome, frees what it held and lets the next record of its key
 // go. p.mu must be held.
 func (p *Producer) finishLocked(r *rec, seq SeqNum, err error, now time.Time, done *[]*rec) {
+	if r.subs != nil {
+		for i, u := range r.subs {
+			u.attempts += r.attempts
+			p.finishOneLocked(u, seq, err, done)
+			if err == nil {
+				u.out.Aggregated, u.out.SubSeq = true, uint64(i)
+			}
+		}
+		r.subs, r.data, r.lastErr, r.next = nil, nil, nil, nil
+	} else {
+		p.finishOneLocked(r, seq, err, done)
+	}
+	p.releaseKeyLocked(r, now)
+}
+
+// finishOneLocked records the outcome of a record of the caller. p.mu must be held.
+func (p *Producer) finishOneLocked(r *rec, seq SeqNum, err error, done *[]*rec) {
 	r.out = Outcome{SeqNum: seq, Err: err, Attempts: r.attempts}
 	r.data, r.lastErr, r.next = nil, nil, nil
 	p.buffered -= r.cost
@@ -666,10 +755,15 @@ func (p *Producer) finishLocked(r *rec, seq SeqNum, err error, now time.Time, do
 	// The record stays pending in its epoch until deliver has published its outcome, so that
 	// Flush and Close return only once every outcome of theirs is visible.
 	*done = append(*done, r)
-	if p.keys == nil {
-		return
+}
+
+// releaseKeyLocked lets the next record of r's order key go, r being done. p.mu must be held.
+func (p *Producer) releaseKeyLocked(r *rec, now time.Time) {
+	if p.keys == nil || p.cfg.Aggregate && r.ord == "" {
+		return // no ordering, or a record that was aggregated, not sent by itself
 	}
-	ks := p.keys[r.key]
+	key := r.orderKey()
+	ks := p.keys[key]
 	if ks == nil || ks.cur != r {
 		panic("BUG: sluice producer: finished record is not its key's current record")
 	}
@@ -683,7 +777,7 @@ func (p *Producer) finishLocked(r *rec, seq SeqNum, err error, now time.Time, do
 		p.enqueueLocked(n, now)
 		return
 	}
-	delete(p.keys, r.key)
+	delete(p.keys, key)
 	*ks = keyState{}
 	if len(p.freeKeys) < 4096 {
 		p.freeKeys = append(p.freeKeys, ks)
@@ -751,6 +845,7 @@ func (p *Producer) refreshLocked(now time.Time, urgent bool) {
 		if err == nil {
 			p.routes = newRoutes(shards)
 		}
+		p.reaggregateLocked(p.refreshed)
 	}()
 }
 

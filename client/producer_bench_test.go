@@ -16,19 +16,22 @@ import (
 // BenchmarkProducer puts 100-byte records through a Producer to a real server in the same
 // process (limits off), both sharing the machine, and reports records a second. Keys cycle
 // over 10,000 values, so the per-key gate of the ordered mode rarely holds a record back.
+// The aggregated modes pack them into KPL aggregated records (ProducerConfig.Aggregate).
 func BenchmarkProducer(b *testing.B) {
 	for _, mode := range []struct {
 		name      string
 		unordered bool
 		callback  bool
-	}{{"ordered/future", false, false}, {"ordered/callback", false, true}, {"unordered/callback", true, true}} {
+		aggregate bool
+	}{{"ordered/future", false, false, false}, {"ordered/callback", false, true, false}, {"unordered/callback", true, true, false},
+		{"aggregated/ordered/callback", false, true, true}, {"aggregated/unordered/callback", true, true, true}} {
 		b.Run(mode.name, func(b *testing.B) {
 			ts := startServer(b, stream.Options{Limits: stream.Limits{Off: true}})
 			ts.createStream(b, "s", 4)
 			c := ts.client(b, Config{})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			p, err := c.NewProducer(ctx, "s", ProducerConfig{Unordered: mode.unordered})
+			p, err := c.NewProducer(ctx, "s", ProducerConfig{Unordered: mode.unordered, Aggregate: mode.aggregate})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -142,6 +142,16 @@ func (p *Producer) failUnsentLocked() []*rec {
 		}
 		sh.head, sh.tail = nil, nil
 	}
+	for _, a := range p.aggs {
+		for _, u := range a.recs {
+			p.finishLocked(u, SeqNum{}, p.abandonError(u), now, &done)
+		}
+		p.dropAggregatorLocked(a)
+	}
+	for _, u := range p.rerouted {
+		p.finishLocked(u, SeqNum{}, p.abandonError(u), now, &done)
+	}
+	p.rerouted = nil
 	batches := p.ready
 	if p.open != nil {
 		batches = append(batches, p.open)

@@ -18,9 +18,11 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&in.SequenceNumber, "sequence-number", "", "56-digit sequence `number` for AT_ and AFTER_SEQUENCE_NUMBER")
 	fs.StringVar(&in.Timestamp, "timestamp", "", "`time` for AT_TIMESTAMP: RFC 3339 (2024-05-04T20:21:32Z) or Unix seconds")
 	fs.IntVar(&in.Limit, "limit", 10000, "most `records` to read, 1 to 10000")
+	fs.BoolVar(&in.Raw, "raw", false, "print KPL aggregated records as stored, not as their user records")
 	withDescription(fs, `
 Reads records of one shard once and prints them (shard, sequence number, arrival time,
-partition key, data), then "# next: AT_SEQUENCE_NUMBER N" where the next read starts, or
+partition key, data; a KPL aggregated record as its user records, sequence number/sub-sequence
+number, unless --raw), then "# next: AT_SEQUENCE_NUMBER N" where the next read starts, or
 "# shard end" with the shard's children.`)
 	if _, status, stop := parseVerbFlags(fs, sf, args, 0); stop {
 		return status

@@ -18,6 +18,7 @@ func runTail(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&in.FanOut, "fan-out", "shared", "how to read (`mode`): shared (polling gets) or enhanced (pushed, needs --consumer-name)")
 	fs.StringVar(&in.ConsumerName, "consumer-name", "", "enhanced fan-out consumer `name`, registered if new (and left registered)")
 	fs.IntVar(&in.MaxRecords, "max-records", 0, "stop after printing this many `records` (0: never)")
+	fs.BoolVar(&in.Raw, "raw", false, "print KPL aggregated records as stored, not as their user records")
 	withDescription(fs, `
 Follows every shard of the stream, as tail -f follows a file, printing each record as it
 arrives (shard, sequence number, arrival time, partition key, data). A shard's children

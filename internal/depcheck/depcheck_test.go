@@ -49,6 +49,7 @@ const (
 //	cmd/ tools/ bench/ fuzz/ → server → account → stream → {segment → index, shardmap} → internal/*
 //	cmd/ → cluster (etcd) → stream
 //	client/ tools/cli/ → server/wire → frame → internal/crc (every GOOS: see make cross)
+//	client/ → kpl → protowire
 //	segment → frame
 //
 // and beside them iam, the policy evaluator server calls, which imports the standard
@@ -74,6 +75,12 @@ var rules = []rule{
 		from:       []string{"./frame/..."},
 		deny:       []string{"./..."},
 		allow:      []string{"./frame/...", "./internal/crc"},
+		stdlibOnly: true,
+	},
+	{
+		why:        "kpl is the client's codec of KPL aggregated records: the standard library and protowire only",
+		from:       []string{"./kpl/..."},
+		allow:      []string{"./kpl/...", "google.golang.org/protobuf/encoding/protowire"},
 		stdlibOnly: true,
 	},
 	{

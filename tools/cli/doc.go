@@ -17,7 +17,8 @@
 //
 //	shardId-000000000001 10000000000000000000000000000000000018446744073709551616 2024-05-04T20:21:32.123Z user1 hello
 //
-// The fields are the shard, the 56-digit sequence number, the arrival time (UTC, to the
+// The fields are the shard, the 56-digit sequence number (followed by "/" and the
+// sub-sequence number for a user record of a KPL aggregated record), the arrival time (UTC, to the
 // millisecond), the partition key and the data, which runs to the end of the line. A key is
 // printed as it is unless it holds white space or control characters or starts with a
 // double quote; it is then quoted as a Go string. Data is printed as text when it is
@@ -29,6 +30,12 @@
 // JSON output takes the shapes of the Kinesis API answers (PutRecord's, GetRecords' records,
 // ListShards' shards), with the data in base64 as the API has it and times in RFC 3339.
 // Verbs that print a stream of results (put from lines, tail) print one JSON object a line.
+// A user record of an aggregated record adds SubSequenceNumber (and ExplicitHashKey if it
+// has one).
+//
+// Get and Tail de-aggregate KPL aggregated records as the KCL does (client.Deaggregator):
+// each prints as its user records, which share its sequence number. Raw prints records as
+// stored.
 //
 // What it owns: the meaning of the verbs' inputs (iterator types, times, sequence numbers,
 // hash keys, one record per line) and their output formats. What it does not own: flags,

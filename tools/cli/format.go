@@ -91,6 +91,10 @@ func AppendRecordLine(dst []byte, r *client.Record) []byte {
 	dst = shardmap.ShardID(r.Shard).Append(dst)
 	dst = append(dst, ' ')
 	dst = r.Seq().AppendKinesis(dst)
+	if r.Aggregated {
+		dst = append(dst, '/')
+		dst = strconv.AppendUint(dst, r.SubSeq, 10)
+	}
 	dst = append(dst, ' ')
 	dst = r.Arrival.UTC().AppendFormat(dst, timeLayout)
 	dst = append(dst, ' ')
@@ -109,6 +113,9 @@ type RecordJSON struct {
 	PartitionKey                string
 	Data                        []byte
 	EncryptionType              string `json:",omitempty"`
+	// A user record of a KPL aggregated record: its index there, and its explicit hash key.
+	SubSequenceNumber *uint64 `json:",omitempty"`
+	ExplicitHashKey   string  `json:",omitempty"`
 }
 
 // flagEncrypted is the record flag of data written while server-side encryption was on.
@@ -120,6 +127,10 @@ func NewRecordJSON(r *client.Record) RecordJSON {
 		ApproximateArrivalTimestamp: r.Arrival.UTC().Format(timeLayout), PartitionKey: string(r.Key), Data: r.Data}
 	if r.Flags&flagEncrypted != 0 {
 		j.EncryptionType = "KMS"
+	}
+	if r.Aggregated {
+		sub := r.SubSeq
+		j.SubSequenceNumber, j.ExplicitHashKey = &sub, string(r.ExplicitHashKey)
 	}
 	return j
 }

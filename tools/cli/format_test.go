@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +137,27 @@ func TestKeyShare(t *testing.T) {
 		if got := keyShare(HashKeyRange{tt.start, tt.end}); got != tt.want {
 			t.Errorf("keyShare(%s, %s) = %s, want %s", tt.start, tt.end, got, tt.want)
 		}
+	}
+}
+
+// TestAggregatedRecordForms: a user record of an aggregated record prints its sub-sequence
+// number after its sequence number, and in JSON as SubSequenceNumber (0 included).
+func TestAggregatedRecordForms(t *testing.T) {
+	r := client.Record{Key: []byte("k"), Data: []byte("v"), Shard: 1, Position: 5, Arrival: time.UnixMilli(0),
+		Aggregated: true, SubSeq: 0, ExplicitHashKey: []byte("42")}
+	line := string(AppendRecordLine(nil, &r))
+	if want := "shardId-000000000001 " + r.SequenceNumber() + "/0 1970-01-01T00:00:00.000Z k v\n"; line != want {
+		t.Fatalf("line %q, want %q", line, want)
+	}
+	j := string(appendJSONLine(nil, NewRecordJSON(&r)))
+	if !strings.Contains(j, `"SubSequenceNumber":0,"ExplicitHashKey":"42"`) {
+		t.Fatalf("JSON %s", j)
+	}
+	r.Aggregated = false
+	if j := string(appendJSONLine(nil, NewRecordJSON(&r))); strings.Contains(j, "SubSequenceNumber") {
+		t.Fatalf("JSON of an ordinary record %s", j)
+	}
+	if line := string(AppendRecordLine(nil, &r)); strings.Contains(line, "/") {
+		t.Fatalf("line of an ordinary record %q", line)
 	}
 }

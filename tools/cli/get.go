@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/kpl"
 	"github.com/sluice-streams/sluice/shardmap"
 )
 
@@ -25,6 +27,10 @@ type GetInput struct {
 	Timestamp string
 	// Limit caps the records read, 1 to 10,000; 0 means 10,000.
 	Limit int
+	// Raw returns records as stored. By default a KPL aggregated record is replaced by its
+	// user records, filtered by the shard's hash-key range, as the KCL reads them
+	// (client.Deaggregator).
+	Raw bool
 }
 
 // maxLimit is the most records one get returns.
@@ -34,7 +40,7 @@ const maxLimit = 10000
 // shard's end and its children.
 type GetResult struct {
 	Shard        uint32
-	Records      []client.Record // copies: they do not alias the answer
+	Records      []client.Record // copies: they do not alias the answer; user records unless Raw
 	Next         client.SeqNum   // the position to read next, AT_SEQUENCE_NUMBER; zero at the shard's end
 	MillisBehind int64
 	ShardEnd     bool
@@ -123,10 +129,16 @@ func Get(ctx context.Context, c *client.Client, in GetInput) (*GetResult, error)
 		return nil, err
 	}
 	defer ans.Release()
+	recs := ans.Records
+	if !in.Raw {
+		var d client.Deaggregator
+		recs = d.Records(recs, shardRange(ctx, c, in.Stream, g.Shard, recs))
+	}
 	res := &GetResult{Shard: g.Shard, MillisBehind: ans.MillisBehind, ShardEnd: ans.ShardEnd,
-		Records: make([]client.Record, len(ans.Records))}
-	for i, r := range ans.Records {
+		Records: make([]client.Record, len(recs))}
+	for i, r := range recs {
 		r.Key, r.Data = bytes.Clone(r.Key), bytes.Clone(r.Data)
+		r.ExplicitHashKey = bytes.Clone(r.ExplicitHashKey)
 		res.Records[i] = r
 	}
 	if !ans.ShardEnd {
@@ -150,6 +162,24 @@ func Get(ctx context.Context, c *client.Client, in GetInput) (*GetResult, error)
 		res.Children = append(res.Children, child)
 	}
 	return res, nil
+}
+
+// shardRange returns the hash-key range of shard, to filter the user records of aggregated
+// records as the KCL does. It asks the server only when recs hold an aggregated record, and
+// filters nothing (client.AllKeys) when the shard is not listed.
+func shardRange(ctx context.Context, c *client.Client, stream string, shard uint32, recs []client.Record) shardmap.Range {
+	if !slices.ContainsFunc(recs, func(r client.Record) bool { return kpl.HasMagic(r.Data) }) {
+		return client.AllKeys
+	}
+	shards, err := c.ListShards(ctx, stream)
+	if err == nil {
+		for _, s := range shards {
+			if uint32(s.ID) == shard {
+				return s.Range
+			}
+		}
+	}
+	return client.AllKeys
 }
 
 // shardJSON is the ListShards form of s, without its sequence range.

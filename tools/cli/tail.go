@@ -19,11 +19,14 @@ type TailInput struct {
 	ConsumerName string
 	// MaxRecords stops Tail after printing this many records; 0 means no limit.
 	MaxRecords int
+	// Raw prints records as stored; by default KPL aggregated records print as their user
+	// records (client.ConsumerConfig.Raw).
+	Raw bool
 }
 
 // consumerConfig turns in into the Consumer's configuration.
 func (in *TailInput) consumerConfig() (client.ConsumerConfig, error) {
-	var cfg client.ConsumerConfig
+	cfg := client.ConsumerConfig{Raw: in.Raw}
 	switch f := strings.ToUpper(strings.ReplaceAll(in.From, "-", "_")); f {
 	case "", "TRIM_HORIZON":
 		cfg.Start = client.TrimHorizon
