@@ -103,7 +103,7 @@ func Verify(dir string) (Summary, error) {
 // fileDamage describes a file whose name does not carry the sequence expected next.
 func fileDamage(name string, first, want uint64) *Damage {
 	if first > want {
-		return &Damage{File: name, Reason: fmt.Sprintf("lines %d to %d are missing before this file: a file was removed", want, first-1)}
+		return &Damage{File: name, Reason: fmt.Sprintf("lines %d to %d are missing before this file: a file or the lines ending the file before were removed", want, first-1)}
 	}
 	return &Damage{File: name, Reason: fmt.Sprintf("the file starts at sequence %d, but sequence %d was expected: files were reordered or copied", first, want)}
 }
