@@ -53,6 +53,12 @@ const (
 // library only.
 var rules = []rule{
 	{
+		why:        "audit knows nothing of HTTP or the engine: the standard library and x/sys/unix only",
+		from:       []string{"./audit/..."},
+		allow:      []string{"./audit/...", sysUnix},
+		stdlibOnly: true,
+	},
+	{
 		why:        "iam is a leaf: it imports the standard library only",
 		from:       []string{"./iam/..."},
 		allow:      []string{"./iam/..."},
