@@ -76,7 +76,7 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, op string, p Principal) {
 	} else if !ev.ReadOnly {
 		ev.ResponseElements = s.responseElements(ctx, op == "CreateStream", params)
 	}
-	s.auditLog(ctx, &ev, !data)
+	s.auditLog(ctx, &ev, !data, false)
 }
 
 // auditNative logs a native protocol call once serveNative has answered it. op is put, get
@@ -112,7 +112,7 @@ func (s *Server) auditNative(ctx *fasthttp.RequestCtx, op string, p Principal) {
 	if ctx.Response.StatusCode() != fasthttp.StatusOK {
 		ev.ErrorCode, ev.ErrorMessage = string(ctx.Response.Header.Peek(wire.HeaderError)), string(ctx.Response.Body())
 	}
-	s.auditLog(ctx, &ev, false)
+	s.auditLog(ctx, &ev, false, true)
 }
 
 // auditEvent returns what every line of a call holds: who, from where, when, which request.
@@ -146,9 +146,9 @@ func (s *Server) auditEvent(ctx *fasthttp.RequestCtx, name string, p Principal) 
 }
 
 // auditLog writes ev, synced before the answer when sync is set. A call whose line cannot
-// be written is answered with an InternalFailure (an open event stream is left as it is:
-// its answer has begun).
-func (s *Server) auditLog(ctx *fasthttp.RequestCtx, ev *audit.Event, sync bool) {
+// be written is answered with an InternalFailure, in the native protocol's shape if native
+// is set (an open stream of events is left as it is: its answer has begun).
+func (s *Server) auditLog(ctx *fasthttp.RequestCtx, ev *audit.Event, sync, native bool) {
 	err := s.audit.Log(ev, sync)
 	if err == nil {
 		return
@@ -157,11 +157,14 @@ func (s *Server) auditLog(ctx *fasthttp.RequestCtx, ev *audit.Event, sync bool) 
 	if ctx.Response.IsBodyStream() {
 		return
 	}
-	id := ev.RequestID
 	ctx.Response.ResetBody()
+	ae := apiError{code: wire.InternalFailure, msg: internalMessage, cause: err}
+	if native {
+		s.nativeError(ctx, ae)
+		return
+	}
 	ctx.Response.Header.Del(wire.HeaderError)
-	s.fail(ctx, apiError{code: wire.InternalFailure, msg: internalMessage, cause: err})
-	ctx.Response.Header.Set("x-amzn-RequestId", id)
+	s.fail(ctx, ae)
 }
 
 // readOnly reports whether an operation changes nothing.

@@ -209,3 +209,18 @@ func TestAuditTamperServerLog(t *testing.T) {
 		t.Fatalf("Verify of an edited second line: %v", err)
 	}
 }
+
+// TestAuditUnloggedCallFails: a call whose line cannot be logged (here the log is closed) is
+// answered with an InternalFailure, not with its result.
+func TestAuditUnloggedCallFails(t *testing.T) {
+	hs, w, _ := auditServer(t, true, 0)
+	w.Close()
+	resp := signedPost(t, hs.addr, "admin", "/", "CreateStream", []byte(`{"StreamName":"a","ShardCount":1}`))
+	if resp.StatusCode != 500 || resp.Header.Get("X-Amzn-ErrorType") != "InternalFailure" || resp.Header.Get("x-amzn-RequestId") == "" {
+		t.Fatalf("CreateStream with the log closed: %d %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
+	}
+	body := putBody("a", []wire.PutRecord{{Key: []byte("k"), Data: []byte("x")}})
+	if resp := signedPost(t, hs.addr, "admin", wire.PathPut, "", body); resp.StatusCode != 500 || resp.Header.Get(wire.HeaderError) != "InternalFailure" {
+		t.Fatalf("native put with the log closed: %d %s", resp.StatusCode, resp.Header.Get(wire.HeaderError))
+	}
+}
