@@ -56,6 +56,11 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.UnknownOperation, "native operations are POST requests")
 		return
 	}
+	var op string   // put, get or subscribe, once routed
+	var p Principal // the caller, once authenticated
+	if s.audit != nil && s.auditData {
+		defer func() { s.auditNative(ctx, op, p) }() // audit.go
+	}
 	p, err := s.auth.Authenticate(&ctx.Request)
 	if err != nil {
 		// The protocol has one code for a refused request: the message keeps the Kinesis
@@ -64,7 +69,6 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var serve func(*fasthttp.RequestCtx, *opCall)
-	var op string
 	switch string(ctx.Path()) {
 	case wire.PathPut:
 		serve, op = s.nativePut, "put"

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/audit"
 	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/server/wire"
@@ -56,6 +57,10 @@ type Options struct {
 	// commitment, warm throughput, limits) for the engine; nil means account.New(engine),
 	// which loads them at the first operation that needs them.
 	Account *account.Account
+	// Audit, when set, receives a line for every control-plane call, synced before the call
+	// is answered, and with AuditData for every data-plane call too (audit.go).
+	Audit     *audit.Writer
+	AuditData bool
 }
 
 // Server serves the Kinesis API for one engine.
@@ -73,6 +78,10 @@ type Server struct {
 	chunked chunkedHeaders
 
 	account *account.Account // the operations on AWS account settings (ops_aws.go)
+
+	audit     *audit.Writer // nil: no audit log (audit.go)
+	auditData bool          // data-plane calls are audited too
+	region    string        // the engine's region, of its ARNs
 
 	subMu        sync.Mutex                        // guards subs and shuttingDown
 	subs         map[*stream.Subscription]struct{} // open subscription streams, ended by Shutdown
@@ -94,6 +103,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 	}
 	_, s.authorizing = s.auth.(*SigV4Verifier)
 	s.streamARNPrefix = engine.ARN("")
+	s.audit, s.auditData, s.region = opts.Audit, opts.AuditData, arnRegion(s.streamARNPrefix)
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "sluice",
@@ -199,8 +209,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
 	op, ok := strings.CutPrefix(target, targetPrefix)
+	var p Principal // the caller, once authenticated
+	var err error
+	if s.audit != nil {
+		defer func() { s.auditCall(ctx, op, p) }() // audit.go
+	}
 	if ok && op == "SubscribeToShard" {
-		p, err := s.auth.Authenticate(&ctx.Request)
+		p, err = s.auth.Authenticate(&ctx.Request)
 		if err != nil {
 			s.fail(ctx, toAPIError(err))
 			return
@@ -215,7 +230,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, apiError{code: wire.UnknownOperation, msg: ""})
 		return
 	}
-	p, err := s.auth.Authenticate(&ctx.Request)
+	p, err = s.auth.Authenticate(&ctx.Request)
 	if err != nil {
 		s.fail(ctx, toAPIError(err))
 		return

@@ -6,6 +6,7 @@
 //	sluice get [flags]       read one shard once, from an iterator type
 //	sluice tail [flags]      follow every shard of a stream as records arrive
 //	sluice inspect DIR...    check segment and index files offline
+//	sluice audit verify DIR  check an audit log's SHA-256 chain
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
 //	sluice load [flags]      generate load, measure latency, verify every record was read
 //	sluice version           print the build's module versions
@@ -54,6 +55,7 @@ func commands() []command {
 		{name: "get", args: "--stream S --shard-id ID", summary: "read one shard once, from an iterator type", run: runGet},
 		{name: "tail", args: "--stream S", summary: "follow every shard of a stream, printing records as they arrive", run: runTail},
 		{name: "inspect", args: "[-q] [-records] DIR...", summary: "check segment and index files offline and report damage; -records dumps them", run: inspect.Run},
+		{name: "audit", args: "verify DIR", summary: "check an audit log's chain: name the first line edited, removed or reordered", run: runAudit},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},

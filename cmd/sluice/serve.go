@@ -18,6 +18,7 @@ import (
 	"github.com/pkg/profile"
 
 	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/audit"
 	"github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
@@ -40,6 +41,14 @@ type serveConfig struct {
 	accessKeys accessKeys     // access key → account, for the SigV4 parser
 	iamFile    string         // users whose signatures are verified; "" serves without authentication
 	cluster    *clusterConfig // nil: a single node
+	audit      auditConfig
+}
+
+// auditConfig is what --audit-log, --audit-data and --audit-max-bytes ask for.
+type auditConfig struct {
+	dir      string // "": no audit log
+	data     bool
+	maxBytes int64
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -61,6 +70,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	insecure := fs.Bool("insecure-no-auth", false, "serve an address other than loopback without --iam: anyone reaching the port may read, write and delete every stream")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
 	cflags := addClusterFlags(fs)
+	auditDir := fs.String("audit-log", "", "`directory` of the audit log: a CloudTrail-style JSON line for every control-plane call, synced before the answer (see docs/SECURITY.md)")
+	auditData := fs.Bool("audit-data", false, "with --audit-log, log the data-plane calls too (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard, native put/get/subscribe)")
+	auditMax := fs.Int64("audit-max-bytes", audit.DefaultMaxBytes, "with --audit-log, the `size` in bytes past which the next audit file begins")
 	prof := fs.String("profile", "", "write a `cpu` or `mem` profile into the current directory until the server stops")
 	if err := applySettings(fs, args, os.Getenv); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
@@ -85,6 +97,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.region, cfg.account, cfg.accessKeys, cfg.iamFile = *region, *account, keys, *iamFile
+	cfg.audit = auditConfig{dir: *auditDir, data: *auditData, maxBytes: *auditMax}
+	if cfg.audit.dir == "" && cfg.audit.data || cfg.audit.maxBytes <= 0 {
+		fmt.Fprintln(stderr, "sluice serve: --audit-data needs --audit-log, and --audit-max-bytes must be positive")
+		return exitUsage
+	}
 	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -149,12 +166,22 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
+	var auditLog *audit.Writer
+	if cfg.audit.dir != "" {
+		if auditLog, err = audit.Open(cfg.audit.dir, audit.Options{MaxBytes: cfg.audit.maxBytes, Logger: logger}); err != nil {
+			eng.Close()
+			return err
+		}
+		defer auditLog.Close() // after Shutdown: the calls in flight are logged first
+		logger.Info("audit log", "dir", cfg.audit.dir, "data_plane", cfg.audit.data)
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		eng.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth})
+	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth,
+		Audit: auditLog, AuditData: cfg.audit.data})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	scheme := "http"

@@ -57,6 +57,12 @@ const (
 // standard library and go.etcd.io/raft/v3 (with raft's protobuf) only.
 var rules = []rule{
 	{
+		why:        "audit knows nothing of HTTP or the engine: the standard library and x/sys/unix only",
+		from:       []string{"./audit/..."},
+		allow:      []string{"./audit/...", sysUnix},
+		stdlibOnly: true,
+	},
+	{
 		why:        "iam is a leaf: it imports the standard library only",
 		from:       []string{"./iam/..."},
 		allow:      []string{"./iam/..."},
