@@ -70,7 +70,7 @@ type Log struct {
 	// full is the current full-disk episode: appends refused with ErrNoSpace since the
 	// first one, counted so that only the first and the recovery are logged (space.go).
 	full fullEpisode
-	meta      meta
+	meta meta
 	// storedHorizon is the read horizon when the retention cutoff was last stored in
 	// log.meta: Trim stores the cutoff again only when it hides more records than that.
 	storedHorizon uint64
