@@ -40,6 +40,8 @@ type serveConfig struct {
 	accessKeys accessKeys     // access key → account, for the SigV4 parser
 	iamFile    string         // users whose signatures are verified; "" serves without authentication
 	cluster    *clusterConfig // nil: a single node
+
+	segmentSize int64 // the shard logs' segment size; 0: the engine's default (segment.SizeFor)
 }
 
 // runServe runs the server until SIGINT or SIGTERM, then shuts it down gracefully: it stops
@@ -51,6 +53,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./data", "`directory` holding the catalog and the shard logs")
 	durability := fs.String("durability", "sync", "acknowledgement `mode`: sync, interval=T (such as interval=200ms) or none; see README.md")
 	limits := fs.String("limits", "kinesis", "per-shard capacity `profile`: kinesis, scaled:N or off")
+	var segSize byteSize
+	fs.Var(&segSize, "segment-size", "preallocated `size` of a shard's segment files, such as 8MiB; default 128MiB, or 1/16 of a smaller file system (see docs/OPERATIONS.md)")
 	region := fs.String("region", "us-east-1", "`region` in ARNs")
 	account := fs.String("account", "000000000000", "`account` id in ARNs")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
@@ -85,6 +89,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.region, cfg.account, cfg.accessKeys, cfg.iamFile = *region, *account, keys, *iamFile
+	cfg.segmentSize = int64(segSize)
 	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -113,7 +118,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
-		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"}
+		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve",
+		SegmentSize: cfg.segmentSize}
 	var cc *cluster.Client
 	if cfg.cluster != nil {
 		var err error
