@@ -67,7 +67,10 @@ type Log struct {
 	wbuf      []byte
 	corrupt   error // corruption found at open: appends are refused
 	closed    bool
-	meta      meta
+	// full is the current full-disk episode: appends refused with ErrNoSpace since the
+	// first one, counted so that only the first and the recovery are logged (space.go).
+	full fullEpisode
+	meta meta
 	// storedHorizon is the read horizon when the retention cutoff was last stored in
 	// log.meta: Trim stores the cutoff again only when it hides more records than that.
 	storedHorizon uint64

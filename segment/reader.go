@@ -120,7 +120,7 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 				restart = true // removed by retention meanwhile: reload the list
 				break
 			}
-			v, err := s.read(from, maxRecords, maxBytes, s.readEnd.Load())
+			v, err := s.read(from, maxRecords, maxBytes, 0)
 			if l.opts.Replicated && v.Count > 0 && v.Last > tip {
 				// Replicated: frames past the published tip are not readable yet.
 				if v.clipTo(tip); v.Count == 0 {
@@ -143,11 +143,16 @@ func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
 
 // read builds a view of this segment. The caller holds a reference, which moves into the
 // returned view when it is not empty.
-// end is where its readable frames end (readEnd, or what was written for ReadWritten).
+// end is where its readable frames end (readEnd, or what was written for ReadWritten); 0
+// means readEnd as it is once view has loaded the segment: a sealed segment not read or
+// summarised since the log was opened has no readEnd before that.
 func (s *segment) read(from uint64, maxRecords, maxBytes int, end int64) (v View, err error) {
 	m, table, err := s.view()
 	if err != nil {
 		return View{}, err
+	}
+	if end == 0 {
+		end = s.readEnd.Load()
 	}
 	limit := end
 	if s.truncated >= 0 && s.truncated < limit {

@@ -127,10 +127,16 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.durableLast = lastSeq // what recovery kept is durable
 	l.next = max(l.meta.reserved, lastSeq+1, opts.FirstSeq)
 	if l.corrupt == nil {
-		// Reserve before anything can be acknowledged, and mark the log open (not clean).
+		// Reserve before anything can be acknowledged, and mark the log open (not clean). On a
+		// full disk the log opens for reads: the reservation stays below next, so every
+		// append renews it first and is refused with ErrNoSpace until space returns, and the
+		// metadata, unchanged, still describes the files, which nothing has changed.
 		if err := l.reserveLocked(l.next); err != nil {
-			closeAll(segs)
-			return nil, err
+			if !errors.Is(err, ErrNoSpace) {
+				closeAll(segs)
+				return nil, err
+			}
+			l.noteSpaceLocked(err)
 		}
 	}
 	l.published()

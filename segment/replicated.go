@@ -57,6 +57,7 @@ func (l *Log) AppendAt(batch []Record) error {
 	}
 	l.mu.Lock()
 	ticket, err := l.appendLocked(batch, int64(size), true)
+	l.noteSpaceLocked(err)
 	l.mu.Unlock()
 	if err != nil || l.opts.Durability.Mode != Sync {
 		return err

@@ -35,6 +35,7 @@ func (l *Log) Append(batch []Record) error {
 	}
 	l.mu.Lock()
 	ticket, err := l.appendLocked(batch, int64(size), false)
+	l.noteSpaceLocked(err)
 	l.mu.Unlock()
 	if err != nil || l.opts.Durability.Mode != Sync {
 		return err
@@ -70,13 +71,15 @@ func (l *Log) appendLocked(batch []Record, size int64, given bool) (uint64, erro
 		}
 		l.next = batch[0].Seq // the base of a segment rolled for this batch
 	}
-	if l.active == nil || l.apos.end+size > l.active.capacity {
-		if err := l.rollLocked(size); err != nil {
+	// The reservation is renewed before a roll, so that a roll never happens under metadata
+	// that still says the log was closed cleanly (an open on a full disk leaves it so).
+	if need := l.next + uint64(len(batch)); !given && (need > l.reserved || need < l.next) {
+		if err := l.reserveLocked(need); err != nil {
 			return 0, err
 		}
 	}
-	if need := l.next + uint64(len(batch)); !given && (need > l.reserved || need < l.next) {
-		if err := l.reserveLocked(need); err != nil {
+	if l.active == nil || l.apos.end+size > l.active.capacity {
+		if err := l.rollLocked(size); err != nil {
 			return 0, err
 		}
 	}
@@ -225,12 +228,21 @@ func (l *Log) intervalSyncer(period time.Duration, stop <-chan struct{}, done ch
 
 // rollLocked makes room for a batch of size bytes: it creates a new segment first (so that a
 // full disk leaves the current one active and unchanged) and then seals the current one.
+// When the disk has no room for a segment of the configured size, it tries smaller ones,
+// halving down to what the batch needs (at least MinSegmentSize), before it gives up with
+// ErrNoSpace: a nearly full disk still takes records, in smaller files.
 func (l *Log) rollLocked(size int64) error {
-	capacity := max(l.opts.SegmentSize, DataOffset+(size+DataOffset-1)&^(DataOffset-1))
+	need := max(MinSegmentSize, alignUp(DataOffset+size))
+	capacity := max(l.opts.SegmentSize, need)
 	ns, err := l.createSegment(l.nextSegID, l.next, capacity, l.lastSeq)
+	for err != nil && errors.Is(err, ErrNoSpace) && capacity > need {
+		capacity = max(alignUp(capacity/2), need)
+		ns, err = l.createSegment(l.nextSegID, l.next, capacity, l.lastSeq)
+	}
 	if err != nil {
 		return err
 	}
+	l.noteShrinkLocked(capacity)
 	if l.active != nil {
 		if err := l.sealActiveLocked(); err != nil {
 			ns.release()

@@ -105,8 +105,10 @@ func (s *Server) nativeError(ctx *fasthttp.RequestCtx, err error) {
 	ae := toAPIError(err)
 	if ae.code == wire.InternalFailure {
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
-		s.log.Error("native request failed", "request_id", id, "err", ae.cause, "path", string(ctx.Path()))
-		ae.msg = internalMessage + " Request id " + id + "."
+		if !errors.Is(ae.cause, segment.ErrNoSpace) {
+			s.log.Error("native request failed", "request_id", id, "err", ae.cause, "path", string(ctx.Path()))
+		}
+		ae.msg += " Request id " + id + "."
 	}
 	s.nativeFail(ctx, ae.code, ae.msg)
 }

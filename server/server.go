@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-streams/sluice/audit"
 	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/internal/awsmsg"
+	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -318,6 +319,11 @@ func (e apiError) Error() string { return e.name() + ": " + e.msg }
 // file path, a system error), which goes to the server's log with the request id.
 const internalMessage = "Internal service failure."
 
+// noSpaceMessage is what a client is told when a shard's disk is full: an InternalFailure,
+// which every SDK retries, and PutRecords' only per-record error besides throttling. The
+// engine logs the episode once (segment/space.go), so the server does not log each refusal.
+const noSpaceMessage = "Internal service failure: the shard's storage is full and the records were not written; retry later."
+
 // kindCodes maps the engine's error kinds to the API's error codes.
 var kindCodes = [...]wire.Code{
 	stream.KindInvalidArgument:               wire.InvalidArgument,
@@ -332,8 +338,9 @@ var kindCodes = [...]wire.Code{
 }
 
 // toAPIError maps an error to its Kinesis shape. An engine error keeps its kind and
-// message, except an internal failure, whose message is internalMessage; any other error is
-// an internal failure. The cause stays in the apiError for the log (fail).
+// message, except an internal failure, whose message is internalMessage (noSpaceMessage for
+// a full disk); any other error is an internal failure. The cause stays in the apiError for
+// the log (fail).
 func toAPIError(err error) apiError {
 	var ae apiError
 	if errors.As(err, &ae) {
@@ -345,6 +352,9 @@ func toAPIError(err error) apiError {
 			return apiError{code: code, msg: se.Msg}
 		}
 	}
+	if errors.Is(err, segment.ErrNoSpace) {
+		return apiError{code: wire.InternalFailure, msg: noSpaceMessage, cause: err}
+	}
 	return apiError{code: wire.InternalFailure, msg: internalMessage, cause: err}
 }
 
@@ -352,10 +362,12 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
 	e.msg = awsmsg.Bound(e.msg, maxMessage) // a message may quote client input (edge.go)
 	if e.status() >= 500 {
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
-		s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,
-			"target", string(ctx.Request.Header.Peek("X-Amz-Target")))
+		if !errors.Is(e.cause, segment.ErrNoSpace) {
+			s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,
+				"target", string(ctx.Request.Header.Peek("X-Amz-Target")))
+		}
 		if e.code == wire.InternalFailure {
-			e.msg = internalMessage + " Request id " + id + "."
+			e.msg += " Request id " + id + "." // the message is one of the constants above
 		}
 	}
 	ctx.Response.Header.Set("X-Amzn-ErrorType", e.name())

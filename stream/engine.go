@@ -29,7 +29,8 @@ type Options struct {
 	Limits     Limits
 	Region     string // for ARNs; default us-east-1
 	Account    string // for ARNs; default 000000000000
-	// SegmentSize is passed to every shard log (0: segment.DefaultSegmentSize).
+	// SegmentSize is passed to every shard log; 0: segment.SizeFor(Dir), the default size
+	// or less on a small file system.
 	SegmentSize int64
 	// OpenShardLog opens a shard's log (the ShardLog seam); nil: OpenSegmentLog, a
 	// segment.Log on this machine.
@@ -197,6 +198,12 @@ func Open(opts Options) (*Engine, error) {
 	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, streamsDir), 0o755); err != nil {
 		return nil, err
 	}
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = segment.SizeFor(opts.Dir)
+		if opts.SegmentSize < segment.DefaultSegmentSize {
+			opts.Logger.Info("small file system: segments smaller than the default", "segment_bytes", opts.SegmentSize)
+		}
+	}
 	lock, err := dirlock.Acquire(opts.Dir, true, opts.Holder)
 	if err != nil {
 		return nil, err
@@ -312,7 +319,7 @@ func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) 
 	now := s.engine.opts.Now()
 	o := &s.engine.opts
 	l, err := o.OpenShardLog(ShardLogConfig{Stream: meta.Name, Shard: sh.ID, Dir: shardDir(s.dir, sh.ID), Opts: segment.Options{
-		FS: o.FS, Logger: o.Logger, Now: o.Now, Durability: o.Durability, SegmentSize: o.SegmentSize, LogID: uint64(sh.ID),
+		FS: o.FS, Logger: o.Logger.With("stream", meta.Name, "shard", sh.ID.String()), Now: o.Now, Durability: o.Durability, SegmentSize: o.SegmentSize, LogID: uint64(sh.ID),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)

@@ -42,6 +42,8 @@ type serveConfig struct {
 	iamFile    string         // users whose signatures are verified; "" serves without authentication
 	cluster    *clusterConfig // nil: a single node
 	audit      auditConfig
+
+	segmentSize int64 // the shard logs' segment size; 0: the engine's default (segment.SizeFor)
 }
 
 // auditConfig is what --audit-log, --audit-data and --audit-max-bytes ask for.
@@ -60,6 +62,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./data", "`directory` holding the catalog and the shard logs")
 	durability := fs.String("durability", "sync", "acknowledgement `mode`: sync, interval=T (such as interval=200ms) or none; see README.md")
 	limits := fs.String("limits", "kinesis", "per-shard capacity `profile`: kinesis, scaled:N or off")
+	var segSize byteSize
+	fs.Var(&segSize, "segment-size", "preallocated `size` of a shard's segment files, such as 8MiB; default 128MiB, or 1/16 of a smaller file system (see docs/OPERATIONS.md)")
 	region := fs.String("region", "us-east-1", "`region` in ARNs")
 	account := fs.String("account", "000000000000", "`account` id in ARNs")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
@@ -102,6 +106,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sluice serve: --audit-data needs --audit-log, and --audit-max-bytes must be positive")
 		return exitUsage
 	}
+	cfg.segmentSize = int64(segSize)
 	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -130,7 +135,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
-		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve"}
+		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve",
+		SegmentSize: cfg.segmentSize}
 	var cc *cluster.Client
 	if cfg.cluster != nil {
 		var err error

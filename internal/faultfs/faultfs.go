@@ -26,6 +26,7 @@ type FS struct {
 	durable  map[string][]byte // path → content at the last successful Sync; nil: never synced
 	nodes    map[string]*node  // path → the node open files of that path share
 	noSpace  bool
+	maxAlloc int64 // Allocate beyond this many bytes fails with ENOSPC; 0: no limit
 	writeErr error
 	syncErr  error
 	syncs    int
@@ -44,6 +45,14 @@ func New() *FS {
 func (f *FS) SetNoSpace(on bool) {
 	f.mu.Lock()
 	f.noSpace = on
+	f.mu.Unlock()
+}
+
+// LimitAllocate makes Allocate fail with ENOSPC when it would reach past n bytes, as a disk
+// with n bytes free would (0: no limit).
+func (f *FS) LimitAllocate(n int64) {
+	f.mu.Lock()
+	f.maxAlloc = n
 	f.mu.Unlock()
 }
 
@@ -229,7 +238,7 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 
 func (f *file) Allocate(off, n int64) error {
 	f.fs.mu.Lock()
-	noSpace := f.fs.noSpace
+	noSpace := f.fs.noSpace || f.fs.maxAlloc > 0 && off+n > f.fs.maxAlloc
 	f.fs.mu.Unlock()
 	if noSpace {
 		return &os.PathError{Op: "fallocate", Path: f.path(), Err: unix.ENOSPC}
