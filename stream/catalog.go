@@ -46,18 +46,21 @@ var streamNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 // streamMeta is the persisted description of one stream. A value is immutable once
 // published: changes copy it, save the copy, then publish it.
 type streamMeta struct {
-	Version        int               `json:"version"`
-	Name           string            `json:"name"`
-	Gen            uint64            `json:"gen"`     // creation time, Unix ns, unique within the engine: this incarnation
-	Created        int64             `json:"created"` // Unix ms
-	Status         string            `json:"status"`
-	Mode           string            `json:"mode"`
-	RetentionHours int               `json:"retentionHours"`
-	Encryption     string            `json:"encryption"` // NONE or KMS
-	KeyID          string            `json:"keyId,omitempty"`
-	MaxRecordKiB   int               `json:"maxRecordKiB"`
-	Tags           map[string]string `json:"tags,omitempty"`
-	ShardMap       []byte            `json:"shardMap"` // shardmap encoding
+	Version        int    `json:"version"`
+	Name           string `json:"name"`
+	Gen            uint64 `json:"gen"`     // creation time, Unix ns, unique within the engine: this incarnation
+	Created        int64  `json:"created"` // Unix ms
+	Status         string `json:"status"`
+	Mode           string `json:"mode"`
+	RetentionHours int    `json:"retentionHours"`
+	Encryption     string `json:"encryption"` // NONE or KMS
+	KeyID          string `json:"keyId,omitempty"`
+	// DataKeys are the wrapped data keys the stream's sealed records name (encrypt.go), in
+	// the order they were made; kept while any record may need them.
+	DataKeys     []dataKeyMeta     `json:"dataKeys,omitempty"`
+	MaxRecordKiB int               `json:"maxRecordKiB"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	ShardMap     []byte            `json:"shardMap"` // shardmap encoding
 	// Ending log positions of closed shards (the last record's position; 0: closed empty).
 	Ending map[ShardID]uint64 `json:"ending,omitempty"`
 	// ClosedAt holds when each closed shard closed, Unix ms: retention removes it from
@@ -101,6 +104,7 @@ func (m *streamMeta) clone() *streamMeta {
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)
 	c.Metrics = append([]string(nil), m.Metrics...)
+	c.DataKeys = append([]dataKeyMeta(nil), m.DataKeys...)
 	// The legacy settings are never changed in place: the copy shares them.
 	return &c
 }
