@@ -188,16 +188,13 @@ func (r *Ring) keyLocked(id string) (cipher.AEAD, error) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidKey, id)
 	}
 	path := filepath.Join(r.dir, id+keySuffix)
-	if err := checkPrivate(r.dir); err != nil {
+	if err := checkPrivate(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 		return nil, err
 	}
-	if err := checkPrivate(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
+	if err := checkPrivate(r.dir); err != nil {
 		return nil, err
 	}
 	key, err := vfs.ReadFile(r.fs, path, KeySize+1)
