@@ -201,13 +201,14 @@ func (s *Stream) openView(v *segment.View) error {
 	}
 	out := make([]byte, 0, v.Len())
 	var plain []byte
+	var keys openKeys
 	payload := 0
 	it = v.Records()
 	for it.Next() {
 		r := it.Record()
 		if r.Flags&frame.FlagSealed != 0 {
 			var err error
-			if plain, err = s.open(plain[:0], &r); err != nil {
+			if plain, err = s.open(plain[:0], &r, &keys); err != nil {
 				v.Release()
 				return err
 			}
@@ -220,16 +221,26 @@ func (s *Stream) openView(v *segment.View) error {
 	return nil
 }
 
+// openKeys remembers the last data key one openView used: a view's records were mostly
+// sealed by one process, under one key.
+type openKeys struct {
+	id   uint32
+	aead cipher.AEAD
+}
+
 // open appends the plaintext of sealed record r to dst.
-func (s *Stream) open(dst []byte, r *segment.Record) ([]byte, error) {
+func (s *Stream) open(dst []byte, r *segment.Record, keys *openKeys) ([]byte, error) {
 	if len(r.Data) < SealOverhead {
 		return nil, internalError(fmt.Errorf("%w: stream %s: record %d: %d bytes of sealed data", ErrSealed, s.meta.Load().Name, r.Seq, len(r.Data)))
 	}
-	a, err := s.opener(binary.LittleEndian.Uint32(r.Data))
-	if err != nil {
-		return nil, err
+	if id := binary.LittleEndian.Uint32(r.Data); keys.aead == nil || keys.id != id {
+		a, err := s.opener(id)
+		if err != nil {
+			return nil, err
+		}
+		keys.id, keys.aead = id, a
 	}
-	dst, err = a.Open(dst, r.Data[:sealNonceSize], r.Data[sealNonceSize:], r.Key)
+	dst, err := keys.aead.Open(dst, r.Data[:sealNonceSize], r.Data[sealNonceSize:], r.Key)
 	if err != nil {
 		return nil, internalError(fmt.Errorf("%w: stream %s: record %d does not authenticate", ErrSealed, s.meta.Load().Name, r.Seq))
 	}
