@@ -54,6 +54,7 @@ func commands() []command {
 		{name: "get", args: "--stream S --shard-id ID", summary: "read one shard once, from an iterator type", run: runGet},
 		{name: "tail", args: "--stream S", summary: "follow every shard of a stream, printing records as they arrive", run: runTail},
 		{name: "inspect", args: "[-q] [-records] DIR...", summary: "check segment and index files offline and report damage; -records dumps them", run: inspect.Run},
+		{name: "create-key", args: "--kms-keyring DIR [--alias alias/NAME]", summary: "add a master key for StartStreamEncryption to a keyring and print its id", run: runCreateKey},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
