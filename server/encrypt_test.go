@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -115,6 +117,44 @@ func TestSDKEncryptionAtRest(t *testing.T) {
 	stop()
 	kc, native, stop = startKeyringServer(t, dir, "")
 	check("after restart", kc, native)
+
+	// SubscribeToShard and the native subscription push the plaintext too.
+	sum, err := kc.DescribeStreamSummary(c, &kinesis.DescribeStreamSummaryInput{StreamName: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := kc.RegisterStreamConsumer(c, &kinesis.RegisterStreamConsumerInput{StreamARN: sum.StreamDescriptionSummary.StreamARN, ConsumerName: aws.String("app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := kinesis.New(kc.Options(), func(o *kinesis.Options) {
+		o.HTTPClient = &http.Client{Transport: bufferedBodies{http.DefaultTransport.(*http.Transport).Clone()}}
+	})
+	sub, err := bc.SubscribeToShard(c, &kinesis.SubscribeToShardInput{ConsumerARN: reg.Consumer.ConsumerARN, ShardId: aws.String("shardId-000000000000"),
+		StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := <-sub.GetStream().Events()
+	e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
+	if !ok || !isEvent || len(e.Value.Records) != 1 || !bytes.Equal(e.Value.Records[0].Data, secret) || e.Value.Records[0].EncryptionType != types.EncryptionTypeKms {
+		t.Fatalf("SubscribeToShard: %+v %v", ev, sub.GetStream().Err())
+	}
+	sub.GetStream().Close()
+	other, err := kc.RegisterStreamConsumer(c, &kinesis.RegisterStreamConsumerInput{StreamARN: sum.StreamDescriptionSummary.StreamARN, ConsumerName: aws.String("native")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := subscribeNative(t, native.addr, wire.SubscribeRequest{ConsumerARN: []byte(*other.Consumer.ConsumerARN), Start: wire.TrimHorizon})
+	m, _, err := wire.ReadMessage(bufio.NewReader(resp.Body), nil)
+	resp.Body.Close()
+	if err != nil || m.Type != wire.MsgRecords {
+		t.Fatalf("native subscription: %+v %v", m, err)
+	}
+	f := wire.NewFrames(m.Frames)
+	if !f.Next() || !bytes.Equal(f.Record().Data, secret) || f.Record().Flags != frame.FlagEncrypted || f.Next() || f.Err() != nil {
+		t.Fatalf("native subscription's records: %v", f.Err())
+	}
 
 	// Stopped: records are written as sent, and the marker is on disk.
 	if _, err := kc.StopStreamEncryption(c, &kinesis.StopStreamEncryptionInput{StreamName: name, EncryptionType: types.EncryptionTypeKms,
