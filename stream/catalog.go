@@ -46,21 +46,18 @@ var streamNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 // streamMeta is the persisted description of one stream. A value is immutable once
 // published: changes copy it, save the copy, then publish it.
 type streamMeta struct {
-	Version        int    `json:"version"`
-	Name           string `json:"name"`
-	Gen            uint64 `json:"gen"`     // creation time, Unix ns, unique within the engine: this incarnation
-	Created        int64  `json:"created"` // Unix ms
-	Status         string `json:"status"`
-	Mode           string `json:"mode"`
-	RetentionHours int    `json:"retentionHours"`
-	Encryption     string `json:"encryption"` // NONE or KMS
-	KeyID          string `json:"keyId,omitempty"`
-	// DataKeys are the wrapped data keys the stream's sealed records name (encrypt.go), in
-	// the order they were made; kept while any record may need them.
-	DataKeys     []dataKeyMeta     `json:"dataKeys,omitempty"`
-	MaxRecordKiB int               `json:"maxRecordKiB"`
-	Tags         map[string]string `json:"tags,omitempty"`
-	ShardMap     []byte            `json:"shardMap"` // shardmap encoding
+	Version        int               `json:"version"`
+	Name           string            `json:"name"`
+	Gen            uint64            `json:"gen"`     // creation time, Unix ns, unique within the engine: this incarnation
+	Created        int64             `json:"created"` // Unix ms
+	Status         string            `json:"status"`
+	Mode           string            `json:"mode"`
+	RetentionHours int               `json:"retentionHours"`
+	Encryption     string            `json:"encryption"` // NONE or KMS
+	KeyID          string            `json:"keyId,omitempty"`
+	MaxRecordKiB   int               `json:"maxRecordKiB"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	ShardMap       []byte            `json:"shardMap"` // shardmap encoding
 	// Ending log positions of closed shards (the last record's position; 0: closed empty).
 	Ending map[ShardID]uint64 `json:"ending,omitempty"`
 	// ClosedAt holds when each closed shard closed, Unix ms: retention removes it from
@@ -75,6 +72,9 @@ type streamMeta struct {
 	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
 	// model's order.
 	Metrics []string `json:"shardLevelMetrics,omitempty"`
+	// DataKeys are the wrapped data keys the stream's sealed records name (encrypt.go), in
+	// the order they were made; kept while any record may need them.
+	DataKeys []dataKeyMeta `json:"dataKeys,omitempty"`
 	// WarmMiBps, ConsumerTags and Policies are AWS account settings an older catalog kept
 	// here (LegacySettings): read, carried unchanged, and removed once package account has
 	// taken them (MigrateLegacySettings). Nothing else writes them.
