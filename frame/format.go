@@ -19,7 +19,7 @@ import (
 //	seq    uint64, sequence number
 //	time   int64,  arrival time, Unix nanoseconds
 //	klen   uint16, partition key length, at most MaxKeyLen
-//	flags  uint16, record flags (FlagEncrypted …); unknown bits are preserved
+//	flags  uint16, record flags (FlagEncrypted, FlagSealed); unknown bits are preserved
 //	dlen   uint32, data length, at most MaxDataLen
 //
 // These are the bytes segment files store (docs/FORMAT.md) and the native protocol sends to
@@ -38,6 +38,11 @@ const (
 
 	// FlagEncrypted marks a record written while the stream had server-side encryption on.
 	FlagEncrypted = 1 << 0
+	// FlagSealed marks a record whose data is sealed (AES-256-GCM under a data key of its
+	// stream, docs/FORMAT.md "Encryption at rest"). It is set on disk only: a server opens
+	// sealed records before it serves them and clears the flag, keeping FlagEncrypted. A
+	// record with FlagEncrypted alone was written before sluice sealed data: plaintext.
+	FlagSealed = 1 << 1
 )
 
 // Record is the record one frame holds. In a decoded record, Key and Data alias the decoded

@@ -50,6 +50,18 @@ func (v *View) Release() {
 	*v = View{Next: v.Next}
 }
 
+// Replace makes v a view of frames b built in memory from v's own records (the engine's
+// decrypted copy of sealed records): it releases v's mapping and sets Payload to payload;
+// Count, First, Last, LastTime and Next stay. b must hold the same records in the same
+// order, and stays valid for as long as the caller keeps it.
+func (v *View) Replace(b []byte, payload int) {
+	if v.seg != nil {
+		v.seg.release()
+		v.seg = nil
+	}
+	v.b, v.Payload = b, payload
+}
+
 // Iter decodes the frames of a View without allocating. It does not check CRCs: Read did, or
 // the frames were written or scanned by this process (see Read).
 type Iter struct {

@@ -30,6 +30,8 @@ import (
 //     (BenchmarkNativePut, and BenchmarkNativePutHandler for the allocations per request).
 //   - get answers with the frames of a segment view, written to the socket from the mapping
 //     (viewBody); the view is released once fasthttp is done with the body (BenchmarkNativeGet).
+//     A view of an encrypted stream's sealed records is the engine's decrypted copy in
+//     memory instead (stream's encrypt.go): the same frames, plaintext, sent the same way.
 //   - subscribe streams messages over a chunked response written by the connection's own
 //     goroutine (subscribeBody): the next event is taken from the engine only once the
 //     previous message has been written, so a consumer that does not read holds one event

@@ -335,6 +335,8 @@ var kindCodes = [...]wire.Code{
 	stream.KindValidation:                    wire.Validation,
 	stream.KindInternalFailure:               wire.InternalFailure,
 	stream.KindExpiredNextToken:              wire.ExpiredNextToken,
+	stream.KindKMSNotFound:                   wire.KMSNotFound,
+	stream.KindKMSAccessDenied:               wire.KMSAccessDenied,
 }
 
 // toAPIError maps an error to its Kinesis shape. An engine error keeps its kind and

@@ -72,6 +72,9 @@ type streamMeta struct {
 	// Metrics are the enabled shard-level metrics (EnableEnhancedMonitoring), in the
 	// model's order.
 	Metrics []string `json:"shardLevelMetrics,omitempty"`
+	// DataKeys are the wrapped data keys the stream's sealed records name (encrypt.go), in
+	// the order they were made; kept while any record may need them.
+	DataKeys []dataKeyMeta `json:"dataKeys,omitempty"`
 	// WarmMiBps, ConsumerTags and Policies are AWS account settings an older catalog kept
 	// here (LegacySettings): read, carried unchanged, and removed once package account has
 	// taken them (MigrateLegacySettings). Nothing else writes them.
@@ -101,6 +104,7 @@ func (m *streamMeta) clone() *streamMeta {
 	c.ShardMap = append([]byte(nil), m.ShardMap...)
 	c.Consumers = append([]consumerMeta(nil), m.Consumers...)
 	c.Metrics = append([]string(nil), m.Metrics...)
+	c.DataKeys = append([]dataKeyMeta(nil), m.DataKeys...)
 	// The legacy settings are never changed in place: the copy shares them.
 	return &c
 }

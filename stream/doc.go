@@ -42,7 +42,8 @@
 //   - retention: IncreaseRetention, DecreaseRetention (hides older records at once) and
 //     Maintain, the periodic reaper (expiry, aged segments, unmapping idle segments).
 //
-//   - settings: tags, encryption settings (stored; records written meanwhile are marked),
+//   - settings: tags, encryption (encrypt.go: records put while it is on are sealed with
+//     AES-256-GCM under data keys wrapped by the keyring's master keys; reads open them),
 //     stream mode, maximum record size; closed shards leave the listings once retention
 //     emptied them.
 //

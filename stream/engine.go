@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 	"github.com/sluice-streams/sluice/internal/dirlock"
+	"github.com/sluice-streams/sluice/internal/keyring"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -47,6 +48,9 @@ type Options struct {
 	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
 	// stream's growth (twice the peak); default 30 days, as Kinesis.
 	OnDemandWindow time.Duration
+	// KeyringDir is the directory of the master keys that wrap the streams' data keys
+	// (package internal/keyring), created 0700 on first use; default <Dir>/kms-keyring.
+	KeyringDir string
 	// Catalog keeps every stream's metadata (the Catalog seam); nil: the local catalog, one
 	// stream.json per stream in Dir. With another catalog the engine applies the changes
 	// other writers make (watch.go), and each stream's shard logs stay in this Dir under
@@ -85,6 +89,9 @@ func (o Options) withDefaults() Options {
 	if o.ShardLimit == 0 {
 		o.ShardLimit = max(DefaultShardLimit, o.MaxShardsPerStream)
 	}
+	if o.KeyringDir == "" && o.Dir != "" {
+		o.KeyringDir = filepath.Join(o.Dir, "kms-keyring")
+	}
 	if o.OnDemandWindow == 0 {
 		o.OnDemandWindow = defaultOnDemandWindow
 	}
@@ -93,8 +100,9 @@ func (o Options) withDefaults() Options {
 
 // Engine is the catalog of streams and the operations on them.
 type Engine struct {
-	opts Options
-	key  *IteratorKey
+	opts    Options
+	key     *IteratorKey
+	keyring *keyring.Ring // the master keys of encryption at rest (encrypt.go)
 
 	lock *dirlock.Lock // the data directory, held exclusively from Open to Close
 
@@ -144,6 +152,12 @@ type Stream struct {
 	set       atomic.Pointer[shardSet]   // published shards: map and runtime
 
 	metrics streamMetrics // CloudWatch-named counters (metrics.go)
+
+	// sealer seals this process's encrypted puts (encrypt.go): written under mu by
+	// sealerFor, read by every put. opened caches the unwrapped data keys by id
+	// (uint32 → cipher.AEAD), filled by sealerFor and by readers.
+	sealer atomic.Pointer[sealer]
+	opened sync.Map
 }
 
 // shardSet is an immutable view of a stream's shards: the routing map and, per shard id,
@@ -213,7 +227,7 @@ func Open(opts Options) (*Engine, error) {
 		lock.Release()
 		return nil, err
 	}
-	e := &Engine{opts: opts, key: key, lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
+	e := &Engine{opts: opts, key: key, keyring: keyring.Open(opts.KeyringDir), lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
 		creating: map[string]string{}, pending: map[string][]CatalogEvent{}}
 	if e.catalog == nil {
 		e.catalog, e.local = newFileCatalog(opts.FS, opts.Dir, opts.Logger), true

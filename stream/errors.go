@@ -24,6 +24,10 @@ const (
 	KindInternalFailure
 	// KindExpiredNextToken is a listing's NextToken used after it expired.
 	KindExpiredNextToken
+	// KindKMSNotFound is a KMS key the server's keyring does not hold.
+	KindKMSNotFound
+	// KindKMSAccessDenied is a keyring key that does not open a stream's data key.
+	KindKMSAccessDenied
 )
 
 var kindNames = [...]string{
@@ -36,6 +40,8 @@ var kindNames = [...]string{
 	KindValidation:                    "ValidationException",
 	KindInternalFailure:               "InternalFailure",
 	KindExpiredNextToken:              "ExpiredNextTokenException",
+	KindKMSNotFound:                   "KMSNotFoundException",
+	KindKMSAccessDenied:               "KMSAccessDeniedException",
 }
 
 // String returns the Kinesis exception name.
@@ -86,6 +92,8 @@ var (
 	ErrExpiredIterator               = &Error{Kind: KindExpiredIterator}
 	ErrValidation                    = &Error{Kind: KindValidation}
 	ErrExpiredNextToken              = &Error{Kind: KindExpiredNextToken}
+	ErrKMSNotFound                   = &Error{Kind: KindKMSNotFound}
+	ErrKMSAccessDenied               = &Error{Kind: KindKMSAccessDenied}
 )
 
 // errorf returns an *Error of kind k.

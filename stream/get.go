@@ -237,6 +237,9 @@ func (e *Engine) getRecords(s *Stream, it Iterator, limit, maxBytes int, now tim
 		return Records{}, internalError(err)
 	}
 	sh.read.Charge(v.Len(), now)
+	if err := s.openView(&v); err != nil {
+		return Records{}, err
+	}
 	out := Records{Shard: it.Shard, Records: v}
 	next := v.Next
 	if v.Count > 0 && v.Last < sh.log.Tip() {

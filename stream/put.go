@@ -60,6 +60,9 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 	}
 	meta := s.meta.Load()
 	maxData := meta.MaxRecordKiB << 10
+	if meta.Encryption == "KMS" {
+		maxData = min(maxData, frame.MaxDataLen-SealOverhead) // the sealed data must fit a frame
+	}
 	total := 0
 	for i, en := range entries {
 		total += len(en.PartitionKey) + len(en.Data)
@@ -76,8 +79,13 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 		return nil, errorf(KindInvalidArgument, "Records size exceeds %d MB limit", MaxPutRecordsBytes>>20)
 	}
 	var flags uint16
+	var sl *sealer
 	if meta.Encryption == "KMS" {
-		flags = frame.FlagEncrypted
+		flags = frame.FlagEncrypted | frame.FlagSealed
+		var err error
+		if sl, err = s.sealerFor(meta); err != nil {
+			return nil, err
+		}
 	}
 	results := make([]PutResult, len(entries))
 	pending := make([]int, len(entries))
@@ -94,14 +102,15 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 			t.failed += len(pending)
 			break
 		}
-		pending = e.putOnce(s, stream, entries, pending, results, flags, now, t)
+		pending = e.putOnce(s, stream, entries, pending, results, flags, sl, now, t)
 	}
 	return results, nil
 }
 
 // putOnce routes the pending records on the current shard map and appends them, one batch
-// per shard, each in call order. It returns the records whose shard was closed meanwhile.
-func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending []int, results []PutResult, flags uint16, now time.Time, t *putTally) (retry []int) {
+// per shard, each in call order, sealing their data with sl unless it is nil. It returns the
+// records whose shard was closed meanwhile.
+func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending []int, results []PutResult, flags uint16, sl *sealer, now time.Time, t *putTally) (retry []int) {
 	set := s.set.Load()
 	sc := putScratches.Get().(*putScratch)
 	defer sc.release()
@@ -150,6 +159,9 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 			recs[j] = segment.Record{Key: bytesOf(entries[i].PartitionKey), Data: entries[i].Data, Flags: flags}
 			n += len(entries[i].PartitionKey) + len(entries[i].Data)
 		}
+		if sl != nil {
+			sc.seal(sl, recs, n)
+		}
 		err := sh.log.Append(recs)
 		sh.gate.RUnlock()
 		if err != nil {
@@ -174,8 +186,9 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 // (72 bytes each, 36 KiB for 500: an allocation past the runtime's small sizes, zeroed and
 // collected on every call) and groupByShard's indexes.
 type putScratch struct {
-	recs []segment.Record
-	ints []int
+	recs   []segment.Record
+	ints   []int
+	sealed []byte // the sealed data of recs on an encrypted stream
 }
 
 var putScratches = sync.Pool{New: func() any { return new(putScratch) }}
@@ -195,10 +208,24 @@ func (sc *putScratch) intsFor(n int) []int {
 	return sc.ints[:n]
 }
 
+// seal replaces the data of recs by its sealed form (encrypt.go), held in sc.sealed; n is
+// the records' keys and data.
+func (sc *putScratch) seal(sl *sealer, recs []segment.Record, n int) {
+	sc.sealed = slices.Grow(sc.sealed[:0], n+len(recs)*SealOverhead)
+	for j := range recs {
+		start := len(sc.sealed)
+		sc.sealed = sl.seal(sc.sealed, recs[j].Key, recs[j].Data)
+		recs[j].Data = sc.sealed[start:len(sc.sealed):len(sc.sealed)]
+	}
+}
+
 // release drops the records' references to the caller's keys and data and pools sc.
 func (sc *putScratch) release() {
 	clear(sc.recs)
 	sc.recs = sc.recs[:0]
+	if cap(sc.sealed) > 1<<20 {
+		sc.sealed = nil // a large batch's buffer is not kept
+	}
 	putScratches.Put(sc)
 }
 

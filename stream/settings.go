@@ -93,15 +93,23 @@ func (e *Engine) Tags(name string) ([]Tag, error) {
 	return out, nil
 }
 
-// SetEncryption records server-side encryption settings (StartStreamEncryption with "KMS"
-// and a key id, StopStreamEncryption with "NONE"). sluice stores them and marks the records
-// written meanwhile (frame.FlagEncrypted, reported as EncryptionType KMS); it holds no KMS
-// keys, so the bytes on disk are the client's bytes either way.
+// SetEncryption sets server-side encryption (StartStreamEncryption with "KMS" and a key id,
+// StopStreamEncryption with "NONE"). While it is on, the data of every record put is sealed
+// with AES-256-GCM under a data key wrapped by the key id's master key in the server's
+// keyring (encrypt.go), and the records are marked (frame.FlagEncrypted, reported as
+// EncryptionType KMS); reads return the plaintext. Stopping leaves the sealed records
+// readable. A key id the keyring does not hold is a KMSNotFound error.
 func (e *Engine) SetEncryption(name, encType, keyID string) error {
+	if _, err := e.stream(name); err != nil {
+		return err
+	}
 	switch encType {
 	case "KMS":
 		if len(keyID) < 1 || len(keyID) > 2048 {
 			return invalid(awsmsg.Violation(awsmsg.Hidden, "keyId", awsmsg.LengthRange(1, 2048)))
+		}
+		if err := e.resolveKey(keyID); err != nil {
+			return err
 		}
 	case "NONE":
 	default:

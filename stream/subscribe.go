@@ -156,6 +156,9 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 		if err != nil {
 			return Event{}, internalError(err)
 		}
+		if err := sub.stream.openView(&v); err != nil {
+			return Event{}, err
+		}
 		if v.Count > 0 {
 			if d := sub.pacer.Take(v.Len(), now); d > 0 {
 				t := time.NewTimer(d)

@@ -56,6 +56,7 @@ func commands() []command {
 		{name: "tail", args: "--stream S", summary: "follow every shard of a stream, printing records as they arrive", run: runTail},
 		{name: "inspect", args: "[-q] [-records] DIR...", summary: "check segment and index files offline and report damage; -records dumps them", run: inspect.Run},
 		{name: "audit", args: "verify DIR", summary: "check an audit log's chain: name the first line edited, removed or reordered", run: runAudit},
+		{name: "create-key", args: "--kms-keyring DIR [--alias alias/NAME]", summary: "add a master key for StartStreamEncryption to a keyring and print its id", run: runCreateKey},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},

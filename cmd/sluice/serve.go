@@ -41,6 +41,7 @@ type serveConfig struct {
 	accessKeys accessKeys     // access key → account, for the SigV4 parser
 	iamFile    string         // users whose signatures are verified; "" serves without authentication
 	cluster    *clusterConfig // nil: a single node
+	keyring    string         // --kms-keyring; "": <data-dir>/kms-keyring
 	audit      auditConfig
 
 	segmentSize int64 // the shard logs' segment size; 0: the engine's default (segment.SizeFor)
@@ -70,6 +71,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	keys := accessKeys{}
 	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused); without --iam only")
+	keyringDir := fs.String("kms-keyring", "", "`directory` of the master keys StartStreamEncryption's key ids name (created 0700 on first use); default DATA-DIR/kms-keyring")
 	iamFile := fs.String("iam", "", "IAM `file` (JSON) of the users whose SigV4 signatures are verified and whose policies authorise every request; reloaded on SIGHUP (see docs/API.md, Authentication and Authorisation)")
 	insecure := fs.Bool("insecure-no-auth", false, "serve an address other than loopback without --iam: anyone reaching the port may read, write and delete every stream")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
@@ -107,6 +109,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.segmentSize = int64(segSize)
+	cfg.keyring = *keyringDir
 	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -136,7 +139,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
 		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve",
-		SegmentSize: cfg.segmentSize}
+		SegmentSize: cfg.segmentSize, KeyringDir: cfg.keyring}
 	var cc *cluster.Client
 	if cfg.cluster != nil {
 		var err error

@@ -67,6 +67,8 @@ const (
 	UnrecognizedClient
 	MissingAuthenticationToken
 	ExpiredNextToken
+	KMSNotFound
+	KMSAccessDenied
 	numCodes
 )
 
@@ -76,7 +78,7 @@ var codeNames = [numCodes]string{
 	"ValidationException", "SerializationException", "AccessDeniedException",
 	"UnknownOperationException", "InternalFailure", "IncompleteSignatureException",
 	"InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException",
-	"ExpiredNextTokenException",
+	"ExpiredNextTokenException", "KMSNotFoundException", "KMSAccessDeniedException",
 }
 
 // Name returns the Kinesis error name of c; an unknown code is InternalFailure.
