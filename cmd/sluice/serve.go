@@ -109,7 +109,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // serve runs the server until ctx is done.
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return err
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
