@@ -67,6 +67,9 @@ const (
 	UnrecognizedClient
 	MissingAuthenticationToken
 	ExpiredNextToken
+	// ServiceUnavailable refuses a request the server cannot take now (it holds as many
+	// request bytes as it may); clients retry it. AWS lists it among its common errors.
+	ServiceUnavailable
 	numCodes
 )
 
@@ -76,7 +79,7 @@ var codeNames = [numCodes]string{
 	"ValidationException", "SerializationException", "AccessDeniedException",
 	"UnknownOperationException", "InternalFailure", "IncompleteSignatureException",
 	"InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException",
-	"ExpiredNextTokenException",
+	"ExpiredNextTokenException", "ServiceUnavailable",
 }
 
 // Name returns the Kinesis error name of c; an unknown code is InternalFailure.
@@ -94,6 +97,8 @@ func (c Code) Status() int {
 		return 200
 	case c == InternalFailure || c >= numCodes:
 		return 500
+	case c == ServiceUnavailable:
+		return 503
 	}
 	return 400
 }
