@@ -92,10 +92,11 @@ func memTotal() int64 {
 }
 
 // byteBudget counts the request body bytes the server holds, against a cap. Every body
-// reader takes from it and gives back; used is only changed atomically.
+// reader takes from it and gives back; its counters are only changed atomically.
 type byteBudget struct {
-	max  int64
-	used atomic.Int64
+	max     int64
+	used    atomic.Int64
+	reading atomic.Int64 // bodies being read: readBody calls not yet returned
 }
 
 // take reserves n bytes; false, reserving nothing, if that would exceed the cap.
@@ -129,6 +130,8 @@ func (b *byteBudget) readBody(r io.Reader, size int64, limit int) ([]byte, error
 	if want == 0 {
 		return nil, nil
 	}
+	b.reading.Add(1)
+	defer b.reading.Add(-1)
 	buf := getBodyBuf(0)
 	for int64(len(buf)) < want {
 		if len(buf) == cap(buf) {
