@@ -104,6 +104,10 @@ func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
 	if overBudget {
 		s.warnOverBudget()
 	}
+	if small := new(fasthttp.ErrSmallBuffer); errors.As(err, &small) {
+		// fasthttp's message quotes the headers and names its settings
+		err = errors.New("the request line and headers exceed " + strconv.Itoa(s.http.ReadBufferSize) + " bytes")
+	}
 	if isNativePath(ctx.Request.Header.RequestURI()) {
 		code, msg := wire.Serialization, "malformed request: "+err.Error()
 		switch {

@@ -260,3 +260,45 @@ func TestSlowHeadersShed(t *testing.T) {
 	h2WaitOpen(t, hs.srv, 0)
 	h2MustCall(t, otherClient(), "http://"+hs.addr, 1, "ListStreams", `{}`, nil)
 }
+
+// TestHeaderSizeLimit sends request headers over 16 KiB: HTTP/1.1 answers with a
+// SerializationException that names the limit (and quotes none of the headers), HTTP/2 with
+// 431 or by closing the connection, and the same client and another are served next.
+func TestHeaderSizeLimit(t *testing.T) {
+	hs := startH2Server(t, Options{})
+	big := strings.Repeat("a", 20<<10)
+	for _, c := range []struct {
+		client *http.Client
+		proto  int
+	}{{http1Client(nil), 1}, {h2cClient(), 2}} {
+		req, err := http.NewRequest("POST", "http://"+hs.addr+"/", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Amz-Target", targetPrefix+"ListStreams")
+		req.Header.Set("X-Padding", big)
+		resp, err := c.client.Do(req)
+		if err != nil && c.proto == 2 {
+			// Go's HTTP/2 server ends the connection (GOAWAY, COMPRESSION_ERROR) when a header
+			// field alone exceeds the header limit: its decoder refuses the string.
+			t.Logf("HTTP/2: %v", err)
+			h2MustCall(t, c.client, "http://"+hs.addr, c.proto, "ListStreams", `{}`, nil)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		refused := resp.StatusCode == http.StatusRequestHeaderFieldsTooLarge
+		if c.proto == 1 {
+			refused = resp.StatusCode == 400 && resp.Header.Get("X-Amzn-ErrorType") == "SerializationException" &&
+				bytes.Contains(b, []byte("exceed 16384 bytes")) && !bytes.Contains(b, []byte("aaaa"))
+		}
+		if !refused {
+			t.Fatalf("HTTP/%d: headers of 20 KiB answered %d %s", c.proto, resp.StatusCode, b)
+		}
+		h2MustCall(t, c.client, "http://"+hs.addr, c.proto, "ListStreams", `{}`, nil)
+	}
+	h2MustCall(t, otherClient(), "http://"+hs.addr, 1, "ListStreams", `{}`, nil)
+}
