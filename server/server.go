@@ -50,7 +50,7 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// ReadTimeout bounds reading a request's body, WriteTimeout writing its answer, and
 	// IdleTimeout how long a connection may wait for its next request; 0 means 60 s, 60 s
-	// and 120 s.
+	// and 120 s. Over HTTP/2 the first two bound each stream.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// TLSConfig, when set, makes the server speak HTTPS: HTTP/2 to clients that negotiate
 	// "h2" through ALPN, HTTP/1.1 to the others. NextProtos, when empty, becomes ["h2",
