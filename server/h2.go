@@ -432,12 +432,16 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		ctx.SetUserValue(h2TLSKey, true) // ctx has no TLS connection to tell (authz.go)
 	}
 	ctx.Response.Header.SetNoDefaultContentType(s.http.NoDefaultContentType)
-	defer func() { s.inflight.release(body, ctx.Response.IsBodyStream()) }()
+	// A streamed answer's writer may read the request's body until it ends, which can be
+	// after this returns: then the body is not pooled (told before the stream is closed).
+	var streamed bool
+	defer func() { s.inflight.release(body, streamed) }()
 	if err != nil {
 		s.httpError(&ctx, err)
 	} else {
 		s.handle(&ctx)
 	}
+	streamed = ctx.Response.IsBodyStream()
 
 	resp := &ctx.Response
 	h := w.Header()
