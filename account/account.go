@@ -138,7 +138,7 @@ func (a *Account) write(st *state) error {
 	if err != nil {
 		return err
 	}
-	return vfs.WriteFileAtomic(a.cfg.FS, filepath.Join(a.cfg.Dir, stateFile), append(b, '\n'), 0o644)
+	return vfs.WriteFileAtomic(a.cfg.FS, filepath.Join(a.cfg.Dir, stateFile), append(b, '\n'), 0o600)
 }
 
 // prune drops the settings of deleted streams (or of an earlier incarnation of a stream) and

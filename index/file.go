@@ -41,7 +41,7 @@ func Write(fsys vfs.FS, path string, h Header, t Table) error {
 	buf := make([]byte, 0, HeaderSize+len(t.b))
 	buf = appendHeader(buf, h, crc.Checksum(t.b))
 	buf = append(buf, t.b...)
-	return vfs.WriteFileAtomic(fsys, path, buf, 0o644)
+	return vfs.WriteFileAtomic(fsys, path, buf, 0o600)
 }
 
 // Open maps the index file at path and validates it against want, the description of the

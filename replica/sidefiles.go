@@ -204,5 +204,5 @@ func readSide[T any](fsys vfs.FS, dir, name string, decode func([]byte) (T, erro
 }
 
 func writeSide(fsys vfs.FS, dir, name string, b []byte) error {
-	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, name), b, 0o644)
+	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, name), b, 0o600)
 }

@@ -152,7 +152,7 @@ func readMeta(fsys vfs.FS, dir string) (m meta, ok bool, err error) {
 
 // writeMeta replaces the metadata file crash-safely.
 func writeMeta(fsys vfs.FS, dir string, m meta) error {
-	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, metaName), m.encode(), 0o644)
+	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, metaName), m.encode(), 0o600)
 }
 
 func isNotExist(err error) bool { return err != nil && errorsIs(err, fs.ErrNotExist) }

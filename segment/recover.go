@@ -29,7 +29,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	opts = opts.withDefaults()
 	l := &Log{dir: dir, opts: opts, fs: opts.FS, logger: opts.Logger.With("log", dir)}
 	l.ccond = sync.NewCond(&l.cmu)
-	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
+	if err := l.fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	m, found, err := readMeta(l.fs, dir)

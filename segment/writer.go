@@ -266,7 +266,7 @@ func (l *Log) rollLocked(size int64) error {
 func (l *Log) createSegment(id, base uint64, capacity int64, prevLast uint64) (*segment, error) {
 	path := l.segPath(base, id)
 	tmp := path + tmpSuffix
-	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, l.createError(path, err)
 	}

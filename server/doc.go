@@ -6,8 +6,8 @@
 // a JSON body {"__type": "<Name>", "message": "…"}, the X-Amzn-ErrorType header, status 400
 // for client errors and 500 for internal ones, and an x-amzn-RequestId on every answer.
 //
-// What it owns: protocols, request hygiene (body and header limits, timeouts, a connection
-// cap), request ids. What it does not own: anything on disk, which is the engine's and the
+// What it owns: protocols, request hygiene (body and header limits, timeouts, connection
+// caps in total and per client address, a budget of in-flight request bytes), request ids. What it does not own: anything on disk, which is the engine's and the
 // account's. The messages of validation and not-found errors come from internal/awsmsg, as
 // the engine's do.
 //
@@ -20,7 +20,10 @@
 // signatures against the users of an IAM file (iamfile.go); the default, SigV4Parser, parses
 // them without verifying. Control-plane operations are held to Kinesis's per-second quotas
 // (ratelimit.go), and bodies to a limit per operation checked before they are read
-// (hygiene.go). The details, with every decision, are in docs/API.md.
+// (hygiene.go); bodies are read as their bytes arrive, within the server's budget of
+// in-flight bytes, and connections are capped per client address (limits.go). The details,
+// with every decision, are in docs/API.md; the limits and the threat model in
+// docs/SECURITY.md.
 //
 // GET /metrics (metrics.go) serves the engine's CloudWatch-named metrics to Prometheus,
 // read from a snapshot at scrape time, with the process and Go runtime metrics.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -51,8 +50,6 @@ const (
 	h2PingAfter = 30 * time.Second
 )
 
-var errBodyTooLarge = errors.New("request body too large")
-
 // h2Front sorts the connections a Server accepts between fasthttp and the HTTP/2 server, and
 // owns the latter.
 type h2Front struct {
@@ -66,8 +63,10 @@ type h2Front struct {
 	// open counts the accepted connections not yet closed, whatever their protocol, against
 	// maxConns. The accept loops add; whoever ends a connection subtracts: the sorting
 	// goroutine when sorting fails, else fasthttp's or the HTTP/2 server's ConnState hook.
-	open        atomic.Int64
-	lastCapWarn atomic.Int64 // unix nanoseconds of the last warning that maxConns was reached
+	open    atomic.Int64
+	perIP   connsPerIP  // the open connections of each client address (limits.go); same hands as open
+	capWarn everyMinute // warnings that maxConns was reached
+	ipWarn  everyMinute // warnings that an address reached its cap
 
 	mu     sync.Mutex // guards muxes and closed
 	muxes  map[*connMux]struct{}
@@ -83,6 +82,7 @@ func newH2Front(s *Server, opts Options) *h2Front {
 		maxConns: int64(s.http.Concurrency),
 		grace:    s.http.WriteTimeout,
 		muxes:    map[*connMux]struct{}{},
+		perIP:    connsPerIP{max: max(orInt(opts.MaxConnsPerIP, defaultMaxConnsPerIP), 0), n: map[netip.Addr]int{}},
 	}
 	if opts.TLSConfig != nil {
 		f.tls = opts.TLSConfig.Clone()
@@ -104,20 +104,20 @@ func newH2Front(s *Server, opts Options) *h2Front {
 		// The connection has already said it speaks HTTP/2 when it gets here: this bounds
 		// the replay of the preface and, over TLS, nothing more.
 		ReadHeaderTimeout: f.detect,
-		ReadTimeout:       s.http.ReadTimeout,  // per stream: reading the request body
+		ReadTimeout:       s.bodyTimeout,       // per stream: reading the request body
 		WriteTimeout:      s.http.WriteTimeout, // per stream; SubscribeToShard extends its own
 		IdleTimeout:       s.http.IdleTimeout,  // a connection with no open stream
 		MaxHeaderBytes:    h2MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnState: func(_ net.Conn, st http.ConnState) {
+		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateClosed || st == http.StateHijacked {
-				f.open.Add(-1)
+				f.dropConn(c)
 			}
 		},
 	}
-	s.http.ConnState = func(_ net.Conn, st fasthttp.ConnState) {
+	s.http.ConnState = func(c net.Conn, st fasthttp.ConnState) {
 		if st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
-			f.open.Add(-1)
+			f.dropConn(c)
 		}
 	}
 	return f
@@ -184,13 +184,16 @@ func (f *h2Front) shutdown() error {
 	return <-h1
 }
 
+// dropConn uncounts c, an accepted connection that closed.
+func (f *h2Front) dropConn(c net.Conn) {
+	f.open.Add(-1)
+	f.perIP.release(c)
+}
+
 func (f *h2Front) warnConnCap() {
-	now := time.Now().UnixNano()
-	last := f.lastCapWarn.Load()
-	if now-last < int64(time.Minute) || !f.lastCapWarn.CompareAndSwap(last, now) {
-		return
+	if f.capWarn.due() {
+		f.s.log.Warn("refusing connections: the connection cap is reached", "max_conns", f.maxConns)
 	}
-	f.s.log.Warn("refusing connections: the connection cap is reached", "max_conns", f.maxConns)
 }
 
 // connMux accepts the connections of one listener and sorts each, on a goroutine of its
@@ -235,12 +238,20 @@ func (m *connMux) accept() {
 			m.f.warnConnCap()
 			continue
 		}
+		if !m.f.perIP.acquire(c) {
+			m.f.open.Add(-1)
+			c.Close()
+			if m.f.ipWarn.due() {
+				m.f.s.log.Warn("refusing connections: a client address reached its connection cap", "remote", c.RemoteAddr().String(), "max_conns_per_ip", m.f.perIP.max)
+			}
+			continue
+		}
 		m.mu.Lock()
 		select {
 		case <-m.done:
 			m.mu.Unlock()
 			c.Close()
-			m.f.open.Add(-1)
+			m.f.dropConn(c)
 			return
 		default:
 		}
@@ -267,7 +278,7 @@ func (m *connMux) sort(c net.Conn) {
 	m.mu.Unlock()
 	if err != nil {
 		c.Close()
-		m.f.open.Add(-1)
+		m.f.dropConn(c)
 		m.f.s.log.Debug("connection closed before it told its protocol", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
@@ -277,7 +288,7 @@ func (m *connMux) sort(c net.Conn) {
 	}
 	if !q.push(conn) {
 		conn.Close()
-		m.f.open.Add(-1)
+		m.f.dropConn(c)
 	}
 }
 
@@ -411,10 +422,8 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body is held to the limit of its operation, as over HTTP/1.1 (hygiene.go), and a
 	// body that cannot be read is answered as HTTP/1.1 answers it, in the API's shape.
-	body, err := readBody(r.Body, r.ContentLength, bodyLimit(&req.Header))
-	if errors.Is(err, errBodyTooLarge) {
-		err = fasthttp.ErrBodyTooLarge
-	}
+	// It is read as it arrives, within the in-flight budget (limits.go).
+	body, err := s.inflight.readBody(r.Body, r.ContentLength, bodyLimit(&req.Header))
 	req.Header.SetContentLength(len(body))
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, remoteTCPAddr(r.RemoteAddr), fasthttpLogger{s.log})
@@ -423,11 +432,16 @@ func (s *Server) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		ctx.SetUserValue(h2TLSKey, true) // ctx has no TLS connection to tell (authz.go)
 	}
 	ctx.Response.Header.SetNoDefaultContentType(s.http.NoDefaultContentType)
+	// A streamed answer's writer may read the request's body until it ends, which can be
+	// after this returns: then the body is not pooled (told before the stream is closed).
+	var streamed bool
+	defer func() { s.inflight.release(body, streamed) }()
 	if err != nil {
 		s.httpError(&ctx, err)
 	} else {
 		s.handle(&ctx)
 	}
+	streamed = ctx.Response.IsBodyStream()
 
 	resp := &ctx.Response
 	h := w.Header()
@@ -502,25 +516,6 @@ func (s *Server) streamHTTP2(w http.ResponseWriter, r *http.Request, resp *fasth
 			return
 		}
 	}
-}
-
-// readBody reads a request body of at most limit bytes; size is its declared length, -1 if
-// unknown.
-func readBody(r io.Reader, size int64, limit int) ([]byte, error) {
-	if size > int64(limit) {
-		return nil, errBodyTooLarge
-	}
-	var buf bytes.Buffer
-	if size > 0 {
-		buf.Grow(int(size) + bytes.MinRead) // room to read EOF without growing again
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1)); err != nil {
-		return nil, err
-	}
-	if buf.Len() > limit {
-		return nil, errBodyTooLarge
-	}
-	return buf.Bytes(), nil
 }
 
 // remoteTCPAddr parses an http.Request's RemoteAddr; nil if it is not an ip:port.

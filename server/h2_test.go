@@ -236,33 +236,6 @@ func TestH2BodyLimit(t *testing.T) {
 	h2MustCall(t, h2cClient(), base, 2, "CreateStream", `{"StreamName":"s","ShardCount":1}`, nil)
 }
 
-func TestReadBody(t *testing.T) {
-	tests := []struct {
-		name     string
-		n        int   // bytes sent
-		declared int64 // Content-Length, -1 if none
-		err      error
-	}{
-		{"empty", 0, -1, nil},
-		{"small", 100, 100, nil},
-		{"at the limit", controlBodyLimit, controlBodyLimit, nil},
-		{"declared over the limit", 10, controlBodyLimit + 1, errBodyTooLarge},
-		{"over the limit, undeclared", controlBodyLimit + 1, -1, errBodyTooLarge},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			src := bytes.Repeat([]byte{'x'}, tt.n)
-			got, err := readBody(bytes.NewReader(src), tt.declared, controlBodyLimit)
-			if !errors.Is(err, tt.err) {
-				t.Fatalf("err %v, want %v", err, tt.err)
-			}
-			if err == nil && !bytes.Equal(got, src) {
-				t.Fatalf("read %d bytes, want %d", len(got), len(src))
-			}
-		})
-	}
-}
-
 // protoCounter counts the responses by HTTP major version.
 type protoCounter struct {
 	rt     http.RoundTripper

@@ -100,17 +100,31 @@ func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		tooLarge = true
 	}
+	overBudget := errors.Is(err, errOverBudget) // limits.go
+	if overBudget {
+		s.warnOverBudget()
+	}
+	if small := new(fasthttp.ErrSmallBuffer); errors.As(err, &small) {
+		// fasthttp's message quotes the headers and names its settings
+		err = errors.New("the request line and headers exceed " + strconv.Itoa(s.http.ReadBufferSize) + " bytes")
+	}
 	if isNativePath(ctx.Request.Header.RequestURI()) {
 		code, msg := wire.Serialization, "malformed request: "+err.Error()
-		if tooLarge {
+		switch {
+		case tooLarge:
 			code, msg = wire.Validation, "request body exceeds the limit of "+strconv.Itoa(bodyLimit(&ctx.Request.Header))+" bytes for "+string(ctx.Request.Header.RequestURI())
+		case overBudget:
+			code, msg = wire.ServiceUnavailable, err.Error()
 		}
 		s.nativeFail(ctx, code, msg)
 		return
 	}
 	ae := apiError{code: wire.Serialization, msg: "malformed request: " + err.Error()}
-	if tooLarge {
+	switch {
+	case tooLarge:
 		ae = apiError{code: wire.Validation, msg: "Request body exceeds the limit of " + strconv.Itoa(bodyLimit(&ctx.Request.Header)) + " bytes for this operation"}
+	case overBudget:
+		ae = apiError{code: wire.ServiceUnavailable, msg: err.Error()}
 	}
 	ctx.Response.Header.Set("x-amzn-RequestId", newRequestID())
 	s.fail(ctx, ae)

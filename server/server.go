@@ -39,8 +39,20 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxConns caps concurrent connections; 0 means 4096.
 	MaxConns int
-	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection; 0 means 60 s, 60 s
-	// and 120 s. Over HTTP/2 the first two bound each request instead.
+	// MaxConnsPerIP caps the concurrent connections from one client address, so that one
+	// client cannot take all MaxConns; 0 means 512, negative means no cap (limits.go).
+	MaxConnsPerIP int
+	// MaxInflightBytes caps the request body bytes the server holds at once, counted as they
+	// arrive; a request that would exceed it is refused with ServiceUnavailable. 0 means
+	// DefaultMaxInflightBytes() (limits.go).
+	MaxInflightBytes int64
+	// HeaderTimeout bounds how long a request's line and headers may take to arrive (over
+	// HTTP/1.1; from the connection's first byte, or the first byte after an idle wait);
+	// 0 means 10 s.
+	HeaderTimeout time.Duration
+	// ReadTimeout bounds reading a request's body, WriteTimeout writing its answer, and
+	// IdleTimeout how long a connection may wait for its next request; 0 means 60 s, 60 s
+	// and 120 s. Over HTTP/2 the first two bound each stream.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// TLSConfig, when set, makes the server speak HTTPS: HTTP/2 to clients that negotiate
 	// "h2" through ALPN, HTTP/1.1 to the others. NextProtos, when empty, becomes ["h2",
@@ -77,6 +89,11 @@ type Server struct {
 	rate            *rateLimiter // control-plane quotas (ratelimit.go)
 	// chunked holds the headers of requests whose chunked bodies are being read (hygiene.go).
 	chunked chunkedHeaders
+	// inflight counts the request body bytes held, against Options.MaxInflightBytes (limits.go).
+	inflight   *byteBudget
+	budgetWarn everyMinute // warnings that inflight reached its cap
+	// bodyTimeout bounds reading a request body (Options.ReadTimeout).
+	bodyTimeout time.Duration
 
 	account *account.Account // the operations on AWS account settings (ops_aws.go)
 
@@ -105,13 +122,22 @@ func New(engine *stream.Engine, opts Options) *Server {
 	_, s.authorizing = s.auth.(*SigV4Verifier)
 	s.streamARNPrefix = engine.ARN("")
 	s.audit, s.auditData, s.region = opts.Audit, opts.AuditData, arnRegion(s.streamARNPrefix)
+	s.inflight = &byteBudget{max: opts.MaxInflightBytes}
+	if s.inflight.max <= 0 {
+		s.inflight.max = DefaultMaxInflightBytes()
+	}
+	s.bodyTimeout = orDur(opts.ReadTimeout, 60*time.Second)
 	s.http = &fasthttp.Server{
-		Handler:                       s.handle,
-		Name:                          "sluice",
-		MaxRequestBodySize:            maxBodySize,
-		ReadBufferSize:                16 << 10, // bounds the request line and headers
-		Concurrency:                   orInt(opts.MaxConns, 4096),
-		ReadTimeout:                   orDur(opts.ReadTimeout, 60*time.Second),
+		Handler:            s.serveHTTP1, // reads the body as it arrives, then handle (limits.go)
+		Name:               "sluice",
+		MaxRequestBodySize: maxBodySize,
+		StreamRequestBody:  true,     // else fasthttp allocates a body's declared length before reading it
+		ReadBufferSize:     16 << 10, // bounds the request line and headers
+		Concurrency:        orInt(opts.MaxConns, 4096),
+		// fasthttp's read timeout runs from a new connection's start, or a kept-alive one's
+		// first byte after its idle wait: it bounds the request line and headers, and
+		// HeaderReceived gives the body its own.
+		ReadTimeout:                   orDur(opts.HeaderTimeout, defaultHeaderTimeout),
 		WriteTimeout:                  orDur(opts.WriteTimeout, 60*time.Second),
 		IdleTimeout:                   orDur(opts.IdleTimeout, 120*time.Second),
 		DisableHeaderNamesNormalizing: false,
@@ -119,7 +145,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 		Logger:                        fasthttpLogger{opts.Logger},
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 			s.chunked.save(h)
-			cfg := fasthttp.RequestConfig{MaxRequestBodySize: bodyLimit(h)}
+			cfg := fasthttp.RequestConfig{MaxRequestBodySize: bodyLimit(h), ReadTimeout: s.bodyTimeout}
 			if string(h.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard" || isNativeSubscribe(h.RequestURI()) {
 				cfg.WriteTimeout = subscribeWriteTimeout
 			}
@@ -361,8 +387,8 @@ func toAPIError(err error) apiError {
 }
 
 func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
-	e.msg = awsmsg.Bound(e.msg, maxMessage) // a message may quote client input (edge.go)
-	if e.status() >= 500 {
+	e.msg = awsmsg.Bound(e.msg, maxMessage)                     // a message may quote client input (edge.go)
+	if e.status() >= 500 && e.code != wire.ServiceUnavailable { // refusals under load: limits.go warns
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
 		if !errors.Is(e.cause, segment.ErrNoSpace) {
 			s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,

@@ -144,7 +144,7 @@ func (c *fileCatalog) Save(name string, data []byte, prev int64) (int64, error) 
 	if err := c.checkLocked(name, prev); err != nil {
 		return 0, err
 	}
-	if err := vfs.WriteFileAtomic(c.fs, filepath.Join(c.streamDir(name), metaFile), data, 0o644); err != nil {
+	if err := vfs.WriteFileAtomic(c.fs, filepath.Join(c.streamDir(name), metaFile), data, 0o600); err != nil {
 		return 0, err
 	}
 	c.rev++
@@ -161,7 +161,7 @@ func (c *fileCatalog) Delete(name string, prev int64) error {
 		return err
 	}
 	trash := filepath.Join(c.dir, trashDir)
-	if err := c.fs.MkdirAll(trash, 0o755); err != nil {
+	if err := c.fs.MkdirAll(trash, 0o700); err != nil {
 		return err
 	}
 	c.rev++

@@ -209,7 +209,7 @@ func Open(opts Options) (*Engine, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("stream: no data directory")
 	}
-	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, streamsDir), 0o755); err != nil {
+	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, streamsDir), 0o700); err != nil {
 		return nil, err
 	}
 	if opts.SegmentSize == 0 {
@@ -431,7 +431,7 @@ func (e *Engine) CreateStream(in CreateStreamInput) error {
 // stream's name in e.creating.
 func (e *Engine) createLocked(meta *streamMeta, sm *shardmap.Map) (*Stream, error) {
 	s := &Stream{engine: e, dir: e.streamDir(meta)}
-	if err := e.opts.FS.MkdirAll(s.dir, 0o755); err != nil {
+	if err := e.opts.FS.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, err
 	}
 	if err := s.saveLocked(meta); err != nil {

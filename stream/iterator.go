@@ -92,7 +92,7 @@ func LoadIteratorKey(fsys vfs.FS, dir string) (*IteratorKey, error) {
 	if _, err := rand.Read(k.key[:]); err != nil {
 		return nil, err
 	}
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	// The key is a secret: readable by its owner only.

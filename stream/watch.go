@@ -223,7 +223,7 @@ func (e *Engine) removeStrayDirs() {
 // never leaves half a directory under streams/), then removes it.
 func (e *Engine) removeDir(dir string) error {
 	trash := filepath.Join(e.opts.Dir, trashDir)
-	if err := e.opts.FS.MkdirAll(trash, 0o755); err != nil {
+	if err := e.opts.FS.MkdirAll(trash, 0o700); err != nil {
 		return err
 	}
 	gone := filepath.Join(trash, filepath.Base(dir)) // <name>@<incarnation>: unique

@@ -145,7 +145,7 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 // (made by spawn) joined to it, until ctx ends (nil) or a node exits on its own (an error).
 // Every node is stopped with SIGTERM, then etcd.
 func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...string) *exec.Cmd, stdout, stderr io.Writer) error {
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return err
 	}
 	etcd, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dataDir, "etcd")})

@@ -38,6 +38,8 @@ type serveConfig struct {
 	region     string
 	account    string
 	tls        *tls.Config    // nil: plaintext
+	certs      *certReloader  // the certificate of tls, reloaded on SIGHUP; nil: plaintext
+	conns      connLimits     // what clients may make the server hold
 	accessKeys accessKeys     // access key → account, for the SigV4 parser
 	iamFile    string         // users whose signatures are verified; "" serves without authentication
 	cluster    *clusterConfig // nil: a single node
@@ -68,7 +70,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	region := fs.String("region", "us-east-1", "`region` in ARNs")
 	account := fs.String("account", "000000000000", "`account` id in ARNs")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
-	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
+	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert; both are reloaded on SIGHUP")
+	tlsClientCA := fs.String("tls-client-ca", "", "PEM `file` of CA certificates: clients must present a certificate signed by one of them (needs --tls-cert)")
+	conns := addConnLimitFlags(fs)
 	keys := accessKeys{}
 	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused); without --iam only")
 	keyringDir := fs.String("kms-keyring", "", "`directory` of the master keys StartStreamEncryption's key ids name (created 0700 on first use); default DATA-DIR/kms-keyring")
@@ -110,6 +114,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.segmentSize = int64(segSize)
 	cfg.keyring = *keyringDir
+	cfg.conns = *conns
 	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -118,7 +123,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
-	if cfg.tls, err = loadTLS(*tlsCert, *tlsKey); err != nil {
+	if cfg.tls, cfg.certs, err = loadTLS(*tlsCert, *tlsKey, *tlsClientCA); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
@@ -134,7 +139,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // serve runs the server until ctx is done.
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return err
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
@@ -171,7 +176,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		logger.Info("verifying SigV4 signatures and authorising requests", "iam", cfg.iamFile, "users", len(users))
 	}
 	hup := make(chan os.Signal, 1)
-	if verifier != nil {
+	if verifier != nil || cfg.certs != nil {
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
@@ -189,8 +194,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		eng.Close()
 		return err
 	}
-	srv := server.New(eng, server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth,
-		Audit: auditLog, AuditData: cfg.audit.data})
+	srv := server.New(eng, cfg.conns.options(server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth,
+		Audit: auditLog, AuditData: cfg.audit.data}))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	scheme := "http"
@@ -225,13 +230,7 @@ loop:
 				logger.Warn("periodic maintenance", "err", err)
 			}
 		case <-hup:
-			users, err := loadIAM(cfg.iamFile, cfg.account)
-			if err != nil {
-				logger.Warn("IAM file not reloaded: keeping the users loaded before", "err", err)
-				continue
-			}
-			verifier.SetUsers(users)
-			logger.Info("IAM file reloaded", "iam", cfg.iamFile, "users", len(users))
+			reload(cfg, verifier, logger)
 		}
 	}
 	logger.Info("shutting down")
@@ -267,7 +266,7 @@ func newServeConfig(addr, dataDir, durability, limits string) (serveConfig, erro
 	if err != nil {
 		return serveConfig{}, fmt.Errorf("--limits: %v", err)
 	}
-	return serveConfig{addr: addr, dataDir: dataDir, durability: d, limits: l}, nil
+	return serveConfig{addr: addr, dataDir: dataDir, durability: d, limits: l, conns: defaultConnLimits()}, nil
 }
 
 // loadIAM reads and parses the IAM file of --iam.
@@ -309,18 +308,22 @@ func loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// loadTLS reads the certificate and key given by --tls-cert and --tls-key: both or neither
-// (nil, for plaintext).
-func loadTLS(certFile, keyFile string) (*tls.Config, error) {
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+// reload loads again, on SIGHUP, the IAM file and the TLS certificate the server was given;
+// one that fails to load leaves what was loaded before in service, and the log says why.
+func reload(cfg serveConfig, verifier *server.SigV4Verifier, logger *slog.Logger) {
+	if verifier != nil {
+		if users, err := loadIAM(cfg.iamFile, cfg.account); err != nil {
+			logger.Warn("IAM file not reloaded: keeping the users loaded before", "err", err)
+		} else {
+			verifier.SetUsers(users)
+			logger.Info("IAM file reloaded", "iam", cfg.iamFile, "users", len(users))
+		}
 	}
-	if certFile == "" {
-		return nil, nil
+	if cfg.certs != nil {
+		if err := cfg.certs.load(); err != nil {
+			logger.Warn("TLS certificate not reloaded: keeping the one loaded before", "err", err)
+		} else {
+			logger.Info("TLS certificate reloaded", "cert", cfg.certs.certFile)
+		}
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert, --tls-key: %v", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

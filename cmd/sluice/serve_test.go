@@ -95,7 +95,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.tls, err = loadTLS(certFile, keyFile); err != nil {
+	if cfg.tls, cfg.certs, err = loadTLS(certFile, keyFile, ""); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -42,7 +42,7 @@ type Lock struct {
 // "sluice serve"; an exclusive holder records it with its pid.
 func Acquire(dir string, exclusive bool, role string) (*Lock, error) {
 	path := filepath.Join(dir, FileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("dirlock: %w", err)
 	}

@@ -69,6 +69,9 @@ const (
 	ExpiredNextToken
 	KMSNotFound
 	KMSAccessDenied
+	// ServiceUnavailable refuses a request the server cannot take now (it holds as many
+	// request bytes as it may); clients retry it. AWS lists it among its common errors.
+	ServiceUnavailable
 	numCodes
 )
 
@@ -79,6 +82,7 @@ var codeNames = [numCodes]string{
 	"UnknownOperationException", "InternalFailure", "IncompleteSignatureException",
 	"InvalidSignatureException", "UnrecognizedClientException", "MissingAuthenticationTokenException",
 	"ExpiredNextTokenException", "KMSNotFoundException", "KMSAccessDeniedException",
+	"ServiceUnavailable",
 }
 
 // Name returns the Kinesis error name of c; an unknown code is InternalFailure.
@@ -96,6 +100,8 @@ func (c Code) Status() int {
 		return 200
 	case c == InternalFailure || c >= numCodes:
 		return 500
+	case c == ServiceUnavailable:
+		return 503
 	}
 	return 400
 }
