@@ -1,0 +1,193 @@
+//go:build linux
+
+package lambda
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/client"
+)
+
+// fixture is a server, a stream on it, and a trigger of the test handler.
+type fixture struct {
+	ts       *testServer
+	stream   string
+	arn      string
+	dir      string
+	log      string // the handler's log
+	release  string // the file that releases a blocked handler
+	dest     string // the on-failure destination file
+	trig     *Trigger
+	stopped  chan error
+	cancel   context.CancelFunc
+	timeout  time.Duration
+	env      []string
+	checkpnt string
+}
+
+func newFixture(t *testing.T, shards int) *fixture {
+	ts := startServer(t)
+	dir := t.TempDir()
+	f := &fixture{ts: ts, stream: "events", dir: dir, log: filepath.Join(dir, "handler.log"),
+		release: filepath.Join(dir, "release"), dest: filepath.Join(dir, "failures.jsonl"),
+		checkpnt: filepath.Join(dir, "checkpoint.json")}
+	f.arn = ts.createStream(t, f.stream, shards)
+	return f
+}
+
+// start runs a trigger with the mapping's JSON (EventSourceArn and StartingPosition
+// TRIM_HORIZON added unless present) until the test ends or stop.
+func (f *fixture) start(t *testing.T, mapping map[string]any) {
+	t.Helper()
+	if _, ok := mapping["EventSourceArn"]; !ok {
+		mapping["EventSourceArn"] = f.arn
+	}
+	if _, ok := mapping["StartingPosition"]; !ok {
+		mapping["StartingPosition"] = "TRIM_HORIZON"
+	}
+	b, err := json.Marshal(mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, warnings, err := ParseMapping(b)
+	if err != nil || len(warnings) > 0 {
+		t.Fatal(err, warnings)
+	}
+	env := append([]string{"HANDLER_LOG=" + f.log, "RELEASE=" + f.release}, f.env...)
+	f.trig, err = New(f.ts.c, Options{Mapping: m, CheckpointFile: f.checkpnt,
+		Function:     FunctionConfig{Handler: buildHandler(t), Env: env, Timeout: f.timeout, Output: os.Stderr},
+		PollInterval: 50 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.stopped = cancel, make(chan error, 1)
+	go func() { f.stopped <- f.trig.Run(ctx) }()
+	t.Cleanup(func() { f.stop(t) })
+}
+
+// stop stops the trigger and fails the test if it stopped for another reason.
+func (f *fixture) stop(t *testing.T) {
+	if f.cancel == nil {
+		return
+	}
+	f.cancel()
+	f.cancel = nil
+	if err := <-f.stopped; !errors.Is(err, context.Canceled) {
+		t.Errorf("the trigger stopped: %v", err)
+	}
+	f.trig.Close()
+}
+
+// delivered returns the sequence numbers each logLine got, and the data of each record.
+func delivered(invs []logLine) (batches [][]string, data map[string]string) {
+	data = map[string]string{}
+	for _, inv := range invs {
+		var seqs []string
+		for _, r := range inv.Records {
+			seqs = append(seqs, r.Kinesis.SequenceNumber)
+			data[r.Kinesis.SequenceNumber] = string(r.Kinesis.Data)
+		}
+		batches = append(batches, seqs)
+	}
+	return batches, data
+}
+
+// countRecords is the number of records in invs.
+func countRecords(invs []logLine) int {
+	n := 0
+	for _, inv := range invs {
+		n += len(inv.Records)
+	}
+	return n
+}
+
+// TestDeliversEachShardInOrderOnce puts records in two shards and checks that the handler,
+// a function built with aws-lambda-go, gets each exactly once, in order within its shard,
+// in batches of at most BatchSize, in events that carry what Lambda's do.
+func TestDeliversEachShardInOrderOnce(t *testing.T) {
+	f := newFixture(t, 2)
+	const n = 300
+	keys, data := make([]string, n), make([]string, n)
+	for i := range n {
+		keys[i], data[i] = fmt.Sprintf("key-%d", i%17), fmt.Sprintf("record %d", i)
+	}
+	f.ts.put(t, f.stream, keys[:n/2], data[:n/2])
+	f.start(t, map[string]any{"BatchSize": 40, "FunctionName": "recorder"})
+	f.ts.put(t, f.stream, keys[n/2:], data[n/2:])
+	waitFor(t, "every record", func() bool { return countRecords(readLog(t, f.log)) >= n })
+	f.stop(t)
+
+	invs := readLog(t, f.log)
+	if got := countRecords(invs); got != n {
+		t.Fatalf("%d records delivered, want %d", got, n)
+	}
+	perShard := map[string][]client.SeqNum{}
+	seen := map[string]bool{}
+	for _, inv := range invs {
+		if len(inv.Records) > 40 || len(inv.Records) == 0 {
+			t.Errorf("an logLine of %d records, want 1…40", len(inv.Records))
+		}
+		if inv.Function != "recorder" || !inv.Deadline || inv.RequestID == "" {
+			t.Errorf("logLine context: function %q, deadline %v, request id %q", inv.Function, inv.Deadline, inv.RequestID)
+		}
+		shard := ""
+		for _, r := range inv.Records {
+			seq, err := client.ParseSeqNum(r.Kinesis.SequenceNumber)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _, _ := strings.Cut(r.EventID, ":")
+			if shard == "" {
+				shard = id
+			} else if id != shard {
+				t.Errorf("one logLine has records of %s and %s", shard, id)
+			}
+			if r.EventID != fmt.Sprintf("shardId-%012d:%s", seq.Shard, r.Kinesis.SequenceNumber) {
+				t.Errorf("eventID %q of %s", r.EventID, r.Kinesis.SequenceNumber)
+			}
+			if r.EventSource != "aws:kinesis" || r.EventName != "aws:kinesis:record" || r.EventVersion != "1.0" ||
+				r.Kinesis.KinesisSchemaVersion != "1.0" || r.EventSourceArn != f.arn || r.AwsRegion == "" ||
+				!strings.HasPrefix(r.InvokeIdentityArn, "arn:aws:iam::") {
+				t.Errorf("record fields: %+v", r)
+			}
+			if age := time.Since(r.Kinesis.ApproximateArrivalTimestamp.Time); age < 0 || age > time.Hour {
+				t.Errorf("approximateArrivalTimestamp %v", r.Kinesis.ApproximateArrivalTimestamp.Time)
+			}
+			if seen[r.Kinesis.SequenceNumber] {
+				t.Errorf("record %s delivered twice", r.Kinesis.SequenceNumber)
+			}
+			seen[r.Kinesis.SequenceNumber] = true
+			perShard[id] = append(perShard[id], seq)
+			var i int
+			if _, err := fmt.Sscanf(string(r.Kinesis.Data), "record %d", &i); err != nil || r.Kinesis.PartitionKey != keys[i] {
+				t.Errorf("record %s: data %q, key %q", r.Kinesis.SequenceNumber, r.Kinesis.Data, r.Kinesis.PartitionKey)
+			}
+		}
+	}
+	if len(perShard) != 2 {
+		t.Errorf("records of %d shards, want 2", len(perShard))
+	}
+	for id, seqs := range perShard {
+		if !slices.IsSortedFunc(seqs, func(a, b client.SeqNum) int {
+			if a.Less(b) {
+				return -1
+			}
+			return 1
+		}) {
+			t.Errorf("%s delivered out of order", id)
+		}
+	}
+	if st := f.trig.Stats(); st.Records != n || st.FunctionErrors != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
