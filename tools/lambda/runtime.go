@@ -133,22 +133,34 @@ func (r *Runtime) acquire() (*environment, error) {
 		r.mu.Unlock()
 		return nil, errors.New("lambda: runtime closed")
 	}
+	var dead []*environment
 	for len(r.idle) > 0 {
 		env := r.idle[len(r.idle)-1]
 		r.idle = r.idle[:len(r.idle)-1]
 		if !env.isDead() {
 			r.mu.Unlock()
+			r.bury(dead)
 			return env, nil
 		}
+		dead = append(dead, env)
 	}
 	r.all.Add(1)
 	r.mu.Unlock()
+	r.bury(dead)
 	env, err := r.start()
 	if err != nil {
 		r.all.Done()
 		return nil, err
 	}
 	return env, nil
+}
+
+// bury shuts down environments whose process exited while idle.
+func (r *Runtime) bury(dead []*environment) {
+	for _, env := range dead {
+		env.shutdown()
+		r.all.Done()
+	}
 }
 
 // release returns env to the pool, or shuts it down if its process is gone or the
@@ -173,10 +185,7 @@ func (r *Runtime) Close() error {
 	idle := r.idle
 	r.idle = nil
 	r.mu.Unlock()
-	for _, env := range idle {
-		env.shutdown()
-		r.all.Done()
-	}
+	r.bury(idle)
 	r.all.Wait()
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,7 +63,7 @@ func (f *fixture) start(t *testing.T, mapping map[string]any) {
 	}
 	env := append([]string{"HANDLER_LOG=" + f.log, "RELEASE=" + f.release}, f.env...)
 	f.trig, err = New(f.ts.c, Options{Mapping: m, CheckpointFile: f.checkpnt,
-		Function:     FunctionConfig{Handler: buildHandler(t), Env: env, Timeout: f.timeout, Output: os.Stderr},
+		Function:     FunctionConfig{Handler: buildHandler(t), Env: env, Timeout: f.timeout, Output: t.Output()},
 		PollInterval: 50 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
