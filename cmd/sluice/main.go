@@ -8,6 +8,7 @@
 //	sluice inspect DIR...    check segment and index files offline
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
 //	sluice load [flags]      generate load, measure latency, verify every record was read
+//	sluice lambda [flags]    run a Lambda function's handler against a stream
 //	sluice version           print the build's module versions
 //	sluice help [command]    list the commands, or describe one
 //
@@ -56,6 +57,7 @@ func commands() []command {
 		{name: "inspect", args: "[-q] [-records] DIR...", summary: "check segment and index files offline and report damage; -records dumps them", run: inspect.Run},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
+		{name: "lambda", args: "--handler PATH --event-source-mapping FILE", summary: "run an unmodified Lambda function against a stream, as an event source mapping does", run: runLambda},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}
