@@ -14,14 +14,16 @@ import (
 const maxPayload = 6 << 20
 
 // recordOverhead bounds the bytes an event record takes besides its key and base64 data:
-// the field names, the ARNs, the ids and the punctuation.
+// the field names, the ARNs, the ids and the punctuation (445 bytes with the longest
+// sequence number and time, and the ARNs, region and role, each escaped at most to twice
+// its length).
 func (t *Trigger) recordOverhead() int {
-	return 330 + 2*len(t.streamARN) + len(t.region) + len(t.role)
+	return 450 + 2*(len(t.streamARN)+len(t.region)+len(t.role))
 }
 
-// eventSize is the bytes that r takes in an event.
+// eventSize bounds the bytes that r takes in an event: a key byte takes up to 6 (\u00XX).
 func (t *Trigger) eventSize(r *client.Record) int {
-	return t.recordOverhead() + 2*len(r.Key) + base64.StdEncoding.EncodedLen(len(r.Data))
+	return t.recordOverhead() + 6*len(r.Key) + base64.StdEncoding.EncodedLen(len(r.Data))
 }
 
 // appendEvent appends the Kinesis event of recs as Lambda sends it, the JSON that
