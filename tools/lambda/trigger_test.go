@@ -190,3 +190,83 @@ func TestDeliversEachShardInOrderOnce(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestParallelizationKeepsKeyOrder reads one shard with ParallelizationFactor 4: every
+// record comes exactly once, each key's records in order, and a key's records never share
+// an invocation with another lane's keys.
+func TestParallelizationKeepsKeyOrder(t *testing.T) {
+	f := newFixture(t, 1)
+	const n = 200
+	keys, data := make([]string, n), make([]string, n)
+	for i := range n {
+		keys[i], data[i] = fmt.Sprintf("key-%d", i%13), fmt.Sprintf("%d", i)
+	}
+	f.ts.put(t, f.stream, keys, data)
+	f.start(t, map[string]any{"BatchSize": 7, "ParallelizationFactor": 4})
+	waitFor(t, "every record", func() bool { return countRecords(readLog(t, f.log)) >= n })
+	f.stop(t)
+
+	seen := map[string]bool{}
+	perKey := map[string][]int{}
+	lanes := map[string]int{}
+	for _, inv := range readLog(t, f.log) {
+		lane := -1
+		for _, r := range inv.Records {
+			if seen[r.Kinesis.SequenceNumber] {
+				t.Errorf("record %s delivered twice", r.Kinesis.SequenceNumber)
+			}
+			seen[r.Kinesis.SequenceNumber] = true
+			var i int
+			fmt.Sscan(string(r.Kinesis.Data), &i)
+			perKey[r.Kinesis.PartitionKey] = append(perKey[r.Kinesis.PartitionKey], i)
+			l := f.trig.laneOf([]byte(r.Kinesis.PartitionKey))
+			if lane >= 0 && l != lane {
+				t.Errorf("an invocation mixes lanes %d and %d", lane, l)
+			}
+			lane = l
+			lanes[r.Kinesis.PartitionKey] = l
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d records delivered, want %d", len(seen), n)
+	}
+	for k, is := range perKey {
+		if !slices.IsSorted(is) {
+			t.Errorf("key %s out of order: %v", k, is)
+		}
+	}
+	used := map[int]bool{}
+	for _, l := range lanes {
+		used[l] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("13 keys in %d lanes", len(used))
+	}
+}
+
+// TestFailuresToAStream sends the failure record to a stream of the same server.
+func TestFailuresToAStream(t *testing.T) {
+	f := newFixture(t, 1)
+	dlq := f.ts.createStream(t, "dlq", 1)
+	f.putNumbered(t, 3, map[int]string{1: "fail"})
+	f.start(t, map[string]any{"BatchSize": 1, "MaximumRetryAttempts": 0,
+		"DestinationConfig": map[string]any{"OnFailure": map[string]any{"Destination": dlq}}})
+	waitFor(t, "r2", func() bool { return slices.Contains(succeeded(readLog(t, f.log), "fail"), "r2") })
+	f.stop(t)
+	out, err := f.ts.c.GetRecords(context.Background(), "dlq", client.GetInput{Shard: 0, Start: client.TrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Release()
+	if len(out.Records) != 1 {
+		t.Fatalf("%d records in the destination stream, want 1", len(out.Records))
+	}
+	var fr failureRecord
+	if err := json.Unmarshal(out.Records[0].Data, &fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr.KinesisBatchInfo.BatchSize != 1 || fr.KinesisBatchInfo.StreamArn != f.arn || string(out.Records[0].Key) != "shardId-000000000000" ||
+		fr.RequestContext.ApproximateInvokeCount != 1 {
+		t.Errorf("failure record %+v, key %q", fr, out.Records[0].Key)
+	}
+}

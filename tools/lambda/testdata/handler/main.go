@@ -1,7 +1,7 @@
 // Command handler is a Lambda function for the tests of package lambda, built with
 // github.com/aws/aws-lambda-go as a function deployed to AWS would be. For each invocation
-// it appends one JSON line to $HANDLER_LOG with the event's records, before it handles
-// them. A record whose data starts with
+// it appends one JSON line to $HANDLER_LOG (unless empty) with the event's records, before
+// it handles them. A record whose data starts with
 //
 //	fail   fails: the invocation returns an error, or, with $PARTIAL=1, reports the
 //	       record in batchItemFailures
@@ -32,24 +32,7 @@ type line struct {
 
 func handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	var resp events.KinesisEventResponse
-	l := line{Records: ev.Records, Function: os.Getenv("AWS_LAMBDA_FUNCTION_NAME")}
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		l.RequestID = lc.AwsRequestID
-	}
-	_, l.Deadline = ctx.Deadline()
-	b, err := json.Marshal(l)
-	if err != nil {
-		return resp, err
-	}
-	f, err := os.OpenFile(os.Getenv("HANDLER_LOG"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return resp, err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := logEvent(ctx, ev); err != nil {
 		return resp, err
 	}
 	partial := os.Getenv("PARTIAL") == "1"
@@ -73,6 +56,31 @@ func handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventRes
 		}
 	}
 	return resp, nil
+}
+
+// logEvent appends the invocation's line to $HANDLER_LOG.
+func logEvent(ctx context.Context, ev events.KinesisEvent) error {
+	if os.Getenv("HANDLER_LOG") == "" {
+		return nil
+	}
+	l := line{Records: ev.Records, Function: os.Getenv("AWS_LAMBDA_FUNCTION_NAME")}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		l.RequestID = lc.AwsRequestID
+	}
+	_, l.Deadline = ctx.Deadline()
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(os.Getenv("HANDLER_LOG"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func main() {
