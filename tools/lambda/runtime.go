@@ -196,6 +196,9 @@ type invocation struct {
 	payload []byte
 	timeout time.Duration
 	done    chan result // buffered: the first outcome wins
+	// written is closed by the GET …/next that took the invocation once it wrote the
+	// payload: the caller may reuse the payload's memory only after.
+	written chan struct{}
 }
 
 type result struct {
@@ -286,7 +289,7 @@ func (env *environment) shutdown() {
 // invoke hands the event to the process and waits for its outcome, the process's exit,
 // the timeout or ctx.
 func (env *environment) invoke(ctx context.Context, id string, payload []byte, timeout time.Duration) ([]byte, error) {
-	inv := &invocation{id: id, payload: payload, timeout: timeout, done: make(chan result, 1)}
+	inv := &invocation{id: id, payload: payload, timeout: timeout, done: make(chan result, 1), written: make(chan struct{})}
 	env.mu.Lock()
 	env.current = inv
 	env.mu.Unlock()
@@ -311,6 +314,9 @@ func (env *environment) invoke(ctx context.Context, id string, payload []byte, t
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	// Whatever ends the invocation, the payload is being written until written closes; a
+	// process that exited or was killed makes the write fail at once.
+	defer func() { <-inv.written }()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
@@ -370,6 +376,7 @@ func (env *environment) finish(id string, res result) bool {
 func (env *environment) handleNext(w http.ResponseWriter, req *http.Request) {
 	select {
 	case inv := <-env.next:
+		defer close(inv.written)
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
