@@ -211,3 +211,42 @@ func TestLambdaSurvivesKill(t *testing.T) {
 		t.Logf("first run:\n%s\nsecond run:\n%s", firstOut, secondOut)
 	}
 }
+
+// TestLambdaRefusesBadInput checks the command's usage errors: they name the problem and
+// exit with status 2 before any process starts.
+func TestLambdaRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.json", `{"EventSourceArn":"arn:aws:kinesis:us-east-1:000000000000:stream/s","StartingPosition":"LATEST"}`)
+	handler := write("handler", "#!/bin/sh\n")
+	if err := os.Chmod(handler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--handler", handler}, "--handler and --event-source-mapping are required"},
+		{[]string{"--event-source-mapping", good}, "--handler and --event-source-mapping are required"},
+		{[]string{"--handler", handler, "--event-source-mapping", write("typo.json", `{"EventSourceArn":"arn:aws:kinesis:us-east-1:0:stream/s","StartingPosition":"LATEST","BatchSise":5}`)}, "unknown keys BatchSise"},
+		{[]string{"--handler", handler, "--event-source-mapping", write("window.json", `{"EventSourceArn":"arn:aws:kinesis:us-east-1:0:stream/s","StartingPosition":"LATEST","TumblingWindowInSeconds":30}`)}, "tumbling windows are not implemented"},
+		{[]string{"--handler", handler, "--event-source-mapping", filepath.Join(dir, "missing.json")}, "no such file"},
+		{[]string{"--handler", handler, "--event-source-mapping", good, "--timeout", "0s"}, "must be positive"},
+	} {
+		status, _, stderr := sluice(t, "", append([]string{"lambda"}, tc.args...)...)
+		if status != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("lambda %q: status %d, %s; want %d and %q", tc.args, status, stderr, exitUsage, tc.want)
+		}
+	}
+	// A handler that is not executable is refused before any read of the stream.
+	status, _, stderr := sluice(t, "", "lambda", "--handler", good, "--event-source-mapping", good, "--checkpoint", filepath.Join(dir, "cp"))
+	if status != exitError || !strings.Contains(stderr, "not an executable file") {
+		t.Errorf("a JSON file as the handler: status %d, %s", status, stderr)
+	}
+}
