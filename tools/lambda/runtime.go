@@ -350,9 +350,9 @@ func (env *environment) exitError() error {
 	if ie != nil {
 		return ie
 	}
-	msg := "the handler process exited"
+	msg := "Runtime exited without providing a reason"
 	if st := env.cmd.ProcessState; st != nil {
-		msg = "RequestId: the handler process exited: " + st.String()
+		msg = "Runtime exited with error: " + st.String()
 	}
 	return &FunctionError{Type: "Runtime.ExitError", Message: msg, Unhandled: true}
 }
