@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/sluice-streams/sluice/client"
 )
@@ -268,5 +271,108 @@ func TestFailuresToAStream(t *testing.T) {
 	if fr.KinesisBatchInfo.BatchSize != 1 || fr.KinesisBatchInfo.StreamArn != f.arn || string(out.Records[0].Key) != "shardId-000000000000" ||
 		fr.RequestContext.ApproximateInvokeCount != 1 {
 		t.Errorf("failure record %+v, key %q", fr, out.Records[0].Key)
+	}
+}
+
+// TestParallelRestartRepeatsOnlyTheBatchesInFlight stops a trigger with
+// ParallelizationFactor 3 while two lanes' invocations are blocked and the third lane has
+// finished its records of the same read, and starts it again on the same checkpoint file:
+// the records of the blocked invocations come again, every other record exactly once (the
+// third lane's are not repeated although the read they came in is), each key's records in
+// order.
+func TestParallelRestartRepeatsOnlyTheBatchesInFlight(t *testing.T) {
+	f := newFixture(t, 1)
+	lanes := &Trigger{m: Mapping{ParallelizationFactor: 3}}
+	keyOfLane := map[int]string{}
+	for i := 0; len(keyOfLane) < 3; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		if _, ok := keyOfLane[lanes.laneOf([]byte(k))]; !ok {
+			keyOfLane[lanes.laneOf([]byte(k))] = k
+		}
+	}
+	var keys, data []string
+	add := func(lane int, d string) { keys, data = append(keys, keyOfLane[lane]), append(data, d) }
+	for i := range 12 { // two reads of 6 records
+		add(i%3, fmt.Sprintf("r%d", i))
+	}
+	add(0, "block") // the third read: two lanes block, the third does 4 records
+	add(1, "block")
+	for i := range 4 {
+		add(2, fmt.Sprintf("lane2-%d", i))
+	}
+	for i := 16; i < 28; i++ {
+		add(i%3, fmt.Sprintf("r%d", i))
+	}
+	f.ts.put(t, f.stream, keys, data)
+	mapping := func() map[string]any { return map[string]any{"BatchSize": 2, "ParallelizationFactor": 3} }
+	f.start(t, mapping())
+	isBlocked := func(inv logLine) bool {
+		return slices.ContainsFunc(inv.Records, func(r events.KinesisEventRecord) bool { return string(r.Kinesis.Data) == "block" })
+	}
+	waitFor(t, "two blocked invocations and 16 records done", func() bool {
+		n := 0
+		for _, inv := range readLog(t, f.log) {
+			if isBlocked(inv) {
+				n++
+			}
+		}
+		return n == 2 && f.trig.Stats().Records == 16
+	})
+	f.stop(t)
+	inFlight := map[string]bool{}
+	for _, inv := range readLog(t, f.log) {
+		if isBlocked(inv) {
+			for _, r := range inv.Records {
+				inFlight[r.Kinesis.SequenceNumber] = true
+			}
+		}
+	}
+	if err := os.WriteFile(f.release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.start(t, mapping())
+	waitFor(t, "every record", func() bool {
+		seen := map[string]bool{}
+		for _, inv := range readLog(t, f.log) {
+			for _, r := range inv.Records {
+				seen[r.Kinesis.SequenceNumber] = true
+			}
+		}
+		return len(seen) == len(keys)
+	})
+	f.stop(t)
+
+	count := map[string]int{}
+	perKey := map[string][]string{}
+	firstBlocked := map[string]bool{}
+	for _, inv := range readLog(t, f.log) {
+		k := inv.Records[0].Kinesis.PartitionKey
+		skip := isBlocked(inv) && !firstBlocked[k]
+		if isBlocked(inv) {
+			firstBlocked[k] = true
+		}
+		for _, r := range inv.Records {
+			count[r.Kinesis.SequenceNumber]++
+			if !skip {
+				perKey[k] = append(perKey[k], r.Kinesis.SequenceNumber)
+			}
+		}
+	}
+	if len(count) != len(keys) {
+		t.Errorf("%d records delivered, want %d", len(count), len(keys))
+	}
+	for s, n := range count {
+		want := 1
+		if inFlight[s] {
+			want = 2
+		}
+		if n != want {
+			t.Errorf("record %s delivered %d times, want %d", s, n, want)
+		}
+	}
+	for k, seqs := range perKey {
+		if !slices.IsSorted(seqs) || len(slices.Compact(slices.Clone(seqs))) != len(seqs) {
+			t.Errorf("key %s: %v", k, seqs)
+		}
 	}
 }
