@@ -376,3 +376,21 @@ func TestParallelRestartRepeatsOnlyTheBatchesInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestStartingPositionLatest starts at LATEST: the records put before are not delivered,
+// those put once the trigger has anchored its position are.
+func TestStartingPositionLatest(t *testing.T) {
+	f := newFixture(t, 1)
+	f.putNumbered(t, 3, nil)
+	f.start(t, map[string]any{"StartingPosition": "LATEST"})
+	waitFor(t, "the anchored position", func() bool {
+		cp, ok, err := f.trig.cp.Get(context.Background(), 0)
+		return err == nil && ok && !cp.Ended
+	})
+	f.ts.put(t, f.stream, []string{"k", "k"}, []string{"new 1", "new 2"})
+	waitFor(t, "the new records", func() bool { return countRecords(readLog(t, f.log)) >= 2 })
+	f.stop(t)
+	if got := succeeded(readLog(t, f.log)); !slices.Equal(got, []string{"new 1", "new 2"}) {
+		t.Errorf("delivered %v, want [new 1 new 2]", got)
+	}
+}
