@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -213,6 +214,9 @@ type environment struct {
 	srv    *http.Server
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has exited
+	// killed is set when the invoker kills the process (a timeout, a caller gone), before
+	// exited may be closed: the environment must not go back to the pool meanwhile.
+	killed atomic.Bool
 	// next carries the invocation to the process's pending GET …/next.
 	next chan *invocation
 
@@ -271,12 +275,21 @@ func (r *Runtime) start() (*environment, error) {
 }
 
 func (env *environment) isDead() bool {
+	if env.killed.Load() {
+		return true
+	}
 	select {
 	case <-env.exited:
 		return true
 	default:
 		return false
 	}
+}
+
+// kill kills the process and marks the environment dead at once.
+func (env *environment) kill() {
+	env.killed.Store(true)
+	env.cmd.Process.Kill()
 }
 
 // shutdown kills the process and closes the listener.
@@ -299,7 +312,7 @@ func (env *environment) invoke(ctx context.Context, id string, payload []byte, t
 		env.mu.Unlock()
 	}()
 	timedOut := func(what string) error {
-		env.cmd.Process.Kill()
+		env.kill()
 		return &FunctionError{Type: "Sandbox.Timedout", Message: fmt.Sprintf("Task timed out after %.2f seconds%s", timeout.Seconds(), what), Unhandled: true}
 	}
 	// A new process has initTimeout to initialise and ask for its first event.
@@ -334,7 +347,7 @@ func (env *environment) invoke(ctx context.Context, id string, payload []byte, t
 		return nil, timedOut("")
 	case <-ctx.Done():
 		// The process is busy with an event nobody waits for: it cannot be reused.
-		env.cmd.Process.Kill()
+		env.kill()
 		return nil, ctx.Err()
 	}
 }
