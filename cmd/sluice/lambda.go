@@ -35,7 +35,7 @@ Runs an unmodified Lambda function against a stream, the way a Kinesis event sou
 mapping does: it hosts the Lambda runtime API on loopback, starts the handler with
 AWS_LAMBDA_RUNTIME_API pointing at it (one process per batch in flight), and invokes it
 with Lambda's Kinesis events, shard by shard in order, with the mapping's batching,
-retries, bisection, partial batch responses and on-failure destination (a stream ARN or a
+retries, bisection, partial batch responses, tumbling windows and on-failure destination (a stream ARN or a
 file). Progress is kept in the checkpoint file: a restart resumes where it stopped.
 The handler's output goes to stderr. Ctrl-C stops.`)
 	if status, stop := parseFlags(fs, args); stop {

@@ -235,7 +235,7 @@ func TestLambdaRefusesBadInput(t *testing.T) {
 		{[]string{"--handler", handler}, "--handler and --event-source-mapping are required"},
 		{[]string{"--event-source-mapping", good}, "--handler and --event-source-mapping are required"},
 		{[]string{"--handler", handler, "--event-source-mapping", write("typo.json", `{"EventSourceArn":"arn:aws:kinesis:us-east-1:0:stream/s","StartingPosition":"LATEST","BatchSise":5}`)}, "unknown keys BatchSise"},
-		{[]string{"--handler", handler, "--event-source-mapping", write("window.json", `{"EventSourceArn":"arn:aws:kinesis:us-east-1:0:stream/s","StartingPosition":"LATEST","TumblingWindowInSeconds":30}`)}, "tumbling windows are not implemented"},
+		{[]string{"--handler", handler, "--event-source-mapping", write("window.json", `{"EventSourceArn":"arn:aws:kinesis:us-east-1:0:stream/s","StartingPosition":"LATEST","TumblingWindowInSeconds":901}`)}, "TumblingWindowInSeconds 901"},
 		{[]string{"--handler", handler, "--event-source-mapping", filepath.Join(dir, "missing.json")}, "no such file"},
 		{[]string{"--handler", handler, "--event-source-mapping", good, "--timeout", "0s"}, "must be positive"},
 	} {

@@ -18,12 +18,14 @@ import (
 // either the old file or the new one:
 //
 //	{"version":1,"source":ARN,"parallelization":P,
-//	 "shards":{"0":{"position":N,"ended":false,"lanes":[NEXT,…]}}}
+//	 "shards":{"0":{"position":N,"ended":false,"lanes":[NEXT,…],
+//	  "windows":[{"start":MS,"state":{…}}|null,…]}}}
 //
 // position (absent until set) is where the consumer resumes: after it. lanes[i] is the
 // position after the last record of lane i (records spread over lanes by partition key,
 // ParallelizationFactor of them) that succeeded or was sent to the on-failure destination,
-// 0 for none: a record of lane i before it is not delivered again. A file of another
+// 0 for none: a record of lane i before it is not delivered again. windows[i] is lane
+// i's open tumbling window and the state its last invocation returned. A file of another
 // source is refused; one of another parallelization keeps, for every lane, the smallest
 // of its lanes, which delivers some records again rather than skip any.
 const checkpointVersion = 1
@@ -39,6 +41,15 @@ type shardProgress struct {
 	Position *uint64  `json:"position,omitempty"`
 	Ended    bool     `json:"ended,omitempty"`
 	Lanes    []uint64 `json:"lanes,omitempty"`
+	// Windows is each lane's open tumbling window, nil for none.
+	Windows []*laneWindow `json:"windows,omitempty"`
+}
+
+// laneWindow is a lane's open tumbling window: its start (Unix milliseconds) and the state
+// the function returned last.
+type laneWindow struct {
+	Start int64             `json:"start"`
+	State map[string]string `json:"state"`
 }
 
 // checkpointer is a client.Checkpointer kept in a file, which also keeps the progress of
@@ -80,6 +91,7 @@ func openCheckpointer(path, source string, lanes int) (*checkpointer, error) {
 		if len(s.Lanes) > 0 && (f.Parallelization != lanes || len(s.Lanes) != lanes) {
 			least := slices.Min(s.Lanes)
 			s.Lanes = slices.Repeat([]uint64{least}, lanes)
+			s.Windows = nil // the keys of a window's state were another lane's
 		}
 	}
 	f.Parallelization = lanes
@@ -125,9 +137,35 @@ func (cp *checkpointer) laneNext(shard uint32, lane int) uint64 {
 	return 0
 }
 
-// done records that the lane's records up to last are done. With one lane, the shard's
-// position moves too.
-func (cp *checkpointer) done(shard uint32, lane int, last uint64) error {
+// window returns the lane's open tumbling window, nil for none.
+func (cp *checkpointer) window(shard uint32, lane int) *laneWindow {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if s := cp.file.Shards[shard]; s != nil && lane < len(s.Windows) && s.Windows[lane] != nil {
+		w := *s.Windows[lane]
+		return &w
+	}
+	return nil
+}
+
+// setWindow makes w the lane's open tumbling window (nil: none).
+func (cp *checkpointer) setWindow(shard uint32, lane int, w *laneWindow) error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.setWindowLocked(cp.shardLocked(shard), lane, w)
+	return cp.writeLocked()
+}
+
+func (cp *checkpointer) setWindowLocked(s *shardProgress, lane int, w *laneWindow) {
+	if len(s.Windows) != cp.lanes {
+		s.Windows = make([]*laneWindow, cp.lanes)
+	}
+	s.Windows[lane] = w
+}
+
+// done records that the lane's records up to last are done, and, unless nil, the lane's
+// window as it is after them. With one lane, the shard's position moves too.
+func (cp *checkpointer) done(shard uint32, lane int, last uint64, w *laneWindow) error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	s := cp.shardLocked(shard)
@@ -135,6 +173,9 @@ func (cp *checkpointer) done(shard uint32, lane int, last uint64) error {
 		s.Lanes = make([]uint64, cp.lanes)
 	}
 	s.Lanes[lane] = last + 1
+	if w != nil {
+		cp.setWindowLocked(s, lane, w)
+	}
 	if cp.lanes == 1 {
 		pos := last
 		s.Position = &pos

@@ -26,14 +26,25 @@
 // metadata (shard, first and last sequence numbers, arrival times, size, condition) goes to
 // the on-failure destination, and the shard goes on after it. With MaximumRetryAttempts -1
 // and no record age limit, a failing batch blocks its shard (its lane) until it succeeds,
-// as on Lambda. Tumbling windows are not implemented: ParseMapping refuses them.
+// as on Lambda.
+//
+// Tumbling windows (TumblingWindowInSeconds): a record belongs to the window, aligned on
+// multiples of its length since the epoch, in which it arrived; a batch holds the records
+// of one window, and its event (a KinesisTimeWindowEvent) carries the window, the state the
+// window's previous invocation returned ({} at first), the shard id and
+// isFinalInvokeForWindow. When a lane reads its first record of a later window, the
+// function first gets the open window's final invocation: no records, the last state,
+// isFinalInvokeForWindow true. Unlike Lambda, which closes a window when its time is up,
+// an idle lane's window stays open until a record of a later window comes, and no state
+// size limit ends a window early (isWindowTerminatedEarly is always false).
 //
 // # Durability
 //
 // The checkpoint file holds, for each shard, the position the consumer resumes after and,
 // for each lane, the position after its last record done (succeeded, or sent to the
 // on-failure destination). It is replaced (temporary file, fsync, rename, fsync of the
-// directory) after every batch done and before the next batch of that lane is invoked, so
+// directory) after every batch done and before the next batch of that lane is invoked
+// (with the lane's window and state, under tumbling windows), so
 // after a crash of the trigger the only records delivered again are those of the
 // invocations in flight; no batch that succeeded is delivered again and none is skipped. A
 // failure record is written (and synced, for a file) before its batch counts as done, so a

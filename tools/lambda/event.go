@@ -33,7 +33,9 @@ func (t *Trigger) eventSize(r *client.Record) int {
 //	  "data":BASE64,"approximateArrivalTimestamp":SECONDS.MMM},"eventSource":"aws:kinesis",
 //	  "eventVersion":"1.0","eventID":"shardId-…:SEQ","eventName":"aws:kinesis:record",
 //	  "invokeIdentityArn":…,"awsRegion":…,"eventSourceARN":…}]}
-func (t *Trigger) appendEvent(dst []byte, recs []client.Record) []byte {
+//
+// With win, it is a KinesisTimeWindowEvent: the records, then the window's properties.
+func (t *Trigger) appendEvent(dst []byte, recs []client.Record, win *windowInvoke) []byte {
 	dst = append(dst, `{"Records":[`...)
 	for i := range recs {
 		r := &recs[i]
@@ -63,7 +65,43 @@ func (t *Trigger) appendEvent(dst []byte, recs []client.Record) []byte {
 		dst = appendJSONString(dst, t.streamARN)
 		dst = append(dst, '}')
 	}
-	return append(dst, "]}"...)
+	dst = append(dst, ']')
+	if win != nil {
+		dst = win.append(dst, t)
+	}
+	return append(dst, '}')
+}
+
+// windowInvoke is the tumbling window of an invocation.
+type windowInvoke struct {
+	shard uint32
+	lw    laneWindow
+	final bool
+}
+
+// append appends the window's properties to an event, after its records:
+//
+//	,"window":{"start":RFC3339,"end":RFC3339},"state":{…},"shardId":…,"eventSourceARN":…,
+//	"isFinalInvokeForWindow":BOOL,"isWindowTerminatedEarly":false
+func (w *windowInvoke) append(dst []byte, t *Trigger) []byte {
+	start := time.UnixMilli(w.lw.Start).UTC()
+	dst = append(dst, `,"window":{"start":"`...)
+	dst = start.AppendFormat(dst, time.RFC3339)
+	dst = append(dst, `","end":"`...)
+	dst = start.Add(t.m.TumblingWindow).AppendFormat(dst, time.RFC3339)
+	dst = append(dst, `"},"state":`...)
+	state, _ := json.Marshal(w.lw.State) // a map of strings always encodes
+	if w.lw.State == nil {
+		state = []byte("{}")
+	}
+	dst = append(dst, state...)
+	dst = append(dst, `,"shardId":"`...)
+	dst = shardmap.ShardID(w.shard).Append(dst)
+	dst = append(dst, `","eventSourceARN":`...)
+	dst = appendJSONString(dst, t.streamARN)
+	dst = append(dst, `,"isFinalInvokeForWindow":`...)
+	dst = strconv.AppendBool(dst, w.final)
+	return append(dst, `,"isWindowTerminatedEarly":false`...)
 }
 
 // appendSeconds appends t as Unix seconds with milliseconds, as Kinesis gives an arrival time.

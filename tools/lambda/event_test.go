@@ -21,7 +21,7 @@ func TestEventIsKinesisEvent(t *testing.T) {
 		{Key: []byte("user \"1\""), Data: []byte{0, 1, 2, 255}, Shard: 3, Position: 42, Arrival: arrival},
 		{Key: []byte("ключ"), Data: nil, Shard: 3, Position: 43, Arrival: arrival.Add(time.Second), Flags: 1},
 	}
-	b := tr.appendEvent(nil, recs)
+	b := tr.appendEvent(nil, recs, nil)
 	if size := tr.eventSize(&recs[0]) + tr.eventSize(&recs[1]) + 16; size < len(b) {
 		t.Errorf("eventSize says %d bytes, the event has %d", size, len(b))
 	}

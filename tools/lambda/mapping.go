@@ -35,6 +35,8 @@ type Mapping struct {
 	MaxRecordAge time.Duration
 	// ReportBatchItemFailures is FunctionResponseTypes ["ReportBatchItemFailures"].
 	ReportBatchItemFailures bool
+	// TumblingWindow is TumblingWindowInSeconds: 0 (none) … 900 s.
+	TumblingWindow time.Duration
 	// OnFailure is DestinationConfig.OnFailure.Destination: a stream ARN
 	// (arn:aws:kinesis:…:stream/NAME) or a file path; "" drops records that fail for good.
 	OnFailure string
@@ -74,7 +76,7 @@ var foreignKeys = []string{"Queues", "Topics", "SourceAccessConfigurations", "Se
 // ParseMapping decodes a CreateEventSourceMapping request, checks it as Lambda does for a
 // Kinesis source, and fills in the defaults. Keys that the request may carry but that do
 // not apply here come back as warnings; unknown keys, keys of other event sources and
-// settings this trigger lacks (tumbling windows, on-success destinations) are an error
+// settings this trigger lacks (on-success destinations) are an error
 // wrapping ErrMapping.
 func ParseMapping(b []byte) (Mapping, []string, error) {
 	var warnings []string
@@ -192,8 +194,11 @@ func ParseMapping(b []byte) (Mapping, []string, error) {
 			m.OnFailure = dc.OnFailure.Destination
 		}
 	}
-	if j.TumblingWindowInSeconds != nil && *j.TumblingWindowInSeconds != 0 {
-		return bad("TumblingWindowInSeconds: tumbling windows are not implemented")
+	if j.TumblingWindowInSeconds != nil {
+		if w := *j.TumblingWindowInSeconds; w < 0 || w > 900 {
+			return bad("TumblingWindowInSeconds %d: want 0…900", w)
+		}
+		m.TumblingWindow = time.Duration(*j.TumblingWindowInSeconds) * time.Second
 	}
 	if j.Enabled != nil && !*j.Enabled {
 		warnings = append(warnings, "Enabled is false: the trigger runs anyway")

@@ -24,11 +24,12 @@ func TestParseMapping(t *testing.T) {
 		{name: "everything", json: `{` + base + `,"FunctionName":"f","BatchSize":10000,"MaximumBatchingWindowInSeconds":5,
 			"ParallelizationFactor":10,"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":10000,
 			"MaximumRecordAgeInSeconds":60,"FunctionResponseTypes":["ReportBatchItemFailures"],
-			"DestinationConfig":{"OnFailure":{"Destination":"/tmp/x"}},"TumblingWindowInSeconds":0}`,
+			"DestinationConfig":{"OnFailure":{"Destination":"/tmp/x"}},"TumblingWindowInSeconds":900}`,
 			check: func(m Mapping) bool {
 				return m.FunctionName == "f" && m.BatchSize == 10000 && m.BatchingWindow == 5*time.Second &&
 					m.ParallelizationFactor == 10 && m.BisectOnError && m.MaxRetries == 10000 &&
-					m.MaxRecordAge == time.Minute && m.ReportBatchItemFailures && m.OnFailure == "/tmp/x"
+					m.MaxRecordAge == time.Minute && m.ReportBatchItemFailures && m.OnFailure == "/tmp/x" &&
+					m.TumblingWindow == 15*time.Minute
 			}},
 		{name: "at timestamp", json: `{"EventSourceArn":"` + arn + `","StartingPosition":"AT_TIMESTAMP","StartingPositionTimestamp":1700000000.5}`,
 			check: func(m Mapping) bool { return m.StartingTimestamp.Equal(time.UnixMilli(1700000000500)) }},
@@ -50,7 +51,7 @@ func TestParseMapping(t *testing.T) {
 		{name: "retries -2", json: `{` + base + `,"MaximumRetryAttempts":-2}`, err: "MaximumRetryAttempts -2"},
 		{name: "record age 59", json: `{` + base + `,"MaximumRecordAgeInSeconds":59}`, err: "MaximumRecordAgeInSeconds 59"},
 		{name: "response type", json: `{` + base + `,"FunctionResponseTypes":["Other"]}`, err: `FunctionResponseTypes "Other"`},
-		{name: "tumbling window", json: `{` + base + `,"TumblingWindowInSeconds":60}`, err: "tumbling windows are not implemented"},
+		{name: "tumbling window 901", json: `{` + base + `,"TumblingWindowInSeconds":901}`, err: "TumblingWindowInSeconds 901"},
 		{name: "on success", json: `{` + base + `,"DestinationConfig":{"OnSuccess":{"Destination":"x"}}}`, err: "OnSuccess"},
 		{name: "wrong type", json: `{` + base + `,"BatchSize":"ten"}`, err: "BatchSize"},
 		{name: "not an object", json: `[1]`, err: "not a JSON object"},

@@ -135,6 +135,9 @@ type logLine struct {
 	Function  string                      `json:"function"`
 	Deadline  bool                        `json:"deadline"`
 	Records   []events.KinesisEventRecord `json:"records"`
+	Window    *events.Window              `json:"window"`
+	State     map[string]string           `json:"state"`
+	Final     bool                        `json:"final"`
 }
 
 // readLog returns the invocations logged so far.

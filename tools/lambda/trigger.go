@@ -200,25 +200,88 @@ func (t *Trigger) handle(ctx context.Context, b *client.Batch) error {
 	return errors.Join(errs...)
 }
 
-// runLane invokes the function with recs, in batches of up to BatchSize records and 6 MB.
+// runLane invokes the function with recs, in batches of up to BatchSize records and 6 MB,
+// and with tumbling windows, of one window each.
 func (t *Trigger) runLane(ctx context.Context, shard uint32, lane int, recs []client.Record) error {
 	buf := make([]byte, 0, 64<<10)
 	for len(recs) > 0 {
 		n, size := 0, 16
 		for n < len(recs) && n < t.m.BatchSize {
 			size += t.eventSize(&recs[n])
-			if n > 0 && size > maxPayload {
+			if n > 0 && (size > maxPayload || t.windowOf(&recs[n]) != t.windowOf(&recs[0])) {
 				break
 			}
 			n++
 		}
 		var err error
+		if buf, err = t.enterWindow(ctx, shard, lane, t.windowOf(&recs[0]), buf); err != nil {
+			return err
+		}
 		if buf, err = t.runBatch(ctx, shard, lane, recs[:n], 0, buf); err != nil {
 			return err
 		}
 		recs = recs[n:]
 	}
 	return nil
+}
+
+// windowOf returns the start of r's tumbling window in Unix milliseconds: windows are
+// aligned on multiples of their length since the epoch and hold the records that arrived
+// in them. Without tumbling windows it is 0.
+func (t *Trigger) windowOf(r *client.Record) int64 {
+	if t.m.TumblingWindow <= 0 {
+		return 0
+	}
+	w := t.m.TumblingWindow.Milliseconds()
+	ms := r.Arrival.UnixMilli()
+	return ms - ms%w
+}
+
+// enterWindow makes start the lane's open window. When another window was open, the
+// function first gets that window's final invocation (no records, its state,
+// isFinalInvokeForWindow), retried like a batch; when its retries run out it is dropped.
+func (t *Trigger) enterWindow(ctx context.Context, shard uint32, lane int, start int64, buf []byte) ([]byte, error) {
+	if t.m.TumblingWindow <= 0 {
+		return buf, nil
+	}
+	open := t.cp.window(shard, lane)
+	if open != nil && open.Start == start {
+		return buf, nil
+	}
+	if open != nil {
+		win := &windowInvoke{shard: shard, lw: *open, final: true}
+		for attempts := 0; ; {
+			buf = t.appendEvent(buf[:0], nil, win)
+			t.invocations.Add(1)
+			_, id, err := t.rt.Invoke(ctx, buf)
+			var fe *FunctionError
+			if err == nil {
+				break
+			}
+			if !errors.As(err, &fe) {
+				return buf, err
+			}
+			t.funcErrors.Add(1)
+			attempts++
+			if t.m.MaxRetries >= 0 && attempts > t.m.MaxRetries {
+				t.log.Warn("lambda: the final invocation of a window failed for good", "shard", shard, "request", id, "err", fe)
+				break
+			}
+			if err := sleep(ctx, t.retryWait(attempts)); err != nil {
+				return buf, err
+			}
+		}
+	}
+	return buf, t.cp.setWindow(shard, lane, &laneWindow{Start: start})
+}
+
+// retryWait is the backoff before retry attempt.
+func (t *Trigger) retryWait(attempt int) time.Duration {
+	d := t.opts.RetryBackoff << min(attempt-1, 20)
+	if d <= 0 || d > t.opts.MaxRetryBackoff {
+		d = t.opts.MaxRetryBackoff
+	}
+	return d
 }
 
 // runBatch invokes the function with batch until it succeeds or fails for good, after
@@ -239,7 +302,11 @@ func (t *Trigger) runBatch(ctx context.Context, shard uint32, lane int, batch []
 				return buf, nil
 			}
 		}
-		buf = t.appendEvent(buf[:0], batch)
+		var win *windowInvoke
+		if t.m.TumblingWindow > 0 {
+			win = &windowInvoke{shard: shard, lw: *t.cp.window(shard, lane)}
+		}
+		buf = t.appendEvent(buf[:0], batch, win)
 		t.invocations.Add(1)
 		resp, id, err := t.rt.Invoke(ctx, buf)
 		lastID = id
@@ -261,7 +328,11 @@ func (t *Trigger) runBatch(ctx context.Context, shard uint32, lane int, batch []
 		}
 		if failedAt > 0 {
 			t.records.Add(uint64(failedAt))
-			if err := t.cp.done(shard, lane, batch[failedAt-1].Position); err != nil {
+			var lw *laneWindow
+			if win != nil {
+				lw = &laneWindow{Start: win.lw.Start, State: windowState(resp)}
+			}
+			if err := t.cp.done(shard, lane, batch[failedAt-1].Position, lw); err != nil {
 				return buf, err
 			}
 			if batch = batch[failedAt:]; len(batch) == 0 {
@@ -285,11 +356,7 @@ func (t *Trigger) runBatch(ctx context.Context, shard uint32, lane int, batch []
 		if t.m.MaxRetries >= 0 && attempts > t.m.MaxRetries {
 			return buf, t.fail(ctx, shard, lane, batch, condRetriesExhausted, id, lastErr, attempts)
 		}
-		d := t.opts.RetryBackoff << min(attempts-1, 20)
-		if d <= 0 || d > t.opts.MaxRetryBackoff {
-			d = t.opts.MaxRetryBackoff
-		}
-		if err := sleep(ctx, d); err != nil {
+		if err := sleep(ctx, t.retryWait(attempts)); err != nil {
 			return buf, err
 		}
 	}
@@ -319,7 +386,19 @@ func (t *Trigger) fail(ctx context.Context, shard uint32, lane int, recs []clien
 	if err := t.dest.send(ctx, f); err != nil {
 		return err
 	}
-	return t.cp.done(shard, lane, recs[len(recs)-1].Position)
+	return t.cp.done(shard, lane, recs[len(recs)-1].Position, nil)
+}
+
+// windowState returns the state of a tumbling window's response ({"state":{…}}), nil when
+// it has none.
+func windowState(resp []byte) map[string]string {
+	var r struct {
+		State map[string]string `json:"state"`
+	}
+	if json.Unmarshal(resp, &r) != nil {
+		return nil
+	}
+	return r.State
 }
 
 // firstFailure reads a partial batch response and returns the index in batch of the

@@ -394,3 +394,58 @@ func TestStartingPositionLatest(t *testing.T) {
 		t.Errorf("delivered %v, want [new 1 new 2]", got)
 	}
 }
+
+// TestTumblingWindows puts records in two one-second windows: each invocation holds
+// records of its window only, gets the state the previous invocation of the window
+// returned, and the first window ends with a final invocation (no records) whose state
+// counts every record of the window, before any record of the next.
+func TestTumblingWindows(t *testing.T) {
+	f := newFixture(t, 1)
+	f.start(t, map[string]any{"BatchSize": 2, "TumblingWindowInSeconds": 1})
+	f.putNumbered(t, 5, nil)
+	// Let the clock leave the window of the last record.
+	time.Sleep(1100 * time.Millisecond)
+	f.putNumbered(t, 3, nil)
+	waitFor(t, "a final invocation and every record", func() bool {
+		invs := readLog(t, f.log)
+		return countRecords(invs) >= 8 && slices.ContainsFunc(invs, func(l logLine) bool { return l.Final })
+	})
+	f.stop(t)
+
+	perWindow := map[time.Time]int{} // records delivered so far per window
+	finals := 0
+	for _, inv := range readLog(t, f.log) {
+		if inv.Window == nil {
+			t.Fatalf("an invocation without a window: %+v", inv)
+		}
+		start, end := inv.Window.Start.Time, inv.Window.End.Time
+		if end.Sub(start) != time.Second || start.UnixMilli()%1000 != 0 {
+			t.Errorf("window %v–%v", start, end)
+		}
+		if got := inv.State["count"]; got != "" && got != fmt.Sprint(perWindow[start]) || got == "" && perWindow[start] != 0 {
+			t.Errorf("window %v: state count %q after %d records", start, got, perWindow[start])
+		}
+		if inv.Final {
+			finals++
+			if len(inv.Records) != 0 {
+				t.Errorf("a final invocation with %d records", len(inv.Records))
+			}
+			for w := range perWindow {
+				if w.After(start) {
+					t.Errorf("the final invocation of %v came after records of %v", start, w)
+				}
+			}
+			continue
+		}
+		for _, r := range inv.Records {
+			at := r.Kinesis.ApproximateArrivalTimestamp.Time
+			if at.Before(start) || !at.Before(end) {
+				t.Errorf("record of %v in window %v–%v", at, start, end)
+			}
+		}
+		perWindow[start] += len(inv.Records)
+	}
+	if finals < 1 {
+		t.Error("no final invocation")
+	}
+}

@@ -7,6 +7,9 @@
 //	       record in batchItemFailures
 //	crash  makes the process exit with status 3
 //	block  makes the invocation wait until the file $RELEASE exists
+//
+// With tumbling windows, the state's "count" adds up the records of the window, and the
+// line logs the window, the state received and whether the invocation is the final one.
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,12 +32,19 @@ type line struct {
 	Function  string                      `json:"function"`
 	Deadline  bool                        `json:"deadline"`
 	Records   []events.KinesisEventRecord `json:"records"`
+	Window    *events.Window              `json:"window,omitempty"`
+	State     map[string]string           `json:"state,omitempty"`
+	Final     bool                        `json:"final,omitempty"`
 }
 
-func handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-	var resp events.KinesisEventResponse
+func handle(ctx context.Context, ev events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error) {
+	var resp events.KinesisTimeWindowEventResponse
 	if err := logEvent(ctx, ev); err != nil {
 		return resp, err
+	}
+	if ev.ShardID != "" { // a tumbling window
+		n, _ := strconv.Atoi(ev.State["count"])
+		resp.State = map[string]string{"count": strconv.Itoa(n + len(ev.Records))}
 	}
 	partial := os.Getenv("PARTIAL") == "1"
 	for _, r := range ev.Records {
@@ -59,11 +70,14 @@ func handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventRes
 }
 
 // logEvent appends the invocation's line to $HANDLER_LOG.
-func logEvent(ctx context.Context, ev events.KinesisEvent) error {
+func logEvent(ctx context.Context, ev events.KinesisTimeWindowEvent) error {
 	if os.Getenv("HANDLER_LOG") == "" {
 		return nil
 	}
-	l := line{Records: ev.Records, Function: os.Getenv("AWS_LAMBDA_FUNCTION_NAME")}
+	l := line{Records: ev.Records, Function: os.Getenv("AWS_LAMBDA_FUNCTION_NAME"), State: ev.State, Final: ev.IsFinalInvokeForWindow}
+	if ev.ShardID != "" {
+		l.Window = &ev.Window
+	}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		l.RequestID = lc.AwsRequestID
 	}
