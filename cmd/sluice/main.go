@@ -9,6 +9,7 @@
 //	sluice audit verify DIR  check an audit log's SHA-256 chain
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
 //	sluice load [flags]      generate load, measure latency, verify every record was read
+//	sluice lambda [flags]    run a Lambda function's handler against a stream
 //	sluice version           print the build's module versions
 //	sluice help [command]    list the commands, or describe one
 //
@@ -59,6 +60,7 @@ func commands() []command {
 		{name: "create-key", args: "--kms-keyring DIR [--alias alias/NAME]", summary: "add a master key for StartStreamEncryption to a keyring and print its id", run: runCreateKey},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
+		{name: "lambda", args: "--handler PATH --event-source-mapping FILE", summary: "run an unmodified Lambda function against a stream, as an event source mapping does", run: runLambda},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}
