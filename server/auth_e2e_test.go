@@ -149,12 +149,10 @@ func sdkSubscribeOne(t *testing.T, kc *kinesis.Client) {
 
 // TestAWSCLISigned runs the AWS CLI (botocore's signer) against a server that verifies
 // signatures: the right secret passes, a wrong one is InvalidSignatureException and an
-// unknown key UnrecognizedClientException.
+// unknown key UnrecognizedClientException. Like TestAWSCLISeedSession it needs the `aws`
+// command, and fails without it under SLUICE_REQUIRE_AWSCLI (.ci/run).
 func TestAWSCLISigned(t *testing.T) {
-	awsPath, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("the aws command is not on PATH")
-	}
+	awsPath := lookTool(t, "aws", "SLUICE_REQUIRE_AWSCLI", "")
 	hs := startH2Server(t, Options{Authenticator: NewSigV4Verifier(testAccount, "us-east-1", testUsers())})
 	run := func(key, secret string, args ...string) (string, error) {
 		cmd := exec.Command(awsPath, append(append([]string{"kinesis"}, args...), "--endpoint-url", "http://"+hs.addr, "--output", "json")...)

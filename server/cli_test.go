@@ -17,13 +17,7 @@ import (
 // (Debian's awscli) and sets SLUICE_REQUIRE_AWSCLI=1, under which a missing command fails the
 // test; on a developer's machine without it the test is skipped.
 func TestAWSCLISeedSession(t *testing.T) {
-	awsPath, err := exec.LookPath("aws")
-	if err != nil {
-		if os.Getenv("SLUICE_REQUIRE_AWSCLI") == "1" {
-			t.Fatal("SLUICE_REQUIRE_AWSCLI=1 and the aws command is not on PATH")
-		}
-		t.Skip("the aws command is not on PATH")
-	}
+	awsPath := lookTool(t, "aws", "SLUICE_REQUIRE_AWSCLI", "")
 	eng, err := stream.Open(stream.Options{Dir: t.TempDir(), Durability: segment.Durability{Mode: segment.Sync}})
 	if err != nil {
 		t.Fatal(err)

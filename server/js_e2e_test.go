@@ -44,15 +44,11 @@ func runJS(t *testing.T, addr string, env ...string) map[string]any {
 // InvalidSignatureException. Without node and the installed packages the test cannot run:
 // it fails when SLUICE_REQUIRE_NODE is set (as .ci/run sets it), and is skipped otherwise.
 func TestJSSDK(t *testing.T) {
-	_, nodeErr := exec.LookPath("node")
-	_, pkgErr := os.Stat(filepath.Join(jsDir, "node_modules", "@aws-sdk", "client-kinesis"))
-	if nodeErr != nil || pkgErr != nil {
-		msg := fmt.Sprintf("node (%v) or the SDK's packages (%v) are missing: run npm ci --prefix server/%s", nodeErr, pkgErr, jsDir)
-		if os.Getenv("SLUICE_REQUIRE_NODE") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	missing := ""
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@aws-sdk", "client-kinesis")); err != nil {
+		missing = "the SDK's packages are not installed: run npm ci --prefix server/" + jsDir
 	}
+	lookTool(t, "node", "SLUICE_REQUIRE_NODE", missing)
 	hs := startH2Server(t, Options{Authenticator: NewSigV4Verifier(testAccount, "us-east-1", testUsers())})
 	const n = 25
 	out := runJS(t, hs.addr, "STREAM=js", fmt.Sprintf("RECORDS=%d", n))
