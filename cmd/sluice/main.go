@@ -10,6 +10,7 @@
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
 //	sluice load [flags]      generate load, measure latency, verify every record was read
 //	sluice lambda [flags]    run a Lambda function's handler against a stream
+//	sluice agent [flags]     send the lines of files to streams, as the Kinesis Agent does
 //	sluice version           print the build's module versions
 //	sluice help [command]    list the commands, or describe one
 //
@@ -61,6 +62,7 @@ func commands() []command {
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "lambda", args: "--handler PATH --event-source-mapping FILE", summary: "run an unmodified Lambda function against a stream, as an event source mapping does", run: runLambda},
+		{name: "agent", args: "--config FILE", summary: "send the lines of files to streams, as the Kinesis Agent does, reading its agent.json", run: runAgent},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}

@@ -18,7 +18,13 @@ import (
 // data directory until the test ends, and returns its endpoint.
 func startServe(t *testing.T) string {
 	t.Helper()
-	cfg, err := newServeConfig("127.0.0.1:0", t.TempDir(), "none", "kinesis")
+	return startServeLimits(t, "kinesis")
+}
+
+// startServeLimits is startServe with the --limits profile given.
+func startServeLimits(t *testing.T, limits string) string {
+	t.Helper()
+	cfg, err := newServeConfig("127.0.0.1:0", t.TempDir(), "none", limits)
 	if err != nil {
 		t.Fatal(err)
 	}

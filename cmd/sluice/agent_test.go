@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/client"
+)
+
+// readAll returns the data of every record of every shard of stream, per shard in order.
+func readAll(t *testing.T, c *client.Client, stream string) map[uint32][]string {
+	t.Helper()
+	ctx := context.Background()
+	shards, err := c.ListShards(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint32][]string{}
+	for _, s := range shards {
+		in := client.GetInput{Shard: uint32(s.ID), Start: client.TrimHorizon}
+		for {
+			o, err := c.GetRecords(ctx, stream, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range o.Records {
+				out[uint32(s.ID)] = append(out[uint32(s.ID)], string(r.Data))
+			}
+			n := len(o.Records)
+			in.Start, in.Value = client.AtSequenceNumber, o.Next
+			o.Release()
+			if n == 0 {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// logWriter appends numbered lines to dir/app.log and rotates it, by rename or by
+// copy-truncate, as logrotate does. A line is "g<generation> <n>": n counts every line
+// written, the generation every rotation.
+type logWriter struct {
+	dir      string
+	rng      *rand.Rand
+	f        *os.File
+	gen, n   int
+	rotation int
+}
+
+func (w *logWriter) path() string { return filepath.Join(w.dir, "app.log") }
+
+func (w *logWriter) open(t *testing.T) {
+	f, err := os.OpenFile(w.path(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	w.f = f
+}
+
+func (w *logWriter) write(t *testing.T, lines int) {
+	var b strings.Builder
+	for range lines {
+		w.n++
+		fmt.Fprintf(&b, "g%d %d %s\n", w.gen, w.n, strings.Repeat("x", w.rng.IntN(60)))
+	}
+	if _, err := w.f.WriteString(b.String()); err != nil {
+		t.Error(err)
+	}
+}
+
+// rotate moves app.log to app.log.<k>: renamed (the writer reopens a new app.log), or
+// copied and truncated (the writer keeps its file, in append mode).
+func (w *logWriter) rotate(t *testing.T) {
+	w.rotation++
+	dst := fmt.Sprintf("%s.%d", w.path(), w.rotation)
+	if w.rotation%2 == 1 {
+		w.f.Close()
+		if err := os.Rename(w.path(), dst); err != nil {
+			t.Error(err)
+		}
+		w.open(t)
+	} else {
+		b, err := os.ReadFile(w.path())
+		if err == nil {
+			err = os.WriteFile(dst, b, 0o644)
+		}
+		if err == nil {
+			err = w.f.Truncate(0)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	w.gen++
+}
+
+// TestAgentSurvivesKill runs `sluice agent` as a child process over a log that a writer
+// appends to and rotates (by rename and by copy-truncate), kills the agent with SIGKILL at
+// random moments several times, and starts it again each time. At the end every line
+// written is in the stream exactly once, and the lines of one file (one generation) are in
+// the order written on each shard.
+func TestAgentSurvivesKill(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	ep := startServeLimits(t, "off")
+	ctx := context.Background()
+	c, err := client.New(client.Config{Endpoint: ep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateStream(ctx, "logs", 2); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "agent.json")
+	cfg := fmt.Sprintf(`{"checkpointFile": %q, "kinesis.endpoint": %q, "flows": [{"filePattern": %q,
+		"kinesisStream": "logs", "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 20,
+		"maxBufferSizeRecords": 40, "minTimeBetweenFilePollsMillis": 5}]}`,
+		filepath.Join(dir, "agent.checkpoint"), ep, filepath.Join(logs, "app.log*"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	w := &logWriter{dir: logs, rng: rand.New(rand.NewPCG(uint64(seed), 8))}
+	w.open(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			w.write(t, 1+w.rng.IntN(8))
+			if i%150 == 0 {
+				w.rotate(t)
+			}
+		}
+	})
+
+	start := func() (*bufferedCmd, error) {
+		cmd := sluiceCmd("agent", "--config", cfgPath, "--progress-interval", "1s")
+		bc := &bufferedCmd{}
+		cmd.Stdout, cmd.Stderr = &bc.out, &bc.out
+		bc.cmd = cmd
+		return bc, cmd.Start()
+	}
+	for i := range 6 {
+		bc, err := start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(150+rng.IntN(700)) * time.Millisecond) // a random moment to kill at, not a synchronisation
+		bc.cmd.Process.Signal(syscall.SIGKILL)
+		bc.cmd.Wait()
+		t.Logf("kill %d after: %s", i, lastLine(bc.out.String()))
+	}
+	close(stop)
+	wg.Wait()
+	w.f.Close()
+	total := w.n
+
+	bc, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	var got map[uint32][]string
+	for {
+		got = readAll(t, c, "logs")
+		n := 0
+		for _, recs := range got {
+			n += len(recs)
+		}
+		if n >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the stream for the agent to catch up
+	}
+	bc.cmd.Process.Signal(syscall.SIGTERM)
+	if err := bc.cmd.Wait(); err != nil {
+		t.Errorf("agent: %v\n%s", err, bc.out.String())
+	}
+
+	seen := make(map[int]int, total)
+	for shard, recs := range got {
+		last := map[string]int{} // generation → the last n on this shard
+		for _, r := range recs {
+			f := strings.Fields(r)
+			if len(f) < 2 || !strings.HasSuffix(r, "\n") {
+				t.Fatalf("shard %d: record %q is not a line written", shard, r)
+			}
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("record %q: %v", r, err)
+			}
+			seen[n]++
+			if n <= last[f[0]] {
+				t.Errorf("shard %d: line %d of %s after line %d", shard, n, f[0], last[f[0]])
+			}
+			last[f[0]] = n
+		}
+	}
+	var missing, twice []int
+	for n := 1; n <= total; n++ {
+		switch seen[n] {
+		case 0:
+			missing = append(missing, n)
+		case 1:
+		default:
+			twice = append(twice, n)
+		}
+	}
+	if len(missing) > 0 || len(twice) > 0 || len(seen) != total {
+		t.Fatalf("%d lines written, %d distinct in the stream; missing %d %v; more than once %d %v\nlast agent output:\n%s",
+			total, len(seen), len(missing), head(missing), len(twice), head(twice), bc.out.String())
+	}
+	t.Logf("%d lines over %d rotations, each in the stream once", total, w.rotation)
+}
+
+func head(v []int) []int { return v[:min(len(v), 20)] }
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// bufferedCmd is a child process whose output is collected.
+type bufferedCmd struct {
+	cmd *exec.Cmd
+	out syncBuffer
+}
