@@ -92,6 +92,7 @@ func (fl *flow) run(ctx context.Context) error {
 			if err := fl.deliver(ctx, false); err != nil {
 				return err
 			}
+			fl.publish()
 		}
 		// The files' offsets are saved only while no record read is waiting in a batch.
 		if len(fl.batch) == 0 && fl.dirty {
