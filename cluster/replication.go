@@ -296,7 +296,7 @@ func (r *Replication) nodeUp(n Node) {
 		r.host.SetPeer(n.RaftID, n.Peer())
 		r.host.NodeUp(n.RaftID)
 	}
-	r.log.Info("cluster node up", "node", n.ID, "raft_id", n.RaftID, "addr", n.Addr)
+	r.log.Debug("cluster node up", "node", n.ID, "raft_id", n.RaftID, "addr", n.Addr)
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -314,7 +314,7 @@ func (r *Replication) nodeDown(id uint64) {
 	if had && n.RaftID != r.cfg.RaftID {
 		r.host.NodeDown(n.RaftID)
 	}
-	r.log.Info("cluster node down", "node", id, "raft_id", n.RaftID)
+	r.log.Debug("cluster node down", "node", id, "raft_id", n.RaftID)
 }
 
 // reconcile replaces, in every group this node leads, the member of a placement slot whose
