@@ -111,8 +111,8 @@ func (c *Client) NewReplication(cfg ReplicationConfig) (*Replication, error) {
 		return nil, err
 	}
 	return &Replication{c: c, cfg: cfg, host: host, key: key, log: cfg.Logger,
-		http: &http.Client{Timeout: 15 * time.Second, Transport: tr},
-		kick: make(chan struct{}, 1),
+		http:   &http.Client{Timeout: 15 * time.Second, Transport: tr},
+		kick:   make(chan struct{}, 1),
 		byRaft: map[uint64]Node{}, byNode: map[uint64]Node{}, groups: map[multiraft.GroupID]*shardLog{}}, nil
 }
 
