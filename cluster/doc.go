@@ -5,8 +5,12 @@
 // (written in the catalog's transactions). It also starts an embedded etcd (StartEmbedded)
 // for `sluice dev-cluster` and the tests. docs/CLUSTER.md has the key layout.
 //
-// It does not own records: no record passes through etcd, and each node's shard logs stay
-// in its own data directory (the replicated shard log is package replica's, not wired yet).
+// It does not own records: no record passes through etcd. Replication (replication.go)
+// wires the node's Raft replicas: one multiraft.Host per node, each shard's replica.Log
+// opened through the engine's OpenShardLog seam in the group GroupOf names, membership to
+// the Host's peers, the peer routes authenticated with the cluster's peer key
+// (peerauth.go), forwarded writes (forward.go), and the wiped-disk rule (a data
+// directory's Raft id, nodeid.go).
 //
 // Concurrency: a Client and everything it returns are safe for concurrent use. Errors: every
 // etcd request is bounded by Config.RequestTimeout; one etcd did not answer is a
