@@ -317,4 +317,3 @@ func checkShard(rep *Report, id shardmap.ShardID, reps []replicaLog, acked []Ack
 		}
 	}
 }
-
