@@ -42,6 +42,7 @@ const (
 	etcd     = "go.etcd.io/etcd/..."
 	raftV3   = "go.etcd.io/raft/v3/..."
 	protobuf = "google.golang.org/protobuf/..."
+	toxi     = "github.com/Shopify/toxiproxy/..."
 )
 
 // rules is the layering of STYLE.md, with the portable packages beside it:
@@ -178,6 +179,12 @@ var rules = []rule{
 		from:    []string{"./..."},
 		notFrom: []string{"./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/..."},
 		deny:    []string{fasthttp},
+	},
+	{
+		why:        "toxiproxy is the cluster fault tests' proxy: test code only, never a package a binary links",
+		from:       []string{"./..."},
+		deny:       []string{toxi},
+		transitive: true,
 	},
 	{
 		why:      "pkg/profile belongs to main packages (cmd, tools, bench); libraries take options",
