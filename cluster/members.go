@@ -16,7 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Membership: a node that joins writes nodes/<id> = {"addr":…} under a lease of
+// Membership: a node that joins writes nodes/<id> = {"addr":…,"raft":…,"peer":…} under a lease of
 // Config.LeaseTTL that it keeps alive. A node that stops (or is cut off from etcd) stops
 // keeping it; etcd deletes the key when the lease expires, and every watcher reports the
 // node down. A node cut off longer than its lease registers again, under a new lease, once
@@ -24,12 +24,28 @@ import (
 
 // Node is a member of the cluster.
 type Node struct {
-	ID   uint64 // > 0, as a Raft peer id
-	Addr string // host:port of its API (and, later, its Raft transport)
+	ID   uint64 // > 0, the node's --node-id: its slot in placement records
+	Addr string // host:port of its API
+	// RaftID is the Raft member id of the node's data directory (RaftID, node.json): what
+	// it is in every Raft group. Zero for a node that registered without one.
+	RaftID uint64
+	// PeerAddr is host:port where the other nodes reach its Raft transport and forwarded
+	// writes; empty: Addr.
+	PeerAddr string
+}
+
+// Peer returns the address the other nodes send Raft messages and forwarded writes to.
+func (n Node) Peer() string {
+	if n.PeerAddr != "" {
+		return n.PeerAddr
+	}
+	return n.Addr
 }
 
 type nodeValue struct {
-	Addr string `json:"addr"`
+	Addr     string `json:"addr"`
+	RaftID   uint64 `json:"raft,omitempty"`
+	PeerAddr string `json:"peer,omitempty"`
 }
 
 // NodeEventKind says what a NodeEvent reports.
@@ -73,11 +89,16 @@ type Member struct {
 // keeps it alive in the background until ctx ends or Leave is called. A node id already
 // registered is taken over (a node that restarts before its old lease expired).
 func (c *Client) Join(ctx context.Context, id uint64, addr string) (*Member, error) {
-	if id == 0 {
+	return c.JoinNode(ctx, Node{ID: id, Addr: addr})
+}
+
+// JoinNode is Join for a node that registers its Raft id and peer address as well.
+func (c *Client) JoinNode(ctx context.Context, n Node) (*Member, error) {
+	if n.ID == 0 {
 		return nil, errors.New("cluster: node id 0: ids start at 1")
 	}
 	mctx, cancel := context.WithCancel(ctx)
-	m := &Member{c: c, node: Node{ID: id, Addr: addr}, cancel: cancel, done: make(chan struct{})}
+	m := &Member{c: c, node: n, cancel: cancel, done: make(chan struct{})}
 	ka, err := m.register(mctx)
 	if err != nil {
 		cancel()
@@ -96,7 +117,7 @@ func (m *Member) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveR
 	if err != nil {
 		return nil, unavailable("grant a lease", err)
 	}
-	v, _ := json.Marshal(nodeValue{Addr: m.node.Addr})
+	v, _ := json.Marshal(nodeValue{Addr: m.node.Addr, RaftID: m.node.RaftID, PeerAddr: m.node.PeerAddr})
 	if _, err := c.cli.Put(rctx, c.nodeKey(m.node.ID), string(v), clientv3.WithLease(lease.ID)); err != nil {
 		return nil, unavailable("register node", err)
 	}
@@ -165,7 +186,7 @@ func (c *Client) node(kv *mvccpb.KeyValue) (Node, error) {
 			return Node{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 		}
 	}
-	return Node{ID: id, Addr: v.Addr}, nil
+	return Node{ID: id, Addr: v.Addr, RaftID: v.RaftID, PeerAddr: v.PeerAddr}, nil
 }
 
 // Members returns the nodes up, in id order.

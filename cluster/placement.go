@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,8 +24,22 @@ import (
 // those that rank highest for the shard by rendezvous hashing (stable, and spread evenly).
 // With fewer nodes up than the factor, the shard is placed on those there are.
 
+//
+// Raft records, in the same order, the Raft ids the replicas had when the shard was created
+// (its group's initial voters), and is updated when a group's leader replaces the id of a
+// node whose data directory was wiped (replication.go): Raft[i] is the id node Replicas[i]
+// holds the group's replica under.
+
 type placementValue struct {
 	Replicas []uint64 `json:"replicas"`
+	Raft     []uint64 `json:"raft,omitempty"`
+}
+
+// ShardPlacement is one shard's placement record.
+type ShardPlacement struct {
+	Replicas []uint64 // node ids
+	Raft     []uint64 // the Raft id of each replica's member of the group (same order); may be empty
+	Rev      int64    // the record's ModRevision, for SetPlacementRaft
 }
 
 // placementOps returns the operations that place the shards of the entry data (for stream
@@ -36,7 +51,7 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 	}
 	resp, err := c.cli.Txn(ctx).Then(
 		clientv3.OpGet(c.placementPrefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(c.nodesPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(c.nodesPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(c.replicasKey())).Commit()
 	if err != nil {
 		return nil, unavailable("read placement of "+name, err)
@@ -46,9 +61,11 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 		placed[string(kv.Key)] = true
 	}
 	var nodes []uint64
+	raftOf := map[uint64]uint64{}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		if id, err := strconv.ParseUint(strings.TrimPrefix(string(kv.Key), c.nodesPrefix()), 10, 64); err == nil {
-			nodes = append(nodes, id)
+		if n, err := c.node(kv); err == nil {
+			nodes = append(nodes, n.ID)
+			raftOf[n.ID] = n.RaftID
 		}
 	}
 	replicas := DefaultReplicas
@@ -67,7 +84,14 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 		if len(nodes) == 0 {
 			continue // no node has joined: nothing to place on
 		}
-		v, _ := json.Marshal(placementValue{Replicas: place(name, sh.ID, nodes, replicas)})
+		pv := placementValue{Replicas: place(name, sh.ID, nodes, replicas)}
+		for _, id := range pv.Replicas {
+			pv.Raft = append(pv.Raft, raftOf[id])
+		}
+		if slices.Contains(pv.Raft, 0) {
+			pv.Raft = nil // a node registered without a Raft id: the shard is not replicated
+		}
+		v, _ := json.Marshal(pv)
 		ops = append(ops, clientv3.OpPut(key, string(v)))
 	}
 	for key := range placed {
@@ -111,4 +135,38 @@ func (c *Client) Placement(streamName string) (map[stream.ShardID][]uint64, erro
 		out[stream.ShardID(id)] = v.Replicas
 	}
 	return out, nil
+}
+
+// PlacementOf returns the placement record of one shard; ok is false when it has none.
+func (c *Client) PlacementOf(streamName string, shard stream.ShardID) (p ShardPlacement, ok bool, err error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	key := c.placementPrefix(streamName) + strconv.FormatUint(uint64(shard), 10)
+	resp, err := c.cli.Get(ctx, key)
+	if err != nil {
+		return ShardPlacement{}, false, unavailable("read placement of "+streamName, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ShardPlacement{}, false, nil
+	}
+	var v placementValue
+	if err := json.Unmarshal(resp.Kvs[0].Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
+		return ShardPlacement{}, false, fmt.Errorf("cluster: %s holds %q", key, resp.Kvs[0].Value)
+	}
+	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Rev: resp.Kvs[0].ModRevision}, true, nil
+}
+
+// SetPlacementRaft replaces the Raft ids of a shard's placement record if the record is
+// still at revision p.Rev (a transaction); it reports whether it did.
+func (c *Client) SetPlacementRaft(streamName string, shard stream.ShardID, p ShardPlacement) (bool, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	key := c.placementPrefix(streamName) + strconv.FormatUint(uint64(shard), 10)
+	v, _ := json.Marshal(placementValue{Replicas: p.Replicas, Raft: p.Raft})
+	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", p.Rev)).
+		Then(clientv3.OpPut(key, string(v))).Commit()
+	if err != nil {
+		return false, unavailable("write placement of "+streamName, err)
+	}
+	return resp.Succeeded, nil
 }

@@ -29,7 +29,7 @@ const (
 // bodyLimit returns the largest body the request whose headers are h may send.
 func bodyLimit(h *fasthttp.RequestHeader) int {
 	if path := h.RequestURI(); isNativePath(path) {
-		if bytes.HasPrefix(path, []byte(wire.PathPut)) {
+		if bytes.HasPrefix(path, []byte(wire.PathPut)) || isPeerPath(path) {
 			return dataBodyLimit
 		}
 		return nativeSmallLimit

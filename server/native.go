@@ -192,7 +192,7 @@ func (s *Server) nativePut(ctx *fasthttp.RequestCtx, c *opCall) {
 		s.nativeError(ctx, err)
 		return
 	}
-	res, err := s.engine.PutRecords(bytesString(r.Stream), b.entries)
+	res, err := s.putRecords(bytesString(r.Stream), b.entries)
 	if err != nil {
 		s.nativeError(ctx, err)
 		return

@@ -180,7 +180,7 @@ func opPutRecord(s *Server, c *opCall, body []byte) (any, error) {
 				" used in PutRecord on stream " + name + " under account " + s.engine.Account() + " is invalid."}
 		}
 	}
-	res, err := s.engine.PutRecord(name, p.entries[0])
+	res, err := s.putRecord(name, p.entries[0])
 	if err != nil {
 		return nil, singleRecordError(err)
 	}
@@ -212,7 +212,7 @@ func opPutRecords(s *Server, c *opCall, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.engine.PutRecords(name, p.entries)
+	res, err := s.putRecords(name, p.entries)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,10 @@ type Options struct {
 	// is answered, and with AuditData for every data-plane call too (audit.go).
 	Audit     *audit.Writer
 	AuditData bool
+	// Peer, when set, makes the server a node of a cluster: it serves the peer routes
+	// (PeerRaftPath, PeerForwardPath) with it, and forwards the records of shards another
+	// node leads to that node through it (peer.go).
+	Peer Peer
 }
 
 // Server serves the Kinesis API for one engine.
@@ -96,6 +100,7 @@ type Server struct {
 	bodyTimeout time.Duration
 
 	account *account.Account // the operations on AWS account settings (ops_aws.go)
+	peer    Peer             // Options.Peer: nil on a single node (peer.go)
 
 	audit     *audit.Writer // nil: no audit log (audit.go)
 	auditData bool          // data-plane calls are audited too
@@ -122,6 +127,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 	_, s.authorizing = s.auth.(*SigV4Verifier)
 	s.streamARNPrefix = engine.ARN("")
 	s.audit, s.auditData, s.region = opts.Audit, opts.AuditData, arnRegion(s.streamARNPrefix)
+	s.peer = opts.Peer
 	s.inflight = &byteBudget{max: opts.MaxInflightBytes}
 	if s.inflight.max <= 0 {
 		s.inflight.max = DefaultMaxInflightBytes()
@@ -220,6 +226,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if string(ctx.Path()) == "/healthz" && ctx.IsGet() {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")
+		return
+	}
+	if isPeerPath(ctx.Path()) {
+		s.servePeer(ctx) // peer.go
 		return
 	}
 	if isNativePath(ctx.Path()) {

@@ -332,7 +332,7 @@ func (s *Stream) openShards(meta *streamMeta, sm *shardmap.Map) error {
 func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) {
 	now := s.engine.opts.Now()
 	o := &s.engine.opts
-	l, err := o.OpenShardLog(ShardLogConfig{Stream: meta.Name, Shard: sh.ID, Dir: shardDir(s.dir, sh.ID), Opts: segment.Options{
+	l, err := o.OpenShardLog(ShardLogConfig{Stream: meta.Name, Gen: meta.Gen, Shard: sh.ID, Dir: shardDir(s.dir, sh.ID), Opts: segment.Options{
 		FS: o.FS, Logger: o.Logger.With("stream", meta.Name, "shard", sh.ID.String()), Now: o.Now, Durability: o.Durability, SegmentSize: o.SegmentSize, LogID: uint64(sh.ID),
 	}})
 	if err != nil {

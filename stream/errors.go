@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/sluice-streams/sluice/internal/awsmsg"
 )
@@ -119,4 +120,21 @@ func KindOf(err error) Kind {
 // id as the client wrote it (the protocol edge reports an id that does not parse with it).
 func NoSuchShard(shard, stream, account string) error {
 	return errorf(KindResourceNotFound, "%s", awsmsg.ShardNotFound(shard, stream, account))
+}
+
+// NotLeaderError is the cause of a record's error when its shard's log is replicated and
+// another node leads it (a ShardLog that implements LeaderLog): the record was not appended
+// here, nor charged to the shard's write limit. Leader is the leading node's Raft id, 0 when
+// none is known (an election in progress). The record's error is an InternalFailure whose
+// cause (errors.As) is this: the server forwards the record to Leader, or reports it failed,
+// retryable, when no leader answers.
+type NotLeaderError struct{ Leader uint64 }
+
+func (e *NotLeaderError) Error() string {
+	return "stream: another node leads the shard (leader " + strconv.FormatUint(e.Leader, 10) + ")"
+}
+
+// notLeader is the per-record error of a record whose shard another node leads.
+func notLeader(leader uint64) error {
+	return &Error{Kind: KindInternalFailure, Msg: "the shard's leader is another node; retry", Err: &NotLeaderError{Leader: leader}}
 }

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -125,6 +126,15 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 		idx, recs := order[start:end], batch[start:end]
 		start = end
 		sh := set.shards[id]
+		if ll, ok := sh.log.(LeaderLog); ok {
+			if leader, here := ll.Leader(); !here {
+				// Another node appends (and charges the limit): the server forwards these.
+				for _, i := range idx {
+					results[i].Err = notLeader(leader)
+				}
+				continue // not counted here: the leader counts what it appends
+			}
+		}
 		// Demand counts every record routed here, admitted or throttled: added once per
 		// shard and call rather than per record, two atomic adds instead of 2 × records.
 		demand := 0
@@ -171,9 +181,14 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 			t.bytes += n
 			sh.metrics.appended(len(idx), n)
 		}
+		if nl := (*NotLeaderError)(nil); errors.As(err, &nl) {
+			err = notLeader(nl.Leader)
+		} else if err != nil {
+			err = internalError(err)
+		}
 		for j, i := range idx {
 			if err != nil {
-				results[i].Err = internalError(err)
+				results[i].Err = err
 				continue
 			}
 			results[i].Seq = SeqNum{Shard: id, Pos: recs[j].Seq}

@@ -55,9 +55,20 @@ type ShardLog interface {
 	Remove() error
 }
 
+// LeaderLog is implemented by a replicated ShardLog, where only the node that leads the
+// shard's group appends. Before it charges a shard's write limit and appends, the engine asks
+// Leader: when another node leads (here false), the records are not appended and their
+// errors wrap a *NotLeaderError naming leader (0: unknown), so that the throughput limit is
+// applied on the node that appends. An Append that finds leadership lost meanwhile returns
+// an error wrapping a *NotLeaderError too.
+type LeaderLog interface {
+	Leader() (leader uint64, here bool)
+}
+
 // ShardLogConfig is what opening a shard's log needs.
 type ShardLogConfig struct {
 	Stream string
+	Gen    uint64 // the stream's incarnation (its creation time, Unix ns)
 	Shard  ShardID
 	Dir    string          // the shard's directory under the stream's
 	Opts   segment.Options // durability, segment size, file system, clock, logger

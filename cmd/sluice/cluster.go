@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/cluster"
+	"github.com/sluice-streams/sluice/multiraft"
+	"github.com/sluice-streams/sluice/server"
 )
 
 // clusterFlags are serve's cluster flags: with --cluster-etcd the server joins a cluster.
@@ -28,14 +30,16 @@ type clusterFlags struct {
 	etcd     *string
 	replicas *int
 	name     *string
+	peerAddr *string
 }
 
 func addClusterFlags(fs *flag.FlagSet) clusterFlags {
 	return clusterFlags{
 		nodeID: fs.Uint64("node-id", 0, "this node's `id` in the cluster (1, 2, …); needs --cluster-etcd"),
-		etcd: fs.String("cluster-etcd", "", "`URL[,URL…]` of the etcd that holds the cluster's catalog and membership: "+
-			"the node registers there and takes every stream's metadata from it. Each node keeps its shard logs in its own "+
-			"--data-dir: records are NOT replicated between nodes yet (docs/CLUSTER.md)"),
+		etcd: fs.String("cluster-etcd", "", "`URL[,URL…]` of the etcd that holds the cluster's catalog, membership and placement: "+
+			"the node registers there, takes every stream's metadata from it, and holds a Raft replica of each shard placed on it; "+
+			"a record is acknowledged once a majority of the shard's replicas have it (docs/CLUSTER.md)"),
+		peerAddr: fs.String("peer-addr", "", "`host:port` the other nodes reach this node at, for Raft and forwarded writes (served on --addr's port); default --addr"),
 		replicas: fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created; a node asking for another number is refused"),
 		name:     fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`: its keys in etcd are under /sluice/NAME/"),
 	}
@@ -47,14 +51,20 @@ type clusterConfig struct {
 	endpoints []string
 	replicas  int
 	name      string
+	peerAddr  string // "": the listening address
 }
 
 func (f clusterFlags) config() (*clusterConfig, error) {
 	if *f.etcd == "" {
-		if *f.nodeID != 0 {
-			return nil, errors.New("--node-id needs --cluster-etcd")
+		if *f.nodeID != 0 || *f.peerAddr != "" {
+			return nil, errors.New("--node-id and --peer-addr need --cluster-etcd")
 		}
 		return nil, nil
+	}
+	if *f.peerAddr != "" {
+		if _, _, err := net.SplitHostPort(*f.peerAddr); err != nil {
+			return nil, fmt.Errorf("--peer-addr %q: %v", *f.peerAddr, err)
+		}
 	}
 	if *f.nodeID == 0 {
 		return nil, errors.New("--cluster-etcd needs --node-id (1 or more)")
@@ -71,7 +81,7 @@ func (f clusterFlags) config() (*clusterConfig, error) {
 			eps = append(eps, u)
 		}
 	}
-	return &clusterConfig{nodeID: *f.nodeID, endpoints: eps, replicas: *f.replicas, name: *f.name}, nil
+	return &clusterConfig{nodeID: *f.nodeID, endpoints: eps, replicas: *f.replicas, name: *f.name, peerAddr: *f.peerAddr}, nil
 }
 
 // joinCluster connects to the cluster's etcd and fixes (or checks) its replication factor.
@@ -85,6 +95,31 @@ func joinCluster(cc *clusterConfig, logger *slog.Logger) (*cluster.Client, error
 		return nil, err
 	}
 	return c, nil
+}
+
+// startReplication gives the node its Raft id (DATA/node.json), the cluster's peer key, and
+// its Raft host following membership.
+func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, logger *slog.Logger) (*cluster.Replication, error) {
+	if multiraft.RaftPath != server.PeerRaftPath || cluster.ForwardPath != server.PeerForwardPath {
+		panic("BUG: the peer routes of cluster and server differ")
+	}
+	raftID, err := cluster.RaftID(cfg.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := cc.EnsurePeerKey()
+	if err != nil {
+		return nil, err
+	}
+	repl, err := cc.NewReplication(cluster.ReplicationConfig{NodeID: cfg.cluster.nodeID, RaftID: raftID, PeerKey: key, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := repl.Run(ctx); err != nil {
+		repl.Close()
+		return nil, err
+	}
+	return repl, nil
 }
 
 // logMembership logs the nodes up now and every change after, until ctx ends.

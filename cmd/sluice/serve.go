@@ -146,17 +146,31 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve",
 		SegmentSize: cfg.segmentSize, KeyringDir: cfg.keyring}
 	var cc *cluster.Client
+	var repl *cluster.Replication
 	if cfg.cluster != nil {
+		if cfg.tls != nil {
+			return errors.New("--cluster-etcd with --tls-cert: the nodes' Raft transport and forwarded writes are plaintext HTTP on the server's port; cluster mode does not serve TLS yet")
+		}
 		var err error
 		if cc, err = joinCluster(cfg.cluster, logger); err != nil {
 			return err
 		}
 		defer cc.Close()
+		if repl, err = startReplication(ctx, cc, cfg, logger); err != nil {
+			return err
+		}
+		defer repl.Close() // also closed, earlier, before the engine
 		opts.Catalog = cc.Catalog()
+		opts.OpenShardLog = repl.OpenShardLog
 	}
 	eng, err := stream.Open(opts)
 	if err != nil {
 		return err
+	}
+	var peer server.Peer
+	if repl != nil {
+		repl.SetEngine(eng)
+		peer = repl
 	}
 	acct, err := account.Open(eng)
 	if err != nil {
@@ -195,7 +209,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	srv := server.New(eng, cfg.conns.options(server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth,
-		Audit: auditLog, AuditData: cfg.audit.data}))
+		Audit: auditLog, AuditData: cfg.audit.data, Peer: peer}))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	scheme := "http"
@@ -204,14 +218,16 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	var member *cluster.Member
 	if cc != nil {
-		if member, err = cc.Join(ctx, cfg.cluster.nodeID, ln.Addr().String()); err != nil {
+		if member, err = cc.JoinNode(ctx, cluster.Node{ID: cfg.cluster.nodeID, Addr: ln.Addr().String(),
+			RaftID: repl.RaftID(), PeerAddr: cfg.cluster.peerAddr}); err != nil {
 			srv.Shutdown()
+			repl.Close()
 			eng.Close()
 			return err
 		}
 		logMembership(ctx, cc, logger)
-		fmt.Fprintf(stdout, "sluice: node %d of cluster %q (etcd %s; catalog shared, shard logs local to this node)\n",
-			cfg.cluster.nodeID, cfg.cluster.name, strings.Join(cfg.cluster.endpoints, ","))
+		fmt.Fprintf(stdout, "sluice: node %d (raft id %d) of cluster %q (etcd %s; every shard replicated by Raft on its placed nodes)\n",
+			cfg.cluster.nodeID, repl.RaftID(), cfg.cluster.name, strings.Join(cfg.cluster.endpoints, ","))
 	}
 	fmt.Fprintf(stdout, "sluice: serving the Kinesis API on %s://%s (data in %s, durability %s, limits %s)\n",
 		scheme, ln.Addr(), cfg.dataDir, cfg.durability, cfg.limits)
@@ -241,6 +257,9 @@ loop:
 	}
 	if err := srv.Shutdown(); err != nil && serveErr == nil {
 		serveErr = err
+	}
+	if repl != nil {
+		repl.Close() // the Raft loop stops before the engine closes the replicas it drives
 	}
 	if err := eng.Close(); err != nil && serveErr == nil {
 		serveErr = err

@@ -1,0 +1,492 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/sluice-streams/sluice/multiraft"
+	"github.com/sluice-streams/sluice/replica"
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// Replication makes a node's shard logs Raft replicas: one multiraft.Host drives the group
+// of every shard the node holds (OpenShardLog, the engine's ShardLog seam), its transport
+// reaches the other nodes at the peer addresses membership records, the peer routes are
+// served and authenticated here (HandlePeer), and records another node leads are forwarded
+// to it (Forward). See docs/CLUSTER.md.
+//
+// Group ids. A shard's group is GroupOf(stream name, incarnation, shard id): the first 8
+// bytes of FNV-1a 64 over name ‖ 0x00 ‖ incarnation (8 bytes, little-endian) ‖ shard id (4
+// bytes, little-endian), 0 mapped to 1. Every node computes the same id from the catalog;
+// a stream created again under its name has another incarnation and so other groups.
+//
+// Raft ids and the wiped-disk rule. A node is, in every group, the Raft id of its data
+// directory (RaftID, node.json), registered in its membership key. The placement record
+// of a shard lists its initial voters' Raft ids. A node whose id is among them bootstraps
+// the group with them when its replica's storage is empty; a node whose id is not (its
+// directory was wiped: it has a new id) starts the group with no peers and waits. The
+// group's leader, seeing a placement slot whose node is registered under a Raft id that is
+// not a voter, proposes one configuration change (joint consensus, left automatically):
+// remove the slot's old id, add the new one; once applied it records the new id in the
+// slot (SetPlacementRaft). The new member catches up from the leader's log. So a node never
+// votes or leads with state it forgot: its forgotten self is removed, never resumed.
+type Replication struct {
+	c    *Client
+	cfg  ReplicationConfig
+	host *multiraft.Host
+	key  *PeerKey
+	http *http.Client
+	log  *slog.Logger
+
+	kick chan struct{} // capacity 1: membership changed, reconcile now
+
+	// mu guards the fields below. Writers: membership events, OpenShardLog and Close of a
+	// shard log, SetEngine; readers: Forward, HandlePeer, reconcile.
+	mu     sync.Mutex
+	byRaft map[uint64]Node // registered nodes by Raft id
+	byNode map[uint64]Node // registered nodes by node id
+	groups map[multiraft.GroupID]*shardLog
+	eng    *stream.Engine
+}
+
+// ReplicationConfig configures NewReplication.
+type ReplicationConfig struct {
+	NodeID  uint64 // the node's --node-id
+	RaftID  uint64 // the data directory's Raft id (RaftID)
+	PeerKey []byte // the cluster's peer key (EnsurePeerKey)
+	Logger  *slog.Logger
+	// TickInterval is the Raft tick; default 100 ms (elections after 10 ticks).
+	TickInterval time.Duration
+	// AppendTimeout bounds how long an append waits for its records to commit; default 5 s.
+	AppendTimeout time.Duration
+	// ReconcileEvery is how often a leader checks its groups' members against placement
+	// and membership (and at once on a membership change); default 2 s.
+	ReconcileEvery time.Duration
+}
+
+// ForwardPath is the peer route of forwarded writes (server.PeerForwardPath).
+const ForwardPath = "/sluice/v1/forward"
+
+// maxPeerBody bounds a Raft batch the Host sends (the server's body limit is 16 MiB).
+const maxPeerBody = 8 << 20
+
+// NewReplication starts the node's Raft host. Start its membership with Run; Close stops it.
+func (c *Client) NewReplication(cfg ReplicationConfig) (*Replication, error) {
+	if cfg.RaftID == 0 || len(cfg.PeerKey) == 0 {
+		return nil, errors.New("cluster: replication needs a Raft id and the peer key")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AppendTimeout <= 0 {
+		cfg.AppendTimeout = 5 * time.Second
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = 2 * time.Second
+	}
+	key := NewPeerKey(cfg.PeerKey, nil)
+	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second}
+	host, err := multiraft.NewHost(multiraft.Config{
+		NodeID:        cfg.RaftID,
+		TickInterval:  cfg.TickInterval,
+		Client:        &http.Client{Timeout: 5 * time.Second, Transport: signer{key: key, rt: tr}},
+		MaxBatchBytes: maxPeerBody,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Replication{c: c, cfg: cfg, host: host, key: key, log: cfg.Logger,
+		http: &http.Client{Timeout: 15 * time.Second, Transport: tr},
+		kick: make(chan struct{}, 1),
+		byRaft: map[uint64]Node{}, byNode: map[uint64]Node{}, groups: map[multiraft.GroupID]*shardLog{}}, nil
+}
+
+// Host returns the node's Raft host.
+func (r *Replication) Host() *multiraft.Host { return r.host }
+
+// RaftID returns the node's Raft id.
+func (r *Replication) RaftID() uint64 { return r.cfg.RaftID }
+
+// SetEngine gives the engine forwarded writes are put through (once it is open).
+func (r *Replication) SetEngine(eng *stream.Engine) {
+	r.mu.Lock()
+	r.eng = eng
+	r.mu.Unlock()
+}
+
+// Close stops the Raft host (the shard logs are the engine's to close).
+func (r *Replication) Close() error { return r.host.Close() }
+
+// GroupOf returns the Raft group id of a shard (see Replication).
+func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.GroupID {
+	h := fnv.New64a()
+	h.Write([]byte(streamName))
+	var b [13]byte
+	binary.LittleEndian.PutUint64(b[1:9], gen)
+	binary.LittleEndian.PutUint32(b[9:], uint32(shard))
+	h.Write(b[:])
+	if id := h.Sum64(); id != 0 {
+		return multiraft.GroupID(id)
+	}
+	return 1
+}
+
+// OpenShardLog is the engine's Options.OpenShardLog in cluster mode: the shard's replica
+// (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
+// A shard without placement (created while no node had registered) keeps an unreplicated
+// local log, as before cluster mode, and the log says so.
+func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
+	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || len(p.Raft) == 0 {
+		r.log.Warn("shard has no placement with Raft ids: its log is local to this node, not replicated",
+			"stream", cfg.Stream, "shard", cfg.Shard.String())
+		return stream.OpenSegmentLog(cfg)
+	}
+	l, err := replica.Open(cfg.Dir, replica.Options{Segment: cfg.Opts, NodeID: r.cfg.RaftID, Timeout: r.cfg.AppendTimeout})
+	if err != nil {
+		return nil, err
+	}
+	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, shard: cfg.Shard}
+	l.SetProposer(sl)
+	var peers []uint64 // not an initial voter (a wiped directory): wait to be added
+	if slices.Contains(p.Raft, r.cfg.RaftID) {
+		peers = p.Raft
+	}
+	if err := r.host.AddGroup(sl.gid, peers, l, multiraft.GroupOptions{}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	r.mu.Lock()
+	r.groups[sl.gid] = sl
+	r.mu.Unlock()
+	return sl, nil
+}
+
+// shardLog is a shard's replica as the engine sees it: replica.Log's ShardLog, with the
+// leader known (stream.LeaderLog) and replica's errors turned into the engine's.
+type shardLog struct {
+	*replica.Log
+	r      *Replication
+	gid    multiraft.GroupID
+	stream string
+	shard  stream.ShardID
+}
+
+var _ stream.LeaderLog = (*shardLog)(nil)
+
+// Leader is the group's leader as this node's Host knows it.
+func (s *shardLog) Leader() (uint64, bool) {
+	l := s.r.host.Leader(s.gid)
+	return l, l == s.r.cfg.RaftID
+}
+
+// Propose is the replica's Proposer: through the Host, on the leader only.
+func (s *shardLog) Propose(data [][]byte) error {
+	if l, here := s.Leader(); !here {
+		return &replica.NotLeaderError{Leader: l}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.r.cfg.AppendTimeout)
+	defer cancel()
+	err := s.r.host.Propose(ctx, s.gid, data)
+	if errors.Is(err, raft.ErrProposalDropped) {
+		return &replica.NotLeaderError{} // a leadership transfer or an election: retry
+	}
+	return err
+}
+
+// Append appends through Raft; an append refused because another node leads is an error
+// wrapping *stream.NotLeaderError, which the server forwards.
+func (s *shardLog) Append(batch []segment.Record) error {
+	err := s.Log.Append(batch)
+	if nl := (*replica.NotLeaderError)(nil); errors.As(err, &nl) {
+		return &stream.NotLeaderError{Leader: nl.Leader}
+	}
+	return err
+}
+
+// Close stops driving the group, then closes the replica.
+func (s *shardLog) Close() error {
+	s.r.drop(s.gid)
+	return s.Log.Close()
+}
+
+// Remove stops driving the group, then removes the replica's files.
+func (s *shardLog) Remove() error {
+	s.r.drop(s.gid)
+	return s.Log.Remove()
+}
+
+func (r *Replication) drop(gid multiraft.GroupID) {
+	r.mu.Lock()
+	delete(r.groups, gid)
+	r.mu.Unlock()
+	_ = r.host.RemoveGroup(gid) // unknown after a Close of the host: nothing to stop
+}
+
+// Run follows membership until ctx ends: each node's peer address goes to the Host
+// (SetPeer), its coming and going to NodeUp and NodeDown, and a leader reconciles its
+// groups' members with placement (the wiped-disk rule) on every change and every
+// ReconcileEvery. It returns once the first membership is read.
+func (r *Replication) Run(ctx context.Context) error {
+	nodes, events, err := r.c.WatchMembers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		r.nodeUp(n)
+	}
+	go func() {
+		for ev := range events {
+			if ev.Kind == NodeUp {
+				r.nodeUp(ev.Node)
+			} else {
+				r.nodeDown(ev.Node.ID)
+			}
+		}
+	}()
+	go func() {
+		t := time.NewTicker(r.cfg.ReconcileEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-r.kick:
+			}
+			r.reconcile()
+		}
+	}()
+	return nil
+}
+
+func (r *Replication) nodeUp(n Node) {
+	if n.RaftID == 0 {
+		return
+	}
+	r.mu.Lock()
+	old, had := r.byNode[n.ID]
+	if had && old.RaftID != n.RaftID {
+		delete(r.byRaft, old.RaftID)
+	}
+	r.byNode[n.ID], r.byRaft[n.RaftID] = n, n
+	r.mu.Unlock()
+	if had && old.RaftID != n.RaftID && old.RaftID != r.cfg.RaftID {
+		r.host.NodeDown(old.RaftID) // the node's old self is gone for good
+	}
+	if n.RaftID != r.cfg.RaftID {
+		r.host.SetPeer(n.RaftID, n.Peer())
+		r.host.NodeUp(n.RaftID)
+	}
+	r.log.Debug("cluster node up", "node", n.ID, "raft_id", n.RaftID, "addr", n.Addr)
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Replication) nodeDown(id uint64) {
+	r.mu.Lock()
+	n, had := r.byNode[id]
+	delete(r.byNode, id)
+	if had {
+		delete(r.byRaft, n.RaftID)
+	}
+	r.mu.Unlock()
+	if had && n.RaftID != r.cfg.RaftID {
+		r.host.NodeDown(n.RaftID)
+	}
+	r.log.Debug("cluster node down", "node", id, "raft_id", n.RaftID)
+}
+
+// reconcile replaces, in every group this node leads, the member of a placement slot whose
+// node registered under another Raft id (see Replication).
+func (r *Replication) reconcile() {
+	r.mu.Lock()
+	var led []*shardLog
+	for _, s := range r.groups {
+		led = append(led, s)
+	}
+	byNode := make(map[uint64]Node, len(r.byNode))
+	for k, v := range r.byNode {
+		byNode[k] = v
+	}
+	r.mu.Unlock()
+	for _, s := range led {
+		if _, here := s.Leader(); !here {
+			continue
+		}
+		if err := r.reconcileGroup(s, byNode); err != nil {
+			r.log.Warn("reconciling a shard's replicas", "stream", s.stream, "shard", s.shard.String(), "err", err)
+		}
+	}
+}
+
+func (r *Replication) reconcileGroup(s *shardLog, byNode map[uint64]Node) error {
+	st, err := r.host.Status(s.gid)
+	if err != nil {
+		return err
+	}
+	voters, outgoing := st.Config.Voters[0], st.Config.Voters[1]
+	if len(outgoing) > 0 {
+		return nil // a change is under way
+	}
+	// Cheap test first: every registered replica is a voter.
+	p, ok, err := r.c.PlacementOf(s.stream, s.shard)
+	if err != nil || !ok || len(p.Raft) != len(p.Replicas) {
+		return err
+	}
+	for i, nodeID := range p.Replicas {
+		n, up := byNode[nodeID]
+		if !up || n.RaftID == 0 || n.RaftID == p.Raft[i] {
+			continue
+		}
+		old := p.Raft[i]
+		_, newIn := voters[n.RaftID]
+		_, oldIn := voters[old]
+		if newIn && !oldIn {
+			p.Raft = slices.Clone(p.Raft)
+			p.Raft[i] = n.RaftID
+			if _, err := r.c.SetPlacementRaft(s.stream, s.shard, p); err != nil {
+				return err
+			}
+			r.log.Info("shard replica replaced", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", n.RaftID)
+			return nil // one change at a time; the next pass sees the next slot
+		}
+		if newIn {
+			continue
+		}
+		cc := &raftpb.ConfChangeV2{}
+		if oldIn {
+			cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: &old})
+		}
+		id := n.RaftID
+		cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: &id})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.log.Info("replacing a shard replica whose node came back with a new Raft id", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", id)
+		return r.host.ProposeConfChange(ctx, s.gid, cc)
+	}
+	return nil
+}
+
+// signer signs every request of the Host's transport with the peer key.
+type signer struct {
+	key *PeerKey
+	rt  http.RoundTripper
+}
+
+func (s signer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	out.GetBody = nil
+	s.key.Sign(out.Header, out.URL.Path, body)
+	return s.rt.RoundTrip(out)
+}
+
+// HandlePeer serves the peer routes (server.Peer): a request not signed with the cluster's
+// key is refused with 403 and nothing of it is used.
+func (r *Replication) HandlePeer(path string, header func(string) []byte, body []byte) (int, []byte) {
+	if err := r.key.Verify(header, path, body); err != nil {
+		r.log.Debug("peer request refused", "path", path, "err", err)
+		return http.StatusForbidden, []byte("peer request refused: not signed with the cluster's peer key\n")
+	}
+	switch path {
+	case multiraft.RaftPath:
+		if err := r.host.Receive(body); err != nil {
+			if errors.Is(err, multiraft.ErrClosed) {
+				return http.StatusServiceUnavailable, nil
+			}
+			return http.StatusBadRequest, []byte("malformed batch\n")
+		}
+		return http.StatusNoContent, nil
+	case ForwardPath:
+		return r.serveForward(body)
+	}
+	return http.StatusNotFound, nil
+}
+
+// serveForward puts the records another node forwarded (already authorised there).
+func (r *Replication) serveForward(body []byte) (int, []byte) {
+	r.mu.Lock()
+	eng := r.eng
+	r.mu.Unlock()
+	if eng == nil {
+		return http.StatusServiceUnavailable, []byte("starting\n")
+	}
+	fw, err := decodeForward(body)
+	if err != nil {
+		return http.StatusBadRequest, []byte("malformed forward: " + err.Error() + "\n")
+	}
+	res, err := eng.PutRecords(fw.stream, fw.entries)
+	if err != nil {
+		return http.StatusConflict, []byte(stream.KindOf(err).String() + "\n")
+	}
+	return http.StatusOK, appendForwardResults(nil, res)
+}
+
+// ErrForward is wrapped by Forward's errors: the leader did not take the records.
+var ErrForward = errors.New("cluster: forwarded write not taken")
+
+// Forward sends records of shard to the node whose Raft id is leader, which puts them (the
+// server's Peer.Forward). The leader routes them on its own shard map.
+func (r *Replication) Forward(streamName string, shard stream.ShardID, leader uint64, entries []stream.PutEntry) ([]stream.PutResult, error) {
+	r.mu.Lock()
+	n, ok := r.byRaft[leader]
+	r.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: leader %d is not registered", ErrForward, leader)
+	}
+	body := appendForward(nil, streamName, shard, entries)
+	req, err := http.NewRequest(http.MethodPost, "http://"+n.Peer()+ForwardPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	r.key.Sign(req.Header, ForwardPath, body)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrForward, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerBody))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrForward, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: leader answered %s", ErrForward, resp.Status)
+	}
+	res, err := decodeForwardResults(out, len(entries))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrForward, err)
+	}
+	return res, nil
+}
