@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,7 +119,10 @@ func TestEtcdDown(t *testing.T) {
 	c.resumed(p, shards, at)
 	c.converge("etcd", p)
 	ctx := context.Background()
-	_, err := c.nodes[0].kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("while-etcd-down"), ShardCount: aws.Int32(1)})
+	// A control-plane call waits for etcd up to the node's own bound (5 s per request): this
+	// client waits longer, so that the answer is the node's, not the client's timeout.
+	patient := kinesis.New(c.nodes[0].kc.Options(), func(o *kinesis.Options) { o.HTTPClient = &http.Client{Timeout: patience} })
+	_, err := patient.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("while-etcd-down"), ShardCount: aws.Int32(1)})
 	var ae interface {
 		ErrorCode() string
 		ErrorMessage() string
