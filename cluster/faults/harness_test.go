@@ -368,6 +368,7 @@ func (c *cluster) leadingMost(name string) *node {
 			best = nd
 		}
 	}
+	c.t.Logf("node %d leads %d of the shards of %s, as its files say", best.id, count[best.id-1], name)
 	return best
 }
 
