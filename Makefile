@@ -60,7 +60,7 @@ BENCHTIME ?=
 # Arguments for `make run`, e.g. make run ARGS='--durability=interval=200ms'.
 ARGS ?=
 
-.PHONY: help fmt fmt-check vet lint depcheck cross tidy-check test fuzz-smoke crash bench bench-report run ci
+.PHONY: help fmt fmt-check vet lint depcheck cross tidy-check test fuzz-smoke crash cluster-chaos bench bench-report run ci
 
 help:
 	@echo 'make ci          fmt-check vet lint depcheck cross tidy-check test fuzz-smoke (what .ci/run runs)'
@@ -74,6 +74,7 @@ help:
 	@echo 'make test        all tests, -race -shuffle=on, crash tests included'
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
+	@echo 'make cluster-chaos  mixed rounds of the cluster faults (TestChaos) for CHAOS_DURATION (default 10m)'
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
@@ -133,6 +134,16 @@ fuzz-smoke:
 
 crash:
 	$(GO) test $(RACE) -count=1 -run 'Crash' ./segment
+
+# The long randomized cluster fault run: etcd and three sluice serve processes, rounds of
+# kill -9, wiped directories, SIGSTOP, partitions and etcd outages under load, then the
+# invariant checker. make test runs the same test for 10 s. CHAOS_SEED replays a run (its
+# seed is logged).
+CHAOS_DURATION ?= 10m
+CHAOS_SEED ?=
+cluster-chaos:
+	SLUICE_CHAOS_DURATION=$(CHAOS_DURATION) SLUICE_CHAOS_SEED=$(CHAOS_SEED) \
+		$(GO) test $(RACE) -count=1 -v -timeout=0 -run '^TestChaos$$' ./cluster/faults
 
 bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream ./iam

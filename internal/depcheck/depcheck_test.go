@@ -42,6 +42,7 @@ const (
 	etcd     = "go.etcd.io/etcd/..."
 	raftV3   = "go.etcd.io/raft/v3/..."
 	protobuf = "google.golang.org/protobuf/..."
+	toxi     = "github.com/Shopify/toxiproxy/..."
 )
 
 // rules is the layering of STYLE.md, with the portable packages beside it:
@@ -178,6 +179,12 @@ var rules = []rule{
 		from:    []string{"./..."},
 		notFrom: []string{"./server/...", "./client/...", "./cmd/...", "./tools/...", "./bench/..."},
 		deny:    []string{fasthttp},
+	},
+	{
+		why:        "toxiproxy is the cluster fault tests' proxy: test code only, never a package a binary links",
+		from:       []string{"./..."},
+		deny:       []string{toxi},
+		transitive: true,
 	},
 	{
 		why:      "pkg/profile belongs to main packages (cmd, tools, bench); libraries take options",
@@ -548,6 +555,10 @@ func TestCheck(t *testing.T) {
 		{"multiraft reaches a third-party package through raft",
 			with(dep("go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "github.com/klauspost/crc32")),
 			[]string{"multiraft -> github.com/klauspost/crc32"}},
+		{"a package reaches toxiproxy through a dependency",
+			with(dep("github.com/Shopify/toxiproxy/v2", "fmt"), dep("github.com/other/lib", "github.com/Shopify/toxiproxy/v2"),
+				p("./tools/cli", "cli", "./client", "fmt", "github.com/other/lib")),
+			[]string{"tools/cli -> github.com/Shopify/toxiproxy/v2"}},
 		{"dependencies are not checked",
 			with(dep("github.com/other/util", "github.com/valyala/fasthttp", "github.com/pkg/profile"),
 				p("./cmd/sluice", "main", "./server", "github.com/other/util")),

@@ -1,0 +1,21 @@
+// Package invariant is the cluster's invariant checker: after a fault scenario, with every
+// node stopped, it reads each node's replicas of a stream (the segment logs through package
+// segment's read-only Verify, the Raft side files through replica.ReadSide) and decides, from
+// the files and the list of what clients were acknowledged, whether anything was lost:
+//
+//   - the committed prefix of each shard is identical byte for byte on every replica: the
+//     same frames at the same positions, the same gaps, the same term at every position;
+//   - every acknowledged record is in it exactly once, at the position its sequence number
+//     names, with its partition key and data;
+//   - no sequence number was acknowledged twice;
+//   - the open shards ListShards reported cover the hash key space once, without a gap or
+//     an overlap.
+//
+// The committed prefix of a shard is checked up to the larger of its highest acknowledged
+// position and the lowest commit index its replicas' raft.state files record: both are
+// committed, so every replica must hold them. The checker never changes a file; it reads
+// stopped nodes only (a running node may be appending). It expects plaintext streams (an
+// encrypted record's stored data is not the data the client sent).
+//
+// Concurrency: Check is a pure function of the files and its input.
+package invariant
