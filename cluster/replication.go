@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -200,14 +201,16 @@ func (s *shardLog) Leader() (uint64, bool) {
 	return l, l == s.r.cfg.RaftID
 }
 
-// Propose is the replica's Proposer: through the Host, on the leader only.
+// Propose is the replica's Proposer: through the Host, on the leader only. Its errors that
+// are *replica.NotLeaderError mean that raft took nothing, so the records may be put again
+// (through the leader) without being stored twice.
 func (s *shardLog) Propose(data [][]byte) error {
-	if l, here := s.Leader(); !here {
-		return &replica.NotLeaderError{Leader: l}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.r.cfg.AppendTimeout)
 	defer cancel()
-	err := s.r.host.Propose(ctx, s.gid, data)
+	err := s.r.host.ProposeLeader(ctx, s.gid, data)
+	if nl := (*multiraft.NotLeaderError)(nil); errors.As(err, &nl) {
+		return &replica.NotLeaderError{Leader: nl.Leader}
+	}
 	if errors.Is(err, raft.ErrProposalDropped) {
 		return &replica.NotLeaderError{} // a leadership transfer or an election: retry
 	}
@@ -461,7 +464,8 @@ func (r *Replication) serveForward(body []byte) (int, []byte) {
 	return http.StatusOK, appendForwardResults(nil, res)
 }
 
-// ErrForward is wrapped by Forward's errors: the leader did not take the records.
+// ErrForward is wrapped by Forward's errors when the leader did not take the records; the
+// errors after it may have taken some wrap stream.ErrUnknownOutcome instead.
 var ErrForward = errors.New("cluster: forwarded write not taken")
 
 // Forward sends records of shard to the node whose Raft id is leader, which puts them (the
@@ -482,19 +486,34 @@ func (r *Replication) Forward(streamName string, shard stream.ShardID, leader ui
 	r.key.Sign(req.Header, ForwardPath, body)
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrForward, err)
+		if notSent(err) {
+			return nil, fmt.Errorf("%w: %w", ErrForward, err)
+		}
+		return nil, fmt.Errorf("%w: %w", stream.ErrUnknownOutcome, err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerBody))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrForward, err)
+		return nil, fmt.Errorf("%w: %w", stream.ErrUnknownOutcome, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable:
+		// the leader failed while handling the records: some may be stored
+		return nil, fmt.Errorf("%w: leader answered %s", stream.ErrUnknownOutcome, resp.Status)
+	default: // refused before the engine took anything (signature, format, starting, stream)
 		return nil, fmt.Errorf("%w: leader answered %s", ErrForward, resp.Status)
 	}
 	res, err := decodeForwardResults(out, len(entries))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrForward, err)
+		return nil, fmt.Errorf("%w: %w", stream.ErrUnknownOutcome, err)
 	}
 	return res, nil
+}
+
+// notSent reports whether err, from an HTTP request, came before any byte of the request was
+// written: the connection could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

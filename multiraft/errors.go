@@ -1,6 +1,9 @@
 package multiraft
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 var (
 	// ErrClosed is returned by every method of a Host after Close.
@@ -16,3 +19,14 @@ var (
 	// decodes; nothing of it is stepped.
 	ErrBadBatch = errors.New("multiraft: malformed raft batch")
 )
+
+// NotLeaderError is ProposeLeader's refusal on a node that does not lead the group: nothing
+// was taken. Leader is the leader this node knows, 0 if none.
+type NotLeaderError struct{ Leader uint64 }
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == 0 {
+		return "multiraft: not the leader, and no leader known"
+	}
+	return "multiraft: not the leader; the leader is " + strconv.FormatUint(e.Leader, 10)
+}

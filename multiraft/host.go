@@ -298,22 +298,40 @@ func (h *Host) RemoveGroup(id GroupID) error {
 	})
 }
 
-// Propose submits data as one entry each, in order, to group id through the loop. It
-// returns once raft has taken them (on a leader: appended to its unstable log; on a
-// follower: forwarded to the leader) or refused them (raft.ErrProposalDropped: no leader,
-// a leadership transfer, or the uncommitted size limit). Taking is not committing: the
-// entries reach StateMachine.Apply once committed, and may be lost if the leader changes
-// first; the caller matches them there.
+// Propose submits data as one entry each, in order, to group id through the loop, as one
+// proposal: raft takes all of them or none. It returns once raft has taken them (on a
+// leader: appended to its unstable log; on a follower: forwarded to the leader) or refused
+// them (raft.ErrProposalDropped: no leader, a leadership transfer, or the uncommitted size
+// limit). Taking is not committing: the entries reach StateMachine.Apply once committed, and
+// may be lost if the leader changes first; the caller matches them there.
 func (h *Host) Propose(ctx context.Context, id GroupID, data [][]byte) error {
 	return h.withGroup(ctx, id, func(g *group) error {
 		h.wakeGroup(g)
-		for _, d := range data {
-			if err := g.rn.Propose(d); err != nil {
-				return err
-			}
-		}
-		return nil
+		return g.rn.Step(h.proposal(data))
 	})
+}
+
+// ProposeLeader is Propose on the group's leader only. On a node that does not lead the
+// group it takes nothing and returns a *NotLeaderError naming the leader this node knows,
+// decided in the same turn of the loop as the proposal, so that an error always means that
+// nothing was taken.
+func (h *Host) ProposeLeader(ctx context.Context, id GroupID, data [][]byte) error {
+	return h.withGroup(ctx, id, func(g *group) error {
+		if st := g.rn.BasicStatus(); st.RaftState != raft.StateLeader {
+			return &NotLeaderError{Leader: st.Lead}
+		}
+		h.wakeGroup(g)
+		return g.rn.Step(h.proposal(data))
+	})
+}
+
+// proposal is the MsgProp of data, one entry each.
+func (h *Host) proposal(data [][]byte) *raftpb.Message {
+	ents := make([]*raftpb.Entry, len(data))
+	for i, d := range data {
+		ents[i] = &raftpb.Entry{Data: d}
+	}
+	return &raftpb.Message{Type: raftpb.MsgProp.Enum(), From: new(h.cfg.NodeID), Entries: ents}
 }
 
 // ProposeConfChange submits a configuration change to group id through the loop, with

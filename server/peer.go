@@ -28,8 +28,9 @@ type Peer interface {
 	// headers; body is valid during the call only. It returns the answer's status and body.
 	HandlePeer(path string, header func(name string) []byte, body []byte) (status int, resp []byte)
 	// Forward puts records on the node leader that leads shard of stream (already
-	// authorised here) and returns their results in the order of entries; an error means
-	// none of them was put (the leader did not answer, or refused the request).
+	// authorised here) and returns their results in the order of entries. An error wrapping
+	// stream.ErrUnknownOutcome means the leader may have put some of them (the request was
+	// sent, its answer lost); any other error means none of them was put.
 	Forward(streamName string, shard stream.ShardID, leader uint64, entries []stream.PutEntry) ([]stream.PutResult, error)
 }
 
@@ -98,7 +99,7 @@ func leaderOf(err error) *stream.NotLeaderError {
 // putForwarded sends the records of res whose shard another node leads to that node, one
 // request per (leader, shard), concurrently, and writes their results into res in place, so
 // the answer keeps the request's order. A record whose leader is unknown, or whose leader
-// answered that it no longer leads, or did not answer, is put again through the engine
+// answered that it no longer leads, or could not be reached, is put again through the engine
 // (which then knows the new leader, or leads itself) after a short wait, a bounded number of
 // times; one still without a leader keeps its error: an InternalFailure the client retries.
 func (s *Server) putForwarded(name string, entries []stream.PutEntry, res []stream.PutResult) {
@@ -134,6 +135,15 @@ func (s *Server) putForwarded(name string, entries []stream.PutEntry, res []stre
 					sub[j] = entries[i]
 				}
 				out, err := s.peer.Forward(name, d.shard, d.leader, sub)
+				if errors.Is(err, stream.ErrUnknownOutcome) {
+					// the leader may have stored them: putting them again could store them twice
+					s.log.Debug("a forwarded write's outcome is unknown", "stream", name, "shard", d.shard.String(), "leader", d.leader, "err", err)
+					for _, i := range idx {
+						res[i].Err = &stream.Error{Kind: stream.KindInternalFailure,
+							Msg: "the shard's leader did not confirm the write; it may have been stored; retry", Err: err}
+					}
+					return
+				}
 				if err != nil || len(out) != len(idx) {
 					s.log.Debug("forwarding records to the shard's leader", "stream", name, "shard", d.shard.String(), "leader", d.leader, "err", err)
 					mu.Lock()

@@ -134,6 +134,12 @@ func (e *NotLeaderError) Error() string {
 	return "stream: another node leads the shard (leader " + strconv.FormatUint(e.Leader, 10) + ")"
 }
 
+// ErrUnknownOutcome is wrapped by the error of a write that may or may not have been stored:
+// a record forwarded to its shard's leader whose answer was lost. Putting such a record again
+// could store it twice, so it is reported failed (retryable) instead, as Kinesis may report a
+// record it stored.
+var ErrUnknownOutcome = errors.New("stream: the write's outcome is unknown")
+
 // notLeader is the per-record error of a record whose shard another node leads.
 func notLeader(leader uint64) error {
 	return &Error{Kind: KindInternalFailure, Msg: "the shard's leader is another node; retry", Err: &NotLeaderError{Leader: leader}}
