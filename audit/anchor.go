@@ -4,12 +4,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 
-	"github.com/sluice-streams/sluice/internal/crc"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,6 +31,10 @@ const (
 	anchorSize   = anchorCRCOff + 8 + 1
 )
 
+// castagnoli is the CRC32C table of the anchor's checksum (this package imports the
+// standard library only: internal/crc is the same function).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // anchor is the content of the anchor file.
 type anchor struct {
 	seq uint64
@@ -43,7 +47,7 @@ func appendAnchor(dst []byte, a anchor) []byte {
 	dst = fmt.Appendf(dst, "%020d ", a.seq)
 	dst = hex.AppendEncode(dst, a.sum[:])
 	dst = append(dst, ' ')
-	dst = fmt.Appendf(dst, "%08x\n", crc.Checksum(dst[start:]))
+	dst = fmt.Appendf(dst, "%08x\n", crc32.Checksum(dst[start:], castagnoli))
 	return dst
 }
 
@@ -64,7 +68,7 @@ func readAnchor(dir string) (anchor, error) {
 	if len(b) != anchorSize || string(b[:len(anchorMagic)]) != anchorMagic || b[anchorSize-1] != '\n' {
 		return anchor{}, bad
 	}
-	if c, err := strconv.ParseUint(string(b[anchorCRCOff:anchorSize-1]), 16, 32); err != nil || uint32(c) != crc.Checksum(b[:anchorCRCOff]) {
+	if c, err := strconv.ParseUint(string(b[anchorCRCOff:anchorSize-1]), 16, 32); err != nil || uint32(c) != crc32.Checksum(b[:anchorCRCOff], castagnoli) {
 		return anchor{}, bad
 	}
 	var a anchor
