@@ -12,7 +12,9 @@
 // one more for each line after it, across files) and "previousLineSha256", the hex SHA-256
 // of the previous line's bytes without its newline: the last line of the previous file for
 // a file's first line, 64 zeros for the very first line. A file is closed and the next one
-// begun before a line would take it past Options.MaxBytes.
+// begun before a line would take it past Options.MaxBytes. The file HEAD (anchor.go) records
+// the last line's sequence and hash, so that an edit of the last line, or lines cut from the
+// end, are found too.
 //
 // Concurrency: Log may be called from any number of goroutines. One goroutine owns the
 // files: it takes encoded lines from a bounded queue, chains them in queue order, writes each
@@ -20,7 +22,7 @@
 // waits for room: no line is dropped.
 //
 // Durability: Log(ev, true) returns only once the line is written and fdatasync has
-// returned (the server uses it for control-plane calls, before it answers). Log(ev, false)
+// returned, and the anchor rewritten and synced after it (the server uses it for control-plane calls, before it answers). Log(ev, false)
 // returns once the line is queued; the writer syncs it with its group, usually within
 // milliseconds, and a crash before that loses it. A write or sync error is sticky: every
 // later Log returns it and nothing more is written. Open repairs a torn last line (a crash

@@ -20,9 +20,14 @@ type Summary struct {
 	// log has no line.
 	FirstTime, LastTime string
 	// Head is the hex SHA-256 of the last line. The chain protects every line but the last
-	// against an edit, and nothing protects the end of the log against being cut at a line
-	// boundary: a Head recorded elsewhere anchors the log up to that line.
+	// against an edit; the anchor file (AnchorName) protects the last line and the end of the
+	// log, against anyone who does not rewrite the anchor too: a Head recorded elsewhere
+	// anchors the log up to that line against them as well.
 	Head string
+	// AfterAnchor counts the lines after the one the anchor names: lines synced just before
+	// a crash that came before the anchor's update (the writer anchors them at its next
+	// start), or lines appended by someone else. The chain checks them; the anchor does not.
+	AfterAnchor int
 }
 
 // maxLine bounds the length of a line Verify reads.
@@ -51,7 +56,13 @@ type line struct {
 // chain at the line after it, which Verify tells from a removal by the sequence numbers),
 // the place where lines were removed or reordered, a removed, renamed or reordered file, a
 // cut last line. Another error means the directory could not be read.
+//
+// The anchor is read first, so that a log being written is verified up to a line that its
+// writer had anchored: lines written afterwards count in AfterAnchor. A missing or damaged
+// anchor, an anchor naming a line after the end of the log (lines or files removed from the
+// end), or naming a line with another hash (an edit of the last line) is damage too.
 func Verify(dir string) (Summary, error) {
+	a, aerr := readAnchor(dir)
 	names, firsts, err := listFiles(dir)
 	if err != nil {
 		return Summary{}, err
@@ -97,7 +108,35 @@ func Verify(dir string) (Summary, error) {
 	if prev != nil {
 		sum.Head = hex.EncodeToString(prev.sum[:])
 	}
-	return sum, nil
+	return sum, checkAnchor(&sum, prev, a, aerr)
+}
+
+// checkAnchor compares the anchor read before the lines (a, or the error of reading it)
+// with the log's last line, prev (nil: no line), and counts the lines after the anchor.
+// The hash of an anchored line before the last is not compared: the chain checked it.
+func checkAnchor(sum *Summary, prev *line, a anchor, aerr error) error {
+	last := uint64(0)
+	if prev != nil {
+		last = *prev.head.Seq
+	}
+	switch {
+	case errors.Is(aerr, errNoAnchor) && last == 0:
+		return nil
+	case errors.Is(aerr, errNoAnchor):
+		return &Damage{File: AnchorName, Reason: "the anchor file is missing: the last line and the end of the log cannot be checked (the server writes it at every sync, and at its start for a log written before it existed)"}
+	case aerr != nil:
+		return &Damage{File: AnchorName, Reason: aerr.Error()}
+	case a.seq > last:
+		file := AnchorName
+		if prev != nil {
+			file = prev.file
+		}
+		return &Damage{File: file, Reason: fmt.Sprintf("lines %d to %d are missing at the end of the log: the anchor records line %d", last+1, a.seq, a.seq)}
+	case a.seq == last && a.sum != prev.sum:
+		return &Damage{File: prev.file, Line: prev.n, Reason: "the line was edited: its SHA-256 is not the one the anchor records"}
+	}
+	sum.AfterAnchor = int(last - a.seq)
+	return nil
 }
 
 // fileDamage describes a file whose name does not carry the sequence expected next.

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -211,5 +212,116 @@ func TestLogAfterClose(t *testing.T) {
 	w.Close()
 	if err := w.Log(&Event{}, true); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Log after Close = %v", err)
+	}
+}
+
+// TestAnchorGuardsTheEnd edits, removes and cuts the end of a log, which the chain alone
+// cannot see: Verify names the place, and a writer refuses to continue such a log.
+func TestAnchorGuardsTheEnd(t *testing.T) {
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T, dir string, fs []string)
+		file   string // "" for the last file
+		line   int    // -1 for the last line of the last file
+		reason string
+	}{
+		{"edit the last line", func(t *testing.T, dir string, fs []string) {
+			last := fs[len(fs)-1]
+			ls := readLines(t, last)
+			ls[len(ls)-1] = bytes.Replace(ls[len(ls)-1], []byte(`"streamName":"s`), []byte(`"streamName":"x`), 1)
+			writeLines(t, last, ls)
+		}, "", -1, "edited"},
+		{"remove the last line", func(t *testing.T, dir string, fs []string) {
+			last := fs[len(fs)-1]
+			ls := readLines(t, last)
+			writeLines(t, last, ls[:len(ls)-1])
+		}, "", 0, "missing at the end"},
+		{"remove the last file", func(t *testing.T, dir string, fs []string) {
+			if err := os.Remove(fs[len(fs)-1]); err != nil {
+				t.Fatal(err)
+			}
+		}, "-2", 0, "missing at the end"},
+		{"remove the anchor", func(t *testing.T, dir string, fs []string) {
+			if err := os.Remove(filepath.Join(dir, AnchorName)); err != nil {
+				t.Fatal(err)
+			}
+		}, AnchorName, 0, "missing"},
+		{"edit the anchor", func(t *testing.T, dir string, fs []string) {
+			b, err := os.ReadFile(filepath.Join(dir, AnchorName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(anchorMagic)+19]++ // the sequence's last digit, without fixing the CRC
+			if err := os.WriteFile(filepath.Join(dir, AnchorName), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, AnchorName, 0, "not an anchor"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeLog(t, 60, 4<<10)
+			fs := files(t, dir)
+			if sum, err := Verify(dir); err != nil || sum.AfterAnchor != 0 {
+				t.Fatalf("before tampering: %+v, %v", sum, err)
+			}
+			tc.tamper(t, dir, fs)
+			_, err := Verify(dir)
+			var d *Damage
+			if !errors.As(err, &d) {
+				t.Fatalf("Verify = %v, want a *Damage", err)
+			}
+			file, line := tc.file, tc.line
+			switch file {
+			case "":
+				file = filepath.Base(fs[len(fs)-1])
+			case "-2":
+				file = filepath.Base(fs[len(fs)-2])
+			}
+			if line < 0 {
+				line = len(readLines(t, fs[len(fs)-1]))
+			}
+			if d.File != file || d.Line != line || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("Verify = %v, want %s:%d: …%s…", d, file, line, tc.reason)
+			}
+			if tc.file == AnchorName && tc.reason == "missing" {
+				return // a log without an anchor is one written before anchors: Open anchors it
+			}
+			if w, err := Open(dir, Options{}); err == nil {
+				w.Close()
+				t.Fatal("Open continued a log whose end was tampered with")
+			}
+		})
+	}
+}
+
+// TestAnchorBehindAfterCrash: lines synced before a crash that came before the anchor's
+// update are reported as following the anchor, not as damage, and the next Open anchors
+// them; a log without an anchor gets one from Open.
+func TestAnchorBehindAfterCrash(t *testing.T) {
+	dir := writeLog(t, 10, 0)
+	sum, err := Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The anchor as it was two lines earlier.
+	fs := files(t, dir)
+	ls := readLines(t, fs[len(fs)-1])
+	old := anchor{seq: 8, sum: sha256.Sum256(bytes.TrimSuffix(ls[len(ls)-3], []byte("\n")))}
+	if err := os.WriteFile(filepath.Join(dir, AnchorName), appendAnchor(nil, old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Verify(dir); err != nil || s.AfterAnchor != 2 || s.Head != sum.Head {
+		t.Fatalf("anchor two lines behind: %+v, %v; want 2 lines after the anchor", s, err)
+	}
+	for range 2 { // the second round starts without an anchor
+		w, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if s, err := Verify(dir); err != nil || s.AfterAnchor != 0 {
+			t.Fatalf("after Open: %+v, %v", s, err)
+		}
+		os.Remove(filepath.Join(dir, AnchorName))
 	}
 }

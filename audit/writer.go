@@ -60,6 +60,9 @@ type Writer struct {
 	seq     uint64   // sequence of the last line written; 0 before the first
 	prev    [32]byte // SHA-256 of the last line written; zeros before the first
 	pending []byte   // lines of the current group not yet written to f
+
+	anchorFile *os.File // the anchor (anchor.go), opened at its first write
+	anchorBuf  []byte
 }
 
 // entry is one line waiting for the writer: the event's members (encode) and, for a caller
@@ -135,7 +138,11 @@ func Open(dir string, opts Options) (*Writer, error) {
 }
 
 // resume finds the sequence number and hash of the last line written, repairing a torn
-// tail. An empty file (created just before a crash) is removed.
+// tail, and checks them against the anchor. An empty file (created just before a crash) is
+// removed. An anchor naming a line after the last one, or the last line with another hash,
+// means lines were removed or edited since: the start fails, as `sluice audit verify` would.
+// An anchor behind the last line (a crash between a group's sync and the anchor's) or none (a
+// log written before the anchor existed) is brought up to the last line.
 func (w *Writer) resume() error {
 	names, _, err := listFiles(w.dir)
 	if err != nil {
@@ -160,9 +167,27 @@ func (w *Writer) resume() error {
 			return fmt.Errorf("audit: %s: the last line is not an audit line; run sluice audit verify", path)
 		}
 		w.seq, w.prev = *h.Seq, sha256.Sum256(line)
-		return nil
+		break
 	}
-	return nil
+	a, err := readAnchor(w.dir)
+	switch {
+	case errors.Is(err, errNoAnchor):
+		if w.seq == 0 {
+			return nil
+		}
+		w.log.Warn("audit log: no anchor file; anchoring the last line", "sequence", w.seq)
+	case err != nil:
+		return fmt.Errorf("audit: %s: %w; run sluice audit verify", w.dir, err)
+	case a.seq > w.seq:
+		return fmt.Errorf("audit: %s: the anchor records line %d but the log ends at line %d: lines were removed; run sluice audit verify", w.dir, a.seq, w.seq)
+	case a.seq == w.seq && a.sum != w.prev:
+		return fmt.Errorf("audit: %s: the last line (%d) does not match the anchor: it was edited; run sluice audit verify", w.dir, w.seq)
+	case a.seq == w.seq:
+		return nil
+	default:
+		w.log.Info("audit log: anchoring the lines written after the anchor before a crash", "from", a.seq, "to", w.seq)
+	}
+	return w.writeAnchor(anchor{seq: w.seq, sum: w.prev})
 }
 
 // repairTail returns the last complete line of the file at path, without its '\n', after
@@ -312,8 +337,11 @@ func (w *Writer) run() {
 			group[i] = entry{}
 		}
 	}
-	if w.f != nil {
-		if err := w.f.Close(); err != nil && w.Err() == nil {
+	for _, f := range []*os.File{w.f, w.anchorFile} {
+		if f == nil {
+			continue
+		}
+		if err := f.Close(); err != nil && w.Err() == nil {
 			err = fmt.Errorf("audit: %w", err)
 			w.err.Store(&err)
 		}
@@ -321,7 +349,7 @@ func (w *Writer) run() {
 }
 
 // writeGroup chains the lines of group, writes them and syncs them, starting a new file
-// before a line that would take the current one past maxBytes.
+// before a line that would take the current one past maxBytes, then anchors the last one.
 func (w *Writer) writeGroup(group []entry) error {
 	w.pending = w.pending[:0]
 	for _, e := range group {
@@ -346,7 +374,10 @@ func (w *Writer) writeGroup(group []entry) error {
 		w.prev = sha256.Sum256(w.pending[start : len(w.pending)-1])
 		w.seq++
 	}
-	return w.flush(len(w.pending))
+	if err := w.flush(len(w.pending)); err != nil {
+		return err
+	}
+	return w.writeAnchor(anchor{seq: w.seq, sum: w.prev})
 }
 
 // flush writes pending[:n] to the current file, syncs it and keeps pending[n:].
@@ -371,11 +402,7 @@ func (w *Writer) create(seq uint64) error {
 	if err != nil {
 		return err
 	}
-	d, err := os.Open(w.dir)
-	if err == nil {
-		err = errors.Join(d.Sync(), d.Close())
-	}
-	if err != nil {
+	if err := syncDir(w.dir); err != nil {
 		f.Close()
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluice-streams/sluice/internal/sigv4"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
 	"github.com/sluice-streams/sluice/server/wire"
@@ -46,6 +47,9 @@ import (
 //	                            loopback TCP (target 0.85)
 //	kinesis_put                 PutRecords through the JSON API, 500 × 1 KiB, 4 connections:
 //	                            data bytes/s against 450 MB/s (PERFORMANCE.md)
+//	kinesis_put_iam             the same, each request signed (SigV4, by the client in this
+//	                            process) and verified and authorised by a server with an IAM
+//	                            file (serve --iam): against kinesis_put in the same round
 //	limit_json_decode_append,   records per CPU-second of the Kinesis JSON PutRecords path,
 //	kinesis_put_cpu             500 × 100 B: the server in a child process against decoding
 //	                            and appending in this one (cpu.go)
@@ -84,6 +88,11 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	defer durable.close()
+	signed, err := startE2EServer(filepath.Join(cfg.dir, "iam"), segment.None, withIAM)
+	if err != nil {
+		return nil, err
+	}
+	defer signed.close()
 	if err := none.fillForGets(); err != nil {
 		return nil, fmt.Errorf("filling the stream: %w", err)
 	}
@@ -131,6 +140,10 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 			r, err := none.kinesisPut(ctx, d, 1024, e2eBatch)
 			return r.bytes, r.note(), err
 		}},
+		{"kinesis_put_iam", "B/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
+			r, err := signed.kinesisPut(ctx, d, 1024, e2eBatch)
+			return r.bytes, r.note(), err
+		}},
 		{"kinesis_get", "B/s", none.kinesisGet},
 		{"limit_json_decode_append", "records/s", bound.measure},
 		{"kinesis_put_cpu", "records/s", child.putCPU},
@@ -158,6 +171,7 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		pathResult("native_put_100B", "records/s", s["native_put_100B"], nativeRecsT, "1.1 M records/s (PERFORMANCE.md)", 1),
 		pathResult("native_get", "B/s", s["native_get"], tcp, "limit_loopback_tcp", 0.85),
 		pathResult("kinesis_put", "B/s", s["kinesis_put"], kinesisPut, "450 MB/s (PERFORMANCE.md)", 1),
+		pathResult("kinesis_put_iam", "B/s", s["kinesis_put_iam"], med("kinesis_put"), "kinesis_put", 0),
 		pathResult("kinesis_get", "B/s", s["kinesis_get"], kinesisGet, "600 MB/s (PERFORMANCE.md)", 1),
 		limitResult("limit_json_decode_append", "records/s", s["limit_json_decode_append"]),
 		pathResult("kinesis_put_cpu", "records/s", s["kinesis_put_cpu"], med("limit_json_decode_append"), "limit_json_decode_append", 0.5),
@@ -446,14 +460,32 @@ func keptResponses(n int) []*fasthttp.Response {
 
 // e2eServer is a sluice server over its own engine, with stream "bench" of four shards.
 type e2eServer struct {
-	eng  *stream.Engine
-	srv  *server.Server
-	ln   net.Listener
-	addr string
-	c    *fasthttp.HostClient
+	eng    *stream.Engine
+	srv    *server.Server
+	ln     net.Listener
+	addr   string
+	c      *fasthttp.HostClient
+	signer *sigv4.Signer // signs every request when set (withIAM)
 }
 
-func startE2EServer(dir string, mode segment.Mode) (*e2eServer, error) {
+// e2eIAM is the IAM file of the server started withIAM: one user allowed everything.
+const e2eIAM = `{"users": [{"name": "bench", "accessKeyId": "AKbench", "secretAccessKey": "s-bench", "policies": [
+ {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}]}]}`
+
+// withIAM makes startE2EServer verify signatures and authorise requests with e2eIAM, as
+// serve --iam does, and its requests signed by e2eIAM's user.
+func withIAM(opts *server.Options, e *e2eServer) error {
+	const account, region = "000000000000", "us-east-1"
+	users, err := server.ParseIAM([]byte(e2eIAM), account)
+	if err != nil {
+		return err
+	}
+	opts.Authenticator = server.NewSigV4Verifier(account, region, users)
+	e.signer = sigv4.NewSigner(sigv4.Credentials{AccessKeyID: "AKbench", SecretAccessKey: "s-bench"}, region, "kinesis")
+	return nil
+}
+
+func startE2EServer(dir string, mode segment.Mode, with ...func(*server.Options, *e2eServer) error) (*e2eServer, error) {
 	eng, err := stream.Open(stream.Options{Dir: dir, Durability: segment.Durability{Mode: mode}, Limits: stream.Limits{Off: true, Factor: 1}})
 	if err != nil {
 		return nil, err
@@ -467,7 +499,16 @@ func startE2EServer(dir string, mode segment.Mode) (*e2eServer, error) {
 		eng.Close()
 		return nil, err
 	}
-	e := &e2eServer{eng: eng, srv: server.New(eng, server.Options{}), ln: ln, addr: ln.Addr().String()}
+	e := &e2eServer{ln: ln, addr: ln.Addr().String(), eng: eng}
+	var opts server.Options
+	for _, f := range with {
+		if err := f(&opts, e); err != nil {
+			ln.Close()
+			eng.Close()
+			return nil, err
+		}
+	}
+	e.srv = server.New(eng, opts)
 	go e.srv.Serve(ln)
 	e.c = &fasthttp.HostClient{Addr: e.addr, MaxConns: 64, MaxResponseBodySize: 64 << 20, ReadBufferSize: 64 << 10}
 	return e, nil
@@ -491,6 +532,9 @@ func (e *e2eServer) post(path, target string, body []byte, resp *fasthttp.Respon
 		req.Header.SetContentType(wire.ContentType)
 	}
 	req.SetBodyRaw(body)
+	if e.signer != nil {
+		e.sign(req, path, target)
+	}
 	if err := e.c.Do(req, resp); err != nil {
 		return err
 	}
@@ -498,6 +542,21 @@ func (e *e2eServer) post(path, target string, body []byte, resp *fasthttp.Respon
 		return fmt.Errorf("%s%s: status %d: %.300s", path, target, resp.StatusCode(), resp.Body())
 	}
 	return nil
+}
+
+// sign signs req as the Go client does (client/credentials.go): content type, host, date
+// and target, and the payload's SHA-256.
+func (e *e2eServer) sign(req *fasthttp.Request, path, target string) {
+	now := time.Now().UTC()
+	amzDate := now.Format(sigv4.TimeFormat)
+	req.Header.Set("X-Amz-Date", amzDate)
+	hl := sigv4.HeaderList{{Name: "content-type", Value: string(req.Header.ContentType())}, {Name: "host", Value: e.addr}, {Name: "x-amz-date", Value: amzDate}}
+	if target != "" {
+		hl = append(hl, sigv4.Header{Name: "x-amz-target", Value: "Kinesis_20131202." + target})
+	}
+	hash := sigv4.PayloadHash(req.Body())
+	r := sigv4.Request{Method: []byte(fasthttp.MethodPost), Path: []byte(path), Headers: hl, SignedHeaders: hl.Names(), PayloadHash: hash[:]}
+	req.Header.Set("Authorization", e.signer.Authorization(&r, now))
 }
 
 // nativePutBody is a native put of batch records of size bytes, keys spread over shards.

@@ -2,7 +2,7 @@
 // and prints every figure with its limit and the ratio between them (the targets are in
 // PERFORMANCE.md). The machine is shared and noisy: compare ratios, not absolute figures.
 //
-//	go run ./bench -suite storage|e2e|sweep|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
+//	go run ./bench -suite storage|e2e|sweep|startup|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
 //
 // Suites:
 //
@@ -79,7 +79,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep or all")
+	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep, startup or all")
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table (with several suites, the report's JSON)")
 	reportDir := fs.String("report", "", "also write report.md, PNG figures and results.json into `DIR`")
 	dir := fs.String("dir", "", "where to write files (a temporary directory is made inside it); default bench/results/tmp")
@@ -110,11 +110,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name string
 		fn   func(context.Context, config) ([]result, error)
 	}
-	suites := []suiteDef{{"storage", storageSuite}, {"e2e", e2eSuite}, {"sweep", sweepSuite}}
+	suites := []suiteDef{{"storage", storageSuite}, {"e2e", e2eSuite}, {"sweep", sweepSuite}, {"startup", startupSuite}}
 	if *suite != "all" {
 		i := slices.IndexFunc(suites, func(s suiteDef) bool { return s.name == *suite })
 		if i < 0 {
-			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep or all)\n", *suite)
+			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep, startup or all)\n", *suite)
 			return exitUsage
 		}
 		suites = suites[i : i+1]
@@ -376,6 +376,8 @@ func human(v float64, unit string) string {
 			return fmt.Sprintf("%.2f GB/s", v/1e9)
 		}
 		return fmt.Sprintf("%.0f MB/s", v/1e6)
+	case "B":
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	case "µs":
 		if v >= 1000 {
 			return fmt.Sprintf("%.2f ms", v/1000)

@@ -91,3 +91,8 @@ var NativeActions = map[string]ActionInfo{
 	"get":       {"kinesis:GetRecords", ResourceStream},
 	"subscribe": {"kinesis:SubscribeToShard", ResourceConsumer},
 }
+
+// GetMetrics is the action of GET /metrics on a server verifying signatures (sluice serve
+// --iam): sluice's own, outside the kinesis service, so that kinesis:* does not grant it.
+// Its resource is "*".
+var GetMetrics = ActionInfo{"sluice:GetMetrics", ResourceNone}

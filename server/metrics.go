@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/sluice-streams/sluice/iam"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -206,6 +207,23 @@ var runtimeMetrics = sync.OnceValue(func() prometheus.Gatherer {
 // serveMetrics answers GET /metrics. The registry is built for the scrape, so that a Server
 // keeps no metrics state: registering the engine's few dozen descriptions costs little next
 // to a scrape, which comes every few seconds at most.
+// authorizeMetrics lets a request for /metrics through: any request without authorisation
+// (no --iam), else a signed request of a user whose policies allow iam.GetMetrics on "*".
+// The metrics name every stream, shard and consumer, which a caller without the right to
+// list them must not learn.
+func (s *Server) authorizeMetrics(ctx *fasthttp.RequestCtx) error {
+	if !s.authorizing {
+		return nil
+	}
+	p, err := s.auth.Authenticate(&ctx.Request)
+	if err != nil {
+		return err
+	}
+	c := s.newCall(ctx, iam.GetMetrics, p)
+	defer c.release()
+	return s.authorize(c, "*")
+}
+
 func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(engineCollector{s.engine}); err != nil {

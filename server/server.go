@@ -237,6 +237,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if string(ctx.Path()) == "/metrics" && ctx.IsGet() {
+		if err := s.authorizeMetrics(ctx); err != nil {
+			s.fail(ctx, toAPIError(err))
+			return
+		}
 		s.serveMetrics(ctx) // metrics.go
 		return
 	}

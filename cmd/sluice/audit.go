@@ -35,5 +35,8 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, ", %s to %s, last line sha256 %s", sum.FirstTime, sum.LastTime, sum.Head)
 	}
 	fmt.Fprintln(stdout)
+	if sum.AfterAnchor > 0 {
+		fmt.Fprintf(stdout, "%s: the last %d lines follow the anchor: written just before a crash (the server anchors them at its next start) or appended by hand; the chain checks them, the anchor does not\n", dir, sum.AfterAnchor)
+	}
 	return exitOK
 }

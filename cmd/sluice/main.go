@@ -6,6 +6,7 @@
 //	sluice get [flags]       read one shard once, from an iterator type
 //	sluice tail [flags]      follow every shard of a stream as records arrive
 //	sluice inspect DIR...    check segment and index files offline
+//	sluice backup DIR DEST   copy a data directory, even a served one, into a new one
 //	sluice audit verify DIR  check an audit log's SHA-256 chain
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
 //	sluice load [flags]      generate load, measure latency, verify every record was read
@@ -26,6 +27,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sluice-streams/sluice/tools/backup"
 	"github.com/sluice-streams/sluice/tools/inspect"
 )
 
@@ -57,6 +59,7 @@ func commands() []command {
 		{name: "get", args: "--stream S --shard-id ID", summary: "read one shard once, from an iterator type", run: runGet},
 		{name: "tail", args: "--stream S", summary: "follow every shard of a stream, printing records as they arrive", run: runTail},
 		{name: "inspect", args: "[-q] [-records] DIR...", summary: "check segment and index files offline and report damage; -records dumps them", run: inspect.Run},
+		{name: "backup", args: "[--kms-keyring DIR] DATA_DIR DEST", summary: "copy a data directory, while a server runs on it or not, into a new directory serve starts from", run: backup.Run},
 		{name: "audit", args: "verify DIR", summary: "check an audit log's chain: name the first line edited, removed or reordered", run: runAudit},
 		{name: "create-key", args: "--kms-keyring DIR [--alias alias/NAME]", summary: "add a master key for StartStreamEncryption to a keyring and print its id", run: runCreateKey},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},

@@ -189,11 +189,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		auth = verifier
 		logger.Info("verifying SigV4 signatures and authorising requests", "iam", cfg.iamFile, "users", len(users))
 	}
+	// SIGHUP reloads what can be reloaded; with nothing to reload it is logged and ignored
+	// rather than ending the process, the default action of an unhandled SIGHUP.
 	hup := make(chan os.Signal, 1)
-	if verifier != nil || cfg.certs != nil {
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-	}
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var auditLog *audit.Writer
 	if cfg.audit.dir != "" {
 		if auditLog, err = audit.Open(cfg.audit.dir, audit.Options{MaxBytes: cfg.audit.maxBytes, Logger: logger}); err != nil {
@@ -327,9 +327,14 @@ func loopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// reload loads again, on SIGHUP, the IAM file and the TLS certificate the server was given;
-// one that fails to load leaves what was loaded before in service, and the log says why.
+// reload loads again, on SIGHUP, the IAM file, the TLS certificate and the client CAs the
+// server was given; one that fails to load leaves what was loaded before in service, and
+// the log says why.
 func reload(cfg serveConfig, verifier *server.SigV4Verifier, logger *slog.Logger) {
+	if verifier == nil && cfg.certs == nil {
+		logger.Info("SIGHUP ignored: no --iam or --tls-cert to reload")
+		return
+	}
 	if verifier != nil {
 		if users, err := loadIAM(cfg.iamFile, cfg.account); err != nil {
 			logger.Warn("IAM file not reloaded: keeping the users loaded before", "err", err)
@@ -342,7 +347,7 @@ func reload(cfg serveConfig, verifier *server.SigV4Verifier, logger *slog.Logger
 		if err := cfg.certs.load(); err != nil {
 			logger.Warn("TLS certificate not reloaded: keeping the one loaded before", "err", err)
 		} else {
-			logger.Info("TLS certificate reloaded", "cert", cfg.certs.certFile)
+			logger.Info("TLS certificate reloaded", "cert", cfg.certs.certFile, "client_ca", cfg.certs.caFile)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -275,5 +276,64 @@ func TestConnLimitFlags(t *testing.T) {
 	}
 	if d := defaultConnLimits().options(server.Options{}); d.MaxConnsPerIP != 512 || d.MaxInflightBytes != 0 {
 		t.Fatalf("default options %+v", d)
+	}
+}
+
+// TestServeTLSClientCAReload replaces the --tls-client-ca file and sends SIGHUP: new
+// connections are checked against the new CAs (a client of the old CA is refused, one of
+// the new CA served); a file without a certificate leaves the CAs loaded before in service,
+// and the log says why.
+func TestServeTLSClientCAReload(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, oldCA, newCA := newTestCA(t, "server CA"), newTestCA(t, "old client CA"), newTestCA(t, "new client CA")
+	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "clients.pem")
+	writeServerCert(t, serverCA, "sluice", certFile, keyFile)
+	if err := os.WriteFile(caFile, oldCA.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, log := startTLSServe(t, certFile, keyFile, caFile)
+	_, _, oldClient := issue(t, oldCA, "old app", false, true)
+	_, _, newClient := issue(t, newCA, "new app", false, true)
+	served := func(cert tls.Certificate) bool {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: serverCA.pool, Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		// TLS 1.3 reports a refused client certificate on the first read.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			return false
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && strings.HasPrefix(line, "HTTP/1.1 200")
+	}
+	if !served(oldClient) || served(newClient) {
+		t.Fatal("before the reload: want the old CA's client served and the new CA's refused")
+	}
+	hup := func(what, logged string) {
+		t.Helper()
+		before := strings.Count(log.String(), logged)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, what, func() bool { return strings.Count(log.String(), logged) > before })
+	}
+	if err := os.WriteFile(caFile, newCA.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("the reload", "TLS certificate reloaded")
+	if served(oldClient) || !served(newClient) {
+		t.Fatal("after the reload: want the new CA's client served and the old CA's refused")
+	}
+	if err := os.WriteFile(caFile, []byte("no certificate here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("the refused reload", "TLS certificate not reloaded")
+	if !strings.Contains(log.String(), "no PEM certificate") {
+		t.Fatalf("the log does not say why: %s", log.String())
+	}
+	if served(oldClient) || !served(newClient) {
+		t.Fatal("after a refused reload: want the CAs loaded before still in service")
 	}
 }
