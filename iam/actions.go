@@ -84,12 +84,14 @@ var Actions = map[string]ActionInfo{
 }
 
 // NativeActions maps the native protocol's requests to the actions of their Kinesis
-// counterparts: a put is a PutRecords, a get a GetRecords, both on the stream, and a
-// subscribe a SubscribeToShard on the consumer.
+// counterparts: a put is a PutRecords, a get a GetRecords, both on the stream, a subscribe a
+// SubscribeToShard on the consumer, and a leaders request (which node leads each shard) a
+// ListShards on the stream.
 var NativeActions = map[string]ActionInfo{
 	"put":       {"kinesis:PutRecords", ResourceStream},
 	"get":       {"kinesis:GetRecords", ResourceStream},
 	"subscribe": {"kinesis:SubscribeToShard", ResourceConsumer},
+	"leaders":   {"kinesis:ListShards", ResourceStream},
 }
 
 // GetMetrics is the action of GET /metrics on a server verifying signatures (sluice serve

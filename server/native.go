@@ -58,7 +58,7 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		s.nativeFail(ctx, wire.UnknownOperation, "native operations are POST requests")
 		return
 	}
-	var op string   // put, get or subscribe, once routed
+	var op string   // put, get, subscribe or leaders, once routed
 	var p Principal // the caller, once authenticated
 	if s.audit != nil && s.auditData {
 		defer func() { s.auditNative(ctx, op, p) }() // audit.go
@@ -78,6 +78,8 @@ func (s *Server) serveNative(ctx *fasthttp.RequestCtx) {
 		serve, op = s.nativeGet, "get"
 	case wire.PathSubscribe:
 		serve, op = s.nativeSubscribe, "subscribe"
+	case wire.PathLeaders:
+		serve, op = s.nativeLeaders, "leaders" // leaders.go
 	default:
 		s.nativeFail(ctx, wire.UnknownOperation, "unknown native operation "+string(ctx.Path()))
 		return

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 
@@ -191,5 +192,43 @@ func TestCodes(t *testing.T) {
 	}
 	if CodeOf("NoSuchThing") != InternalFailure || Code(999).Name() != "InternalFailure" || Code(999).Status() != 500 || InternalFailure.Status() != 500 {
 		t.Fatal("unknown codes must read as InternalFailure")
+	}
+}
+
+func TestLeadersRoundTrip(t *testing.T) {
+	req := AppendLeadersRequest(nil, "orders")
+	name, err := ReadLeadersRequest(req)
+	if err != nil || string(name) != "orders" {
+		t.Fatalf("ReadLeadersRequest = %q, %v", name, err)
+	}
+	if _, err := ReadLeadersRequest(append(req, 0)); !errors.Is(err, ErrTrailing) {
+		t.Fatalf("a request with a trailing byte: %v", err)
+	}
+	want := []struct {
+		shard uint32
+		addr  string
+	}{{0, "127.0.0.1:4567"}, {7, "[::1]:80"}}
+	ans := AppendLeadersHead(nil, len(want))
+	for _, w := range want {
+		ans = AppendShardLeader(ans, w.shard, w.addr)
+	}
+	var got []string
+	if err := ReadLeaders(ans, func(l ShardLeader) { got = append(got, fmt.Sprint(l.Shard, " ", string(l.Addr))) }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[0 127.0.0.1:4567 7 [::1]:80]" {
+		t.Fatalf("entries %v", got)
+	}
+	for cut := range len(ans) {
+		if err := ReadLeaders(ans[:cut], func(ShardLeader) {}); err == nil {
+			t.Fatalf("an answer cut to %d of %d bytes decoded", cut, len(ans))
+		}
+	}
+	if err := ReadLeaders(append(ans, 1), func(ShardLeader) {}); !errors.Is(err, ErrTrailing) {
+		t.Fatalf("an answer with a trailing byte: %v", err)
+	}
+	huge := le.AppendUint32(nil, 1<<31)
+	if err := ReadLeaders(huge, func(ShardLeader) { t.Fatal("an entry from nothing") }); err == nil {
+		t.Fatal("a count larger than the answer decoded")
 	}
 }
