@@ -216,31 +216,8 @@ func (p *Prefix) has(k partKind) bool {
 	return false
 }
 
-// String returns the prefix as compiled, with the default timestamp appended.
-func (p *Prefix) String() string {
-	var b strings.Builder
-	for _, x := range p.parts {
-		switch x.kind {
-		case partLiteral:
-			b.WriteString(x.lit)
-		case partRandom:
-			b.WriteString("!{firehose:random-string}")
-		case partErrorType:
-			b.WriteString("!{firehose:error-output-type}")
-		case partTimestamp:
-			b.WriteString("!{timestamp:")
-			for _, e := range x.ts {
-				if e.letter == 0 {
-					b.WriteString("'" + strings.ReplaceAll(e.lit, "'", "''") + "'")
-				} else {
-					b.WriteString(strings.Repeat(string(e.letter), e.width))
-				}
-			}
-			b.WriteString("}")
-		}
-	}
-	return b.String()
-}
+// String returns the prefix's text, with the default timestamp appended when it was.
+func (p *Prefix) String() string { return p.src }
 
 // appendEval appends the prefix evaluated at t (already in the configured zone) for the
 // object whose seed is seed.
