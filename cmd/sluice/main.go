@@ -10,6 +10,7 @@
 //	sluice estimate [flags]  size a Kinesis stream and price it a month on AWS
 //	sluice load [flags]      generate load, measure latency, verify every record was read
 //	sluice lambda [flags]    run a Lambda function's handler against a stream
+//	sluice deliver [flags]   deliver a stream to S3 or a directory, as Firehose does
 //	sluice version           print the build's module versions
 //	sluice help [command]    list the commands, or describe one
 //
@@ -61,6 +62,7 @@ func commands() []command {
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "lambda", args: "--handler PATH --event-source-mapping FILE", summary: "run an unmodified Lambda function against a stream, as an event source mapping does", run: runLambda},
+		{name: "deliver", args: "--config FILE [--s3-endpoint URL]", summary: "deliver a stream to S3 or a directory, as a Firehose delivery stream does", run: runDeliver},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}
