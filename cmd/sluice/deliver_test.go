@@ -174,6 +174,7 @@ func TestDeliverSurvivesKill(t *testing.T) {
 				stop   = make(chan struct{})
 				doneWG sync.WaitGroup
 			)
+			prng := rand.New(rand.NewPCG(uint64(seed), 1)) // the producer's own: rng is the kill loop's
 			doneWG.Go(func() {
 				for i := 0; ; i++ {
 					select {
@@ -186,14 +187,14 @@ func TestDeliverSurvivesKill(t *testing.T) {
 					if i%3 == 2 {
 						var b kpl.Builder
 						for j := range 20 {
-							d := fmt.Sprintf("%s-%d-%d-%s", name, i, j, strings.Repeat("x", rng.IntN(200)))
+							d := fmt.Sprintf("%s-%d-%d-%s", name, i, j, strings.Repeat("x", prng.IntN(200)))
 							b.Add(fmt.Sprintf("agg%d", i), "", []byte(d)) // one shard's, as the KPL aggregates
 							data = append(data, d)
 						}
 						entries = []client.PutEntry{{Key: fmt.Sprintf("agg%d", i), Data: b.AppendTo(nil)}}
 					} else {
 						for j := range 20 {
-							d := fmt.Sprintf("%s-%d-%d-%s", name, i, j, strings.Repeat("y", rng.IntN(200)))
+							d := fmt.Sprintf("%s-%d-%d-%s", name, i, j, strings.Repeat("y", prng.IntN(200)))
 							entries = append(entries, client.PutEntry{Key: fmt.Sprintf("k%d-%d", i, j), Data: []byte(d)})
 							data = append(data, d)
 						}
