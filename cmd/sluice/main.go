@@ -12,6 +12,7 @@
 //	sluice load [flags]      generate load, measure latency, verify every record was read
 //	sluice lambda [flags]    run a Lambda function's handler against a stream
 //	sluice agent [flags]     send the lines of files to streams, as the Kinesis Agent does
+//	sluice deliver [flags]   deliver a stream to S3 or a directory, as Firehose does
 //	sluice version           print the build's module versions
 //	sluice help [command]    list the commands, or describe one
 //
@@ -66,6 +67,7 @@ func commands() []command {
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "lambda", args: "--handler PATH --event-source-mapping FILE", summary: "run an unmodified Lambda function against a stream, as an event source mapping does", run: runLambda},
 		{name: "agent", args: "--config FILE", summary: "send the lines of files to streams, as the Kinesis Agent does, reading its agent.json", run: runAgent},
+		{name: "deliver", args: "--config FILE [--s3-endpoint URL]", summary: "deliver a stream to S3 or a directory, as a Firehose delivery stream does", run: runDeliver},
 		{name: "version", summary: "print the module versions this binary was built from", run: runVersion},
 		{name: "help", args: "[command]", summary: "list the commands, or describe one", run: runHelp},
 	}

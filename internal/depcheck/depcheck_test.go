@@ -187,6 +187,12 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
+		why:        "gofakes3 is the S3 the tests of sluice deliver run against: tests only, never in a build",
+		from:       []string{"./..."},
+		deny:       []string{"github.com/johannesboyne/gofakes3/..."},
+		transitive: true,
+	},
+	{
 		why:      "pkg/profile belongs to main packages (cmd, tools, bench); libraries take options",
 		from:     []string{"./..."},
 		notFrom:  []string{"./cmd/...", "./tools/...", "./bench/..."},

@@ -1,0 +1,297 @@
+//go:build linux
+
+// Linux only: the in-process server links stream and segment, whose storage builds on Linux
+// only (fallocate, fdatasync).
+
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/kpl"
+	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/server"
+	"github.com/sluice-streams/sluice/shardmap"
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// startServer serves a new engine in a temporary directory on 127.0.0.1 until the test
+// ends, and returns it with a client.
+func startServer(t testing.TB) (*stream.Engine, *client.Client) {
+	t.Helper()
+	eng, err := stream.Open(stream.Options{Dir: t.TempDir(), Durability: segment.Durability{Mode: segment.None}, Limits: stream.Limits{Off: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		eng.Close()
+		t.Fatal(err)
+	}
+	srv := server.New(eng, server.Options{})
+	served := make(chan struct{})
+	go func() {
+		srv.Serve(ln)
+		close(served)
+	}()
+	c, err := client.New(client.Config{Endpoint: "http://" + ln.Addr().String(), Unsigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		srv.Shutdown()
+		<-served
+		eng.Close()
+	})
+	return eng, c
+}
+
+// startS3 serves an in-process S3 (gofakes3, in memory) with the bucket until the test
+// ends, and returns its endpoint and a client of it.
+func startS3(t testing.TB, bucket string) (string, *s3.Client) {
+	t.Helper()
+	backend := s3mem.New()
+	if err := backend.CreateBucket(bucket); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(ts.Close)
+	return ts.URL, s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(ts.URL), UsePathStyle: true, Credentials: aws.AnonymousCredentials{}})
+}
+
+// bucketObjects returns every object of the bucket by key.
+func bucketObjects(t testing.TB, c *s3.Client, bucket string) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string][]byte{}
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			g, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(g.Body)
+			g.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[*o.Key] = b
+		}
+	}
+	return out
+}
+
+// dirObjects returns every file under dir by its slash-separated path, as keys.
+func dirObjects(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(dir, path)
+		out[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, failing the test after a minute.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDeliver delivers a stream that holds plain records, a KPL aggregated record and a
+// malformed one, and is split halfway, to a bucket of gofakes3 and to a directory: every
+// record is in exactly one object, the aggregated record's user records each on a line of
+// their own, the malformed one in an error object; keys are Firehose's; the parent shard is
+// stored to its end before its children. Run again from no checkpoint over the same
+// records, it writes the same keys, and no record twice.
+func TestDeliver(t *testing.T) {
+	for _, dest := range []string{"s3", "dir"} {
+		t.Run(dest, func(t *testing.T) {
+			eng, c := startServer(t)
+			ctx := context.Background()
+			if err := c.CreateStream(ctx, "orders", 1); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := c.DescribeStreamSummary(ctx, "orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			put := func(key string, data []byte) {
+				res, err := c.PutRecords(ctx, "orders", []client.PutEntry{{Key: key, Data: data}})
+				if err == nil {
+					err = res[0].Err
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 20 {
+				d := "p" + string(rune('a'+i))
+				put(d, []byte(d))
+				want = append(want, d)
+			}
+			var agg kpl.Builder
+			for i := range 5 {
+				d := "agg" + string(rune('a'+i))
+				agg.Add(d, "", []byte(d))
+				want = append(want, d)
+			}
+			put("agg", agg.AppendTo(nil))
+			bad := agg.AppendTo(nil)
+			bad[len(bad)-1] ^= 0xff // the digest no longer checks
+			put("bad", bad)
+			mid, err := shardmap.ParseKey("170141183460469231731687303715884105728")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := eng.SplitShard("orders", 0, mid); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				d := "q" + string(rune('a'+i))
+				put(d, []byte(d))
+				want = append(want, d)
+			}
+			slices.Sort(want)
+
+			dir := t.TempDir()
+			bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
+			var s3c *s3.Client
+			if dest == "dir" {
+				bucketARN = "file://" + filepath.Join(dir, "out")
+			} else {
+				opts.Endpoint, s3c = startS3(t, "bucket")
+			}
+			cfg, _, err := ParseConfig([]byte(`{"DeliveryStreamName": "orders-to-s3",
+			  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "` + sum.ARN + `"},
+			  "ExtendedS3DestinationConfiguration": {"BucketARN": "` + bucketARN + `", "CompressionFormat": "GZIP",
+			    "BufferingHints": {"IntervalInSeconds": 0},
+			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := OpenStore(cfg.Destination, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objects := func() map[string][]byte {
+				if dest == "dir" {
+					return dirObjects(t, filepath.Join(dir, "out"))
+				}
+				return bucketObjects(t, s3c, "bucket")
+			}
+			checkpoint := filepath.Join(dir, "checkpoint")
+			run := func() {
+				d, err := New(c, Options{Config: cfg, Store: store, CheckpointFile: checkpoint, Start: client.TrimHorizon, PollInterval: 20 * time.Millisecond, ReadsPerSecond: 50})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- d.Run(rctx) }()
+				waitFor(t, "every record", func() bool {
+					st := d.Stats()
+					return st.Records >= uint64(len(want)) && st.ErrorRecords >= 1
+				})
+				cancel()
+				if err := <-done; err != context.Canceled {
+					t.Fatalf("Run: %v", err)
+				}
+				if st := d.Stats(); st.Records != uint64(len(want)) || st.ErrorRecords != 1 {
+					t.Fatalf("stats %+v, want %d records and 1 failed", st, len(want))
+				}
+			}
+			run()
+
+			dataKey := regexp.MustCompile(`^\d{4}/\d{2}/\d{2}/\d{2}/orders-to-s3-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.gz$`)
+			check := func() []string {
+				var got []string
+				var keys []string
+				errs := 0
+				for k, body := range objects() {
+					keys = append(keys, k)
+					raw, err := decompress(Gzip, body)
+					if err != nil {
+						t.Fatalf("%s: %v", k, err)
+					}
+					if rest, ok := strings.CutPrefix(k, "processing-failed/"); ok && dataKey.MatchString(rest) {
+						var e errorRecord
+						if err := json.Unmarshal(bytes.TrimSpace(raw), &e); err != nil {
+							t.Fatalf("%s: %v", k, err)
+						}
+						if e.ErrorCode != errAggregation || e.PartitionKey != "bad" || e.ShardID != "shardId-000000000000" || e.AttemptsMade != 1 {
+							t.Errorf("error record %+v", e)
+						}
+						errs++
+						continue
+					}
+					if !dataKey.MatchString(k) {
+						t.Errorf("key %q is not a Firehose object name", k)
+					}
+					for l := range strings.SplitSeq(strings.TrimSuffix(string(raw), "\n"), "\n") {
+						got = append(got, l)
+					}
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, want) || errs != 1 {
+					t.Fatalf("the objects hold %d records and %d error objects, want %d records once each and 1:\n%q", len(got), errs, len(want), got)
+				}
+				slices.Sort(keys)
+				return keys
+			}
+			keys := check()
+			cp, err := openCheckpointer(checkpoint, sum.ARN, "orders-to-s3")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := cp.get(0); !ok || !s.Ended {
+				t.Errorf("the parent's checkpoint is %+v, want ended", s)
+			}
+			if err := os.Remove(checkpoint); err != nil {
+				t.Fatal(err)
+			}
+			run()
+			if again := check(); !slices.Equal(again, keys) {
+				t.Errorf("keys after a run from the start:\n%q\nwant\n%q", again, keys)
+			}
+		})
+	}
+}
