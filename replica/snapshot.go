@@ -456,4 +456,5 @@ func (s *Storage) noteCompacted() error {
 	s.dropUpToLocked(i)
 	return nil
 }
+
 var _ multiraft.SnapshotFiles = (*Log)(nil)

@@ -60,7 +60,7 @@ type Storage struct {
 	hs    hardState
 	cs    *pb.ConfState // the configuration SetConfState gave (used without a snapshot)
 	snap  snapRec       // the snapshot the log starts from (raft.snap); index 0: none
-	terms []termRec // one per term start, empty entry and conf entry, by index
+	terms []termRec     // one per term start, empty entry and conf entry, by index
 	confs []confRec
 	last  uint64 // LastIndex
 	buf   []segment.Record
