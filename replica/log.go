@@ -66,11 +66,10 @@ type proposal struct {
 func Open(dir string, opts Options) (*Log, error) {
 	so := opts.Segment
 	so.Replicated = true
-	fsys := so.FS
-	if fsys == nil {
-		fsys = vfs.OS
+	if so.FS == nil {
+		so.FS = vfs.OS
 	}
-	if err := prepareDir(fsys, dir, so.LogID); err != nil {
+	if err := prepareDir(dir, so); err != nil {
 		return nil, err
 	}
 	seg, err := segment.Open(dir, so)
@@ -138,6 +137,7 @@ func (l *Log) Apply(committed []*pb.Entry) error {
 	if err := l.storage.segLog().Publish(committed[len(committed)-1].GetIndex()); err != nil {
 		return err
 	}
+	l.storage.setApplied(committed[len(committed)-1].GetIndex())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range committed {

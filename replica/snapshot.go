@@ -10,38 +10,46 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"go.etcd.io/raft/v3/confchange"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/segment"
 )
 
 // Snapshots (docs/CLUSTER.md, "Snapshots"; docs/FORMAT.md). A snapshot of a shard's replica
-// is a position S, its term, the group's configuration at S, and the sealed segment files
-// that hold the frames up to S, shipped byte for byte. raft.snap records the snapshot a
-// replica's log starts from (after an install, or after retention removed segments);
-// a snapshot's Data is the same encoding, naming the files to fetch.
+// is a position S (the applied index), its term, the group's configuration at S, the sealed
+// segment files that hold frames up to S, shipped byte for byte, and the tail: the frames
+// after the last of those files up to S (in the leader's active segment), shipped as frames.
+// raft.snap records the snapshot a replica's log starts from (after an install, or after
+// retention removed segments); a snapshot's Data is the same encoding, naming what to fetch.
 //
 //	snapshot record: index u64, term u64, cslen u32, ConfState (protobuf, cslen bytes),
 //	                 nfiles u32, then per file: size u64, first u64, last u64,
-//	                 namelen u32, name
+//	                 namelen u32, name;
+//	                 then the tail: from u64, to u64, size u64 (0, 0, 0: none)
 //
-// It is framed like the other side files (magic "SLRSNAPS", count 1, CRC).
+// It is framed like the other side files (magic "SLRSNAPS", count 1, CRC). The tail is
+// fetched under the name frames-<from>-<to>: the frames at positions from to to, as segment
+// files store them.
 //
-// Install, crash-safe. FetchSnapshot writes the files into the staging directory
-// snapshot.staging (each synced), then its manifest (raft.snap there, written atomically):
-// a crash up to here leaves the old log, and Open deletes the staging directory. Persist
-// renames snapshot.staging to snapshot.install and syncs the replica's directory: the
-// commit point. rollForward then replaces the log: raft.snap, raft.terms and raft.conf
-// first, then every segment and index file not in the snapshot goes, the staged files move
-// in, a new log.meta is written, and the manifest and the directory go last. Every step
-// may be repeated, and Open repeats them while snapshot.install exists: after a crash the
-// log is the old one or the new one, never a mix.
+// Install, crash-safe. FetchSnapshot writes the files and the tail into the staging
+// directory snapshot.staging (each synced), then its manifest (raft.snap there, written
+// atomically): a crash up to here leaves the old log, and Open deletes the staging
+// directory. Persist renames snapshot.staging to snapshot.install and syncs the replica's
+// directory: the commit point. finishInstall then replaces the log: raft.snap, raft.terms
+// and raft.conf first, then every segment and index file not in the snapshot goes, the
+// staged files move in, a new log.meta is written, the tail is appended (AppendAt) and the
+// log closed (synced); the manifest goes, then the rest of snapshot.install. Every step may
+// be repeated, and Open repeats them while the manifest exists: after a crash the log is
+// the old one or the new one, never a mix.
 const (
 	snapName    = "raft.snap"
 	stagingName = "snapshot.staging"
@@ -54,6 +62,21 @@ type snapRec struct {
 	index, term uint64
 	cs          *pb.ConfState
 	files       []segment.SealedFile
+	tail        tailRange
+}
+
+// tailRange is a snapshot's frames from..to, size bytes, fetched as one stream.
+type tailRange struct{ from, to, size uint64 }
+
+func (t tailRange) name() string { return fmt.Sprintf("frames-%d-%d", t.from, t.to) }
+
+// parseTailName parses a tail's name (frames-<from>-<to>).
+func parseTailName(name string) (from, to uint64, ok bool) {
+	rest, found := strings.CutPrefix(name, "frames-")
+	a, b, found2 := strings.Cut(rest, "-")
+	from, err1 := strconv.ParseUint(a, 10, 64)
+	to, err2 := strconv.ParseUint(b, 10, 64)
+	return from, to, found && found2 && err1 == nil && err2 == nil && from >= 1 && from <= to
 }
 
 func encodeSnap(r snapRec) ([]byte, error) {
@@ -74,6 +97,9 @@ func encodeSnap(r snapRec) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Name)))
 		b = append(b, f.Name...)
 	}
+	b = binary.LittleEndian.AppendUint64(b, r.tail.from)
+	b = binary.LittleEndian.AppendUint64(b, r.tail.to)
+	b = binary.LittleEndian.AppendUint64(b, r.tail.size)
 	return sealSide(b), nil
 }
 
@@ -120,8 +146,12 @@ func decodeSnap(b []byte) (snapRec, error) {
 		}
 		r.files = append(r.files, f)
 	}
-	if len(body) != 0 {
+	if len(body) != 24 {
 		return r, fmt.Errorf("%d bytes after the files", len(body))
+	}
+	r.tail = tailRange{binary.LittleEndian.Uint64(body), binary.LittleEndian.Uint64(body[8:]), binary.LittleEndian.Uint64(body[16:])}
+	if t := r.tail; t != (tailRange{}) && (t.from > t.to || t.to > r.index || t.size == 0) {
+		return r, fmt.Errorf("tail %d to %d (%d bytes) for a snapshot at %d", t.from, t.to, t.size, r.index)
 	}
 	return r, nil
 }
@@ -191,8 +221,11 @@ func (s *Storage) confAtLocked(i uint64) (*pb.ConfState, error) {
 // OpenSnapshotFile implements multiraft.SnapshotFiles: it opens a sealed segment file that a
 // snapshot of this replica may name (one of the sealed segments up to the published tip).
 func (l *Log) OpenSnapshotFile(name string) (io.ReadCloser, int64, error) {
+	if from, to, ok := parseTailName(name); ok {
+		return l.storage.openTail(from, to)
+	}
 	seg := l.storage.segLog()
-	files, err := seg.SealedUpTo(seg.Tip())
+	files, err := seg.SealedUpTo(l.storage.appliedIndex())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -255,6 +288,11 @@ func (l *Log) FetchSnapshot(ctx context.Context, snap *pb.Snapshot, open func(na
 			return fmt.Errorf("replica: snapshot file %s: %w", f.Name, err)
 		}
 	}
+	if t := rec.tail; t.size > 0 {
+		if err := fetchFile(st.fs, filepath.Join(stage, t.name()), int64(t.size), buf, func() (io.ReadCloser, error) { return open(t.name()) }); err != nil {
+			return fmt.Errorf("replica: snapshot frames %d to %d: %w", t.from, t.to, err)
+		}
+	}
 	return writeSide(st.fs, stage, snapName, snap.GetData())
 }
 
@@ -315,37 +353,63 @@ func removeDir(fsys vfs.FS, dir string) error {
 
 // prepareDir readies a replica's directory before its segment log opens: a staging
 // directory (a fetch that never committed) is removed, and an install that committed is
-// finished (rollForward).
-func prepareDir(fsys vfs.FS, dir string, logID uint64) error {
-	if err := removeDir(fsys, filepath.Join(dir, stagingName)); err != nil {
+// finished.
+func prepareDir(dir string, so segment.Options) error {
+	if err := removeDir(so.FS, filepath.Join(dir, stagingName)); err != nil {
 		return err
 	}
-	return rollForward(fsys, dir, logID)
+	return finishInstall(dir, so)
 }
 
-// rollForward finishes the install of the snapshot in snapshot.install, if there is one
+// finishInstall finishes the install of the snapshot in snapshot.install, if there is one
 // (see the package's snapshot comment). Every step may be repeated after a crash.
-func rollForward(fsys vfs.FS, dir string, logID uint64) error {
+func finishInstall(dir string, so segment.Options) error {
+	fsys := so.FS
+	inst := filepath.Join(dir, installName)
+	rec, ok, err := rollForward(fsys, dir, so.LogID)
+	if err != nil || !ok {
+		return err
+	}
+	if rec.tail.size > 0 {
+		if err := appendTail(dir, so, filepath.Join(inst, rec.tail.name()), rec.tail); err != nil {
+			return err
+		}
+	}
+	if err := fsys.Remove(filepath.Join(inst, snapName)); err != nil {
+		return err
+	}
+	if err := fsys.SyncDir(inst); err != nil {
+		return err
+	}
+	if err := removeDir(fsys, inst); err != nil {
+		return err
+	}
+	return fsys.SyncDir(dir)
+}
+
+// rollForward replaces the log's files with the snapshot's (the side files, the segment
+// files and log.meta); ok is false when no install is pending (a leftover directory without
+// its manifest is removed).
+func rollForward(fsys vfs.FS, dir string, logID uint64) (rec snapRec, ok bool, err error) {
 	inst := filepath.Join(dir, installName)
 	man, ok, err := readSide(fsys, inst, snapName, func(b []byte) ([]byte, error) {
 		_, err := decodeSnap(b)
 		return b, err
 	})
 	if err != nil {
-		return err
+		return rec, false, err
 	}
-	if !ok { // the manifest goes last but one: only the directory is left, or nothing
-		return removeDir(fsys, inst)
+	if !ok { // the manifest goes first: what is left of the directory is done with
+		return rec, false, removeDir(fsys, inst)
 	}
-	rec, _ := decodeSnap(man)
-	if err := writeSide(fsys, dir, snapName, man); err != nil {
-		return err
-	}
-	if err := writeSide(fsys, dir, termsName, encodeTerms(nil)); err != nil {
-		return err
-	}
-	if err := writeSide(fsys, dir, confName, encodeConfs(nil)); err != nil {
-		return err
+	rec, _ = decodeSnap(man)
+	for _, w := range []struct {
+		name string
+		b    []byte
+	}{{snapName, man}, {termsName, encodeTerms(nil)}, {confName, encodeConfs(nil)}} {
+		if err := writeSide(fsys, dir, w.name, w.b); err != nil {
+			return rec, false, err
+		}
 	}
 	keep := map[string]bool{}
 	for _, f := range rec.files {
@@ -353,13 +417,13 @@ func rollForward(fsys vfs.FS, dir string, logID uint64) error {
 	}
 	entries, err := fsys.ReadDir(dir)
 	if err != nil {
-		return err
+		return rec, false, err
 	}
 	for _, e := range entries {
 		name := e.Name()
 		if (segment.IsSegmentName(name) && !keep[name]) || filepath.Ext(name) == ".idx" {
 			if err := fsys.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
+				return rec, false, err
 			}
 		}
 	}
@@ -369,27 +433,54 @@ func rollForward(fsys vfs.FS, dir string, logID uint64) error {
 			// Moved by an earlier attempt: it must be in place.
 			var moved vfs.File
 			if moved, err = fsys.OpenFile(filepath.Join(dir, f.Name), os.O_RDONLY, 0); err != nil {
-				return fmt.Errorf("%w: snapshot file %s: %v", ErrCorrupt, f.Name, err)
+				return rec, false, fmt.Errorf("%w: snapshot file %s: %v", ErrCorrupt, f.Name, err)
 			}
 			moved.Close()
 		}
 		if err != nil {
-			return err
+			return rec, false, err
 		}
 	}
 	if err := segment.CreateMeta(fsys, dir, logID); err != nil {
+		return rec, false, err
+	}
+	return rec, true, fsys.SyncDir(dir)
+}
+
+// appendTail opens the log in dir, appends the tail's frames at their positions (AppendAt,
+// the frames above what the log holds) and closes it, which syncs them.
+func appendTail(dir string, so segment.Options, path string, t tailRange) (err error) {
+	b, err := vfs.ReadFile(so.FS, path, int64(t.size))
+	if err != nil {
+		return fmt.Errorf("%w: snapshot frames: %v", ErrCorrupt, err)
+	}
+	seg, err := segment.Open(dir, so)
+	if err != nil {
 		return err
 	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return err
+	defer func() {
+		if cerr := seg.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var batch []segment.Record
+	for len(b) > 0 {
+		r, n, err := frame.Decode(b)
+		if err != nil || n == 0 || r.Seq < t.from || r.Seq > t.to {
+			return fmt.Errorf("%w: snapshot frames: frame at %d: %v", ErrCorrupt, r.Seq, err)
+		}
+		if r.Seq > seg.LastPos() {
+			batch = append(batch, segment.Record{Seq: r.Seq, Time: r.Time, Flags: r.Flags, Key: r.Key, Data: r.Data})
+		}
+		b = b[n:]
+		if len(batch) == 256 || (len(b) == 0 && len(batch) > 0) {
+			if err := seg.AppendAt(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
 	}
-	if err := fsys.Remove(filepath.Join(inst, snapName)); err != nil {
-		return err
-	}
-	if err := removeDir(fsys, inst); err != nil {
-		return err
-	}
-	return fsys.SyncDir(dir)
+	return nil
 }
 
 // segLog returns the current segment log (another after a snapshot install).
@@ -416,7 +507,7 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 		return err
 	}
 	_ = s.log.Close() // its files are replaced; a failed final sync loses nothing kept
-	if err := rollForward(s.fs, s.dir, s.segOpts.LogID); err != nil {
+	if err := finishInstall(s.dir, s.segOpts); err != nil {
 		return err
 	}
 	seg, err := segment.Open(s.dir, s.segOpts)
@@ -425,7 +516,7 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 	}
 	s.log = seg
 	s.cur.Store(seg)
-	s.snap, s.terms, s.confs, s.last = man, nil, nil, man.index
+	s.snap, s.terms, s.confs, s.last, s.applied = man, nil, nil, man.index, man.index
 	s.hs.commit = max(s.hs.commit, man.index)
 	return seg.Publish(man.index)
 }
@@ -458,3 +549,96 @@ func (s *Storage) noteCompacted() error {
 }
 
 var _ multiraft.SnapshotFiles = (*Log)(nil)
+
+// setApplied records the last index given to Apply.
+func (s *Storage) setApplied(i uint64) {
+	s.mu.Lock()
+	s.applied = max(s.applied, i)
+	s.mu.Unlock()
+}
+
+// appliedIndex returns the last index given to Apply.
+func (s *Storage) appliedIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// tailLocked measures the frames from from to to: their positions and bytes (none: the zero
+// tailRange).
+func (s *Storage) tailLocked(from, to uint64) (tailRange, error) {
+	var t tailRange
+	err := walkFrames(s.log, from, to, func(b []byte, first, last uint64) error {
+		if t.size == 0 {
+			t.from = first
+		}
+		t.to, t.size = last, t.size+uint64(len(b))
+		return nil
+	})
+	return t, err
+}
+
+// walkFrames calls f with the stored frames at positions from to to, in runs of whole
+// frames (b aliases a view, valid during the call), with the first and last position of
+// each run.
+func walkFrames(seg *segment.Log, from, to uint64, f func(b []byte, first, last uint64) error) error {
+	for from <= to {
+		v, err := seg.ReadWritten(from, 4096, 1<<20)
+		if err != nil {
+			return err
+		}
+		if v.Count == 0 {
+			v.Release()
+			return nil
+		}
+		b, first, last := v.Bytes(), uint64(0), uint64(0)
+		off := 0
+		for it := v.Records(); it.Next(); {
+			r := it.Record()
+			if r.Seq > to {
+				break
+			}
+			if first == 0 {
+				first = r.Seq
+			}
+			last = r.Seq
+			off += frame.Size(len(r.Key), len(r.Data))
+		}
+		if off > 0 {
+			err = f(b[:min(off, len(b))], first, last)
+		}
+		v.Release()
+		if err != nil || last == 0 || last >= to || v.Next <= from {
+			return err
+		}
+		from = last + 1
+	}
+	return nil
+}
+
+// openTail serves the frames from to to (a snapshot's tail) as a stream, with its size.
+// They must be applied and retained here.
+func (s *Storage) openTail(from, to uint64) (io.ReadCloser, int64, error) {
+	s.mu.Lock()
+	t, err := tailRange{}, error(nil)
+	ok := from >= s.firstLocked() && to <= s.applied
+	if ok {
+		t, err = s.tailLocked(from, to)
+	}
+	seg := s.log
+	s.mu.Unlock()
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok || t.from != from || t.to != to {
+		return nil, 0, multiraft.ErrNoSnapshotFile
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(walkFrames(seg, from, to, func(b []byte, _, _ uint64) error {
+			_, err := pw.Write(b)
+			return err
+		}))
+	}()
+	return pr, int64(t.size), nil
+}

@@ -63,6 +63,8 @@ type Storage struct {
 	terms []termRec     // one per term start, empty entry and conf entry, by index
 	confs []confRec
 	last  uint64 // LastIndex
+	// applied is the last index given to Apply (at open: Applied); a snapshot is taken there.
+	applied uint64
 	buf   []segment.Record
 }
 
@@ -113,6 +115,7 @@ func openStorage(log *segment.Log, dir string, so segment.Options) (*Storage, er
 	}
 	s.dropAboveLocked(last)
 	s.last = last
+	s.applied = s.appliedLocked()
 	return s, nil
 }
 
@@ -241,21 +244,27 @@ func (s *Storage) recAtLocked(i uint64) (termRec, bool) {
 	return termRec{}, false
 }
 
-// Snapshot implements raft.Storage: a snapshot at S, the last position of the newest sealed
-// segment wholly published (committed), or FirstIndex−1 when that is higher; its term, the
-// configuration at S, and in Data (raft.snap's encoding) the sealed segment files up to S,
-// which the receiver fetches (FetchSnapshot, OpenSnapshotFile).
+// Snapshot implements raft.Storage: a snapshot at S, the applied index (the configuration
+// raft has applied is the one at S, so it names the member the snapshot is for); its term,
+// the configuration at S, and in Data (raft.snap's encoding) the sealed segment files up to
+// S and the tail of frames after them up to S, which the receiver fetches (FetchSnapshot,
+// OpenSnapshotFile).
 func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := snapRec{index: s.firstLocked() - 1}
-	files, err := s.log.SealedUpTo(s.log.Tip())
+	first := s.firstLocked()
+	rec := snapRec{index: max(first-1, s.applied)}
+	files, err := s.log.SealedUpTo(rec.index)
 	if err != nil {
 		return nil, err
 	}
 	rec.files = files
+	from := first
 	if n := len(files); n > 0 {
-		rec.index = max(rec.index, files[n-1].Last)
+		from = max(from, files[n-1].Last+1)
+	}
+	if rec.tail, err = s.tailLocked(from, rec.index); err != nil {
+		return nil, err
 	}
 	rec.term = s.termLocked(rec.index)
 	if rec.cs, err = s.confAtLocked(rec.index); err != nil {
