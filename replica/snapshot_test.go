@@ -1,0 +1,207 @@
+package replica_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-streams/sluice/multiraft"
+	"github.com/sluice-streams/sluice/replica"
+	"github.com/sluice-streams/sluice/segment"
+)
+
+// clock is a fake clock the tests move by hand, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// appendBytes appends batches of records of size bytes each on l until about total bytes
+// went in, and returns the last position.
+func appendBytes(t *testing.T, l *replica.Log, tag string, total, size int) uint64 {
+	t.Helper()
+	var last uint64
+	for done, b := 0, 0; done < total; b++ {
+		batch := make([]segment.Record, 20)
+		for i := range batch {
+			batch[i] = segment.Record{Key: []byte(fmt.Sprintf("%s-%d-%d", tag, b, i)), Data: bytes.Repeat([]byte{byte('a' + i)}, size)}
+			done += size
+		}
+		if err := l.Append(batch); err != nil {
+			t.Fatalf("append %s: %v", tag, err)
+		}
+		last = batch[len(batch)-1].Seq
+	}
+	return last
+}
+
+// writtenFrames returns the frames l's segment log holds at positions from to to.
+func writtenFrames(t *testing.T, l *replica.Log, from, to uint64) []byte {
+	t.Helper()
+	var out []byte
+	for from <= to {
+		v, err := l.Segment().ReadWritten(from, 1000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Count == 0 {
+			v.Release()
+			break
+		}
+		for it := v.Records(); it.Next(); {
+			if r := it.Record(); r.Seq <= to {
+				out = fmt.Appendf(out, "%d/%d/%x/%q/%q;", r.Seq, r.Time, r.Flags, r.Key, r.Data)
+			}
+		}
+		from = v.Next
+		v.Release()
+	}
+	return out
+}
+
+// waitFor polls cond (a bounded wait) and fails with what when it never holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSnapshotThroughHost: three replicas over loopback HTTP; the leader's retention removes
+// its oldest segments, so a fourth replica added by a conf change cannot be sent the log from
+// the start. It catches up through a snapshot: the sealed segment files fetched from the
+// leader are byte-identical to the leader's, the tail frames match, its FirstIndex is the
+// snapshot's, and the records appended afterwards replicate to it. After a restart it comes
+// back with the same configuration (the four voters) and the same frames.
+func TestSnapshotThroughHost(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
+	nodes := startHostNodes(t, 3, so)
+	leader := waitLeader(t, nodes)
+	appendBytes(t, leader.log, "old", 400<<10, 700)
+	clk.Add(time.Hour)
+	appendBytes(t, leader.log, "new", 200<<10, 700)
+	cutoff := clk.Now().Add(-30 * time.Minute).UnixNano()
+	removed, err := leader.log.Trim(cutoff)
+	if err != nil || removed == 0 {
+		t.Fatalf("leader's Trim: %d segments removed, %v; want some", removed, err)
+	}
+	for _, n := range nodes {
+		if n != leader {
+			if _, err := n.log.Trim(cutoff); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first, _ := leader.log.Storage().FirstIndex()
+	if first <= 1 {
+		t.Fatalf("leader's FirstIndex %d after retention removed %d segments", first, removed)
+	}
+	if _, err := leader.log.Storage().Entries(first-1, first, 1<<20); err == nil {
+		t.Fatalf("Entries below FirstIndex %d answered", first)
+	}
+
+	// A fourth replica joins, empty.
+	n4 := newHostNode(t, 4, t.TempDir(), so)
+	for _, n := range nodes {
+		n.host.SetPeer(4, n4.addr)
+		n4.host.SetPeer(n.id, n.addr)
+	}
+	if err := n4.host.AddGroup(group, nil, n4.log, multiraft.GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)}
+	if err := leader.host.ProposeConfChange(ctx, group, cc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node 4 installs a snapshot", func() bool {
+		f, _ := n4.log.Storage().FirstIndex()
+		return f > 1
+	})
+	snapFirst, _ := n4.log.Storage().FirstIndex()
+	if snapFirst < first {
+		t.Fatalf("node 4's FirstIndex %d is below the leader's %d", snapFirst, first)
+	}
+
+	// The shipped segment files are the leader's, byte for byte.
+	shipped, err := n4.log.Segment().SealedUpTo(snapFirst - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shipped) == 0 {
+		t.Fatal("node 4 received no sealed segment file")
+	}
+	for _, f := range shipped {
+		got, err := os.ReadFile(filepath.Join(n4.log.Segment().Dir(), f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(leader.log.Segment().Dir(), f.Name))
+		if err != nil {
+			t.Fatalf("node 4 holds %s, the leader does not: %v", f.Name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("segment %s differs from the leader's (%d vs %d bytes)", f.Name, len(got), len(want))
+		}
+	}
+
+	t.Logf("leader FirstIndex %d, removed %d; node 4 FirstIndex %d, %d files shipped (%d to %d)", first, removed, snapFirst, len(shipped), shipped[0].First, shipped[len(shipped)-1].Last)
+	// New records replicate to it; every frame it holds is the leader's.
+	last := appendRecords(t, leader.log, "after", 50)[49]
+	waitFor(t, "node 4 publishes the new records", func() bool { return n4.log.Tip() >= last })
+	from := shipped[0].First
+	if got, want := writtenFrames(t, n4.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("node 4's frames from %d to %d differ from the leader's (%d vs %d bytes)", from, last, len(got), len(want))
+	}
+	if got := committedFrames(t, n4.log, last); len(got) == 0 {
+		t.Fatal("nothing readable on node 4")
+	}
+
+	// A restart keeps the snapshot, the frames and the configuration.
+	dir4 := n4.log.Segment().Dir()
+	n4.stop()
+	l, err := replica.Open(dir4, replica.Options{NodeID: 4, Segment: so})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if f, _ := l.Storage().FirstIndex(); f != snapFirst {
+		t.Fatalf("FirstIndex %d after the restart, want %d", f, snapFirst)
+	}
+	_, cs, err := l.Storage().InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.GetVoters()) != 4 {
+		t.Fatalf("voters after the restart: %v, want 4", cs.GetVoters())
+	}
+	if got, want := writtenFrames(t, l, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) {
+		t.Fatal("node 4's frames changed across the restart")
+	}
+}
