@@ -65,7 +65,7 @@ type Storage struct {
 	last  uint64 // LastIndex
 	// applied is the last index given to Apply (at open: Applied); a snapshot is taken there.
 	applied uint64
-	buf   []segment.Record
+	buf     []segment.Record
 }
 
 var _ raft.Storage = (*Storage)(nil)
