@@ -32,8 +32,9 @@ var ErrNoSnapshotFile = errors.New("multiraft: no such snapshot file")
 // the node that sent them instead of carrying the state in Snapshot.Data.
 type SnapshotFiles interface {
 	// OpenSnapshotFile opens for reading a file named by a snapshot this state machine's
-	// Storage made, with its size. A name it does not serve is ErrNoSnapshotFile. Called
-	// from the goroutine serving SnapshotPath, concurrently with the loop.
+	// Storage made, with its size. Any error (a name it does not serve, a file removed since)
+	// is answered 404. Called from the goroutine serving SnapshotPath, concurrently with the
+	// loop.
 	OpenSnapshotFile(name string) (io.ReadCloser, int64, error)
 
 	// FetchSnapshot stages what snap names, each file read with open from the node that
@@ -79,7 +80,9 @@ func (h *Host) fetchSnapshot(g *group, sf SnapshotFiles, m *raftpb.Message) {
 }
 
 // OpenSnapshotFile opens file name of group id's snapshots for a peer that fetches it (the
-// server side of SnapshotPath): ErrUnknownGroup, ErrNoSnapshotFile, or the file and its size.
+// server side of SnapshotPath): the file and its size, or ErrClosed (answer 503), or another
+// error: ErrUnknownGroup, ErrNoSnapshotFile (the state machine serves no files), or the state
+// machine's (answer 404, without the error's text).
 func (h *Host) OpenSnapshotFile(id GroupID, name string) (io.ReadCloser, int64, error) {
 	var sf SnapshotFiles
 	err := h.call(context.Background(), func() error {

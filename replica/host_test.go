@@ -49,6 +49,12 @@ func (n *hostNode) stop() {
 
 const group multiraft.GroupID = 1
 
+// A replica's Log is the state machine multiraft drives, snapshot files included.
+var (
+	_ multiraft.StateMachine  = (*replica.Log)(nil)
+	_ multiraft.SnapshotFiles = (*replica.Log)(nil)
+)
+
 // TestReplicaThroughHost runs a shard's replicated log on three multiraft Hosts talking over
 // loopback HTTP: what the replica package promises holds through the real event loop and
 // transport. Appends on the leader are acknowledged once committed, with positions; the

@@ -20,7 +20,6 @@ import (
 
 	"github.com/sluice-streams/sluice/frame"
 	"github.com/sluice-streams/sluice/internal/vfs"
-	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/segment"
 )
 
@@ -218,7 +217,8 @@ func (s *Storage) confAtLocked(i uint64) (*pb.ConfState, error) {
 	return cs, nil
 }
 
-// OpenSnapshotFile implements multiraft.SnapshotFiles: it opens a sealed segment file that a
+// OpenSnapshotFile implements multiraft.SnapshotFiles (this package does not import it; its
+// tests check the fit): it opens a sealed segment file that a
 // snapshot of this replica may name (one of the sealed segments up to the published tip).
 func (l *Log) OpenSnapshotFile(name string) (io.ReadCloser, int64, error) {
 	if from, to, ok := parseTailName(name); ok {
@@ -231,11 +231,11 @@ func (l *Log) OpenSnapshotFile(name string) (io.ReadCloser, int64, error) {
 	}
 	k := slices.IndexFunc(files, func(f segment.SealedFile) bool { return f.Name == name })
 	if k < 0 {
-		return nil, 0, multiraft.ErrNoSnapshotFile
+		return nil, 0, ErrNoSnapshotFile
 	}
 	f, err := l.storage.fs.OpenFile(filepath.Join(l.storage.dir, name), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, multiraft.ErrNoSnapshotFile // removed by retention since
+		return nil, 0, ErrNoSnapshotFile // removed by retention since
 	}
 	if err != nil {
 		return nil, 0, err
@@ -548,8 +548,6 @@ func (s *Storage) noteCompacted() error {
 	return nil
 }
 
-var _ multiraft.SnapshotFiles = (*Log)(nil)
-
 // setApplied records the last index given to Apply.
 func (s *Storage) setApplied(i uint64) {
 	s.mu.Lock()
@@ -631,7 +629,7 @@ func (s *Storage) openTail(from, to uint64) (io.ReadCloser, int64, error) {
 		return nil, 0, err
 	}
 	if !ok || t.from != from || t.to != to {
-		return nil, 0, multiraft.ErrNoSnapshotFile
+		return nil, 0, ErrNoSnapshotFile
 	}
 	pr, pw := io.Pipe()
 	go func() {

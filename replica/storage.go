@@ -24,6 +24,9 @@ var (
 	// ErrSnapshot reports a snapshot Persist cannot install: its files were not staged by
 	// FetchSnapshot, or the staged ones belong to another snapshot.
 	ErrSnapshot = errors.New("replica: snapshot not staged")
+	// ErrNoSnapshotFile reports a snapshot file this replica does not serve (never named by
+	// its snapshots, or removed by retention since).
+	ErrNoSnapshotFile = errors.New("replica: no such snapshot file")
 	// ErrNotLeader is wrapped by *NotLeaderError: the replica cannot take proposals.
 	ErrNotLeader = errors.New("replica: not the leader")
 	// ErrNotCommitted reports proposals that were not committed in the term they were
