@@ -262,7 +262,8 @@ func (r *fileReader) Close() error { return r.f.Close() }
 
 // FetchSnapshot implements multiraft.SnapshotFiles: it stages the files snap names, read
 // with open, in snapshot.staging (each synced, then the manifest): Persist installs them.
-// A file whose size differs from the snapshot's is refused.
+// A file whose size differs from the snapshot's is refused. A snapshot at or below the
+// applied index needs nothing: raft does not restore it.
 func (l *Log) FetchSnapshot(ctx context.Context, snap *pb.Snapshot, open func(name string) (io.ReadCloser, error)) error {
 	st := l.storage
 	rec, err := decodeSnap(snap.GetData())
@@ -271,6 +272,9 @@ func (l *Log) FetchSnapshot(ctx context.Context, snap *pb.Snapshot, open func(na
 	}
 	if md := snap.GetMetadata(); rec.index != md.GetIndex() || rec.term != md.GetTerm() {
 		return fmt.Errorf("replica: snapshot data names (%d, %d), metadata (%d, %d)", rec.index, rec.term, md.GetIndex(), md.GetTerm())
+	}
+	if rec.index <= st.appliedIndex() {
+		return nil // raft will not restore it (its commit index is past it): nothing to fetch
 	}
 	stage := filepath.Join(st.dir, stagingName)
 	if err := removeDir(st.fs, stage); err != nil {
@@ -470,7 +474,7 @@ func appendTail(dir string, so segment.Options, path string, t tailRange) (err e
 			return fmt.Errorf("%w: snapshot frames: frame at %d: %v", ErrCorrupt, r.Seq, err)
 		}
 		if r.Seq > seg.LastPos() {
-			batch = append(batch, segment.Record{Seq: r.Seq, Time: r.Time, Flags: r.Flags, Key: r.Key, Data: r.Data})
+			batch = append(batch, segment.Record(r))
 		}
 		b = b[n:]
 		if len(batch) == 256 || (len(b) == 0 && len(batch) > 0) {
