@@ -300,3 +300,65 @@ func TestFirstIndexFollowsTrim(t *testing.T) {
 		t.Fatalf("FirstIndex %d after the restart, %d before", again, first)
 	}
 }
+
+// TestFetchSnapshotRefuses: a snapshot whose Data names a path outside the replica or
+// disagrees with its metadata, or whose file arrives short or long, is refused, stages
+// nothing that Persist would install, and leaves the log as it was.
+func TestFetchSnapshotRefuses(t *testing.T) {
+	leader := leaderLog(t, t.TempDir(), 500)
+	defer leader.Close()
+	snap, err := leader.Storage().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := decodeSnap(snap.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := mustOpenLog(t, t.TempDir(), testOpts(nil))
+	defer l.Close()
+	persistApply(t, l, frameEntries(1, 40, 1, 300, t0), hs(1, 2, 40), true)
+	before := framesOf(t, l, 1, 40)
+	fromLeader := func(name string) (io.ReadCloser, error) {
+		r, _, err := leader.OpenSnapshotFile(name)
+		return r, err
+	}
+	withData := func(r snapRec) *pb.Snapshot {
+		b, err := encodeSnap(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := proto.Clone(snap).(*pb.Snapshot)
+		c.Data = b
+		return c
+	}
+	outside := rec
+	outside.files = slices.Clone(rec.files)
+	outside.files[0].Name = "../" + rec.files[0].Name
+	otherIndex := rec
+	otherIndex.index--
+	short := rec
+	short.files = slices.Clone(rec.files)
+	short.files[0].Size++
+	long := rec
+	long.files = slices.Clone(rec.files)
+	long.files[0].Size--
+	for name, s := range map[string]*pb.Snapshot{"path outside": withData(outside), "index differs": withData(otherIndex),
+		"file short": withData(short), "file long": withData(long)} {
+		if err := l.FetchSnapshot(context.Background(), s, fromLeader); err == nil {
+			t.Fatalf("%s: FetchSnapshot accepted it", name)
+		}
+		if err := l.Persist(&raft.Ready{Snapshot: s}); !errors.Is(err, ErrSnapshot) {
+			t.Fatalf("%s: Persist after a refused fetch: %v, want ErrSnapshot", name, err)
+		}
+		if first, _ := l.Storage().FirstIndex(); first != 1 || !bytes.Equal(framesOf(t, l, 1, 40), before) {
+			t.Fatalf("%s: the log changed (FirstIndex %d)", name, first)
+		}
+	}
+	if _, _, err := leader.OpenSnapshotFile("../raft.state"); !errors.Is(err, ErrNoSnapshotFile) {
+		t.Fatalf("OpenSnapshotFile(../raft.state): %v, want ErrNoSnapshotFile", err)
+	}
+	if _, _, err := leader.OpenSnapshotFile("frames-1-99999"); !errors.Is(err, ErrNoSnapshotFile) {
+		t.Fatalf("OpenSnapshotFile of frames not applied: %v, want ErrNoSnapshotFile", err)
+	}
+}
