@@ -91,6 +91,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// ageAndTrim appends 600 KiB on the leader, two thirds of it an hour before the rest, and
+// trims every live node's log at half an hour before the end: the leader's oldest segments
+// go. It returns the leader's FirstIndex, checked to have moved.
+func ageAndTrim(t *testing.T, clk *clock, leader *hostNode, live []*hostNode) uint64 {
+	t.Helper()
+	appendBytes(t, leader.log, "old", 400<<10, 700)
+	clk.Add(time.Hour)
+	appendBytes(t, leader.log, "new", 200<<10, 700)
+	cutoff := clk.Now().Add(-30 * time.Minute).UnixNano()
+	for _, n := range live {
+		removed, err := n.log.Trim(cutoff)
+		if err != nil || (n == leader && removed == 0) {
+			t.Fatalf("node %d's Trim: %d segments removed, %v", n.id, removed, err)
+		}
+	}
+	first, _ := leader.log.Storage().FirstIndex()
+	if first <= 1 {
+		t.Fatalf("leader's FirstIndex %d after retention removed segments", first)
+	}
+	if _, err := leader.log.Storage().Entries(first-1, first, 1<<20); err == nil {
+		t.Fatalf("Entries below FirstIndex %d answered", first)
+	}
+	return first
+}
+
 // TestSnapshotThroughHost: three replicas over loopback HTTP; the leader's retention removes
 // its oldest segments, so a fourth replica added by a conf change cannot be sent the log from
 // the start. It catches up through a snapshot: the sealed segment files fetched from the
@@ -102,28 +127,7 @@ func TestSnapshotThroughHost(t *testing.T) {
 	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
 	nodes := startHostNodes(t, 3, so)
 	leader := waitLeader(t, nodes)
-	appendBytes(t, leader.log, "old", 400<<10, 700)
-	clk.Add(time.Hour)
-	appendBytes(t, leader.log, "new", 200<<10, 700)
-	cutoff := clk.Now().Add(-30 * time.Minute).UnixNano()
-	removed, err := leader.log.Trim(cutoff)
-	if err != nil || removed == 0 {
-		t.Fatalf("leader's Trim: %d segments removed, %v; want some", removed, err)
-	}
-	for _, n := range nodes {
-		if n != leader {
-			if _, err := n.log.Trim(cutoff); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	first, _ := leader.log.Storage().FirstIndex()
-	if first <= 1 {
-		t.Fatalf("leader's FirstIndex %d after retention removed %d segments", first, removed)
-	}
-	if _, err := leader.log.Storage().Entries(first-1, first, 1<<20); err == nil {
-		t.Fatalf("Entries below FirstIndex %d answered", first)
-	}
+	first := ageAndTrim(t, clk, leader, nodes)
 
 	// A fourth replica joins, empty.
 	n4 := newHostNode(t, 4, t.TempDir(), so)
@@ -171,7 +175,7 @@ func TestSnapshotThroughHost(t *testing.T) {
 		}
 	}
 
-	t.Logf("leader FirstIndex %d, removed %d; node 4 FirstIndex %d, %d files shipped (%d to %d)", first, removed, snapFirst, len(shipped), shipped[0].First, shipped[len(shipped)-1].Last)
+	t.Logf("leader FirstIndex %d; node 4 FirstIndex %d, %d files shipped (%d to %d)", first, snapFirst, len(shipped), shipped[0].First, shipped[len(shipped)-1].Last)
 	// New records replicate to it; every frame it holds is the leader's.
 	last := appendRecords(t, leader.log, "after", 50)[49]
 	waitFor(t, "node 4 publishes the new records", func() bool { return n4.log.Tip() >= last })
@@ -204,4 +208,56 @@ func TestSnapshotThroughHost(t *testing.T) {
 	if got, want := writtenFrames(t, l, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) {
 		t.Fatal("node 4's frames changed across the restart")
 	}
+}
+
+// TestSnapshotToRestartedFollower: a follower stopped while the leader appends, and while the
+// leader's retention removes what it lacks, comes back (a new Host over the same directory)
+// and is caught up by a snapshot that replaces its old log; its frames are then the leader's
+// and new records reach it.
+func TestSnapshotToRestartedFollower(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
+	nodes := startHostNodes(t, 3, so)
+	leader := waitLeader(t, nodes)
+	early := appendRecords(t, leader.log, "early", 20)[19]
+	var lag *hostNode
+	var live []*hostNode
+	for _, n := range nodes {
+		if n != leader && lag == nil {
+			lag = n
+			continue
+		}
+		live = append(live, n)
+	}
+	waitFor(t, "the follower has the early records", func() bool { return lag.log.Tip() >= early })
+	dir := lag.log.Segment().Dir()
+	lag.stop()
+	first := ageAndTrim(t, clk, leader, live)
+
+	back := newHostNode(t, lag.id, dir, so)
+	for _, n := range live {
+		n.host.SetPeer(back.id, back.addr)
+		back.host.SetPeer(n.id, n.addr)
+	}
+	if got, _ := back.log.Storage().LastIndex(); got >= first {
+		t.Fatalf("the restarted follower's LastIndex %d reaches the leader's FirstIndex %d: no snapshot needed", got, first)
+	}
+	if err := back.host.AddGroup(group, []uint64{1, 2, 3}, back.log, multiraft.GroupOptions{Applied: back.log.Applied()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted follower installs a snapshot", func() bool {
+		f, _ := back.log.Storage().FirstIndex()
+		return f >= first
+	})
+	last := appendRecords(t, leader.log, "after", 20)[19]
+	waitFor(t, "the restarted follower publishes the new records", func() bool { return back.log.Tip() >= last })
+	from := back.log.Segment().FirstPos()
+	if got, want := writtenFrames(t, back.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("the restarted follower's frames from %d differ from the leader's (%d vs %d bytes)", from, len(got), len(want))
+	}
+	v, err := back.log.Read(0, 1, 0)
+	if err != nil || v.Count == 0 || v.First < first {
+		t.Fatalf("oldest readable record on the follower: %d (%v); want the leader's oldest retained, %d or above", v.First, err, first)
+	}
+	v.Release()
 }
