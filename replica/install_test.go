@@ -115,6 +115,20 @@ func leaderLog(t testing.TB, dir string, n uint64) *Log {
 	return l
 }
 
+// snapshotOf returns l's snapshot and its decoded Data.
+func snapshotOf(t testing.TB, l *Log) (*pb.Snapshot, snapRec) {
+	t.Helper()
+	snap, err := l.Storage().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := decodeSnap(snap.GetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap, rec
+}
+
 // stagedFrom fetches snap's files from leader into l's staging directory.
 func stagedFrom(l, leader *Log, snap *pb.Snapshot) error {
 	return l.FetchSnapshot(context.Background(), snap, func(name string) (io.ReadCloser, error) {
@@ -129,14 +143,7 @@ func stagedFrom(l, leader *Log, snap *pb.Snapshot) error {
 func TestInstallCrash(t *testing.T) {
 	leader := leaderLog(t, t.TempDir(), 500)
 	defer leader.Close()
-	snap, err := leader.Storage().Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec snapRec
-	if rec, err = decodeSnap(snap.GetData()); err != nil {
-		t.Fatal(err)
-	}
+	snap, rec := snapshotOf(t, leader)
 	if rec.index != 500 || len(rec.files) < 3 || rec.tail.size == 0 {
 		t.Fatalf("snapshot at %d with %d files and a tail of %d bytes; want 500, several files and a tail", rec.index, len(rec.files), rec.tail.size)
 	}
@@ -285,13 +292,9 @@ func TestFirstIndexFollowsTrim(t *testing.T) {
 		return first
 	}
 	first := check(l)
-	snap, err := l.Storage().Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := decodeSnap(snap.GetData())
-	if err != nil || rec.index != 500 || rec.term != 2 || len(rec.files) == 0 || rec.files[0].First != first {
-		t.Fatalf("snapshot %+v, %v; want at 500, term 2, from the first retained file", rec, err)
+	_, rec := snapshotOf(t, l)
+	if rec.index != 500 || rec.term != 2 || len(rec.files) == 0 || rec.files[0].First != first {
+		t.Fatalf("snapshot %+v; want at 500, term 2, from the first retained file", rec)
 	}
 	l.Close()
 	l = mustOpenLog(t, dir, testOpts(nil))
@@ -307,14 +310,7 @@ func TestFirstIndexFollowsTrim(t *testing.T) {
 func TestFetchSnapshotRefuses(t *testing.T) {
 	leader := leaderLog(t, t.TempDir(), 500)
 	defer leader.Close()
-	snap, err := leader.Storage().Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := decodeSnap(snap.GetData())
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap, rec := snapshotOf(t, leader)
 	l := mustOpenLog(t, t.TempDir(), testOpts(nil))
 	defer l.Close()
 	persistApply(t, l, frameEntries(1, 40, 1, 300, t0), hs(1, 2, 40), true)

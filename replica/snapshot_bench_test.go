@@ -37,14 +37,7 @@ func BenchmarkSnapshotTransfer(b *testing.B) {
 	}
 	srv := httptest.NewServer(h.SnapshotHandler())
 	defer srv.Close()
-	snap, err := leader.Storage().Snapshot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	rec, err := decodeSnap(snap.GetData())
-	if err != nil {
-		b.Fatal(err)
-	}
+	snap, rec := snapshotOf(b, leader)
 	total := int64(rec.tail.size)
 	for _, f := range rec.files {
 		total += f.Size
