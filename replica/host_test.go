@@ -62,7 +62,7 @@ var (
 // the leader's id; when the leader's node stops, another takes over and its positions are
 // above every acknowledged one.
 func TestReplicaThroughHost(t *testing.T) {
-	nodes := startHostNodes(t, 3, segment.Options{Durability: segment.Durability{Mode: segment.Sync}})
+	nodes := startHostNodes(t, 3, segment.Options{Durability: segment.Durability{Mode: segment.Sync}}, 20*time.Millisecond)
 
 	leader := waitLeader(t, nodes)
 	first := appendRecords(t, leader.log, "a", 50)
@@ -125,10 +125,10 @@ func TestReplicaThroughHost(t *testing.T) {
 }
 
 // newHostNode starts a Host serving the Raft transport and the snapshot files on loopback,
-// and opens node id's replica in dir.
-func newHostNode(t *testing.T, id uint64, dir string, so segment.Options) *hostNode {
+// and opens node id's replica in dir. The Host ticks every tick (an election takes 10).
+func newHostNode(t *testing.T, id uint64, dir string, so segment.Options, tick time.Duration) *hostNode {
 	t.Helper()
-	h, err := multiraft.NewHost(multiraft.Config{NodeID: id, TickInterval: 20 * time.Millisecond})
+	h, err := multiraft.NewHost(multiraft.Config{NodeID: id, TickInterval: tick})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +153,12 @@ func newHostNode(t *testing.T, id uint64, dir string, so segment.Options) *hostN
 
 // startHostNodes starts nodes 1 to count, each knowing the others' addresses, with group
 // bootstrapped on all of them.
-func startHostNodes(t *testing.T, count uint64, so segment.Options) []*hostNode {
+func startHostNodes(t *testing.T, count uint64, so segment.Options, tick time.Duration) []*hostNode {
 	t.Helper()
 	var nodes []*hostNode
 	var peers []uint64
 	for id := uint64(1); id <= count; id++ {
-		nodes = append(nodes, newHostNode(t, id, t.TempDir(), so))
+		nodes = append(nodes, newHostNode(t, id, t.TempDir(), so, tick))
 		peers = append(peers, id)
 	}
 	for _, n := range nodes {

@@ -18,6 +18,15 @@ import (
 	"github.com/sluice-streams/sluice/segment"
 )
 
+// snapTick is the Hosts' tick in the snapshot tests: elections take a second, so that the
+// fsyncs of a loaded machine do not move leadership in the middle of a test.
+const snapTick = 100 * time.Millisecond
+
+func hasVoter(ids map[uint64]struct{}, id uint64) bool {
+	_, ok := ids[id]
+	return ok
+}
+
 // clock is a fake clock the tests move by hand, safe for concurrent use.
 type clock struct {
 	mu sync.Mutex
@@ -36,9 +45,11 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// appendBytes appends batches of records of size bytes each on l until about total bytes
-// went in, and returns the last position.
-func appendBytes(t *testing.T, l *replica.Log, tag string, total, size int) uint64 {
+// appendBytes appends batches of 20 records of size bytes each through the leader of the
+// live nodes until about total bytes went in, and returns the last position. A batch that
+// meets a change of leader is appended again through the new one (it may then be there
+// twice, which these tests allow).
+func appendBytes(t *testing.T, live []*hostNode, tag string, total, size int) uint64 {
 	t.Helper()
 	var last uint64
 	for done, b := 0, 0; done < total; b++ {
@@ -47,8 +58,15 @@ func appendBytes(t *testing.T, l *replica.Log, tag string, total, size int) uint
 			batch[i] = segment.Record{Key: []byte(fmt.Sprintf("%s-%d-%d", tag, b, i)), Data: bytes.Repeat([]byte{byte('a' + i)}, size)}
 			done += size
 		}
-		if err := l.Append(batch); err != nil {
-			t.Fatalf("append %s: %v", tag, err)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := waitLeader(t, live).log.Append(batch)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("append %s: %v", tag, err)
+			}
 		}
 		last = batch[len(batch)-1].Seq
 	}
@@ -91,14 +109,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// ageAndTrim appends 600 KiB on the leader, two thirds of it an hour before the rest, and
-// trims every live node's log at half an hour before the end: the leader's oldest segments
-// go. It returns the leader's FirstIndex, checked to have moved.
-func ageAndTrim(t *testing.T, clk *clock, leader *hostNode, live []*hostNode) uint64 {
+// ageAndTrim appends 600 KiB, two thirds of it an hour before the rest, and trims every live
+// node's log at half an hour before the end: the leader's oldest segments go. It returns the
+// leader's FirstIndex, checked to have moved.
+func ageAndTrim(t *testing.T, clk *clock, live []*hostNode) uint64 {
 	t.Helper()
-	appendBytes(t, leader.log, "old", 400<<10, 700)
+	appendBytes(t, live, "old", 400<<10, 700)
 	clk.Add(time.Hour)
-	appendBytes(t, leader.log, "new", 200<<10, 700)
+	appendBytes(t, live, "new", 200<<10, 700)
+	leader := waitLeader(t, live)
 	cutoff := clk.Now().Add(-30 * time.Minute).UnixNano()
 	for _, n := range live {
 		removed, err := n.log.Trim(cutoff)
@@ -125,12 +144,11 @@ func ageAndTrim(t *testing.T, clk *clock, leader *hostNode, live []*hostNode) ui
 func TestSnapshotThroughHost(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
-	nodes := startHostNodes(t, 3, so)
-	leader := waitLeader(t, nodes)
-	first := ageAndTrim(t, clk, leader, nodes)
+	nodes := startHostNodes(t, 3, so, snapTick)
+	first := ageAndTrim(t, clk, nodes)
 
 	// A fourth replica joins, empty.
-	n4 := newHostNode(t, 4, t.TempDir(), so)
+	n4 := newHostNode(t, 4, t.TempDir(), so, snapTick)
 	for _, n := range nodes {
 		n.host.SetPeer(4, n4.addr)
 		n4.host.SetPeer(n.id, n.addr)
@@ -138,16 +156,21 @@ func TestSnapshotThroughHost(t *testing.T) {
 	if err := n4.host.AddGroup(group, nil, n4.log, multiraft.GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)}
-	if err := leader.host.ProposeConfChange(ctx, group, cc); err != nil {
-		t.Fatal(err)
-	}
+	var proposed time.Time
 	waitFor(t, "node 4 installs a snapshot", func() bool {
-		f, _ := n4.log.Storage().FirstIndex()
-		return f > 1
+		if f, _ := n4.log.Storage().FirstIndex(); f > 1 {
+			return true
+		}
+		if st, err := waitLeader(t, nodes).host.Status(group); err == nil && !hasVoter(st.Config.Voters.IDs(), 4) && time.Since(proposed) > 2*time.Second {
+			proposed = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = waitLeader(t, nodes).host.ProposeConfChange(ctx, group, cc) // again if a change of leader lost it
+		}
+		return false
 	})
+	leader := waitLeader(t, nodes) // the snapshot's sender, leadership not having moved meanwhile
 	snapFirst, _ := n4.log.Storage().FirstIndex()
 	if snapFirst < first {
 		t.Fatalf("node 4's FirstIndex %d is below the leader's %d", snapFirst, first)
@@ -177,7 +200,7 @@ func TestSnapshotThroughHost(t *testing.T) {
 
 	t.Logf("leader FirstIndex %d; node 4 FirstIndex %d, %d files shipped (%d to %d)", first, snapFirst, len(shipped), shipped[0].First, shipped[len(shipped)-1].Last)
 	// New records replicate to it; every frame it holds is the leader's.
-	last := appendRecords(t, leader.log, "after", 50)[49]
+	last := appendBytes(t, nodes, "after", 20*100, 100)
 	waitFor(t, "node 4 publishes the new records", func() bool { return n4.log.Tip() >= last })
 	from := shipped[0].First
 	if got, want := writtenFrames(t, n4.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
@@ -217,9 +240,9 @@ func TestSnapshotThroughHost(t *testing.T) {
 func TestSnapshotToRestartedFollower(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
-	nodes := startHostNodes(t, 3, so)
+	nodes := startHostNodes(t, 3, so, snapTick)
+	early := appendBytes(t, nodes, "early", 20*100, 100)
 	leader := waitLeader(t, nodes)
-	early := appendRecords(t, leader.log, "early", 20)[19]
 	var lag *hostNode
 	var live []*hostNode
 	for _, n := range nodes {
@@ -232,9 +255,9 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 	waitFor(t, "the follower has the early records", func() bool { return lag.log.Tip() >= early })
 	dir := lag.log.Segment().Dir()
 	lag.stop()
-	first := ageAndTrim(t, clk, leader, live)
+	first := ageAndTrim(t, clk, live)
 
-	back := newHostNode(t, lag.id, dir, so)
+	back := newHostNode(t, lag.id, dir, so, snapTick)
 	for _, n := range live {
 		n.host.SetPeer(back.id, back.addr)
 		back.host.SetPeer(n.id, n.addr)
@@ -249,7 +272,8 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 		f, _ := back.log.Storage().FirstIndex()
 		return f >= first
 	})
-	last := appendRecords(t, leader.log, "after", 20)[19]
+	last := appendBytes(t, live, "after", 20*100, 100)
+	leader = waitLeader(t, live)
 	waitFor(t, "the restarted follower publishes the new records", func() bool { return back.log.Tip() >= last })
 	from := back.log.Segment().FirstPos()
 	if got, want := writtenFrames(t, back.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
