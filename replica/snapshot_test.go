@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,22 +27,12 @@ func hasVoter(ids map[uint64]struct{}, id uint64) bool {
 	return ok
 }
 
-// clock is a fake clock the tests move by hand, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// snapOpts are the segment options of the snapshot tests: 64 KiB segments, synced, and a
+// clock the test moves (now, Unix ns).
+func snapOpts(now *atomic.Int64) segment.Options {
+	now.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	return segment.Options{SegmentSize: segment.MinSegmentSize, Durability: segment.Durability{Mode: segment.Sync},
+		Now: func() time.Time { return time.Unix(0, now.Load()) }}
 }
 
 // appendBytes appends batches of 20 records of size bytes each through the leader of the
@@ -112,13 +102,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // ageAndTrim appends 600 KiB, two thirds of it an hour before the rest, and trims every live
 // node's log at half an hour before the end: the leader's oldest segments go. It returns the
 // leader's FirstIndex, checked to have moved.
-func ageAndTrim(t *testing.T, clk *clock, live []*hostNode) uint64 {
+func ageAndTrim(t *testing.T, now *atomic.Int64, live []*hostNode) uint64 {
 	t.Helper()
 	appendBytes(t, live, "old", 400<<10, 700)
-	clk.Add(time.Hour)
+	now.Add(int64(time.Hour))
 	appendBytes(t, live, "new", 200<<10, 700)
 	leader := waitLeader(t, live)
-	cutoff := clk.Now().Add(-30 * time.Minute).UnixNano()
+	cutoff := now.Load() - int64(30*time.Minute)
 	for _, n := range live {
 		removed, err := n.log.Trim(cutoff)
 		if err != nil || (n == leader && removed == 0) {
@@ -142,10 +132,10 @@ func ageAndTrim(t *testing.T, clk *clock, live []*hostNode) uint64 {
 // snapshot's, and the records appended afterwards replicate to it. After a restart it comes
 // back with the same configuration (the four voters) and the same frames.
 func TestSnapshotThroughHost(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
+	var now atomic.Int64
+	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
-	first := ageAndTrim(t, clk, nodes)
+	first := ageAndTrim(t, &now, nodes)
 
 	// A fourth replica joins, empty.
 	n4 := newHostNode(t, 4, t.TempDir(), so, snapTick)
@@ -238,8 +228,8 @@ func TestSnapshotThroughHost(t *testing.T) {
 // and is caught up by a snapshot that replaces its old log; its frames are then the leader's
 // and new records reach it.
 func TestSnapshotToRestartedFollower(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	so := segment.Options{SegmentSize: segment.MinSegmentSize, Now: clk.Now, Durability: segment.Durability{Mode: segment.Sync}}
+	var now atomic.Int64
+	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
 	early := appendBytes(t, nodes, "early", 20*100, 100)
 	leader := waitLeader(t, nodes)
@@ -255,7 +245,7 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 	waitFor(t, "the follower has the early records", func() bool { return lag.log.Tip() >= early })
 	dir := lag.log.Segment().Dir()
 	lag.stop()
-	first := ageAndTrim(t, clk, live)
+	first := ageAndTrim(t, &now, live)
 
 	back := newHostNode(t, lag.id, dir, so, snapTick)
 	for _, n := range live {
