@@ -14,6 +14,10 @@
 //     Receive (or Handler) decodes a batch and hands it to the loop.
 //   - Quiescence (quiesce.go): idle groups stop ticking on every replica; NodeDown and
 //     NodeUp wake the ones that must elect or catch up.
+//   - Snapshot files (snapshot.go): for a state machine implementing SnapshotFiles, a
+//     received MsgSnap is stepped only after FetchSnapshot, on a goroutine of its own, has
+//     fetched the files the snapshot names from the sender (GET SnapshotPath), so the loop
+//     never waits for a transfer.
 //
 // # What it does not own
 //

@@ -118,6 +118,9 @@ type Host struct {
 	pending []func()
 
 	stats counters
+
+	// fetches counts the snapshot fetches running (snapshot.go); Close waits for them.
+	fetches sync.WaitGroup
 }
 
 // group is one RawNode and its state machine; owned by the loop goroutine.
@@ -133,6 +136,9 @@ type group struct {
 	// quiescing is set by the tick that found the leader's group idle; the Ready of that
 	// tick sends the quiesce records and sets quiesced.
 	quiescing bool
+	// fetching: a snapshot's files are being fetched (snapshot.go); other MsgSnaps are
+	// dropped until it ends.
+	fetching bool
 }
 
 // NewHost starts a Host's loop. Close stops it.
@@ -173,6 +179,7 @@ func (h *Host) Close() error {
 	close(h.stop)
 	<-h.done
 	h.tr.close()
+	h.fetches.Wait()
 	return nil
 }
 
@@ -509,6 +516,12 @@ func (h *Host) step(in *inbound) {
 	if wakes(in.msg.GetType()) {
 		h.wakeGroup(g)
 	}
+	if in.msg.GetType() == raftpb.MsgSnap {
+		if sf, ok := g.sm.(SnapshotFiles); ok {
+			h.fetchSnapshot(g, sf, in.msg)
+			return
+		}
+	}
 	if err := g.rn.Step(in.msg); err != nil {
 		h.stats.stepErrors.Add(1)
 	}
@@ -648,13 +661,14 @@ type Stats struct {
 	UnknownGroup     uint64 // records for a group this node does not drive
 	Misrouted        uint64 // messages addressed to another node
 	StepErrors       uint64 // messages raft refused to step
+	SnapshotsDropped uint64 // MsgSnaps dropped: a fetch for the group running, or failed
 }
 
 // counters are the Host's statistics: written by the loop, Receive and the senders,
 // read by Stats; atomics, no ordering between them.
 type counters struct {
 	iterations, ticks, posts, postErrors, bytesSent, sent, dropped, received, inboxDropped,
-	unknownGroup, misrouted, stepErrors atomic.Uint64
+	unknownGroup, misrouted, stepErrors, snapDropped atomic.Uint64
 }
 
 // Stats returns the Host's counters.
@@ -673,5 +687,6 @@ func (h *Host) Stats() Stats {
 		UnknownGroup:     c.unknownGroup.Load(),
 		Misrouted:        c.misrouted.Load(),
 		StepErrors:       c.stepErrors.Load(),
+		SnapshotsDropped: c.snapDropped.Load(),
 	}
 }

@@ -39,6 +39,10 @@ type transport struct {
 	// ctx is cancelled by close, ending the POSTs in flight.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// fetchClient GETs snapshot files: Config.Client's transport without its Timeout (a
+	// file may take longer than one batch; ctx bounds it).
+	fetchClient *http.Client
 }
 
 // outbox is a batch being built for one peer: the loop's for the current iteration, or a
@@ -91,7 +95,8 @@ type peer struct {
 
 func newTransport(h *Host) *transport {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &transport{h: h, out: make(map[uint64]*outbox), peers: make(map[uint64]*peer), ctx: ctx, cancel: cancel}
+	return &transport{h: h, out: make(map[uint64]*outbox), peers: make(map[uint64]*peer), ctx: ctx, cancel: cancel,
+		fetchClient: &http.Client{Transport: h.cfg.Client.Transport}}
 }
 
 func (t *transport) setPeer(id uint64, addr string) {

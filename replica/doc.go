@@ -27,6 +27,14 @@
 // frame are kept only while they have no frame (gaps and conf changes recorded in the side
 // files); the rest is dropped.
 //
-// Not implemented in this round: snapshots (Persist refuses one with ErrSnapshot; Snapshot
-// returns metadata only) and retention moving FirstIndex (it stays 1).
+// Restarts. InitialState returns the configuration as of the stored commit index (raft.snap's
+// with raft.conf's conf entries up to it applied); Applied is that index, for the group's
+// RawNode (multiraft.GroupOptions.Applied), and the records up to it are readable from Open.
+//
+// Retention and snapshots (snapshot.go; docs/CLUSTER.md, "Snapshots"). Trim moves FirstIndex
+// past the segments it removes, and raft.snap records the position before it. A snapshot is
+// taken at the applied index: its Data names the sealed segment files up to it and the tail
+// of frames after them, which the receiving node fetches out of band (Log implements
+// multiraft.SnapshotFiles) into a staging directory before raft sees the snapshot; Persist
+// installs it crash-safely (the old log or the new one after a crash, never a mix).
 package replica

@@ -38,6 +38,7 @@ type hostNode struct {
 	host *multiraft.Host
 	srv  *http.Server
 	log  *replica.Log
+	addr string // the loopback address it serves on
 }
 
 func (n *hostNode) stop() {
@@ -48,6 +49,12 @@ func (n *hostNode) stop() {
 
 const group multiraft.GroupID = 1
 
+// A replica's Log is the state machine multiraft drives, snapshot files included.
+var (
+	_ multiraft.StateMachine  = (*replica.Log)(nil)
+	_ multiraft.SnapshotFiles = (*replica.Log)(nil)
+)
+
 // TestReplicaThroughHost runs a shard's replicated log on three multiraft Hosts talking over
 // loopback HTTP: what the replica package promises holds through the real event loop and
 // transport. Appends on the leader are acknowledged once committed, with positions; the
@@ -55,42 +62,7 @@ const group multiraft.GroupID = 1
 // the leader's id; when the leader's node stops, another takes over and its positions are
 // above every acknowledged one.
 func TestReplicaThroughHost(t *testing.T) {
-	var nodes []*hostNode
-	addrs := map[uint64]string{}
-	for id := uint64(1); id <= 3; id++ {
-		h, err := multiraft.NewHost(multiraft.Config{NodeID: id, TickInterval: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle(multiraft.RaftPath, h.Handler())
-		srv := &http.Server{Handler: mux}
-		go srv.Serve(ln)
-		l, err := replica.Open(t.TempDir(), replica.Options{NodeID: id, Timeout: 20 * time.Second,
-			Segment: segment.Options{Durability: segment.Durability{Mode: segment.Sync}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &hostNode{id: id, host: h, srv: srv, log: l}
-		t.Cleanup(n.stop)
-		nodes = append(nodes, n)
-		addrs[id] = ln.Addr().String()
-	}
-	for _, n := range nodes {
-		for id, addr := range addrs {
-			if id != n.id {
-				n.host.SetPeer(id, addr)
-			}
-		}
-		if err := n.host.AddGroup(group, []uint64{1, 2, 3}, n.log, multiraft.GroupOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		n.log.SetProposer(hostProposer{h: n.host, id: group})
-	}
+	nodes := startHostNodes(t, 3, segment.Options{Durability: segment.Durability{Mode: segment.Sync}}, 20*time.Millisecond)
 
 	leader := waitLeader(t, nodes)
 	first := appendRecords(t, leader.log, "a", 50)
@@ -150,6 +122,56 @@ func TestReplicaThroughHost(t *testing.T) {
 			t.Fatalf("after the failover, node %d's committed frames differ", n.id)
 		}
 	}
+}
+
+// newHostNode starts a Host serving the Raft transport and the snapshot files on loopback,
+// and opens node id's replica in dir. The Host ticks every tick (an election takes 10).
+func newHostNode(t *testing.T, id uint64, dir string, so segment.Options, tick time.Duration) *hostNode {
+	t.Helper()
+	h, err := multiraft.NewHost(multiraft.Config{NodeID: id, TickInterval: tick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(multiraft.RaftPath, h.Handler())
+	mux.Handle(multiraft.SnapshotPath, h.SnapshotHandler())
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	l, err := replica.Open(dir, replica.Options{NodeID: id, Timeout: 20 * time.Second, Segment: so})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &hostNode{id: id, host: h, srv: srv, log: l, addr: ln.Addr().String()}
+	t.Cleanup(n.stop)
+	n.log.SetProposer(hostProposer{h: n.host, id: group})
+	return n
+}
+
+// startHostNodes starts nodes 1 to count, each knowing the others' addresses, with group
+// bootstrapped on all of them.
+func startHostNodes(t *testing.T, count uint64, so segment.Options, tick time.Duration) []*hostNode {
+	t.Helper()
+	var nodes []*hostNode
+	var peers []uint64
+	for id := uint64(1); id <= count; id++ {
+		nodes = append(nodes, newHostNode(t, id, t.TempDir(), so, tick))
+		peers = append(peers, id)
+	}
+	for _, n := range nodes {
+		for _, p := range nodes {
+			if p != n {
+				n.host.SetPeer(p.id, p.addr)
+			}
+		}
+		if err := n.host.AddGroup(group, peers, n.log, multiraft.GroupOptions{Applied: n.log.Applied()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodes
 }
 
 // waitLeader waits (a bounded loop) until the live nodes agree on a leader among them.

@@ -9,6 +9,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/sluice-streams/sluice/frame"
+	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -33,8 +34,7 @@ type Options struct {
 // Log is one shard's replicated log on this replica: a stream.ShardLog whose Append proposes
 // through Raft, and the state machine (Storage, Persist, Apply) of the shard's Raft group.
 type Log struct {
-	seg     *segment.Log
-	storage *Storage
+	storage *Storage // and the segment log, storage.segLog()
 	opts    Options
 
 	mu       sync.Mutex // guards the fields below
@@ -66,11 +66,20 @@ type proposal struct {
 func Open(dir string, opts Options) (*Log, error) {
 	so := opts.Segment
 	so.Replicated = true
+	if so.FS == nil {
+		so.FS = vfs.OS
+	}
+	if err := prepareDir(dir, so); err != nil {
+		return nil, err
+	}
 	seg, err := segment.Open(dir, so)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStorage(seg, dir, so.FS)
+	st, err := openStorage(seg, dir, so)
+	if err == nil {
+		err = seg.Publish(st.Applied()) // committed and durable before the restart
+	}
 	if err != nil {
 		seg.Close()
 		return nil, err
@@ -78,7 +87,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	return &Log{seg: seg, storage: st, opts: opts, next: 1,
+	return &Log{storage: st, opts: opts, next: 1,
 		byToken: map[uint64]*pendingRec{}, byIndex: map[uint64]*pendingRec{}}, nil
 }
 
@@ -96,7 +105,12 @@ func (l *Log) Storage() raft.Storage { return l.storage }
 func (l *Log) RaftStorage() *Storage { return l.storage }
 
 // Segment returns the segment log under the replica (tests and tools compare its frames).
-func (l *Log) Segment() *segment.Log { return l.seg }
+// A snapshot install replaces it with another.
+func (l *Log) Segment() *segment.Log { return l.storage.segLog() }
+
+// Applied is the index to start the group's RawNode from (multiraft.GroupOptions.Applied):
+// the commit index stored before a restart, whose configuration InitialState returns.
+func (l *Log) Applied() uint64 { return l.storage.Applied() }
 
 // Persist makes rd's entries and HardState durable before the driver sends rd.Messages.
 func (l *Log) Persist(rd *raft.Ready) error {
@@ -120,9 +134,10 @@ func (l *Log) Apply(committed []*pb.Entry) error {
 	if len(committed) == 0 {
 		return nil
 	}
-	if err := l.seg.Publish(committed[len(committed)-1].GetIndex()); err != nil {
+	if err := l.storage.segLog().Publish(committed[len(committed)-1].GetIndex()); err != nil {
 		return err
 	}
+	l.storage.setApplied(committed[len(committed)-1].GetIndex())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range committed {
@@ -228,29 +243,39 @@ func (l *Log) Append(batch []segment.Record) error {
 // Read returns the committed records from from (segment.Log.Read). The view pins its
 // segment's mapping until Release.
 func (l *Log) Read(from uint64, maxRecords, maxBytes int) (segment.View, error) {
-	return l.seg.Read(from, maxRecords, maxBytes)
+	return l.storage.segLog().Read(from, maxRecords, maxBytes)
 }
 
 // Changed is closed when the published tip moves.
-func (l *Log) Changed() <-chan struct{} { return l.seg.Changed() }
+func (l *Log) Changed() <-chan struct{} { return l.storage.segLog().Changed() }
 
 // Tip is the last committed position readable here.
-func (l *Log) Tip() uint64 { return l.seg.Tip() }
+func (l *Log) Tip() uint64 { return l.storage.segLog().Tip() }
 
 // TipTime is the arrival time of the record at Tip.
-func (l *Log) TipTime() int64 { return l.seg.TipTime() }
+func (l *Log) TipTime() int64 { return l.storage.segLog().TipTime() }
 
 // SeqAtTime returns the first readable position that arrived at or after t.
-func (l *Log) SeqAtTime(t int64) (uint64, bool, error) { return l.seg.SeqAtTime(t) }
+func (l *Log) SeqAtTime(t int64) (uint64, bool, error) { return l.storage.segLog().SeqAtTime(t) }
 
 // Oldest returns the first readable position.
-func (l *Log) Oldest() (uint64, bool, error) { return l.seg.Oldest() }
+func (l *Log) Oldest() (uint64, bool, error) { return l.storage.segLog().Oldest() }
 
-// Trim applies retention to this replica's segment log.
-func (l *Log) Trim(cutoff int64) (int, error) { return l.seg.Trim(cutoff) }
+// Trim applies retention to this replica's segment log: segments whose records all arrived
+// before cutoff go, as far as they are published (applied). FirstIndex moves past them, and
+// raft.snap records it; a follower that needs what went gets a snapshot.
+func (l *Log) Trim(cutoff int64) (int, error) {
+	n, err := l.storage.segLog().Trim(cutoff)
+	if n > 0 {
+		if cerr := l.storage.noteCompacted(); err == nil {
+			err = cerr
+		}
+	}
+	return n, err
+}
 
 // UnmapIdle unmaps idle sealed segments.
-func (l *Log) UnmapIdle() int { return l.seg.UnmapIdle() }
+func (l *Log) UnmapIdle() int { return l.storage.segLog().UnmapIdle() }
 
 // Close closes the segment log; proposals still waiting fail.
 func (l *Log) Close() error {
@@ -263,11 +288,11 @@ func (l *Log) Close() error {
 	}
 	l.byToken, l.byIndex = map[uint64]*pendingRec{}, map[uint64]*pendingRec{}
 	l.mu.Unlock()
-	return l.seg.Close()
+	return l.storage.segLog().Close()
 }
 
 // Remove closes the log and deletes its directory's files.
 func (l *Log) Remove() error {
 	l.Close()
-	return l.seg.Remove()
+	return l.storage.segLog().Remove()
 }

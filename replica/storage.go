@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -20,9 +21,12 @@ import (
 var (
 	// ErrCorrupt reports a side file that exists but does not decode.
 	ErrCorrupt = errors.New("replica: corrupt raft state")
-	// ErrSnapshot reports a snapshot to install: shipping sealed segments to a follower that
-	// is too far behind is not implemented yet.
-	ErrSnapshot = errors.New("replica: snapshot installation not implemented")
+	// ErrSnapshot reports a snapshot Persist cannot install: its files were not staged by
+	// FetchSnapshot, or the staged ones belong to another snapshot.
+	ErrSnapshot = errors.New("replica: snapshot not staged")
+	// ErrNoSnapshotFile reports a snapshot file this replica does not serve (never named by
+	// its snapshots, or removed by retention since).
+	ErrNoSnapshotFile = errors.New("replica: no such snapshot file")
 	// ErrNotLeader is wrapped by *NotLeaderError: the replica cannot take proposals.
 	ErrNotLeader = errors.New("replica: not the leader")
 	// ErrNotCommitted reports proposals that were not committed in the term they were
@@ -49,17 +53,22 @@ type hardState struct{ term, vote, commit uint64 }
 // Concurrency: the group's driving loop calls Persist and the raft.Storage methods; mu guards
 // everything below it, so other goroutines may read too.
 type Storage struct {
-	dir string
-	fs  vfs.FS
-	log *segment.Log
+	dir     string
+	fs      vfs.FS
+	segOpts segment.Options // to reopen the segment log after a snapshot install
+	cur     atomic.Pointer[segment.Log]
 
 	mu    sync.Mutex
+	log   *segment.Log // cur, for the holder of mu
 	hs    hardState
-	cs    *pb.ConfState
-	terms []termRec // one per term start, empty entry and conf entry, by index
+	cs    *pb.ConfState // the configuration SetConfState gave (used without a snapshot)
+	snap  snapRec       // the snapshot the log starts from (raft.snap); index 0: none
+	terms []termRec     // one per term start, empty entry and conf entry, by index
 	confs []confRec
 	last  uint64 // LastIndex
-	buf   []segment.Record
+	// applied is the last index given to Apply (at open: Applied); a snapshot is taken there.
+	applied uint64
+	buf     []segment.Record
 }
 
 var _ raft.Storage = (*Storage)(nil)
@@ -67,11 +76,18 @@ var _ raft.Storage = (*Storage)(nil)
 // openStorage loads the side files beside an opened replicated segment log. Records in the
 // side files above what is durable are dropped: entries with a frame past the log's last
 // position (the side file is written first), and the records after them.
-func openStorage(log *segment.Log, dir string, fsys vfs.FS) (*Storage, error) {
+func openStorage(log *segment.Log, dir string, so segment.Options) (*Storage, error) {
+	fsys := so.FS
 	if fsys == nil {
 		fsys = vfs.OS
 	}
-	s := &Storage{dir: dir, fs: fsys, log: log, cs: &pb.ConfState{}}
+	s := &Storage{dir: dir, fs: fsys, segOpts: so, log: log, cs: &pb.ConfState{}}
+	s.cur.Store(log)
+	snap, _, err := readSide(fsys, dir, snapName, decodeSnap)
+	if err != nil {
+		return nil, err
+	}
+	s.snap = snap
 	hs, _, err := readSide(fsys, dir, stateName, decodeState)
 	if err != nil {
 		return nil, err
@@ -85,9 +101,11 @@ func openStorage(log *segment.Log, dir string, fsys vfs.FS) (*Storage, error) {
 		return nil, err
 	}
 	s.hs, s.terms, s.confs = hs, terms, confs
-	// The last index: the log's last frame, then every following entry that has no frame
-	// (a gap or a conf change recorded in the side files) is durable with its record.
-	last := log.LastPos()
+	s.dropUpToLocked(snap.index)
+	// The last index: the log's last frame (or the snapshot's index), then every following
+	// entry that has no frame (a gap or a conf change recorded in the side files) is durable
+	// with its record.
+	last := max(log.LastPos(), snap.index)
 	for _, r := range s.terms {
 		if r.index <= last {
 			continue
@@ -100,7 +118,15 @@ func openStorage(log *segment.Log, dir string, fsys vfs.FS) (*Storage, error) {
 	}
 	s.dropAboveLocked(last)
 	s.last = last
+	s.applied = s.appliedLocked()
 	return s, nil
+}
+
+// dropUpToLocked forgets side-file records at or below index i (in memory): a snapshot at i
+// covers them.
+func (s *Storage) dropUpToLocked(i uint64) {
+	s.terms = s.terms[sort.Search(len(s.terms), func(k int) bool { return s.terms[k].index > i }):]
+	s.confs = s.confs[sort.Search(len(s.confs), func(k int) bool { return s.confs[k].index > i }):]
 }
 
 // dropAboveLocked forgets side-file records above index i (in memory).
@@ -109,25 +135,79 @@ func (s *Storage) dropAboveLocked(i uint64) {
 	s.confs = s.confs[:sort.Search(len(s.confs), func(k int) bool { return s.confs[k].index > i })]
 }
 
-// InitialState implements raft.Storage.
+// InitialState implements raft.Storage. The commit index is the one stored in raft.state
+// (within the log, and at least FirstIndex−1); the configuration is the one as of that
+// index, rebuilt from raft.snap's and the conf entries of raft.conf up to it: the group must
+// start with that index as applied (Applied, multiraft.GroupOptions.Applied), so that raft
+// applies each later conf entry once.
 func (s *Storage) InitialState() (*pb.HardState, *pb.ConfState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	hs := &pb.HardState{Term: proto.Uint64(s.hs.term), Vote: proto.Uint64(s.hs.vote), Commit: proto.Uint64(min(s.hs.commit, s.last))}
-	return hs, proto.Clone(s.cs).(*pb.ConfState), nil
+	commit := s.appliedLocked()
+	cs, err := s.confAtLocked(commit)
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := &pb.HardState{Term: proto.Uint64(s.hs.term), Vote: proto.Uint64(s.hs.vote), Commit: proto.Uint64(commit)}
+	return hs, cs, nil
 }
 
-// SetConfState records the group's configuration (the peers it was created with, or the
-// result of applying a conf change), returned by InitialState and Snapshot.
+// Applied is the index a restarted group has applied: the commit index InitialState
+// returns. Records up to it are readable from Open on.
+func (s *Storage) Applied() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appliedLocked()
+}
+
+func (s *Storage) appliedLocked() uint64 {
+	return max(min(s.hs.commit, s.last), s.firstLocked()-1)
+}
+
+// SetConfState records the group's initial configuration (the peers it was created with),
+// the base InitialState and Snapshot apply raft.conf's entries to while the log starts from
+// no snapshot. A group bootstrapped through raft (conf entries in its log) needs none.
 func (s *Storage) SetConfState(cs *pb.ConfState) {
 	s.mu.Lock()
 	s.cs = proto.Clone(cs).(*pb.ConfState)
 	s.mu.Unlock()
 }
 
-// FirstIndex implements raft.Storage: the first retained position. Retention does not move it
-// yet: entries are served from 1 (a trimmed frame reads as ErrCompacted from Entries).
-func (s *Storage) FirstIndex() (uint64, error) { return 1, nil }
+// FirstIndex implements raft.Storage: the first entry retained, after the snapshot the log
+// starts from and the segments retention removed.
+func (s *Storage) FirstIndex() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.firstLocked(), nil
+}
+
+// firstLocked returns FirstIndex. Entries after the snapshot up to the oldest segment's base
+// b are retained only if none of them had a frame (they are gaps and conf entries, all in
+// the side files); otherwise retention removed frames below b, and b is the first.
+func (s *Storage) firstLocked() uint64 {
+	f := s.snap.index + 1
+	b := s.log.FirstPos()
+	if b == 0 { // no segment left: every frame written is gone
+		b = s.log.LastPos() + 1
+	}
+	if b <= f {
+		return f
+	}
+	lo := sort.Search(len(s.terms), func(k int) bool { return s.terms[k].index >= f })
+	marked := uint64(0)
+	for _, r := range s.terms[lo:] {
+		if r.index >= b {
+			break
+		}
+		if r.kind != kindStart {
+			marked++
+		}
+	}
+	if marked == b-f {
+		return f
+	}
+	return b
+}
 
 // LastIndex implements raft.Storage.
 func (s *Storage) LastIndex() (uint64, error) {
@@ -140,16 +220,20 @@ func (s *Storage) LastIndex() (uint64, error) {
 func (s *Storage) Term(i uint64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if i+1 < s.firstLocked() {
+		return 0, raft.ErrCompacted
+	}
 	if i > s.last {
 		return 0, raft.ErrUnavailable
 	}
 	return s.termLocked(i), nil
 }
 
+// termLocked is the term of entry i, at or above the snapshot's index.
 func (s *Storage) termLocked(i uint64) uint64 {
 	k := sort.Search(len(s.terms), func(k int) bool { return s.terms[k].index > i })
 	if k == 0 {
-		return 0
+		return s.snap.term
 	}
 	return s.terms[k-1].term
 }
@@ -163,13 +247,38 @@ func (s *Storage) recAtLocked(i uint64) (termRec, bool) {
 	return termRec{}, false
 }
 
-// Snapshot implements raft.Storage: metadata only (index FirstIndex−1 = 0, term 0, the
-// ConfState). Shipping segments to a far-behind follower is not implemented.
+// Snapshot implements raft.Storage: a snapshot at S, the applied index (the configuration
+// raft has applied is the one at S, so it names the member the snapshot is for); its term,
+// the configuration at S, and in Data (raft.snap's encoding) the sealed segment files up to
+// S and the tail of frames after them up to S, which the receiver fetches (FetchSnapshot,
+// OpenSnapshotFile).
 func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(0), Term: proto.Uint64(0),
-		ConfState: proto.Clone(s.cs).(*pb.ConfState)}}, nil
+	first := s.firstLocked()
+	rec := snapRec{index: max(first-1, s.applied)}
+	files, err := s.log.SealedUpTo(rec.index)
+	if err != nil {
+		return nil, err
+	}
+	rec.files = files
+	from := first
+	if n := len(files); n > 0 {
+		from = max(from, files[n-1].Last+1)
+	}
+	if rec.tail, err = s.tailLocked(from, rec.index); err != nil {
+		return nil, err
+	}
+	rec.term = s.termLocked(rec.index)
+	if rec.cs, err = s.confAtLocked(rec.index); err != nil {
+		return nil, err
+	}
+	data, err := encodeSnap(rec)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Snapshot{Data: data, Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(rec.index), Term: proto.Uint64(rec.term),
+		ConfState: rec.cs}}, nil
 }
 
 // Entries implements raft.Storage. Entries with a record are read from the segment log and
@@ -178,7 +287,7 @@ func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if lo < 1 {
+	if lo < s.firstLocked() {
 		return nil, raft.ErrCompacted
 	}
 	if hi > s.last+1 {
@@ -240,11 +349,13 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 // the log's mode), and raft.state is replaced when term or vote changed. It returns the
 // tokens of the frames (their seq as proposed) with the index and term each got.
 func (s *Storage) persist(rd *raft.Ready, seen func(token, index, term uint64)) error {
-	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
-		return ErrSnapshot
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
+		if err := s.installLocked(rd.Snapshot); err != nil {
+			return err
+		}
+	}
 	if len(rd.Entries) > 0 {
 		if err := s.persistEntriesLocked(rd.Entries, seen); err != nil {
 			return err

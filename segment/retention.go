@@ -14,7 +14,8 @@ import (
 // when it has been open that long, so that a quiet shard's data is deleted too. The cutoff
 // only moves forward. It is stored in log.meta whenever it hides records that were visible,
 // so that a crash cannot bring them back; a cutoff that hides nothing new costs no write.
-// It returns the number of segments removed.
+// In replicated mode a segment holding a record above the published tip is kept, and so are
+// the ones after it. It returns the number of segments removed.
 func (l *Log) Trim(cutoff int64) (removed int, err error) {
 	for {
 		cur := l.hidden.Load()
@@ -56,6 +57,9 @@ func (l *Log) Trim(cutoff int64) (removed int, err error) {
 		info, err := s.sealedInfo()
 		if err != nil || (info.count > 0 && info.ltime >= cutoff) {
 			break // a damaged segment is kept for an operator to look at
+		}
+		if l.opts.Replicated && info.last > l.tip.Load() {
+			break // a replicated log keeps what its owner has not published (applied) yet
 		}
 		n++
 	}

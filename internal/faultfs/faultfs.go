@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -197,6 +199,21 @@ func (f *FS) Rename(oldname, newname string) error {
 		nd.name = newname
 		f.nodes[newname] = nd
 		delete(f.nodes, oldname)
+	}
+	// A renamed directory takes the files under it along.
+	prefix := oldname + string(os.PathSeparator)
+	for path, b := range f.durable {
+		if rest, ok := strings.CutPrefix(path, prefix); ok {
+			f.durable[filepath.Join(newname, rest)] = b
+			delete(f.durable, path)
+		}
+	}
+	for path, nd := range f.nodes {
+		if rest, ok := strings.CutPrefix(path, prefix); ok {
+			nd.name = filepath.Join(newname, rest)
+			f.nodes[nd.name] = nd
+			delete(f.nodes, path)
+		}
 	}
 	f.mu.Unlock()
 	return nil
