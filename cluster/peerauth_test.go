@@ -92,3 +92,39 @@ func TestForwardFormat(t *testing.T) {
 }
 
 func asNotLeader(err error, nl **stream.NotLeaderError) bool { return errors.As(err, nl) }
+
+// TestPeerFilesMustBeSigned fetches a snapshot file: unsigned, or signed for another file
+// (the query is signed), the request is refused with 403; signed for the file asked, a group
+// the node does not drive is 404 without detail.
+func TestPeerFilesMustBeSigned(t *testing.T) {
+	c, err := Dial(Config{Endpoints: []string{"http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	r, err := c.NewReplication(ReplicationConfig{NodeID: 1, RaftID: 7, PeerKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	uri := multiraft.SnapshotPath + "?group=42&file=00000000000000000001-1.seg"
+	signed := func(signedURI string) func(string) []byte {
+		h := http.Header{}
+		NewPeerKey(key, nil).Sign(h, signedURI, nil)
+		return func(name string) []byte { return []byte(h.Get(name)) }
+	}
+	for name, h := range map[string]func(string) []byte{
+		"unsigned":         func(string) []byte { return nil },
+		"another file":     signed(multiraft.SnapshotPath + "?group=42&file=00000000000000000002-1.seg"),
+		"without a query":  signed(multiraft.SnapshotPath),
+		"for another path": signed(multiraft.RaftPath),
+	} {
+		if status, f, _ := r.OpenPeerFile(uri, h); status != http.StatusForbidden || f != nil {
+			t.Fatalf("%s: status %d, want 403 and no file", name, status)
+		}
+	}
+	if status, f, _ := r.OpenPeerFile(uri, signed(uri)); status != http.StatusNotFound || f != nil {
+		t.Fatalf("signed, unknown group: status %d, want 404", status)
+	}
+}

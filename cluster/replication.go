@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -171,7 +173,9 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 	if slices.Contains(p.Raft, r.cfg.RaftID) {
 		peers = p.Raft
 	}
-	if err := r.host.AddGroup(sl.gid, peers, l, multiraft.GroupOptions{}); err != nil {
+	// Applied: what the replica applied before it stopped, so that raft does not apply its
+	// configuration changes twice.
+	if err := r.host.AddGroup(sl.gid, peers, l, multiraft.GroupOptions{Applied: l.Applied()}); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -419,7 +423,7 @@ func (s signer) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.GetBody = nil
-	s.key.Sign(out.Header, out.URL.Path, body)
+	s.key.Sign(out.Header, out.URL.RequestURI(), body) // a GET's query is signed too
 	return s.rt.RoundTrip(out)
 }
 
@@ -443,6 +447,32 @@ func (r *Replication) HandlePeer(path string, header func(string) []byte, body [
 		return r.serveForward(body)
 	}
 	return http.StatusNotFound, nil
+}
+
+// OpenPeerFile serves a snapshot file to another node (server.PeerFiles): a request not
+// signed with the cluster's key (its path and query) is refused with 403.
+func (r *Replication) OpenPeerFile(uri string, header func(string) []byte) (int, io.ReadCloser, int64) {
+	if err := r.key.Verify(header, uri, nil); err != nil {
+		r.log.Debug("peer request refused", "path", uri, "err", err)
+		return http.StatusForbidden, nil, 0
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || u.Path != multiraft.SnapshotPath {
+		return http.StatusNotFound, nil, 0
+	}
+	q := u.Query()
+	id, err := strconv.ParseUint(q.Get("group"), 10, 64)
+	if err != nil {
+		return http.StatusBadRequest, nil, 0
+	}
+	f, size, err := r.host.OpenSnapshotFile(multiraft.GroupID(id), q.Get("file"))
+	switch {
+	case errors.Is(err, multiraft.ErrClosed):
+		return http.StatusServiceUnavailable, nil, 0
+	case err != nil:
+		return http.StatusNotFound, nil, 0 // no detail of the node's files
+	}
+	return http.StatusOK, f, size
 }
 
 // serveForward puts the records another node forwarded (already authorised there).

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -16,9 +17,19 @@ import (
 // signature under the cluster's peer key), and answers 404 on a server that is not a node
 // of a cluster.
 const (
-	PeerRaftPath    = "/sluice/v1/raft"
-	PeerForwardPath = "/sluice/v1/forward"
+	PeerRaftPath     = "/sluice/v1/raft"
+	PeerForwardPath  = "/sluice/v1/forward"
+	PeerSnapshotPath = "/sluice/v1/snapshot" // GET, served by a Peer that is a PeerFiles
 )
+
+// PeerFiles is implemented by a Peer whose nodes fetch files from each other (a replica's
+// snapshot: multiraft.SnapshotPath). The server streams the file it opens.
+type PeerFiles interface {
+	// OpenPeerFile serves a GET of PeerSnapshotPath: uri is the request's path and query,
+	// header reads its headers. It returns the answer's status and, with 200, the file and
+	// its size, which the server closes once sent.
+	OpenPeerFile(uri string, header func(name string) []byte) (status int, f io.ReadCloser, size int64)
+}
 
 // Peer is what a node of a cluster plugs into the server (package cluster implements it):
 // the routes under PeerPrefix and the forwarding of writes to the node that leads a shard.
@@ -36,7 +47,7 @@ type Peer interface {
 
 // isPeerPath reports whether a request path is one of a cluster's peer routes.
 func isPeerPath(path []byte) bool {
-	return string(path) == PeerRaftPath || string(path) == PeerForwardPath
+	return string(path) == PeerRaftPath || string(path) == PeerForwardPath || string(path) == PeerSnapshotPath
 }
 
 // servePeer answers a peer route with Options.Peer, or 404 when the server is not a node of
@@ -47,6 +58,10 @@ func (s *Server) servePeer(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("not a node of a cluster\n")
 		return
 	}
+	if string(ctx.Path()) == PeerSnapshotPath {
+		s.servePeerFile(ctx)
+		return
+	}
 	if !ctx.IsPost() {
 		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
 		return
@@ -55,6 +70,26 @@ func (s *Server) servePeer(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/octet-stream")
 	ctx.SetBody(resp)
+}
+
+// servePeerFile answers a GET of PeerSnapshotPath with Options.Peer's PeerFiles.
+func (s *Server) servePeerFile(ctx *fasthttp.RequestCtx) {
+	pf, ok := s.peer.(PeerFiles)
+	switch {
+	case !ok:
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		return
+	case !ctx.IsGet():
+		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	status, f, size := pf.OpenPeerFile(string(ctx.RequestURI()), func(name string) []byte { return ctx.Request.Header.Peek(name) })
+	ctx.SetStatusCode(status)
+	if f == nil {
+		return
+	}
+	ctx.SetContentType("application/octet-stream")
+	ctx.SetBodyStream(f, int(size)) // fasthttp closes f once sent
 }
 
 // Forwarding bounds: a record whose shard's leader is unknown or changing is tried again
