@@ -188,6 +188,8 @@ type shardLog struct {
 	gid    multiraft.GroupID
 	stream string
 	shard  stream.ShardID
+
+	leading bool // what reconcile last logged; reconcile's goroutine only
 }
 
 var _ stream.LeaderLog = (*shardLog)(nil)
@@ -317,7 +319,8 @@ func (r *Replication) nodeDown(id uint64) {
 	r.log.Debug("cluster node down", "node", id, "raft_id", n.RaftID)
 }
 
-// reconcile replaces, in every group this node leads, the member of a placement slot whose
+// reconcile logs each change of whether this node leads a shard ("shard leadership",
+// leads=true|false), and replaces, in every group this node leads, the member of a placement slot whose
 // node registered under another Raft id (see Replication).
 func (r *Replication) reconcile() {
 	r.mu.Lock()
@@ -331,7 +334,12 @@ func (r *Replication) reconcile() {
 	}
 	r.mu.Unlock()
 	for _, s := range led {
-		if _, here := s.Leader(); !here {
+		_, here := s.Leader()
+		if here != s.leading {
+			s.leading = here
+			r.log.Info("shard leadership", "stream", s.stream, "shard", s.shard.String(), "leads", here)
+		}
+		if !here {
 			continue
 		}
 		if err := r.reconcileGroup(s, byNode); err != nil {
