@@ -446,11 +446,20 @@ func keptResponses(n int) []*fasthttp.Response {
 
 // e2eServer is a sluice server over its own engine, with stream "bench" of four shards.
 type e2eServer struct {
-	eng  *stream.Engine
-	srv  *server.Server
-	ln   net.Listener
+	endpoint
+	eng *stream.Engine
+	srv *server.Server
+	ln  net.Listener
+}
+
+// endpoint is a sluice server's address and a client of it.
+type endpoint struct {
 	addr string
 	c    *fasthttp.HostClient
+}
+
+func newEndpoint(addr string) endpoint {
+	return endpoint{addr: addr, c: &fasthttp.HostClient{Addr: addr, MaxConns: 64, MaxResponseBodySize: 64 << 20, ReadBufferSize: 64 << 10}}
 }
 
 func startE2EServer(dir string, mode segment.Mode) (*e2eServer, error) {
@@ -467,9 +476,8 @@ func startE2EServer(dir string, mode segment.Mode) (*e2eServer, error) {
 		eng.Close()
 		return nil, err
 	}
-	e := &e2eServer{eng: eng, srv: server.New(eng, server.Options{}), ln: ln, addr: ln.Addr().String()}
+	e := &e2eServer{endpoint: newEndpoint(ln.Addr().String()), eng: eng, srv: server.New(eng, server.Options{}), ln: ln}
 	go e.srv.Serve(ln)
-	e.c = &fasthttp.HostClient{Addr: e.addr, MaxConns: 64, MaxResponseBodySize: 64 << 20, ReadBufferSize: 64 << 10}
 	return e, nil
 }
 
@@ -479,7 +487,7 @@ func (e *e2eServer) close() {
 }
 
 // post sends one request and checks for a 200.
-func (e *e2eServer) post(path, target string, body []byte, resp *fasthttp.Response) error {
+func (e endpoint) post(path, target string, body []byte, resp *fasthttp.Response) error {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	req.SetRequestURI("http://" + e.addr + path)
@@ -526,21 +534,30 @@ func (r putRun) note() string {
 func (e *e2eServer) nativePut(ctx context.Context, d time.Duration, size, batch int) (putRun, error) {
 	body := nativePutBody(size, batch)
 	reqs, err := parallel(ctx, d, e2eConns, func(int) (int64, error) {
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseResponse(resp)
-		if err := e.post(wire.PathPut, "", body, resp); err != nil {
-			return 0, err
-		}
-		a, err := wire.ReadPutAnswer(resp.Body())
-		if err != nil {
-			return 0, err
-		}
-		if a.Failed > 0 {
-			return 0, fmt.Errorf("%d records of a put failed: %s", a.Failed, a.Result(0).Code.Name())
-		}
-		return 1, nil
+		return 1, e.putNative(body)
 	})
 	return putRun{bytes: reqs * float64(batch*size), records: reqs * float64(batch), batch: batch}, err
+}
+
+// putNative sends one native put and fails unless every record of it was appended.
+func (e endpoint) putNative(body []byte) error {
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := e.post(wire.PathPut, "", body, resp); err != nil {
+		return err
+	}
+	a, err := wire.ReadPutAnswer(resp.Body())
+	if err != nil {
+		return err
+	}
+	if a.Failed > 0 {
+		for i := range a.Count {
+			if r := a.Result(i); r.Code != wire.OK {
+				return fmt.Errorf("%d records of a put failed, the first with %s", a.Failed, r.Code.Name())
+			}
+		}
+	}
+	return nil
 }
 
 // fillForGets puts getFill bytes of 1 KiB records into shard 0 for the get paths.

@@ -110,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name string
 		fn   func(context.Context, config) ([]result, error)
 	}
-	suites := []suiteDef{{"storage", storageSuite}, {"e2e", e2eSuite}, {"sweep", sweepSuite}}
+	suites := []suiteDef{{"storage", storageSuite}, {"e2e", e2eSuite}, {"sweep", sweepSuite}, {"cluster", clusterSuite}}
 	if *suite != "all" {
 		i := slices.IndexFunc(suites, func(s suiteDef) bool { return s.name == *suite })
 		if i < 0 {
@@ -376,6 +376,13 @@ func human(v float64, unit string) string {
 			return fmt.Sprintf("%.2f GB/s", v/1e9)
 		}
 		return fmt.Sprintf("%.0f MB/s", v/1e6)
+	case "ms":
+		if v >= 1000 {
+			return fmt.Sprintf("%.2f s", v/1000)
+		}
+		return fmt.Sprintf("%.0f ms", v)
+	case "%":
+		return fmt.Sprintf("%.2f %%", v)
 	case "µs":
 		if v >= 1000 {
 			return fmt.Sprintf("%.2f ms", v/1000)
