@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -67,25 +69,29 @@ const (
 
 // clusterBench is what the cluster suite runs against.
 type clusterBench struct {
-	dir    string
-	bin    string
-	etcd   *cluster.Embedded
-	single *childNode
-	nodes  []*childNode
-	idle   []*childNode
+	dir     string
+	profile string // -profile, passed on to every node
+	bin     string
+	etcd    *cluster.Embedded
+	single  *childNode
+	nodes   []*childNode
+	idle    []*childNode
 }
 
 func clusterSuite(ctx context.Context, cfg config) ([]result, error) {
-	cb := &clusterBench{dir: cfg.dir}
+	dir, err := filepath.Abs(cfg.dir)
+	if err != nil {
+		return nil, err
+	}
+	cb := &clusterBench{dir: dir, profile: cfg.profile}
 	defer cb.close()
-	var err error
 	if cb.bin, err = buildSluice(ctx, cfg.dir); err != nil {
 		return nil, err
 	}
 	if cb.etcd, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dir, "etcd")}); err != nil {
 		return nil, err
 	}
-	if cb.single, err = newChildNode(cb.bin, filepath.Join(cfg.dir, "single"), "--limits", "off", "--durability", "sync"); err != nil {
+	if cb.single, err = newChildNode(cb.bin, filepath.Join(cfg.dir, "single"), cb.serveArgs()...); err != nil {
 		return nil, err
 	}
 	if err := cb.single.start(); err != nil {
@@ -188,6 +194,7 @@ func (cb *clusterBench) close() {
 	for _, n := range append(append([]*childNode{cb.single}, cb.nodes...), cb.idle...) {
 		if n != nil {
 			n.stop()
+			cb.keepProfile(n)
 		}
 	}
 	if cb.etcd != nil {
@@ -195,12 +202,41 @@ func (cb *clusterBench) close() {
 	}
 }
 
+// serveArgs are the serve arguments every node of the suite gets: --profile when the bench
+// runs with -profile, so that a node writes its profile into its directory when it stops.
+func (cb *clusterBench) serveArgs(extra ...string) []string {
+	args := []string{"--limits", "off", "--durability", "sync"}
+	if cb.profile != "" {
+		args = append(args, "--profile", cb.profile)
+	}
+	return append(args, extra...)
+}
+
+// keepProfile moves a stopped node's profile into the current directory, named after the
+// node's directory (cluster-bench-node-1.cpu.pprof, single-node.cpu.pprof). A node killed
+// with SIGKILL wrote none; its restart's is the one kept.
+func (cb *clusterBench) keepProfile(n *childNode) {
+	if cb.profile == "" {
+		return
+	}
+	rel, err := filepath.Rel(cb.dir, n.dir)
+	if err != nil {
+		return
+	}
+	name := strings.ReplaceAll(rel, string(filepath.Separator), "-")
+	if n == cb.single {
+		name = "single-node"
+	} else {
+		name = "cluster-" + name
+	}
+	os.Rename(filepath.Join(n.dir, cb.profile+".pprof"), name+"."+cb.profile+".pprof")
+}
+
 // startNodes starts the three nodes of the cluster called name, with extra serve arguments.
 func (cb *clusterBench) startNodes(ctx context.Context, name string, extra ...string) ([]*childNode, error) {
 	var nodes []*childNode
 	for i := 1; i <= clusterNodes; i++ {
-		args := append([]string{"--node-id", strconv.Itoa(i), "--cluster-etcd", cb.etcd.Endpoints()[0], "--cluster-name", name,
-			"--limits", "off", "--durability", "sync"}, extra...)
+		args := append([]string{"--node-id", strconv.Itoa(i), "--cluster-etcd", cb.etcd.Endpoints()[0], "--cluster-name", name}, cb.serveArgs(extra...)...)
 		n, err := newChildNode(cb.bin, filepath.Join(cb.dir, name, "node-"+strconv.Itoa(i)), args...)
 		if err != nil {
 			return nodes, err
@@ -341,7 +377,12 @@ func (cb *clusterBench) failover(ctx context.Context) (took time.Duration, faile
 	leader := -1
 	if err := waitFor(ctx, clusterPatience, "a leader of shard 0", 50*time.Millisecond, func() error {
 		if leader = leaderOf(cb.nodes, e2eStream, 0); leader < 0 {
-			return errNoLeader
+			var seen []string
+			for _, n := range cb.nodes {
+				st, _ := n.sideState(e2eStream, 0)
+				seen = append(seen, fmt.Sprintf("raft id %x: term %d vote %x commit %d", n.raftID(), st.Term, st.Vote, st.Commit))
+			}
+			return fmt.Errorf("%w (the replicas' raft.state: %s)", errNoLeader, strings.Join(seen, "; "))
 		}
 		return nil
 	}); err != nil {

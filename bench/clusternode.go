@@ -24,6 +24,7 @@ import (
 type childNode struct {
 	bin     string
 	args    []string // serve's arguments, the same at every start
+	dir     string   // the process's working directory, where a --profile is written
 	dataDir string
 	logPath string
 	endpoint
@@ -35,13 +36,17 @@ type childNode struct {
 // newChildNode makes a node that serves on a free loopback port with its data in dir;
 // extra are serve's other arguments.
 func newChildNode(bin, dir string, extra ...string) (*childNode, error) {
+	dir, err := filepath.Abs(dir) // the process runs in dir: its paths must not be relative
+	if err != nil {
+		return nil, err
+	}
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	args := append([]string{"serve", "--addr", addr, "--data-dir", data}, extra...)
-	return &childNode{bin: bin, args: args, dataDir: data, logPath: filepath.Join(dir, "node.log"), endpoint: newEndpoint(addr)}, nil
+	return &childNode{bin: bin, args: args, dir: dir, dataDir: data, logPath: filepath.Join(dir, "node.log"), endpoint: newEndpoint(addr)}, nil
 }
 
 // freeLoopbackAddr returns 127.0.0.1:PORT for a port free a moment ago.
@@ -56,7 +61,7 @@ func freeLoopbackAddr() (string, error) {
 
 // start starts the process and waits until it says it serves.
 func (n *childNode) start() error {
-	if err := os.MkdirAll(filepath.Dir(n.logPath), 0o755); err != nil {
+	if err := os.MkdirAll(n.dir, 0o755); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(n.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -65,7 +70,7 @@ func (n *childNode) start() error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(n.bin, n.args...)
-	cmd.Stderr = logf
+	cmd.Dir, cmd.Stderr = n.dir, logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

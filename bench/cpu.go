@@ -120,7 +120,10 @@ func startChildServer(ctx context.Context, dir string) (*childServer, error) {
 
 // buildSluice builds cmd/sluice from this module into dir and returns the binary's path.
 func buildSluice(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "sluice")
+	bin, err := filepath.Abs(filepath.Join(dir, "sluice"))
+	if err != nil {
+		return "", err
+	}
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/sluice-streams/sluice/cmd/sluice")
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the server: %v: %s", err, out)
