@@ -100,12 +100,10 @@ func clusterSuite(ctx context.Context, cfg config) ([]result, error) {
 	if cb.nodes, err = cb.startNodes(ctx, "bench"); err != nil {
 		return nil, err
 	}
-	for _, n := range append([]*childNode{cb.single}, cb.nodes...) {
-		if err := createStream(n.endpoint, e2eStream, clusterShards); err != nil {
+	// One node creates the cluster's stream; the others see it in etcd's catalog.
+	for _, e := range []endpoint{cb.single.endpoint, cb.nodes[0].endpoint} {
+		if err := createStream(e, e2eStream, clusterShards); err != nil {
 			return nil, err
-		}
-		if n != cb.single {
-			break // one node creates it for the cluster
 		}
 	}
 	if err := cb.warm(ctx); err != nil {
