@@ -64,10 +64,9 @@ type childServer struct {
 // startChildServer builds cmd/sluice into dir and starts it on a loopback port with a data
 // directory under dir, then creates the bench stream through the API.
 func startChildServer(ctx context.Context, dir string) (*childServer, error) {
-	bin := filepath.Join(dir, "sluice")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/sluice-streams/sluice/cmd/sluice")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building the server: %v: %s", err, out)
+	bin, err := buildSluice(ctx, dir)
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--limits", "off", "--durability", "none")
@@ -117,6 +116,19 @@ func startChildServer(ctx context.Context, dir string) (*childServer, error) {
 		return nil, err
 	}
 	return cs, nil
+}
+
+// buildSluice builds cmd/sluice from this module into dir and returns the binary's path.
+func buildSluice(ctx context.Context, dir string) (string, error) {
+	bin, err := filepath.Abs(filepath.Join(dir, "sluice"))
+	if err != nil {
+		return "", err
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/sluice-streams/sluice/cmd/sluice")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the server: %v: %s", err, out)
+	}
+	return bin, nil
 }
 
 // sign makes the Authorization header the SDK would send with the PutRecords body.

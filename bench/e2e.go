@@ -460,12 +460,21 @@ func keptResponses(n int) []*fasthttp.Response {
 
 // e2eServer is a sluice server over its own engine, with stream "bench" of four shards.
 type e2eServer struct {
-	eng    *stream.Engine
-	srv    *server.Server
-	ln     net.Listener
+	endpoint
+	eng *stream.Engine
+	srv *server.Server
+	ln  net.Listener
+}
+
+// endpoint is a sluice server's address and a client of it.
+type endpoint struct {
 	addr   string
 	c      *fasthttp.HostClient
 	signer *sigv4.Signer // signs every request when set (withIAM)
+}
+
+func newEndpoint(addr string) endpoint {
+	return endpoint{addr: addr, c: &fasthttp.HostClient{Addr: addr, MaxConns: 64, MaxResponseBodySize: 64 << 20, ReadBufferSize: 64 << 10}}
 }
 
 // e2eIAM is the IAM file of the server started withIAM: one user allowed everything.
@@ -499,7 +508,7 @@ func startE2EServer(dir string, mode segment.Mode, with ...func(*server.Options,
 		eng.Close()
 		return nil, err
 	}
-	e := &e2eServer{ln: ln, addr: ln.Addr().String(), eng: eng}
+	e := &e2eServer{endpoint: newEndpoint(ln.Addr().String()), ln: ln, eng: eng}
 	var opts server.Options
 	for _, f := range with {
 		if err := f(&opts, e); err != nil {
@@ -510,7 +519,6 @@ func startE2EServer(dir string, mode segment.Mode, with ...func(*server.Options,
 	}
 	e.srv = server.New(eng, opts)
 	go e.srv.Serve(ln)
-	e.c = &fasthttp.HostClient{Addr: e.addr, MaxConns: 64, MaxResponseBodySize: 64 << 20, ReadBufferSize: 64 << 10}
 	return e, nil
 }
 
@@ -520,7 +528,7 @@ func (e *e2eServer) close() {
 }
 
 // post sends one request and checks for a 200.
-func (e *e2eServer) post(path, target string, body []byte, resp *fasthttp.Response) error {
+func (e endpoint) post(path, target string, body []byte, resp *fasthttp.Response) error {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	req.SetRequestURI("http://" + e.addr + path)
@@ -546,7 +554,7 @@ func (e *e2eServer) post(path, target string, body []byte, resp *fasthttp.Respon
 
 // sign signs req as the Go client does (client/credentials.go): content type, host, date
 // and target, and the payload's SHA-256.
-func (e *e2eServer) sign(req *fasthttp.Request, path, target string) {
+func (e endpoint) sign(req *fasthttp.Request, path, target string) {
 	now := time.Now().UTC()
 	amzDate := now.Format(sigv4.TimeFormat)
 	req.Header.Set("X-Amz-Date", amzDate)
@@ -585,21 +593,30 @@ func (r putRun) note() string {
 func (e *e2eServer) nativePut(ctx context.Context, d time.Duration, size, batch int) (putRun, error) {
 	body := nativePutBody(size, batch)
 	reqs, err := parallel(ctx, d, e2eConns, func(int) (int64, error) {
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseResponse(resp)
-		if err := e.post(wire.PathPut, "", body, resp); err != nil {
-			return 0, err
-		}
-		a, err := wire.ReadPutAnswer(resp.Body())
-		if err != nil {
-			return 0, err
-		}
-		if a.Failed > 0 {
-			return 0, fmt.Errorf("%d records of a put failed: %s", a.Failed, a.Result(0).Code.Name())
-		}
-		return 1, nil
+		return 1, e.putNative(body)
 	})
 	return putRun{bytes: reqs * float64(batch*size), records: reqs * float64(batch), batch: batch}, err
+}
+
+// putNative sends one native put and fails unless every record of it was appended.
+func (e endpoint) putNative(body []byte) error {
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := e.post(wire.PathPut, "", body, resp); err != nil {
+		return err
+	}
+	a, err := wire.ReadPutAnswer(resp.Body())
+	if err != nil {
+		return err
+	}
+	if a.Failed > 0 {
+		for i := range a.Count {
+			if r := a.Result(i); r.Code != wire.OK {
+				return fmt.Errorf("%d records of a put failed, the first with %s", a.Failed, r.Code.Name())
+			}
+		}
+	}
+	return nil
 }
 
 // fillForGets puts getFill bytes of 1 KiB records into shard 0 for the get paths.

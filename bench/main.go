@@ -2,7 +2,7 @@
 // and prints every figure with its limit and the ratio between them (the targets are in
 // PERFORMANCE.md). The machine is shared and noisy: compare ratios, not absolute figures.
 //
-//	go run ./bench -suite storage|e2e|sweep|startup|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
+//	go run ./bench -suite storage|e2e|sweep|startup|cluster|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
 //
 // Suites:
 //
@@ -15,7 +15,17 @@
 //	         PutRecords, GetRecords and PutRecord latency (see e2e.go for each figure).
 //	sweep    the e2e server's put paths over record sizes from 100 B to 100 KiB, and its
 //	         latency paths at p50, p90, p99 and p99.9 (sweep.go), for the report's figures.
-//	all      storage, e2e and sweep, one after the other.
+//	cluster  three `sluice serve` nodes replicating every shard by Raft, over an etcd embedded
+//	         in this process, beside a single `sluice serve`, all with durability sync, in
+//	         child processes: put records/s and records per CPU-second against the single
+//	         node's, put latency against the single node's plus two loopback round trips and
+//	         one fdatasync, failover after kill -9 of a shard's leader, and the CPU of three
+//	         idle nodes holding 1,000 shards (cluster.go). It takes minutes.
+//	startup  the time to open a data directory of 1,000 and 10,000 sealed segments after a
+//	         clean stop and after a crash, and resident anonymous memory with 100 GiB of
+//	         retained (sparse) data (startup.go).
+//	all      storage, e2e, sweep and startup, one after the other; not cluster, which kills and
+//	         starts processes for minutes: run it by name.
 //
 // -report DIR writes DIR/report.md (tables, figures, how to read them), the figures as PNGs
 // and DIR/results.json (every sample): see report.go. A suite that fails does not stop the
@@ -29,7 +39,8 @@
 // current directory), on the file system under test, and removed at exit.
 //
 // -profile cpu or mem writes a profile of the whole run (github.com/pkg/profile) into the
-// current directory.
+// current directory; the cluster suite's nodes then write theirs there too, as
+// cluster-NAME-node-N.cpu.pprof (or .mem.pprof) and single-node.cpu.pprof.
 package main
 
 import (
@@ -79,7 +90,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep, startup or all")
+	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep, startup, cluster or all (all but cluster)")
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table (with several suites, the report's JSON)")
 	reportDir := fs.String("report", "", "also write report.md, PNG figures and results.json into `DIR`")
 	dir := fs.String("dir", "", "where to write files (a temporary directory is made inside it); default bench/results/tmp")
@@ -107,14 +118,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	type suiteDef struct {
-		name string
-		fn   func(context.Context, config) ([]result, error)
+		name  string
+		fn    func(context.Context, config) ([]result, error)
+		inAll bool
 	}
-	suites := []suiteDef{{"storage", storageSuite}, {"e2e", e2eSuite}, {"sweep", sweepSuite}, {"startup", startupSuite}}
-	if *suite != "all" {
+	suites := []suiteDef{{"storage", storageSuite, true}, {"e2e", e2eSuite, true}, {"sweep", sweepSuite, true}, {"startup", startupSuite, true}, {"cluster", clusterSuite, false}}
+	if *suite == "all" {
+		suites = slices.DeleteFunc(suites, func(s suiteDef) bool { return !s.inAll })
+	} else {
 		i := slices.IndexFunc(suites, func(s suiteDef) bool { return s.name == *suite })
 		if i < 0 {
-			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep, startup or all)\n", *suite)
+			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep, startup, cluster or all)\n", *suite)
 			return exitUsage
 		}
 		suites = suites[i : i+1]
@@ -143,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			break
 		}
-		cfg := config{dir: filepath.Join(work, s.name), run: *duration / rounds}
+		cfg := config{dir: filepath.Join(work, s.name), run: *duration / rounds, profile: *prof}
 		if isTerminal(stderr) {
 			cfg.progress = stderr
 		}
@@ -202,6 +216,7 @@ type config struct {
 	dir      string        // a private directory, removed after the suite
 	run      time.Duration // length of one run of one measurement
 	progress io.Writer     // where to show which run is going on; nil for none
+	profile  string        // -profile: "cpu", "mem" or empty
 }
 
 // isTerminal reports whether w is a character device (a terminal), where a progress line
@@ -378,6 +393,13 @@ func human(v float64, unit string) string {
 		return fmt.Sprintf("%.0f MB/s", v/1e6)
 	case "B":
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case "ms":
+		if v >= 1000 {
+			return fmt.Sprintf("%.2f s", v/1000)
+		}
+		return fmt.Sprintf("%.0f ms", v)
+	case "%":
+		return fmt.Sprintf("%.2f %%", v)
 	case "µs":
 		if v >= 1000 {
 			return fmt.Sprintf("%.2f ms", v/1000)

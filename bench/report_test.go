@@ -216,3 +216,22 @@ func TestLogTicks(t *testing.T) {
 		}
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for _, tt := range []struct {
+		v    float64
+		unit string
+		want string
+	}{
+		{1820, "ms", "1.82 s"},
+		{640, "ms", "640 ms"},
+		{14.7, "%", "14.70 %"},
+		{0.25, "%", "0.25 %"},
+		{1070, "µs", "1.07 ms"},
+		{12600, "records/s", "12.6 k records/s"},
+	} {
+		if got := human(tt.v, tt.unit); got != tt.want {
+			t.Errorf("human(%v, %q) = %q, want %q", tt.v, tt.unit, got, tt.want)
+		}
+	}
+}
