@@ -234,3 +234,139 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	}
 	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
 }
+
+// Server-wide overload: the limits of TestServerOverload's server, and the resident set it
+// must stay under (docs/OPERATIONS.md, Overload).
+const (
+	overloadConcurrent = 32
+	overloadInflight   = 64 << 20
+	// overloadRSSBound is the bound docs/OPERATIONS.md gives for the anonymous resident set
+	// of a server under overload: 256 MiB plus 8 times the in-flight budget. The bodies held
+	// are within the budget; their decoded records, the buffers a growing body leaves behind
+	// and the garbage collector's headroom (GOGC=100: twice the live heap) multiply it.
+	overloadRSSBound = 256<<20 + 8*overloadInflight
+)
+
+// overloadTally counts TestServerOverload's answers; changed atomically by its producers.
+type overloadTally struct {
+	ok, refused, other atomic.Int64
+	mu                 sync.Mutex // guards the latencies and firstOther
+	okLat, refusedLat  []time.Duration
+	firstOther         string
+}
+
+func (o *overloadTally) add(a apiAnswer, err error, took time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case err == nil && a.status == 200:
+		o.ok.Add(1)
+		o.okLat = append(o.okLat, took)
+	case err == nil && a.status == 503 && a.errType == "ServiceUnavailable":
+		o.refused.Add(1)
+		o.refusedLat = append(o.refusedLat, took)
+	default:
+		o.other.Add(1)
+		if o.firstOther == "" {
+			o.firstOther = fmt.Sprintf("%d %s %s %v", a.status, a.errType, a.body, err)
+		}
+	}
+}
+
+// TestServerOverload sends a server with --limits off more requests than its CPUs can serve:
+// 256 callers of small PutRecord and PutRecords calls multiplexed over HTTP/2, and 16 callers
+// of 1 MiB records over HTTP/1.1, for SLUICE_OVERLOAD_DURATION. Every answer is a success or
+// ServiceUnavailable (the cap on executing requests and the in-flight budget refuse the
+// excess at once), the server's anonymous resident set stays under overloadRSSBound, and once the load
+// stops the next calls succeed at the first attempt. Latencies are reported.
+func TestServerOverload(t *testing.T) {
+	d := envDuration(t, overloadEnv, 10*time.Second)
+	p := startServeProc(t, t.TempDir(), "--durability", "none", "--limits", "off",
+		"--max-concurrent-requests", strconv.Itoa(overloadConcurrent), "--max-inflight-bytes", strconv.Itoa(overloadInflight))
+	admin := newKinesisClient(p.base, 4, "")
+	admin.createStream(t, "wide", 4)
+	small := make([]byte, 100)
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	smallOne := putRecordBody("wide", "k", small)
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = "k" + strconv.Itoa(i)
+	}
+	smallBatch := putRecordsBody("wide", keys, small)
+	bigOne := putRecordBody("wide", "big", big)
+	rss0 := p.anonRSS()
+
+	var tally overloadTally
+	var peak, peakAll atomic.Int64
+	// The callers stop sending once stopped is set, and wait for the answers they await: when
+	// they are done, the server executes nothing of theirs.
+	var stopped atomic.Bool
+	time.AfterFunc(d, func() { stopped.Store(true) })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	h2 := newKinesisH2Client(p.base)
+	for i := range 256 {
+		body, op := smallOne, "PutRecord"
+		if i%2 == 1 {
+			body, op = smallBatch, "PutRecords"
+		}
+		wg.Go(func() {
+			for !stopped.Load() {
+				sent := time.Now()
+				a, err := h2.call(ctx, op, body)
+				tally.add(a, err, time.Since(sent))
+			}
+		})
+	}
+	h1 := newKinesisClient(p.base, 16, "")
+	for range 16 {
+		wg.Go(func() {
+			for !stopped.Load() {
+				sent := time.Now()
+				a, err := h1.call(ctx, "PutRecord", bigOne)
+				tally.add(a, err, time.Since(sent))
+			}
+		})
+	}
+	wg.Go(func() {
+		for !stopped.Load() {
+			if r := p.anonRSS(); r > peak.Load() {
+				peak.Store(r)
+			}
+			if r := p.rss(); r > peakAll.Load() {
+				peakAll.Store(r)
+			}
+			time.Sleep(50 * time.Millisecond) // sampling, not synchronisation
+		}
+	})
+	wg.Wait()
+
+	// The load stopped and every call was answered: the next calls are served at the first
+	// attempt.
+	for _, body := range [][]byte{smallOne, smallBatch, bigOne} {
+		op := "PutRecord"
+		if len(body) == len(smallBatch) {
+			op = "PutRecords"
+		}
+		if a, err := admin.call(context.Background(), op, body); err != nil || a.status != 200 {
+			t.Errorf("%s once the load stopped: %d %s %v", op, a.status, a.errType, err)
+		}
+	}
+	slices.Sort(tally.okLat)
+	slices.Sort(tally.refusedLat)
+	t.Logf("over %v: %d served (p50 %v, p99 %v), %d refused with ServiceUnavailable (p50 %v, p99 %v); anonymous resident set %d MiB before, peak %d MiB (bound %d MiB); whole resident set (mapped segment pages included) peak %d MiB",
+		d, tally.ok.Load(), pct(tally.okLat, 50), pct(tally.okLat, 99), tally.refused.Load(), pct(tally.refusedLat, 50), pct(tally.refusedLat, 99),
+		rss0>>20, peak.Load()>>20, overloadRSSBound>>20, peakAll.Load()>>20)
+	if tally.other.Load() > 0 {
+		t.Errorf("%d answers were neither a success nor ServiceUnavailable, the first: %s", tally.other.Load(), tally.firstOther)
+	}
+	if tally.ok.Load() == 0 || tally.refused.Load() == 0 {
+		t.Errorf("%d served, %d refused: the load was not an overload the server shed", tally.ok.Load(), tally.refused.Load())
+	}
+	if peak.Load() > overloadRSSBound {
+		t.Errorf("the anonymous resident set peaked at %d MiB, over the bound of %d MiB", peak.Load()>>20, overloadRSSBound>>20)
+	}
+}

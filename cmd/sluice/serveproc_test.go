@@ -115,6 +115,11 @@ func procStatus(pid int, field string) int64 {
 // rss returns the process's resident set in bytes; -1 if it cannot be read.
 func (p *serveProc) rss() int64 { return procStatus(p.cmd.Process.Pid, "VmRSS") }
 
+// anonRSS returns the anonymous part of the process's resident set (its heap and stacks, not
+// the pages of the segment files it maps, which the kernel may drop) in bytes; -1 if it
+// cannot be read.
+func (p *serveProc) anonRSS() int64 { return procStatus(p.cmd.Process.Pid, "RssAnon") }
+
 // kinesisClient calls the Kinesis JSON API of a server over HTTP/1.1.
 type kinesisClient struct {
 	base string
@@ -133,6 +138,14 @@ func newKinesisClient(base string, conns int, from string) *kinesisClient {
 	tr := &http.Transport{Protocols: &p, DialContext: d.DialContext, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
 		ResponseHeaderTimeout: time.Minute}
 	return &kinesisClient{base: base, http: &http.Client{Transport: tr}}
+}
+
+// newKinesisH2Client returns a client of base speaking HTTP/2 without TLS (prior knowledge),
+// which multiplexes its calls over few connections.
+func newKinesisH2Client(base string) *kinesisClient {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &kinesisClient{base: base, http: &http.Client{Transport: &http.Transport{Protocols: &p}}}
 }
 
 // apiAnswer is a Kinesis API call's outcome: its HTTP status, error type (empty on success)
