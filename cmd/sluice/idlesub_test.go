@@ -281,6 +281,16 @@ func firstDiff(a, b []string) int {
 // writes within a few events; it returns the stream's body once the answer's headers came.
 func subscribeToShard(t testing.TB, base, consumer, shard, typ, seq string) (*bufio.Reader, io.Closer) {
 	t.Helper()
+	r, c, err := openSubscription(context.Background(), base, consumer, shard, typ, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, c
+}
+
+// openSubscription is subscribeToShard, returning its error, and waiting while the server
+// refuses a resubscription within 5 seconds of the last one, until ctx is done.
+func openSubscription(ctx context.Context, base, consumer, shard, typ, seq string) (*bufio.Reader, io.Closer, error) {
 	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -295,22 +305,26 @@ func subscribeToShard(t testing.TB, base, consumer, shard, typ, seq string) (*bu
 	}
 	body, _ := json.Marshal(map[string]any{"ConsumerARN": consumer, "ShardId": shard, "StartingPosition": start})
 	for {
-		req, _ := http.NewRequest("POST", base+"/", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/", bytes.NewReader(body))
 		req.Header.Set("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
 		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 		resp, err := hc.Do(req)
 		if err != nil {
-			t.Fatalf("SubscribeToShard %s: %v", shard, err)
+			return nil, nil, fmt.Errorf("SubscribeToShard %s: %w", shard, err)
 		}
 		if resp.StatusCode == 200 {
-			return bufio.NewReader(resp.Body), resp.Body
+			return bufio.NewReader(resp.Body), resp.Body, nil
 		}
 		msg, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if et := resp.Header.Get("X-Amzn-ErrorType"); et != "ResourceInUseException" && et != "LimitExceededException" {
-			t.Fatalf("SubscribeToShard %s: %d %s %s", shard, resp.StatusCode, et, msg)
+			return nil, nil, fmt.Errorf("SubscribeToShard %s: %d %s %s", shard, resp.StatusCode, et, msg)
 		}
-		time.Sleep(time.Second) // a consumer may resubscribe to a shard once per 5 s
+		select {
+		case <-time.After(time.Second): // a consumer may resubscribe to a shard once per 5 s
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
 }
 
