@@ -489,6 +489,19 @@ func (s *soak) verify(kc *kinesisClient) {
 	}
 }
 
+// stop stops the process with SIGTERM (a graceful shutdown) and waits for it; false if it
+// had not exited within a minute, when it is killed.
+func (p *serveProc) stop() bool {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.Success()
+	case <-time.After(time.Minute):
+		p.kill()
+		return false
+	}
+}
+
 // sleepCtx sleeps for d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
