@@ -34,7 +34,7 @@ const (
 	idleShards    = 5
 	idleConsumers = 20      // Kinesis's most per stream: 20 × 5 shards = 100 subscriptions
 	idleRecords   = 400     // records/s per shard from the producers
-	idleSize      = 1 << 10 // 3 s of a shard's records fill a socket's largest send buffer
+	idleSize      = 1 << 10 // a shard's records outgrow a socket's largest send buffer (4 MiB) within 10 s
 	// idleProducers is how many goroutines share the producers' rate.
 	idleProducers = 4
 	// idleRSSBound is what the server's anonymous resident set may reach with the 100
@@ -108,7 +108,7 @@ func (l *ackLog) fail(n int, what string) {
 
 // TestIdleSubscribers opens 100 enhanced fan-out subscriptions (20 consumers × 5 shards) of a
 // busy stream over connections with a 4 KiB receive buffer, and reads none of them for
-// SLUICE_OVERLOAD_DURATION while producers put 1,000 records/s: the producers are served
+// SLUICE_OVERLOAD_DURATION while producers put 2,000 records/s of 1 KiB: the producers are served
 // as they were before the subscriptions (every record acknowledged, the offered rate kept),
 // the server's anonymous resident set stays under idleRSSBound, and then each subscriber,
 // reading again and resubscribing from its continuation when its subscription ended, receives

@@ -423,14 +423,16 @@ func (s *soak) fullDisk(hold time.Duration) {
 }
 
 // verify reads every shard of the stream from the start and checks the acknowledged records:
-// each one sent after the retention horizon (less a margin) is there, and so is each one
-// between the first and the last record read from its shard.
+// each one sent after the retention horizon of the moment its shard's read began (less a
+// margin) is there, and so is each one between the first and the last record read from its
+// shard.
 func (s *soak) verify(kc *kinesisClient) {
 	t := s.t
 	retention := 24 * soakRetention
-	horizon := time.Now().Add(-retention + 5*time.Second)
 	present := map[string][]string{}
+	horizon := map[string]time.Time{} // shard → what was sent before may have expired
 	for _, sh := range s.listShards(kc) {
+		horizon[sh] = time.Now().Add(-retention + 5*time.Second)
 		it := s.iterator(kc, sh, "")
 		for it != "" {
 			if it == "-" {
@@ -467,7 +469,8 @@ func (s *soak) verify(kc *kinesisClient) {
 		}
 		for _, a := range acks {
 			within := lo != "" && bySeq(a.seq, lo) >= 0 && bySeq(a.seq, hi) <= 0
-			if !a.sent.After(horizon) && !within {
+			// A shard no longer listed was dropped once retention had deleted its records.
+			if h, listed := horizon[sh]; (!listed || !a.sent.After(h)) && !within {
 				continue // retention may have deleted it
 			}
 			checked++
