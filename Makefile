@@ -61,9 +61,10 @@ BENCHTIME ?=
 ARGS ?=
 
 .PHONY: help fmt fmt-check vet lint depcheck cross tidy-check test fuzz-smoke crash cluster-chaos bench bench-report run ci
+.PHONY: overload soak soak-short nightly nightly-overload nightly-soak
 
 help:
-	@echo 'make ci          fmt-check vet lint depcheck cross tidy-check test fuzz-smoke (what .ci/run runs)'
+	@echo 'make ci          fmt-check vet lint depcheck cross tidy-check test fuzz-smoke overload soak-short (what .ci/run runs)'
 	@echo 'make fmt         gofmt -w every Go file'
 	@echo 'make fmt-check   fail listing files gofmt would change'
 	@echo 'make vet         go vet ./...'
@@ -78,6 +79,9 @@ help:
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
+	@echo 'make overload    overload, idle-subscriber and many-client tests against a real server, without -race (OVERLOAD=10s per phase)'
+	@echo 'make soak        the soak test for SOAK (default 10m; needs root for its tmpfs), its plot in SOAK_OUT'
+	@echo 'make nightly     the long runs: overload at 30s, the 2-hour soak'
 
 fmt:
 	$(GOFMT) -l -w .
@@ -158,4 +162,35 @@ bench-report:
 run:
 	$(GO) run ./cmd/sluice serve $(ARGS)
 
-ci: fmt-check vet lint depcheck cross tidy-check test fuzz-smoke
+# Overload, idle subscribers, many clients: real `sluice serve` processes under load. Without
+# the race detector, which would slow the load below the overload it is meant to be
+# (cmd/sluice/overload_test.go). OVERLOAD sets each test's load phase.
+OVERLOAD ?= 10s
+overload:
+	SLUICE_OVERLOAD_DURATION=$(OVERLOAD) $(GO) test -count=1 -timeout=$(TEST_TIMEOUT) -v \
+		-run '^(TestShardOverload|TestServerOverload|TestIdleSubscribers|TestManyClients)$$' ./cmd/sluice
+
+# The soak (cmd/sluice/soak_test.go, build tag soak): SOAK long, its plot (soak.png) and
+# samples (soak.tsv) in SOAK_OUT (empty: a new directory in the system's temporary directory,
+# named in the log). It mounts a tmpfs, so it needs root. SOAK_TIMEOUT must exceed SOAK.
+SOAK ?= 10m
+SOAK_OUT ?=
+SOAK_TIMEOUT ?= 3h
+soak:
+	SLUICE_SOAK_DURATION=$(SOAK) SLUICE_SOAK_OUT=$(SOAK_OUT) $(GO) test -tags soak -count=1 -v \
+		-timeout=$(SOAK_TIMEOUT) -run '^TestSoak$$' ./cmd/sluice
+
+# The short soak of make ci.
+soak-short:
+	$(MAKE) soak SOAK=75s SOAK_TIMEOUT=10m
+
+# make nightly runs the long versions. Each part is a prerequisite of its own, so that other
+# parts are added as lines of their own.
+nightly: nightly-overload
+nightly: nightly-soak
+nightly-overload:
+	$(MAKE) overload OVERLOAD=30s
+nightly-soak:
+	$(MAKE) soak SOAK=2h SOAK_TIMEOUT=3h
+
+ci: fmt-check vet lint depcheck cross tidy-check test fuzz-smoke overload soak-short

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-streams/sluice/server/wire"
 )
 
 // Limits on what clients may make the server hold, so that no client, or set of clients,
@@ -25,6 +27,11 @@ import (
 //     server-wide budget of in-flight request bytes (Options.MaxInflightBytes), and a request
 //     that finds the budget spent is refused at once with ServiceUnavailable (503), which
 //     clients retry;
+//   - the requests executing at once, their bodies read, are capped
+//     (Options.MaxConcurrentRequests), so that more requests than the CPUs can serve are
+//     refused at once with ServiceUnavailable instead of all slowing down together: over
+//     HTTP/1.1 fasthttp runs one handler per connection, up to Options.MaxConns, but over
+//     HTTP/2 each connection may carry 256 streams at once;
 //   - connections are capped in total (Options.MaxConns) and per client address
 //     (Options.MaxConnsPerIP), so that one address cannot take every connection;
 //   - a request's line and headers must arrive within Options.HeaderTimeout, its body within
@@ -33,6 +40,9 @@ import (
 const (
 	// defaultMaxConnsPerIP is the per-address connection cap unless Options say otherwise.
 	defaultMaxConnsPerIP = 512
+	// defaultMaxConcurrentRequests is the cap on requests executing at once unless Options say
+	// otherwise.
+	defaultMaxConcurrentRequests = 1024
 	// defaultHeaderTimeout is how long a request's line and headers may take to arrive.
 	defaultHeaderTimeout = 10 * time.Second
 	// readChunk is the most a body read takes from the in-flight budget at a time, before the
@@ -53,6 +63,8 @@ const (
 var (
 	// errOverBudget refuses a request whose body would take the in-flight budget over its cap.
 	errOverBudget = errors.New("the server is holding as many request bytes as it may; retry later")
+	// errBusy refuses a request that finds as many requests executing as the server runs.
+	errBusy = errors.New("the server is executing as many requests as it may; retry later")
 	// errBodyUnreadable is a body that ended before its declared length or did not arrive in
 	// time: its read error may name addresses, which a client is not told.
 	errBodyUnreadable = errors.New("the request body ended early or did not arrive in time")
@@ -201,6 +213,58 @@ func (s *Server) serveHTTP1(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.Request.SetBodyRaw(body)
 	s.handle(ctx)
+}
+
+// execCap counts the requests being executed against a cap; its counter is only changed
+// atomically, by take and give.
+type execCap struct {
+	max int64 // ≤ 0: no cap
+	n   atomic.Int64
+}
+
+// take counts one more request; false, counting nothing, if max are executing already.
+func (c *execCap) take() bool {
+	if c.max <= 0 {
+		return true
+	}
+	if c.n.Add(1) > c.max {
+		c.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// give uncounts a request take counted.
+func (c *execCap) give() {
+	if c.max > 0 {
+		c.n.Add(-1)
+	}
+}
+
+// uncapped reports whether a request is left out of the cap on executing requests: a
+// subscription, whose answer is a stream lasting minutes, and the probes (/healthz,
+// /metrics), which must answer while the server is busiest.
+func uncapped(ctx *fasthttp.RequestCtx) bool {
+	switch path := ctx.Path(); {
+	case string(path) == "/healthz" || string(path) == "/metrics":
+		return ctx.IsGet()
+	case isNativePath(path):
+		return isNativeSubscribe(ctx.Request.Header.RequestURI())
+	}
+	return string(ctx.Request.Header.Peek("X-Amz-Target")) == targetPrefix+"SubscribeToShard"
+}
+
+// refuseBusy answers a request refused by the cap on executing requests: ServiceUnavailable,
+// in the shape of the API it was addressed to. The connection stays open: the body was read.
+func (s *Server) refuseBusy(ctx *fasthttp.RequestCtx) {
+	if s.busyWarn.due() {
+		s.log.Warn("refusing requests: the requests executing reached their cap", "max_concurrent_requests", s.executing.max)
+	}
+	if isNativePath(ctx.Path()) {
+		s.nativeFail(ctx, wire.ServiceUnavailable, errBusy.Error())
+		return
+	}
+	s.fail(ctx, apiError{code: wire.ServiceUnavailable, msg: errBusy.Error()})
 }
 
 // connsPerIP counts the open connections of each client address against a cap.

@@ -302,3 +302,67 @@ func TestHeaderSizeLimit(t *testing.T) {
 	}
 	h2MustCall(t, otherClient(), "http://"+hs.addr, 1, "ListStreams", `{}`, nil)
 }
+
+// TestConcurrentRequestsCap takes every place among the requests executing, as requests in
+// progress hold them: another request is refused with ServiceUnavailable over HTTP/1.1,
+// HTTP/2 and the native protocol, on a connection that stays open, while /healthz and
+// /metrics still answer; once a place is given back the same connections are served.
+func TestConcurrentRequestsCap(t *testing.T) {
+	const places = 3
+	hs := startH2Server(t, Options{MaxConcurrentRequests: places})
+	base := "http://" + hs.addr
+	h1, h2 := http1Client(nil), h2cClient()
+	h2MustCall(t, h1, base, 1, "CreateStream", `{"StreamName":"s","ShardCount":1}`, nil)
+	for range places {
+		if !hs.srv.executing.take() {
+			t.Fatal("a place was refused below the cap")
+		}
+	}
+	if hs.srv.executing.take() {
+		t.Fatal("a place was given past the cap")
+	}
+	native := func() *http.Response {
+		resp, err := h1.Post(base+"/sluice/v1/put", "application/octet-stream", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		client *http.Client
+		proto  int
+	}{{h1, 1}, {h2, 2}} {
+		resp, b := h2Call(t, c.client, base, "ListStreams", `{}`)
+		if resp.StatusCode != 503 || resp.Header.Get("X-Amzn-ErrorType") != "ServiceUnavailable" || !bytes.Contains(b, []byte(`"ServiceUnavailable"`)) {
+			t.Fatalf("over HTTP/%d, a request past the cap: %d %v %s", c.proto, resp.StatusCode, resp.Header, b)
+		}
+		if resp.Close {
+			t.Fatalf("over HTTP/%d, the refusal closed the connection", c.proto)
+		}
+	}
+	if resp := native(); resp.StatusCode != 503 || resp.Header.Get("X-Sluice-Error") != "ServiceUnavailable" {
+		t.Fatalf("a native request past the cap: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, path := range []string{"/healthz", "/metrics"} {
+		resp, err := h1.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s past the cap: %d", path, resp.StatusCode)
+		}
+	}
+	hs.srv.executing.give()
+	h2MustCall(t, h1, base, 1, "ListStreams", `{}`, nil)
+	h2MustCall(t, h2, base, 2, "ListStreams", `{}`, nil)
+	if resp := native(); resp.StatusCode == 503 {
+		t.Fatalf("a native request with a place free: %d %v", resp.StatusCode, resp.Header)
+	}
+	if n := hs.srv.executing.n.Load(); n != places-1 {
+		t.Fatalf("%d places taken after the requests ended, want the test's %d", n, places-1)
+	}
+}

@@ -46,6 +46,10 @@ type Options struct {
 	// arrive; a request that would exceed it is refused with ServiceUnavailable. 0 means
 	// DefaultMaxInflightBytes() (limits.go).
 	MaxInflightBytes int64
+	// MaxConcurrentRequests caps the requests executing at once, their bodies read (a
+	// subscription's stream, /healthz and /metrics are not counted); one more is refused at
+	// once with ServiceUnavailable. 0 means 1024, negative means no cap (limits.go).
+	MaxConcurrentRequests int
 	// HeaderTimeout bounds how long a request's line and headers may take to arrive (over
 	// HTTP/1.1; from the connection's first byte, or the first byte after an idle wait);
 	// 0 means 10 s.
@@ -96,6 +100,10 @@ type Server struct {
 	// inflight counts the request body bytes held, against Options.MaxInflightBytes (limits.go).
 	inflight   *byteBudget
 	budgetWarn everyMinute // warnings that inflight reached its cap
+	// executing counts the requests being executed, against Options.MaxConcurrentRequests
+	// (limits.go).
+	executing execCap
+	busyWarn  everyMinute // warnings that executing reached its cap
 	// bodyTimeout bounds reading a request body (Options.ReadTimeout).
 	bodyTimeout time.Duration
 
@@ -132,6 +140,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 	if s.inflight.max <= 0 {
 		s.inflight.max = DefaultMaxInflightBytes()
 	}
+	s.executing.max = int64(orInt(opts.MaxConcurrentRequests, defaultMaxConcurrentRequests))
 	s.bodyTimeout = orDur(opts.ReadTimeout, 60*time.Second)
 	s.http = &fasthttp.Server{
 		Handler:            s.serveHTTP1, // reads the body as it arrives, then handle (limits.go)
@@ -223,6 +232,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.chunked.take(&ctx.Request.Header) // the body was read: its headers are no longer needed
 	reqID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", reqID)
+	if !uncapped(ctx) {
+		if !s.executing.take() {
+			s.refuseBusy(ctx) // limits.go
+			return
+		}
+		defer s.executing.give()
+	}
 	if string(ctx.Path()) == "/healthz" && ctx.IsGet() {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")

@@ -51,11 +51,20 @@ type Options struct {
 	// KeyringDir is the directory of the master keys that wrap the streams' data keys
 	// (package internal/keyring), created 0700 on first use; default <Dir>/kms-keyring.
 	KeyringDir string
+	// RetentionHour is how long one hour of a stream's retention period lasts; default
+	// time.Hour. Only tests shorten it (sluice serve's SLUICE_TEST_RETENTION_HOUR, in
+	// docs/OPERATIONS.md), so that retention deletes segments within a soak of minutes.
+	RetentionHour time.Duration
 	// Catalog keeps every stream's metadata (the Catalog seam); nil: the local catalog, one
 	// stream.json per stream in Dir. With another catalog the engine applies the changes
 	// other writers make (watch.go), and each stream's shard logs stay in this Dir under
 	// streams/<name>@<incarnation>.
 	Catalog Catalog
+}
+
+// retention returns how long a retention period of hours lasts (Options.RetentionHour).
+func (o Options) retention(hours int) time.Duration {
+	return time.Duration(hours) * o.RetentionHour
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +76,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.RetentionHour <= 0 {
+		o.RetentionHour = time.Hour
 	}
 	if o.OpenShardLog == nil {
 		o.OpenShardLog = OpenSegmentLog
@@ -339,7 +351,7 @@ func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) 
 		return nil, fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)
 	}
 	// Retention applies from the first moment.
-	l.Trim(now.Add(-time.Duration(meta.RetentionHours) * time.Hour).UnixNano())
+	l.Trim(now.Add(-o.retention(meta.RetentionHours)).UnixNano())
 	rt := &shard{id: sh.ID, log: l, closing: make(chan struct{}),
 		write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}
 	if !sh.Open {

@@ -69,7 +69,7 @@ func (e *Engine) ListShards(name string, f ShardFilter) ([]ShardDescription, err
 	if err != nil {
 		return nil, err
 	}
-	trimHorizon := e.opts.Now().Add(-time.Duration(d.RetentionHours) * time.Hour)
+	trimHorizon := e.opts.Now().Add(-e.opts.retention(d.RetentionHours))
 	return FilterShards(d.Shards, f, d.Created, trimHorizon), nil
 }
 

@@ -47,7 +47,7 @@ func (e *Engine) changeRetention(name string, hours int, increase bool) error {
 
 // trim applies the stream's retention to every shard.
 func (s *Stream) trim(now time.Time) error {
-	cutoff := now.Add(-time.Duration(s.meta.Load().RetentionHours) * time.Hour).UnixNano()
+	cutoff := now.Add(-s.engine.opts.retention(s.meta.Load().RetentionHours)).UnixNano()
 	var first error
 	for _, sh := range s.set.Load().shards {
 		if _, err := sh.log.Trim(cutoff); err != nil && first == nil {

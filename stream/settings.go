@@ -178,7 +178,7 @@ func (s *Stream) pruneClosed(now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	meta, set := s.meta.Load(), s.set.Load()
-	cutoff := now.Add(-time.Duration(meta.RetentionHours) * time.Hour)
+	cutoff := now.Add(-s.engine.opts.retention(meta.RetentionHours))
 	var drop []ShardID
 	for _, sh := range set.m.All() {
 		if sh.Open {

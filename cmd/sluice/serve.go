@@ -29,6 +29,11 @@ import (
 // on-demand scaling, unmapping idle segments).
 const maintainEvery = 5 * time.Second
 
+// testRetentionHourEnv names the environment variable that shortens one hour of retention to
+// a duration, such as 1s, so that a soak test sees retention delete segments within minutes
+// (docs/OPERATIONS.md). Tests only: a stream then loses records after 24 of these.
+const testRetentionHourEnv = "SLUICE_TEST_RETENTION_HOUR"
+
 // serveConfig is what `sluice serve` was asked to do.
 type serveConfig struct {
 	addr       string
@@ -47,6 +52,8 @@ type serveConfig struct {
 	audit      auditConfig
 
 	segmentSize int64 // the shard logs' segment size; 0: the engine's default (segment.SizeFor)
+	// retentionHour is how long an hour of retention lasts; 0: an hour (testRetentionHourEnv).
+	retentionHour time.Duration
 }
 
 // auditConfig is what --audit-log, --audit-data and --audit-max-bytes ask for.
@@ -113,6 +120,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.segmentSize = int64(segSize)
+	if v := os.Getenv(testRetentionHourEnv); v != "" {
+		if cfg.retentionHour, err = time.ParseDuration(v); err != nil || cfg.retentionHour <= 0 {
+			fmt.Fprintf(stderr, "sluice serve: %s=%q: want a positive duration such as 1s\n", testRetentionHourEnv, v)
+			return exitUsage
+		}
+	}
 	cfg.keyring = *keyringDir
 	cfg.conns = *conns
 	if err := checkAuth(cfg.addr, cfg.iamFile, *insecure, len(keys) > 0); err != nil {
@@ -144,7 +157,10 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
 		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve",
-		SegmentSize: cfg.segmentSize, KeyringDir: cfg.keyring}
+		SegmentSize: cfg.segmentSize, KeyringDir: cfg.keyring, RetentionHour: cfg.retentionHour}
+	if cfg.retentionHour != 0 {
+		logger.Warn("test setting: an hour of retention lasts "+cfg.retentionHour.String(), "env", testRetentionHourEnv)
+	}
 	var cc *cluster.Client
 	var repl *cluster.Replication
 	if cfg.cluster != nil {

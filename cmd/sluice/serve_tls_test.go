@@ -266,15 +266,15 @@ func TestServeTLSClientCAFlags(t *testing.T) {
 func TestConnLimitFlags(t *testing.T) {
 	fs := newFlagSet("serve", "", &strings.Builder{})
 	l := addConnLimitFlags(fs)
-	if err := fs.Parse([]string{"--max-conns", "100", "--max-conns-per-ip", "0", "--max-inflight-bytes", "1048576", "--header-timeout", "3s"}); err != nil {
+	if err := fs.Parse([]string{"--max-conns", "100", "--max-conns-per-ip", "0", "--max-inflight-bytes", "1048576", "--max-concurrent-requests", "0", "--header-timeout", "3s"}); err != nil {
 		t.Fatal(err)
 	}
 	o := l.options(server.Options{})
-	if o.MaxConns != 100 || o.MaxConnsPerIP >= 0 || o.MaxInflightBytes != 1<<20 || o.HeaderTimeout != 3*time.Second ||
+	if o.MaxConns != 100 || o.MaxConnsPerIP >= 0 || o.MaxInflightBytes != 1<<20 || o.MaxConcurrentRequests >= 0 || o.HeaderTimeout != 3*time.Second ||
 		o.ReadTimeout != 60*time.Second || o.IdleTimeout != 120*time.Second {
 		t.Fatalf("options %+v", o)
 	}
-	if d := defaultConnLimits().options(server.Options{}); d.MaxConnsPerIP != 512 || d.MaxInflightBytes != 0 {
+	if d := defaultConnLimits().options(server.Options{}); d.MaxConnsPerIP != 512 || d.MaxInflightBytes != 0 || d.MaxConcurrentRequests != 1024 {
 		t.Fatalf("default options %+v", d)
 	}
 }

@@ -70,7 +70,8 @@ const (
 	KMSNotFound
 	KMSAccessDenied
 	// ServiceUnavailable refuses a request the server cannot take now (it holds as many
-	// request bytes as it may); clients retry it. AWS lists it among its common errors.
+	// request bytes, or executes as many requests, as it may); clients retry it. AWS lists it
+	// among its common errors.
 	ServiceUnavailable
 	numCodes
 )
