@@ -1,0 +1,259 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/shardmap"
+)
+
+// TestTruncatedInPlace truncates a file without a copy after its lines were sent and writes
+// new lines: fewer bytes than were read (the size tells), or more (the first bytes tell).
+// The new lines are sent from the file's start, each once, and the old ones are not sent
+// again.
+func TestTruncatedInPlace(t *testing.T) {
+	for _, tc := range []struct{ name, after string }{
+		{"shorter", "b1\nb2\n"},
+		{"longer", "b1 " + strings.Repeat("y", 200) + "\nb2\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t)
+			ts.createStream(t, "s", 1)
+			dir, ckpt := logDir(t)
+			path := filepath.Join(dir, "app.log")
+			before := "a1 " + strings.Repeat("x", 40) + "\na2\na3\n"
+			appendTo(t, path, before)
+			startAgent(t, ts, ckpt, flowOf("s", filepath.Join(dir, "*.log")))
+			ts.waitRecords(t, "s", 3)
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			appendTo(t, path, tc.after)
+			got := ts.waitRecords(t, "s", 5)
+			appendTo(t, path, "b3\n")
+			got = ts.waitRecords(t, "s", 6)
+			want := slices.Concat(lines(before), lines(tc.after), []string{"b3\n"})
+			if !slices.Equal(got, want) {
+				t.Fatalf("stream holds\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}
+
+// lines splits s into its lines, each with its '\n'.
+func lines(s string) []string {
+	l := strings.SplitAfter(s, "\n")
+	return l[:len(l)-1]
+}
+
+// TestRenamedOutOfPattern renames a file to a name the pattern does not match while its
+// writer still holds it open: the lines written after the rename are sent, the new file
+// at the old name is followed, and the renamed file is let go (neither in the stats nor in
+// the checkpoint) once it stayed read to its end.
+func TestRenamedOutOfPattern(t *testing.T) {
+	ts := startServer(t)
+	ts.createStream(t, "s", 1)
+	dir, ckpt := logDir(t)
+	path := filepath.Join(dir, "app.log")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	write := func(s string) {
+		if _, err := w.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("l1\nl2\n")
+	a := startAgent(t, ts, ckpt, flowOf("s", path))
+	ts.waitRecords(t, "s", 2)
+	old := filepath.Join(dir, "app.old")
+	if err := os.Rename(path, old); err != nil {
+		t.Fatal(err)
+	}
+	write("l3\nl4\n")
+	appendTo(t, path, "n1\n")
+	got := ts.waitRecords(t, "s", 5)
+	slices.Sort(got)
+	if want := []string{"l1\n", "l2\n", "l3\n", "l4\n", "n1\n"}; !slices.Equal(got, want) {
+		t.Fatalf("stream holds %q, want %q", got, want)
+	}
+	waitUntil(t, "the renamed file is let go", func() bool {
+		fs := a.Stats()[0].Files
+		return len(fs) == 1 && fs[0].Path == path
+	})
+	a.stop(t)
+	ck, err := loadCheckpoint(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := ck.Flows["s "+path]
+	if st == nil || len(st.Files) != 1 || st.Files[0].Path != path || st.Files[0].Off != 3 {
+		t.Fatalf("checkpoint keeps %+v, want only %s at offset 3", st, path)
+	}
+	if got := ts.records(t, "s"); len(got) != 5 {
+		t.Fatalf("stream holds %d records after the stop, want 5: %q", len(got), got)
+	}
+}
+
+// TestMultiLineFlushedWhenIdle sends records of several lines (multiLineStartPattern): a
+// record ends where the next one starts, and the file's last record is sent, whole, once
+// the file stayed idle for the buffer age.
+func TestMultiLineFlushedWhenIdle(t *testing.T) {
+	ts := startServer(t)
+	ts.createStream(t, "s", 1)
+	dir, ckpt := logDir(t)
+	fl := flowOf("s", filepath.Join(dir, "*.log"))
+	fl.MultiLineStart = regexp.MustCompile(`^\[`)
+	fl.MaxBufferAge = 200 * time.Millisecond
+	appendTo(t, filepath.Join(dir, "app.log"), "[1] first\n  at a\n  at b\n[2] second\n  at c\n")
+	a := startAgent(t, ts, ckpt, fl)
+	got := ts.waitRecords(t, "s", 2)
+	if want := []string{"[1] first\n  at a\n  at b\n", "[2] second\n  at c\n"}; !slices.Equal(got, want) {
+		t.Fatalf("stream holds %q, want %q", got, want)
+	}
+	if s := a.Stats()[0]; s.LinesRead != 5 || s.RecordsSent != 2 {
+		t.Fatalf("stats: %d lines read, %d records sent; want 5 and 2", s.LinesRead, s.RecordsSent)
+	}
+}
+
+// TestSkipHeaderLines leaves out the first skipHeaderLines lines of every file, of a file
+// found at the start and of one created later, and counts them as read.
+func TestSkipHeaderLines(t *testing.T) {
+	ts := startServer(t)
+	ts.createStream(t, "s", 1)
+	dir, ckpt := logDir(t)
+	fl := flowOf("s", filepath.Join(dir, "*.csv"))
+	fl.SkipHeaderLines = 2
+	appendTo(t, filepath.Join(dir, "a.csv"), "h1\nh2\nr1\nr2\n")
+	a := startAgent(t, ts, ckpt, fl)
+	ts.waitRecords(t, "s", 2)
+	appendTo(t, filepath.Join(dir, "b.csv"), "h1\n")
+	appendTo(t, filepath.Join(dir, "b.csv"), "h2\nr3\n")
+	got := ts.waitRecords(t, "s", 3)
+	if want := []string{"r1\n", "r2\n", "r3\n"}; !slices.Equal(got, want) {
+		t.Fatalf("stream holds %q, want %q", got, want)
+	}
+	waitUntil(t, "every line is counted", func() bool { return a.Stats()[0].LinesRead == 7 })
+}
+
+// TestInitialPosition starts a flow for the first time over a file already there: with
+// END_OF_FILE its lines are not sent, with START_OF_FILE they are. The lines appended
+// afterwards, a file created later, and a file created while the agent was stopped are sent
+// from their start either way: initialPosition applies to a flow's very first start only.
+func TestInitialPosition(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pos  Position
+		want []string
+	}{
+		{"END_OF_FILE", EndOfFile, []string{"d1\n", "l1\n", "new1\n"}},
+		{"START_OF_FILE", StartOfFile, []string{"d1\n", "l1\n", "new1\n", "old1\n", "old2\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t)
+			ts.createStream(t, "s", 1)
+			dir, ckpt := logDir(t)
+			fl := flowOf("s", filepath.Join(dir, "*.log"))
+			fl.InitialPosition = tc.pos
+			appendTo(t, filepath.Join(dir, "app.log"), "old1\nold2\n")
+			a := startAgent(t, ts, ckpt, fl)
+			waitUntil(t, "the file is followed", func() bool { return len(a.Stats()[0].Files) == 1 })
+			appendTo(t, filepath.Join(dir, "app.log"), "new1\n")
+			appendTo(t, filepath.Join(dir, "later.log"), "l1\n")
+			ts.waitRecords(t, "s", len(tc.want)-1)
+			a.stop(t)
+			appendTo(t, filepath.Join(dir, "down.log"), "d1\n")
+			startAgent(t, ts, ckpt, fl)
+			got := ts.waitRecords(t, "s", len(tc.want))
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("stream holds %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReconcileReadsChildShards restarts a flow whose checkpoint holds a batch in flight
+// and marks taken before a shard was split: some records of the batch are in the children,
+// which have no mark. The agent finds them there and puts only the others: each record of
+// the batch is in the stream once.
+func TestReconcileReadsChildShards(t *testing.T) {
+	ts := startServer(t)
+	ts.createStream(t, "s", 1)
+	ctx := context.Background()
+	put := func(recs []pendingRecord) {
+		t.Helper()
+		var e []client.PutEntry
+		for _, r := range recs {
+			e = append(e, client.PutEntry{Key: r.Key, Data: r.Data})
+		}
+		res, err := ts.c.PutRecords(ctx, "s", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+	var m recordMaker
+	mk := func(prefix string, n int) []pendingRecord {
+		var out []pendingRecord
+		for i := range n {
+			key, data, _ := m.make(fmt.Appendf(nil, "%s%d\n", prefix, i))
+			out = append(out, pendingRecord{Key: key, Data: data})
+		}
+		return out
+	}
+	put(mk("before-", 20)) // on shard 0, before its mark
+	tip, err := ts.c.GetRecords(ctx, "s", client.GetInput{Shard: 0, Start: client.Latest, MaxRecords: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := tip.Next
+	tip.Release()
+	batch := mk("batch-", 60)
+	put(batch[:10]) // on shard 0, after its mark
+	half, err := shardmap.ParseKey("170141183460469231731687303715884105728")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.eng.SplitShard("s", 0, half); err != nil {
+		t.Fatal(err)
+	}
+	put(batch[10:40]) // in the children, created after the mark
+	dir, ckpt := logDir(t)
+	fl := flowOf("s", filepath.Join(dir, "*.log"))
+	ck := &checkpoint{Version: checkpointVersion, Flows: map[string]*flowState{
+		"s " + fl.FilePattern: {Marks: map[uint32]uint64{0: mark}, Pending: batch}}}
+	if err := ck.save(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, ts, ckpt, fl)
+	waitUntil(t, "the batch is delivered", func() bool { return a.Stats()[0].Batches == 1 })
+	if s := a.Stats()[0]; s.FoundInStream != 40 || s.RecordsSent != 60 {
+		t.Errorf("found %d records of the batch in the stream and sent %d, want 40 and 60", s.FoundInStream, s.RecordsSent)
+	}
+	count := map[string]int{}
+	for _, r := range ts.records(t, "s") {
+		count[r]++
+	}
+	for _, r := range batch {
+		if n := count[string(r.Data)]; n != 1 {
+			t.Errorf("%q is in the stream %d times", r.Data, n)
+		}
+	}
+}
