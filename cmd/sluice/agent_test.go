@@ -132,7 +132,7 @@ func TestAgentSurvivesKill(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "agent.json")
 	cfg := fmt.Sprintf(`{"checkpointFile": %q, "kinesis.endpoint": %q, "flows": [{"filePattern": %q,
-		"kinesisStream": "logs", "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 20,
+		"kinesisStream": "logs", "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 1000,
 		"maxBufferSizeRecords": 40, "minTimeBetweenFilePollsMillis": 5}]}`,
 		filepath.Join(dir, "agent.checkpoint"), ep, filepath.Join(logs, "app.log*"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {

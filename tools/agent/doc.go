@@ -9,6 +9,26 @@
 // apply are warnings, any other key an error), the following of files, and the checkpoint
 // file. What it does not own: the connection to the server (a client.Client).
 //
+// # Settings
+//
+// The defaults and bounds are the Kinesis Agent's for a kinesisStream flow, as its source
+// has them (github.com/awslabs/amazon-kinesis-agent, in src/com/amazon/kinesis/streaming/agent:
+// tailing/KinesisFileFlow.java, tailing/KinesisConstants.java, tailing/FileFlow.java,
+// Constants.java): maxBufferAgeMillis 60,000, within 1,000 and 900,000; maxBufferSizeBytes
+// 5 MiB (PutRecords' limit), within 1 and 5 MiB; maxBufferSizeRecords 500, within 1 and 500;
+// minTimeBetweenFilePollsMillis 100 (the Kinesis Agent takes any value, this agent at least
+// 1); initialPosition END_OF_FILE; partitionKeyOption RANDOM. A batch never passes
+// maxBufferSizeBytes of keys and data: the record that would is read again into the next.
+//
+// DETERMINISTIC keys are the lowercase hex MD5 of the record's data after the processors and
+// before a cut to MaxRecordBytes, as KinesisRecord.generatePartitionKey computes them when a
+// processor made the data. Without a processor the Kinesis Agent hashes the whole array
+// behind the record's ByteBuffer (data.array() of a slice of its parse buffer), not the
+// record alone; this agent hashes the record's data in both cases, so that records with the
+// same data have the same key. RANDOM keys differ on purpose: the Kinesis Agent's is a random
+// number below 1,000,000 in decimal (ThreadLocalRandom.nextDouble), this agent's 128 random
+// bits in hex (below, What a crash can do).
+//
 // # Files
 //
 // Every file matching a flow's pattern is followed, identified by device and inode and by
@@ -45,8 +65,11 @@
 // on when the restarted agent reads the shards' tips (a put slower than the agent's
 // restart) can be appended twice. Lines appended to a file between logrotate's copy and its
 // truncation are lost (logrotate's own copytruncate caveat), and so are the lines of a file
-// truncated, without a copy, before they were read. A shard created by a reshard after the
-// batch was saved has no mark and is read from its start.
+// truncated, without a copy, before they were read.
+//
+// A reshard changes nothing of this: the settling reads every shard the stream lists, open
+// or closed, and a shard created after the batch was saved (a child, where some of its
+// records may have landed) has no mark and is read from its start.
 //
 // # Durability
 //

@@ -343,7 +343,9 @@ func (fl *flow) followed(u *tracked) bool {
 }
 
 // fillBatch reads records into the batch until it is full or the files have nothing more;
-// it reports whether the batch is full.
+// it reports whether the batch is full. A batch holds at most MaxBufferRecords records and
+// MaxBufferBytes bytes of keys and data: the record that would pass the bytes is read again
+// into the next batch.
 func (fl *flow) fillBatch(now time.Time) bool {
 	for _, t := range fl.files {
 		if t.copyOf != nil || t.f == nil {
@@ -353,7 +355,7 @@ func (fl *flow) fillBatch(now time.Time) bool {
 			if len(fl.batch) >= fl.cfg.MaxBufferRecords || fl.batchBytes >= fl.cfg.MaxBufferBytes {
 				return true
 			}
-			raw, ok := fl.next(t, now)
+			raw, lines, ok := fl.next(t, now)
 			if !ok {
 				break
 			}
@@ -362,9 +364,14 @@ func (fl *flow) fillBatch(now time.Time) bool {
 				fl.count(func(s *FlowStats) { s.RecordsDropped++ })
 				continue
 			}
+			if len(fl.batch) > 0 && fl.batchBytes+len(key)+len(data) > fl.cfg.MaxBufferBytes {
+				t.head, t.Off, t.Line = t.head-len(raw), t.Off-int64(len(raw)), t.Line-int64(lines)
+				fl.count(func(s *FlowStats) { s.LinesRead -= int64(lines) })
+				return true
+			}
 			if len(fl.batch) == 0 {
 				fl.batchStart = now
-				fl.arena = make([]byte, 0, fl.cfg.MaxBufferBytes+MaxRecordBytes)
+				fl.arena = make([]byte, 0, fl.cfg.MaxBufferBytes)
 			}
 			off := len(fl.arena)
 			fl.arena = append(fl.arena, data...)
@@ -375,9 +382,9 @@ func (fl *flow) fillBatch(now time.Time) bool {
 	return false
 }
 
-// next returns t's next record, raw, valid until the next call; false when t has no whole
-// record yet. Header lines are skipped here.
-func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
+// next returns t's next record, raw, valid until the next call, and the lines it holds;
+// false when t has no whole record yet. Header lines are skipped here.
+func (fl *flow) next(t *tracked, now time.Time) ([]byte, int, bool) {
 	for {
 		b := t.buf[t.head:]
 		start := fl.cfg.MultiLineStart
@@ -393,7 +400,7 @@ func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
 			got, err := t.fill()
 			if err != nil {
 				fl.log.Warn("read failed", "path", t.Path, "err", err)
-				return nil, false
+				return nil, 0, false
 			}
 			if got {
 				t.idle = time.Time{}
@@ -402,7 +409,7 @@ func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
 			if t.idle.IsZero() {
 				t.idle = now
 			}
-			return nil, false
+			return nil, 0, false
 		}
 		t.head += n
 		skip := t.Line < int64(fl.cfg.SkipHeaderLines)
@@ -411,7 +418,7 @@ func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
 		fl.dirty = true
 		fl.count(func(s *FlowStats) { s.LinesRead += int64(lines) })
 		if !skip {
-			return b[:n], true
+			return b[:n], lines, true
 		}
 	}
 }

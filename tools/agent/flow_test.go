@@ -123,8 +123,9 @@ func TestMultiLineFlushedWhenIdle(t *testing.T) {
 	if want := []string{"[1] first\n  at a\n  at b\n", "[2] second\n  at c\n"}; !slices.Equal(got, want) {
 		t.Fatalf("stream holds %q, want %q", got, want)
 	}
-	if s := a.Stats()[0]; s.LinesRead != 5 || s.RecordsSent != 2 {
-		t.Fatalf("stats: %d lines read, %d records sent; want 5 and 2", s.LinesRead, s.RecordsSent)
+	waitUntil(t, "the records are counted as sent", func() bool { return a.Stats()[0].RecordsSent == 2 })
+	if s := a.Stats()[0]; s.LinesRead != 5 {
+		t.Fatalf("stats: %d lines read, want 5", s.LinesRead)
 	}
 }
 
@@ -255,5 +256,31 @@ func TestReconcileReadsChildShards(t *testing.T) {
 		if n := count[string(r.Data)]; n != 1 {
 			t.Errorf("%q is in the stream %d times", r.Data, n)
 		}
+	}
+}
+
+// TestBatchBytesBound fills batches by maxBufferSizeBytes: a batch never holds more keys
+// and data than the limit, the record that would pass it opens the next batch, and every
+// line is sent once, in order.
+func TestBatchBytesBound(t *testing.T) {
+	ts := startServer(t)
+	ts.createStream(t, "s", 1)
+	dir, ckpt := logDir(t)
+	var text strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&text, "line %d %s\n", i, strings.Repeat("z", 60)) // 32 bytes of key, 68 of data
+	}
+	appendTo(t, filepath.Join(dir, "app.log"), text.String())
+	fl := flowOf("s", filepath.Join(dir, "*.log"))
+	fl.MaxBufferBytes = 350 // 3 records and a half
+	a := startAgent(t, ts, ckpt, fl)
+	got := ts.waitRecords(t, "s", 10)
+	if want := lines(text.String()); !slices.Equal(got, want) {
+		t.Fatalf("stream holds %q, want %q", got, want)
+	}
+	waitUntil(t, "every record is acknowledged", func() bool { return a.Stats()[0].RecordsSent == 10 })
+	a.stop(t) // the batch's count follows its records' acknowledgement
+	if s := a.Stats()[0]; s.Batches != 4 || s.LinesRead != 10 {
+		t.Errorf("%d batches, %d lines read; want 4 batches of at most 3 records, 10 lines", s.Batches, s.LinesRead)
 	}
 }
