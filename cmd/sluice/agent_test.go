@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -111,7 +112,55 @@ func (w *logWriter) rotate(t *testing.T) {
 // random moments several times, and starts it again each time. At the end every line
 // written is in the stream exactly once, and the lines of one file (one generation) are in
 // the order written on each shard.
-func TestAgentSurvivesKill(t *testing.T) {
+func TestAgentSurvivesKill(t *testing.T) { agentKillTest(t, nil) }
+
+// TestAgentSurvivesKillAcrossReshard is TestAgentSurvivesKill with the stream resharded
+// while the agent runs, shortly before some of the kills: a shard split (SplitShard), then
+// UpdateShardCount up and down (splits and merges). Batches in flight land in shards
+// created after their marks were saved; every line is still in the stream once.
+func TestAgentSurvivesKillAcrossReshard(t *testing.T) {
+	agentKillTest(t, func(t *testing.T, c *client.Client, run int) bool {
+		ctx := context.Background()
+		var err error
+		switch run {
+		case 1:
+			err = splitFirstShard(ctx, c, "logs")
+		case 3:
+			err = c.CallKinesis(ctx, "UpdateShardCount", map[string]any{"StreamName": "logs", "TargetShardCount": 5, "ScalingType": "UNIFORM_SCALING"}, nil)
+		case 4:
+			err = c.CallKinesis(ctx, "UpdateShardCount", map[string]any{"StreamName": "logs", "TargetShardCount": 3, "ScalingType": "UNIFORM_SCALING"}, nil)
+		default:
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
+}
+
+// splitFirstShard splits the stream's first open shard in the middle of its hash range.
+func splitFirstShard(ctx context.Context, c *client.Client, stream string) error {
+	shards, err := c.ListShards(ctx, stream)
+	if err != nil {
+		return err
+	}
+	for _, s := range shards {
+		if !s.Open {
+			continue
+		}
+		lo, _ := new(big.Int).SetString(s.Range.Start.String(), 10)
+		hi, _ := new(big.Int).SetString(s.Range.End.String(), 10)
+		mid := lo.Add(lo, hi).Rsh(lo, 1).Add(lo, big.NewInt(1))
+		return c.CallKinesis(ctx, "SplitShard", map[string]any{"StreamName": stream, "ShardToSplit": s.Name(), "NewStartingHashKey": mid.String()}, nil)
+	}
+	return fmt.Errorf("%s has no open shard", stream)
+}
+
+// agentKillTest runs the kill test; reshard, when not nil, is called in each run of the
+// agent after a random moment and reports whether it changed the stream (the agent is then
+// killed soon after).
+func agentKillTest(t *testing.T, reshard func(t *testing.T, c *client.Client, run int) bool) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
@@ -172,6 +221,9 @@ func TestAgentSurvivesKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(150+rng.IntN(700)) * time.Millisecond) // a random moment to kill at, not a synchronisation
+		if reshard != nil && reshard(t, c, i) {
+			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond) // a random moment after the reshard
+		}
 		bc.cmd.Process.Signal(syscall.SIGKILL)
 		bc.cmd.Wait()
 		t.Logf("kill %d after: %s", i, lastLine(bc.out.String()))
