@@ -17,8 +17,9 @@
 // Constants.java): maxBufferAgeMillis 60,000, within 1,000 and 900,000; maxBufferSizeBytes
 // 5 MiB (PutRecords' limit), within 1 and 5 MiB; maxBufferSizeRecords 500, within 1 and 500;
 // minTimeBetweenFilePollsMillis 100 (the Kinesis Agent takes any value, this agent at least
-// 1); initialPosition END_OF_FILE; partitionKeyOption RANDOM. A batch never passes
-// maxBufferSizeBytes of keys and data: the record that would is read again into the next.
+// 1); initialPosition END_OF_FILE; partitionKeyOption RANDOM. A PutRecords call never
+// passes maxBufferSizeRecords records or maxBufferSizeBytes bytes of keys and data; a call
+// is made when one of them is reached or its first record is maxBufferAgeMillis old.
 //
 // DETERMINISTIC keys are the lowercase hex MD5 of the record's data after the processors and
 // before a cut to MaxRecordBytes, as KinesisRecord.generatePartitionKey computes them when a
@@ -43,10 +44,12 @@
 //
 // # What a crash can do
 //
-// A flow puts one batch at a time. Before its first put, the batch's records (keys and
-// data) are saved in the checkpoint file with the files' offsets after the batch and, for
-// each shard, a mark: a position at or before which nothing of the batch can be. A batch
-// is delivered when every record of it was acknowledged; a put whose outcome is unknown (a
+// A flow puts one batch at a time: the records of one PutRecords call or, when the files
+// hold more (a backlog), of up to 32 calls and 8 MiB, put one call after the other (one
+// checkpoint save for several calls: BenchmarkAgent). Before its first put, the batch's
+// records (keys and data) are saved in the checkpoint file with the files' offsets after the
+// batch and, for each shard, a mark: a position at or before which nothing of the batch can
+// be. A batch is delivered when every record of it was acknowledged; a put whose outcome is unknown (a
 // network failure, or a crash: the checkpoint holds a batch) is settled by reading every
 // shard from its mark to its tip and counting, for each record of the batch, the records
 // there with the same key and data; only the records not found are put again. RANDOM keys

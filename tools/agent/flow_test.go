@@ -284,3 +284,34 @@ func TestBatchBytesBound(t *testing.T) {
 		t.Errorf("%d batches, %d lines read; want 4 batches of at most 3 records, 10 lines", s.Batches, s.LinesRead)
 	}
 }
+
+// TestCallCutter cuts runs of records into PutRecords calls by records and by bytes, at
+// least one record a call, and tells when a call is full.
+func TestCallCutter(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+		calls []int // the records of each call
+		full  bool
+	}{
+		{"by records", []int{1, 1, 1, 1, 1, 1, 1}, []int{3, 3, 1}, true},
+		{"by bytes", []int{40, 40, 30, 90, 10}, []int{2, 1, 2}, true},
+		{"a record over the bytes", []int{150, 10}, []int{1, 1}, true},
+		{"one call not full", []int{10, 10}, []int{2}, false},
+		{"one call at the records", []int{10, 10, 10}, []int{3}, true},
+		{"one call at the bytes", []int{50, 50}, []int{2}, true},
+	} {
+		c := callCutter{maxRecords: 3, maxBytes: 100}
+		var calls []int
+		for _, n := range tc.sizes {
+			if c.opens(n) {
+				calls = append(calls, 0)
+			}
+			c.add(n)
+			calls[len(calls)-1]++
+		}
+		if !slices.Equal(calls, tc.calls) || c.n != len(tc.calls) || c.oneFull() != tc.full {
+			t.Errorf("%s: calls %v (counted %d), full %v; want %v, %v", tc.name, calls, c.n, c.oneFull(), tc.calls, tc.full)
+		}
+	}
+}
