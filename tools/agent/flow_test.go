@@ -39,9 +39,9 @@ func TestTruncatedInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 			appendTo(t, path, tc.after)
-			got := ts.waitRecords(t, "s", 5)
+			ts.waitRecords(t, "s", 5)
 			appendTo(t, path, "b3\n")
-			got = ts.waitRecords(t, "s", 6)
+			got := ts.waitRecords(t, "s", 6)
 			want := slices.Concat(lines(before), lines(tc.after), []string{"b3\n"})
 			if !slices.Equal(got, want) {
 				t.Fatalf("stream holds\n%q\nwant\n%q", got, want)
