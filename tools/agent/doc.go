@@ -18,8 +18,9 @@
 // 5 MiB (PutRecords' limit), within 1 and 5 MiB; maxBufferSizeRecords 500, within 1 and 500;
 // minTimeBetweenFilePollsMillis 100 (the Kinesis Agent takes any value, this agent at least
 // 1); initialPosition END_OF_FILE; partitionKeyOption RANDOM. A PutRecords call never
-// passes maxBufferSizeRecords records or maxBufferSizeBytes bytes of keys and data; a call
-// is made when one of them is reached or its first record is maxBufferAgeMillis old.
+// passes maxBufferSizeRecords records or maxBufferSizeBytes bytes of keys and data. The
+// records waiting are put when a call's worth of them is there, or when the oldest is
+// maxBufferAgeMillis old.
 //
 // DETERMINISTIC keys are the lowercase hex MD5 of the record's data after the processors and
 // before a cut to MaxRecordBytes, as KinesisRecord.generatePartitionKey computes them when a
