@@ -315,3 +315,43 @@ func TestCallCutter(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoFlows runs two flows that share the checkpoint file, each with many small calls:
+// each stream holds its file's lines once, in order, and each flow's state is saved under
+// its own key. Under -race, it checks that one flow's save never reads the records another
+// flow is filling.
+func TestTwoFlows(t *testing.T) {
+	ts := startServer(t)
+	dir, ckpt := logDir(t)
+	var flows []Flow
+	want := map[string][]string{}
+	for _, name := range []string{"a", "b"} {
+		ts.createStream(t, name, 1)
+		var text strings.Builder
+		for i := range 3000 {
+			fmt.Fprintf(&text, "%s %d\n", name, i)
+		}
+		appendTo(t, filepath.Join(dir, "app."+name), text.String())
+		want[name] = lines(text.String())
+		fl := flowOf(name, filepath.Join(dir, "*."+name))
+		fl.MaxBufferRecords = 7
+		flows = append(flows, fl)
+	}
+	a := startAgent(t, ts, ckpt, flows...)
+	for name, w := range want {
+		if got := ts.waitRecords(t, name, len(w)); !slices.Equal(got, w) {
+			t.Errorf("stream %s: %d records, want the %d lines of its file in order", name, len(got), len(w))
+		}
+	}
+	a.stop(t)
+	ck, err := loadCheckpoint(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fl := range flows {
+		st := ck.Flows[fl.Stream+" "+fl.FilePattern]
+		if st == nil || len(st.Pending) != 0 || len(st.Files) != 1 || st.Files[0].Line != 3000 {
+			t.Errorf("flow %s: checkpoint %+v, want its file at line 3000 and nothing pending", fl.Stream, st)
+		}
+	}
+}
