@@ -41,7 +41,9 @@
 // changed, was truncated: when another file of the directory starts with its fingerprint
 // (copy-truncate rotation), the lines not yet read are read from that copy; the truncated
 // file is then read from its start. A new file whose first bytes are those of a file
-// followed is taken as its copy and not read on its own. Only whole lines are sent.
+// followed is taken as its copy and not read on its own. Bytes read from a file whose first
+// bytes changed since it was last looked at are not used: it was truncated and written
+// again, and is read from its start. Only whole lines are sent.
 //
 // # What a crash can do
 //
