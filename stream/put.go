@@ -95,6 +95,8 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 	}
 	// A resharding may close a shard between routing and appending: the records routed to
 	// it are routed again on the new map, which is published before the shard's gate opens.
+	// putOnce returns them shard by shard; sorted back into call order, those of several
+	// closed shards that meet in one new shard are appended there in call order.
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 100 {
 			for _, i := range pending {
@@ -104,6 +106,7 @@ func (e *Engine) putRecords(s *Stream, stream string, entries []PutEntry, now ti
 			break
 		}
 		pending = e.putOnce(s, stream, entries, pending, results, flags, sl, now, t)
+		slices.Sort(pending)
 	}
 	return results, nil
 }

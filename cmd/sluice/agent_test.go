@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math/big"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,7 +115,55 @@ func (w *logWriter) rotate(t *testing.T) {
 // random moments several times, and starts it again each time. At the end every line
 // written is in the stream exactly once, and the lines of one file (one generation) are in
 // the order written on each shard.
-func TestAgentSurvivesKill(t *testing.T) {
+func TestAgentSurvivesKill(t *testing.T) { agentKillTest(t, nil) }
+
+// TestAgentSurvivesKillAcrossReshard is TestAgentSurvivesKill with the stream resharded
+// while the agent runs, shortly before some of the kills: a shard split (SplitShard), then
+// UpdateShardCount up and down (splits and merges). Batches in flight land in shards
+// created after their marks were saved; every line is still in the stream once.
+func TestAgentSurvivesKillAcrossReshard(t *testing.T) {
+	agentKillTest(t, func(t *testing.T, c *client.Client, run int) bool {
+		ctx := context.Background()
+		var err error
+		switch run {
+		case 1:
+			err = splitFirstShard(ctx, c, "logs")
+		case 3:
+			err = c.CallKinesis(ctx, "UpdateShardCount", map[string]any{"StreamName": "logs", "TargetShardCount": 5, "ScalingType": "UNIFORM_SCALING"}, nil)
+		case 4:
+			err = c.CallKinesis(ctx, "UpdateShardCount", map[string]any{"StreamName": "logs", "TargetShardCount": 3, "ScalingType": "UNIFORM_SCALING"}, nil)
+		default:
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
+}
+
+// splitFirstShard splits the stream's first open shard in the middle of its hash range.
+func splitFirstShard(ctx context.Context, c *client.Client, stream string) error {
+	shards, err := c.ListShards(ctx, stream)
+	if err != nil {
+		return err
+	}
+	for _, s := range shards {
+		if !s.Open {
+			continue
+		}
+		lo, _ := new(big.Int).SetString(s.Range.Start.String(), 10)
+		hi, _ := new(big.Int).SetString(s.Range.End.String(), 10)
+		mid := lo.Add(lo, hi).Rsh(lo, 1).Add(lo, big.NewInt(1))
+		return c.CallKinesis(ctx, "SplitShard", map[string]any{"StreamName": stream, "ShardToSplit": s.Name(), "NewStartingHashKey": mid.String()}, nil)
+	}
+	return fmt.Errorf("%s has no open shard", stream)
+}
+
+// agentKillTest runs the kill test; reshard, when not nil, is called in each run of the
+// agent after a random moment and reports whether it changed the stream (the agent is then
+// killed soon after).
+func agentKillTest(t *testing.T, reshard func(t *testing.T, c *client.Client, run int) bool) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
@@ -132,7 +184,7 @@ func TestAgentSurvivesKill(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "agent.json")
 	cfg := fmt.Sprintf(`{"checkpointFile": %q, "kinesis.endpoint": %q, "flows": [{"filePattern": %q,
-		"kinesisStream": "logs", "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 20,
+		"kinesisStream": "logs", "initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 1000,
 		"maxBufferSizeRecords": 40, "minTimeBetweenFilePollsMillis": 5}]}`,
 		filepath.Join(dir, "agent.checkpoint"), ep, filepath.Join(logs, "app.log*"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -172,6 +224,9 @@ func TestAgentSurvivesKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(150+rng.IntN(700)) * time.Millisecond) // a random moment to kill at, not a synchronisation
+		if reshard != nil && reshard(t, c, i) {
+			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond) // a random moment after the reshard
+		}
 		bc.cmd.Process.Signal(syscall.SIGKILL)
 		bc.cmd.Wait()
 		t.Logf("kill %d after: %s", i, lastLine(bc.out.String()))
@@ -250,4 +305,146 @@ func lastLine(s string) string {
 type bufferedCmd struct {
 	cmd *exec.Cmd
 	out syncBuffer
+}
+
+// TestAgentMetrics runs `sluice agent --metrics-addr` over a file of whole lines and a
+// last line not yet ended, and reads /metrics: the Prometheus text counts the lines read
+// and the records sent, and the file's bytes behind are those of the unended line.
+func TestAgentMetrics(t *testing.T) {
+	ep := startServeLimits(t, "off")
+	c, err := client.New(client.Config{Endpoint: ep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateStream(context.Background(), "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	var text strings.Builder
+	for i := range 25 {
+		fmt.Fprintf(&text, "line %d\n", i)
+	}
+	const partial = "not ended yet"
+	if err := os.WriteFile(logPath, []byte(text.String()+partial), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "agent.json")
+	cfg := fmt.Sprintf(`{"kinesis.endpoint": %q, "flows": [{"filePattern": %q, "kinesisStream": "m",
+		"initialPosition": "START_OF_FILE", "maxBufferAgeMillis": 1000}]}`, ep, logPath)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := sluiceCmd("agent", "--config", cfgPath, "--metrics-addr", "127.0.0.1:0")
+	bc := &bufferedCmd{cmd: cmd}
+	cmd.Stdout, cmd.Stderr = &bc.out, &bc.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var url string
+	var metrics map[string]float64
+	pattern := `{stream="m",file_pattern="` + logPath + `"}`
+	behind := `sluice_agent_bytes_behind{stream="m",path="` + logPath + `"}`
+	deadline := time.Now().Add(time.Minute)
+	for metrics["sluice_agent_records_sent_total"+pattern] < 25 || metrics[behind] != float64(len(partial)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the metrics never showed 25 records sent and %d bytes behind: %v\n%s", len(partial), metrics, bc.out.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the agent, not a synchronisation
+		if url == "" {
+			if _, after, ok := strings.Cut(bc.out.String(), "metrics on "); ok {
+				url = strings.Fields(after)[0]
+			}
+			continue
+		}
+		metrics = scrape(t, url)
+	}
+	for name, want := range map[string]float64{
+		"sluice_agent_lines_read_total" + pattern:              25,
+		"sluice_agent_records_sent_total" + pattern:            25,
+		"sluice_agent_records_dropped_total" + pattern:         0,
+		"sluice_agent_records_found_in_stream_total" + pattern: 0,
+		behind: float64(len(partial)),
+	} {
+		if got, ok := metrics[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	if len(metrics) != 5 {
+		t.Errorf("%d samples, want 5: %v", len(metrics), metrics)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, bc.out.String())
+	}
+	if !strings.Contains(bc.out.String(), "25 lines read, 25 records sent") {
+		t.Errorf("the agent's last words:\n%s", bc.out.String())
+	}
+}
+
+// scrape reads a Prometheus text page: every sample by its name and labels. A line that is
+// neither a comment nor a sample fails the test, and so does a sample whose metric has no
+// TYPE line before it.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	out := map[string]float64{}
+	typed := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			typed[f[2]] = true
+			continue
+		}
+		if strings.HasPrefix(line, "# HELP ") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		name, _, _ := strings.Cut(line[:max(i, 0)], "{")
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil || !typed[name] {
+			t.Fatalf("not a sample of a typed metric: %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestAgentUnknownKey runs `sluice agent` with a configuration holding a key no Kinesis
+// Agent knows, at the top and in a flow: it exits with status 2, naming the key, before it
+// reads any file or checkpoint.
+func TestAgentUnknownKey(t *testing.T) {
+	for _, tc := range []struct{ conf, key string }{
+		{`{"flows": [{"filePattern": "/x/*.log", "kinesisStream": "s", "maxBufferSizeRecord": 10}]}`, "flows[0].maxBufferSizeRecord"},
+		{`{"checkpointFiles": "/x/ck", "flows": [{"filePattern": "/x/*.log", "kinesisStream": "s"}]}`, "checkpointFiles"},
+	} {
+		dir := t.TempDir()
+		cfgPath := filepath.Join(dir, "agent.json")
+		if err := os.WriteFile(cfgPath, []byte(tc.conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := sluiceCmd("agent", "--config", cfgPath).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+			t.Fatalf("%s: %v, want exit status %d\n%s", tc.key, err, exitUsage, out)
+		}
+		if !strings.Contains(string(out), "unknown keys "+tc.key) {
+			t.Errorf("the output does not name %s:\n%s", tc.key, out)
+		}
+		if _, err := os.Stat(cfgPath + ".checkpoint"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a checkpoint file is there: %v", err)
+		}
+	}
 }

@@ -127,7 +127,7 @@ type FlowStats struct {
 	RecordsSent         int64 // records the stream acknowledged, or held already (FoundInStream)
 	RecordsDropped      int64 // records a processor dropped (LOGTOJSON without a match)
 	FoundInStream       int64 // records of a batch with an unknown outcome found in the stream: not put again
-	Batches             int64 // batches delivered
+	Batches             int64 // PutRecords calls that completed the delivery of their records
 	BytesBehind         int64 // the sum of the files'
 	Files               []FileStats
 }

@@ -61,11 +61,14 @@ type Flow struct {
 // (TruncatedRecordTerminator), as the Kinesis Agent cuts records for Kinesis Data Streams.
 const MaxRecordBytes = 1 << 20
 
-// Defaults and bounds of the buffer settings, the Kinesis Agent's for Kinesis Data Streams.
+// Defaults and bounds of the buffer settings, the Kinesis Agent's for Kinesis Data Streams
+// (doc.go, Settings): the age within 1 s and 15 min, 1 minute by default; bytes and records
+// up to PutRecords' limits, 5 MiB and 500, which are also the defaults.
 const (
 	defaultBufferAge     = 60 * time.Second
+	minBufferAge         = time.Second
 	maxBufferAge         = 15 * time.Minute
-	defaultBufferBytes   = 4 << 20
+	defaultBufferBytes   = 5 << 20
 	defaultBufferRecords = 500
 	defaultPollInterval  = 100 * time.Millisecond
 )
@@ -232,8 +235,8 @@ func parseFlow(raw map[string]json.RawMessage, at string, warnings *[]string) (F
 		f.TruncatedRecordTerminator = *term
 	}
 	if ageMs != nil {
-		if *ageMs < 1 || time.Duration(*ageMs)*time.Millisecond > maxBufferAge {
-			return bad("maxBufferAgeMillis", "%d: want 1 to %d", *ageMs, maxBufferAge.Milliseconds())
+		if age := time.Duration(*ageMs) * time.Millisecond; age < minBufferAge || age > maxBufferAge {
+			return bad("maxBufferAgeMillis", "%d: want %d to %d", *ageMs, minBufferAge.Milliseconds(), maxBufferAge.Milliseconds())
 		}
 		f.MaxBufferAge = time.Duration(*ageMs) * time.Millisecond
 	}

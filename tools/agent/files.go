@@ -139,7 +139,9 @@ func findMoved(pattern string, st fileState) (*tracked, string) {
 func dirOf(pattern string) string { return filepath.Dir(pattern) }
 
 // fill reads what the file holds after buf, up to readChunk bytes at a time, and returns
-// whether it read anything.
+// whether it read anything. Bytes read from a file whose first bytes changed since its last
+// scan are dropped: the file was truncated and written again after that scan, and they are
+// not what followed buf (the next scan handles the truncation).
 func (t *tracked) fill() (bool, error) {
 	if t.head > 0 && t.head == len(t.buf) {
 		t.buf, t.head = t.buf[:0], 0
@@ -154,12 +156,16 @@ func (t *tracked) fill() (bool, error) {
 			t.buf = nb
 		}
 	}
-	n, err := t.f.ReadAt(t.buf[len(t.buf):cap(t.buf)], t.readEnd())
-	t.buf = t.buf[:len(t.buf)+n]
+	had := len(t.buf)
+	n, err := t.f.ReadAt(t.buf[had:cap(t.buf)], t.readEnd())
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
-	return n > 0, err
+	if n == 0 || !t.sameContent(t.f) {
+		return false, err
+	}
+	t.buf = t.buf[:had+n]
+	return true, err
 }
 
 // readChunk is the least a file's buffer grows by.

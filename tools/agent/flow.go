@@ -28,10 +28,11 @@ type flow struct {
 	dirty bool // the state changed since it was saved
 
 	maker      recordMaker
-	batch      []pendingRecord
-	batchBytes int
+	batch      []pendingRecord // the records read and not yet delivered: up to groupCalls PutRecords calls
+	batchBytes int             // keys and data of batch
 	batchStart time.Time
-	arena      []byte // the batch's data
+	calls      callCutter // how batch's records make PutRecords calls
+	arena      []byte     // the batch's data; never written again once a record points into it
 
 	mu    sync.Mutex
 	stats FlowStats
@@ -39,7 +40,8 @@ type flow struct {
 
 func newFlow(a *Agent, cfg *Flow, st *flowState) *flow {
 	fl := &flow{a: a, cfg: cfg, key: cfg.Stream + " " + cfg.FilePattern, marks: map[uint32]uint64{},
-		maker: recordMaker{procs: cfg.Processors, deterministic: cfg.Deterministic, terminator: cfg.TruncatedRecordTerminator}}
+		maker: recordMaker{procs: cfg.Processors, deterministic: cfg.Deterministic, terminator: cfg.TruncatedRecordTerminator},
+		calls: callCutter{maxRecords: cfg.MaxBufferRecords, maxBytes: cfg.MaxBufferBytes}}
 	fl.log = a.log.With("stream", cfg.Stream, "files", cfg.FilePattern)
 	fl.stats.Stream, fl.stats.FilePattern = cfg.Stream, cfg.FilePattern
 	if st == nil {
@@ -47,7 +49,7 @@ func newFlow(a *Agent, cfg *Flow, st *flowState) *flow {
 		return fl
 	}
 	maps.Copy(fl.marks, st.Marks)
-	fl.batch = st.Pending
+	fl.batch = slices.Clone(st.Pending) // the loaded checkpoint keeps st until this flow's next save
 	for _, fs := range st.Files {
 		t, how := findMoved(cfg.FilePattern, fs)
 		if t == nil {
@@ -86,7 +88,7 @@ func (fl *flow) run(ctx context.Context) error {
 		fl.first = false
 		for {
 			full := fl.fillBatch(now)
-			if len(fl.batch) == 0 || !full && now.Sub(fl.batchStart) < fl.cfg.MaxBufferAge {
+			if len(fl.batch) == 0 || !full && !fl.calls.oneFull() && now.Sub(fl.batchStart) < fl.cfg.MaxBufferAge {
 				break
 			}
 			if err := fl.deliver(ctx, false); err != nil {
@@ -109,9 +111,10 @@ func (fl *flow) run(ctx context.Context) error {
 	}
 }
 
-// snapshot is the flow's state with its batch as Pending.
+// snapshot is the flow's state with its batch as Pending. Pending is a copy of the batch's
+// slice (whose array the flow reuses); the records' data is never written again.
 func (fl *flow) snapshot() *flowState {
-	st := &flowState{Marks: maps.Clone(fl.marks), Pending: fl.batch}
+	st := &flowState{Marks: maps.Clone(fl.marks), Pending: slices.Clone(fl.batch)}
 	for _, t := range fl.files {
 		if t.copyOf == nil {
 			st.Files = append(st.Files, t.fileState)
@@ -342,18 +345,53 @@ func (fl *flow) followed(u *tracked) bool {
 	return false
 }
 
+// Records read ahead: when the files hold more than one PutRecords call's worth, the batch
+// takes up to groupCalls calls and groupBytes bytes of keys and data, saved in the
+// checkpoint once and put one call after the other. One
+// checkpoint save per call bounded a flow by the save's two fsyncs (BenchmarkAgent).
+const (
+	groupCalls = 32
+	groupBytes = 8 << 20
+)
+
+// callCutter cuts a run of records into PutRecords calls as the Kinesis Agent fills its
+// buffers: a call takes records until the next one would pass maxRecords records or
+// maxBytes bytes of keys and data; a call holds at least one record.
+type callCutter struct {
+	maxRecords, maxBytes int
+	n                    int // calls started
+	records, bytes       int // of the last call
+}
+
+// opens reports whether a record of size bytes (key and data) starts a new call.
+func (c *callCutter) opens(size int) bool {
+	return c.n == 0 || c.records == c.maxRecords || c.bytes+size > c.maxBytes
+}
+
+// add counts a record of size bytes.
+func (c *callCutter) add(size int) {
+	if c.opens(size) {
+		c.n, c.records, c.bytes = c.n+1, 0, 0
+	}
+	c.records, c.bytes = c.records+1, c.bytes+size
+}
+
+// oneFull reports whether at least one call is full: more than one started, or the last
+// is at a limit.
+func (c *callCutter) oneFull() bool {
+	return c.n > 1 || c.n == 1 && (c.records == c.maxRecords || c.bytes >= c.maxBytes)
+}
+
 // fillBatch reads records into the batch until it is full or the files have nothing more;
-// it reports whether the batch is full.
+// it reports whether the batch is full: groupCalls calls, or groupBytes. The record that
+// would pass them is read again into the next batch.
 func (fl *flow) fillBatch(now time.Time) bool {
 	for _, t := range fl.files {
 		if t.copyOf != nil || t.f == nil {
 			continue
 		}
 		for {
-			if len(fl.batch) >= fl.cfg.MaxBufferRecords || fl.batchBytes >= fl.cfg.MaxBufferBytes {
-				return true
-			}
-			raw, ok := fl.next(t, now)
+			raw, lines, ok := fl.next(t, now)
 			if !ok {
 				break
 			}
@@ -362,22 +400,33 @@ func (fl *flow) fillBatch(now time.Time) bool {
 				fl.count(func(s *FlowStats) { s.RecordsDropped++ })
 				continue
 			}
+			size := len(key) + len(data)
+			if len(fl.batch) > 0 && (fl.calls.opens(size) && fl.calls.n == groupCalls || fl.batchBytes+size > groupBytes) {
+				t.head, t.Off, t.Line = t.head-len(raw), t.Off-int64(len(raw)), t.Line-int64(lines)
+				fl.count(func(s *FlowStats) { s.LinesRead -= int64(lines) })
+				return true
+			}
 			if len(fl.batch) == 0 {
 				fl.batchStart = now
-				fl.arena = make([]byte, 0, fl.cfg.MaxBufferBytes+MaxRecordBytes)
+				fl.arena = make([]byte, 0, min(fl.cfg.MaxBufferBytes, 256<<10))
+			}
+			if len(fl.arena)+len(data) > cap(fl.arena) {
+				// A new array: the records already in the old one keep it, unchanged.
+				fl.arena = make([]byte, 0, max(2*cap(fl.arena), len(data)))
 			}
 			off := len(fl.arena)
 			fl.arena = append(fl.arena, data...)
 			fl.batch = append(fl.batch, pendingRecord{Key: key, Data: fl.arena[off:len(fl.arena):len(fl.arena)]})
-			fl.batchBytes += len(key) + len(data)
+			fl.batchBytes += size
+			fl.calls.add(size)
 		}
 	}
 	return false
 }
 
-// next returns t's next record, raw, valid until the next call; false when t has no whole
-// record yet. Header lines are skipped here.
-func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
+// next returns t's next record, raw, valid until the next call, and the lines it holds;
+// false when t has no whole record yet. Header lines are skipped here.
+func (fl *flow) next(t *tracked, now time.Time) ([]byte, int, bool) {
 	for {
 		b := t.buf[t.head:]
 		start := fl.cfg.MultiLineStart
@@ -393,7 +442,7 @@ func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
 			got, err := t.fill()
 			if err != nil {
 				fl.log.Warn("read failed", "path", t.Path, "err", err)
-				return nil, false
+				return nil, 0, false
 			}
 			if got {
 				t.idle = time.Time{}
@@ -402,7 +451,7 @@ func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
 			if t.idle.IsZero() {
 				t.idle = now
 			}
-			return nil, false
+			return nil, 0, false
 		}
 		t.head += n
 		skip := t.Line < int64(fl.cfg.SkipHeaderLines)
@@ -411,15 +460,16 @@ func (fl *flow) next(t *tracked, now time.Time) ([]byte, bool) {
 		fl.dirty = true
 		fl.count(func(s *FlowStats) { s.LinesRead += int64(lines) })
 		if !skip {
-			return b[:n], true
+			return b[:n], lines, true
 		}
 	}
 }
 
-// deliver puts the batch until every record of it is in the stream. Before the first put
-// the batch is saved as Pending with the files' offsets after it (unless uncertain: it was
-// loaded so). When a put's outcome is unknown (uncertain), the records of the batch the
-// stream holds after the marks are looked for first, and only the others are put.
+// deliver puts the batch until every record of it is in the stream, in PutRecords calls
+// cut as callCutter cuts them, one after the other. Before the first put the batch is saved
+// as Pending with the files' offsets after it (unless uncertain: it was loaded so). When
+// the outcome is unknown (uncertain), the records of the batch the stream holds after the
+// marks are looked for first, and only the others are put.
 func (fl *flow) deliver(ctx context.Context, uncertain bool) error {
 	if !uncertain {
 		if err := fl.save(); err != nil {
@@ -430,7 +480,39 @@ func (fl *flow) deliver(ctx context.Context, uncertain bool) error {
 	for i := range remaining {
 		remaining[i] = i
 	}
-	entries := make([]client.PutEntry, 0, len(fl.batch))
+	if uncertain {
+		var err error
+		if remaining, err = fl.reconcile(ctx, remaining); err != nil {
+			return err
+		}
+	}
+	entries := make([]client.PutEntry, 0, min(len(fl.batch), fl.cfg.MaxBufferRecords))
+	for len(remaining) > 0 {
+		cut := callCutter{maxRecords: fl.cfg.MaxBufferRecords, maxBytes: fl.cfg.MaxBufferBytes}
+		n := 0
+		for ; n < len(remaining); n++ {
+			size := len(fl.batch[remaining[n]].Key) + len(fl.batch[remaining[n]].Data)
+			if n > 0 && cut.opens(size) {
+				break
+			}
+			cut.add(size)
+		}
+		if err := fl.put(ctx, remaining[:n], entries); err != nil {
+			return err
+		}
+		remaining = remaining[n:]
+	}
+	fl.batch, fl.batchBytes, fl.arena = fl.batch[:0], 0, nil
+	fl.calls.n = 0
+	fl.dirty = true
+	return nil
+}
+
+// put puts the records remaining (indexes into the batch) in one PutRecords call, and again
+// those refused or of an unknown outcome (found in the stream first), until every one of
+// them is in the stream. entries is scratch space.
+func (fl *flow) put(ctx context.Context, remaining []int, entries []client.PutEntry) error {
+	uncertain := false
 	for attempt := 0; len(remaining) > 0; attempt++ {
 		if uncertain {
 			var err error
@@ -479,8 +561,6 @@ func (fl *flow) deliver(ctx context.Context, uncertain bool) error {
 			}
 		}
 	}
-	fl.batch, fl.batchBytes, fl.arena = fl.batch[:0], 0, nil
-	fl.dirty = true
 	fl.count(func(s *FlowStats) { s.Batches++ })
 	return nil
 }

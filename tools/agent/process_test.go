@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // processor builds the processor of one dataProcessingOptions entry.
@@ -116,6 +120,9 @@ func TestParseConfig(t *testing.T) {
 		{`{"flows":[{"filePattern":"/a/*/x","kinesisStream":"s"}]}`, "only the file name"},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","partitionKeyOption":"HASH"}]}`, "partitionKeyOption"},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","maxBufferSizeRecords":501}]}`, "maxBufferSizeRecords: 501"},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","maxBufferSizeBytes":5242881}]}`, "maxBufferSizeBytes: 5242881: want 1 to 5242880"},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","maxBufferAgeMillis":999}]}`, "maxBufferAgeMillis: 999: want 1000 to 900000"},
+		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","maxBufferAgeMillis":900001}]}`, "maxBufferAgeMillis: 900001"},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","multiLineStartPattern":"("}]}`, "multiLineStartPattern"},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","dataProcessingOptions":[{"optionName":"GZIP"}]}]}`, "optionName"},
 		{`{"flows":[{"filePattern":"/a","kinesisStream":"s","dataProcessingOptions":[{"optionName":"CSVTOJSON"}]}]}`, "customFieldNames: required"},
@@ -153,5 +160,45 @@ func TestSplitRecord(t *testing.T) {
 		if n != tc.n || lines != tc.lines {
 			t.Errorf("%q multi=%v final=%v: %d bytes, %d lines; want %d, %d", tc.in, tc.multi, tc.final, n, lines, tc.n, tc.lines)
 		}
+	}
+}
+
+// TestConfigDefaults checks a flow that sets nothing against the Kinesis Agent's defaults
+// for Kinesis Data Streams (doc.go, Settings), and the limits it accepts at their bounds.
+func TestConfigDefaults(t *testing.T) {
+	c, _, err := ParseConfig([]byte(`{"flows":[{"filePattern":"/a","kinesisStream":"s"},
+	  {"filePattern":"/b","kinesisStream":"s","maxBufferAgeMillis":1000,"maxBufferSizeBytes":5242880,"maxBufferSizeRecords":500}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range c.Flows {
+		if f.MaxBufferBytes != 5<<20 || f.MaxBufferRecords != 500 {
+			t.Errorf("%s: %d bytes and %d records, want 5 MiB and 500", f.FilePattern, f.MaxBufferBytes, f.MaxBufferRecords)
+		}
+	}
+	f := c.Flows[0]
+	if f.MaxBufferAge != time.Minute || f.PollInterval != 100*time.Millisecond || f.Deterministic ||
+		f.InitialPosition != EndOfFile || f.TruncatedRecordTerminator != "\n" || f.SkipHeaderLines != 0 {
+		t.Errorf("defaults %+v", f)
+	}
+	if c.Flows[1].MaxBufferAge != time.Second {
+		t.Errorf("maxBufferAgeMillis 1000 is %v", c.Flows[1].MaxBufferAge)
+	}
+}
+
+// TestDeterministicKey checks DETERMINISTIC keys: the lowercase hex MD5 of the record's data
+// after the processors and before a cut to MaxRecordBytes, as the Kinesis Agent's
+// KinesisRecord computes it when a processor made the data.
+func TestDeterministicKey(t *testing.T) {
+	m := recordMaker{deterministic: true, terminator: "\n", procs: []Processor{processor(t, `{"optionName":"SINGLELINE"}`)}}
+	key, data, ok := m.make([]byte("  a\n  b\n"))
+	if !ok || string(data) != "ab\n" || key != "daa8075d6ac5ff8d0c6d4650adb4ef29" {
+		t.Errorf("key %q data %q", key, data)
+	}
+	long := bytes.Repeat([]byte("x"), MaxRecordBytes+10)
+	m = recordMaker{deterministic: true, terminator: "\n"}
+	key, data, _ = m.make(long)
+	if sum := md5.Sum(long); key != hex.EncodeToString(sum[:]) || len(data) != MaxRecordBytes-len(key) {
+		t.Errorf("a cut record: key %q, %d bytes", key, len(data))
 	}
 }
