@@ -37,6 +37,7 @@ type clusterNode struct {
 	mu      sync.Mutex
 	leading map[string]bool // shard id → the node's last "shard leadership" line says it leads
 	exited  chan struct{}
+	warns   []string // the node's last warnings and errors, logged if the test fails
 }
 
 func (n *clusterNode) base() string { return "http://" + n.addr }
@@ -63,6 +64,15 @@ func startNode(t *testing.T, n *clusterNode, etcd string) {
 	n.mu.Unlock()
 	cmd := n.cmd
 	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	t.Cleanup(func() {
+		if t.Failed() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			for _, l := range n.warns {
+				t.Logf("node %d: %s", n.id, l)
+			}
+		}
+	})
 	leadership := regexp.MustCompile(`msg="shard leadership" stream=\S+ shard=(\S+) leads=(true|false)`)
 	go func() {
 		lines := bufio.NewScanner(stderr)
@@ -70,6 +80,11 @@ func startNode(t *testing.T, n *clusterNode, etcd string) {
 			if m := leadership.FindStringSubmatch(lines.Text()); m != nil {
 				n.mu.Lock()
 				n.leading[m[1]] = m[2] == "true"
+				n.mu.Unlock()
+			}
+			if l := lines.Text(); strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+				n.mu.Lock()
+				n.warns = append(n.warns[max(0, len(n.warns)-49):], l)
 				n.mu.Unlock()
 			}
 		}
