@@ -1,0 +1,449 @@
+//go:build linux
+
+package powercut
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/lazyfs"
+)
+
+// Environment variables of the long run (make nightly).
+const (
+	itersEnv = "SLUICE_POWERCUT_ITERATIONS" // cuts per durability mode; default 3
+	seedEnv  = "SLUICE_POWERCUT_SEED"       // the seed to replay; default from the clock
+)
+
+const streamName = "powercut"
+
+// sluiceBin is the `sluice` binary TestMain builds.
+var sluiceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "powercut-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	sluiceBin = filepath.Join(dir, "sluice")
+	build := exec.Command("go", "build", "-o", sluiceBin, "github.com/sluice-streams/sluice/cmd/sluice")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sluice:", err)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// TestPowerCutSync: in sync mode a power cut loses no acknowledged record.
+func TestPowerCutSync(t *testing.T) { runCuts(t, "sync") }
+
+// TestPowerCutInterval: in interval=T mode a power cut loses, per shard, a suffix of the
+// acknowledged records: only records acknowledged in the last T (plus the batch being synced).
+func TestPowerCutInterval(t *testing.T) { runCuts(t, "interval=50ms") }
+
+// TestPowerCutNone: in none mode a power cut loses, per shard, a suffix of the acknowledged
+// records, never one in the middle.
+func TestPowerCutNone(t *testing.T) { runCuts(t, "none") }
+
+// intervalSlack is what the interval check allows on top of T between an acknowledgement
+// and the sync that covers it: the syncer's wake-up and its fdatasync on a loaded machine.
+// A syncer that never ran would lose records older than the whole load phase (up to
+// maxLoad), which is well past it.
+const intervalSlack = 800 * time.Millisecond
+
+const maxLoad = 2500 * time.Millisecond
+
+// acked is an acknowledged record.
+type acked struct {
+	key   string
+	data  []byte
+	shard uint32
+	pos   uint64
+	at    time.Time // when the acknowledgement arrived
+}
+
+// tally is what one mode's run saw.
+type tally struct {
+	cuts, kills, checked, lost, unacked, reshards, pagesKept, pagesDropped int
+	oldestLost                                                             time.Duration
+}
+
+func runCuts(t *testing.T, mode string) {
+	iters := 3
+	if v := os.Getenv(itersEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a positive count", itersEnv, v)
+		}
+		iters = n
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(seedEnv); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", seedEnv, v, err)
+		}
+		seed = n
+	}
+	t.Logf("mode %s, %d iterations, seed %d (%s=%d replays it)", mode, iters, seed, seedEnv, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	disk := lazyfs.MountT(t, filepath.Join(dir, "disk"), mnt)
+	interval := time.Duration(0)
+	if d, ok := cutPrefix(mode, "interval="); ok {
+		var err error
+		if interval, err = time.ParseDuration(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	srv := startServer(t, mnt, mode)
+	ctx := context.Background()
+	if err := srv.c.CreateStream(ctx, streamName, 2); err != nil {
+		t.Fatal(err)
+	}
+	var tl tally
+	survivors := map[string]acked{} // checked after an earlier restart: durable since
+	for it := range iters {
+		load := time.Duration(200+rng.IntN(int(maxLoad/time.Millisecond)-200)) * time.Millisecond
+		if interval == 0 {
+			load = load / 3 / time.Millisecond * time.Millisecond // no time in the promise: more cuts a minute
+		}
+		acks, reshards, killedAt := runLoad(t, srv, rng.Uint64(), load)
+		tl.reshards += reshards
+		power := rng.IntN(4) != 0 // one restart in four is a kill -9 alone
+		if power {
+			keep := 0.0
+			if rng.IntN(2) == 0 {
+				keep = rng.Float64() / 2
+			}
+			st, err := disk.Cut(rng, keep)
+			if err != nil {
+				t.Fatalf("iteration %d: cut: %v", it, err)
+			}
+			t.Logf("iteration %d: power cut after %v of load, %d acknowledged records; keep %.2f: %+v", it, load, len(acks), keep, st)
+			tl.cuts++
+			tl.pagesKept += st.Kept
+			tl.pagesDropped += st.Dropped
+			if err := disk.Mount(mnt); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			t.Logf("iteration %d: kill -9 after %v of load, %d acknowledged records", it, load, len(acks))
+			tl.kills++
+		}
+		srv = startServer(t, mnt, mode)
+		got := readAll(t, srv.c)
+		tl.checked += len(survivors) + len(acks)
+		checkSurvivors(t, it, survivors, got)
+		lost := checkNew(t, it, mode, !power, interval, killedAt, acks, got, &tl)
+		tl.lost += lost
+		tl.unacked += len(got) - (len(survivors) + len(acks) - lost)
+		for key, r := range got {
+			survivors[key] = r
+		}
+		if t.Failed() {
+			t.Fatalf("iteration %d: the restarted server lost what mode %s promises to keep (seed %d)", it, mode, seed)
+		}
+		// The restarted server takes writes again.
+		if _, err := putBatch(ctx, srv.c, rng, 1); err != nil {
+			t.Fatalf("iteration %d: a put after the restart: %v", it, err)
+		}
+	}
+	srv.kill(t)
+	if tl.reshards == 0 {
+		t.Errorf("no resharding succeeded during the load")
+	}
+	t.Logf("mode %s: %d power cuts (%d unsynced pages dropped, %d kept), %d kills; %d acknowledged records checked, %d lost (oldest acknowledged %v before the kill), %d unacknowledged records found; %d reshards",
+		mode, tl.cuts, tl.pagesDropped, tl.pagesKept, tl.kills, tl.checked, tl.lost, tl.oldestLost.Round(time.Millisecond), tl.unacked, tl.reshards)
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return "", false
+}
+
+// checkSurvivors fails t unless every record read after an earlier restart is there.
+func checkSurvivors(t *testing.T, it int, survivors map[string]acked, got map[string]acked) {
+	t.Helper()
+	for key, want := range survivors {
+		if r, ok := got[key]; !ok || !same(r, want) {
+			t.Errorf("iteration %d: record %s (shard %d, position %d), read after an earlier restart, is gone", it, key, want.shard, want.pos)
+		}
+	}
+}
+
+func same(a, b acked) bool {
+	return a.shard == b.shard && a.pos == b.pos && string(a.data) == string(b.data)
+}
+
+// checkNew checks the records acknowledged since the last restart against the mode's
+// promise and returns how many are lost.
+func checkNew(t *testing.T, it int, mode string, killOnly bool, interval time.Duration, killedAt time.Time, acks []acked, got map[string]acked, tl *tally) int {
+	t.Helper()
+	// The highest position read in each shard, acknowledged or not.
+	top := map[uint32]uint64{}
+	for _, r := range got {
+		top[r.shard] = max(top[r.shard], r.pos)
+	}
+	lost := 0
+	for _, a := range acks {
+		r, ok := got[a.key]
+		if ok {
+			if !same(r, a) {
+				t.Errorf("iteration %d: record %s reads back as shard %d position %d (%d bytes), acknowledged as shard %d position %d (%d bytes)",
+					it, a.key, r.shard, r.pos, len(r.data), a.shard, a.pos, len(a.data))
+			}
+			continue
+		}
+		lost++
+		age := killedAt.Sub(a.at)
+		tl.oldestLost = max(tl.oldestLost, age)
+		switch {
+		case killOnly:
+			t.Errorf("iteration %d: kill -9 (no power cut) lost record %s (shard %d, position %d)", it, a.key, a.shard, a.pos)
+		case mode == "sync":
+			t.Errorf("iteration %d: sync mode lost acknowledged record %s (shard %d, position %d)", it, a.key, a.shard, a.pos)
+		case a.pos < top[a.shard]:
+			t.Errorf("iteration %d: mode %s lost record %s (shard %d, position %d) in the middle: position %d of that shard is there",
+				it, mode, a.key, a.shard, a.pos, top[a.shard])
+		case interval > 0 && age > interval+intervalSlack:
+			t.Errorf("iteration %d: mode %s lost record %s (shard %d, position %d) acknowledged %v before the kill, more than %v + %v",
+				it, mode, a.key, a.shard, a.pos, age, interval, intervalSlack)
+		}
+	}
+	return lost
+}
+
+// server is a running `sluice serve`.
+type server struct {
+	cmd  *exec.Cmd
+	c    *client.Client
+	done chan struct{}
+}
+
+var listening = regexp.MustCompile(`on (http://\S+) `)
+
+func startServer(t *testing.T, dataDir, mode string) *server {
+	t.Helper()
+	cmd := exec.Command(sluiceBin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
+		"--durability", mode, "--segment-size", "64KiB", "--limits", "off")
+	cmd.Stderr = &logWriter{t: t}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, done: make(chan struct{})}
+	lines := bufio.NewScanner(out)
+	endpoint := ""
+	for lines.Scan() {
+		if m := listening.FindStringSubmatch(lines.Text()); m != nil {
+			endpoint = m[1]
+			break
+		}
+	}
+	go func() {
+		for lines.Scan() { // keep its stdout drained
+		}
+		cmd.Wait()
+		close(s.done)
+	}()
+	if endpoint == "" {
+		cmd.Process.Kill()
+		<-s.done
+		t.Fatal("the server never said where it listens")
+	}
+	s.c, err = client.New(client.Config{Endpoint: endpoint, Unsigned: true, RequestTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.kill(t) })
+	return s
+}
+
+// kill ends the server with SIGKILL, if it still runs, and waits for it.
+func (s *server) kill(t *testing.T) {
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Error(err)
+	}
+	<-s.done
+	s.c.Close()
+}
+
+// logWriter passes the server's log to the test log, which shows it on failure.
+type logWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Logf("server: %s", b)
+	return len(b), nil
+}
+
+// runLoad puts records from four writers while a fifth goroutine reshards and changes the
+// retention period, and kills the server with SIGKILL after d, with requests in flight. It
+// returns the acknowledged records, the number of reshards that succeeded and the time of the
+// kill.
+func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, int, time.Time) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		killed atomic.Bool // set before the SIGKILL: from then on, failures are expected
+		mu     sync.Mutex
+		acks   []acked
+		wg     sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for !killed.Load() {
+				got, err := putBatch(ctx, s.c, rng, 1+rng.IntN(40))
+				if err != nil {
+					if !killed.Load() {
+						t.Errorf("put while the server runs: %v", err)
+					}
+					return
+				}
+				mu.Lock()
+				acks = append(acks, got...)
+				mu.Unlock()
+			}
+		})
+	}
+	reshards := 0
+	wg.Go(func() {
+		shards := 2
+		for i := 0; !killed.Load(); i++ {
+			var err error
+			if i%3 == 2 {
+				hours := 24 + 24*(i/3%2)
+				in := map[string]any{"StreamName": streamName, "RetentionPeriodHours": hours}
+				op := "IncreaseStreamRetentionPeriod"
+				if hours == 24 {
+					op = "DecreaseStreamRetentionPeriod"
+				}
+				err = s.c.CallKinesis(ctx, op, in, nil)
+			} else {
+				shards = 5 - shards // 2 ⇄ 3
+				err = s.c.CallKinesis(ctx, "UpdateShardCount", map[string]any{
+					"StreamName": streamName, "TargetShardCount": shards, "ScalingType": "UNIFORM_SCALING"}, nil)
+				if err == nil {
+					reshards++
+				}
+			}
+			if err != nil && !killed.Load() {
+				t.Logf("control call while loading: %v", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+	<-time.After(d) // the random point of the cut, not a synchronisation
+	killed.Store(true)
+	killedAt := time.Now()
+	s.kill(t)
+	cancel()
+	wg.Wait()
+	return acks, reshards, killedAt
+}
+
+// putBatch puts n records with unique keys and returns those acknowledged.
+func putBatch(ctx context.Context, c *client.Client, rng *rand.Rand, n int) ([]acked, error) {
+	entries := make([]client.PutEntry, n)
+	for i := range entries {
+		key := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		data := make([]byte, 16+rng.IntN(600))
+		for j := 0; j+8 <= len(data); j += 8 {
+			binary.LittleEndian.PutUint64(data[j:], rng.Uint64())
+		}
+		entries[i] = client.PutEntry{Key: key, Data: data}
+	}
+	res, err := c.PutRecords(ctx, streamName, entries)
+	if err != nil {
+		return nil, err
+	}
+	at := time.Now()
+	var out []acked
+	for i, r := range res {
+		if r.Err != nil {
+			continue
+		}
+		out = append(out, acked{key: entries[i].Key, data: entries[i].Data, shard: r.Shard, pos: r.Position, at: at})
+	}
+	return out, nil
+}
+
+// readAll reads every record of every shard, open and closed, by key.
+func readAll(t *testing.T, c *client.Client) map[string]acked {
+	t.Helper()
+	ctx := context.Background()
+	shards, err := c.ListShards(ctx, streamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]acked{}
+	for _, sh := range shards {
+		in := client.GetInput{Shard: uint32(sh.ID), Start: client.TrimHorizon}
+		var positions []uint64
+		for {
+			out, err := c.GetRecords(ctx, streamName, in)
+			if err != nil {
+				t.Fatalf("reading shard %d: %v", sh.ID, err)
+			}
+			for _, r := range out.Records {
+				k := string(r.Key)
+				if _, dup := got[k]; dup {
+					t.Errorf("record %s read twice", k)
+				}
+				got[k] = acked{key: k, data: slices.Clone(r.Data), shard: r.Shard, pos: r.Position}
+				positions = append(positions, r.Position)
+			}
+			n, end, behind := len(out.Records), out.ShardEnd, out.MillisBehind
+			in.Start, in.Value = client.AtSequenceNumber, out.Next
+			out.Release()
+			if end || n == 0 && behind == 0 {
+				break
+			}
+		}
+		if !slices.IsSorted(positions) {
+			t.Errorf("shard %d reads back out of order", sh.ID)
+		}
+	}
+	return got
+}
