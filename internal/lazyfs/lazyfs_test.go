@@ -62,7 +62,7 @@ func TestCutDropsUnsynced(t *testing.T) {
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		t.Fatal(err)
 	}
-	writeAt(t, f, fill('b', 100), 5000)           // overwrites durable bytes of page 1
+	writeAt(t, f, fill('b', 100), 5000)            // overwrites durable bytes of page 1
 	writeAt(t, f, fill('c', pageSize), 3*pageSize) // unsynced page 3
 	writeAt(t, f, fill('d', 10), 9*pageSize)       // grows the file past its durable size
 	// The write is visible through a read-only shared mapping, as the segment reader sees it.
