@@ -74,6 +74,7 @@ help:
 	@echo 'make test        all tests, -race -shuffle=on, crash tests included'
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
+	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500)'
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
@@ -133,6 +134,16 @@ fuzz-smoke:
 
 crash:
 	$(GO) test $(RACE) -count=1 -run 'Crash' ./segment
+
+# nightly: the long runs. Each adds itself with a line `nightly: <its target>`.
+.PHONY: nightly nightly-powercut
+nightly: nightly-powercut
+
+# Power cuts through FUSE (tests/powercut): POWERCUT_ITERATIONS cuts per durability mode
+# (make ci runs 3). Needs /dev/fuse and root; fails rather than skips without them.
+POWERCUT_ITERATIONS ?= 500
+nightly-powercut:
+	SLUICE_REQUIRE_FUSE=1 SLUICE_POWERCUT_ITERATIONS=$(POWERCUT_ITERATIONS) $(GO) test -count=1 -timeout=0 -v -run '^TestPowerCut' ./tests/powercut
 
 bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream ./iam
