@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -29,9 +30,13 @@ import (
 const (
 	itersEnv = "SLUICE_POWERCUT_ITERATIONS" // cuts per durability mode; default 3
 	seedEnv  = "SLUICE_POWERCUT_SEED"       // the seed to replay; default from the clock
+	keepEnv  = "SLUICE_POWERCUT_KEEP"       // a directory to copy the disk into when a test fails
 )
 
-const streamName = "powercut"
+// epoch is how many restarts one stream lives through: then it is deleted and the next
+// epoch writes to a new one, so that resharding does not pile up shards for a long run to
+// start and read at every restart.
+const epoch = 8
 
 // sluiceBin is the `sluice` binary TestMain builds.
 var sluiceBin string
@@ -120,12 +125,17 @@ func runCuts(t *testing.T, mode string) {
 	ctx := context.Background()
 	var tl tally
 	survivors := map[string]acked{} // checked after an earlier restart: durable since
+	var (
+		pending []acked // acknowledged after the last check, before the next load
+		deleted string  // the stream the last epoch deleted
+	)
 	for it := range iters {
 		load := time.Duration(200+rng.IntN(int(maxLoad/time.Millisecond)-200)) * time.Millisecond
 		if interval == 0 {
 			load = load / 3 / time.Millisecond * time.Millisecond // no time in the promise: more cuts a minute
 		}
 		acks, reshards, killedAt := runLoad(t, srv, rng.Uint64(), load)
+		acks = append(pending, acks...)
 		tl.reshards += reshards
 		power := rng.IntN(4) != 0 // one restart in four is a kill -9 alone
 		if power {
@@ -148,21 +158,39 @@ func runCuts(t *testing.T, mode string) {
 			t.Logf("iteration %d: kill -9 after %v of load, %d acknowledged records", it, load, len(acks))
 			tl.kills++
 		}
+		name := srv.stream
 		srv = startServer(t, mnt, mode)
-		got := readAll(t, srv.c)
+		srv.stream = name
+		got := readAll(t, srv)
 		tl.checked += len(survivors) + len(acks)
-		checkSurvivors(t, it, survivors, got)
-		lost := checkNew(t.Errorf, it, mode, !power, interval, killedAt, acks, got, &tl)
+		old := slices.Collect(maps.Values(survivors))
+		lost := check(t.Errorf, it, mode, !power, interval, killedAt, old, true, got, &tl)
+		lost += check(t.Errorf, it, mode, !power, interval, killedAt, acks, false, got, &tl)
 		tl.lost += lost
 		tl.unacked += len(got) - (len(survivors) + len(acks) - lost)
-		for key, r := range got {
-			survivors[key] = r
+		// Everything read now, acknowledged or not, is on the disk: recovery syncs what it
+		// trusts, so no later cut may take any of it.
+		maps.Copy(survivors, got)
+		if deleted != "" {
+			if _, err := srv.c.DescribeStreamSummary(ctx, deleted); !errors.Is(err, client.ErrNotFound) {
+				t.Errorf("iteration %d: stream %s, deleted before the restart, answers %v", it, deleted, err)
+			}
+			deleted = ""
 		}
 		if t.Failed() {
 			t.Fatalf("iteration %d: the restarted server lost what mode %s promises to keep (seed %d)", it, mode, seed)
 		}
-		// The restarted server takes writes again.
-		if _, err := putBatch(ctx, srv.c, rng, 1); err != nil {
+		if (it+1)%epoch == 0 {
+			if err := srv.c.DeleteStream(ctx, name); err != nil {
+				t.Fatalf("iteration %d: deleting %s: %v", it, name, err)
+			}
+			deleted = name
+			srv.newStream(t, fmt.Sprintf("powercut-%d", (it+1)/epoch))
+			clear(survivors)
+		}
+		// The restarted server takes writes again; the next check covers this one too.
+		var err error
+		if pending, err = putBatch(ctx, srv, rng, 1); err != nil || len(pending) != 1 {
 			t.Fatalf("iteration %d: a put after the restart: %v", it, err)
 		}
 	}
@@ -183,10 +211,19 @@ func setup(t *testing.T, mode string) (*lazyfs.Disk, string, *server) {
 		t.Fatal(err)
 	}
 	disk := lazyfs.MountT(t, filepath.Join(dir, "disk"), mnt)
+	t.Cleanup(func() {
+		if keep := os.Getenv(keepEnv); keep != "" && t.Failed() {
+			// Runs after the server's kill and the unmount: the disk as the last restart saw it.
+			dst := filepath.Join(keep, t.Name())
+			if out, err := exec.Command("cp", "-a", disk.Root(), dst).CombinedOutput(); err != nil {
+				t.Errorf("keeping the disk: %v: %s", err, out)
+			} else {
+				t.Logf("the disk is kept in %s", dst)
+			}
+		}
+	})
 	srv := startServer(t, mnt, mode)
-	if err := srv.c.CreateStream(context.Background(), streamName, 2); err != nil {
-		t.Fatal(err)
-	}
+	srv.newStream(t, "powercut-0")
 	return disk, mnt, srv
 }
 
@@ -210,7 +247,8 @@ func TestCheckBites(t *testing.T) {
 		srv = startServer(t, mnt, "none")
 		var reports []string
 		report := func(format string, args ...any) { reports = append(reports, fmt.Sprintf(format, args...)) }
-		lost := checkNew(report, try, "sync", false, 0, killedAt, acks, readAll(t, srv.c), &tally{})
+		srv.stream = "powercut-0"
+		lost := check(report, try, "sync", false, 0, killedAt, acks, false, readAll(t, srv), &tally{})
 		t.Logf("try %d: %d of %d acknowledged records lost; %d reports", try, lost, len(acks), len(reports))
 		if len(reports) > 0 {
 			t.Logf("first report: %s", reports[0])
@@ -227,23 +265,15 @@ func cutPrefix(s, p string) (string, bool) {
 	return "", false
 }
 
-// checkSurvivors fails t unless every record read after an earlier restart is there.
-func checkSurvivors(t *testing.T, it int, survivors map[string]acked, got map[string]acked) {
-	t.Helper()
-	for key, want := range survivors {
-		if r, ok := got[key]; !ok || !same(r, want) {
-			t.Errorf("iteration %d: record %s (shard %d, position %d), read after an earlier restart, is gone", it, key, want.shard, want.pos)
-		}
-	}
-}
-
 func same(a, b acked) bool {
 	return a.shard == b.shard && a.pos == b.pos && string(a.data) == string(b.data)
 }
 
-// checkNew checks the records acknowledged since the last restart against the promise of
-// mode, reports every breach to errorf and returns how many records are lost.
-func checkNew(errorf func(string, ...any), it int, mode string, killOnly bool, interval time.Duration, killedAt time.Time, acks []acked, got map[string]acked, tl *tally) int {
+// check checks records against the promise of mode after a restart, reports every breach to
+// errorf and returns how many of them are lost. The records are those acknowledged before
+// the kill, or with old, those an earlier restart read: in every mode those must all be
+// there, since a restarted server serves only what is on the disk.
+func check(errorf func(string, ...any), it int, mode string, killOnly bool, interval time.Duration, killedAt time.Time, acks []acked, old bool, got map[string]acked, tl *tally) int {
 	// The highest position read in each shard, acknowledged or not.
 	top := map[uint32]uint64{}
 	for _, r := range got {
@@ -261,8 +291,12 @@ func checkNew(errorf func(string, ...any), it int, mode string, killOnly bool, i
 		}
 		lost++
 		age := killedAt.Sub(a.at)
-		tl.oldestLost = max(tl.oldestLost, age)
+		if !old {
+			tl.oldestLost = max(tl.oldestLost, age)
+		}
 		switch {
+		case old:
+			errorf("iteration %d: record %s (shard %d, position %d), read after an earlier restart, is gone", it, a.key, a.shard, a.pos)
 		case killOnly:
 			errorf("iteration %d: kill -9 (no power cut) lost record %s (shard %d, position %d)", it, a.key, a.shard, a.pos)
 		case mode == "sync":
@@ -280,9 +314,19 @@ func checkNew(errorf func(string, ...any), it int, mode string, killOnly bool, i
 
 // server is a running `sluice serve`.
 type server struct {
-	cmd  *exec.Cmd
-	c    *client.Client
-	done chan struct{}
+	cmd    *exec.Cmd
+	c      *client.Client
+	done   chan struct{}
+	stream string // the stream the test writes to
+}
+
+// newStream creates the stream name with two shards and makes it s's.
+func (s *server) newStream(t *testing.T, name string) {
+	t.Helper()
+	if err := s.c.CreateStream(context.Background(), name, 2); err != nil {
+		t.Fatal(err)
+	}
+	s.stream = name
 }
 
 var listening = regexp.MustCompile(`on (http://\S+) `)
@@ -366,7 +410,7 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for !killed.Load() {
-				got, err := putBatch(ctx, s.c, rng, 1+rng.IntN(40))
+				got, err := putBatch(ctx, s, rng, 1+rng.IntN(40))
 				if err != nil {
 					if !killed.Load() {
 						t.Errorf("put while the server runs: %v", err)
@@ -386,7 +430,7 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 			var err error
 			if i%3 == 2 {
 				hours := 24 + 24*(i/3%2)
-				in := map[string]any{"StreamName": streamName, "RetentionPeriodHours": hours}
+				in := map[string]any{"StreamName": s.stream, "RetentionPeriodHours": hours}
 				op := "IncreaseStreamRetentionPeriod"
 				if hours == 24 {
 					op = "DecreaseStreamRetentionPeriod"
@@ -395,7 +439,7 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 			} else {
 				shards = 5 - shards // 2 ⇄ 3
 				err = s.c.CallKinesis(ctx, "UpdateShardCount", map[string]any{
-					"StreamName": streamName, "TargetShardCount": shards, "ScalingType": "UNIFORM_SCALING"}, nil)
+					"StreamName": s.stream, "TargetShardCount": shards, "ScalingType": "UNIFORM_SCALING"}, nil)
 				if err == nil {
 					reshards++
 				}
@@ -418,8 +462,8 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 	return acks, reshards, killedAt
 }
 
-// putBatch puts n records with unique keys and returns those acknowledged.
-func putBatch(ctx context.Context, c *client.Client, rng *rand.Rand, n int) ([]acked, error) {
+// putBatch puts n records with unique keys into s's stream and returns those acknowledged.
+func putBatch(ctx context.Context, s *server, rng *rand.Rand, n int) ([]acked, error) {
 	entries := make([]client.PutEntry, n)
 	for i := range entries {
 		key := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
@@ -429,7 +473,7 @@ func putBatch(ctx context.Context, c *client.Client, rng *rand.Rand, n int) ([]a
 		}
 		entries[i] = client.PutEntry{Key: key, Data: data}
 	}
-	res, err := c.PutRecords(ctx, streamName, entries)
+	res, err := s.c.PutRecords(ctx, s.stream, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -444,11 +488,11 @@ func putBatch(ctx context.Context, c *client.Client, rng *rand.Rand, n int) ([]a
 	return out, nil
 }
 
-// readAll reads every record of every shard, open and closed, by key.
-func readAll(t *testing.T, c *client.Client) map[string]acked {
+// readAll reads every record of every shard of s's stream, open and closed, by key.
+func readAll(t *testing.T, s *server) map[string]acked {
 	t.Helper()
 	ctx := context.Background()
-	shards, err := c.ListShards(ctx, streamName)
+	shards, err := s.c.ListShards(ctx, s.stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +501,7 @@ func readAll(t *testing.T, c *client.Client) map[string]acked {
 		in := client.GetInput{Shard: uint32(sh.ID), Start: client.TrimHorizon}
 		var positions []uint64
 		for {
-			out, err := c.GetRecords(ctx, streamName, in)
+			out, err := s.c.GetRecords(ctx, s.stream, in)
 			if err != nil {
 				t.Fatalf("reading shard %d: %v", sh.ID, err)
 			}
