@@ -139,7 +139,7 @@ crash:
 .PHONY: nightly nightly-powercut
 nightly: nightly-powercut
 
-# Power cuts through FUSE (tests/powercut): POWERCUT_ITERATIONS cuts per durability mode
+# Power cuts through FUSE (tests/powercut): POWERCUT_ITERATIONS restarts per durability mode
 # (make ci runs 3). Needs /dev/fuse and root; fails rather than skips without them.
 POWERCUT_ITERATIONS ?= 500
 nightly-powercut:

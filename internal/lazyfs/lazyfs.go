@@ -93,17 +93,11 @@ func (d *Disk) Mount(mnt string) error {
 	if d.server != nil {
 		return fmt.Errorf("lazyfs: %s is mounted already at %s", d.root, d.mnt)
 	}
-	lr := &fs.LoopbackRoot{Path: d.root}
-	lr.NewNode = func(r *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
-		return &node{LoopbackNode: fs.LoopbackNode{RootData: r}, disk: d}
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(d.root, &st); err != nil {
+	lr, err := fs.NewLoopbackRoot(d.root)
+	if err != nil {
 		return err
 	}
-	lr.Dev = st.Dev
-	root := lr.NewNode(lr, nil, "", &st)
-	lr.RootNode = root
+	root := &node{LoopbackNode: lr.(*fs.LoopbackNode), disk: d}
 	server, err := fs.Mount(mnt, root, &fs.Options{
 		MountOptions: fuse.MountOptions{
 			DirectMount:       true,

@@ -16,8 +16,13 @@ import (
 // node is a file or directory of a mounted Disk: go-fuse's loopback node, with every change
 // of data or names recorded on the Disk first.
 type node struct {
-	fs.LoopbackNode
+	*fs.LoopbackNode
 	disk *Disk
+}
+
+// WrapChild makes every node the mount creates a node of the layer.
+func (n *node) WrapChild(_ context.Context, ops fs.InodeEmbedder) fs.InodeEmbedder {
+	return &node{LoopbackNode: ops.(*fs.LoopbackNode), disk: n.disk}
 }
 
 // Operations that would change the backing directory behind the journal's back are refused.
