@@ -394,9 +394,9 @@ func (w *logWriter) Write(b []byte) (int, error) {
 }
 
 // runLoad puts records from four writers while a fifth goroutine reshards and changes the
-// retention period, and kills the server with SIGKILL after d, with requests in flight. It
-// returns the acknowledged records, the number of reshards that succeeded and the time of the
-// kill.
+// retention period, and kills the server with SIGKILL d after the first reshard answered, with
+// requests in flight. It returns the acknowledged records, the number of reshards that
+// succeeded and the time of the kill.
 func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, int, time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -424,6 +424,7 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 		})
 	}
 	reshards := 0
+	resharded := make(chan struct{}) // closed when the first reshard has answered
 	wg.Go(func() {
 		shards := 2
 		for i := 0; !killed.Load(); i++ {
@@ -443,6 +444,9 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 				if err == nil {
 					reshards++
 				}
+				if i == 0 {
+					close(resharded)
+				}
 			}
 			if err != nil && !killed.Load() {
 				t.Logf("control call while loading: %v", err)
@@ -453,7 +457,10 @@ func runLoad(t *testing.T, s *server, seed uint64, d time.Duration) ([]acked, in
 			}
 		}
 	})
-	<-time.After(d) // the random point of the cut, not a synchronisation
+	// Every load reshards at least once before the kill; from there, d is the random point
+	// of the cut (not a synchronisation).
+	<-resharded
+	<-time.After(d)
 	killed.Store(true)
 	killedAt := time.Now()
 	s.kill(t)
