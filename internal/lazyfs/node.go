@@ -46,17 +46,26 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	p := filepath.Join(n.backing(), name)
 	_, err := os.Lstat(p)
 	existed := err == nil
-	if existed && flags&syscall.O_TRUNC != 0 {
-		return nil, nil, 0, syscall.EEXIST // the kernel opens existing files with Open
-	}
-	ch, fh, fl, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	// O_TRUNC of a file that exists (created by someone else since the kernel's lookup) is a
+	// change of its data: done below, where it is recorded.
+	ch, fh, fl, errno := n.LoopbackNode.Create(ctx, name, flags&^syscall.O_TRUNC, mode, out)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
 	if !existed {
 		d.journal = append(d.journal, nsOp{kind: nsCreate, a: d.rel(p)})
 	}
-	return ch, d.wrap(fh), fl, 0
+	f := d.wrap(fh)
+	if existed && flags&syscall.O_TRUNC != 0 {
+		d.mu.Unlock() // truncate takes it
+		errno = f.truncate(0)
+		d.mu.Lock()
+		if errno != 0 {
+			f.lf.Release(ctx)
+			return nil, nil, 0, errno
+		}
+	}
+	return ch, f, fl, 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -145,6 +154,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err != nil {
 		return fs.ToErrno(err)
 	}
+	trashed := false
 	if dst, err := os.Lstat(to); err == nil {
 		if flags&unix.RENAME_NOREPLACE != 0 {
 			return syscall.EEXIST
@@ -162,8 +172,15 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		if err := d.toTrashLocked(to); err != nil {
 			return fs.ToErrno(err)
 		}
+		trashed = true
 	}
 	if err := os.Rename(from, to); err != nil {
+		if last := len(d.journal) - 1; trashed {
+			// Put the replaced entry back: nothing happened.
+			if uerr := d.undoLocked(d.journal[last]); uerr == nil {
+				d.journal = d.journal[:last]
+			}
+		}
 		return fs.ToErrno(err)
 	}
 	d.journal = append(d.journal, nsOp{kind: nsRename, a: d.rel(from), b: d.rel(to)})
