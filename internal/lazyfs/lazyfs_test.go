@@ -47,8 +47,8 @@ func syncDir(t *testing.T, dir string) {
 // TestCutDropsUnsynced writes through a mount: what was fdatasynced survives the cut, what
 // was written after is given back its durable content, and the file shrinks back to its
 // durable size; a name created after the last sync is gone, a rename made durable by a
-// directory fsync stays, and a removal not made durable is undone (with the file's durable
-// content: none).
+// directory fsync stays, a rename over a file and a removal not made durable are undone (with
+// the files' durable content: none for gone and repl, whose data was never synced).
 func TestCutDropsUnsynced(t *testing.T) {
 	d, mnt := mounted(t)
 	f, err := os.OpenFile(filepath.Join(mnt, "seg"), os.O_CREATE|os.O_RDWR, 0o600)
@@ -96,7 +96,14 @@ func TestCutDropsUnsynced(t *testing.T) {
 	if err := os.Rename(filepath.Join(mnt, "tmp"), filepath.Join(mnt, "old")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(mnt, "repl"), []byte("repl"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	syncDir(t, mnt)
+	// Not made durable: undone by the cut, which brings the replaced "old" back.
+	if err := os.Rename(filepath.Join(mnt, "repl"), filepath.Join(mnt, "old")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Remove(filepath.Join(mnt, "gone")); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +115,8 @@ func TestCutDropsUnsynced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Undone != 2 || st.Kept != 0 {
-		t.Errorf("cut: %+v, want 2 entries undone (late, gone) and nothing kept", st)
+	if st.Undone != 4 || st.Kept != 0 {
+		t.Errorf("cut: %+v, want 4 entries undone (late, gone, the rename over old and old's removal) and nothing kept", st)
 	}
 	root := d.Root()
 	got, err := os.ReadFile(filepath.Join(root, "seg"))
@@ -122,7 +129,7 @@ func TestCutDropsUnsynced(t *testing.T) {
 		t.Errorf("seg after the cut: %d bytes, equal to its durable content: false", len(got))
 	}
 	// gone's name was durable, its data never synced.
-	for name, content := range map[string]string{"old": "new", "gone": ""} {
+	for name, content := range map[string]string{"old": "new", "gone": "", "repl": ""} {
 		if b, err := os.ReadFile(filepath.Join(root, name)); err != nil || string(b) != content {
 			t.Errorf("%s after the cut: %q, %v; want %q", name, b, err, content)
 		}
