@@ -23,11 +23,13 @@
 //     its running transaction: this is more forgiving than POSIX, which makes a directory
 //     entry durable only by an fsync of its directory, and a test through this layer does not
 //     catch a missing directory fsync that another fsync follows.
-//   - The cut (Disk.Cut, on an unmounted Disk). The journal is undone, newest first; then
-//     every saved page is written back over the unsynced content and each file's size set
-//     back to its durable size. With a keep fraction above zero, each unsynced page that is
-//     still inside the file survives instead with that probability, as some of the pages a
-//     disk had been handed before the power failed do. Truncated pages always come back.
+//   - The cut (Disk.Cut, which unmounts the Disk first: the processes using it must be gone).
+//     The journal is undone, newest first; then every saved page is written back over the
+//     unsynced content and each file's size set back to its durable size. With a keep
+//     fraction above zero, each unsynced page that is still inside the file survives instead
+//     with that probability (the file then reaches at least to its end), as some of the pages
+//     a disk had been handed before the power failed do. Truncated pages always come back.
+//     Each Disk is one machine's disk: a cluster test gives each node its own and cuts one.
 //
 // Mounting needs /dev/fuse and the right to mount (root): Mount uses go-fuse's direct mount,
 // without fusermount. The mount uses no writeback cache and no direct I/O, so that every
@@ -36,5 +38,5 @@
 // Concurrency: a mounted Disk serves requests from many goroutines. The journal and the map
 // of tracked files are guarded by Disk.mu; each tracked file's saved pages by its own mutex,
 // taken after Disk.mu when both are held. Cut, Mount and Unmount are called by one goroutine,
-// the test's, and Cut only while the Disk is not mounted.
+// the test's.
 package lazyfs
