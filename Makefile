@@ -76,12 +76,12 @@ help:
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
 	@echo 'make cluster-chaos  mixed rounds of the cluster faults (TestChaos) for CHAOS_DURATION (default 10m)'
+	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), overload at 30s, the 2-hour soak'
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
 	@echo 'make overload    overload, idle-subscriber and many-client tests against a real server, without -race (OVERLOAD=10s per phase)'
 	@echo 'make soak        the soak test for SOAK (default 10m; needs root for its tmpfs), its plot in SOAK_OUT'
-	@echo 'make nightly     the long runs: overload at 30s, the 2-hour soak'
 
 fmt:
 	$(GOFMT) -l -w .
@@ -148,6 +148,15 @@ CHAOS_SEED ?=
 cluster-chaos:
 	SLUICE_CHAOS_DURATION=$(CHAOS_DURATION) SLUICE_CHAOS_SEED=$(CHAOS_SEED) \
 		$(GO) test $(RACE) -count=1 -v -timeout=0 -run '^TestChaos$$' ./cluster/faults
+# nightly: the long runs. Each adds itself with a line `nightly: <its target>`.
+.PHONY: nightly nightly-powercut
+nightly: nightly-powercut
+
+# Power cuts through FUSE (tests/powercut): POWERCUT_ITERATIONS restarts per durability mode
+# (make ci runs 3). Needs /dev/fuse and root; fails rather than skips without them.
+POWERCUT_ITERATIONS ?= 500
+nightly-powercut:
+	SLUICE_REQUIRE_FUSE=1 SLUICE_POWERCUT_ITERATIONS=$(POWERCUT_ITERATIONS) $(GO) test -count=1 -timeout=0 -v -run '^TestPowerCut' ./tests/powercut
 
 bench:
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME)) ./segment ./index ./shardmap ./stream ./iam

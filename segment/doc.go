@@ -40,8 +40,10 @@
 // segment is scanned: damage past that checkpoint is a torn tail, zeroed and logged; damage
 // before it, a missing segment in the middle, or unreadable metadata is corruption: Open
 // succeeds so that the intact records stay readable, but Append and Err report ErrCorrupt with
-// the file and offset. A clean close stores the active segment's index and a clean marker, so
-// the next open reads no frames at all. Sealed segments are not read at open: start-up cost
+// the file and offset. After a crash, Open first fdatasyncs the segments whose last writes may
+// still be only in the page cache (the newest, and those whose seal may not have been synced),
+// so that what recovery reads is durable before it is served. A clean close stores the active
+// segment's index and a clean marker, so the next open reads no frames at all. Sealed segments are not read at open: start-up cost
 // does not grow with their number. Read checks the CRC of every frame this process has not
 // written or scanned itself.
 //

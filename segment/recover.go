@@ -59,6 +59,12 @@ func Open(dir string, opts Options) (*Log, error) {
 		closeAll(segs)
 		return nil, err
 	}
+	if !l.meta.clean {
+		if err := l.syncAfterCrash(segs); err != nil {
+			closeAll(segs)
+			return nil, err
+		}
+	}
 	var lastSeq uint64
 	for len(segs) > 0 {
 		n := len(segs)
@@ -368,6 +374,39 @@ func (l *Log) recoverNewest(s *segment, prevUnsealed bool) (keep bool, err error
 	l.written = l.currentPtLocked()
 	s.readEnd.Store(res.end)
 	return true, nil
+}
+
+// syncAfterCrash makes durable what the recovery of a log that was not closed cleanly is
+// about to trust. A process that died (kill -9) leaves its last writes in the page cache,
+// where this one reads them, and a power cut before the kernel writes them back would still
+// lose them: the frames written since the last sync of the newest segment, and the sealed
+// checkpoint and truncation of a seal the crash interrupted between its two fdatasyncs, which
+// would leave a segment that recovery took for sealed without its sealed checkpoint. So the
+// newest segment is synced, and each one before it back to the first that has an index file:
+// a seal stores the index only after its last fdatasync, and reads rebuild the index of a
+// segment only once recovery has synced it. After a clean close everything is synced.
+func (l *Log) syncAfterCrash(segs []*segment) error {
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := segs[i]
+		if i < len(segs)-1 {
+			if f, err := l.fs.OpenFile(idxPath(s.path), os.O_RDONLY, 0); err == nil {
+				f.Close()
+				return nil
+			}
+		}
+		f, err := l.fs.OpenFile(s.path, os.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("segment: sync %s after a crash: %w", s.path, err)
+		}
+	}
+	return nil
 }
 
 // sealedOnDisk reports whether the segment file at path carries a valid sealed checkpoint.

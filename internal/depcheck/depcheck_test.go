@@ -43,6 +43,7 @@ const (
 	raftV3   = "go.etcd.io/raft/v3/..."
 	protobuf = "google.golang.org/protobuf/..."
 	toxi     = "github.com/Shopify/toxiproxy/..."
+	goFuse   = "github.com/hanwen/go-fuse/v2/..."
 )
 
 // rules is the layering of STYLE.md, with the portable packages beside it:
@@ -191,6 +192,19 @@ var rules = []rule{
 		from:       []string{"./..."},
 		deny:       []string{"github.com/johannesboyne/gofakes3/..."},
 		transitive: true,
+	},
+	{
+		why:     "go-fuse is test machinery: only internal/lazyfs imports it",
+		from:    []string{"./..."},
+		notFrom: []string{"./internal/lazyfs/..."},
+		deny:    []string{goFuse},
+	},
+	{
+		// The rules see the imports of non-test files only: a test may import lazyfs.
+		why:     "internal/lazyfs (FUSE power cuts) is for tests: no package imports it",
+		from:    []string{"./..."},
+		notFrom: []string{"./internal/lazyfs/..."},
+		deny:    []string{"./internal/lazyfs/..."},
 	},
 	{
 		why:      "pkg/profile belongs to main packages (cmd, tools, bench); libraries take options",
@@ -446,6 +460,8 @@ func TestCheck(t *testing.T) {
 		dep("go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "fmt"),
 		dep("go.etcd.io/raft/v3/raftpb", "google.golang.org/protobuf/proto"),
 		p("./multiraft", "multiraft", "fmt", "go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "google.golang.org/protobuf/proto"),
+		dep("github.com/hanwen/go-fuse/v2/fs", "golang.org/x/sys/unix"),
+		p("./internal/lazyfs", "lazyfs", "github.com/hanwen/go-fuse/v2/fs", "testing"),
 	}
 	with := func(extra ...pkg) []pkg {
 		out := slices.Clone(layered)
@@ -536,6 +552,12 @@ func TestCheck(t *testing.T) {
 		{"main package under tools imports pkg/profile",
 			with(p("./tools/loadgen", "main", "./client", "github.com/pkg/profile")),
 			nil},
+		{"server imports go-fuse",
+			with(p("./server", "server", "./account", "./stream", "./server/wire", "github.com/valyala/fasthttp", "github.com/hanwen/go-fuse/v2/fs")),
+			[]string{"server -> github.com/hanwen/go-fuse/v2/fs"}},
+		{"cmd imports internal/lazyfs",
+			with(p("./cmd/sluice", "main", "./server", "./tools/loadgen", "./internal/lazyfs")),
+			[]string{"cmd/sluice -> internal/lazyfs"}},
 		{"grab-bag package",
 			with(p("./internal/util", "util"), p("./stream/common", "common")),
 			[]string{"internal/util: name", "stream/common: name"}},
