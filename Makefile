@@ -76,7 +76,7 @@ help:
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
 	@echo 'make cluster-chaos  mixed rounds of the cluster faults (TestChaos) for CHAOS_DURATION (default 10m)'
-	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), overload at 30s, the 2-hour soak'
+	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), 20,001 storage power cuts and 1,000 bit flips, overload at 30s, the 2-hour soak'
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
@@ -201,5 +201,12 @@ nightly-overload:
 	$(MAKE) overload OVERLOAD=30s
 nightly-soak:
 	$(MAKE) soak SOAK=2h SOAK_TIMEOUT=3h
+
+# The storage core's long runs: 20,001 power cuts through the fault file layer (6,667 per
+# durability mode, about 0.4 s each here) and 1,000 random bit flips, each recovery checked.
+.PHONY: nightly-storage
+nightly: nightly-storage
+nightly-storage:
+	SLUICE_SEGMENT_POWERCUT_ROUNDS=6667 SLUICE_BITFLIP_ROUNDS=1000 $(GO) test $(RACE) -count=1 -timeout=0 -v -run '^(TestPowerCut|TestRandomBitFlips)$$' ./segment
 
 ci: fmt-check vet lint depcheck cross tidy-check test fuzz-smoke overload soak-short
