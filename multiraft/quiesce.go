@@ -72,7 +72,7 @@ func (h *Host) canQuiesce(g *group) bool {
 	ok := true
 	self := h.cfg.NodeID
 	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-		if id == self || h.down[id] {
+		if id == self || h.isDown(id) {
 			return
 		}
 		if pr.State != tracker.StateReplicate || pr.Match != last {
