@@ -26,7 +26,7 @@ func TestPeerRequestsMustBeSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	batch := []byte{1} // a batch of no messages (multiraft's format, version 1)
+	batch := []byte{2} // a batch of no messages (multiraft's format, version 2)
 	headers := func(sign *PeerKey, body []byte) func(string) []byte {
 		h := http.Header{}
 		if sign != nil {

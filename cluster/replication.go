@@ -199,7 +199,9 @@ type shardLog struct {
 
 var _ stream.LeaderLog = (*shardLog)(nil)
 
-// Leader is the group's leader as this node's Host knows it.
+// Leader is the group's leader as this node's Host knows it: the value its loop last
+// published, read without waiting for the loop (the engine asks before every append;
+// Propose checks leadership again in the loop).
 func (s *shardLog) Leader() (uint64, bool) {
 	l := s.r.host.Leader(s.gid)
 	return l, l == s.r.cfg.RaftID

@@ -18,14 +18,19 @@
 //     received MsgSnap is stepped only after FetchSnapshot, on a goroutine of its own, has
 //     fetched the files the snapshot names from the sender (GET SnapshotPath), so the loop
 //     never waits for a transfer.
+//   - Node liveness (liveness.go): one ping per peer per tick (none when a batch already
+//     goes there), whatever the number of groups; a peer not heard from for
+//     Config.PeerTimeoutTick ticks is treated as down until heard again, with NodeDown's
+//     effects, so failover does not wait for the caller's membership.
+//   - The published leader of each group (leader.go), read by Leader without the loop.
 //
 // # What it does not own
 //
 //   - Storage and application: a StateMachine per group (raft.Storage, Persist, Apply),
 //     supplied by the caller (package replica for shards). The Host never closes one.
-//   - Membership: which nodes exist (SetPeer), which groups this node holds (AddGroup,
-//     RemoveGroup), and whether a node is alive (NodeDown, NodeUp) are the caller's
-//     decisions (package cluster, from etcd).
+//   - Membership: which nodes exist (SetPeer) and which groups this node holds (AddGroup,
+//     RemoveGroup) are the caller's decisions (package cluster, from etcd), and so is
+//     NodeDown/NodeUp; the Host adds its own verdict on silent peers (liveness.go).
 //   - Matching proposals to their outcome: Propose returns when raft took the entries; the
 //     state machine sees them committed in Apply.
 //
@@ -33,7 +38,8 @@
 //
 // Every exported method of Host is safe for concurrent use. RawNode is not, so every
 // operation on a group runs on the loop goroutine: the API methods enqueue a function and
-// (except NodeDown, NodeUp, SetPeer and Receive) wait for its result. StateMachine methods
+// (except NodeDown, NodeUp, SetPeer and Receive) wait for its result. Leader does not: it
+// reads the leader the loop last published (leader.go). StateMachine methods
 // are called from the loop only, one group at a time; a slow Persist delays every group
 // of the node (the price of one loop; see below). Receive returns once the batch is
 // decoded and queued, before its messages are stepped.
@@ -51,8 +57,9 @@
 //     peer queue or a failed POST drops messages (and reports the peer unreachable to
 //     raft, MsgSnap failures with ReportSnapshot) instead of blocking the loop.
 //   - Quiescence withholds ticks only: it never changes raft's state or messages, so it
-//     cannot break safety; liveness rests on the wake rules (quiesce.go) and on the
-//     caller's NodeDown for a leader that died while its followers were quiesced.
+//     cannot break safety; liveness rests on the wake rules (quiesce.go) and, for a
+//     leader that died while its followers were quiesced, on its silence (liveness.go)
+//     or the caller's NodeDown, whichever comes first.
 //   - CheckQuorum and PreVote are on, so a partitioned or woken follower cannot disrupt a
 //     leader that still holds its lease.
 //

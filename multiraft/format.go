@@ -17,22 +17,27 @@ import (
 //
 //	kind 1 (kindMessage): body = raftpb.Message in protobuf wire form (proto.Marshal)
 //	kind 2 (kindQuiesce): body = from u64 | to u64 | term u64 | commit u64   (n = 32)
+//	kind 3 (kindPing):    body = from u64                                    (n = 8, group 0)
 //
 // Records of one group are in the order raft produced the messages; a quiesce record
-// follows the heartbeat of the same tick. A batch is decoded whole before anything of it is
+// follows the heartbeat of the same tick. A ping says only that node from is alive
+// (liveness.go); it is sent at a tick to a peer whose batch has nothing else, since any
+// record from a node says as much. Version 1 had no pings. A batch is decoded whole before anything of it is
 // stepped, so a malformed batch changes nothing. An unknown version or kind is an error
 // (ErrBadBatch): a change of record layout or a new kind moves batchVersion, and a node
 // rejects batches of a version it does not know (its peers' sends then fail, and raft
 // treats the node as unreachable until both run the same version). docs/PROTOCOL.md,
 // "Raft transport", is the same description.
 const (
-	batchVersion = 1
+	batchVersion = 2
 
 	recordHeaderLen = 8 + 1 + 4
 	quiesceBodyLen  = 4 * 8
+	pingBodyLen     = 8
 
 	kindMessage = 1
 	kindQuiesce = 2
+	kindPing    = 3
 )
 
 // RaftPath is the HTTP path a Host's peers POST batches to.
@@ -71,11 +76,27 @@ func appendQuiesce(dst []byte, group GroupID, q quiesce) []byte {
 	return binary.LittleEndian.AppendUint64(dst, q.commit)
 }
 
-// inbound is one decoded record: msg for kindMessage, q for kindQuiesce.
+// appendPing appends a kindPing record from node from.
+func appendPing(dst []byte, from uint64) []byte {
+	dst = appendRecordHeader(dst, 0, kindPing, pingBodyLen)
+	return binary.LittleEndian.AppendUint64(dst, from)
+}
+
+// inbound is one decoded record: msg for kindMessage, q for kindQuiesce; for kindPing, ping
+// is set and q.from is the sender (nothing else of q is).
 type inbound struct {
 	group GroupID
 	msg   *raftpb.Message
 	q     quiesce
+	ping  bool
+}
+
+// from is the node that sent the record.
+func (in *inbound) from() uint64 {
+	if in.msg != nil {
+		return in.msg.GetFrom()
+	}
+	return in.q.from
 }
 
 // decodeBatch decodes a whole batch and appends its records to dst. On error dst is
@@ -119,6 +140,12 @@ func decodeBatch(dst []inbound, body []byte) ([]inbound, error) {
 				term:   binary.LittleEndian.Uint64(rec[16:]),
 				commit: binary.LittleEndian.Uint64(rec[24:]),
 			}
+		case kindPing:
+			if n != pingBodyLen || group != 0 {
+				return dst[:start], fmt.Errorf("%w: ping record at offset %d has group %d and length %d, want 0 and %d", ErrBadBatch, off-recordHeaderLen, group, n, pingBodyLen)
+			}
+			in.ping = true
+			in.q.from = binary.LittleEndian.Uint64(rec)
 		default:
 			return dst[:start], fmt.Errorf("%w: record at offset %d has kind %d", ErrBadBatch, off-recordHeaderLen, kind)
 		}

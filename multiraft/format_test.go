@@ -19,8 +19,8 @@ func testMessages() []*raftpb.Message {
 	}
 }
 
-// encodeTestBatch is a batch of testMessages for groups 10, 11, 12 and a quiesce record
-// of group 10.
+// encodeTestBatch is a batch of testMessages for groups 10, 11, 12, a quiesce record of
+// group 10 and a ping from node 1.
 func encodeTestBatch(t testing.TB) ([]byte, quiesce) {
 	body := []byte{batchVersion}
 	var err error
@@ -30,11 +30,12 @@ func encodeTestBatch(t testing.TB) ([]byte, quiesce) {
 		}
 	}
 	q := quiesce{from: 1, to: 2, term: 7, commit: 42}
-	return appendQuiesce(body, 10, q), q
+	body = appendQuiesce(body, 10, q)
+	return appendPing(body, 1), q
 }
 
-// TestBatchRoundTrip: what appendMessage and appendQuiesce write, decodeBatch reads back
-// equal, in order, with the documented byte layout.
+// TestBatchRoundTrip: what appendMessage, appendQuiesce and appendPing write, decodeBatch
+// reads back equal, in order, with the documented byte layout.
 func TestBatchRoundTrip(t *testing.T) {
 	body, q := encodeTestBatch(t)
 	got, err := decodeBatch(nil, body)
@@ -42,29 +43,32 @@ func TestBatchRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := testMessages()
-	if len(got) != len(want)+1 {
-		t.Fatalf("decoded %d records, want %d", len(got), len(want)+1)
+	if len(got) != len(want)+2 {
+		t.Fatalf("decoded %d records, want %d", len(got), len(want)+2)
 	}
 	for i, m := range want {
 		if got[i].group != GroupID(10+i) || !proto.Equal(got[i].msg, m) {
 			t.Errorf("record %d: group %d %v, want group %d %v", i, got[i].group, got[i].msg, 10+i, m)
 		}
 	}
-	last := got[len(want)]
-	if last.msg != nil || last.group != 10 || last.q != q {
-		t.Errorf("quiesce record: %+v, want group 10 %+v", last, q)
+	if qr := got[len(want)]; qr.msg != nil || qr.ping || qr.group != 10 || qr.q != q {
+		t.Errorf("quiesce record: %+v, want group 10 %+v", qr, q)
+	}
+	if p := got[len(want)+1]; !p.ping || p.msg != nil || p.group != 0 || p.from() != 1 {
+		t.Errorf("ping record: %+v, want a ping from node 1", p)
 	}
 	// The first record's header, byte by byte.
-	if body[0] != 1 || binary.LittleEndian.Uint64(body[1:]) != 10 || body[9] != kindMessage ||
+	if body[0] != 2 || binary.LittleEndian.Uint64(body[1:]) != 10 || body[9] != kindMessage ||
 		int(binary.LittleEndian.Uint32(body[10:])) != proto.Size(want[0]) {
 		t.Errorf("first record header % x", body[:14])
 	}
-	// The quiesce record is the last 13+32 bytes.
-	tail := body[len(body)-recordHeaderLen-quiesceBodyLen:]
+	// The quiesce record (13+32 bytes), then the ping (13+8 bytes) end the batch.
+	tail := body[len(body)-2*recordHeaderLen-quiesceBodyLen-pingBodyLen:]
 	wantTail := []byte{10, 0, 0, 0, 0, 0, 0, 0, kindQuiesce, 32, 0, 0, 0}
 	for _, v := range []uint64{1, 2, 7, 42} {
 		wantTail = binary.LittleEndian.AppendUint64(wantTail, v)
 	}
+	wantTail = append(wantTail, 0, 0, 0, 0, 0, 0, 0, 0, kindPing, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0)
 	if !bytes.Equal(tail, wantTail) {
 		t.Errorf("quiesce record\n got % x\nwant % x", tail, wantTail)
 	}
@@ -81,13 +85,20 @@ func TestDecodeBatchRejects(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", bad(func(b []byte) []byte { b[0] = 0; return b })},
-		{"version 2", bad(func(b []byte) []byte { b[0] = 2; return b })},
+		{"version 1 (before pings)", bad(func(b []byte) []byte { b[0] = 1; return b })},
+		{"version 3", bad(func(b []byte) []byte { b[0] = 3; return b })},
 		{"header cut", bad(func(b []byte) []byte { return b[:1+5] })},
 		{"body cut", bad(func(b []byte) []byte { return b[:len(b)-1] })},
 		{"length past end", bad(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[10:], 1<<31); return b })},
 		{"unknown kind", bad(func(b []byte) []byte { b[9] = 9; return b })},
 		{"quiesce of the wrong length", bad(func(b []byte) []byte {
 			return appendRecordHeader(b, 1, kindQuiesce, 0)
+		})},
+		{"ping of the wrong length", bad(func(b []byte) []byte {
+			return append(appendRecordHeader(b, 0, kindPing, 4), 1, 0, 0, 0)
+		})},
+		{"ping of a group", bad(func(b []byte) []byte {
+			return binary.LittleEndian.AppendUint64(appendRecordHeader(b, 7, kindPing, 8), 1)
 		})},
 		{"garbage message", bad(func(b []byte) []byte {
 			b = appendRecordHeader(b, 1, kindMessage, 3)
@@ -121,7 +132,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 }
 
 // TestReceiveUnknownGroup: records for a group the Host does not drive are counted and
-// dropped.
+// dropped; a ping is counted and never reaches the loop.
 func TestReceiveUnknownGroup(t *testing.T) {
 	h, err := NewHost(Config{NodeID: 2})
 	if err != nil {
@@ -133,7 +144,7 @@ func TestReceiveUnknownGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the loop to drop the records", func() bool { return h.Stats().UnknownGroup == 4 })
-	if s := h.Stats(); s.MessagesReceived != 4 || s.StepErrors != 0 {
+	if s := h.Stats(); s.MessagesReceived != 5 || s.PingsReceived != 1 || s.StepErrors != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }

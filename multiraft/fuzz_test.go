@@ -23,6 +23,10 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		again := []byte{batchVersion}
 		for _, r := range recs {
+			if r.ping {
+				again = appendPing(again, r.q.from)
+				continue
+			}
 			if r.msg == nil {
 				again = appendQuiesce(again, r.group, r.q)
 				continue
@@ -39,7 +43,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("re-decoded %d records, want %d", len(recs2), len(recs))
 		}
 		for i := range recs {
-			if recs[i].group != recs2[i].group || recs[i].q != recs2[i].q || !proto.Equal(recs[i].msg, recs2[i].msg) {
+			if recs[i].group != recs2[i].group || recs[i].q != recs2[i].q || recs[i].ping != recs2[i].ping || !proto.Equal(recs[i].msg, recs2[i].msg) {
 				t.Fatalf("record %d differs after a round trip", i)
 			}
 		}

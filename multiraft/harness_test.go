@@ -79,7 +79,15 @@ type node struct {
 	posts atomic.Uint64 // POSTs its server received
 	sms   map[GroupID]*memSM
 	down  bool
+	// gate holds every request to the node's server while pause has it locked, as a
+	// stopped (SIGSTOP) process would.
+	gate sync.RWMutex
 }
+
+// pause makes nd's server hold every request until resume; the test stops ticking nd
+// (tickNodes without it), so that nothing leaves it either.
+func (nd *node) pause()  { nd.gate.Lock() }
+func (nd *node) resume() { nd.gate.Unlock() }
 
 // testCluster is n Hosts in this process, each behind its own loopback HTTP server, ticked
 // by the test (manual ticks: see tickAll and tickEvery).
@@ -124,6 +132,8 @@ func (c *testCluster) start(nd *node) {
 	nd.down = false
 	handler := h.Handler()
 	nd.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nd.gate.RLock()
+		defer nd.gate.RUnlock()
 		nd.posts.Add(1)
 		handler.ServeHTTP(w, r)
 	}))
@@ -186,8 +196,10 @@ func (c *testCluster) addGroups(n int, leaderOf func(GroupID) uint64) []GroupID 
 	return ids
 }
 
-// tickAll sends one tick to every live node (each send waits for that loop to take it).
+// tickAll sends one tick to every live node (each send waits for that loop to take it),
+// once the messages in flight between them have landed (see tickEvery).
 func (c *testCluster) tickAll() {
+	settle(c.live())
 	for _, nd := range c.nodes {
 		if !nd.down {
 			nd.ticks <- time.Now()
@@ -195,16 +207,32 @@ func (c *testCluster) tickAll() {
 	}
 }
 
+// flushed returns once every live node's loop has finished the iteration it was in (and
+// so handed to its senders what that iteration queued): a request submitted after an
+// earlier one returned runs in a later iteration than that one's.
+func (c *testCluster) flushed() {
+	for _, nd := range c.live() {
+		for range 2 {
+			if err := nd.host.call(context.Background(), func() error { return nil }); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}
+}
+
 // tickEvery ticks every live node once per period, until the returned function is
-// called. Before each round it waits, up to maxLag, for the messages in flight between
-// the nodes to land, so that a loaded machine (slow loops, slow loopback) does not make
-// the network look slower than an election timeout: ticks, not wall time, are what the
-// tests count. For the benchmark, which measures real time, Config.Ticks is left nil.
+// called. Before each round it waits, up to a bound, for the messages in flight between
+// the nodes to land (settle), so that a loaded machine (slow loops, slow loopback) does
+// not make the network look slower than an election timeout: ticks, not wall time, are
+// what the tests count. For the benchmark, which measures real time, Config.Ticks is left
+// nil.
 func (c *testCluster) tickEvery(period time.Duration) (stop func()) {
-	const maxLag = 200 * time.Millisecond
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	live := c.live()
+	return c.tickNodes(period, c.live())
+}
+
+// settle waits, up to 200 ms, until every message the nodes of live sent has been
+// received or dropped by one of them.
+func settle(live []*node) {
 	inFlight := func() bool {
 		var sent, landed uint64
 		for _, nd := range live {
@@ -214,6 +242,15 @@ func (c *testCluster) tickEvery(period time.Duration) (stop func()) {
 		}
 		return sent > landed
 	}
+	for deadline := time.Now().Add(200 * time.Millisecond); inFlight() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// tickNodes is tickEvery for the nodes of live only.
+func (c *testCluster) tickNodes(period time.Duration, live []*node) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -225,9 +262,7 @@ func (c *testCluster) tickEvery(period time.Duration) (stop func()) {
 				return
 			case <-t.C:
 			}
-			for deadline := time.Now().Add(maxLag); inFlight() && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
+			settle(live)
 			for _, nd := range live {
 				select {
 				case nd.ticks <- time.Now():
@@ -326,9 +361,14 @@ const electionBound = 10 * 10
 // node and the function that stops the ticking.
 func (c *testCluster) electWithout(ids []GroupID, gone uint64) (ticks uint64, stop func()) {
 	c.t.Helper()
-	live := c.live()
+	return c.electAmong(c.live(), c.live(), ids, gone)
+}
+
+// electAmong is electWithout with the nodes of ticking ticking and those of live agreeing.
+func (c *testCluster) electAmong(ticking, live []*node, ids []GroupID, gone uint64) (ticks uint64, stop func()) {
+	c.t.Helper()
 	before := live[0].host.Stats().Ticks
-	stop = c.tickEvery(10 * time.Millisecond)
+	stop = c.tickNodes(10*time.Millisecond, ticking)
 	for _, id := range ids {
 		waitFor(c.t, fmt.Sprintf("group %d to elect a leader other than %d", id, gone), func() bool {
 			l := c.agreedLeader(id, live...)

@@ -33,6 +33,10 @@ type Config struct {
 
 	// DisableQuiesce keeps every group ticking (to measure what quiescence saves).
 	DisableQuiesce bool
+	// PeerTimeoutTick is how many ticks in a row a peer may go without sending this node
+	// anything before the Host treats it as down, until it is heard again (liveness.go).
+	// Default ElectionTick; negative: never (only NodeDown). Pings are sent either way.
+	PeerTimeoutTick int
 
 	// Client sends batches to peers. Default: an http.Client with keep-alive and Timeout
 	// SendTimeout.
@@ -58,6 +62,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ElectionTick <= 0 {
 		c.ElectionTick = 10
+	}
+	if c.PeerTimeoutTick == 0 {
+		c.PeerTimeoutTick = c.ElectionTick
 	}
 	if c.HeartbeatTick <= 0 {
 		c.HeartbeatTick = 1
@@ -117,6 +124,9 @@ type Host struct {
 	spare   []inbound
 	pending []func()
 
+	live    liveness    // peers' liveness (liveness.go)
+	leaders leaderTable // published leaders, read by Leader (leader.go)
+
 	stats counters
 
 	// fetches counts the snapshot fetches running (snapshot.go); Close waits for them.
@@ -139,6 +149,9 @@ type group struct {
 	// fetching: a snapshot's files are being fetched (snapshot.go); other MsgSnaps are
 	// dropped until it ends.
 	fetching bool
+
+	// leader is lead as published in Host.leaders (leader.go); stored by the loop.
+	leader *atomic.Uint64
 }
 
 // NewHost starts a Host's loop. Close stops it.
@@ -178,6 +191,7 @@ func (h *Host) Close() error {
 	h.mu.Unlock()
 	close(h.stop)
 	<-h.done
+	h.leaders.reset()
 	h.tr.close()
 	h.fetches.Wait()
 	return nil
@@ -288,6 +302,7 @@ func (h *Host) AddGroup(id GroupID, peers []uint64, sm StateMachine, opts GroupO
 			}
 		}
 		g := &group{id: id, rn: rn, sm: sm, lead: rn.BasicStatus().Lead}
+		g.leader = h.leaders.add(id, g.lead)
 		h.groups[id] = g
 		h.markDirty(g)
 		return nil
@@ -301,6 +316,7 @@ func (h *Host) RemoveGroup(id GroupID) error {
 			return fmt.Errorf("%w: %d", ErrUnknownGroup, id)
 		}
 		delete(h.groups, id)
+		h.leaders.remove(id)
 		return nil
 	})
 }
@@ -379,15 +395,9 @@ func (h *Host) Status(id GroupID) (raft.Status, error) {
 }
 
 // Leader is the node this node believes leads group id, or 0 when it knows none, does
-// not drive the group, or is closed.
-func (h *Host) Leader(id GroupID) uint64 {
-	var lead uint64
-	_ = h.withGroup(context.Background(), id, func(g *group) error {
-		lead = g.rn.BasicStatus().Lead
-		return nil
-	})
-	return lead
-}
+// not drive the group, the group failed, or the Host is closed. It reads the value the
+// loop last published (leader.go), without waiting for the loop.
+func (h *Host) Leader(id GroupID) uint64 { return h.leaders.get(id) }
 
 // Quiesced reports whether group id is quiesced on this node.
 func (h *Host) Quiesced(id GroupID) (bool, error) {
@@ -401,34 +411,32 @@ func (h *Host) Quiesced(id GroupID) (bool, error) {
 
 // NodeDown tells the Host that node id is down (its membership lease expired): every
 // quiesced group it leads wakes, so that its followers elect a new leader, and leaders
-// here stop waiting for it before they quiesce.
+// here stop waiting for it before they quiesce. The Host also finds a silent peer down by
+// itself; liveness.go says how the two combine.
 func (h *Host) NodeDown(id uint64) {
 	_ = h.enqueue(func() {
 		h.down[id] = true
-		for _, g := range h.groups {
-			if g.quiesced && g.lead == id {
-				h.wakeGroup(g)
-			}
-		}
+		h.wakeLedBy(id, 0)
 	})
 }
 
 // NodeUp tells the Host that node id is up again: every quiesced group this node leads
 // wakes, so that a leader that quiesced without id catches it up (a group with nothing to
-// catch up quiesces again at its next tick).
+// catch up quiesces again at its next tick). A peer that is silent stays treated as down
+// until it is heard (liveness.go).
 func (h *Host) NodeUp(id uint64) {
 	_ = h.enqueue(func() {
 		delete(h.down, id)
-		for _, g := range h.groups {
-			if g.quiesced && g.lead == h.cfg.NodeID {
-				h.wakeGroup(g)
-			}
-		}
+		h.wakeLedBy(h.cfg.NodeID, 0)
 	})
 }
 
 // SetPeer sets the address (host:port) node id is reached at; it replaces an earlier one.
-func (h *Host) SetPeer(id uint64, addr string) { h.tr.setPeer(id, addr) }
+// From then on the Host pings it and watches its liveness (liveness.go).
+func (h *Host) SetPeer(id uint64, addr string) {
+	h.live.add(id)
+	h.tr.setPeer(id, addr)
+}
 
 // Receive decodes a batch a peer POSTed and hands its messages to the loop; it returns
 // before they are stepped. A malformed batch is refused whole (ErrBadBatch); a message for
@@ -439,6 +447,7 @@ func (h *Host) Receive(body []byte) error {
 		return err
 	}
 	h.stats.received.Add(uint64(len(msgs)))
+	msgs = h.heardFrom(msgs)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -531,6 +540,7 @@ func (h *Host) step(in *inbound) {
 // tick ticks every group that is not quiesced.
 func (h *Host) tick() {
 	h.stats.ticks.Add(1)
+	h.tickLiveness()
 	for _, g := range h.groups {
 		if g.quiesced || g.err != nil {
 			continue
@@ -588,6 +598,7 @@ func (h *Host) handleReady(g *group) {
 	}
 	if rd.SoftState != nil && rd.SoftState.Lead != g.lead {
 		g.lead = rd.SoftState.Lead
+		g.leader.Store(g.lead)
 		h.wakeGroup(g)
 	}
 	for _, m := range rd.Messages {
@@ -644,6 +655,7 @@ func (h *Host) applyConfChanges(g *group, committed []*raftpb.Entry) error {
 // Ready being handled is sent.
 func (h *Host) fail(g *group, what string, err error) {
 	g.err = fmt.Errorf("%s: %w", what, err)
+	g.leader.Store(0)
 	h.log.Error("multiraft: group stopped", "group", uint64(g.id), "err", g.err)
 }
 
@@ -654,7 +666,7 @@ type Stats struct {
 	Posts            uint64 // POSTs to peers that completed (any status)
 	PostErrors       uint64 // POSTs that failed or were refused by the peer
 	BytesSent        uint64 // bodies of the POSTs that completed
-	MessagesSent     uint64 // messages (and quiesce records) handed to a sender
+	MessagesSent     uint64 // messages (and quiesce and ping records) handed to a sender
 	MessagesDropped  uint64 // messages dropped: no address, queue full, or a failed POST
 	MessagesReceived uint64 // records decoded by Receive
 	InboxDropped     uint64 // records Receive dropped because the loop was behind
@@ -662,13 +674,18 @@ type Stats struct {
 	Misrouted        uint64 // messages addressed to another node
 	StepErrors       uint64 // messages raft refused to step
 	SnapshotsDropped uint64 // MsgSnaps dropped: a fetch for the group running, or failed
+	PingsSent        uint64 // ping records queued for peers (liveness.go)
+	PingsReceived    uint64 // ping records decoded by Receive (also in MessagesReceived)
+	PeersSilent      uint64 // times a peer was found silent for PeerTimeoutTick ticks
+	PeersHeardAgain  uint64 // times a silent peer was heard again
 }
 
 // counters are the Host's statistics: written by the loop, Receive and the senders,
 // read by Stats; atomics, no ordering between them.
 type counters struct {
 	iterations, ticks, posts, postErrors, bytesSent, sent, dropped, received, inboxDropped,
-	unknownGroup, misrouted, stepErrors, snapDropped atomic.Uint64
+	unknownGroup, misrouted, stepErrors, snapDropped, pingsSent, pingsReceived, peersSilent,
+	peersHeardAgain atomic.Uint64
 }
 
 // Stats returns the Host's counters.
@@ -688,5 +705,9 @@ func (h *Host) Stats() Stats {
 		Misrouted:        c.misrouted.Load(),
 		StepErrors:       c.stepErrors.Load(),
 		SnapshotsDropped: c.snapDropped.Load(),
+		PingsSent:        c.pingsSent.Load(),
+		PingsReceived:    c.pingsReceived.Load(),
+		PeersSilent:      c.peersSilent.Load(),
+		PeersHeardAgain:  c.peersHeardAgain.Load(),
 	}
 }

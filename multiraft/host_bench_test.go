@@ -23,12 +23,17 @@ func cpuTime(b *testing.B) time.Duration {
 // real 100 ms ticks, nothing proposed. One op is one second of wall time; cpu-ms/s is the
 // process's CPU time (getrusage) per second over all three nodes, posts/s the POSTs and
 // the MB/s column the bytes of Raft traffic between them. "quiesced" waits until every
-// group is quiesced everywhere before measuring; "ticking" has quiescence disabled.
+// group is quiesced everywhere before measuring; "ticking" has quiescence disabled;
+// "quiesced/groups=0" is three connected Hosts with no group: their tickers and the
+// liveness pings (liveness.go), the floor under "quiesced".
 //
 //	go test -run '^$' -bench BenchmarkIdleGroups -benchtime 5x ./multiraft
 func BenchmarkIdleGroups(b *testing.B) {
-	const groups = 1000
-	for _, quiesce := range []bool{true, false} {
+	for _, bc := range []struct {
+		quiesce bool
+		groups  int
+	}{{true, 1000}, {false, 1000}, {true, 0}} {
+		quiesce, groups := bc.quiesce, bc.groups
 		name := "quiesced"
 		if !quiesce {
 			name = "ticking"

@@ -167,25 +167,37 @@ func allQuiesced(t testing.TB, ids []GroupID, on ...*node) bool {
 	return true
 }
 
+// receivedTotal is the raft messages and quiesce records the nodes received (not pings).
 func receivedTotal(on ...*node) uint64 {
 	var n uint64
 	for _, nd := range on {
-		n += nd.host.Stats().MessagesReceived
+		s := nd.host.Stats()
+		n += s.MessagesReceived - s.PingsReceived
 	}
 	return n
 }
 
+// sentTotal is the raft messages and quiesce records the nodes sent (not pings).
 func sentTotal(on ...*node) uint64 {
 	var n uint64
 	for _, nd := range on {
-		n += nd.host.Stats().MessagesSent
+		s := nd.host.Stats()
+		n += s.MessagesSent - s.PingsSent
+	}
+	return n
+}
+
+func pingsSent(on ...*node) uint64 {
+	var n uint64
+	for _, nd := range on {
+		n += nd.host.Stats().PingsSent
 	}
 	return n
 }
 
 // TestQuiesceAndWake: idle groups quiesce on every replica and then exchange no message
-// however many ticks pass; a proposal wakes its group, is applied everywhere, and the
-// group quiesces again.
+// however many ticks pass, only one ping per peer per tick; a proposal wakes its group, is
+// applied everywhere, and the group quiesces again.
 func TestQuiesceAndWake(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	stop := c.tickEvery(10 * time.Millisecond)
@@ -200,11 +212,17 @@ func TestQuiesceAndWake(t *testing.T) {
 		c.tickAll()
 		return sentTotal(c.nodes...) == sent && receivedTotal(c.nodes...) == sent
 	})
+	c.flushed()
+	pings := pingsSent(c.nodes...)
 	for range 5 * 10 {
 		c.tickAll()
 	}
+	c.flushed()
 	// The ticks were taken by the loops (tickAll waits for each); any heartbeat they
 	// caused would have been queued in the same iteration.
+	if got, want := pingsSent(c.nodes...)-pings, uint64(5*10*3*2); got != want {
+		t.Errorf("50 ticks of three nodes sent %d pings, want %d (one per peer per tick)", got, want)
+	}
 	if got := sentTotal(c.nodes...); got != sent {
 		for _, nd := range c.nodes {
 			t.Logf("node %d: %+v", nd.id, nd.host.Stats())
@@ -254,9 +272,10 @@ func TestQuiescedFollowerWakesOnProposal(t *testing.T) {
 }
 
 // TestNodeDownWakesQuiesced: when the leader of quiesced groups stops, its followers do
-// not notice (they do not tick) until NodeDown names it; then they elect a new leader.
+// not notice (they do not tick), with silence detection off, until NodeDown names it; then
+// they elect a new leader.
 func TestNodeDownWakesQuiesced(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.PeerTimeoutTick = -1 })
 	stop := c.tickEvery(10 * time.Millisecond)
 	ids := c.addGroups(6, func(GroupID) uint64 { return 1 })
 	c.leadAll(ids, 1)

@@ -23,8 +23,8 @@ import (
 //
 // A group wakes (ticks again) on: a proposal, conf change, campaign or transfer submitted
 // to it; any message stepped or sent other than a heartbeat or heartbeat response; a
-// change of leader; NodeDown of its leader; NodeUp of any node, for the groups this node
-// leads.
+// change of leader; NodeDown of its leader, or its leader found silent (liveness.go);
+// NodeUp of any node, or a silent node heard again, for the groups this node leads.
 //
 // Safety does not depend on quiescence, which only withholds ticks: raft's state and
 // messages are untouched. Liveness rests on the wake rules:
@@ -32,8 +32,9 @@ import (
 //     sends MsgPreVote; the leader and the other followers wake on it (not a heartbeat),
 //     reject it while their lease holds (CheckQuorum), and the leader's heartbeats settle
 //     the follower; the group quiesces again at a later tick;
-//   - a quiesced follower whose leader died learns it from NodeDown (the caller's
-//     membership, e.g. etcd leases) and elects after an election timeout;
+//   - a quiesced follower whose leader died learns it from the leader's silence
+//     (liveness.go: after PeerTimeoutTick ticks, with its election clock fast-forwarded)
+//     or from NodeDown (the caller's membership, e.g. etcd leases), and elects;
 //   - a follower that restarts is not quiesced and, through the same pre-vote, wakes its
 //     leader, which then catches it up.
 // A quiesced leader's CheckQuorum is not evaluated (it does not tick), which is the point:
@@ -72,7 +73,7 @@ func (h *Host) canQuiesce(g *group) bool {
 	ok := true
 	self := h.cfg.NodeID
 	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-		if id == self || h.down[id] {
+		if id == self || h.isDown(id) {
 			return
 		}
 		if pr.State != tracker.StateReplicate || pr.Match != last {

@@ -29,6 +29,8 @@ type transport struct {
 
 	// out is the loop's per-peer buffer of the current iteration; owned by the loop.
 	out map[uint64]*outbox
+	// pingDue is set by a tick: flush queues pings first (liveness.go). Loop only.
+	pingDue bool
 
 	// mu guards peers (written by SetPeer and close, read by the loop in flush).
 	mu     sync.Mutex
@@ -159,6 +161,10 @@ func (t *transport) queueQuiesce(g GroupID, q quiesce) {
 // flush hands every peer's batch of this iteration to its sender, as much of it as the
 // peer's queue has room for; the rest is dropped. Loop only.
 func (t *transport) flush() {
+	if t.pingDue {
+		t.pingDue = false
+		t.queuePings()
+	}
 	for to, o := range t.out {
 		if len(o.recs) == 0 {
 			continue

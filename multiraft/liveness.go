@@ -1,0 +1,183 @@
+package multiraft
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Node liveness: coalesced per node, not per group. A quiesced group does not tick, so a
+// follower whose leader dies would never notice by itself; instead the Host watches each
+// peer as a whole, whatever the number of groups.
+//
+// Sending. At every tick, every peer SetPeer named whose batch of that loop iteration is
+// empty gets a ping record (format.go, kindPing: 13 + 8 bytes); a peer that is sent raft
+// messages or quiesce records in that iteration gets no ping, since any record says as
+// much. So each peer hears from this node at least once per tick, in at most one POST.
+//
+// Hearing. Receive marks the sender of every record of a batch as heard (pings are then
+// dropped: they never reach the loop). At each tick the loop looks at every peer: heard
+// since the last tick resets its count of silent ticks; otherwise the count grows, and at
+// Config.PeerTimeoutTick (default ElectionTick: the election timeout) the peer is treated
+// as down until it is heard again. A peer stopped with SIGSTOP, killed, cut off, or whose
+// sends all fail, is silent alike.
+//
+// Treated as down, a silent peer has the effects of NodeDown: every quiesced group it
+// leads here wakes, leaders here stop waiting for it before they quiesce (canQuiesce), and
+// in addition the woken groups are ticked PeerTimeoutTick times at once. That is the
+// election clock the group would have had: it quiesced on a record from that leader, so
+// it missed at least those ticks, and no heartbeat of the leader can have arrived in them
+// (nothing at all did). So the follower's CheckQuorum lease has run out like the other
+// followers', and it (pre-)campaigns after the rest of its randomized election timeout,
+// instead of a whole timeout after the peer timeout. Heard again, the peer has the effects
+// of NodeUp: every quiesced group this node leads wakes, to catch it up.
+//
+// Two sources. NodeDown and NodeUp (the caller's membership, e.g. etcd leases) and silence
+// are kept apart: a peer is treated as down while either says so (h.down, l.silent), and
+// each source's change to down wakes the groups the peer leads, each change to up the
+// groups this node leads (a group with nothing to catch up quiesces again at its next
+// tick). So membership can only hasten the verdict, never veto silence, and a node
+// membership still lists is treated as down while it is silent. Only silence fast-forwards
+// election clocks: a membership lease can expire on a node that still talks.
+//
+// Safety does not depend on any of this (ticks and wakes only drive raft's timers); PreVote
+// and CheckQuorum keep a wrongly suspected leader in place: its followers' pre-votes are
+// refused by every follower still in its lease, and they wake the leader, whose next
+// heartbeats settle them.
+
+// peerLiveness is what a Host knows of whether one peer is alive.
+type peerLiveness struct {
+	id uint64
+	// heard is set by Receive when a batch holds any record from the peer and cleared by
+	// the loop at each tick; atomic, no other ordering needed.
+	heard atomic.Bool
+	// silent counts the ticks in a row at which heard was clear. Loop only.
+	silent int
+}
+
+// liveness is the Host's view of its peers' liveness.
+type liveness struct {
+	// mu guards peers: written by SetPeer, read by Receive and the loop.
+	mu    sync.RWMutex
+	peers map[uint64]*peerLiveness
+
+	// silent holds the peers treated as down for their silence. Loop only.
+	silent map[uint64]bool
+	// heardAgain and wentSilent are the loop's scratch for one tick.
+	heardAgain, wentSilent []uint64
+}
+
+// add starts watching node id (idempotent).
+func (l *liveness) add(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.peers == nil {
+		l.peers = make(map[uint64]*peerLiveness)
+	}
+	if l.peers[id] == nil {
+		l.peers[id] = &peerLiveness{id: id}
+	}
+}
+
+// heardFrom marks the sender of every record of recs as heard, and returns recs without
+// the ping records, which are for liveness only. Called by Receive.
+func (h *Host) heardFrom(recs []inbound) []inbound {
+	l := &h.live
+	var last uint64
+	n := 0
+	l.mu.RLock()
+	for i := range recs {
+		if from := recs[i].from(); from != last {
+			last = from
+			if p := l.peers[from]; p != nil {
+				p.heard.Store(true)
+			}
+		}
+		if recs[i].ping {
+			h.stats.pingsReceived.Add(1)
+			continue
+		}
+		recs[n] = recs[i]
+		n++
+	}
+	l.mu.RUnlock()
+	clear(recs[n:])
+	return recs[:n]
+}
+
+// tickLiveness runs at the start of every tick: it has pings queued at this iteration's
+// flush, and moves each peer between heard and silent. Loop only.
+func (h *Host) tickLiveness() {
+	h.tr.pingDue = true
+	timeout := h.cfg.PeerTimeoutTick
+	if timeout < 0 {
+		return
+	}
+	l := &h.live
+	if l.silent == nil {
+		l.silent = make(map[uint64]bool)
+	}
+	l.heardAgain, l.wentSilent = l.heardAgain[:0], l.wentSilent[:0]
+	l.mu.RLock()
+	for id, p := range l.peers {
+		if p.heard.Swap(false) {
+			p.silent = 0
+			if l.silent[id] {
+				l.heardAgain = append(l.heardAgain, id)
+			}
+			continue
+		}
+		p.silent++
+		if p.silent >= timeout && !l.silent[id] {
+			l.wentSilent = append(l.wentSilent, id)
+		}
+	}
+	l.mu.RUnlock()
+	for _, id := range l.heardAgain {
+		delete(l.silent, id)
+		h.stats.peersHeardAgain.Add(1)
+		h.log.Info("multiraft: peer heard again", "peer", id)
+		h.wakeLedBy(h.cfg.NodeID, 0)
+	}
+	for _, id := range l.wentSilent {
+		l.silent[id] = true
+		h.stats.peersSilent.Add(1)
+		h.log.Info("multiraft: peer silent, treated as down", "peer", id, "ticks", timeout)
+		h.wakeLedBy(id, timeout)
+	}
+}
+
+// wakeLedBy wakes every quiesced group led by node lead, and ticks each of them ticks times
+// (the fast-forward of a silent leader's followers; see above). Loop only.
+func (h *Host) wakeLedBy(lead uint64, ticks int) {
+	for _, g := range h.groups {
+		if !g.quiesced || g.lead != lead || g.err != nil {
+			continue
+		}
+		h.wakeGroup(g)
+		for range ticks {
+			g.rn.Tick()
+		}
+		h.markDirty(g)
+	}
+}
+
+// isDown reports whether node id is treated as down: by NodeDown or for its silence.
+// Loop only.
+func (h *Host) isDown(id uint64) bool { return h.down[id] || h.live.silent[id] }
+
+// queuePings adds a ping to this iteration's batch of every peer whose batch is empty.
+// Loop only (flush, when a tick asked for it).
+func (t *transport) queuePings() {
+	self := t.h.cfg.NodeID
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range t.peers {
+		o := t.outboxFor(id)
+		if len(o.recs) > 0 {
+			continue
+		}
+		o.buf = appendPing(o.buf, self)
+		o.recs = append(o.recs, record{end: len(o.buf)})
+		t.h.stats.pingsSent.Add(1)
+	}
+}
