@@ -49,6 +49,11 @@ type ProducerConfig struct {
 	// MaxAggregateBytes caps the data of one aggregated record; 0 or more than the stream's
 	// maximum record size (1 MiB by default) means that maximum.
 	MaxAggregateBytes int
+	// EndpointOnly sends every record to the client's endpoint. By default, in cluster mode,
+	// each shard's records go straight to the node leading the shard (see the package
+	// documentation, Cluster); set it when the client can reach only its endpoint, which then
+	// forwards the records of shards it does not lead.
+	EndpointOnly bool
 }
 
 // Outcome is what became of a record: where it was appended, or the error that ended its
@@ -274,7 +279,10 @@ func (c *Client) NewProducer(ctx context.Context, stream string, cfg ProducerCon
 	}
 	// Without leaders (a single node, or a server that does not know the request) every
 	// record goes to the client's endpoint.
-	lead, _ := c.ShardLeaders(ctx, stream)
+	var lead map[uint32]string
+	if !cfg.EndpointOnly {
+		lead, _ = c.ShardLeaders(ctx, stream)
+	}
 	p := &Producer{c: c, stream: stream, cfg: cfg, maxData: orInt(sum.MaxRecordKiB, 1024) << 10,
 		wake: make(chan struct{}, 1), routes: newRoutes(shards), refreshed: time.Now(),
 		shards: map[uint32]*shardState{}, epochs: []epoch{{}}}

@@ -83,7 +83,7 @@ func (p *Producer) followLeadersLocked(dest string, err error, now time.Time) {
 // refreshLeadersLocked asks for the shards' leaders in the background, unless a request for
 // them is running. p.mu must be held.
 func (p *Producer) refreshLeadersLocked(now time.Time) {
-	if p.leaders.refreshing || p.stopping {
+	if p.leaders.refreshing || p.stopping || p.cfg.EndpointOnly {
 		return
 	}
 	p.leaders.refreshing, p.leaders.at = true, now
