@@ -7,6 +7,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,5 +150,38 @@ func TestProducerSendsToLeaders(t *testing.T) {
 	b.restart(t)
 	if got := countRecords(t, b.client(t, Config{}), "s", 0); got != first[0] {
 		t.Fatalf("B holds %d records in shard 0, want the first round's %d", got, first[0])
+	}
+}
+
+// TestNodeClient: the client of another node shares the client's credentials and signs for
+// its own host (a verifying server takes its requests), is made once per address, is the
+// client itself for its own host, and is closed with the client.
+func TestNodeClient(t *testing.T) {
+	a, b := verifyingServer(t), verifyingServer(t)
+	ctx := testCtx(t, 30*time.Second)
+	c, err := New(Config{Endpoint: a, Region: "us-east-1", Credentials: &Credentials{AccessKeyID: "AKIDCLIENT", SecretAccessKey: "client-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.node(strings.TrimPrefix(a, "http://")) != c || c.node("") != c {
+		t.Fatal("the client of the endpoint's own address is not the client itself")
+	}
+	hostB := strings.TrimPrefix(b, "http://")
+	n := c.node(hostB)
+	if n == c || n.host != hostB || c.node(hostB) != n {
+		t.Fatalf("node client of %s: host %q, made again: %v", hostB, n.host, c.node(hostB) != n)
+	}
+	if err := n.CreateStream(ctx, "s", 1); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := n.PutRecords(ctx, "s", []PutEntry{{Key: "k", Data: []byte("to b")}}); err != nil || res[0].Err != nil {
+		t.Fatalf("put through the node client: %v %+v", err, res)
+	}
+	if _, err := c.DescribeStreamSummary(ctx, "s"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the stream made through the node client is on the endpoint too: %v", err)
+	}
+	c.Close()
+	if _, err := n.PutRecords(ctx, "s", []PutEntry{{Key: "k", Data: []byte("late")}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("put through the node client of a closed client: %v, want ErrClosed", err)
 	}
 }
