@@ -173,8 +173,8 @@ func TestClusterProducerRoutesToLeaders(t *testing.T) {
 
 	// The figure: records a second through the leaders and through the endpoint alone, in
 	// turns, on the same cluster.
-	const figureRecords = 20000
-	for turn := 1; turn <= 2; turn++ {
+	const figureRecords = 50000
+	for turn := 1; turn <= 3; turn++ {
 		routed, fwRouted := producerRate(t, ctx, c, nodes, name, client.ProducerConfig{}, figureRecords)
 		via, fwVia := producerRate(t, ctx, c, nodes, name, client.ProducerConfig{EndpointOnly: true}, figureRecords)
 		t.Logf("turn %d, %d records of 100 B: to the leaders %.0f records/s (%d forwarded); through node %d alone %.0f records/s (%d forwarded)",
