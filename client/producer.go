@@ -474,7 +474,8 @@ func (p *Producer) addToBatchLocked(r *rec, now time.Time) {
 }
 
 // openIndexLocked returns the index in p.open of the batch being filled for dest, or -1.
-// There is one per destination at most: a few, so a scan beats a map. p.mu must be held.
+// There is one per destination at most (the nodes leading shards and the endpoint): a few,
+// scanned. p.mu must be held.
 func (p *Producer) openIndexLocked(dest string) int {
 	for i, b := range p.open {
 		if b.dest == dest {
