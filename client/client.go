@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,12 @@ type Client struct {
 	log    *slog.Logger
 	signer *sigv4.Signer // nil: requests go unsigned
 	closed atomic.Bool
+
+	// nodes are the clients of other nodes of a cluster, by host:port (leaders.go), made on
+	// first use and closed with this one. nodesMu guards nodes; the sub-clients themselves
+	// are safe for concurrent use. A sub-client's own nodes map stays nil.
+	nodesMu sync.Mutex
+	nodes   map[string]*Client
 }
 
 // New returns a client for cfg.Endpoint. It does not connect until the first request.
@@ -109,11 +116,17 @@ func New(cfg Config) (*Client, error) {
 				SessionToken: creds.SessionToken}, region, "kinesis")
 		}
 	}
+	c.hc = newHostClient(&cfg, host, c.tls)
+	return c, nil
+}
+
+// newHostClient returns the connection pool of a client of host.
+func newHostClient(cfg *Config, host string, isTLS bool) *fasthttp.HostClient {
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	c.hc = &fasthttp.HostClient{
+	return &fasthttp.HostClient{
 		Addr:                host,
 		Name:                "sluice-go",
-		IsTLS:               c.tls,
+		IsTLS:               isTLS,
 		TLSConfig:           cfg.TLSConfig,
 		MaxConns:            cfg.MaxConns,
 		MaxIdleConnDuration: cfg.IdleTimeout,
@@ -129,7 +142,6 @@ func New(cfg Config) (*Client, error) {
 			return dialer.Dial("tcp", addr)
 		},
 	}
-	return c, nil
 }
 
 func orInt(v, d int) int {
@@ -146,11 +158,17 @@ func orDur(v, d time.Duration) time.Duration {
 	return v
 }
 
-// Close closes the client's idle connections; requests still running finish. A closed
-// client refuses new requests with ErrClosed.
+// Close closes the client's idle connections, and those of the clients of the other nodes
+// of a cluster it made; requests still running finish. A closed client refuses new requests
+// with ErrClosed.
 func (c *Client) Close() error {
 	c.closed.Store(true)
 	c.hc.CloseIdleConnections()
+	c.nodesMu.Lock()
+	defer c.nodesMu.Unlock()
+	for _, n := range c.nodes {
+		n.Close()
+	}
 	return nil
 }
 

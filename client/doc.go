@@ -6,7 +6,8 @@
 // fasthttp's client; records travel in the native protocol (docs/PROTOCOL.md, codec in
 // server/wire), whose get answers carry the segment's own frames, CRC-checked here.
 //
-// What it owns: connections to one server, batching, retries, per-key ordering, lineage and
+// What it owns: connections to one server (and, for a Producer in cluster mode, to the
+// nodes leading its shards), batching, retries, per-key ordering, lineage and
 // checkpoints as a consumer sees them, the conversion of sequence numbers between their
 // (shard, position) and 56-digit Kinesis forms. What it does not own: anything on the
 // server's side (it imports server/wire, whose frames package frame decodes, and shardmap;
@@ -52,6 +53,23 @@
 // the first failure). When Close's context ends first, the records not in flight fail with
 // an error wrapping ErrClosed; requests in flight still complete, so every record gets a
 // true outcome before Close returns.
+//
+// # Cluster
+//
+// Against a cluster (docs/CLUSTER.md) any node takes any record and forwards those of shards
+// it does not lead: a hop. A Producer skips it: it asks its endpoint which node leads each
+// shard (Client.ShardLeaders, the native leaders request) and keeps one open batch per
+// destination, each shard's records going to its leader through a client of that node made
+// on first use (same configuration, scheme and credentials; requests signed for that node's
+// host; closed with the Client). A shard with no known leader, or led by the endpoint
+// itself, goes to the endpoint. The leaders are asked again with every shard map refresh
+// and every 2 s while the producer sends, to follow leader changes. A request to a leader
+// that fails on the way (connection refused or reset, a timeout) forgets that leader for 2
+// s (ProducerStats.LeaderFailures), asks for the leaders at once, and retries its records
+// through the endpoint without pausing the other sends; a stale leader costs a hop, never a
+// record, since every node forwards. On a single node the answer is empty and nothing
+// changes. ProducerConfig.EndpointOnly keeps every record on the endpoint, for a client that
+// can reach no other node.
 //
 // # Aggregation
 //

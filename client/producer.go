@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -48,6 +49,11 @@ type ProducerConfig struct {
 	// MaxAggregateBytes caps the data of one aggregated record; 0 or more than the stream's
 	// maximum record size (1 MiB by default) means that maximum.
 	MaxAggregateBytes int
+	// EndpointOnly sends every record to the client's endpoint. By default, in cluster mode,
+	// each shard's records go straight to the node leading the shard (see the package
+	// documentation, Cluster); set it when the client can reach only its endpoint, which then
+	// forwards the records of shards it does not lead.
+	EndpointOnly bool
 }
 
 // Outcome is what became of a record: where it was appended, or the error that ended its
@@ -100,6 +106,9 @@ type ProducerStats struct {
 	Retries   uint64 // record attempts refused and retried
 	Throttled uint64 // record attempts refused with ProvisionedThroughputExceeded
 	Refreshes uint64 // shard map refreshes
+	// LeaderFailures counts the requests to a shard's leader (in cluster mode) that failed on
+	// the way: the leader was forgotten, its records sent through the client's endpoint.
+	LeaderFailures uint64
 	// Aggregates counts the aggregated records sent (with ProducerConfig.Aggregate), and
 	// Rerouted those appended to another shard than the one their records were grouped for:
 	// their records were aggregated again, for the shard the refreshed map gives them.
@@ -142,8 +151,9 @@ type Producer struct {
 	stopping   bool      // the goroutines exit once nothing is left
 	abandon    error     // Close's context ended: records not in flight fail with it
 	routes     routes
-	open       *batch   // the batch being filled, nil if none
+	open       []*batch // the batches being filled, one per destination at most
 	ready      []*batch // sealed batches waiting for a sender
+	leaders    leaders  // where each shard's records go (producer_leaders.go)
 	shards     map[uint32]*shardState
 	heldShards int // shards with held records
 	keys       map[string]*keyState
@@ -205,6 +215,7 @@ type batch struct {
 	recs     []*rec
 	bytes    int
 	deadline time.Time // when lingering ends
+	dest     string    // host:port of the node it goes to; "" for the client's endpoint
 }
 
 // shardState is the producer's view of one shard: its backoff after refusals and the
@@ -266,9 +277,16 @@ func (c *Client) NewProducer(ctx context.Context, stream string, cfg ProducerCon
 	if err != nil {
 		return nil, err
 	}
+	// Without leaders (a single node, or a server that does not know the request) every
+	// record goes to the client's endpoint.
+	var lead map[uint32]string
+	if !cfg.EndpointOnly {
+		lead, _ = c.ShardLeaders(ctx, stream)
+	}
 	p := &Producer{c: c, stream: stream, cfg: cfg, maxData: orInt(sum.MaxRecordKiB, 1024) << 10,
 		wake: make(chan struct{}, 1), routes: newRoutes(shards), refreshed: time.Now(),
 		shards: map[uint32]*shardState{}, epochs: []epoch{{}}}
+	p.leaders.set(lead, c.host, p.refreshed)
 	p.maxAgg = p.maxData
 	if cfg.MaxAggregateBytes > 0 {
 		p.maxAgg = min(cfg.MaxAggregateBytes, p.maxData)
@@ -430,22 +448,41 @@ func (p *Producer) shardLocked(id uint32) *shardState {
 	return sh
 }
 
-// addToBatchLocked appends r to the open batch, sealing it when full. p.mu must be held.
+// addToBatchLocked appends r to the open batch of its destination (its shard's leader, or
+// the client's endpoint), sealing that batch when full. p.mu must be held.
 func (p *Producer) addToBatchLocked(r *rec, now time.Time) {
 	size := len(r.key) + len(r.data)
-	if p.open != nil && p.open.bytes+size > p.cfg.MaxBatchBytes {
-		p.sealLocked()
+	dest := p.leaders.of(r.shard)
+	i := p.openIndexLocked(dest)
+	if i >= 0 && p.open[i].bytes+size > p.cfg.MaxBatchBytes {
+		p.sealOpenLocked(i)
+		i = -1
 	}
-	if p.open == nil {
-		p.open = p.newBatchLocked()
-		p.open.deadline = now.Add(p.cfg.Linger)
+	if i < 0 {
+		b := p.newBatchLocked()
+		b.deadline, b.dest = now.Add(p.cfg.Linger), dest
+		p.open = append(p.open, b)
+		i = len(p.open) - 1
 		p.ring()
 	}
-	p.open.recs = append(p.open.recs, r)
-	p.open.bytes += size
-	if len(p.open.recs) >= p.cfg.MaxBatchRecords || p.open.bytes >= p.cfg.MaxBatchBytes {
-		p.sealLocked()
+	b := p.open[i]
+	b.recs = append(b.recs, r)
+	b.bytes += size
+	if len(b.recs) >= p.cfg.MaxBatchRecords || b.bytes >= p.cfg.MaxBatchBytes {
+		p.sealOpenLocked(i)
 	}
+}
+
+// openIndexLocked returns the index in p.open of the batch being filled for dest, or -1.
+// There is one per destination at most (the nodes leading shards and the endpoint): a few,
+// scanned. p.mu must be held.
+func (p *Producer) openIndexLocked(dest string) int {
+	for i, b := range p.open {
+		if b.dest == dest {
+			return i
+		}
+	}
+	return -1
 }
 
 func (p *Producer) newBatchLocked() *batch {
@@ -457,13 +494,25 @@ func (p *Producer) newBatchLocked() *batch {
 	return &batch{recs: make([]*rec, 0, min(p.cfg.MaxBatchRecords, 64))}
 }
 
-// sealLocked hands the open batch to the senders. p.mu must be held.
+// sealLocked hands every open batch to the senders. p.mu must be held.
 func (p *Producer) sealLocked() {
-	if p.open == nil {
+	switch len(p.open) {
+	case 0:
 		return
+	case 1:
+		p.senders.Signal()
+	default:
+		p.senders.Broadcast()
 	}
-	p.ready = append(p.ready, p.open)
-	p.open = nil
+	p.ready = append(p.ready, p.open...)
+	clear(p.open)
+	p.open = p.open[:0]
+}
+
+// sealOpenLocked hands the open batch p.open[i] to the senders. p.mu must be held.
+func (p *Producer) sealOpenLocked(i int) {
+	p.ready = append(p.ready, p.open[i])
+	p.open = slices.Delete(p.open, i, i+1)
 	p.senders.Signal()
 }
 
@@ -535,16 +584,17 @@ func (p *Producer) tickLocked(now time.Time) time.Time {
 			}
 		}
 	}
-	if p.tickAggregatesLocked(now, soonest) && p.open != nil {
+	if p.tickAggregatesLocked(now, soonest) {
 		// An aggregate has lingered already: its batch does not linger again.
 		p.sealLocked()
 	}
-	if p.open != nil {
-		if p.flushing > 0 || !now.Before(p.open.deadline) {
-			p.sealLocked()
-		} else {
-			soonest(p.open.deadline)
+	for i := 0; i < len(p.open); {
+		if p.flushing > 0 || !now.Before(p.open[i].deadline) {
+			p.sealOpenLocked(i)
+			continue
 		}
+		soonest(p.open[i].deadline)
+		i++
 	}
 	return next
 }
@@ -585,13 +635,13 @@ func (p *Producer) sender() {
 			body = wire.AppendPutRecord(body, &pr)
 		}
 		wire.FinishPut(body, off, len(b.recs))
-		ans, err := p.c.put(context.Background(), body, len(b.recs), resp)
+		ans, err := p.c.node(b.dest).put(context.Background(), body, len(b.recs), resp)
 
 		p.mu.Lock()
 		done = p.handleLocked(b, ans, err, done[:0])
-		b.recs, b.bytes = b.recs[:0], 0
+		b.recs, b.bytes, b.dest = b.recs[:0], 0, ""
 		p.freeBatch = append(p.freeBatch, b)
-		if p.flushing > 0 && p.open != nil {
+		if p.flushing > 0 {
 			p.sealLocked()
 		}
 		p.mu.Unlock()
@@ -613,8 +663,15 @@ func (p *Producer) handleLocked(b *batch, ans wire.PutAnswer, err error, done []
 	for _, r := range b.recs {
 		r.attempts++
 	}
+	p.followLeadersLocked(b.dest, err, now)
 	if err != nil {
 		switch {
+		case b.dest != "" && errors.Is(err, errTransport):
+			// The leader is gone or unreachable: it is forgotten (followLeadersLocked), and
+			// the records go to the client's endpoint, which forwards them, with no pause.
+			for _, r := range b.recs {
+				p.retryLocked(r, err, now, &done)
+			}
 		case errors.Is(err, ErrNotFound):
 			// The stream is gone, or was deleted and created again: look again, and give
 			// up on the records after a few tries.
@@ -847,6 +904,7 @@ func (p *Producer) refreshLocked(now time.Time, urgent bool) {
 		}
 		p.reaggregateLocked(p.refreshed)
 	}()
+	p.refreshLeadersLocked(now)
 }
 
 // Stats returns the producer's counters.

@@ -152,11 +152,9 @@ func (p *Producer) failUnsentLocked() []*rec {
 		p.finishLocked(u, SeqNum{}, p.abandonError(u), now, &done)
 	}
 	p.rerouted = nil
-	batches := p.ready
-	if p.open != nil {
-		batches = append(batches, p.open)
-		p.open = nil
-	}
+	batches := append(p.ready, p.open...)
+	clear(p.open)
+	p.open = p.open[:0]
 	p.ready = nil
 	for _, b := range batches {
 		for _, r := range b.recs {

@@ -25,6 +25,7 @@ import (
 type testServer struct {
 	eng      *stream.Engine
 	srv      *server.Server
+	sopts    server.Options // what the server is made with
 	addr     string
 	puts     atomic.Int64 // POST /sluice/v1/put requests received
 	gets     atomic.Int64 // POST /sluice/v1/get requests received
@@ -36,6 +37,12 @@ type testServer struct {
 // startServer opens an engine in a temporary directory with opts (durability none unless
 // set) and serves it on 127.0.0.1.
 func startServer(t testing.TB, opts stream.Options) *testServer {
+	t.Helper()
+	return startServerWith(t, opts, server.Options{})
+}
+
+// startServerWith is startServer with the server's options.
+func startServerWith(t testing.TB, opts stream.Options, sopts server.Options) *testServer {
 	t.Helper()
 	opts.Dir = t.TempDir()
 	if opts.Durability == (segment.Durability{}) {
@@ -50,7 +57,7 @@ func startServer(t testing.TB, opts stream.Options) *testServer {
 		eng.Close()
 		t.Fatal(err)
 	}
-	ts := &testServer{eng: eng, addr: ln.Addr().String()}
+	ts := &testServer{eng: eng, addr: ln.Addr().String(), sopts: sopts}
 	ts.serve(ln)
 	t.Cleanup(func() {
 		ts.stop()
@@ -60,7 +67,7 @@ func startServer(t testing.TB, opts stream.Options) *testServer {
 }
 
 func (ts *testServer) serve(ln net.Listener) {
-	ts.srv, ts.served, ts.stopOnce = server.New(ts.eng, server.Options{}), make(chan struct{}), sync.Once{}
+	ts.srv, ts.served, ts.stopOnce = server.New(ts.eng, ts.sopts), make(chan struct{}), sync.Once{}
 	srv, served := ts.srv, ts.served
 	go func() {
 		srv.Serve(&countingListener{Listener: ln, ts: ts})

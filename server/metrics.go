@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -226,7 +227,10 @@ func (s *Server) authorizeMetrics(ctx *fasthttp.RequestCtx) error {
 
 func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(engineCollector{s.engine}); err != nil {
+	forwarded := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "forwarded_records_total",
+		Help: "Records this node forwarded to the node leading their shard, which took them (0 on a single node)."},
+		func() float64 { return float64(s.forwarded.Load()) })
+	if err := errors.Join(reg.Register(engineCollector{s.engine}), reg.Register(forwarded)); err != nil {
 		s.fail(ctx, toAPIError(err))
 		return
 	}

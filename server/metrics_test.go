@@ -207,6 +207,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"sluice_stream_subscribe_to_shard_event_records_total", append(orders, "consumer", "app"), 0},
 		{"sluice_stream_incoming_records_total", []string{"stream", "idle"}, 0},
 		{"sluice_stream_put_records_latency_seconds", []string{"stream", "idle"}, 0},
+		{"sluice_forwarded_records_total", nil, 0}, // a single node forwards nothing
 	} {
 		v, ok := sample(families, c.name, c.labels...)
 		if !ok || v != c.want {

@@ -189,6 +189,7 @@ func (s *Server) putForwarded(name string, entries []stream.PutEntry, res []stre
 				for j, i := range idx {
 					res[i] = out[j]
 				}
+				s.forwarded.Add(uint64(len(idx)))
 			}()
 		}
 		wg.Wait()

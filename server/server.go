@@ -109,6 +109,9 @@ type Server struct {
 
 	account *account.Account // the operations on AWS account settings (ops_aws.go)
 	peer    Peer             // Options.Peer: nil on a single node (peer.go)
+	// forwarded counts the records another node took from this one (putForwarded), for
+	// sluice_forwarded_records_total. Writers: the put handlers; reader: /metrics.
+	forwarded atomic.Uint64
 
 	audit     *audit.Writer // nil: no audit log (audit.go)
 	auditData bool          // data-plane calls are audited too

@@ -32,6 +32,7 @@ type clusterNode struct {
 	id   int
 	addr string
 	dir  string
+	args []string // more flags of sluice serve
 	cmd  *exec.Cmd
 
 	mu      sync.Mutex
@@ -45,7 +46,7 @@ func (n *clusterNode) base() string { return "http://" + n.addr }
 // startNode starts (or restarts, on the same address and directory) node n against etcd.
 func startNode(t *testing.T, n *clusterNode, etcd string) {
 	t.Helper()
-	n.cmd = sluiceCmd("serve", "--node-id", strconv.Itoa(n.id), "--cluster-etcd", etcd, "--addr", n.addr, "--data-dir", n.dir)
+	n.cmd = sluiceCmd(append([]string{"serve", "--node-id", strconv.Itoa(n.id), "--cluster-etcd", etcd, "--addr", n.addr, "--data-dir", n.dir}, n.args...)...)
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +149,11 @@ func (n *clusterNode) leads() []string {
 // startCluster starts a real etcd and three nodes, and creates stream name with shards
 // shards through node 1, active on every node.
 func startCluster(t *testing.T, name string, shards int) (string, []*clusterNode) {
+	return startClusterArgs(t, name, shards)
+}
+
+// startClusterArgs is startCluster with more flags for every node's sluice serve.
+func startClusterArgs(t *testing.T, name string, shards int, args ...string) (string, []*clusterNode) {
 	etcd := etcdtest.Start(t, etcdtest.Embedded).Endpoints()[0]
 	var nodes []*clusterNode
 	for i := 1; i <= 3; i++ {
@@ -155,7 +161,7 @@ func startCluster(t *testing.T, name string, shards int) (string, []*clusterNode
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &clusterNode{id: i, addr: addr, dir: t.TempDir()}
+		n := &clusterNode{id: i, addr: addr, dir: t.TempDir(), args: args}
 		startNode(t, n, etcd)
 		nodes = append(nodes, n)
 	}

@@ -367,3 +367,7 @@ func reload(cfg serveConfig, verifier *server.SigV4Verifier, logger *slog.Logger
 		}
 	}
 }
+
+// A node's Replication answers the native leaders request, through which the Go client sends
+// each shard's records straight to its leader.
+var _ server.LeaderLocator = (*cluster.Replication)(nil)
