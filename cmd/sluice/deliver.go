@@ -31,6 +31,7 @@ func runDeliver(args []string, stdout, stderr io.Writer) int {
 	s3Endpoint := fs.String("s3-endpoint", "", "`URL` of an S3-compatible service, reached with path-style requests; default: AWS's S3 in AWS_REGION")
 	checkpoint := fs.String("checkpoint", "", "`file` keeping the progress; default: the config file's path + .checkpoint")
 	startAt := fs.String("starting-position", "LATEST", "where a shard without a checkpoint starts: LATEST (as Firehose) or TRIM_HORIZON")
+	prof := fs.String("profile", "", profileUsage)
 	withDescription(fs, `
 Reads every shard of the configured stream (children after their parents, KPL records
 de-aggregated) and stores its records as objects, as a Firehose delivery stream with a
@@ -50,6 +51,11 @@ stops.`)
 		fmt.Fprintf(stderr, "sluice deliver: "+format+"\n", a...)
 		return exitUsage
 	}
+	stopProfile, ok := startProfile("deliver", *prof, stderr)
+	if !ok {
+		return exitUsage
+	}
+	defer stopProfile()
 	if *configFile == "" {
 		return usageErr("--config is required")
 	}
