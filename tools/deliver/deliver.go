@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/kpl"
 )
 
@@ -37,6 +38,9 @@ type Options struct {
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives retries and warnings; nil discards them.
 	Logger *slog.Logger
+
+	// checkpointFS writes the checkpoint file; nil means vfs.OS. Tests inject faults.
+	checkpointFS vfs.FS
 }
 
 // Stats counts what a delivery stored. Its fields only grow.
@@ -107,7 +111,10 @@ func New(c *client.Client, opts Options) (*Delivery, error) {
 	}
 	opts.RetryBackoff = orDuration(opts.RetryBackoff, time.Second)
 	opts.MaxRetryBackoff = max(orDuration(opts.MaxRetryBackoff, 30*time.Second), opts.RetryBackoff)
-	cp, err := openCheckpointer(opts.CheckpointFile, opts.Config.StreamARN, opts.Config.Name)
+	if opts.checkpointFS == nil {
+		opts.checkpointFS = vfs.OS
+	}
+	cp, err := openCheckpointer(opts.checkpointFS, opts.CheckpointFile, opts.Config.StreamARN, opts.Config.Name)
 	if err != nil {
 		return nil, err
 	}

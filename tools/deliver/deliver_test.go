@@ -7,9 +7,13 @@ package deliver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -17,6 +21,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +32,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/faultfs"
+	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/kpl"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
@@ -278,7 +286,7 @@ func TestDeliver(t *testing.T) {
 				return keys
 			}
 			keys := check()
-			cp, err := openCheckpointer(checkpoint, sum.ARN, "orders-to-s3")
+			cp, err := openCheckpointer(vfs.OS, checkpoint, sum.ARN, "orders-to-s3")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,6 +299,166 @@ func TestDeliver(t *testing.T) {
 			run()
 			if again := check(); !slices.Equal(again, keys) {
 				t.Errorf("keys after a run from the start:\n%q\nwant\n%q", again, keys)
+			}
+		})
+	}
+}
+
+// crashStore is a Store that records the keys it stored and, once it has stored crashAt
+// objects, makes every later sync of the checkpoint's file system fail: the checkpoint
+// written right after that object's store is never renamed into place, as when the process
+// dies between the two.
+type crashStore struct {
+	Store
+	fault   *faultfs.FS
+	crashAt int // 0: never
+
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *crashStore) Put(ctx context.Context, key string, body []byte) error {
+	if err := s.Store.Put(ctx, key, body); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys = append(s.keys, key); len(s.keys) == s.crashAt {
+		s.fault.FailSyncs(syscall.EIO)
+	}
+	return nil
+}
+
+func (s *crashStore) stored() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.keys)
+}
+
+// TestDeliverCrashBeforeCheckpoint stops a delivery between the store of its second
+// object and the checkpoint that follows it (the checkpoint's temporary file fails to
+// sync, so it is never renamed over the old one), to a directory and to gofakes3. The
+// checkpoint still names the first object's last record; a new delivery from it stores
+// the second object again under the same key, with the same body, and goes on: the
+// destination holds the four objects once each and every record once, in order.
+func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
+	const records, size = 44, 100_000 // 11 records (with delimiters) pass 1 MiB: four objects
+	for _, dest := range []string{"dir", "s3"} {
+		t.Run(dest, func(t *testing.T) {
+			_, c := startServer(t)
+			ctx := context.Background()
+			if err := c.CreateStream(ctx, "orders", 1); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := c.DescribeStreamSummary(ctx, "orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			var positions []uint64
+			for i := 0; i < records; i += 11 {
+				var entries []client.PutEntry
+				for j := i; j < i+11; j++ {
+					d := fmt.Sprintf("r%02d-%s", j, strings.Repeat("x", size-4))
+					entries = append(entries, client.PutEntry{Key: "k", Data: []byte(d)})
+					want = append(want, d)
+				}
+				res, err := c.PutRecords(ctx, "orders", entries)
+				for _, r := range res {
+					err = cmp.Or(err, r.Err)
+					positions = append(positions, r.SeqNum.Position)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := t.TempDir()
+			bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
+			var s3c *s3.Client
+			if dest == "dir" {
+				bucketARN = "file://" + filepath.Join(dir, "out")
+			} else {
+				opts.Endpoint, s3c = startS3(t, "bucket")
+			}
+			cfg, _, err := ParseConfig([]byte(`{"DeliveryStreamName": "orders-to-s3",
+			  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "` + sum.ARN + `"},
+			  "ExtendedS3DestinationConfiguration": {"BucketARN": "` + bucketARN + `",
+			    "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := OpenStore(cfg.Destination, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objects := func() map[string][]byte {
+				if dest == "dir" {
+					return dirObjects(t, filepath.Join(dir, "out"))
+				}
+				return bucketObjects(t, s3c, "bucket")
+			}
+			checkpoint := filepath.Join(dir, "checkpoint")
+			newDelivery := func(crashAt int) (*Delivery, *crashStore) {
+				cs := &crashStore{Store: store, fault: faultfs.New(), crashAt: crashAt}
+				d, err := New(c, Options{Config: cfg, Store: cs, CheckpointFile: checkpoint, Start: client.TrimHorizon,
+					PollInterval: 20 * time.Millisecond, ReadsPerSecond: 50, checkpointFS: cs.fault})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d, cs
+			}
+
+			d, cs := newDelivery(2)
+			if err := d.Run(ctx); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Run: %v, want the checkpoint's EIO", err)
+			}
+			before := cs.stored()
+			if len(before) != 2 {
+				t.Fatalf("stored %q before the crash, want 2 objects", before)
+			}
+			second := objects()[before[1]]
+			if !bytes.HasPrefix(second, []byte(want[11]+"\n")) {
+				t.Fatalf("the second object begins %.10q, want record 11", second)
+			}
+			cp, err := openCheckpointer(vfs.OS, checkpoint, sum.ARN, cfg.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := cp.get(0); s.Position != positions[10] {
+				t.Fatalf("the checkpoint after the crash is %+v, want position %d (the first object's last record)", s, positions[10])
+			}
+
+			d, cs = newDelivery(0)
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- d.Run(rctx) }()
+			waitFor(t, "the last three objects", func() bool { return d.Stats().Records >= records-11 })
+			cancel()
+			if err := <-done; err != context.Canceled {
+				t.Fatalf("Run: %v", err)
+			}
+			after := cs.stored()
+			if len(after) != 3 || after[0] != before[1] {
+				t.Fatalf("stored %q after the restart, want 3 objects, the first %q again", after, before[1])
+			}
+			got := objects()
+			if !bytes.Equal(got[before[1]], second) {
+				t.Errorf("the second object stored again differs from the first time")
+			}
+			keys := slices.Sorted(maps.Keys(got))
+			if wantKeys := slices.Sorted(slices.Values(append(before[:1], after...))); !slices.Equal(keys, wantKeys) {
+				t.Fatalf("the destination holds %q, want %q", keys, wantKeys)
+			}
+			var lines []string
+			for _, k := range keys {
+				for l := range strings.SplitSeq(strings.TrimSuffix(string(got[k]), "\n"), "\n") {
+					lines = append(lines, l)
+				}
+			}
+			slices.Sort(lines)
+			if !slices.Equal(lines, want) {
+				t.Fatalf("the objects hold %d records, want the %d once each", len(lines), len(want))
 			}
 		})
 	}
