@@ -119,9 +119,14 @@ stops.`)
 	begin := time.Now()
 	err = d.Run(ctx)
 	st := d.Stats()
+	// The rate is over the time until the last object was stored, not until the signal:
+	// the time the delivery then waited for records is not its speed.
 	secs := time.Since(begin).Seconds()
-	fmt.Fprintf(stdout, "sluice deliver: %d objects, %d records, %.1f MB (%.1f MB/s), %.1f MB stored; %d records failed processing in %d error objects\n",
-		st.Objects, st.Records, float64(st.Bytes)/1e6, float64(st.Bytes)/1e6/secs, float64(st.StoredBytes)/1e6, st.ErrorRecords, st.ErrorObjects)
+	if !st.LastStored.IsZero() {
+		secs = st.LastStored.Sub(begin).Seconds()
+	}
+	fmt.Fprintf(stdout, "sluice deliver: %d objects, %d records, %.1f MB in %.1f s (%.1f MB/s), %.1f MB stored; %d records failed processing in %d error objects\n",
+		st.Objects, st.Records, float64(st.Bytes)/1e6, secs, float64(st.Bytes)/1e6/secs, float64(st.StoredBytes)/1e6, st.ErrorRecords, st.ErrorObjects)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "sluice deliver: %v\n", err)
 		return exitError
