@@ -132,6 +132,47 @@ func dirObjects(t testing.TB, dir string) map[string][]byte {
 	return out
 }
 
+// destination is where a test delivers: a directory or a bucket of an in-process S3.
+type destination struct {
+	cfg     Config
+	store   Store
+	dir     string                   // a temporary directory: the checkpoint's, and the objects' for "dir"
+	objects func() map[string][]byte // every object by key
+}
+
+// newDestination parses the configuration of delivery stream name, reading streamARN, to
+// kind ("dir": a temporary directory; "s3": the bucket "bucket" of a new gofakes3), with
+// settings (JSON members, each followed by a comma) in ExtendedS3DestinationConfiguration,
+// and opens its store.
+func newDestination(t testing.TB, kind, name, streamARN, settings string) destination {
+	t.Helper()
+	dst := destination{dir: t.TempDir()}
+	bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
+	var s3c *s3.Client
+	if kind == "dir" {
+		bucketARN = "file://" + filepath.Join(dst.dir, "out")
+	} else {
+		opts.Endpoint, s3c = startS3(t, "bucket")
+	}
+	var err error
+	dst.cfg, _, err = ParseConfig(fmt.Appendf(nil, `{"DeliveryStreamName": %q,
+	  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": %q},
+	  "ExtendedS3DestinationConfiguration": {%s "BucketARN": %q}}`, name, streamARN, settings, bucketARN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dst.store, err = OpenStore(dst.cfg.Destination, opts); err != nil {
+		t.Fatal(err)
+	}
+	dst.objects = func() map[string][]byte {
+		if kind == "dir" {
+			return dirObjects(t, filepath.Join(dst.dir, "out"))
+		}
+		return bucketObjects(t, s3c, "bucket")
+	}
+	return dst
+}
+
 // waitFor polls cond until it holds, failing the test after a minute.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -200,33 +241,11 @@ func TestDeliver(t *testing.T) {
 			}
 			slices.Sort(want)
 
-			dir := t.TempDir()
-			bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
-			var s3c *s3.Client
-			if dest == "dir" {
-				bucketARN = "file://" + filepath.Join(dir, "out")
-			} else {
-				opts.Endpoint, s3c = startS3(t, "bucket")
-			}
-			cfg, _, err := ParseConfig([]byte(`{"DeliveryStreamName": "orders-to-s3",
-			  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "` + sum.ARN + `"},
-			  "ExtendedS3DestinationConfiguration": {"BucketARN": "` + bucketARN + `", "CompressionFormat": "GZIP",
+			dst := newDestination(t, dest, "orders-to-s3", sum.ARN, `"CompressionFormat": "GZIP",
 			    "BufferingHints": {"IntervalInSeconds": 0},
-			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			store, err := OpenStore(cfg.Destination, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objects := func() map[string][]byte {
-				if dest == "dir" {
-					return dirObjects(t, filepath.Join(dir, "out"))
-				}
-				return bucketObjects(t, s3c, "bucket")
-			}
-			checkpoint := filepath.Join(dir, "checkpoint")
+			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
+			cfg, store, objects := dst.cfg, dst.store, dst.objects
+			checkpoint := filepath.Join(dst.dir, "checkpoint")
 			run := func() {
 				d, err := New(c, Options{Config: cfg, Store: store, CheckpointFile: checkpoint, Start: client.TrimHorizon, PollInterval: 20 * time.Millisecond, ReadsPerSecond: 50})
 				if err != nil {
@@ -372,33 +391,10 @@ func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			dir := t.TempDir()
-			bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
-			var s3c *s3.Client
-			if dest == "dir" {
-				bucketARN = "file://" + filepath.Join(dir, "out")
-			} else {
-				opts.Endpoint, s3c = startS3(t, "bucket")
-			}
-			cfg, _, err := ParseConfig([]byte(`{"DeliveryStreamName": "orders-to-s3",
-			  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "` + sum.ARN + `"},
-			  "ExtendedS3DestinationConfiguration": {"BucketARN": "` + bucketARN + `",
-			    "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
-			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			store, err := OpenStore(cfg.Destination, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objects := func() map[string][]byte {
-				if dest == "dir" {
-					return dirObjects(t, filepath.Join(dir, "out"))
-				}
-				return bucketObjects(t, s3c, "bucket")
-			}
-			checkpoint := filepath.Join(dir, "checkpoint")
+			dst := newDestination(t, dest, "orders-to-s3", sum.ARN, `"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
+			cfg, store, objects := dst.cfg, dst.store, dst.objects
+			checkpoint := filepath.Join(dst.dir, "checkpoint")
 			newDelivery := func(crashAt int) (*Delivery, *crashStore) {
 				cs := &crashStore{Store: store, fault: faultfs.New(), crashAt: crashAt}
 				d, err := New(c, Options{Config: cfg, Store: cs, CheckpointFile: checkpoint, Start: client.TrimHorizon,

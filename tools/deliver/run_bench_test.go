@@ -63,25 +63,9 @@ func BenchmarkDeliver(b *testing.B) {
 				var st Stats
 				b.StopTimer() // each op times itself from Run to the last record stored
 				for range b.N {
-					dir := b.TempDir()
-					bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
-					if dest == "dir" {
-						bucketARN = "file://" + filepath.Join(dir, "out")
-					} else {
-						opts.Endpoint, _ = startS3(b, "bucket")
-					}
-					cfg, _, err := ParseConfig(fmt.Appendf(nil, `{"DeliveryStreamName": "bench",
-					  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": %q},
-					  "ExtendedS3DestinationConfiguration": {"BucketARN": %q, "CompressionFormat": %q,
-					    "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 0}}}`, sum.ARN, bucketARN, format))
-					if err != nil {
-						b.Fatal(err)
-					}
-					store, err := OpenStore(cfg.Destination, opts)
-					if err != nil {
-						b.Fatal(err)
-					}
-					d, err := New(c, Options{Config: cfg, Store: store, CheckpointFile: filepath.Join(dir, "checkpoint"), Start: client.TrimHorizon})
+					dst := newDestination(b, dest, "bench", sum.ARN,
+						fmt.Sprintf(`"CompressionFormat": %q, "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 0},`, format))
+					d, err := New(c, Options{Config: dst.cfg, Store: dst.store, CheckpointFile: filepath.Join(dst.dir, "checkpoint"), Start: client.TrimHorizon})
 					if err != nil {
 						b.Fatal(err)
 					}
