@@ -43,7 +43,8 @@ signed with the credentials of AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the sh
 credentials file, in AWS_REGION. Progress is kept in the checkpoint file; a restart, even
 after kill -9, stores every record exactly once (an object's key is derived from its
 first record, so a retried object replaces itself). Ctrl-C stores what is buffered and
-stops.`)
+stops. Shards are read with shared-throughput gets, so a server under its default --limits
+kinesis lets each shard be read at 2 MiB/s at most; serve with --limits off for more.`)
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
