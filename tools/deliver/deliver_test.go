@@ -132,6 +132,20 @@ func dirObjects(t testing.TB, dir string) map[string][]byte {
 	return out
 }
 
+// createStream creates a stream of shards on c's server and returns its ARN.
+func createStream(t testing.TB, c *client.Client, name string, shards int) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.CreateStream(ctx, name, shards); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := c.DescribeStreamSummary(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum.ARN
+}
+
 // destination is where a test delivers: a directory or a bucket of an in-process S3.
 type destination struct {
 	cfg     Config
@@ -195,13 +209,7 @@ func TestDeliver(t *testing.T) {
 		t.Run(dest, func(t *testing.T) {
 			eng, c := startServer(t)
 			ctx := context.Background()
-			if err := c.CreateStream(ctx, "orders", 1); err != nil {
-				t.Fatal(err)
-			}
-			sum, err := c.DescribeStreamSummary(ctx, "orders")
-			if err != nil {
-				t.Fatal(err)
-			}
+			arn := createStream(t, c, "orders", 1)
 			var want []string
 			put := func(key string, data []byte) {
 				res, err := c.PutRecords(ctx, "orders", []client.PutEntry{{Key: key, Data: data}})
@@ -241,7 +249,7 @@ func TestDeliver(t *testing.T) {
 			}
 			slices.Sort(want)
 
-			dst := newDestination(t, dest, "orders-to-s3", sum.ARN, `"CompressionFormat": "GZIP",
+			dst := newDestination(t, dest, "orders-to-s3", arn, `"CompressionFormat": "GZIP",
 			    "BufferingHints": {"IntervalInSeconds": 0},
 			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
 			cfg, store, objects := dst.cfg, dst.store, dst.objects
@@ -305,7 +313,7 @@ func TestDeliver(t *testing.T) {
 				return keys
 			}
 			keys := check()
-			cp, err := openCheckpointer(vfs.OS, checkpoint, sum.ARN, "orders-to-s3")
+			cp, err := openCheckpointer(vfs.OS, checkpoint, arn, "orders-to-s3")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -359,20 +367,14 @@ func (s *crashStore) stored() []string {
 // sync, so it is never renamed over the old one), to a directory and to gofakes3. The
 // checkpoint still names the first object's last record; a new delivery from it stores
 // the second object again under the same key, with the same body, and goes on: the
-// destination holds the four objects once each and every record once, in order.
+// destination holds the four objects once each and every record once.
 func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
 	const records, size = 44, 100_000 // 11 records (with delimiters) pass 1 MiB: four objects
 	for _, dest := range []string{"dir", "s3"} {
 		t.Run(dest, func(t *testing.T) {
 			_, c := startServer(t)
 			ctx := context.Background()
-			if err := c.CreateStream(ctx, "orders", 1); err != nil {
-				t.Fatal(err)
-			}
-			sum, err := c.DescribeStreamSummary(ctx, "orders")
-			if err != nil {
-				t.Fatal(err)
-			}
+			arn := createStream(t, c, "orders", 1)
 			var want []string
 			var positions []uint64
 			for i := 0; i < records; i += 11 {
@@ -391,7 +393,7 @@ func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			dst := newDestination(t, dest, "orders-to-s3", sum.ARN, `"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+			dst := newDestination(t, dest, "orders-to-s3", arn, `"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
 			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
 			cfg, store, objects := dst.cfg, dst.store, dst.objects
 			checkpoint := filepath.Join(dst.dir, "checkpoint")
@@ -417,7 +419,7 @@ func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
 			if !bytes.HasPrefix(second, []byte(want[11]+"\n")) {
 				t.Fatalf("the second object begins %.10q, want record 11", second)
 			}
-			cp, err := openCheckpointer(vfs.OS, checkpoint, sum.ARN, cfg.Name)
+			cp, err := openCheckpointer(vfs.OS, checkpoint, arn, cfg.Name)
 			if err != nil {
 				t.Fatal(err)
 			}

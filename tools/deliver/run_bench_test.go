@@ -34,13 +34,7 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	_, c := startServer(b)
 	ctx := context.Background()
-	if err := c.CreateStream(ctx, "s", 2); err != nil {
-		b.Fatal(err)
-	}
-	sum, err := c.DescribeStreamSummary(ctx, "s")
-	if err != nil {
-		b.Fatal(err)
-	}
+	arn := createStream(b, c, "s", 2)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < n; i += 500 {
 		entries := make([]client.PutEntry, min(500, n-i))
@@ -63,7 +57,7 @@ func BenchmarkDeliver(b *testing.B) {
 				var st Stats
 				b.StopTimer() // each op times itself from Run to the last record stored
 				for range b.N {
-					dst := newDestination(b, dest, "bench", sum.ARN,
+					dst := newDestination(b, dest, "bench", arn,
 						fmt.Sprintf(`"CompressionFormat": %q, "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 0},`, format))
 					d, err := New(c, Options{Config: dst.cfg, Store: dst.store, CheckpointFile: filepath.Join(dst.dir, "checkpoint"), Start: client.TrimHorizon})
 					if err != nil {
