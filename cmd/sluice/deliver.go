@@ -31,6 +31,7 @@ func runDeliver(args []string, stdout, stderr io.Writer) int {
 	s3Endpoint := fs.String("s3-endpoint", "", "`URL` of an S3-compatible service, reached with path-style requests; default: AWS's S3 in AWS_REGION")
 	checkpoint := fs.String("checkpoint", "", "`file` keeping the progress; default: the config file's path + .checkpoint")
 	startAt := fs.String("starting-position", "LATEST", "where a shard without a checkpoint starts: LATEST (as Firehose) or TRIM_HORIZON")
+	prof := fs.String("profile", "", profileUsage)
 	withDescription(fs, `
 Reads every shard of the configured stream (children after their parents, KPL records
 de-aggregated) and stores its records as objects, as a Firehose delivery stream with a
@@ -42,7 +43,8 @@ signed with the credentials of AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the sh
 credentials file, in AWS_REGION. Progress is kept in the checkpoint file; a restart, even
 after kill -9, stores every record exactly once (an object's key is derived from its
 first record, so a retried object replaces itself). Ctrl-C stores what is buffered and
-stops.`)
+stops. Shards are read with shared-throughput gets, so a server under its default --limits
+kinesis lets each shard be read at 2 MiB/s at most; serve with --limits off for more.`)
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
@@ -50,6 +52,11 @@ stops.`)
 		fmt.Fprintf(stderr, "sluice deliver: "+format+"\n", a...)
 		return exitUsage
 	}
+	stopProfile, ok := startProfile("deliver", *prof, stderr)
+	if !ok {
+		return exitUsage
+	}
+	defer stopProfile()
 	if *configFile == "" {
 		return usageErr("--config is required")
 	}
@@ -113,9 +120,14 @@ stops.`)
 	begin := time.Now()
 	err = d.Run(ctx)
 	st := d.Stats()
+	// The rate is over the time until the last object was stored, not until the signal:
+	// the time the delivery then waited for records is not its speed.
 	secs := time.Since(begin).Seconds()
-	fmt.Fprintf(stdout, "sluice deliver: %d objects, %d records, %.1f MB (%.1f MB/s), %.1f MB stored; %d records failed processing in %d error objects\n",
-		st.Objects, st.Records, float64(st.Bytes)/1e6, float64(st.Bytes)/1e6/secs, float64(st.StoredBytes)/1e6, st.ErrorRecords, st.ErrorObjects)
+	if !st.LastStored.IsZero() {
+		secs = st.LastStored.Sub(begin).Seconds()
+	}
+	fmt.Fprintf(stdout, "sluice deliver: %d objects, %d records, %.1f MB in %.1f s (%.1f MB/s), %.1f MB stored; %d records failed processing in %d error objects\n",
+		st.Objects, st.Records, float64(st.Bytes)/1e6, secs, float64(st.Bytes)/1e6/secs, float64(st.StoredBytes)/1e6, st.ErrorRecords, st.ErrorObjects)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "sluice deliver: %v\n", err)
 		return exitError

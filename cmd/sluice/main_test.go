@@ -32,6 +32,8 @@ func TestRun(t *testing.T) {
 		{args: []string{"serve", "--data-dir", ""}, status: exitUsage, stderr: "--data-dir"},
 		{args: []string{"serve", "--bogus"}, status: exitUsage, stderr: "flag provided but not defined"},
 		{args: []string{"serve", "--limits", "fast"}, status: exitUsage, stderr: "--limits"},
+		{args: []string{"serve", "--profile", "heap"}, status: exitUsage, stderr: `--profile "heap": want cpu, mem or trace`},
+		{args: []string{"deliver", "--profile", "heap", "--config", "x.json"}, status: exitUsage, stderr: `sluice deliver: --profile "heap": want cpu, mem or trace`},
 		{args: []string{"serve", "extra"}, status: exitUsage, stderr: "unexpected arguments"},
 		{args: []string{"serve", "-h"}, status: exitOK, stderr: "Usage: sluice serve"},
 		{args: []string{"help", "estimate"}, status: exitOK, stdout: "-records-per-sec"},

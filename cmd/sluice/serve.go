@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pkg/profile"
-
 	"github.com/sluice-streams/sluice/account"
 	"github.com/sluice-streams/sluice/audit"
 	"github.com/sluice-streams/sluice/cluster"
@@ -90,7 +88,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	auditDir := fs.String("audit-log", "", "`directory` of the audit log: a CloudTrail-style JSON line for every control-plane call, synced before the answer (see docs/SECURITY.md)")
 	auditData := fs.Bool("audit-data", false, "with --audit-log, log the data-plane calls too (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard, native put/get/subscribe)")
 	auditMax := fs.Int64("audit-max-bytes", audit.DefaultMaxBytes, "with --audit-log, the `size` in bytes past which the next audit file begins")
-	prof := fs.String("profile", "", "write a `cpu` or `mem` profile into the current directory until the server stops")
+	prof := fs.String("profile", "", profileUsage)
 	if err := applySettings(fs, args, os.Getenv); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
@@ -98,16 +96,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
-	switch *prof {
-	case "":
-	case "cpu":
-		defer profile.Start(profile.CPUProfile, profile.ProfilePath("."), profile.Quiet).Stop()
-	case "mem":
-		defer profile.Start(profile.MemProfile, profile.ProfilePath("."), profile.Quiet).Stop()
-	default:
-		fmt.Fprintf(stderr, "sluice serve: --profile %q: want cpu or mem\n", *prof)
+	stopProfile, ok := startProfile("serve", *prof, stderr)
+	if !ok {
 		return exitUsage
 	}
+	defer stopProfile()
 	cfg, err := newServeConfig(*addr, *dataDir, *durability, *limits)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)

@@ -39,14 +39,15 @@ type shardCheckpoint struct {
 // is durable when set returns.
 type checkpointer struct {
 	path string
+	fsys vfs.FS // writes the file: vfs.OS, or a fault-injecting one in tests
 
 	mu   sync.Mutex // guards file and writes to path
 	file checkpointFile
 }
 
-// openCheckpointer loads path, or starts afresh if it does not exist.
-func openCheckpointer(path, source, name string) (*checkpointer, error) {
-	cp := &checkpointer{path: path,
+// openCheckpointer loads path, or starts afresh if it does not exist; fsys writes it.
+func openCheckpointer(fsys vfs.FS, path, source, name string) (*checkpointer, error) {
+	cp := &checkpointer{path: path, fsys: fsys,
 		file: checkpointFile{Version: checkpointVersion, Source: source, DeliveryStream: name, Shards: map[uint32]*shardCheckpoint{}}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -87,15 +88,22 @@ func (cp *checkpointer) get(shard uint32) (shardCheckpoint, bool) {
 func (cp *checkpointer) set(shard uint32, c shardCheckpoint) error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	if s := cp.file.Shards[shard]; s != nil && *s == c {
+	old := cp.file.Shards[shard]
+	if old != nil && *old == c {
 		return nil
 	}
 	cp.file.Shards[shard] = &c
 	b, err := json.Marshal(&cp.file)
 	if err == nil {
-		err = vfs.WriteFileAtomic(vfs.OS, cp.path, append(b, '\n'), 0o644)
+		err = vfs.WriteFileAtomic(cp.fsys, cp.path, append(b, '\n'), 0o644)
 	}
 	if err != nil {
+		// get keeps answering what the file holds.
+		if old == nil {
+			delete(cp.file.Shards, shard)
+		} else {
+			cp.file.Shards[shard] = old
+		}
 		return fmt.Errorf("deliver: checkpoint: %w", err)
 	}
 	return nil

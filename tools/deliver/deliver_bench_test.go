@@ -21,15 +21,7 @@ func BenchmarkBuffer(b *testing.B) {
 				n := (1 << 20) / size
 				recs := make([]client.Record, n)
 				for i := range recs {
-					data := fmt.Appendf(nil, `{"seq":%d,"user":"u%d","payload":"`, i, i%97)
-					for len(data) < size-2 {
-						if len(data)%2 == 0 {
-							data = append(data, 'a'+byte(rng.IntN(26)))
-						} else {
-							data = append(data, "event"[len(data)%5])
-						}
-					}
-					recs[i] = client.Record{Data: append(data, '"', '}'), Position: uint64(i), Arrival: time.Unix(1.7e9, 0)}
+					recs[i] = client.Record{Data: benchRecord(rng, i, size), Position: uint64(i), Arrival: time.Unix(1.7e9, 0)}
 				}
 				cfg := Config{Name: "bench", Version: 1, Compression: c, Extension: c.Extension(), Delimiter: []byte("\n"), Location: time.UTC}
 				var err error
@@ -57,4 +49,18 @@ func BenchmarkBuffer(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchRecord returns record i of size bytes of JSON-like text, half of it random letters,
+// which gzip takes to about half its size.
+func benchRecord(rng *rand.Rand, i, size int) []byte {
+	data := fmt.Appendf(nil, `{"seq":%d,"user":"u%d","payload":"`, i, i%97)
+	for len(data) < size-2 {
+		if len(data)%2 == 0 {
+			data = append(data, 'a'+byte(rng.IntN(26)))
+		} else {
+			data = append(data, "event"[len(data)%5])
+		}
+	}
+	return append(data, '"', '}')
 }

@@ -7,9 +7,13 @@ package deliver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -17,6 +21,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +32,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/sluice-streams/sluice/client"
+	"github.com/sluice-streams/sluice/internal/faultfs"
+	"github.com/sluice-streams/sluice/internal/vfs"
 	"github.com/sluice-streams/sluice/kpl"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/server"
@@ -124,6 +132,61 @@ func dirObjects(t testing.TB, dir string) map[string][]byte {
 	return out
 }
 
+// createStream creates a stream of shards on c's server and returns its ARN.
+func createStream(t testing.TB, c *client.Client, name string, shards int) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.CreateStream(ctx, name, shards); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := c.DescribeStreamSummary(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum.ARN
+}
+
+// destination is where a test delivers: a directory or a bucket of an in-process S3.
+type destination struct {
+	cfg     Config
+	store   Store
+	dir     string                   // a temporary directory: the checkpoint's, and the objects' for "dir"
+	objects func() map[string][]byte // every object by key
+}
+
+// newDestination parses the configuration of delivery stream name, reading streamARN, to
+// kind ("dir": a temporary directory; "s3": the bucket "bucket" of a new gofakes3), with
+// settings (JSON members, each followed by a comma) in ExtendedS3DestinationConfiguration,
+// and opens its store.
+func newDestination(t testing.TB, kind, name, streamARN, settings string) destination {
+	t.Helper()
+	dst := destination{dir: t.TempDir()}
+	bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
+	var s3c *s3.Client
+	if kind == "dir" {
+		bucketARN = "file://" + filepath.Join(dst.dir, "out")
+	} else {
+		opts.Endpoint, s3c = startS3(t, "bucket")
+	}
+	var err error
+	dst.cfg, _, err = ParseConfig(fmt.Appendf(nil, `{"DeliveryStreamName": %q,
+	  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": %q},
+	  "ExtendedS3DestinationConfiguration": {%s "BucketARN": %q}}`, name, streamARN, settings, bucketARN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dst.store, err = OpenStore(dst.cfg.Destination, opts); err != nil {
+		t.Fatal(err)
+	}
+	dst.objects = func() map[string][]byte {
+		if kind == "dir" {
+			return dirObjects(t, filepath.Join(dst.dir, "out"))
+		}
+		return bucketObjects(t, s3c, "bucket")
+	}
+	return dst
+}
+
 // waitFor polls cond until it holds, failing the test after a minute.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -146,13 +209,7 @@ func TestDeliver(t *testing.T) {
 		t.Run(dest, func(t *testing.T) {
 			eng, c := startServer(t)
 			ctx := context.Background()
-			if err := c.CreateStream(ctx, "orders", 1); err != nil {
-				t.Fatal(err)
-			}
-			sum, err := c.DescribeStreamSummary(ctx, "orders")
-			if err != nil {
-				t.Fatal(err)
-			}
+			arn := createStream(t, c, "orders", 1)
 			var want []string
 			put := func(key string, data []byte) {
 				res, err := c.PutRecords(ctx, "orders", []client.PutEntry{{Key: key, Data: data}})
@@ -192,33 +249,11 @@ func TestDeliver(t *testing.T) {
 			}
 			slices.Sort(want)
 
-			dir := t.TempDir()
-			bucketARN, opts := "arn:aws:s3:::bucket", S3Options{}
-			var s3c *s3.Client
-			if dest == "dir" {
-				bucketARN = "file://" + filepath.Join(dir, "out")
-			} else {
-				opts.Endpoint, s3c = startS3(t, "bucket")
-			}
-			cfg, _, err := ParseConfig([]byte(`{"DeliveryStreamName": "orders-to-s3",
-			  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "` + sum.ARN + `"},
-			  "ExtendedS3DestinationConfiguration": {"BucketARN": "` + bucketARN + `", "CompressionFormat": "GZIP",
+			dst := newDestination(t, dest, "orders-to-s3", arn, `"CompressionFormat": "GZIP",
 			    "BufferingHints": {"IntervalInSeconds": 0},
-			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]}}}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			store, err := OpenStore(cfg.Destination, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objects := func() map[string][]byte {
-				if dest == "dir" {
-					return dirObjects(t, filepath.Join(dir, "out"))
-				}
-				return bucketObjects(t, s3c, "bucket")
-			}
-			checkpoint := filepath.Join(dir, "checkpoint")
+			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
+			cfg, store, objects := dst.cfg, dst.store, dst.objects
+			checkpoint := filepath.Join(dst.dir, "checkpoint")
 			run := func() {
 				d, err := New(c, Options{Config: cfg, Store: store, CheckpointFile: checkpoint, Start: client.TrimHorizon, PollInterval: 20 * time.Millisecond, ReadsPerSecond: 50})
 				if err != nil {
@@ -278,7 +313,7 @@ func TestDeliver(t *testing.T) {
 				return keys
 			}
 			keys := check()
-			cp, err := openCheckpointer(checkpoint, sum.ARN, "orders-to-s3")
+			cp, err := openCheckpointer(vfs.OS, checkpoint, arn, "orders-to-s3")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,6 +326,137 @@ func TestDeliver(t *testing.T) {
 			run()
 			if again := check(); !slices.Equal(again, keys) {
 				t.Errorf("keys after a run from the start:\n%q\nwant\n%q", again, keys)
+			}
+		})
+	}
+}
+
+// crashStore is a Store that records the keys it stored and, once it has stored crashAt
+// objects, makes every later sync of the checkpoint's file system fail: the checkpoint
+// written right after that object's store is never renamed into place, as when the process
+// dies between the two.
+type crashStore struct {
+	Store
+	fault   *faultfs.FS
+	crashAt int // 0: never
+
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *crashStore) Put(ctx context.Context, key string, body []byte) error {
+	if err := s.Store.Put(ctx, key, body); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys = append(s.keys, key); len(s.keys) == s.crashAt {
+		s.fault.FailSyncs(syscall.EIO)
+	}
+	return nil
+}
+
+func (s *crashStore) stored() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.keys)
+}
+
+// TestDeliverCrashBeforeCheckpoint stops a delivery between the store of its second
+// object and the checkpoint that follows it (the checkpoint's temporary file fails to
+// sync, so it is never renamed over the old one), to a directory and to gofakes3. The
+// checkpoint still names the first object's last record; a new delivery from it stores
+// the second object again under the same key, with the same body, and goes on: the
+// destination holds the four objects once each and every record once.
+func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
+	const records, size = 44, 100_000 // 11 records (with delimiters) pass 1 MiB: four objects
+	for _, dest := range []string{"dir", "s3"} {
+		t.Run(dest, func(t *testing.T) {
+			_, c := startServer(t)
+			ctx := context.Background()
+			arn := createStream(t, c, "orders", 1)
+			var want []string
+			var positions []uint64
+			for i := 0; i < records; i += 11 {
+				var entries []client.PutEntry
+				for j := i; j < i+11; j++ {
+					d := fmt.Sprintf("r%02d-%s", j, strings.Repeat("x", size-4))
+					entries = append(entries, client.PutEntry{Key: "k", Data: []byte(d)})
+					want = append(want, d)
+				}
+				res, err := c.PutRecords(ctx, "orders", entries)
+				for _, r := range res {
+					err = cmp.Or(err, r.Err)
+					positions = append(positions, r.SeqNum.Position)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			dst := newDestination(t, dest, "orders-to-s3", arn, `"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+			    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
+			cfg, store, objects := dst.cfg, dst.store, dst.objects
+			checkpoint := filepath.Join(dst.dir, "checkpoint")
+			newDelivery := func(crashAt int) (*Delivery, *crashStore) {
+				cs := &crashStore{Store: store, fault: faultfs.New(), crashAt: crashAt}
+				d, err := New(c, Options{Config: cfg, Store: cs, CheckpointFile: checkpoint, Start: client.TrimHorizon,
+					PollInterval: 20 * time.Millisecond, ReadsPerSecond: 50, checkpointFS: cs.fault})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d, cs
+			}
+
+			d, cs := newDelivery(2)
+			if err := d.Run(ctx); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Run: %v, want the checkpoint's EIO", err)
+			}
+			before := cs.stored()
+			if len(before) != 2 {
+				t.Fatalf("stored %q before the crash, want 2 objects", before)
+			}
+			second := objects()[before[1]]
+			if !bytes.HasPrefix(second, []byte(want[11]+"\n")) {
+				t.Fatalf("the second object begins %.10q, want record 11", second)
+			}
+			cp, err := openCheckpointer(vfs.OS, checkpoint, arn, cfg.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := cp.get(0); s.Position != positions[10] {
+				t.Fatalf("the checkpoint after the crash is %+v, want position %d (the first object's last record)", s, positions[10])
+			}
+
+			d, cs = newDelivery(0)
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- d.Run(rctx) }()
+			waitFor(t, "the last three objects", func() bool { return d.Stats().Records >= records-11 })
+			cancel()
+			if err := <-done; err != context.Canceled {
+				t.Fatalf("Run: %v", err)
+			}
+			after := cs.stored()
+			if len(after) != 3 || after[0] != before[1] {
+				t.Fatalf("stored %q after the restart, want 3 objects, the first %q again", after, before[1])
+			}
+			got := objects()
+			if !bytes.Equal(got[before[1]], second) {
+				t.Errorf("the second object stored again differs from the first time")
+			}
+			keys := slices.Sorted(maps.Keys(got))
+			if wantKeys := slices.Sorted(slices.Values(append(before[:1], after...))); !slices.Equal(keys, wantKeys) {
+				t.Fatalf("the destination holds %q, want %q", keys, wantKeys)
+			}
+			var lines []string
+			for _, k := range keys {
+				for l := range strings.SplitSeq(strings.TrimSuffix(string(got[k]), "\n"), "\n") {
+					lines = append(lines, l)
+				}
+			}
+			slices.Sort(lines)
+			if !slices.Equal(lines, want) {
+				t.Fatalf("the objects hold %d records, want the %d once each", len(lines), len(want))
 			}
 		})
 	}
