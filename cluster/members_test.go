@@ -168,4 +168,21 @@ func TestPlacement(t *testing.T) {
 	if len(used) < 4 {
 		t.Fatalf("8 shards placed on %d nodes only: %v", len(used), pl)
 	}
+	// AllPlacements reads every stream's records at once, each as PlacementOf reads it.
+	if err := e.CreateStream(stream.CreateStreamInput{Name: "w", ShardCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.AllPlacements()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 10 {
+		t.Fatalf("AllPlacements: %d records, want 8 of wide and 2 of w: %v", len(all), all)
+	}
+	for k, p := range all {
+		one, ok, err := c.PlacementOf(k.Stream, k.Shard)
+		if err != nil || !ok || !reflect.DeepEqual(one, p) {
+			t.Fatalf("%v: AllPlacements %+v, PlacementOf %+v %v %v", k, p, one, ok, err)
+		}
+	}
 }

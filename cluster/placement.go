@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/sluice-streams/sluice/stream"
@@ -149,11 +150,17 @@ func (c *Client) PlacementOf(streamName string, shard stream.ShardID) (p ShardPl
 	if len(resp.Kvs) == 0 {
 		return ShardPlacement{}, false, nil
 	}
+	p, err = decodePlacement(resp.Kvs[0])
+	return p, err == nil, err
+}
+
+// decodePlacement decodes one placement record.
+func decodePlacement(kv *mvccpb.KeyValue) (ShardPlacement, error) {
 	var v placementValue
-	if err := json.Unmarshal(resp.Kvs[0].Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
-		return ShardPlacement{}, false, fmt.Errorf("cluster: %s holds %q", key, resp.Kvs[0].Value)
+	if err := json.Unmarshal(kv.Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
+		return ShardPlacement{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 	}
-	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Rev: resp.Kvs[0].ModRevision}, true, nil
+	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Rev: kv.ModRevision}, nil
 }
 
 // SetPlacementRaft replaces the Raft ids of a shard's placement record if the record is
@@ -169,4 +176,37 @@ func (c *Client) SetPlacementRaft(streamName string, shard stream.ShardID, p Sha
 		return false, unavailable("write placement of "+streamName, err)
 	}
 	return resp.Succeeded, nil
+}
+
+// ShardKey names one shard of the cluster: its stream and its id.
+type ShardKey struct {
+	Stream string
+	Shard  stream.ShardID
+}
+
+// AllPlacements returns the placement record of every placed shard of every stream, read
+// with one range request (a leader's reconcile reads them all at once, not one per group).
+func (c *Client) AllPlacements() (map[ShardKey]ShardPlacement, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	root := c.prefix + "placement/"
+	resp, err := c.cli.Get(ctx, root, clientv3.WithPrefix())
+	if err != nil {
+		return nil, unavailable("read placement", err)
+	}
+	out := make(map[ShardKey]ShardPlacement, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		// A stream's name has no '/' (stream.CreateStream checks it).
+		name, shard, found := strings.Cut(strings.TrimPrefix(string(kv.Key), root), "/")
+		id, err := strconv.ParseUint(shard, 10, 32)
+		if !found || err != nil {
+			return nil, fmt.Errorf("cluster: placement key %s", kv.Key)
+		}
+		p, err := decodePlacement(kv)
+		if err != nil {
+			return nil, err
+		}
+		out[ShardKey{name, stream.ShardID(id)}] = p
+	}
+	return out, nil
 }

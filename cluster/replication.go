@@ -77,8 +77,13 @@ type ReplicationConfig struct {
 	// AppendTimeout bounds how long an append waits for its records to commit; default 5 s.
 	AppendTimeout time.Duration
 	// ReconcileEvery is how often a leader checks its groups' members against placement
-	// and membership (and at once on a membership change); default 2 s.
+	// and membership when nothing changed; default 30 s. It checks sooner, at the next
+	// LeaderCheckEvery, after a membership change, after it gained the leadership of a
+	// group, and while a replacement is under way in a group it leads.
 	ReconcileEvery time.Duration
+	// LeaderCheckEvery is how often the node looks at which of its groups it leads (and
+	// logs each change, "shard leadership"); this reads nothing from etcd. Default 2 s.
+	LeaderCheckEvery time.Duration
 }
 
 // ForwardPath is the peer route of forwarded writes (server.PeerForwardPath).
@@ -99,7 +104,10 @@ func (c *Client) NewReplication(cfg ReplicationConfig) (*Replication, error) {
 		cfg.AppendTimeout = 5 * time.Second
 	}
 	if cfg.ReconcileEvery <= 0 {
-		cfg.ReconcileEvery = 2 * time.Second
+		cfg.ReconcileEvery = 30 * time.Second
+	}
+	if cfg.LeaderCheckEvery <= 0 {
+		cfg.LeaderCheckEvery = 2 * time.Second
 	}
 	key := NewPeerKey(cfg.PeerKey, nil)
 	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second}
@@ -194,7 +202,7 @@ type shardLog struct {
 	stream string
 	shard  stream.ShardID
 
-	leading bool // what reconcile last logged; reconcile's goroutine only
+	leading bool // what checkLeadership last logged; the reconcile goroutine only
 }
 
 var _ stream.LeaderLog = (*shardLog)(nil)
@@ -254,8 +262,8 @@ func (r *Replication) drop(gid multiraft.GroupID) {
 
 // Run follows membership until ctx ends: each node's peer address goes to the Host
 // (SetPeer), its coming and going to NodeUp and NodeDown, and a leader reconciles its
-// groups' members with placement (the wiped-disk rule) on every change and every
-// ReconcileEvery. It returns once the first membership is read.
+// groups' members with placement (the wiped-disk rule; see ReplicationConfig for when). It
+// returns once the first membership is read.
 func (r *Replication) Run(ctx context.Context) error {
 	nodes, events, err := r.c.WatchMembers(ctx)
 	if err != nil {
@@ -274,16 +282,23 @@ func (r *Replication) Run(ctx context.Context) error {
 		}
 	}()
 	go func() {
-		t := time.NewTicker(r.cfg.ReconcileEvery)
+		t := time.NewTicker(r.cfg.LeaderCheckEvery)
 		defer t.Stop()
+		var last time.Time // of the last reconcile
+		due := true        // a reconcile is due at the next check
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			case <-r.kick:
+				due = true
 			}
-			r.reconcile()
+			led, gained := r.checkLeadership()
+			if due || gained || time.Since(last) >= r.cfg.ReconcileEvery {
+				due = r.reconcile(led)
+				last = time.Now()
+			}
 		}
 	}()
 	return nil
@@ -308,10 +323,7 @@ func (r *Replication) nodeUp(n Node) {
 		r.host.NodeUp(n.RaftID)
 	}
 	r.log.Debug("cluster node up", "node", n.ID, "raft_id", n.RaftID, "addr", n.Addr)
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.kickReconcile()
 }
 
 func (r *Replication) nodeDown(id uint64) {
@@ -326,50 +338,98 @@ func (r *Replication) nodeDown(id uint64) {
 		r.host.NodeDown(n.RaftID)
 	}
 	r.log.Debug("cluster node down", "node", id, "raft_id", n.RaftID)
+	r.kickReconcile()
 }
 
-// reconcile logs each change of whether this node leads a shard ("shard leadership",
-// leads=true|false), and replaces, in every group this node leads, the member of a placement slot whose
-// node registered under another Raft id (see Replication).
-func (r *Replication) reconcile() {
-	r.mu.Lock()
-	var led []*shardLog
-	for _, s := range r.groups {
-		led = append(led, s)
+// kickReconcile makes the reconcile goroutine run a pass now (membership changed).
+func (r *Replication) kickReconcile() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
+}
+
+// checkLeadership returns the groups this node leads, logs each change of whether it leads
+// a shard ("shard leadership", leads=true|false), and reports whether it gained the
+// leadership of a group since the last check. It reads nothing from etcd.
+func (r *Replication) checkLeadership() (led []*shardLog, gained bool) {
+	r.mu.Lock()
+	all := make([]*shardLog, 0, len(r.groups))
+	for _, s := range r.groups {
+		all = append(all, s)
+	}
+	r.mu.Unlock()
+	for _, s := range all {
+		_, here := s.Leader()
+		if here != s.leading {
+			s.leading = here
+			gained = gained || here
+			r.log.Info("shard leadership", "stream", s.stream, "shard", s.shard.String(), "leads", here)
+		}
+		if here {
+			led = append(led, s)
+		}
+	}
+	return led, gained
+}
+
+// reconcile replaces, in every group of led (the groups this node leads), the member of a
+// placement slot whose node registered under another Raft id (see Replication). It reads
+// the placement of every shard with one etcd request. It reports whether a replacement is
+// under way in one of the groups (another pass is due at the next check).
+func (r *Replication) reconcile(led []*shardLog) (busy bool) {
+	if len(led) == 0 {
+		return false
+	}
+	r.mu.Lock()
 	byNode := make(map[uint64]Node, len(r.byNode))
 	for k, v := range r.byNode {
 		byNode[k] = v
 	}
 	r.mu.Unlock()
+	placements, err := r.c.AllPlacements()
+	if err != nil {
+		r.log.Warn("reading the placement of shards", "err", err)
+		return true
+	}
 	for _, s := range led {
-		_, here := s.Leader()
-		if here != s.leading {
-			s.leading = here
-			r.log.Info("shard leadership", "stream", s.stream, "shard", s.shard.String(), "leads", here)
-		}
-		if !here {
+		p, ok := placements[ShardKey{s.stream, s.shard}]
+		if !ok {
 			continue
 		}
-		if err := r.reconcileGroup(s, byNode); err != nil {
+		more, err := r.reconcileGroup(s, p, byNode)
+		if err != nil {
 			r.log.Warn("reconciling a shard's replicas", "stream", s.stream, "shard", s.shard.String(), "err", err)
 		}
+		busy = busy || more || err != nil
 	}
+	return busy
 }
 
-func (r *Replication) reconcileGroup(s *shardLog, byNode map[uint64]Node) error {
+// reconcileGroup makes at most one change in group s towards placement p and membership
+// byNode; it reports whether a change is under way (made now, or by an earlier pass).
+func (r *Replication) reconcileGroup(s *shardLog, p ShardPlacement, byNode map[uint64]Node) (busy bool, err error) {
+	if len(p.Raft) != len(p.Replicas) {
+		return false, nil
+	}
+	// Cheap test first, without the group's status: every registered replica is the
+	// member its slot names.
+	stale := false
+	for i, nodeID := range p.Replicas {
+		if n, up := byNode[nodeID]; up && n.RaftID != 0 && n.RaftID != p.Raft[i] {
+			stale = true
+		}
+	}
+	if !stale {
+		return false, nil
+	}
 	st, err := r.host.Status(s.gid)
 	if err != nil {
-		return err
+		return false, err
 	}
 	voters, outgoing := st.Config.Voters[0], st.Config.Voters[1]
 	if len(outgoing) > 0 {
-		return nil // a change is under way
-	}
-	// Cheap test first: every registered replica is a voter.
-	p, ok, err := r.c.PlacementOf(s.stream, s.shard)
-	if err != nil || !ok || len(p.Raft) != len(p.Replicas) {
-		return err
+		return true, nil // a change is under way
 	}
 	for i, nodeID := range p.Replicas {
 		n, up := byNode[nodeID]
@@ -383,12 +443,13 @@ func (r *Replication) reconcileGroup(s *shardLog, byNode map[uint64]Node) error 
 			p.Raft = slices.Clone(p.Raft)
 			p.Raft[i] = n.RaftID
 			if _, err := r.c.SetPlacementRaft(s.stream, s.shard, p); err != nil {
-				return err
+				return true, err
 			}
 			r.log.Info("shard replica replaced", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", n.RaftID)
-			return nil // one change at a time; the next pass sees the next slot
+			return true, nil // one change at a time; the next pass sees the next slot
 		}
 		if newIn {
+			busy = true // both ids are voters: the change is being applied
 			continue
 		}
 		cc := &raftpb.ConfChangeV2{}
@@ -400,9 +461,9 @@ func (r *Replication) reconcileGroup(s *shardLog, byNode map[uint64]Node) error 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		r.log.Info("replacing a shard replica whose node came back with a new Raft id", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", id)
-		return r.host.ProposeConfChange(ctx, s.gid, cc)
+		return true, r.host.ProposeConfChange(ctx, s.gid, cc)
 	}
-	return nil
+	return busy, nil
 }
 
 // signer signs every request of the Host's transport with the peer key.

@@ -123,6 +123,7 @@ type Host struct {
 	down    map[uint64]bool
 	spare   []inbound
 	pending []func()
+	readies []pendingReady // handleReadies' batch, kept for its capacity
 
 	live    liveness    // peers' liveness (liveness.go)
 	leaders leaderTable // published leaders, read by Leader (leader.go)
@@ -560,22 +561,35 @@ func (h *Host) markDirty(g *group) {
 	}
 }
 
-// handleReadies handles one Ready of every group touched this iteration, in raft's order:
-// persist, send (queued here, handed to the senders by flush after every group has
-// persisted), apply, advance.
+// handleReadies handles one Ready of every group touched this iteration, in raft's order,
+// each step for every group before the next (group commit, groupcommit.go): persist
+// (written), send the leaders' MsgApps, make durable, then per group send (queued here,
+// handed to the senders by flush), apply, advance.
 func (h *Host) handleReadies() {
 	work := h.dirty
 	h.dirty = nil
-	again := false
+	batch := h.readies[:0]
 	for i, g := range work {
 		work[i] = nil
 		g.dirty = false
 		if h.groups[g.id] != g || g.err != nil {
 			continue
 		}
+		r := pendingReady{g: g}
 		if g.rn.HasReady() {
-			h.handleReady(g)
+			r.rd, r.has = g.rn.Ready(), true
+			h.persistReady(&r)
 		}
+		batch = append(batch, r)
+	}
+	h.makeDurable(batch)
+	again := false
+	for i := range batch {
+		g := batch[i].g
+		if batch[i].has && g.err == nil {
+			h.handleReady(g, &batch[i].rd)
+		}
+		batch[i] = pendingReady{}
 		if g.quiescing {
 			g.quiescing = false
 			h.sendQuiesce(g)
@@ -585,17 +599,14 @@ func (h *Host) handleReadies() {
 			again = true
 		}
 	}
+	h.readies = batch[:0]
 	if again {
 		h.signal()
 	}
 }
 
-func (h *Host) handleReady(g *group) {
-	rd := g.rn.Ready()
-	if err := g.sm.Persist(&rd); err != nil {
-		h.fail(g, "persist", err)
-		return
-	}
+// handleReady sends, applies and advances g's Ready rd, durable by now (handleReadies).
+func (h *Host) handleReady(g *group, rd *raft.Ready) {
 	if rd.SoftState != nil && rd.SoftState.Lead != g.lead {
 		g.lead = rd.SoftState.Lead
 		g.leader.Store(g.lead)
@@ -617,7 +628,7 @@ func (h *Host) handleReady(g *group) {
 			return
 		}
 	}
-	g.rn.Advance(rd)
+	g.rn.Advance(*rd)
 }
 
 // applyConfChanges applies the configuration changes among committed to the RawNode

@@ -46,3 +46,15 @@ type GroupOptions struct {
 	// restart; Apply is given the committed entries above it. Zero for a new group.
 	Applied uint64
 }
+
+// AsyncPersister is implemented by a StateMachine that can persist a Ready in two steps, so
+// that the Host makes the Readies of all its groups durable together (group commit, see
+// groupcommit.go). When PersistAsync returns nil, rd's Snapshot and HardState are durable and
+// its Entries are written and visible through Storage; wait (nil when there is nothing to
+// wait for) returns once the Entries are durable. The Host calls the waits of one iteration
+// concurrently, each once, from goroutines other than the loop, and sends none of rd's
+// messages but MsgApps before rd's wait returned nil (see groupcommit.go). Errors of either
+// step are sticky, as Persist's.
+type AsyncPersister interface {
+	PersistAsync(rd *raft.Ready) (wait func() error, err error)
+}

@@ -114,6 +114,18 @@ func (l *Log) Applied() uint64 { return l.storage.Applied() }
 
 // Persist makes rd's entries and HardState durable before the driver sends rd.Messages.
 func (l *Log) Persist(rd *raft.Ready) error {
+	wait, err := l.PersistAsync(rd)
+	if err != nil || wait == nil {
+		return err
+	}
+	return wait()
+}
+
+// PersistAsync is Persist in two steps (multiraft.AsyncPersister): when it returns, rd's
+// HardState, snapshot and side-file records are durable and its frames are written; wait
+// (nil if there is nothing to wait for) returns once the frames are durable too, by one
+// fdatasync of the active segment file shared with whatever else was written to it.
+func (l *Log) PersistAsync(rd *raft.Ready) (wait func() error, err error) {
 	return l.storage.persist(rd, func(token, index, term uint64) {
 		l.mu.Lock()
 		if r := l.byToken[token]; r != nil {

@@ -343,43 +343,45 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	return out, nil
 }
 
-// persist makes rd's entries and HardState durable, in this order: a conflicting suffix is
-// cut from the segment log (Truncate: durable before anything else), raft.conf and
-// raft.terms are replaced when they change, the frames are appended (AppendAt, durable per
-// the log's mode), and raft.state is replaced when term or vote changed. It returns the
-// tokens of the frames (their seq as proposed) with the index and term each got.
-func (s *Storage) persist(rd *raft.Ready, seen func(token, index, term uint64)) error {
+// persist writes rd's entries and HardState, in this order: a conflicting suffix is cut
+// from the segment log (Truncate: durable before anything else), raft.conf and raft.terms
+// are replaced when they change (durably), the frames are appended (AppendAtNoWait: written,
+// durable once wait returns nil), and raft.state is replaced (durably) when term or vote
+// changed. So everything but the frames is durable when persist returns; wait (nil when
+// there is nothing to wait for) makes the frames durable. It returns the tokens of the frames
+// (their seq as proposed) with the index and term each got.
+func (s *Storage) persist(rd *raft.Ready, seen func(token, index, term uint64)) (wait func() error, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
 		if err := s.installLocked(rd.Snapshot); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(rd.Entries) > 0 {
-		if err := s.persistEntriesLocked(rd.Entries, seen); err != nil {
-			return err
+		if wait, err = s.persistEntriesLocked(rd.Entries, seen); err != nil {
+			return nil, err
 		}
 	}
 	if hs := rd.HardState; hs != nil {
 		next := hardState{hs.GetTerm(), hs.GetVote(), hs.GetCommit()}
 		if next.term != s.hs.term || next.vote != s.hs.vote {
 			if err := writeSide(s.fs, s.dir, stateName, encodeState(next)); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		s.hs = next
 	}
-	return nil
+	return wait, nil
 }
 
-func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(token, index, term uint64)) error {
+func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(token, index, term uint64)) (wait func() error, err error) {
 	first := ents[0].GetIndex()
 	changed := false
 	if first <= s.last {
 		// A conflicting suffix from an earlier term: cut it, durably, first.
 		if err := s.log.Truncate(first - 1); err != nil {
-			return err
+			return nil, err
 		}
 		s.dropAboveLocked(first - 1)
 		s.last = first - 1
@@ -401,7 +403,7 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(token, index,
 		default:
 			r, _, err := frame.Decode(e.GetData())
 			if err != nil {
-				return fmt.Errorf("replica: entry %d: %w", i, err)
+				return nil, fmt.Errorf("replica: entry %d: %w", i, err)
 			}
 			if term != prev {
 				s.terms = append(s.terms, termRec{i, term, kindStart})
@@ -416,19 +418,19 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(token, index,
 	}
 	if confChanged {
 		if err := writeSide(s.fs, s.dir, confName, encodeConfs(s.confs)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if changed {
 		if err := writeSide(s.fs, s.dir, termsName, encodeTerms(s.terms)); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := s.log.AppendAt(batch); err != nil {
-		return err
+	if wait, err = s.log.AppendAtNoWait(batch); err != nil {
+		return nil, err
 	}
 	clear(batch)
 	s.buf = batch[:0]
 	s.last = ents[len(ents)-1].GetIndex()
-	return nil
+	return wait, nil
 }

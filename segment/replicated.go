@@ -37,32 +37,47 @@ import (
 // the log's mode promises (Sync: fdatasync); nothing becomes readable until Publish. On
 // error nothing of the batch is acknowledged. Replicated mode only.
 func (l *Log) AppendAt(batch []Record) error {
+	wait, err := l.AppendAtNoWait(batch)
+	if err != nil || wait == nil {
+		return err
+	}
+	return wait()
+}
+
+// AppendAtNoWait is AppendAt without waiting for durability: it returns once the batch is
+// written, with wait, which returns once the batch is as durable as the log's mode promises
+// (Sync: it fdatasyncs, or waits for an fdatasync covering the batch, as AppendAt does). wait
+// is nil when there is nothing to wait for (an empty batch, a mode other than Sync). A
+// caller writing to several logs calls AppendAtNoWait on each, then the waits, concurrently:
+// one fdatasync per file for all of them (multiraft's group commit). Until wait returns nil
+// nothing of the batch is acknowledged; a failed wait is sticky, as a failed AppendAt is.
+func (l *Log) AppendAtNoWait(batch []Record) (wait func() error, err error) {
 	if !l.opts.Replicated {
-		return fmt.Errorf("%w: AppendAt on a single-node log", ErrReplicated)
+		return nil, fmt.Errorf("%w: AppendAt on a single-node log", ErrReplicated)
 	}
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
 	for i := 1; i < len(batch); i++ {
 		if batch[i].Seq <= batch[i-1].Seq {
-			return fmt.Errorf("%w: record %d has position %d after %d", ErrOrder, i, batch[i].Seq, batch[i-1].Seq)
+			return nil, fmt.Errorf("%w: record %d has position %d after %d", ErrOrder, i, batch[i].Seq, batch[i-1].Seq)
 		}
 	}
 	if batch[0].Seq == 0 {
-		return fmt.Errorf("%w: position 0", ErrOrder)
+		return nil, fmt.Errorf("%w: position 0", ErrOrder)
 	}
 	size, err := batchSize(batch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l.mu.Lock()
 	ticket, err := l.appendLocked(batch, int64(size), true)
 	l.noteSpaceLocked(err)
 	l.mu.Unlock()
 	if err != nil || l.opts.Durability.Mode != Sync {
-		return err
+		return nil, err
 	}
-	return l.waitDurable(ticket)
+	return func() error { return l.waitDurable(ticket) }, nil
 }
 
 // LastPos returns the position of the last record written (published or not), 0 if none.

@@ -353,3 +353,52 @@ func TestTruncateRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendAtNoWait: in Sync mode a batch written by AppendAtNoWait is not published before
+// its wait returned (Publish stops at what is durable), and is after; in the other modes
+// there is nothing to wait for. A log written this way reads back like one AppendAt wrote.
+func TestAppendAtNoWait(t *testing.T) {
+	for _, mode := range []Mode{Sync, None} {
+		t.Run(Durability{Mode: mode}.String(), func(t *testing.T) {
+			c := newClock()
+			l := mustOpen(t, t.TempDir(), replOpts(c, mode))
+			defer l.Close()
+			now := c.Now().UnixNano()
+			recs := appendAtN(t, l, []uint64{1, 2, 3}, 100, 3, now)
+			b := []Record{{Seq: 5, Time: now, Data: payload(5, 100)}, {Seq: 6, Time: now, Data: payload(6, 100)}}
+			wait, err := l.AppendAtNoWait(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, b...)
+			if mode != Sync {
+				if wait != nil {
+					t.Fatalf("%v: a wait was returned", mode)
+				}
+			} else {
+				if wait == nil {
+					t.Fatal("Sync: no wait returned")
+				}
+				if err := l.Publish(6); err != nil {
+					t.Fatal(err)
+				}
+				if tip := l.Tip(); tip != 3 {
+					t.Fatalf("tip %d before the wait, want 3 (the durable end)", tip)
+				}
+				if err := wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Publish(6); err != nil {
+				t.Fatal(err)
+			}
+			if tip := l.Tip(); tip != 6 {
+				t.Fatalf("tip %d, want 6", tip)
+			}
+			sameRecords(t, mustRead(t, l), recs)
+			if _, err := l.AppendAtNoWait([]Record{{Seq: 6}}); !errors.Is(err, ErrOrder) {
+				t.Fatalf("a position not above the last: %v", err)
+			}
+		})
+	}
+}

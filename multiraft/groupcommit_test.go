@@ -1,0 +1,154 @@
+package multiraft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// asyncSM is a memSM persisting in two steps (AsyncPersister): PersistAsync stores the Ready
+// in memory, and its wait blocks while the node's gate holds it. Each wait records how many
+// messages its Host handed to the senders between PersistAsync and the wait (those that left
+// before the Ready was durable).
+type asyncSM struct {
+	*memSM
+	n *gcNode
+}
+
+// gcNode is one node's gate and what its waits saw.
+type gcNode struct {
+	host    *Host
+	gate    chan struct{} // a wait takes a token, or passes once gate is closed
+	waiting atomic.Int32  // waits blocked now
+	early   atomic.Uint64 // messages sent between a PersistAsync and its wait, summed
+	waits   atomic.Uint64 // waits run
+}
+
+func (s *asyncSM) PersistAsync(rd *raft.Ready) (func() error, error) {
+	if err := s.Persist(rd); err != nil {
+		return nil, err
+	}
+	if len(rd.Entries) == 0 {
+		return nil, nil
+	}
+	sent := s.n.host.Stats().MessagesSent
+	return func() error {
+		s.n.early.Add(s.n.host.Stats().MessagesSent - sent)
+		s.n.waits.Add(1)
+		s.n.waiting.Add(1)
+		<-s.n.gate
+		s.n.waiting.Add(-1)
+		return nil
+	}, nil
+}
+
+// TestGroupCommit: the entries of the groups a loop iteration handles are made durable
+// together (their waits run at once); a leader's MsgApps leave before its own wait returns
+// (its followers store the entries meanwhile) and nothing else does (a follower sends
+// nothing between persisting and its wait); every entry is applied on every node.
+func TestGroupCommit(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DisableQuiesce = true })
+	const groups = 8
+	gc := make([]*gcNode, len(c.nodes))
+	for i, nd := range c.nodes {
+		gc[i] = &gcNode{host: nd.host, gate: make(chan struct{})}
+		if i > 0 {
+			close(gc[i].gate) // followers: durable at once
+		}
+	}
+	// Until the proposals, let node 1's waits pass (bootstrap and elections write entries).
+	open := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case gc[0].gate <- struct{}{}:
+			case <-open:
+				return
+			}
+		}
+	}()
+	var ids []GroupID
+	for i := 1; i <= groups; i++ {
+		id := GroupID(i)
+		ids = append(ids, id)
+		for k, nd := range c.nodes {
+			sm := newMemSM()
+			nd.sms[id] = sm
+			if err := nd.host.AddGroup(id, c.peers(), &asyncSM{memSM: sm, n: gc[k]}, GroupOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop := c.tickEvery(10 * time.Millisecond)
+	for _, id := range ids {
+		if err := c.node(1).host.Campaign(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.leadAll(ids, 1)
+	stop()
+	close(open)
+	last := func(nd *node, id GroupID) uint64 {
+		i, _ := nd.sms[id].st.LastIndex()
+		return i
+	}
+	h := c.node(1).host
+	var wg sync.WaitGroup
+	propose := func(id GroupID) {
+		defer wg.Done()
+		if err := h.Propose(context.Background(), id, [][]byte{fmt.Appendf(nil, "g%d", id)}); err != nil {
+			t.Error(err)
+		}
+	}
+	// Group 1's entry: node 1's loop blocks in its wait.
+	before := gc[0].waits.Load()
+	wg.Add(1)
+	go propose(ids[0])
+	waitFor(t, "node 1 to wait for group 1's entry", func() bool { return gc[0].waiting.Load() == 1 })
+	// The other groups' proposals queue up behind it and are handled in one iteration.
+	for _, id := range ids[1:] {
+		wg.Add(1)
+		go propose(id)
+	}
+	waitFor(t, "the other proposals to queue", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.requests) == groups-1
+	})
+	gc[0].gate <- struct{}{}
+	waitFor(t, "node 1 to wait for the other groups' entries at once", func() bool { return gc[0].waiting.Load() == groups-1 })
+	// Meanwhile the MsgApps have left: the followers store every group's entry.
+	for _, id := range ids {
+		want := last(c.node(1), id)
+		waitFor(t, fmt.Sprintf("the followers to store group %d's entry", id), func() bool {
+			return last(c.node(2), id) == want && last(c.node(3), id) == want
+		})
+		if len(c.node(1).sms[id].appliedData()) != 0 {
+			t.Fatalf("group %d applied an entry before the leader's wait returned", id)
+		}
+	}
+	close(gc[0].gate)
+	wg.Wait()
+	stop = c.tickEvery(10 * time.Millisecond)
+	defer stop()
+	for _, id := range ids {
+		want := [][]byte{fmt.Appendf(nil, "g%d", id)}
+		waitFor(t, fmt.Sprintf("group %d to apply on all three", id), func() bool { return hasApplied(id, want, c.nodes...) })
+	}
+	if n := gc[0].waits.Load() - before; n != groups {
+		t.Fatalf("node 1 ran %d waits for %d groups' entries", n, groups)
+	}
+	if gc[0].early.Load() == 0 {
+		t.Fatal("no MsgApp left node 1 before its waits returned")
+	}
+	for i, g := range gc[1:] {
+		if n := g.early.Load(); n != 0 || g.waits.Load() == 0 {
+			t.Fatalf("follower %d: %d messages sent before the entries were durable (%d waits)", i+2, n, g.waits.Load())
+		}
+	}
+}
