@@ -120,6 +120,7 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 	defer sc.release()
 	order := groupByShard(set.m, entries, pending, results, sc.intsFor(2*len(pending)))
 	batch := sc.recordsFor(len(order))
+	var jobs []appendJob // replicated shards' appends, run together at the end
 	for start := 0; start < len(order); {
 		id := results[order[start]].Shard
 		end := start + 1
@@ -161,41 +162,88 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 		if len(idx) == 0 {
 			continue
 		}
-		sh.gate.RLock()
-		if sh.closed {
-			sh.gate.RUnlock()
-			retry = append(retry, idx...)
-			continue
-		}
 		n := 0
 		for j, i := range idx {
 			recs[j] = segment.Record{Key: bytesOf(entries[i].PartitionKey), Data: entries[i].Data, Flags: flags}
 			n += len(entries[i].PartitionKey) + len(entries[i].Data)
 		}
-		if sl != nil {
-			sc.seal(sl, recs, n)
+		if _, replicated := sh.log.(LeaderLog); replicated && sl == nil {
+			// A replicated append waits for a Raft commit (a round trip to the other
+			// replicas): the shards of one call append concurrently, once they are all known.
+			// (Sealed records share sc's buffer, so an encrypted stream appends in turn.)
+			jobs = append(jobs, appendJob{sh: sh, id: id, idx: idx, recs: recs, n: n})
+			continue
 		}
-		err := sh.log.Append(recs)
+		retry = e.appendShard(appendJob{sh: sh, id: id, idx: idx, recs: recs, n: n}, sc, sl, results, t, retry)
+	}
+	switch len(jobs) {
+	case 0:
+	case 1:
+		retry = e.appendShard(jobs[0], sc, nil, results, t, retry)
+	default:
+		var wg sync.WaitGroup
+		var mu sync.Mutex // guards t and retry
+		for _, j := range jobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var jt putTally
+				r := e.appendShard(j, nil, nil, results, &jt, nil)
+				mu.Lock()
+				t.records, t.bytes, t.failed = t.records+jt.records, t.bytes+jt.bytes, t.failed+jt.failed
+				retry = append(retry, r...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	}
+	return retry
+}
+
+// appendJob is the admitted records of one shard in one putOnce: their indexes in the call,
+// the records built for the log, and their bytes.
+type appendJob struct {
+	sh   *shard
+	id   ShardID
+	idx  []int
+	recs []segment.Record
+	n    int
+}
+
+// appendShard appends j's records to its shard's log (sealed first when sl is set, in sc's
+// buffer) and writes their results, counting them in t. Records of a shard a reshard closed
+// meanwhile are added to retry, which it returns. It writes only j's entries of results, so
+// the jobs of one call may run concurrently with sc and sl nil.
+func (e *Engine) appendShard(j appendJob, sc *putScratch, sl *sealer, results []PutResult, t *putTally, retry []int) []int {
+	sh, idx, recs, n := j.sh, j.idx, j.recs, j.n
+	sh.gate.RLock()
+	if sh.closed {
 		sh.gate.RUnlock()
+		return append(retry, idx...)
+	}
+	if sl != nil {
+		sc.seal(sl, recs, n)
+	}
+	err := sh.log.Append(recs)
+	sh.gate.RUnlock()
+	if err != nil {
+		t.failed += len(idx)
+	} else {
+		t.records += len(idx)
+		t.bytes += n
+		sh.metrics.appended(len(idx), n)
+	}
+	if nl := (*NotLeaderError)(nil); errors.As(err, &nl) {
+		err = notLeader(nl.Leader)
+	} else if err != nil {
+		err = internalError(err)
+	}
+	for k, i := range idx {
 		if err != nil {
-			t.failed += len(idx)
-		} else {
-			t.records += len(idx)
-			t.bytes += n
-			sh.metrics.appended(len(idx), n)
+			results[i].Err = err
+			continue
 		}
-		if nl := (*NotLeaderError)(nil); errors.As(err, &nl) {
-			err = notLeader(nl.Leader)
-		} else if err != nil {
-			err = internalError(err)
-		}
-		for j, i := range idx {
-			if err != nil {
-				results[i].Err = err
-				continue
-			}
-			results[i].Seq = SeqNum{Shard: id, Pos: recs[j].Seq}
-		}
+		results[i].Seq = SeqNum{Shard: j.id, Pos: recs[k].Seq}
 	}
 	return retry
 }
