@@ -50,8 +50,8 @@ func startServeProcess(t *testing.T, args ...string) (string, *exec.Cmd) {
 	return "", nil
 }
 
-// acked is a record the server acknowledged.
-type acked struct {
+// putAcked is a record the server acknowledged.
+type putAcked struct {
 	seq  client.SeqNum
 	data string
 }
@@ -88,7 +88,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	// sequence order, and at most one batch is written but not yet acknowledged.
 	var (
 		mu      sync.Mutex
-		ack     []acked
+		ack     []putAcked
 		stop    = make(chan struct{})
 		written = make(chan error, 1)
 	)
@@ -113,13 +113,13 @@ func TestBackupUnderLoad(t *testing.T) {
 			mu.Lock()
 			for j, r := range res {
 				if r.Err == nil {
-					ack = append(ack, acked{r.SeqNum, string(batch[j].Data)})
+					ack = append(ack, putAcked{r.SeqNum, string(batch[j].Data)})
 				}
 			}
 			mu.Unlock()
 		}
 	}()
-	ackedSoFar := func() []acked {
+	ackedSoFar := func() []putAcked {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(ack)
@@ -210,7 +210,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	// stopped, not acknowledged, can only follow them.
 	during := 0
 	for shard := range uint32(2) {
-		var shardAcked []acked
+		var shardAcked []putAcked
 		for _, a := range all {
 			if a.seq.Shard == shard {
 				shardAcked = append(shardAcked, a)
