@@ -249,6 +249,9 @@ func (l *Log) Oldest() (uint64, bool, error) { return l.seg.Oldest() }
 // Trim applies retention to this replica's segment log.
 func (l *Log) Trim(cutoff int64) (int, error) { return l.seg.Trim(cutoff) }
 
+// Hide hides the records before cutoff without reading the segment log now (segment.Log.Hide).
+func (l *Log) Hide(cutoff int64) { l.seg.Hide(cutoff) }
+
 // UnmapIdle unmaps idle sealed segments.
 func (l *Log) UnmapIdle() int { return l.seg.UnmapIdle() }
 
