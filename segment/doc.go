@@ -41,8 +41,10 @@
 // before it, a missing segment in the middle, or unreadable metadata is corruption: Open
 // succeeds so that the intact records stay readable, but Append and Err report ErrCorrupt with
 // the file and offset. A clean close stores the active segment's index and a clean marker, so
-// the next open reads no frames at all. Sealed segments are not read at open: start-up cost
-// does not grow with their number. Read checks the CRC of every frame this process has not
+// the next open reads no frames at all. Sealed segments are not read at open (only the
+// newest one before the active segment, for its checkpoint): the read horizon of the stored
+// retention cutoff and the oldest record are found when first needed, and Hide records a
+// cutoff without reading anything, so start-up cost does not grow with their number. Read checks the CRC of every frame this process has not
 // written or scanned itself.
 //
 // Sealing. A full segment is sealed (synced, a sealed checkpoint written, its preallocated
