@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -230,7 +231,9 @@ func TestRotateKeyUsage(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := []string{id + ".key", id + ".v2.key", id + ".v3.key", "aliases.json"}; strings.Join(names, " ") != strings.Join(want, " ") {
+	want := []string{id + ".key", id + ".v2.key", id + ".v3.key", "aliases.json"}
+	slices.Sort(want) // os.ReadDir's order
+	if !slices.Equal(names, want) {
 		t.Fatalf("keyring holds %q, want %q", names, want)
 	}
 }
