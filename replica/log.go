@@ -286,6 +286,9 @@ func (l *Log) Trim(cutoff int64) (int, error) {
 	return n, err
 }
 
+// Hide hides the records before cutoff without reading the segment log now (segment.Log.Hide).
+func (l *Log) Hide(cutoff int64) { l.storage.segLog().Hide(cutoff) }
+
 // UnmapIdle unmaps idle sealed segments.
 func (l *Log) UnmapIdle() int { return l.storage.segLog().UnmapIdle() }
 

@@ -43,8 +43,11 @@
 // the file and offset. After a crash, Open first fdatasyncs the segments whose last writes may
 // still be only in the page cache (the newest, and those whose seal may not have been synced),
 // so that what recovery reads is durable before it is served. A clean close stores the active
-// segment's index and a clean marker, so the next open reads no frames at all. Sealed segments are not read at open: start-up cost
-// does not grow with their number. Read checks the CRC of every frame this process has not
+// segment's index and a clean marker, so the next open reads no frames at all. Sealed segments
+// are not read at open (only the newest one before the active segment, for its checkpoint):
+// the read horizon of the stored retention cutoff and the oldest record are found when first
+// needed, and Hide records a cutoff without reading anything, so start-up cost does not grow
+// with their number. Read checks the CRC of every frame this process has not
 // written or scanned itself.
 //
 // Sealing. A full segment is sealed (synced, a sealed checkpoint written, its preallocated

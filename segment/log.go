@@ -73,6 +73,8 @@ type Log struct {
 	meta meta
 	// storedHorizon is the read horizon when the retention cutoff was last stored in
 	// log.meta: Trim stores the cutoff again only when it hides more records than that.
+	// Written by placeHorizon (inside placeOnce, which Trim enters before it reads this),
+	// then by Trim under mu.
 	storedHorizon uint64
 	stop          chan struct{} // closes the interval syncer and the sealer
 	syncDone      chan struct{}
@@ -96,6 +98,19 @@ type Log struct {
 	horizon    atomic.Uint64                 // reads start at or above this number (retention)
 	hidden     atomic.Int64                  // records that arrived before this time are hidden
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
+
+	// The read horizon of the retention cutoff log.meta stored is placed lazily: open only
+	// records the cutoff and the log's end (openHidden, openTip, openNone, written before
+	// the log is shared, then read-only) and sets horizonPending; the first Read, SeqAtTime,
+	// Oldest or Trim places it, with the cutoff Hide raised meanwhile (placeHorizon, run
+	// once by placeOnce; the others wait for it) and clears horizonPending. Placing it looks up the cutoff among the sealed segments
+	// and reads the oldest record, which start-up would otherwise do for every shard
+	// (TestOpenReadsOnlyActiveSegments).
+	horizonPending atomic.Bool
+	placeOnce      sync.Once
+	openHidden     int64
+	openTip        uint64
+	openNone       uint64
 }
 
 // commitPt describes the log after a batch was written: the active segment, its frames up to

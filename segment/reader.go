@@ -106,6 +106,12 @@ func (it *Iter) Err() error { return it.err }
 // written, and consumers of the native protocol check CRCs end to end. Damage returns an
 // error wrapping ErrCorrupt with the file and offset; reading past it needs a later from.
 func (l *Log) Read(from uint64, maxRecords, maxBytes int) (View, error) {
+	l.ensureHorizon()
+	return l.readFrom(from, maxRecords, maxBytes)
+}
+
+// readFrom is Read under a horizon already placed (or being placed by placeHorizon).
+func (l *Log) readFrom(from uint64, maxRecords, maxBytes int) (View, error) {
 	if maxRecords <= 0 {
 		maxRecords = 1
 	}
@@ -294,6 +300,7 @@ func (s *segment) damage(off, end int64, cause error) error {
 // SeqAtTime returns the sequence number of the first readable record that arrived at or
 // after t (Unix nanoseconds). ok is false when there is none yet.
 func (l *Log) SeqAtTime(t int64) (seq uint64, ok bool, err error) {
+	l.ensureHorizon()
 	tip := l.tip.Load()
 	seq, ok, err = l.seqAtTime(t)
 	if ok && l.opts.Replicated && seq > tip {

@@ -202,16 +202,12 @@ func (l *Log) published() {
 			}
 		}
 	}
-	if h := l.hidden.Load(); h != 0 {
-		l.applyHidden(h, max(l.tip.Load(), l.lastSeq)+1)
-	}
-	// Nothing below the oldest record can be hidden: a horizon up to it hides nothing.
-	l.storedHorizon = l.horizon.Load()
-	if first, ok, err := l.Oldest(); err == nil && ok {
-		l.storedHorizon = max(l.storedHorizon, first)
-	} else if err == nil {
-		l.storedHorizon = max(l.storedHorizon, l.tip.Load()+1)
-	}
+	// The horizon of the stored cutoff is placed later, when first needed (placeHorizon):
+	// here it would read sealed segments that start-up has no other reason to open.
+	l.openHidden = l.hidden.Load()
+	l.openTip = l.tip.Load()
+	l.openNone = max(l.openTip, l.lastSeq) + 1
+	l.horizonPending.Store(true)
 }
 
 // listSegments lists the segment files, removes leftover temporary files and checks that

@@ -17,6 +17,7 @@ import (
 // In replicated mode a segment holding a record above the published tip is kept, and so are
 // the ones after it. It returns the number of segments removed.
 func (l *Log) Trim(cutoff int64) (removed int, err error) {
+	l.ensureHorizon()
 	for {
 		cur := l.hidden.Load()
 		if cutoff <= cur || l.hidden.CompareAndSwap(cur, cutoff) {
@@ -95,6 +96,11 @@ func (l *Log) applyHidden(hidden int64, none uint64) {
 	if !ok {
 		seq = none
 	}
+	l.raiseHorizon(seq)
+}
+
+// raiseHorizon moves the read horizon up to seq; it never moves down.
+func (l *Log) raiseHorizon(seq uint64) {
 	for {
 		cur := l.horizon.Load()
 		if seq <= cur || l.horizon.CompareAndSwap(cur, seq) {
@@ -103,10 +109,88 @@ func (l *Log) applyHidden(hidden int64, none uint64) {
 	}
 }
 
+// ensureHorizon places the horizon of the cutoff stored in log.meta if that is not done yet;
+// every path that reads the horizon or moves the cutoff calls it first. Its fast path is one
+// atomic load.
+func (l *Log) ensureHorizon() {
+	if l.horizonPending.Load() {
+		l.placeOnce.Do(l.placeHorizon)
+	}
+}
+
+// Hide hides the records that arrived before cutoff (Unix nanoseconds) from reads, as Trim
+// does, but touches no file: right after open it only records the cutoff, which the first
+// read or Trim applies; the next Trim stores it and deletes what it expired. The engine
+// calls it when it opens a shard, so that retention applies from the first moment without
+// start-up reading sealed segments. The cutoff only moves forward.
+func (l *Log) Hide(cutoff int64) {
+	for {
+		cur := l.hidden.Load()
+		if cutoff <= cur || l.hidden.CompareAndSwap(cur, cutoff) {
+			break
+		}
+	}
+	if l.horizonPending.Load() {
+		return // placeHorizon applies it: it loads hidden after clearing horizonPending
+	}
+	l.applyHidden(l.hidden.Load(), l.tip.Load()+1)
+}
+
+// placeHorizon does, once, what open leaves to the first use of the horizon: it places the
+// horizon of the cutoff log.meta stored and sets storedHorizon, both as they would have been
+// at open, then applies a later cutoff that Hide recorded. Records appended since open are
+// not taken into account: a record at or after openNone did not exist at open, so these
+// cutoffs move the horizon to openNone at most (the next Trim applies its cutoff to the
+// records after it), and the stored horizon is at most openTip + 1.
+func (l *Log) placeHorizon() {
+	l.placeCutoff(l.openHidden)
+	// Nothing below the oldest record can be hidden: a horizon up to it hides nothing.
+	stored := l.horizon.Load()
+	if first, ok, err := l.oldest(); err == nil && ok && first <= l.openTip {
+		stored = max(stored, first)
+	} else if err == nil {
+		stored = max(stored, l.openTip+1)
+	}
+	l.storedHorizon = stored
+	h := l.hidden.Load()
+	if h > l.openHidden {
+		l.placeCutoff(h)
+	}
+	l.horizonPending.Store(false)
+	// A Hide that raised hidden after the load above saw horizonPending still set and left
+	// its cutoff to this function.
+	if h2 := l.hidden.Load(); h2 != h {
+		l.applyHidden(h2, l.tip.Load()+1)
+	}
+}
+
+// placeCutoff moves the horizon to the first record at or after cutoff among those that
+// existed at open, or past them (openNone) when none is; a zero cutoff hides nothing.
+func (l *Log) placeCutoff(cutoff int64) {
+	if cutoff == 0 {
+		return
+	}
+	seq, ok, err := l.seqAtTime(cutoff)
+	switch {
+	case err != nil:
+		l.logger.Warn("could not place the retention horizon; damaged segments stay visible", "err", err)
+	case ok:
+		l.raiseHorizon(min(seq, l.openNone))
+	default:
+		l.raiseHorizon(l.openNone)
+	}
+}
+
 // Oldest returns the sequence number of the oldest readable record (the trim horizon); ok is
 // false when no record is readable.
 func (l *Log) Oldest() (seq uint64, ok bool, err error) {
-	v, err := l.Read(0, 1, 0)
+	l.ensureHorizon()
+	return l.oldest()
+}
+
+// oldest is Oldest under a horizon already placed (or being placed by placeHorizon).
+func (l *Log) oldest() (seq uint64, ok bool, err error) {
+	v, err := l.readFrom(0, 1, 0)
 	if err != nil {
 		return 0, false, err
 	}

@@ -3,10 +3,12 @@ package segment
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sluice-streams/sluice/frame"
+	"github.com/sluice-streams/sluice/internal/vfs"
 )
 
 // threeHours appends 100 records in each of three hours and returns them per hour.
@@ -227,5 +229,106 @@ func TestTrimStoresTheCutoffOnlyWhenItHides(t *testing.T) {
 	}
 	if m, _, _ := readMeta(l.fs, dir); m.hidden != recs[1].Time+1 {
 		t.Fatalf("a cutoff that hid records was not stored: %d", m.hidden)
+	}
+}
+
+// TestHideAtOpen reopens a log whose stored cutoff hides its first hour and hides the second
+// hour with Hide, as the engine does when it opens a shard: no file changes until a Trim,
+// yet every read, Oldest and SeqAtTime already start at the third hour; the next Trim
+// deletes the expired segments and stores the cutoff.
+func TestHideAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	t0 := c.Now()
+	l := mustOpen(t, dir, testOpts(c, Sync))
+	hours := threeHours(t, l, c)
+	if _, err := l.Trim(t0.Add(30 * time.Minute).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := readMeta(vfs.OS, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := len(segFiles(t, dir))
+
+	l = mustOpen(t, dir, testOpts(c, Sync))
+	defer l.Close()
+	cutoff := t0.Add(90 * time.Minute).UnixNano()
+	l.Hide(cutoff)
+	if m, _, _ := readMeta(l.fs, dir); m.hidden != stored.hidden || len(segFiles(t, dir)) != files {
+		t.Fatalf("Hide wrote: stored cutoff %d (was %d), %d segment files (were %d)", m.hidden, stored.hidden, len(segFiles(t, dir)), files)
+	}
+	if seq, ok, err := l.SeqAtTime(t0.UnixNano()); err != nil || !ok || seq != hours[2][0].Seq {
+		t.Fatalf("SeqAtTime of the first hour: %d %v %v, want %d", seq, ok, err, hours[2][0].Seq)
+	}
+	if seq, ok, err := l.Oldest(); err != nil || !ok || seq != hours[2][0].Seq {
+		t.Fatalf("oldest %d %v %v, want %d", seq, ok, err, hours[2][0].Seq)
+	}
+	got, err := readAll(t, l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, got, hours[2])
+
+	removed, err := l.Trim(cutoff)
+	if err != nil || removed == 0 {
+		t.Fatalf("Trim after Hide removed %d segments, %v", removed, err)
+	}
+	if m, _, _ := readMeta(l.fs, dir); m.hidden != cutoff {
+		t.Fatalf("Trim after Hide stored cutoff %d, want %d", m.hidden, cutoff)
+	}
+}
+
+// TestHideRacesFirstRead calls Hide while other goroutines make the first reads of a
+// reopened log (the ones that place the horizon): whichever runs first, once both are done
+// every read starts at the first record Hide's cutoff keeps.
+func TestHideRacesFirstRead(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	t0 := c.Now()
+	l := mustOpen(t, dir, testOpts(c, Sync))
+	hours := threeHours(t, l, c)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		copied := t.TempDir() // each round starts from the closed log, its cutoff not stored
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(copied, e.Name()), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l := mustOpen(t, copied, testOpts(c, Sync))
+		done := make(chan error, 4)
+		for range 4 {
+			go func() {
+				v, err := l.Read(0, 1, 0)
+				v.Release()
+				done <- err
+			}()
+		}
+		l.Hide(t0.Add(90 * time.Minute).UnixNano())
+		for range 4 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if seq, ok, err := l.Oldest(); err != nil || !ok || seq != hours[2][0].Seq {
+			t.Fatalf("oldest %d %v %v, want %d", seq, ok, err, hours[2][0].Seq)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -20,8 +20,9 @@ import (
 // "Encryption at rest", describes the bytes.
 //
 // A data key is used by the process that made it only: its first encrypted put after start
-// (or after the stream's key id changed) makes and saves a new one, so that the nonces it
-// draws from an in-memory counter are never reused under one key.
+// (or after the stream's key id changed, or after RenewDataKeys) makes and saves a new
+// one, so that the nonces it draws from an in-memory counter are never reused under one
+// key.
 //
 // The sealed data of a record (the frame's data field, frame.FlagSealed set):
 //
@@ -42,10 +43,16 @@ const (
 
 // dataKeyMeta is one data key of a stream, as the stream's metadata keeps it.
 type dataKeyMeta struct {
-	ID      uint32 `json:"id"`      // from 1, in every record sealed under it
-	Master  string `json:"master"`  // the keyring's master key id (a UUID) that wraps it
-	Wrapped []byte `json:"wrapped"` // keyring.Ring.Wrap of the 32 bytes, bound to wrapAAD
-	Created int64  `json:"created"` // Unix ms
+	ID      uint32 `json:"id"`                // from 1, in every record sealed under it
+	Master  string `json:"master"`            // the keyring's master key id (a UUID) that wraps it
+	Version uint32 `json:"version,omitempty"` // the master key's version that wraps it; 0 (absent, written before rotation): 1
+	Wrapped []byte `json:"wrapped"`           // keyring.Ring.Wrap of the 32 bytes, bound to wrapAAD
+	Created int64  `json:"created"`           // Unix ms
+}
+
+// masterVersion is the version of the master key that wrapped dk.
+func (dk *dataKeyMeta) masterVersion() uint32 {
+	return max(dk.Version, 1)
 }
 
 // sealer seals the records this process puts under one data key.
@@ -123,7 +130,7 @@ func (s *Stream) sealerFor(meta *streamMeta) (*sealer, error) {
 	if n := len(next.DataKeys); n > 0 {
 		id = next.DataKeys[n-1].ID + 1
 	}
-	wrapped, err := e.keyring.Wrap(master, key, wrapAAD(meta, id))
+	wrapped, version, err := e.keyring.Wrap(master, key, wrapAAD(meta, id))
 	if err != nil {
 		return nil, kmsError(meta.KeyID, err)
 	}
@@ -131,7 +138,7 @@ func (s *Stream) sealerFor(meta *streamMeta) (*sealer, error) {
 	if err != nil {
 		return nil, internalError(err)
 	}
-	next.DataKeys = append(next.DataKeys, dataKeyMeta{ID: id, Master: master, Wrapped: wrapped, Created: e.opts.Now().UnixMilli()})
+	next.DataKeys = append(next.DataKeys, dataKeyMeta{ID: id, Master: master, Version: version, Wrapped: wrapped, Created: e.opts.Now().UnixMilli()})
 	if err := s.saveChangeLocked(next); err != nil {
 		return nil, err
 	}
@@ -140,6 +147,26 @@ func (s *Stream) sealerFor(meta *streamMeta) (*sealer, error) {
 	sl := &sealer{keyID: meta.KeyID, id: id, aead: aead}
 	s.sealer.Store(sl)
 	return sl, nil
+}
+
+// RenewDataKeys makes every encrypted stream seal its next puts under a new data key,
+// wrapped by the newest version of its master key: after a master key's rotation
+// (keyring.Ring.Rotate, sluice rotate-key) a running server calls it so that records put
+// from then on are no longer sealed under a data key the old version wraps. Records
+// already sealed keep their data key and stay readable. Puts in flight finish under the
+// data key they started with.
+func (e *Engine) RenewDataKeys() {
+	e.mu.Lock()
+	streams := make([]*Stream, 0, len(e.streams))
+	for _, s := range e.streams {
+		streams = append(streams, s)
+	}
+	e.mu.Unlock()
+	for _, s := range streams {
+		s.mu.Lock()
+		s.sealer.Store(nil)
+		s.mu.Unlock()
+	}
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
@@ -161,7 +188,7 @@ func (s *Stream) opener(id uint32) (cipher.AEAD, error) {
 		if dk.ID != id {
 			continue
 		}
-		key, err := s.engine.keyring.Unwrap(dk.Master, dk.Wrapped, wrapAAD(meta, id))
+		key, err := s.engine.keyring.Unwrap(dk.Master, dk.masterVersion(), dk.Wrapped, wrapAAD(meta, id))
 		if err != nil {
 			return nil, kmsError(dk.Master, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +315,78 @@ func TestEncryptedRecordSize(t *testing.T) {
 	data, _, err := readAll(t, e)
 	if err != nil || len(data) != 1 || len(data[0]) != n {
 		t.Fatalf("read: %d records, %v", len(data), err)
+	}
+}
+
+// TestEncryptionRotation rotates the stream's master key: until RenewDataKeys the engine
+// seals under the data key it has, wrapped by version 1; after it, under a new data key
+// wrapped by version 2. Every record reads back, also after a restart, and a keyring
+// without version 2 cannot open what it sealed.
+func TestEncryptionRotation(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e := testEngine(t, dir, c, "off")
+	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ringDir := filepath.Join(dir, "kms-keyring")
+	id, err := keyring.Open(ringDir).CreateKey("alias/orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetEncryption("s", "KMS", "alias/orders"); err != nil {
+		t.Fatal(err)
+	}
+	versions := func(e *Engine) []uint32 {
+		s, err := e.stream("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint32
+		for _, dk := range s.meta.Load().DataKeys {
+			if dk.Master != id {
+				t.Fatalf("data key %d wrapped by %s, not %s", dk.ID, dk.Master, id)
+			}
+			out = append(out, dk.Version)
+		}
+		return out
+	}
+	putOne(t, e, "k", "before")
+	if _, v, err := keyring.Open(ringDir).Rotate("alias/orders"); err != nil || v != 2 {
+		t.Fatalf("Rotate: version %d, %v", v, err)
+	}
+	putOne(t, e, "k", "rotated, not renewed")
+	if got := versions(e); !slices.Equal(got, []uint32{1}) {
+		t.Fatalf("data key versions before RenewDataKeys: %v", got)
+	}
+	e.RenewDataKeys()
+	putOne(t, e, "k", "renewed")
+	if got := versions(e); !slices.Equal(got, []uint32{1, 2}) {
+		t.Fatalf("data key versions after RenewDataKeys: %v", got)
+	}
+	e.Close()
+
+	l, _ := ParseLimits("off")
+	e, err = Open(Options{Dir: dir, Now: c.Now, Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := readAll(t, e)
+	if want := []string{"before", "rotated, not renewed", "renewed"}; err != nil || !slices.Equal(data, want) {
+		t.Fatalf("after a restart: %q %v, want %q", data, err, want)
+	}
+	e.Close()
+
+	// Without version 2 the records it sealed do not open: KMSNotFound, never ciphertext.
+	if err := os.Remove(filepath.Join(ringDir, id+".v2.key")); err != nil {
+		t.Fatal(err)
+	}
+	e, err = Open(Options{Dir: dir, Now: c.Now, Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, _, err := readAll(t, e); !errors.Is(err, ErrKMSNotFound) {
+		t.Fatalf("read without version 2: %v", err)
 	}
 }

@@ -350,8 +350,9 @@ func (s *Stream) openShard(meta *streamMeta, sh shardmap.Shard) (*shard, error) 
 	if err != nil {
 		return nil, fmt.Errorf("stream %s shard %d: %w", meta.Name, sh.ID, err)
 	}
-	// Retention applies from the first moment.
-	l.Trim(now.Add(-o.retention(meta.RetentionHours)).UnixNano())
+	// Retention applies from the first moment: Hide hides the expired records from every
+	// read without reading the log's sealed segments now; Maintain's Trim deletes them.
+	l.Hide(now.Add(-o.retention(meta.RetentionHours)).UnixNano())
 	rt := &shard{id: sh.ID, log: l, closing: make(chan struct{}),
 		write: s.engine.opts.Limits.NewWriteLimiter(now), read: s.engine.opts.Limits.NewReadLimiter(now)}
 	if !sh.Open {

@@ -33,8 +33,11 @@ import (
 //     frames live in (a segment's mapping) until Release, and its bytes never change; Next
 //     is where to read from next. An empty View's Next never skips a readable record.
 //   - Retention. Trim(cutoff) hides the records that arrived before cutoff (Unix ns) at once
-//     and deletes the storage that held only them; the cutoff only moves forward. Oldest is
-//     the first readable position; SeqAtTime the first at or after a time.
+//     and deletes the storage that held only them; the cutoff only moves forward. Hide(cutoff)
+//     hides them too, at once for every read, but reads and deletes nothing until the next
+//     Trim: the engine calls it when it opens a shard, so that start-up reads no more than
+//     the log's recovery does. Oldest is the first readable position; SeqAtTime the first at
+//     or after a time.
 //   - Close ends the log: later calls fail with segment.ErrClosed; Views taken before stay
 //     valid until released. Remove closes the log and deletes its storage (a pruned shard).
 //
@@ -48,6 +51,7 @@ type ShardLog interface {
 	SeqAtTime(unixNano int64) (seq uint64, ok bool, err error)
 	Oldest() (seq uint64, ok bool, err error)
 	Trim(cutoff int64) (removed int, err error)
+	Hide(cutoff int64)
 	// UnmapIdle gives back what idle parts of the log hold (mappings no View uses); the
 	// engine calls it periodically from Maintain.
 	UnmapIdle() int

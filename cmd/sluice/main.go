@@ -63,6 +63,7 @@ func commands() []command {
 		{name: "backup", args: "[--kms-keyring DIR] DATA_DIR DEST", summary: "copy a data directory, while a server runs on it or not, into a new directory serve starts from", run: backup.Run},
 		{name: "audit", args: "verify DIR", summary: "check an audit log's chain: name the first line edited, removed or reordered", run: runAudit},
 		{name: "create-key", args: "--kms-keyring DIR [--alias alias/NAME]", summary: "add a master key for StartStreamEncryption to a keyring and print its id", run: runCreateKey},
+		{name: "rotate-key", args: "--kms-keyring DIR KEY-ID", summary: "add a new version of a master key: new data keys are wrapped by it, old ones still open", run: runRotateKey},
 		{name: "estimate", args: "[flags]", summary: "size a Kinesis stream and price it a month on AWS", run: runEstimate},
 		{name: "load", args: "[flags]", summary: "put and read back records at a rate: throughput, latency, losses", run: runLoad},
 		{name: "lambda", args: "--handler PATH --event-source-mapping FILE", summary: "run an unmodified Lambda function against a stream, as an event source mapping does", run: runLambda},

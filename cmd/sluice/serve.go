@@ -198,8 +198,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		auth = verifier
 		logger.Info("verifying SigV4 signatures and authorising requests", "iam", cfg.iamFile, "users", len(users))
 	}
-	// SIGHUP reloads what can be reloaded; with nothing to reload it is logged and ignored
-	// rather than ending the process, the default action of an unhandled SIGHUP.
+	// SIGHUP reloads what can be reloaded and starts new data keys of encrypted streams
+	// (after a master key's rotation); it never ends the process, the default action of an
+	// unhandled SIGHUP.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -255,7 +256,7 @@ loop:
 				logger.Warn("periodic maintenance", "err", err)
 			}
 		case <-hup:
-			reload(cfg, verifier, logger)
+			reload(cfg, eng, verifier, logger)
 		}
 	}
 	logger.Info("shutting down")
@@ -338,12 +339,12 @@ func loopback(addr string) bool {
 
 // reload loads again, on SIGHUP, the IAM file, the TLS certificate and the client CAs the
 // server was given; one that fails to load leaves what was loaded before in service, and
-// the log says why.
-func reload(cfg serveConfig, verifier *server.SigV4Verifier, logger *slog.Logger) {
-	if verifier == nil && cfg.certs == nil {
-		logger.Info("SIGHUP ignored: no --iam or --tls-cert to reload")
-		return
-	}
+// the log says why. It also makes every encrypted stream seal its next records under a new
+// data key, which the newest version of its master key wraps: `sluice rotate-key` followed
+// by SIGHUP rotates the keys of a running server.
+func reload(cfg serveConfig, eng *stream.Engine, verifier *server.SigV4Verifier, logger *slog.Logger) {
+	eng.RenewDataKeys()
+	logger.Info("encrypted streams seal their next records under new data keys, wrapped by the newest version of their master keys")
 	if verifier != nil {
 		if users, err := loadIAM(cfg.iamFile, cfg.account); err != nil {
 			logger.Warn("IAM file not reloaded: keeping the users loaded before", "err", err)

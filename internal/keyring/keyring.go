@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -42,6 +43,9 @@ var (
 	ErrUnwrap = errors.New("keyring: wrapped key does not open under its master key")
 	// ErrInsecure is a keyring directory or key file readable by group or others.
 	ErrInsecure = errors.New("keyring: key material is readable by group or others")
+	// ErrRotating is a rotation that found the version it was about to add already made:
+	// another rotation of the same key ran at the same time. Nothing was changed.
+	ErrRotating = errors.New("keyring: the key was rotated concurrently")
 )
 
 var (
@@ -56,7 +60,16 @@ type Ring struct {
 	fs  vfs.FS
 
 	mu   sync.Mutex             // guards keys and the directory's files
-	keys map[string]cipher.AEAD // loaded master keys by key id
+	keys map[string]cipher.AEAD // loaded master key versions by file name (keyFile)
+}
+
+// keyFile is the file name of version v of master key id: <id>.key for version 1 (the
+// key as CreateKey made it), <id>.v<v>.key for the versions Rotate adds.
+func keyFile(id string, v uint32) string {
+	if v == 1 {
+		return id + keySuffix
+	}
+	return id + ".v" + strconv.FormatUint(uint64(v), 10) + keySuffix
 }
 
 // Open returns the keyring in dir. Nothing is read or created until a key is needed.
@@ -100,7 +113,7 @@ func (r *Ring) Resolve(keyID string) (string, error) {
 	default:
 		return "", fmt.Errorf("%w: %q", ErrInvalidKey, keyID)
 	}
-	if _, err := r.keyLocked(name); err != nil {
+	if _, err := r.keyLocked(name, 1); err != nil {
 		return "", err
 	}
 	return name, nil
@@ -144,7 +157,7 @@ func (r *Ring) createLocked(alias string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.keys[id] = aead
+	r.keys[keyFile(id, 1)] = aead
 	if alias == "" {
 		return id, nil
 	}
@@ -179,18 +192,25 @@ func (r *Ring) aliasesLocked() (map[string]string, error) {
 	return aliases, nil
 }
 
-// keyLocked returns the cipher of master key id, loading it; r.mu is held.
-func (r *Ring) keyLocked(id string) (cipher.AEAD, error) {
-	if a, ok := r.keys[id]; ok {
+// keyLocked returns the cipher of version v of master key id, loading it; r.mu is held.
+func (r *Ring) keyLocked(id string, v uint32) (cipher.AEAD, error) {
+	name := keyFile(id, v)
+	if a, ok := r.keys[name]; ok {
 		return a, nil
 	}
 	if !uuidPattern.MatchString(id) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidKey, id)
 	}
-	path := filepath.Join(r.dir, id+keySuffix)
+	if v == 0 {
+		return nil, fmt.Errorf("%w: %s version 0", ErrNotFound, id)
+	}
+	path := filepath.Join(r.dir, name)
 	if err := checkPrivate(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+			if v == 1 {
+				return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+			}
+			return nil, fmt.Errorf("%w: %s version %d", ErrNotFound, id, v)
 		}
 		return nil, err
 	}
@@ -199,18 +219,118 @@ func (r *Ring) keyLocked(id string) (cipher.AEAD, error) {
 	}
 	key, err := vfs.ReadFile(r.fs, path, KeySize+1)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: reading key %s: %w", id, err)
+		return nil, fmt.Errorf("keyring: reading key %s version %d: %w", id, v, err)
 	}
 	if len(key) != KeySize {
 		clear(key)
-		return nil, fmt.Errorf("keyring: key %s holds %d bytes, not %d", id, len(key), KeySize)
+		return nil, fmt.Errorf("keyring: key %s version %d holds %d bytes, not %d", id, v, len(key), KeySize)
 	}
 	a, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
-	r.keys[id] = a
+	r.keys[name] = a
 	return a, nil
+}
+
+// currentLocked returns the newest version of master key id: the highest version whose
+// file the directory holds. It reads the directory every time, so a rotation made by
+// another process (sluice rotate-key next to a running server) is seen at the next wrap.
+// r.mu is held.
+func (r *Ring) currentLocked(id string) (uint32, error) {
+	if _, err := r.keyLocked(id, 1); err != nil {
+		return 0, err
+	}
+	entries, err := r.fs.ReadDir(r.dir)
+	if err != nil {
+		return 0, fmt.Errorf("keyring: %w", err)
+	}
+	cur := uint32(1)
+	prefix := id + ".v"
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		num, ok := strings.CutSuffix(rest, keySuffix)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(num, 10, 32)
+		if err != nil || v < 2 || keyFile(id, uint32(v)) != e.Name() {
+			continue // not a name Rotate writes (a leftover .tmp, a stray file)
+		}
+		cur = max(cur, uint32(v))
+	}
+	return cur, nil
+}
+
+// Rotate adds a new version of the master key keyID names, as AWS KMS key rotation does:
+// the key id stays, Wrap uses the new version from now on, and every older version stays
+// in the keyring to unwrap what it wrapped. It returns the key id and the new version.
+//
+// The new version's file is written under a temporary name, synced, and linked to its
+// final name, which fails if that name exists: two rotations of one key at the same time
+// never replace a version either of them may already have wrapped a data key with (the
+// loser gets ErrRotating). The directory is synced before Rotate returns.
+func (r *Ring) Rotate(keyID string) (string, uint32, error) {
+	id, err := r.Resolve(keyID)
+	if err != nil {
+		return "", 0, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, err := r.currentLocked(id)
+	if err != nil {
+		return "", 0, err
+	}
+	if cur == 1<<32-1 {
+		return "", 0, fmt.Errorf("keyring: key %s has no version left to rotate to", id)
+	}
+	next := cur + 1
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return "", 0, err
+	}
+	defer clear(key)
+	final := filepath.Join(r.dir, keyFile(id, next))
+	tmp := final + ".tmp"
+	f, err := r.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", 0, fmt.Errorf("%w: %s", ErrRotating, id)
+		}
+		return "", 0, fmt.Errorf("keyring: writing key %s version %d: %w", id, next, err)
+	}
+	_, err = f.WriteAt(key, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, final)
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%w: %s", ErrRotating, id)
+		}
+	}
+	r.fs.Remove(tmp)
+	if err == nil {
+		err = r.fs.SyncDir(r.dir)
+	}
+	if err != nil {
+		if errors.Is(err, ErrRotating) {
+			return "", 0, err
+		}
+		return "", 0, fmt.Errorf("keyring: writing key %s version %d: %w", id, next, err)
+	}
+	aead, err := newAEAD(key)
+	if err != nil {
+		return "", 0, err
+	}
+	r.keys[keyFile(id, next)] = aead
+	return id, next, nil
 }
 
 // checkPrivate refuses a path whose mode lets group or others read it.
@@ -235,36 +355,41 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// Wrap encrypts dataKey under master key id (as Resolve returns it), binding it to aad:
-// nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes).
-func (r *Ring) Wrap(id string, dataKey, aad []byte) ([]byte, error) {
+// Wrap encrypts dataKey under the newest version of master key id (as Resolve returns it),
+// binding it to aad, and returns nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes) and the
+// version that wrapped it, which Unwrap needs.
+func (r *Ring) Wrap(id string, dataKey, aad []byte) ([]byte, uint32, error) {
 	r.mu.Lock()
-	a, err := r.keyLocked(id)
+	v, err := r.currentLocked(id)
+	var a cipher.AEAD
+	if err == nil {
+		a, err = r.keyLocked(id, v)
+	}
 	r.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]byte, nonceSize, nonceSize+len(dataKey)+a.Overhead())
 	if _, err := rand.Read(out); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return a.Seal(out, out[:nonceSize], dataKey, aad), nil
+	return a.Seal(out, out[:nonceSize], dataKey, aad), v, nil
 }
 
-// Unwrap opens what Wrap returned under master key id with the same aad.
-func (r *Ring) Unwrap(id string, wrapped, aad []byte) ([]byte, error) {
+// Unwrap opens what Wrap returned under version v of master key id with the same aad.
+func (r *Ring) Unwrap(id string, v uint32, wrapped, aad []byte) ([]byte, error) {
 	r.mu.Lock()
-	a, err := r.keyLocked(id)
+	a, err := r.keyLocked(id, v)
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if len(wrapped) < nonceSize+a.Overhead() {
-		return nil, fmt.Errorf("%w: %s", ErrUnwrap, id)
+		return nil, fmt.Errorf("%w: %s version %d", ErrUnwrap, id, v)
 	}
 	k, err := a.Open(nil, wrapped[:nonceSize], wrapped[nonceSize:], aad)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnwrap, id)
+		return nil, fmt.Errorf("%w: %s version %d", ErrUnwrap, id, v)
 	}
 	return k, nil
 }
