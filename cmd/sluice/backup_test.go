@@ -22,13 +22,18 @@ import (
 // its endpoint and the process, which the test ends with SIGKILL unless it stopped it.
 func startServeProcess(t *testing.T, args ...string) (string, *exec.Cmd) {
 	t.Helper()
+	return startServeLogging(t, new(syncBuffer), args...)
+}
+
+// startServeLogging is startServeProcess with the process's stderr (its log) in stderr.
+func startServeLogging(t *testing.T, stderr *syncBuffer, args ...string) (string, *exec.Cmd) {
+	t.Helper()
 	cmd := sluiceCmd(append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
