@@ -344,21 +344,30 @@ func TestOnePostPerPeerPerIteration(t *testing.T) {
 		}
 		return true
 	}
-	waitFor(t, "a settled cluster led by node 1", settled)
-
-	posts, recv := c.node(2).posts.Load(), c.node(2).host.Stats().MessagesReceived
-	iters := c.node(1).host.Stats().Iterations
-	c.node(1).ticks <- time.Now()
-	waitFor(t, "node 2 to receive the heartbeats", func() bool {
-		return c.node(2).host.Stats().MessagesReceived >= recv+groups
-	})
-	gotPosts := c.node(2).posts.Load() - posts
-	gotMsgs := c.node(2).host.Stats().MessagesReceived - recv
-	t.Logf("one tick of node 1 (%d loop iterations): %d POSTs carrying %d messages to node 2",
-		c.node(1).host.Stats().Iterations-iters, gotPosts, gotMsgs)
-	if gotPosts != 1 || gotMsgs != groups {
-		t.Fatalf("one tick sent node 2 %d POSTs with %d messages, want 1 POST with %d", gotPosts, gotMsgs, groups)
+	// One tick of node 1 must reach node 2 as one POST carrying a heartbeat of every group
+	// (and the tick's liveness ping).
+	// A message still in flight from before the tick (a late response the settling missed)
+	// can land in the same window on a loaded machine: the measurement is then taken again,
+	// up to three times. An implementation that does not batch never sees 1 POST.
+	var gotPosts, gotMsgs uint64
+	for attempt := 1; attempt <= 3; attempt++ {
+		waitFor(t, "a settled cluster led by node 1", settled)
+		// Messages received count node 1's liveness ping too (one per tick, in the same
+		// POST): the Raft messages are the rest.
+		raftMsgs := func() uint64 { s := c.node(2).host.Stats(); return s.MessagesReceived - s.PingsReceived }
+		posts, recv := c.node(2).posts.Load(), raftMsgs()
+		iters := c.node(1).host.Stats().Iterations
+		c.node(1).ticks <- time.Now()
+		waitFor(t, "node 2 to receive the heartbeats", func() bool { return raftMsgs() >= recv+groups })
+		gotPosts = c.node(2).posts.Load() - posts
+		gotMsgs = raftMsgs() - recv
+		t.Logf("attempt %d: one tick of node 1 (%d loop iterations): %d POSTs carrying %d messages to node 2",
+			attempt, c.node(1).host.Stats().Iterations-iters, gotPosts, gotMsgs)
+		if gotPosts == 1 && gotMsgs == groups {
+			return
+		}
 	}
+	t.Fatalf("one tick sent node 2 %d POSTs with %d messages, want 1 POST with %d", gotPosts, gotMsgs, groups)
 }
 
 // TestDeadPeerDoesNotBlock: a peer that accepts connections and never answers holds a
