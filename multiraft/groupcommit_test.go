@@ -62,8 +62,9 @@ func TestGroupCommit(t *testing.T) {
 		}
 	}
 	// Until the proposals, let node 1's waits pass (bootstrap and elections write entries).
-	open := make(chan struct{})
+	open, opened := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(opened)
 		for {
 			select {
 			case gc[0].gate <- struct{}{}:
@@ -93,6 +94,7 @@ func TestGroupCommit(t *testing.T) {
 	c.leadAll(ids, 1)
 	stop()
 	close(open)
+	<-opened // no send on node 1's gate is left running: the test sends on it alone from here
 	last := func(nd *node, id GroupID) uint64 {
 		i, _ := nd.sms[id].st.LastIndex()
 		return i

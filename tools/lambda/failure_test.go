@@ -138,6 +138,8 @@ func TestPartialBatchResponse(t *testing.T) {
 	waitFor(t, "the failure record", func() bool { return len(readFailures(t, f.dest)) > 0 })
 	f.putNumbered(t, 3, nil)
 	waitFor(t, "the records after", func() bool { return countRecords(readLog(t, f.log)) >= 10+6+6+3 })
+	// The handler logs a batch before it answers: the trigger counts the answer after.
+	waitFor(t, "the trigger to count the last batch", func() bool { return f.trig.Stats().Records >= 4+3 })
 	f.stop(t)
 
 	batches, data := delivered(readLog(t, f.log))

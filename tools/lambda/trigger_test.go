@@ -127,6 +127,8 @@ func TestDeliversEachShardInOrderOnce(t *testing.T) {
 	f.start(t, map[string]any{"BatchSize": 40, "FunctionName": "recorder"})
 	f.ts.put(t, f.stream, keys[n/2:], data[n/2:])
 	waitFor(t, "every record", func() bool { return countRecords(readLog(t, f.log)) >= n })
+	// The handler logs a batch before it answers: the trigger counts the answer after.
+	waitFor(t, "the trigger to count every record", func() bool { return f.trig.Stats().Records >= uint64(n) })
 	f.stop(t)
 
 	invs := readLog(t, f.log)
