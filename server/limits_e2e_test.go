@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,7 +159,7 @@ func TestInflightBudget(t *testing.T) {
 		client *http.Client
 		proto  int
 	}{{http1Client(nil), 1}, {h2cClient(), 2}} {
-		resp, b := h2Call(t, c.client, base, "PutRecords", records)
+		resp, b := refusedCall(t, c.client, base, "PutRecords", records)
 		if resp.StatusCode != 503 || resp.Header.Get("X-Amzn-ErrorType") != "ServiceUnavailable" || !bytes.Contains(b, []byte(`"ServiceUnavailable"`)) {
 			t.Fatalf("over HTTP/%d, a request over the budget: %d %v %s", c.proto, resp.StatusCode, resp.Header, b)
 		}
@@ -171,6 +172,35 @@ func TestInflightBudget(t *testing.T) {
 	h2WaitFor(t, "the budget to empty", func() bool { return hs.srv.inflight.used.Load() == 0 })
 	h2MustCall(t, http1Client(nil), base, 1, "PutRecords", records, nil)
 	h2MustCall(t, h2cClient(), base, 2, "PutRecords", records, nil)
+}
+
+// refusedCall is h2Call for a request the server refuses before it has read the whole body.
+// Over HTTP/1.1 the server answers and closes the connection without reading the rest, so a
+// client still uploading may see the connection reset instead of the answer; the call is
+// then made again, up to five times, until the answer is read.
+func refusedCall(t *testing.T, c *http.Client, base, op, body string) (*http.Response, []byte) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequest("POST", base+"/", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Amz-Target", targetPrefix+op)
+		req.Header.Set("Content-Type", jsonContentType)
+		resp, err := c.Do(req)
+		if err != nil {
+			if attempt < 5 && errors.Is(err, syscall.ECONNRESET) {
+				continue
+			}
+			t.Fatalf("%s: %v", op, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: reading the answer: %v", op, err)
+		}
+		return resp, b
+	}
 }
 
 // otherClient is an HTTP/1.1 client connecting from 127.0.0.2, another address than the
