@@ -13,8 +13,8 @@ import (
 
 // asyncSM is a memSM persisting in two steps (AsyncPersister): PersistAsync stores the Ready
 // in memory, and its wait blocks while the node's gate holds it. Each wait records how many
-// messages its Host handed to the senders between PersistAsync and the wait (those that left
-// before the Ready was durable).
+// Raft messages its Host handed to the senders between PersistAsync and the wait (those that
+// left before the Ready was durable).
 type asyncSM struct {
 	*memSM
 	n *gcNode
@@ -36,15 +36,23 @@ func (s *asyncSM) PersistAsync(rd *raft.Ready) (func() error, error) {
 	if len(rd.Entries) == 0 {
 		return nil, nil
 	}
-	sent := s.n.host.Stats().MessagesSent
+	sent := raftSent(s.n.host)
 	return func() error {
-		s.n.early.Add(s.n.host.Stats().MessagesSent - sent)
+		s.n.early.Add(uint64(max(0, raftSent(s.n.host)-sent)))
 		s.n.waits.Add(1)
 		s.n.waiting.Add(1)
 		<-s.n.gate
 		s.n.waiting.Add(-1)
 		return nil
 	}, nil
+}
+
+// raftSent is how many Raft messages h has sent: its messages without the liveness pings,
+// which its ticks send whatever the groups do. (A ping queued and then dropped counts in
+// PingsSent only, so differences are clamped at 0 by the caller.)
+func raftSent(h *Host) int64 {
+	st := h.Stats()
+	return int64(st.MessagesSent) - int64(st.PingsSent)
 }
 
 // TestGroupCommit: the entries of the groups a loop iteration handles are made durable
