@@ -74,7 +74,7 @@ func (h *Host) persistReady(r *pendingReady) {
 // makeDurable is pass 2: it hands the queued MsgApps to the senders, runs the waits of
 // batch concurrently and fails the groups whose wait failed.
 func (h *Host) makeDurable(batch []pendingReady) {
-	h.tr.flush()
+	h.tr.flush(false)
 	var waits []int
 	for i := range batch {
 		if batch[i].wait != nil {

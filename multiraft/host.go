@@ -484,7 +484,7 @@ func (h *Host) run() {
 		h.stats.iterations.Add(1)
 		h.drain()
 		h.handleReadies()
-		h.tr.flush()
+		h.tr.flush(true)
 	}
 }
 

@@ -159,9 +159,12 @@ func (t *transport) queueQuiesce(g GroupID, q quiesce) {
 }
 
 // flush hands every peer's batch of this iteration to its sender, as much of it as the
-// peer's queue has room for; the rest is dropped. Loop only.
-func (t *transport) flush() {
-	if t.pingDue {
+// peer's queue has room for; the rest is dropped. The end of an iteration flushes with
+// pings (a tick's pings then go to the peers nothing else was queued for, in the same POST
+// as everything else the iteration queued); the early flush of group commit's MsgApps does
+// not, or a ping would leave alone, ahead of the batch it could have ridden in. Loop only.
+func (t *transport) flush(pings bool) {
+	if pings && t.pingDue {
 		t.pingDue = false
 		t.queuePings()
 	}
