@@ -10,6 +10,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -74,8 +76,16 @@ func Dial(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// gRPC's default reconnection backoff grows to 2 minutes: after a long etcd outage a
+	// node would wait that long to notice etcd is back. Capped at 2 s, a node reconnects
+	// within 2 s of etcd's return, at the cost of one connection attempt per 2 s per node
+	// while it is away.
+	reconnect := grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+		MinConnectTimeout: cfg.DialTimeout,
+	})
 	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout,
-		Logger: zap.NewNop()})
+		DialOptions: []grpc.DialOption{reconnect}, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: etcd client: %w", err)
 	}
