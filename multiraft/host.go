@@ -153,6 +153,8 @@ type group struct {
 
 	// leader is lead as published in Host.leaders (leader.go); stored by the loop.
 	leader *atomic.Uint64
+	// ctr counts what GroupStats reports beside raft's state (groupstats.go).
+	ctr groupCounters
 }
 
 // NewHost starts a Host's loop. Close stops it.
@@ -331,7 +333,7 @@ func (h *Host) RemoveGroup(id GroupID) error {
 func (h *Host) Propose(ctx context.Context, id GroupID, data [][]byte) error {
 	return h.withGroup(ctx, id, func(g *group) error {
 		h.wakeGroup(g)
-		return g.rn.Step(h.proposal(data))
+		return g.ctr.countDropped(g.rn.Step(h.proposal(data)))
 	})
 }
 
@@ -345,7 +347,7 @@ func (h *Host) ProposeLeader(ctx context.Context, id GroupID, data [][]byte) err
 			return &NotLeaderError{Leader: st.Lead}
 		}
 		h.wakeGroup(g)
-		return g.rn.Step(h.proposal(data))
+		return g.ctr.countDropped(g.rn.Step(h.proposal(data)))
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3"
 )
 
 // ledByNode1 is a three-node cluster, ticking until the test ends, with groups 1..n all
@@ -542,5 +544,52 @@ func TestRestartFromStorage(t *testing.T) {
 		if _, ok := st.Config.Voters.IDs()[7]; ok {
 			t.Fatalf("group %d: the restart took the peers argument: %v", id, st.Config)
 		}
+	}
+}
+
+// TestGroupStats: the leader of a settled group reports every follower 0 entries behind
+// its last index and a commit equal to it; every node reports the same term and leader;
+// a proposal raft refuses (no leader known) is counted as dropped on the node it was made.
+func TestGroupStats(t *testing.T) {
+	c, ids := ledByNode1(t, 2)
+	byID := func(nd *node) map[GroupID]GroupStats {
+		t.Helper()
+		stats, err := nd.host.GroupStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[GroupID]GroupStats{}
+		for _, gs := range stats {
+			m[gs.ID] = gs
+		}
+		return m
+	}
+	for _, id := range ids {
+		c.proposeOnLeader(id, []byte("x"))
+		waitFor(t, "followers to match the leader", func() bool {
+			gs := byID(c.node(1))[id]
+			return gs.Leader && gs.Commit == gs.LastIndex && gs.Lag[2] == 0 && gs.Lag[3] == 0
+		})
+		lead := byID(c.node(1))[id]
+		if len(lead.Lag) != 2 {
+			t.Fatalf("group %d: leader's lag %v, want the two followers", id, lead.Lag)
+		}
+		for _, nd := range c.nodes[1:] {
+			gs := byID(nd)[id]
+			if gs.Leader || gs.Lead != 1 || gs.Term != lead.Term || gs.Lag != nil {
+				t.Fatalf("group %d on a follower: %+v; leader's: %+v", id, gs, lead)
+			}
+		}
+	}
+	// A group with no leader anywhere: node 1 alone in a group of three that never elected.
+	const lonely = GroupID(999)
+	if err := c.node(1).host.AddGroup(lonely, []uint64{1, 2, 3}, newMemSM(), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.node(1).host.Propose(context.Background(), lonely, [][]byte{[]byte("nowhere")}); !errors.Is(err, raft.ErrProposalDropped) {
+		t.Fatalf("propose without a leader: %v, want raft.ErrProposalDropped", err)
+	}
+	if gs := byID(c.node(1))[lonely]; gs.ProposalsDropped != 1 || gs.Leader || gs.Lead != 0 {
+		t.Fatalf("group without a leader: %+v, want 1 proposal dropped and no leader", gs)
 	}
 }

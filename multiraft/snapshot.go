@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -58,7 +59,11 @@ func (h *Host) fetchSnapshot(g *group, sf SnapshotFiles, m *raftpb.Message) {
 	go func() {
 		defer h.fetches.Done()
 		err := sf.FetchSnapshot(h.tr.ctx, m.GetSnapshot(), func(name string) (io.ReadCloser, error) {
-			return h.tr.getSnapshotFile(from, id, name)
+			f, err := h.tr.getSnapshotFile(from, id, name)
+			if err != nil {
+				return nil, err
+			}
+			return countingReader{f, &g.ctr.snapReceived}, nil
 		})
 		_ = h.enqueue(func() {
 			g.fetching = false
@@ -85,6 +90,7 @@ func (h *Host) fetchSnapshot(g *group, sf SnapshotFiles, m *raftpb.Message) {
 // machine's (answer 404, without the error's text).
 func (h *Host) OpenSnapshotFile(id GroupID, name string) (io.ReadCloser, int64, error) {
 	var sf SnapshotFiles
+	var sent *atomic.Uint64
 	err := h.call(context.Background(), func() error {
 		g := h.groups[id]
 		if g == nil {
@@ -94,12 +100,17 @@ func (h *Host) OpenSnapshotFile(id GroupID, name string) (io.ReadCloser, int64, 
 		if sf, ok = g.sm.(SnapshotFiles); !ok {
 			return ErrNoSnapshotFile
 		}
+		sent = &g.ctr.snapSent
 		return nil
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	return sf.OpenSnapshotFile(name)
+	f, size, err := sf.OpenSnapshotFile(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	return countingReader{f, sent}, size, nil
 }
 
 // SnapshotHandler serves SnapshotPath with OpenSnapshotFile, for a net/http server (the

@@ -73,4 +73,14 @@ func TestSnapshotHandler(t *testing.T) {
 	if code, _ := get("group=x&file=a.seg"); code != http.StatusBadRequest {
 		t.Fatalf("group=x: %d, want 400", code)
 	}
+	// The bytes served count as group 7's snapshot bytes sent, once per GET that read them.
+	stats, err := h.GroupStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gs := range stats {
+		if want := map[GroupID]uint64{7: uint64(len(want)), 8: 0}[gs.ID]; gs.SnapshotBytesSent != want {
+			t.Fatalf("group %d: %d snapshot bytes sent, want %d", gs.ID, gs.SnapshotBytesSent, want)
+		}
+	}
 }
