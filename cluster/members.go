@@ -32,6 +32,9 @@ type Node struct {
 	// PeerAddr is host:port where the other nodes reach its Raft transport and forwarded
 	// writes; empty: Addr.
 	PeerAddr string
+	// Leaving is set by a node that is stopping gracefully (Member.MarkLeaving): it hands
+	// its leaderships away and is given none (leadership.go).
+	Leaving bool
 }
 
 // Peer returns the address the other nodes send Raft messages and forwarded writes to.
@@ -46,6 +49,7 @@ type nodeValue struct {
 	Addr     string `json:"addr"`
 	RaftID   uint64 `json:"raft,omitempty"`
 	PeerAddr string `json:"peer,omitempty"`
+	Leaving  bool   `json:"leaving,omitempty"`
 }
 
 // NodeEventKind says what a NodeEvent reports.
@@ -81,7 +85,7 @@ type Member struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu    sync.Mutex // guards lease
+	mu    sync.Mutex // guards lease and node.Leaving
 	lease clientv3.LeaseID
 }
 
@@ -117,8 +121,10 @@ func (m *Member) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveR
 	if err != nil {
 		return nil, unavailable("grant a lease", err)
 	}
-	v, _ := json.Marshal(nodeValue{Addr: m.node.Addr, RaftID: m.node.RaftID, PeerAddr: m.node.PeerAddr})
-	if _, err := c.cli.Put(rctx, c.nodeKey(m.node.ID), string(v), clientv3.WithLease(lease.ID)); err != nil {
+	m.mu.Lock()
+	v := m.valueLocked()
+	m.mu.Unlock()
+	if _, err := c.cli.Put(rctx, c.nodeKey(m.node.ID), v, clientv3.WithLease(lease.ID)); err != nil {
 		return nil, unavailable("register node", err)
 	}
 	ka, err := c.cli.KeepAlive(ctx, lease.ID)
@@ -156,8 +162,34 @@ func (m *Member) keepAlive(ctx context.Context, ka <-chan *clientv3.LeaseKeepAli
 	}
 }
 
+// valueLocked is the node's registration as written in its key; m.mu is held.
+func (m *Member) valueLocked() string {
+	v, _ := json.Marshal(nodeValue{Addr: m.node.Addr, RaftID: m.node.RaftID, PeerAddr: m.node.PeerAddr, Leaving: m.node.Leaving})
+	return string(v)
+}
+
 // Node returns the registered node.
-func (m *Member) Node() Node { return m.node }
+func (m *Member) Node() Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.node
+}
+
+// MarkLeaving writes the node's registration again, under the same lease, with "leaving":
+// true: the other nodes then neither hand it leaderships nor make it a preferred leader
+// (leadership.go) while it stops. A registration written again after a lost lease keeps it.
+func (m *Member) MarkLeaving() error {
+	m.mu.Lock()
+	m.node.Leaving = true
+	lease, v := m.lease, m.valueLocked()
+	m.mu.Unlock()
+	ctx, cancel := m.c.ctx()
+	defer cancel()
+	if _, err := m.c.cli.Put(ctx, m.c.nodeKey(m.node.ID), v, clientv3.WithLease(lease)); err != nil {
+		return unavailable("mark the node leaving", err)
+	}
+	return nil
+}
 
 // Leave stops keeping the registration alive and revokes its lease, so the others see the
 // node down at once (if etcd answers; otherwise when the lease expires).
@@ -186,7 +218,7 @@ func (c *Client) node(kv *mvccpb.KeyValue) (Node, error) {
 			return Node{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 		}
 	}
-	return Node{ID: id, Addr: v.Addr, RaftID: v.RaftID, PeerAddr: v.PeerAddr}, nil
+	return Node{ID: id, Addr: v.Addr, RaftID: v.RaftID, PeerAddr: v.PeerAddr, Leaving: v.Leaving}, nil
 }
 
 // Members returns the nodes up, in id order.

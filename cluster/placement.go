@@ -34,12 +34,14 @@ import (
 type placementValue struct {
 	Replicas []uint64 `json:"replicas"`
 	Raft     []uint64 `json:"raft,omitempty"`
+	Leader   uint64   `json:"leader,omitempty"`
 }
 
 // ShardPlacement is one shard's placement record.
 type ShardPlacement struct {
 	Replicas []uint64 // node ids
 	Raft     []uint64 // the Raft id of each replica's member of the group (same order); may be empty
+	Leader   uint64   // the preferred leader's node id; 0: none (leadership.go)
 	Rev      int64    // the record's ModRevision, for SetPlacementRaft
 }
 
@@ -160,16 +162,17 @@ func decodePlacement(kv *mvccpb.KeyValue) (ShardPlacement, error) {
 	if err := json.Unmarshal(kv.Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
 		return ShardPlacement{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 	}
-	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Rev: kv.ModRevision}, nil
+	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Leader: v.Leader, Rev: kv.ModRevision}, nil
 }
 
 // SetPlacementRaft replaces the Raft ids of a shard's placement record if the record is
-// still at revision p.Rev (a transaction); it reports whether it did.
+// still at revision p.Rev (a transaction), keeping its other fields; it reports whether it
+// did.
 func (c *Client) SetPlacementRaft(streamName string, shard stream.ShardID, p ShardPlacement) (bool, error) {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	key := c.placementPrefix(streamName) + strconv.FormatUint(uint64(shard), 10)
-	v, _ := json.Marshal(placementValue{Replicas: p.Replicas, Raft: p.Raft})
+	v, _ := json.Marshal(placementValue{Replicas: p.Replicas, Raft: p.Raft, Leader: p.Leader})
 	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", p.Rev)).
 		Then(clientv3.OpPut(key, string(v))).Commit()
 	if err != nil {

@@ -57,6 +57,10 @@ type Replication struct {
 
 	kick chan struct{} // capacity 1: membership changed, reconcile now
 
+	// placements is the placement of every shard as the last reconcile read it; the
+	// reconcile goroutine only (preferLeaders, leadership.go).
+	placements map[ShardKey]ShardPlacement
+
 	// mu guards the fields below. Writers: membership events, OpenShardLog and Close of a
 	// shard log, SetEngine; readers: Forward, HandlePeer, reconcile.
 	mu     sync.Mutex
@@ -281,6 +285,8 @@ func (r *Replication) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	go r.watchPlacement(ctx)
+	go r.logFollowing(ctx)
 	go func() {
 		t := time.NewTicker(r.cfg.LeaderCheckEvery)
 		defer t.Stop()
@@ -299,6 +305,7 @@ func (r *Replication) Run(ctx context.Context) error {
 				due = r.reconcile(led)
 				last = time.Now()
 			}
+			r.preferLeaders(led)
 		}
 	}()
 	return nil
@@ -392,6 +399,7 @@ func (r *Replication) reconcile(led []*shardLog) (busy bool) {
 		r.log.Warn("reading the placement of shards", "err", err)
 		return true
 	}
+	r.placements = placements
 	for _, s := range led {
 		p, ok := placements[ShardKey{s.stream, s.shard}]
 		if !ok {

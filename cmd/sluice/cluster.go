@@ -122,6 +122,22 @@ func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, 
 	return repl, nil
 }
 
+// handOffTimeout bounds how long a stopping node waits for the leaderships it hands away.
+const handOffTimeout = 5 * time.Second
+
+// handOff is a cluster node's first step on SIGTERM or SIGINT, before it leaves membership:
+// it marks itself leaving, so that no other node hands it a leadership, and transfers the
+// leadership of every group it leads to the other nodes (cluster.Replication.HandOff),
+// waiting up to handOffTimeout.
+func handOff(m *cluster.Member, repl *cluster.Replication, logger *slog.Logger) {
+	if err := m.MarkLeaving(); err != nil {
+		logger.Warn("marking the node leaving", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handOffTimeout)
+	defer cancel()
+	repl.HandOff(ctx)
+}
+
 // logMembership logs the nodes up now and every change after, until ctx ends.
 func logMembership(ctx context.Context, c *cluster.Client, logger *slog.Logger) {
 	nodes, events, err := c.WatchMembers(ctx)

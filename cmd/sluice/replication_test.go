@@ -39,6 +39,7 @@ type clusterNode struct {
 	leading map[string]bool // shard id → the node's last "shard leadership" line says it leads
 	exited  chan struct{}
 	warns   []string // the node's last warnings and errors, logged if the test fails
+	handOff string   // the node's "leadership handed off" line, when it stopped gracefully
 }
 
 func (n *clusterNode) base() string { return "http://" + n.addr }
@@ -81,6 +82,11 @@ func startNode(t *testing.T, n *clusterNode, etcd string) {
 			if m := leadership.FindStringSubmatch(lines.Text()); m != nil {
 				n.mu.Lock()
 				n.leading[m[1]] = m[2] == "true"
+				n.mu.Unlock()
+			}
+			if l := lines.Text(); strings.Contains(l, `msg="leadership handed off"`) {
+				n.mu.Lock()
+				n.handOff = l
 				n.mu.Unlock()
 			}
 			if l := lines.Text(); strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {

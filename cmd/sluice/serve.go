@@ -156,6 +156,10 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	var cc *cluster.Client
 	var repl *cluster.Replication
+	// The node's membership and Raft host follow runCtx, which outlives ctx: a stopping
+	// node still hands its leaderships away (handOff) after the signal.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
 	if cfg.cluster != nil {
 		if cfg.tls != nil {
 			return errors.New("--cluster-etcd with --tls-cert: the nodes' Raft transport and forwarded writes are plaintext HTTP on the server's port; cluster mode does not serve TLS yet")
@@ -165,7 +169,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 			return err
 		}
 		defer cc.Close()
-		if repl, err = startReplication(ctx, cc, cfg, logger); err != nil {
+		if repl, err = startReplication(runCtx, cc, cfg, logger); err != nil {
 			return err
 		}
 		defer repl.Close() // also closed, earlier, before the engine
@@ -228,7 +232,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	var member *cluster.Member
 	if cc != nil {
-		if member, err = cc.JoinNode(ctx, cluster.Node{ID: cfg.cluster.nodeID, Addr: ln.Addr().String(),
+		if member, err = cc.JoinNode(runCtx, cluster.Node{ID: cfg.cluster.nodeID, Addr: ln.Addr().String(),
 			RaftID: repl.RaftID(), PeerAddr: cfg.cluster.peerAddr}); err != nil {
 			srv.Shutdown()
 			repl.Close()
@@ -261,6 +265,7 @@ loop:
 	}
 	logger.Info("shutting down")
 	if member != nil {
+		handOff(member, repl, logger)
 		if err := member.Leave(); err != nil {
 			logger.Warn("leaving the cluster", "err", err)
 		}

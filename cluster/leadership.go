@@ -1,0 +1,194 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/sluice-streams/sluice/multiraft"
+)
+
+// Leadership: where each group's leadership should be, and handing it away before a stop.
+//
+// Preferred leaders. A placement record may name a preferred leader ("leader": a node id,
+// written by the controller). At each leadership check (ReplicationConfig.LeaderCheckEvery)
+// the leader of a group whose record names another node transfers the leadership to it
+// when that node is registered, not leaving, and a caught-up voter of the group (its Match
+// reaches the leader's commit: multiraft.Host.CaughtUpVoters). The records are those the
+// last reconcile read; every change under placement/ triggers a reconcile at the next
+// check (watchPlacement), so a new preference is acted on within about a check.
+//
+// Graceful stop. HandOff, called on SIGTERM or SIGINT after the node marked itself leaving
+// in its registration (Member.MarkLeaving), transfers the leadership of every group the
+// node leads to a caught-up voter of another registered node that is not leaving, the
+// groups dealt round-robin over those nodes, and waits until it leads none or its context
+// ends. Meanwhile the engine's appends to those groups are refused by raft (a transfer
+// under way) and put again by the server once the new leader is known, so no write fails
+// for it. A kill -9 skips all this: the others elect after an election timeout.
+
+// handOffPoll is how often HandOff looks again at the groups the node leads.
+const handOffPoll = 100 * time.Millisecond
+
+// preferLeaders transfers the leadership of each group of led (the groups this node leads)
+// whose placement, as the last reconcile read it, names a preferred leader that is another
+// node, registered, not leaving, and a caught-up voter of the group.
+func (r *Replication) preferLeaders(led []*shardLog) {
+	if len(led) == 0 || len(r.placements) == 0 {
+		return
+	}
+	r.mu.Lock()
+	byNode := make(map[uint64]Node, len(r.byNode))
+	for k, v := range r.byNode {
+		byNode[k] = v
+	}
+	r.mu.Unlock()
+	for _, s := range led {
+		p := r.placements[ShardKey{s.stream, s.shard}]
+		n, up := byNode[p.Leader]
+		if p.Leader == 0 || p.Leader == r.cfg.NodeID || !up || n.Leaving || n.RaftID == 0 {
+			continue
+		}
+		voters, err := r.host.CaughtUpVoters(s.gid)
+		if err != nil || !slices.Contains(voters, n.RaftID) {
+			continue // not leading any more, or the preferred node is not caught up yet
+		}
+		if err := r.host.TransferLeader(s.gid, n.RaftID); err == nil {
+			r.log.Info("transferring shard leadership to its preferred leader", "stream", s.stream, "shard", s.shard.String(), "node", p.Leader, "raft_id", n.RaftID)
+		}
+	}
+}
+
+// watchPlacement makes the reconcile goroutine run a pass at its next check after every
+// change under placement/ (a preferred leader named, replicas changed), until ctx ends.
+func (r *Replication) watchPlacement(ctx context.Context) {
+	for ctx.Err() == nil {
+		for resp := range r.c.cli.Watch(clientv3.WithRequireLeader(ctx), r.c.prefix+"placement/", clientv3.WithPrefix(), clientv3.WithKeysOnly()) {
+			if len(resp.Events) > 0 {
+				r.kickReconcile()
+			}
+		}
+		select { // the watch failed (etcd unreachable, compacted): watch again shortly
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+		r.kickReconcile()
+	}
+}
+
+// HandOff transfers the leadership of every group this node leads to caught-up voters on
+// other registered nodes that are not leaving, round-robin over those nodes, and waits
+// until the node leads no group or ctx ends. It returns how many groups the node still
+// leads, and logs the outcome ("leadership handed off", still_leading=N). It returns at
+// once when no group it leads has a voter to hand to.
+func (r *Replication) HandOff(ctx context.Context) (stillLeading int) {
+	start := time.Now()
+	target := map[multiraft.GroupID]uint64{} // the transfer asked for each group
+	next := 0                                // round-robin over the candidates
+	t := time.NewTicker(handOffPoll)
+	defer t.Stop()
+	defer func() {
+		r.log.Info("leadership handed off", "transferred", len(target), "still_leading", stillLeading, "took", time.Since(start).Round(time.Millisecond))
+	}()
+	for {
+		led := r.ledNow()
+		if len(led) == 0 {
+			return 0
+		}
+		candidates := false
+		for _, s := range led {
+			voters := r.handOffVoters(s.gid)
+			if len(voters) == 0 {
+				continue
+			}
+			candidates = true
+			to, asked := target[s.gid]
+			if !asked || !slices.Contains(voters, to) {
+				to = voters[next%len(voters)]
+				next++
+			}
+			// Asking again for the same transferee is harmless while raft transfers, and
+			// starts the transfer again after raft abandoned one (an election timeout).
+			if r.host.TransferLeader(s.gid, to) == nil {
+				target[s.gid] = to
+			}
+		}
+		if !candidates {
+			return len(led)
+		}
+		select {
+		case <-ctx.Done():
+			return len(r.ledNow())
+		case <-t.C:
+		}
+	}
+}
+
+// ledNow returns the groups this node leads, as its Host last published.
+func (r *Replication) ledNow() []*shardLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var led []*shardLog
+	for _, s := range r.groups {
+		if _, here := s.Leader(); here {
+			led = append(led, s)
+		}
+	}
+	return led
+}
+
+// handOffVoters returns, sorted, the caught-up voters of group gid (which this node leads)
+// that are registered nodes other than this one and not leaving.
+func (r *Replication) handOffVoters(gid multiraft.GroupID) []uint64 {
+	voters, err := r.host.CaughtUpVoters(gid)
+	if err != nil {
+		return nil
+	}
+	r.mu.Lock()
+	voters = slices.DeleteFunc(voters, func(id uint64) bool {
+		n, up := r.byRaft[id]
+		return !up || n.Leaving
+	})
+	r.mu.Unlock()
+	slices.Sort(voters)
+	return voters
+}
+
+// logFollowing logs "replicas following their leaders" once, the first time, after the
+// engine opened its shard logs, that every group the node drives knows its leader and has applied everything it knows to be committed
+// (tools/rolling-restart waits for this line before it restarts the next node), checking
+// every handOffPoll until ctx ends. A follower that lags learns the leader's commit index
+// only as it catches up, so the line can come before it has every entry; no leadership
+// goes to it meanwhile, since transfers pick caught-up voters only.
+func (r *Replication) logFollowing(ctx context.Context) {
+	start := time.Now()
+	t := time.NewTicker(handOffPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		opened := r.eng != nil // the engine opened every shard log (SetEngine)
+		all := make([]*shardLog, 0, len(r.groups))
+		for _, s := range r.groups {
+			all = append(all, s)
+		}
+		r.mu.Unlock()
+		following := opened
+		for _, s := range all {
+			st, err := r.host.Status(s.gid)
+			if err != nil || st.Lead == 0 || st.Applied < st.GetCommit() {
+				following = false
+				break
+			}
+		}
+		if following {
+			r.log.Info("replicas following their leaders", "groups", len(all), "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+	}
+}

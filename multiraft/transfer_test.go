@@ -1,0 +1,45 @@
+package multiraft
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+// TestTransferLeader: a quiesced group's leader hands its leadership to the voter it names,
+// which every node then agrees on; a follower asked to transfer is refused with the leader
+// it knows, and the new leader lists the old one among its caught-up voters.
+func TestTransferLeader(t *testing.T) {
+	c, ids := ledByNode1(t, 2)
+	waitFor(t, "every group to quiesce everywhere", func() bool { return allQuiesced(t, ids, c.nodes...) })
+	id := ids[0]
+
+	var nl *NotLeaderError
+	if err := c.node(2).host.TransferLeader(id, 3); !errors.As(err, &nl) || nl.Leader != 1 {
+		t.Fatalf("TransferLeader on a follower: %v, want a NotLeaderError naming node 1", err)
+	}
+	if _, err := c.node(3).host.CaughtUpVoters(id); !errors.As(err, &nl) {
+		t.Fatalf("CaughtUpVoters on a follower: %v, want a NotLeaderError", err)
+	}
+	voters, err := c.node(1).host.CaughtUpVoters(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(voters); !slices.Equal(voters, []uint64{2, 3}) {
+		t.Fatalf("caught-up voters of a quiesced group: %v, want [2 3]", voters)
+	}
+
+	if err := c.node(1).host.TransferLeader(id, 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node 3 to lead the group", func() bool { return c.agreedLeader(id, c.nodes...) == 3 })
+	if l := c.agreedLeader(ids[1], c.nodes...); l != 1 {
+		t.Fatalf("the other group's leader is %d, want 1 still", l)
+	}
+	c.proposeOnLeader(id, []byte("after"))
+	waitFor(t, "the entry to apply everywhere", func() bool { return hasApplied(id, [][]byte{[]byte("after")}, c.nodes...) })
+	waitFor(t, "node 1 to be a caught-up voter of node 3", func() bool {
+		v, err := c.node(3).host.CaughtUpVoters(id)
+		return err == nil && slices.Contains(v, 1)
+	})
+}
