@@ -153,8 +153,9 @@ type change struct {
 //  2. when moveForBalance is set, replicas move from the most to the least loaded eligible node
 //     while their counts differ by more than one and a move keeps the zone spread;
 //  3. a preferred leader that is not an eligible replica is replaced by the eligible
-//     replica leading the fewest shards; then leaderships move from the node leading the
-//     most to one leading fewer while the counts differ by more than one.
+//     replica leading the fewest shards; then, while the counts differ by more than one, a
+//     leadership moves from the node leading the most to one leading fewer, through a chain
+//     of handovers between replicas when no shard has both (leaderPath).
 //
 // Every choice is made in a fixed order with fixed tie-breaks, so the same view gives the
 // same plan.
@@ -203,13 +204,20 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 		}
 	}
 	balance(pl.nodes, pl.leads, func(hi, lo uint64) bool {
-		for i := range v.records {
-			if leader[i] == hi && slices.Contains(desired[i], lo) && can(i) {
-				leader[i], changed[i] = lo, true
-				return true
+		path := leaderPath(hi, lo, leader, desired, can, v.eligible)
+		fresh := 0
+		for _, st := range path {
+			if !changed[st.record] {
+				fresh++
 			}
 		}
-		return false
+		if path == nil || len(changed)+fresh > max {
+			return false
+		}
+		for _, st := range path {
+			leader[st.record], changed[st.record] = st.to, true
+		}
+		return true
 	})
 
 	var out []change
@@ -333,4 +341,49 @@ func balance(nodes []uint64, count map[uint64]int, move func(hi, lo uint64) bool
 			return
 		}
 	}
+}
+
+// leaderStep hands record's preferred leadership to node to.
+type leaderStep struct {
+	record int
+	to     uint64
+}
+
+// leaderPath returns the shortest chain of handovers that moves one preferred leadership
+// from node hi to node lo with every other node's count unchanged: hi hands a record it
+// leads to one of its other eligible replicas, which hands another it leads on, until lo
+// gets one; nil if there is none (breadth first over the nodes, records in order, so the
+// same input gives the same path). Only records usable accepts are handed over.
+func leaderPath(hi, lo uint64, leader []uint64, desired [][]uint64, usable func(i int) bool, eligible func(id uint64) bool) []leaderStep {
+	type via struct {
+		from uint64
+		step leaderStep
+	}
+	prev := map[uint64]via{hi: {}}
+	queue := []uint64{hi}
+	for len(queue) > 0 {
+		a := queue[0]
+		queue = queue[1:]
+		for i, d := range desired {
+			if leader[i] != a || !usable(i) {
+				continue
+			}
+			for _, b := range d {
+				if _, seen := prev[b]; seen || !eligible(b) {
+					continue
+				}
+				prev[b] = via{from: a, step: leaderStep{record: i, to: b}}
+				if b == lo {
+					var path []leaderStep
+					for n := lo; n != hi; n = prev[n].from {
+						path = append(path, prev[n].step)
+					}
+					slices.Reverse(path)
+					return path
+				}
+				queue = append(queue, b)
+			}
+		}
+	}
+	return nil
 }
