@@ -2,7 +2,8 @@
 // shares (Catalog, the etcd implementation of stream.Catalog), membership (Join, Members,
 // WatchMembers: each node's key under a lease it keeps alive), the replication factor fixed
 // when the cluster is created (EnsureReplicas) and the placement of each shard's replicas
-// (written in the catalog's transactions). It also starts an embedded etcd (StartEmbedded)
+// (written in the catalog's transactions, then kept by the elected controller: controller.go,
+// plan.go, the roster of nodes and their zones in roster.go). It also starts an embedded etcd (StartEmbedded)
 // for `sluice dev-cluster` and the tests. docs/CLUSTER.md has the key layout.
 //
 // It does not own records: no record passes through etcd. Replication (replication.go)

@@ -16,11 +16,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Membership: a node that joins writes nodes/<id> = {"addr":…,"raft":…,"peer":…} under a lease of
+// Membership: a node that joins writes nodes/<id> = {"addr":…,"raft":…,"peer":…,"zone":…} under a lease of
 // Config.LeaseTTL that it keeps alive. A node that stops (or is cut off from etcd) stops
 // keeping it; etcd deletes the key when the lease expires, and every watcher reports the
 // node down. A node cut off longer than its lease registers again, under a new lease, once
-// etcd answers.
+// etcd answers. Joining also writes the node's roster entry (roster.go), which outlives the
+// lease.
 
 // Node is a member of the cluster.
 type Node struct {
@@ -35,6 +36,9 @@ type Node struct {
 	// Leaving is set by a node that is stopping gracefully (Member.MarkLeaving): it hands
 	// its leaderships away and is given none (leadership.go).
 	Leaving bool
+	// Zone is the failure domain the node is in (serve's --zone): the controller places no
+	// two replicas of a shard in one zone while there are enough zones. "" is a zone too.
+	Zone string
 }
 
 // Peer returns the address the other nodes send Raft messages and forwarded writes to.
@@ -50,6 +54,7 @@ type nodeValue struct {
 	RaftID   uint64 `json:"raft,omitempty"`
 	PeerAddr string `json:"peer,omitempty"`
 	Leaving  bool   `json:"leaving,omitempty"`
+	Zone     string `json:"zone,omitempty"`
 }
 
 // NodeEventKind says what a NodeEvent reports.
@@ -117,6 +122,10 @@ func (m *Member) register(ctx context.Context) (<-chan *clientv3.LeaseKeepAliveR
 	c := m.c
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
+	// The roster entry first, so the node is never up without one.
+	if err := c.rosterJoin(rctx, m.node); err != nil {
+		return nil, err
+	}
 	lease, err := c.cli.Grant(rctx, int64((c.cfg.LeaseTTL+time.Second-1)/time.Second))
 	if err != nil {
 		return nil, unavailable("grant a lease", err)
@@ -164,7 +173,7 @@ func (m *Member) keepAlive(ctx context.Context, ka <-chan *clientv3.LeaseKeepAli
 
 // valueLocked is the node's registration as written in its key; m.mu is held.
 func (m *Member) valueLocked() string {
-	v, _ := json.Marshal(nodeValue{Addr: m.node.Addr, RaftID: m.node.RaftID, PeerAddr: m.node.PeerAddr, Leaving: m.node.Leaving})
+	v, _ := json.Marshal(nodeValue{Addr: m.node.Addr, RaftID: m.node.RaftID, PeerAddr: m.node.PeerAddr, Leaving: m.node.Leaving, Zone: m.node.Zone})
 	return string(v)
 }
 
@@ -218,7 +227,7 @@ func (c *Client) node(kv *mvccpb.KeyValue) (Node, error) {
 			return Node{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 		}
 	}
-	return Node{ID: id, Addr: v.Addr, RaftID: v.RaftID, PeerAddr: v.PeerAddr, Leaving: v.Leaving}, nil
+	return Node{ID: id, Addr: v.Addr, RaftID: v.RaftID, PeerAddr: v.PeerAddr, Leaving: v.Leaving, Zone: v.Zone}, nil
 }
 
 // Members returns the nodes up, in id order.

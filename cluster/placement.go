@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -16,86 +15,86 @@ import (
 	"github.com/sluice-streams/sluice/stream"
 )
 
-// Placement: placement/<stream>/<shard> holds the ids of the nodes that hold the shard's
-// replicas, {"replicas":[1,2,3]}. It is written in the catalog transaction that creates
-// the shard (a stream's creation or a resharding) and deleted in the one that drops it
-// (a deletion, a pruning), so it is changed only by the writer that won the stream's
-// compare-and-swap. A shard's replicas are the cluster's replication factor's worth of the
-// nodes up when it is created: all of them when there are no more than that, otherwise
-// those that rank highest for the shard by rendezvous hashing (stable, and spread evenly).
-// With fewer nodes up than the factor, the shard is placed on those there are.
-
+// Placement: placement/<stream>/<shard> holds the ids of the nodes that hold (or are to
+// hold) the shard's replicas, {"replicas":[1,2,3],"raft":[…],"leader":2,"ctl":REV}. It is
+// first written in the catalog transaction that creates the shard (a stream's creation or a
+// resharding) and deleted in the one that drops it (a deletion, a pruning). After that the
+// controller (controller.go) rewrites "replicas" (the DESIRED replica set) and "leader" (the
+// preferred leader) with transactions fenced on its election key, recording its fence in
+// "ctl". Both choose with the same placer: the cluster's replication factor's worth of the
+// active nodes up, spread over zones, the least loaded first (replicas per node), ties broken
+// by rendezvous hashing (stable, spread evenly); replicas are kept in id order. With fewer
+// eligible nodes than the factor, the shard is placed on those there are and the controller
+// fills it when more come.
 //
-// Raft records, in the same order, the Raft ids the replicas had when the shard was created
-// (its group's initial voters), and is updated when a group's leader replaces the id of a
-// node whose data directory was wiped (replication.go): Raft[i] is the id node Replicas[i]
-// holds the group's replica under.
+// Raft records, aligned with Replicas, the Raft id each replica's node is a voter of the
+// group under: at creation the group's initial voters; 0 in a slot whose node is not (yet)
+// a voter (the controller writes 0 for a node it adds); rewritten by the group's leader as
+// its configuration changes (replication.go): Raft[i] is the id node Replicas[i] holds the
+// group's replica under.
 
 type placementValue struct {
 	Replicas []uint64 `json:"replicas"`
 	Raft     []uint64 `json:"raft,omitempty"`
 	Leader   uint64   `json:"leader,omitempty"`
+	Ctl      int64    `json:"ctl,omitempty"`
 }
 
 // ShardPlacement is one shard's placement record.
 type ShardPlacement struct {
 	Replicas []uint64 // node ids
 	Raft     []uint64 // the Raft id of each replica's member of the group (same order); may be empty
-	Leader   uint64   // the preferred leader's node id; 0: none (leadership.go)
+	Leader   uint64   // the preferred leader's node id; 0: none
+	Ctl      int64    // the fence of the controller that last wrote the record; 0: none did
 	Rev      int64    // the record's ModRevision, for SetPlacementRaft
 }
 
+func (p ShardPlacement) value() placementValue {
+	return placementValue{Replicas: p.Replicas, Raft: p.Raft, Leader: p.Leader, Ctl: p.Ctl}
+}
+
 // placementOps returns the operations that place the shards of the entry data (for stream
-// name) not yet placed and remove the placement of those it no longer holds.
+// name) not yet placed and remove the placement of those it no longer holds. New shards are
+// placed by the controller's placer, on the membership, roster and placement read here.
 func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]clientv3.Op, error) {
 	sm, err := stream.CatalogShardMap(data)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.cli.Txn(ctx).Then(
-		clientv3.OpGet(c.placementPrefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-		clientv3.OpGet(c.nodesPrefix(), clientv3.WithPrefix()),
-		clientv3.OpGet(c.replicasKey())).Commit()
+	v, err := c.readView(ctx)
 	if err != nil {
-		return nil, unavailable("read placement of "+name, err)
+		return nil, err
 	}
 	placed := map[string]bool{}
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		placed[string(kv.Key)] = true
-	}
-	var nodes []uint64
-	raftOf := map[uint64]uint64{}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		if n, err := c.node(kv); err == nil {
-			nodes = append(nodes, n.ID)
-			raftOf[n.ID] = n.RaftID
+	for _, r := range v.records {
+		if r.key.Stream == name {
+			placed[c.placementKey(r.key)] = true
 		}
 	}
-	replicas := DefaultReplicas
-	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) == 1 {
-		if n, err := strconv.Atoi(string(kvs[0].Value)); err == nil && n > 0 {
-			replicas = n
-		}
+	pl := v.placer()
+	if len(pl.nodes) == 0 {
+		pl = v.placerOf(func(id uint64) bool { return v.state(id) != StateDead }) // every node up is draining
 	}
 	var ops []clientv3.Op
 	for _, sh := range sm.All() {
-		key := c.placementPrefix(name) + strconv.FormatUint(uint64(sh.ID), 10)
+		key := c.placementKey(ShardKey{name, sh.ID})
 		if placed[key] {
 			delete(placed, key)
 			continue
 		}
-		if len(nodes) == 0 {
+		if len(pl.nodes) == 0 {
 			continue // no node has joined: nothing to place on
 		}
-		pv := placementValue{Replicas: place(name, sh.ID, nodes, replicas)}
+		pv := placementValue{Replicas: pl.place(name, sh.ID, v.replicas)}
+		pv.Leader = pl.leader(name, sh.ID, pv.Replicas)
 		for _, id := range pv.Replicas {
-			pv.Raft = append(pv.Raft, raftOf[id])
+			pv.Raft = append(pv.Raft, v.up[id].RaftID)
 		}
 		if slices.Contains(pv.Raft, 0) {
 			pv.Raft = nil // a node registered without a Raft id: the shard is not replicated
 		}
-		v, _ := json.Marshal(pv)
-		ops = append(ops, clientv3.OpPut(key, string(v)))
+		b, _ := json.Marshal(pv)
+		ops = append(ops, clientv3.OpPut(key, string(b)))
 	}
 	for key := range placed {
 		ops = append(ops, clientv3.OpDelete(key)) // a shard the map no longer holds
@@ -103,21 +102,93 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 	return ops, nil
 }
 
-// place returns the n nodes that rank highest for the shard (all of them, in id order,
-// when there are no more than n).
-func place(streamName string, shard stream.ShardID, nodes []uint64, n int) []uint64 {
-	out := append([]uint64(nil), nodes...)
-	if len(out) > n {
-		score := func(id uint64) uint64 {
-			h := fnv.New64a()
-			fmt.Fprintf(h, "%s/%d/%d", streamName, shard, id)
-			return h.Sum64()
-		}
-		sort.Slice(out, func(i, j int) bool { return score(out[i]) > score(out[j]) })
-		out = out[:n]
+func (c *Client) placementKey(k ShardKey) string {
+	return c.placementPrefix(k.Stream) + strconv.FormatUint(uint64(k.Shard), 10)
+}
+
+// placer chooses nodes for replicas and preferred leaders. Its choices depend only on its
+// fields and the shard's name, so every caller with the same view chooses alike.
+type placer struct {
+	nodes  []uint64          // the eligible nodes (active and up), in id order
+	zoneOf map[uint64]string // every known node's zone
+	load   map[uint64]int    // desired replicas per node, kept up to date by the caller
+	leads  map[uint64]int    // preferred leaderships per node, likewise
+}
+
+// rendezvous is the shard's rendezvous-hashing score of node id.
+func rendezvous(streamName string, shard stream.ShardID, id uint64) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d/%d", streamName, shard, id)
+	return h.Sum64()
+}
+
+// zones returns the number of distinct zones among the eligible nodes.
+func (p *placer) zones() int {
+	seen := map[string]bool{}
+	for _, id := range p.nodes {
+		seen[p.zoneOf[id]] = true
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return len(seen)
+}
+
+// pick returns the eligible node to add to the shard's replicas have, or 0 if every
+// eligible node is among them: one in a zone none of have is in if there is one, then the
+// least loaded, then the highest rendezvous score.
+func (p *placer) pick(streamName string, shard stream.ShardID, have []uint64) uint64 {
+	used := map[string]bool{}
+	for _, id := range have {
+		used[p.zoneOf[id]] = true
+	}
+	var best uint64
+	var bestNew bool
+	var bestLoad int
+	var bestScore uint64
+	for _, id := range p.nodes {
+		if slices.Contains(have, id) {
+			continue
+		}
+		isNew, load, score := !used[p.zoneOf[id]], p.load[id], rendezvous(streamName, shard, id)
+		if best == 0 || isNew && !bestNew || isNew == bestNew && (load < bestLoad || load == bestLoad && score > bestScore) {
+			best, bestNew, bestLoad, bestScore = id, isNew, load, score
+		}
+	}
+	return best
+}
+
+// place returns up to n eligible nodes for a new shard, in id order, and counts them in load.
+func (p *placer) place(streamName string, shard stream.ShardID, n int) []uint64 {
+	var out []uint64
+	for len(out) < n {
+		id := p.pick(streamName, shard, out)
+		if id == 0 {
+			break
+		}
+		out = append(out, id)
+		p.load[id]++
+	}
+	slices.Sort(out)
 	return out
+}
+
+// leader returns the preferred leader among replicas: an eligible one leading the fewest
+// shards, then the highest rendezvous score; 0 if none is eligible. It counts it in leads.
+func (p *placer) leader(streamName string, shard stream.ShardID, replicas []uint64) uint64 {
+	var best uint64
+	var bestLeads int
+	var bestScore uint64
+	for _, id := range replicas {
+		if !slices.Contains(p.nodes, id) {
+			continue
+		}
+		leads, score := p.leads[id], rendezvous(streamName, shard, id)
+		if best == 0 || leads < bestLeads || leads == bestLeads && score > bestScore {
+			best, bestLeads, bestScore = id, leads, score
+		}
+	}
+	if best != 0 {
+		p.leads[best]++
+	}
+	return best
 }
 
 // Placement returns the replicas of each placed shard of a stream.
@@ -162,17 +233,17 @@ func decodePlacement(kv *mvccpb.KeyValue) (ShardPlacement, error) {
 	if err := json.Unmarshal(kv.Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
 		return ShardPlacement{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 	}
-	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Leader: v.Leader, Rev: kv.ModRevision}, nil
+	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Leader: v.Leader, Ctl: v.Ctl, Rev: kv.ModRevision}, nil
 }
 
 // SetPlacementRaft replaces the Raft ids of a shard's placement record if the record is
-// still at revision p.Rev (a transaction), keeping its other fields; it reports whether it
-// did.
+// still at revision p.Rev (a transaction); it reports whether it did. The record's other
+// fields are written as p holds them (as read at p.Rev).
 func (c *Client) SetPlacementRaft(streamName string, shard stream.ShardID, p ShardPlacement) (bool, error) {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	key := c.placementPrefix(streamName) + strconv.FormatUint(uint64(shard), 10)
-	v, _ := json.Marshal(placementValue{Replicas: p.Replicas, Raft: p.Raft, Leader: p.Leader})
+	v, _ := json.Marshal(p.value())
 	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", p.Rev)).
 		Then(clientv3.OpPut(key, string(v))).Commit()
 	if err != nil {
@@ -192,24 +263,29 @@ type ShardKey struct {
 func (c *Client) AllPlacements() (map[ShardKey]ShardPlacement, error) {
 	ctx, cancel := c.ctx()
 	defer cancel()
-	root := c.prefix + "placement/"
-	resp, err := c.cli.Get(ctx, root, clientv3.WithPrefix())
+	resp, err := c.cli.Get(ctx, c.prefix+"placement/", clientv3.WithPrefix())
 	if err != nil {
 		return nil, unavailable("read placement", err)
 	}
 	out := make(map[ShardKey]ShardPlacement, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		// A stream's name has no '/' (stream.CreateStream checks it).
-		name, shard, found := strings.Cut(strings.TrimPrefix(string(kv.Key), root), "/")
-		id, err := strconv.ParseUint(shard, 10, 32)
-		if !found || err != nil {
-			return nil, fmt.Errorf("cluster: placement key %s", kv.Key)
-		}
-		p, err := decodePlacement(kv)
+		k, p, err := c.placementRecord(kv)
 		if err != nil {
 			return nil, err
 		}
-		out[ShardKey{name, stream.ShardID(id)}] = p
+		out[k] = p
 	}
 	return out, nil
+}
+
+// placementRecord decodes a key and value under placement/.
+func (c *Client) placementRecord(kv *mvccpb.KeyValue) (ShardKey, ShardPlacement, error) {
+	// A stream's name has no '/' (stream.CreateStream checks it).
+	name, shard, found := strings.Cut(strings.TrimPrefix(string(kv.Key), c.prefix+"placement/"), "/")
+	id, err := strconv.ParseUint(shard, 10, 32)
+	if !found || err != nil {
+		return ShardKey{}, ShardPlacement{}, fmt.Errorf("cluster: placement key %s", kv.Key)
+	}
+	p, err := decodePlacement(kv)
+	return ShardKey{name, stream.ShardID(id)}, p, err
 }

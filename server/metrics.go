@@ -230,13 +230,41 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	forwarded := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metricsNamespace, Name: "forwarded_records_total",
 		Help: "Records this node forwarded to the node leading their shard, which took them (0 on a single node)."},
 		func() float64 { return float64(s.forwarded.Load()) })
-	if err := errors.Join(reg.Register(engineCollector{s.engine}), reg.Register(forwarded)); err != nil {
+	if err := errors.Join(reg.Register(engineCollector{s.engine}), reg.Register(forwarded), reg.Register(extraCollector{s.metrics})); err != nil {
 		s.fail(ctx, toAPIError(err))
 		return
 	}
 	h := promhttp.HandlerFor(prometheus.Gatherers{runtimeMetrics(), reg}, promhttp.HandlerOpts{
 		ErrorLog: promLogger{s.log}, ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
 	fasthttpadaptor.NewFastHTTPHandler(h)(ctx)
+}
+
+// Metric is one figure Options.Metrics gives /metrics: a counter or a gauge without labels,
+// named sluice_<Name>.
+type Metric struct {
+	Name    string
+	Help    string
+	Counter bool // a counter; else a gauge
+	Value   float64
+}
+
+// extraCollector exposes Options.Metrics. It describes nothing ahead (an unchecked
+// collector): its figures are known only at the scrape.
+type extraCollector struct{ f func() []Metric }
+
+func (c extraCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c extraCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.f == nil {
+		return
+	}
+	for _, m := range c.f() {
+		kind := prometheus.GaugeValue
+		if m.Counter {
+			kind = prometheus.CounterValue
+		}
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(metricsNamespace+"_"+m.Name, m.Help, nil, nil), kind, m.Value)
+	}
 }
 
 // promLogger passes the exposition's errors to the server's logger.

@@ -82,6 +82,9 @@ type Options struct {
 	// (PeerRaftPath, PeerForwardPath) with it, and forwards the records of shards another
 	// node leads to that node through it (peer.go).
 	Peer Peer
+	// Metrics, when set, is called at every scrape of /metrics; the figures it returns are
+	// exposed beside the engine's (a cluster node's controller figures).
+	Metrics func() []Metric
 }
 
 // Server serves the Kinesis API for one engine.
@@ -109,6 +112,7 @@ type Server struct {
 
 	account *account.Account // the operations on AWS account settings (ops_aws.go)
 	peer    Peer             // Options.Peer: nil on a single node (peer.go)
+	metrics func() []Metric  // Options.Metrics; may be nil
 	// forwarded counts the records another node took from this one (putForwarded), for
 	// sluice_forwarded_records_total. Writers: the put handlers; reader: /metrics.
 	forwarded atomic.Uint64
@@ -139,6 +143,7 @@ func New(engine *stream.Engine, opts Options) *Server {
 	s.streamARNPrefix = engine.ARN("")
 	s.audit, s.auditData, s.region = opts.Audit, opts.AuditData, arnRegion(s.streamARNPrefix)
 	s.peer = opts.Peer
+	s.metrics = opts.Metrics
 	s.inflight = &byteBudget{max: opts.MaxInflightBytes}
 	if s.inflight.max <= 0 {
 		s.inflight.max = DefaultMaxInflightBytes()

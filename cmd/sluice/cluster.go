@@ -26,11 +26,13 @@ import (
 
 // clusterFlags are serve's cluster flags: with --cluster-etcd the server joins a cluster.
 type clusterFlags struct {
-	nodeID   *uint64
-	etcd     *string
-	replicas *int
-	name     *string
-	peerAddr *string
+	nodeID    *uint64
+	etcd      *string
+	replicas  *int
+	name      *string
+	peerAddr  *string
+	zone      *string
+	deadAfter *time.Duration
 }
 
 func addClusterFlags(fs *flag.FlagSet) clusterFlags {
@@ -42,6 +44,10 @@ func addClusterFlags(fs *flag.FlagSet) clusterFlags {
 		peerAddr: fs.String("peer-addr", "", "`host:port` the other nodes reach this node at, for Raft and forwarded writes (served on --addr's port); default --addr"),
 		replicas: fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created; a node asking for another number is refused"),
 		name:     fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`: its keys in etcd are under /sluice/NAME/"),
+		zone: fs.String("zone", "", "the failure domain (`name`) this node is in: the controller places no two replicas of a shard in one zone "+
+			"while the active nodes span at least --replicas zones"),
+		deadAfter: fs.Duration("dead-after", cluster.DefaultDeadAfter, "how long a node may be gone from membership before the controller "+
+			"declares it dead and places its replicas on other nodes (when this node is the controller)"),
 	}
 }
 
@@ -52,14 +58,19 @@ type clusterConfig struct {
 	replicas  int
 	name      string
 	peerAddr  string // "": the listening address
+	zone      string
+	deadAfter time.Duration
 }
 
 func (f clusterFlags) config() (*clusterConfig, error) {
 	if *f.etcd == "" {
-		if *f.nodeID != 0 || *f.peerAddr != "" {
-			return nil, errors.New("--node-id and --peer-addr need --cluster-etcd")
+		if *f.nodeID != 0 || *f.peerAddr != "" || *f.zone != "" {
+			return nil, errors.New("--node-id, --peer-addr and --zone need --cluster-etcd")
 		}
 		return nil, nil
+	}
+	if *f.deadAfter <= 0 {
+		return nil, fmt.Errorf("--dead-after %v: want a positive duration", *f.deadAfter)
 	}
 	if *f.peerAddr != "" {
 		if _, _, err := net.SplitHostPort(*f.peerAddr); err != nil {
@@ -81,7 +92,8 @@ func (f clusterFlags) config() (*clusterConfig, error) {
 			eps = append(eps, u)
 		}
 	}
-	return &clusterConfig{nodeID: *f.nodeID, endpoints: eps, replicas: *f.replicas, name: *f.name, peerAddr: *f.peerAddr}, nil
+	return &clusterConfig{nodeID: *f.nodeID, endpoints: eps, replicas: *f.replicas, name: *f.name, peerAddr: *f.peerAddr,
+		zone: *f.zone, deadAfter: *f.deadAfter}, nil
 }
 
 // joinCluster connects to the cluster's etcd and fixes (or checks) its replication factor.
@@ -138,6 +150,24 @@ func handOff(m *cluster.Member, repl *cluster.Replication, logger *slog.Logger) 
 	repl.HandOff(ctx)
 }
 
+// controllerMetrics are the controller's figures for the server's /metrics.
+func controllerMetrics(ct *cluster.Controller) func() []server.Metric {
+	return func() []server.Metric {
+		m := ct.Metrics()
+		leader := 0.0
+		if m.Leader {
+			leader = 1
+		}
+		return []server.Metric{
+			{Name: "controller_leader", Help: "1 while this node is the cluster's elected controller, else 0.", Value: leader},
+			{Name: "controller_passes_total", Help: "Placement passes this node ran as the controller.", Counter: true, Value: float64(m.Passes)},
+			{Name: "controller_placements_total", Help: "Placement records this node wrote as the controller.", Counter: true, Value: float64(m.Placements)},
+			{Name: "controller_moves_total", Help: "Replicas this node added to placement records as the controller (each a replica to build).", Counter: true, Value: float64(m.Moves)},
+			{Name: "controller_dead_nodes_total", Help: "Nodes this node declared dead as the controller.", Counter: true, Value: float64(m.DeadNodes)},
+		}
+	}
+}
+
 // logMembership logs the nodes up now and every change after, until ctx ends.
 func logMembership(ctx context.Context, c *cluster.Client, logger *slog.Logger) {
 	nodes, events, err := c.WatchMembers(ctx)
@@ -160,6 +190,7 @@ type devClusterConfig struct {
 	nodes    int
 	dataDir  string
 	replicas int
+	zones    int // > 0: node N is in zone-((N-1) mod zones + 1)
 	// serveArgs are passed to every node's serve after the cluster flags.
 	serveArgs []string
 }
@@ -169,11 +200,12 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 	nodes := fs.Int("nodes", 3, "`number` of nodes")
 	dataDir := fs.String("data-dir", "./cluster-data", "`directory` holding etcd's data (etcd/) and each node's (node-N/)")
 	replicas := fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created")
+	zones := fs.Int("zones", 0, "spread the nodes over this `number` of zones (--zone zone-1, zone-2, … in turn); 0: no zones")
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
-	if *nodes < 1 {
-		fmt.Fprintf(stderr, "sluice dev-cluster: --nodes %d: want at least 1\n", *nodes)
+	if *nodes < 1 || *zones < 0 {
+		fmt.Fprintf(stderr, "sluice dev-cluster: --nodes %d --zones %d: want at least 1 node and no negative zones\n", *nodes, *zones)
 		return exitUsage
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -184,7 +216,7 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	spawn := func(args ...string) *exec.Cmd { return exec.Command(self, args...) }
-	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, serveArgs: fs.Args()}
+	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, zones: *zones, serveArgs: fs.Args()}
 	if err := devCluster(ctx, cfg, spawn, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "sluice dev-cluster: %v\n", err)
 		return exitError
@@ -236,8 +268,12 @@ func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...st
 			stop()
 			return err
 		}
-		args := append([]string{"serve", "--node-id", strconv.Itoa(i), "--cluster-etcd", endpoint, "--replicas", strconv.Itoa(cfg.replicas),
-			"--addr", addr, "--data-dir", filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i))}, cfg.serveArgs...)
+		args := []string{"serve", "--node-id", strconv.Itoa(i), "--cluster-etcd", endpoint, "--replicas", strconv.Itoa(cfg.replicas),
+			"--addr", addr, "--data-dir", filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i))}
+		if cfg.zones > 0 {
+			args = append(args, "--zone", fmt.Sprintf("zone-%d", (i-1)%cfg.zones+1))
+		}
+		args = append(args, cfg.serveArgs...)
 		cmd := spawn(args...)
 		cmd.Stderr = prefixWriter(stderr, &out, fmt.Sprintf("node-%d: ", i))
 		pipe, err := cmd.StdoutPipe()

@@ -5,15 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-streams/sluice/cluster"
 )
 
 // kinesis calls op on a node's Kinesis API (unsigned: the default account) and decodes the
@@ -40,9 +44,24 @@ func kinesis(t *testing.T, base, op string, in, out any) {
 	}
 }
 
-// TestDevCluster runs `sluice dev-cluster --nodes 3`: an embedded etcd and three `sluice
-// serve` child processes. A stream created through one node's Kinesis API is listed and
-// described alike by the other two. When a node dies (SIGKILL), dev-cluster stops the others
+// metricLines returns the lines of a node's /metrics.
+func metricLines(t *testing.T, url string) []string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(string(b), "\n")
+}
+
+// TestDevCluster runs `sluice dev-cluster --nodes 3 --zones 3`: an embedded etcd and three
+// `sluice serve` child processes. A stream created through one node's Kinesis API is listed
+// and described alike by the other two; one node is the controller. When a node dies (SIGKILL), dev-cluster stops the others
 // and reports it.
 func TestDevCluster(t *testing.T) {
 	var mu sync.Mutex
@@ -57,15 +76,20 @@ func TestDevCluster(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- devCluster(context.Background(), devClusterConfig{nodes: 3, dataDir: t.TempDir(), replicas: 3}, spawn, pw, io.Discard)
+		done <- devCluster(context.Background(), devClusterConfig{nodes: 3, dataDir: t.TempDir(), replicas: 3, zones: 3}, spawn, pw, io.Discard)
 		pw.Close()
 	}()
 	endpoint := regexp.MustCompile(`^sluice dev-cluster: node (\d): (http://\S+)$`)
+	etcdLine := regexp.MustCompile(`^sluice dev-cluster: etcd on (\S+)$`)
 	var nodes []string
+	var etcdURL string
 	lines := bufio.NewScanner(pr)
 	for len(nodes) < 3 && lines.Scan() {
 		if m := endpoint.FindStringSubmatch(lines.Text()); m != nil {
 			nodes = append(nodes, m[2])
+		}
+		if m := etcdLine.FindStringSubmatch(lines.Text()); m != nil {
+			etcdURL = m[1]
 		}
 	}
 	if len(nodes) != 3 {
@@ -100,6 +124,42 @@ func TestDevCluster(t *testing.T) {
 		if got != want || got.StreamDescriptionSummary.OpenShardCount != 2 {
 			t.Fatalf("%s describes %+v, node 1 %+v", base, got, want)
 		}
+	}
+
+	// One node is the controller (its /metrics says so, the others' say 0), and `sluice
+	// cluster status` shows it and each node in its zone.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st cluster.Status
+		var out, errOut bytes.Buffer
+		if code := run([]string{"cluster", "status", "--cluster-etcd", etcdURL, "-json"}, &out, &errOut); code != exitOK {
+			t.Fatalf("cluster status: %d %s", code, errOut.String())
+		}
+		if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+			t.Fatal(err)
+		}
+		leaders := 0
+		for _, base := range nodes {
+			m := metricLines(t, base+"/metrics")
+			if !slices.ContainsFunc(m, func(l string) bool { return strings.HasPrefix(l, "sluice_controller_placements_total ") }) {
+				t.Fatalf("%s/metrics has no sluice_controller_placements_total", base)
+			}
+			if slices.Contains(m, "sluice_controller_leader 1") {
+				leaders++
+			}
+		}
+		if st.Controller != 0 && leaders == 1 {
+			for i, n := range st.Nodes {
+				if want := fmt.Sprintf("zone-%d", i+1); n.Zone != want || !n.Up || n.State != cluster.StateActive {
+					t.Fatalf("node %+v: want up, active, in %s", n, want)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v and %d nodes saying they are the controller", st, leaders)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	mu.Lock()

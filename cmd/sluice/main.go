@@ -1,6 +1,7 @@
 // Command sluice is the one sluice binary: the server and the tools, as subcommands.
 //
 //	sluice serve [flags]     run the server
+//	sluice cluster VERB      status, drain, undrain, rebalance of a cluster's nodes
 //	sluice put [flags]       append DATA, or one record per line of stdin
 //	sluice describe [flags]  show a stream, its shards and consumers
 //	sluice get [flags]       read one shard once, from an iterator type
@@ -55,6 +56,7 @@ func commands() []command {
 	return []command{
 		{name: "serve", args: "[flags]", summary: "run the server (Kinesis API on HTTP)", run: runServe},
 		{name: "dev-cluster", args: "--nodes N --data-dir DIR", summary: "run an embedded etcd and N serve processes joined to it, on loopback", run: runDevCluster},
+		{name: "cluster", args: "status|drain|undrain|rebalance --cluster-etcd URL", summary: "show a cluster's nodes and placement; drain, undrain or rebalance nodes", run: runCluster},
 		{name: "put", args: "--stream S [DATA]", summary: "append a record, or one per line of stdin", run: runPut},
 		{name: "describe", args: "--stream S", summary: "show a stream, its shards and its consumers", run: runDescribe},
 		{name: "get", args: "--stream S --shard-id ID", summary: "read one shard once, from an iterator type", run: runGet},

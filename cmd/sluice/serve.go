@@ -181,9 +181,16 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	var peer server.Peer
+	var ctl *cluster.Controller
+	var metrics func() []server.Metric
 	if repl != nil {
 		repl.SetEngine(eng)
 		peer = repl
+		if ctl, err = cc.NewController(cluster.ControllerConfig{NodeID: cfg.cluster.nodeID, DeadAfter: cfg.cluster.deadAfter}); err != nil {
+			eng.Close()
+			return err
+		}
+		metrics = controllerMetrics(ctl)
 	}
 	acct, err := account.Open(eng)
 	if err != nil {
@@ -223,7 +230,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	srv := server.New(eng, cfg.conns.options(server.Options{Logger: logger, TLSConfig: cfg.tls, Account: acct, Authenticator: auth,
-		Audit: auditLog, AuditData: cfg.audit.data, Peer: peer}))
+		Audit: auditLog, AuditData: cfg.audit.data, Peer: peer, Metrics: metrics}))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	scheme := "http"
@@ -231,15 +238,21 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		scheme = "https"
 	}
 	var member *cluster.Member
+	stopController := func() {}
 	if cc != nil {
 		if member, err = cc.JoinNode(runCtx, cluster.Node{ID: cfg.cluster.nodeID, Addr: ln.Addr().String(),
-			RaftID: repl.RaftID(), PeerAddr: cfg.cluster.peerAddr}); err != nil {
+			RaftID: repl.RaftID(), PeerAddr: cfg.cluster.peerAddr, Zone: cfg.cluster.zone}); err != nil {
 			srv.Shutdown()
 			repl.Close()
 			eng.Close()
 			return err
 		}
 		logMembership(ctx, cc, logger)
+		ctlCtx, stopCtl := context.WithCancel(ctx)
+		ctlDone := make(chan struct{})
+		go func() { defer close(ctlDone); ctl.Run(ctlCtx) }()
+		defer func() { stopCtl(); <-ctlDone }() // normally already stopped, below
+		stopController = func() { stopCtl(); <-ctlDone }
 		fmt.Fprintf(stdout, "sluice: node %d (raft id %d) of cluster %q (etcd %s; every shard replicated by Raft on its placed nodes)\n",
 			cfg.cluster.nodeID, repl.RaftID(), cfg.cluster.name, strings.Join(cfg.cluster.endpoints, ","))
 	}
@@ -264,6 +277,7 @@ loop:
 		}
 	}
 	logger.Info("shutting down")
+	stopController() // resigns, so another node takes over at once
 	if member != nil {
 		handOff(member, repl, logger)
 		if err := member.Leave(); err != nil {
