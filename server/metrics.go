@@ -239,13 +239,15 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	fasthttpadaptor.NewFastHTTPHandler(h)(ctx)
 }
 
-// Metric is one figure Options.Metrics gives /metrics: a counter or a gauge without labels,
-// named sluice_<Name>.
+// Metric is one figure Options.Metrics gives /metrics: a counter or a gauge named
+// sluice_<Name>. Every Metric of one Name has the same label names.
 type Metric struct {
 	Name    string
 	Help    string
 	Counter bool // a counter; else a gauge
 	Value   float64
+	// Labels are name, value pairs (a cluster node's shard figures: stream, shard, ...).
+	Labels []string
 }
 
 // extraCollector exposes Options.Metrics. It describes nothing ahead (an unchecked
@@ -263,7 +265,11 @@ func (c extraCollector) Collect(ch chan<- prometheus.Metric) {
 		if m.Counter {
 			kind = prometheus.CounterValue
 		}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(metricsNamespace+"_"+m.Name, m.Help, nil, nil), kind, m.Value)
+		var names, values []string
+		for i := 0; i+1 < len(m.Labels); i += 2 {
+			names, values = append(names, m.Labels[i]), append(values, m.Labels[i+1])
+		}
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(metricsNamespace+"_"+m.Name, m.Help, names, nil), kind, m.Value, values...)
 	}
 }
 

@@ -162,6 +162,22 @@ func TestDevCluster(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// Each node's /metrics has the Raft figures of both shards: exactly one node leads
+	// each, every node knows that leader, and the leader reports both other members
+	// caught up once a record is committed.
+	kinesis(t, nodes[0], "PutRecord", map[string]any{"StreamName": "shared", "PartitionKey": "k", "Data": "aGk="}, nil)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		err := raftMetricsAgree(t, nodes, []string{"shardId-000000000000", "shardId-000000000001"})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	mu.Lock()
 	victim := children[1]
 	mu.Unlock()
@@ -179,4 +195,49 @@ func TestDevCluster(t *testing.T) {
 			t.Fatalf("node %d still runs", i+1)
 		}
 	}
+}
+
+// raftMetricsAgree checks the Raft figures of each shard of stream "shared" on every node's
+// /metrics: one leader, known by every node as the same node id, and its report of the
+// two other members 0 entries behind.
+func raftMetricsAgree(t *testing.T, nodes []string, shards []string) error {
+	for _, shard := range shards {
+		sel := fmt.Sprintf(`{shard="%s",stream="shared"}`, shard)
+		leaders, leaderNode := 0, ""
+		for i, base := range nodes {
+			m := metricLines(t, base+"/metrics")
+			value := func(name string) string {
+				for _, l := range m {
+					if v, ok := strings.CutPrefix(l, name+sel+" "); ok {
+						return v
+					}
+				}
+				return ""
+			}
+			if value("sluice_raft_is_leader") == "1" {
+				leaders++
+				for _, peer := range []int{1, 2, 3} {
+					if peer == i+1 {
+						continue
+					}
+					lag := fmt.Sprintf(`sluice_raft_replica_lag_entries{peer="%d",shard="%s",stream="shared"} 0`, peer, shard)
+					if !slices.Contains(m, lag) {
+						return fmt.Errorf("%s leads %s and has no line %q", base, shard, lag)
+					}
+				}
+			}
+			got := value("sluice_raft_leader_node")
+			if got == "" || got == "0" || leaderNode != "" && got != leaderNode {
+				return fmt.Errorf("%s: %s led by node %q, another node says %q", base, shard, got, leaderNode)
+			}
+			leaderNode = got
+			if c := value("sluice_raft_commit_index"); c == "" || c == "0" {
+				return fmt.Errorf("%s: %s commit index %q", base, shard, c)
+			}
+		}
+		if leaders != 1 {
+			return fmt.Errorf("%s: %d nodes say they lead it", shard, leaders)
+		}
+	}
+	return nil
 }

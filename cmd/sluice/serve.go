@@ -190,7 +190,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 			eng.Close()
 			return err
 		}
-		metrics = controllerMetrics(ctl)
+		metrics = clusterMetrics(ctl, repl, logger)
 	}
 	acct, err := account.Open(eng)
 	if err != nil {
