@@ -286,11 +286,13 @@ func (l *remoteLog) observe(a *readAnswer) {
 	}
 }
 
-// ask sends q to the replicas in turn (targets) until one answers, and observes the answer.
+// ask sends q, for this log's shard, to the replicas in turn (targets) until one answers,
+// and observes the answer.
 func (l *remoteLog) ask(q *readRequest) (readAnswer, error) {
 	if l.isClosed() {
 		return readAnswer{}, segment.ErrClosed
 	}
+	q.stream, q.gen, q.shard = l.stream, l.gen, l.shard
 	body := appendReadRequest(nil, q)
 	var last error
 	for _, n := range l.targets() {
@@ -379,8 +381,9 @@ func (r *Replication) askReplica(ctx context.Context, n Node, q *readRequest, bo
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // keep the connection for the next request
-		return readAnswer{}, fmt.Errorf("node %d answered %s", n.ID, resp.Status)
+		return readAnswer{}, fmt.Errorf("node %d answered %s: %q", n.ID, resp.Status, bytes.TrimSpace(msg))
 	}
 	limit := int64(64 + maxStreamName) // the header of an answer without frames
 	if q.op == opRead && q.records > 0 {
