@@ -77,14 +77,17 @@ func TestReadWireRoundTrip(t *testing.T) {
 func TestReadWireRefusesMalformed(t *testing.T) {
 	good := readRequest{op: opRead, stream: "s", gen: 1, shard: 1, records: 10, bytes: 100}
 	requests := map[string]func(q *readRequest) []byte{
-		"too many records": func(q *readRequest) []byte { q.records = stream.MaxGetRecordsLimit + 1; return appendReadRequest(nil, q) },
-		"too many bytes":   func(q *readRequest) []byte { q.bytes = stream.MaxGetRecordsBytes + 1; return appendReadRequest(nil, q) },
-		"too long a wait":  func(q *readRequest) []byte { q.wait = maxReadWait + time.Millisecond; return appendReadRequest(nil, q) },
-		"no stream name":   func(q *readRequest) []byte { q.stream = ""; return appendReadRequest(nil, q) },
-		"unknown op":       func(q *readRequest) []byte { q.op = 9; return appendReadRequest(nil, q) },
-		"other version":    func(q *readRequest) []byte { b := appendReadRequest(nil, q); b[0] = 2; return b },
-		"trailing bytes":   func(q *readRequest) []byte { return append(appendReadRequest(nil, q), 0) },
-		"truncated":        func(q *readRequest) []byte { b := appendReadRequest(nil, q); return b[:len(b)-1] },
+		"too many records": func(q *readRequest) []byte {
+			q.records = stream.MaxGetRecordsLimit + 1
+			return appendReadRequest(nil, q)
+		},
+		"too many bytes":  func(q *readRequest) []byte { q.bytes = stream.MaxGetRecordsBytes + 1; return appendReadRequest(nil, q) },
+		"too long a wait": func(q *readRequest) []byte { q.wait = maxReadWait + time.Millisecond; return appendReadRequest(nil, q) },
+		"no stream name":  func(q *readRequest) []byte { q.stream = ""; return appendReadRequest(nil, q) },
+		"unknown op":      func(q *readRequest) []byte { q.op = 9; return appendReadRequest(nil, q) },
+		"other version":   func(q *readRequest) []byte { b := appendReadRequest(nil, q); b[0] = 2; return b },
+		"trailing bytes":  func(q *readRequest) []byte { return append(appendReadRequest(nil, q), 0) },
+		"truncated":       func(q *readRequest) []byte { b := appendReadRequest(nil, q); return b[:len(b)-1] },
 		"shard too big": func(q *readRequest) []byte {
 			q.shard = 0
 			b := appendReadRequest(nil, q)

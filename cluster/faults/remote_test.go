@@ -3,8 +3,8 @@
 package faults
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -248,7 +248,9 @@ func (nd *node) nativeReadAll(name string, id shardmap.ShardID, seen *seen) erro
 // until ctx ends, adding every record received to seen (resubscribing after its
 // continuation when a subscription ends).
 func sdkSubscribe(ctx context.Context, t *testing.T, nd *node, name string, id shardmap.ShardID, seen *seen) {
-	kc := kinesis.New(nd.kc.Options(), func(o *kinesis.Options) { o.HTTPClient = &http.Client{Transport: bufferedBodies{http.DefaultTransport}} })
+	kc := kinesis.New(nd.kc.Options(), func(o *kinesis.Options) {
+		o.HTTPClient = &http.Client{Transport: bufferedBodies{http.DefaultTransport}}
+	})
 	arn := registerConsumer(ctx, t, kc, name, "sdk")
 	if arn == "" {
 		return
