@@ -171,6 +171,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		defer repl.Close() // also closed, earlier, before the engine
 		opts.Catalog = cc.Catalog()
 		opts.OpenShardLog = repl.OpenShardLog
+		if opts.IteratorKey, err = cc.EnsureIteratorKey(); err != nil {
+			return err
+		}
 	}
 	eng, err := stream.Open(opts)
 	if err != nil {
