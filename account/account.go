@@ -22,7 +22,7 @@ type state struct {
 	Streams    map[string]*streamSettings `json:"streams,omitempty"`
 
 	rev  int64            // the store's revision the state was read or last written at
-	revs map[string]int64 // each record's revision, by Record.Key; absent: no record
+	revs map[string]int64 // each record's revision, by Record.Name; absent: no record
 }
 
 // streamSettings are the settings of one incarnation of a stream and of its consumers.
@@ -186,16 +186,16 @@ func (a *Account) read() (*state, error) {
 	}
 	st := &state{Version: stateVersion, Streams: map[string]*streamSettings{}, rev: rev, revs: make(map[string]int64, len(recs))}
 	for _, r := range recs {
-		if r.Key == "" {
+		if r.Name == "" {
 			err = json.Unmarshal(r.Data, &st.Commitment)
 		} else {
 			s := &streamSettings{}
-			err, st.Streams[r.Key] = json.Unmarshal(r.Data, s), s
+			err, st.Streams[r.Name] = json.Unmarshal(r.Data, s), s
 		}
 		if err != nil {
-			return nil, fmt.Errorf("account: the settings of %q: %w", r.Key, err)
+			return nil, fmt.Errorf("account: the settings of %q: %w", r.Name, err)
 		}
-		st.revs[r.Key] = r.Rev
+		st.revs[r.Name] = r.Rev
 	}
 	return st, nil
 }
@@ -215,7 +215,7 @@ func (a *Account) write(st *state, keys ...string) error {
 			continue
 		}
 		seen[k] = true
-		c := Record{Key: k, Rev: st.revs[k]}
+		c := Record{Name: k, Rev: st.revs[k]}
 		var v any = st.Commitment
 		if k != "" {
 			v = st.Streams[k]
@@ -241,9 +241,9 @@ func (a *Account) write(st *state, keys ...string) error {
 	st.rev = rev
 	for _, c := range changes {
 		if c.Data == nil {
-			delete(st.revs, c.Key)
+			delete(st.revs, c.Name)
 		} else {
-			st.revs[c.Key] = rev
+			st.revs[c.Name] = rev
 		}
 	}
 	return nil

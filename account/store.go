@@ -9,10 +9,11 @@ import (
 	"path/filepath"
 
 	"github.com/sluice-streams/sluice/internal/vfs"
+	"github.com/sluice-streams/sluice/stream"
 )
 
 // Store keeps the account's settings as records (the Store seam, like the engine's
-// stream.Catalog): the account's own record, Key "" (the billing commitment, JSON
+// stream.Catalog): the account's own record, Name "" (the billing commitment, JSON
 // commitmentState), and one record per stream that has settings, keyed by the stream's name
 // (JSON streamSettings). A single node keeps them in account.json (the local store, which
 // New and Open use); the nodes of a cluster share them in etcd (package cluster,
@@ -24,7 +25,7 @@ type Store interface {
 	// Load returns every record, each with its revision, and the revision of the store they
 	// were read at.
 	Load() ([]Record, int64, error)
-	// Save applies changes together: each replaces the record of its Key with Data, or
+	// Save applies changes together: each replaces the record of its Name with Data, or
 	// removes it if Data is nil, provided the record's revision is still Rev (0: absent).
 	// If any record changed meanwhile, nothing is applied and the error wraps ErrConflict.
 	// It returns the store's revision after the change. The change is durable once it
@@ -36,16 +37,16 @@ type Store interface {
 	Watch(ctx context.Context, from int64) <-chan int64
 }
 
-// Record is one record of a Store.
-type Record struct {
-	Key  string // "" for the account's settings; else a stream's name
-	Data []byte // JSON; nil in Save: remove the record
-	Rev  int64  // the record's revision in the store; 0: absent
-}
+// Record is one record of a Store, in the type of the engine's catalog entries (a store in
+// package cluster then needs nothing of this package): Name is "" for the account's settings,
+// else a stream's name; Data is the record's JSON (nil in Save: remove the record); Rev is its
+// revision in the store (0: absent); Source is not used.
+type Record = stream.CatalogEntry
 
 // ErrConflict is wrapped by the error of a Store.Save refused because a record it changes
-// changed since it was read.
-var ErrConflict = errors.New("account: the settings changed concurrently")
+// changed since it was read: the engine catalog's, so that a store in package cluster
+// reports it as its catalog does.
+var ErrConflict = stream.ErrCatalogConflict
 
 // account.json, in the engine's data directory. Version 1 held the billing commitment only;
 // version 2 adds the settings of streams and consumers, by stream name.
@@ -72,7 +73,7 @@ type fileStore struct {
 	path string
 	rev  int64            // the last revision given
 	cur  fileState        // as of the last Load or Save; Streams nil before the first
-	revs map[string]int64 // each record's revision, by Key
+	revs map[string]int64 // each record's revision, by Name
 }
 
 func newFileStore(fsys vfs.FS, dir string) *fileStore {
@@ -104,17 +105,17 @@ func (f *fileStore) Load() ([]Record, int64, error) {
 	}
 	var out []Record
 	if st.Commitment != nil {
-		out = append(out, Record{Key: "", Data: st.Commitment, Rev: 1})
+		out = append(out, Record{Name: "", Data: st.Commitment, Rev: 1})
 	}
 	for name, s := range st.Streams {
 		if len(s) == 0 || string(s) == "null" {
 			return nil, 0, fmt.Errorf("account: %s: stream %q has no settings", f.path, name)
 		}
-		out = append(out, Record{Key: name, Data: s, Rev: 1})
+		out = append(out, Record{Name: name, Data: s, Rev: 1})
 	}
 	f.rev, f.cur, f.revs = 1, st, make(map[string]int64, len(out))
 	for _, r := range out {
-		f.revs[r.Key] = r.Rev
+		f.revs[r.Name] = r.Rev
 	}
 	return out, f.rev, nil
 }
@@ -132,16 +133,16 @@ func (f *fileStore) Save(changes []Record) (int64, error) {
 		next.Streams[name] = s
 	}
 	for _, c := range changes {
-		if f.revs[c.Key] != c.Rev {
-			return 0, fmt.Errorf("%w: %q", ErrConflict, c.Key)
+		if f.revs[c.Name] != c.Rev {
+			return 0, fmt.Errorf("%w: %q", ErrConflict, c.Name)
 		}
 		switch {
-		case c.Key == "":
+		case c.Name == "":
 			next.Commitment = c.Data
 		case c.Data == nil:
-			delete(next.Streams, c.Key)
+			delete(next.Streams, c.Name)
 		default:
-			next.Streams[c.Key] = c.Data
+			next.Streams[c.Name] = c.Data
 		}
 	}
 	if next.Commitment == nil {
@@ -159,9 +160,9 @@ func (f *fileStore) Save(changes []Record) (int64, error) {
 	f.cur = next
 	for _, c := range changes {
 		if c.Data == nil {
-			delete(f.revs, c.Key)
+			delete(f.revs, c.Name)
 		} else {
-			f.revs[c.Key] = f.rev
+			f.revs[c.Name] = f.rev
 		}
 	}
 	return f.rev, nil

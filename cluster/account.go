@@ -10,10 +10,11 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/sluice-streams/sluice/account"
+	"github.com/sluice-streams/sluice/stream"
 )
 
-// AccountStore is the account.Store of a cluster: the account's settings in etcd, shared by
+// AccountStore is the account.Store of a cluster (its records are stream.CatalogEntry values,
+// account.Record, so that this package needs nothing of package account): the account's settings in etcd, shared by
 // every node, so that a resource policy put through one node is enforced by all and the
 // other settings (billing commitment, warm throughput, consumer tags) read the same
 // everywhere. The account's own record is account/settings, a stream's is
@@ -25,8 +26,6 @@ import (
 type AccountStore struct {
 	c *Client
 }
-
-var _ account.Store = (*AccountStore)(nil)
 
 // AccountStore returns the cluster's store of account settings, for account.OpenStore.
 func (c *Client) AccountStore() *AccountStore { return &AccountStore{c: c} }
@@ -40,20 +39,20 @@ func (c *Client) accountKey(rec string) string {
 }
 
 // Load returns every record and the revision they were read at.
-func (s *AccountStore) Load() ([]account.Record, int64, error) {
+func (s *AccountStore) Load() ([]stream.CatalogEntry, int64, error) {
 	ctx, cancel := s.c.ctx()
 	defer cancel()
 	resp, err := s.c.cli.Get(ctx, s.c.accountPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, unavailable("load the account settings", err)
 	}
-	out := make([]account.Record, 0, len(resp.Kvs))
+	out := make([]stream.CatalogEntry, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
-		rec := account.Record{Data: kv.Value, Rev: kv.ModRevision}
+		rec := stream.CatalogEntry{Data: kv.Value, Rev: kv.ModRevision}
 		switch name, isStream := strings.CutPrefix(key, s.c.prefix+"account/streams/"); {
 		case isStream:
-			rec.Key = name
+			rec.Name = name
 		case key == s.c.accountKey(""):
 		default:
 			continue // not a record of this version
@@ -65,13 +64,13 @@ func (s *AccountStore) Load() ([]account.Record, int64, error) {
 
 // Save applies changes in one transaction if none of their records changed since the
 // revisions they carry.
-func (s *AccountStore) Save(changes []account.Record) (int64, error) {
+func (s *AccountStore) Save(changes []stream.CatalogEntry) (int64, error) {
 	ctx, cancel := s.c.ctx()
 	defer cancel()
 	cmps := make([]clientv3.Cmp, 0, len(changes))
 	ops := make([]clientv3.Op, 0, len(changes))
 	for _, ch := range changes {
-		key := s.c.accountKey(ch.Key)
+		key := s.c.accountKey(ch.Name)
 		if ch.Rev == 0 {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 		} else {
@@ -88,7 +87,7 @@ func (s *AccountStore) Save(changes []account.Record) (int64, error) {
 		return 0, unavailable("save the account settings", err)
 	}
 	if !resp.Succeeded {
-		return 0, fmt.Errorf("%w: in etcd", account.ErrConflict)
+		return 0, fmt.Errorf("%w: in etcd", stream.ErrCatalogConflict)
 	}
 	return resp.Header.Revision, nil
 }

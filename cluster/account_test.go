@@ -10,6 +10,8 @@ import (
 	"github.com/sluice-streams/sluice/stream"
 )
 
+var _ account.Store = (*cluster.AccountStore)(nil)
+
 // accountOf is the account of engine e with its settings in the cluster's etcd.
 func accountOf(t *testing.T, c *cluster.Client, e *stream.Engine) *account.Account {
 	t.Helper()
@@ -106,7 +108,7 @@ func TestAccountSettingsShared(t *testing.T) {
 		}
 		var rec account.Record
 		for _, r := range recs {
-			if r.Key == "od" {
+			if r.Name == "od" {
 				rec = r
 			}
 		}
@@ -116,7 +118,7 @@ func TestAccountSettingsShared(t *testing.T) {
 		if _, err := store.Save([]account.Record{rec}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Save([]account.Record{{Key: "new", Data: []byte(`{"gen":1}`)}, rec}); !errors.Is(err, account.ErrConflict) {
+		if _, err := store.Save([]account.Record{{Name: "new", Data: []byte(`{"gen":1}`)}, rec}); !errors.Is(err, account.ErrConflict) {
 			t.Fatalf("a save from a replaced revision: %v", err)
 		}
 		if recs, _, err := store.Load(); err != nil || len(recs) != 2 {
@@ -144,7 +146,7 @@ func TestAccountSettingsShared(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range recs {
-			if r.Key == "od" {
+			if r.Name == "od" {
 				t.Fatalf("the deleted stream's settings are still in etcd: %s", r.Data)
 			}
 		}
