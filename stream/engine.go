@@ -60,6 +60,10 @@ type Options struct {
 	// other writers make (watch.go), and each stream's shard logs stay in this Dir under
 	// streams/<name>@<incarnation>.
 	Catalog Catalog
+	// IteratorKey, IteratorKeySize bytes, signs shard iterators and page tokens
+	// (iterator.go); nil: the key in Dir's iterator.key, created on first use. The nodes of
+	// a cluster are given one key, so that a token one node issued is valid on all.
+	IteratorKey []byte
 }
 
 // retention returns how long a retention period of hours lasts (Options.RetentionHour).
@@ -234,7 +238,12 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := LoadIteratorKey(opts.FS, opts.Dir)
+	var key *IteratorKey
+	if opts.IteratorKey != nil {
+		key, err = NewIteratorKey(opts.IteratorKey)
+	} else {
+		key, err = LoadIteratorKey(opts.FS, opts.Dir)
+	}
 	if err != nil {
 		lock.Release()
 		return nil, err

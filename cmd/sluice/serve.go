@@ -175,6 +175,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		defer repl.Close() // also closed, earlier, before the engine
 		opts.Catalog = cc.Catalog()
 		opts.OpenShardLog = repl.OpenShardLog
+		if opts.IteratorKey, err = cc.EnsureIteratorKey(); err != nil {
+			return err
+		}
 	}
 	eng, err := stream.Open(opts)
 	if err != nil {
@@ -192,11 +195,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		metrics = clusterMetrics(ctl, repl, logger)
 	}
-	acct, err := account.Open(eng)
+	var acct *account.Account
+	if cc != nil {
+		acct, err = account.OpenStore(eng, cc.AccountStore())
+	} else {
+		acct, err = account.Open(eng)
+	}
 	if err != nil {
 		eng.Close()
 		return err
 	}
+	defer acct.Close() // on the returns below; Close may be called again
 	var auth server.Authenticator = server.SigV4Parser{Default: cfg.account, Accounts: cfg.accessKeys}
 	var verifier *server.SigV4Verifier
 	if cfg.iamFile != "" {
@@ -290,6 +299,7 @@ loop:
 	if repl != nil {
 		repl.Close() // the Raft loop stops before the engine closes the replicas it drives
 	}
+	acct.Close() // stops following the cluster's account settings before the engine closes
 	if err := eng.Close(); err != nil && serveErr == nil {
 		serveErr = err
 	}
