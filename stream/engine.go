@@ -495,9 +495,53 @@ func (s *Stream) saveLocked(meta *streamMeta) error {
 func (s *Stream) saveChangeLocked(meta *streamMeta) error {
 	err := s.saveLocked(meta)
 	if errors.Is(err, ErrCatalogConflict) {
-		return errorf(KindResourceInUse, "Stream %s under account %s was changed concurrently; retry the request.", meta.Name, s.engine.opts.Account)
+		return &changedConcurrently{rev: s.rev, err: errorf(KindResourceInUse,
+			"Stream %s under account %s was changed concurrently; retry the request.", meta.Name, s.engine.opts.Account).(*Error)}
 	}
 	return err
+}
+
+// changedConcurrently is the ResourceInUse error of a change whose save found the stream
+// changed by another writer since revision rev (another node of a cluster).
+type changedConcurrently struct {
+	rev int64
+	err *Error
+}
+
+func (c *changedConcurrently) Error() string { return c.err.Error() }
+func (c *changedConcurrently) Unwrap() error { return c.err }
+
+// Retrying a change another writer beat. Two nodes registering consumers of one stream, or
+// tagging it, at the same moment both read revision R; etcd's compare-and-swap takes one,
+// and the other would fail with ResourceInUse though nothing conflicts (Kinesis takes both).
+// retryChange waits, at most changeWait, until this engine has the winner's change (the
+// catalog's watch brings it), and runs the change again on it, up to changeAttempts times
+// in all; a change that still finds the stream changed fails with ResourceInUse, and one
+// that no longer applies (a consumer registered meanwhile under the same name) fails as it
+// would have alone.
+const (
+	changeAttempts = 5
+	changeWait     = 2 * time.Second
+)
+
+// retryChange runs op, a change of s's metadata that takes s.mu itself, again after a
+// concurrent change (see above). With the local catalog there is no other writer.
+func (s *Stream) retryChange(op func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := op()
+		var cc *changedConcurrently
+		if !errors.As(err, &cc) || attempt == changeAttempts || s.engine.local {
+			return err
+		}
+		for deadline := time.Now().Add(changeWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			s.mu.Lock()
+			seen := s.rev > cc.rev || s.deleted
+			s.mu.Unlock()
+			if seen {
+				break
+			}
+		}
+	}
 }
 
 // DeleteStream deletes a stream and all its data. As in Kinesis, a stream with registered
