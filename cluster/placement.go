@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -82,16 +83,28 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 			delete(placed, key)
 			continue
 		}
+		// A shard is never created without its replicas' Raft ids: every node would open it
+		// as a log of its own, and the copies would diverge. With no node registered (all
+		// leases lapsed in an etcd outage, the nodes not yet back) or some chosen nodes
+		// without a Raft id, the change fails, retryably, and changes nothing. (Engines that
+		// share a catalog with no replicating node, meta/replicas unset, place nothing; nodes
+		// that all registered without Raft ids replicate nothing: shards are placed without.)
 		if len(pl.nodes) == 0 {
-			continue // no node has joined: nothing to place on
+			if !v.replicated {
+				continue // engines sharing a catalog, none a replicating node: nothing to place on
+			}
+			return nil, unavailable("place the shards of "+name, errors.New("no node is registered"))
 		}
 		pv := placementValue{Replicas: pl.place(name, sh.ID, v.replicas)}
 		pv.Leader = pl.leader(name, sh.ID, pv.Replicas)
 		for _, id := range pv.Replicas {
 			pv.Raft = append(pv.Raft, v.up[id].RaftID)
 		}
-		if slices.Contains(pv.Raft, 0) {
-			pv.Raft = nil // a node registered without a Raft id: the shard is not replicated
+		switch {
+		case !slices.ContainsFunc(pv.Raft, func(id uint64) bool { return id != 0 }):
+			pv.Raft = nil // nodes registered without Raft ids (no replication: catalog only)
+		case slices.Contains(pv.Raft, 0):
+			return nil, unavailable("place the shards of "+name, errors.New("a chosen node has no Raft id"))
 		}
 		b, _ := json.Marshal(pv)
 		ops = append(ops, clientv3.OpPut(key, string(b)))
