@@ -69,6 +69,7 @@ type cluster struct {
 	t     *testing.T
 	etcd  *etcdtest.Server
 	nodes []*node
+	base  string // the directory of the nodes' data directories and logs
 }
 
 // node is one `sluice serve` process (or its absence, between a kill and a restart).
@@ -96,7 +97,8 @@ func startCluster(t *testing.T, n int) *cluster {
 	kinds := etcdtest.Kinds(t)
 	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1])}
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	base := t.TempDir()
+	base := dataBase(t)
+	c.base = base
 	for i := 1; i <= n; i++ {
 		nd := &node{t: t, id: i, addr: freeAddr(t), dataDir: filepath.Join(base, fmt.Sprintf("node-%d", i)),
 			logPath: filepath.Join(base, fmt.Sprintf("node-%d.log", i)), etcd: c.etcd.Endpoints()[0]}
@@ -123,6 +125,33 @@ func startCluster(t *testing.T, n int) *cluster {
 		nd.start()
 	}
 	return c
+}
+
+// dataBase is the directory the nodes' data directories and logs go in: a temporary one,
+// or, when SLUICE_FAULTS_KEEP names a directory, a new directory in it that is kept when the
+// test fails (for the invariant checker and `sluice inspect` to read afterwards) and
+// removed when it passes.
+func dataBase(t *testing.T) string {
+	t.Helper()
+	keep := os.Getenv("SLUICE_FAULTS_KEEP")
+	if keep == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("data directories kept in %s", base)
+			return
+		}
+		os.RemoveAll(base)
+	})
+	return base
 }
 
 func freeAddr(t *testing.T) string {
@@ -550,6 +579,15 @@ func (c *cluster) produce(name string, batch int) *producer {
 		go p.run(ctx, nd, batch)
 	}
 	c.t.Cleanup(p.stop)
+	if os.Getenv("SLUICE_FAULTS_KEEP") != "" {
+		// Runs after p.stop (cleanups run last first): every acknowledgement is in.
+		c.t.Cleanup(func() {
+			if c.t.Failed() {
+				b, _ := json.Marshal(p.all())
+				os.WriteFile(filepath.Join(c.base, name+".acked.json"), b, 0o600)
+			}
+		})
+	}
 	return p
 }
 
