@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
+	sluicecluster "github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/cluster/etcdtest"
 	"github.com/sluice-streams/sluice/cluster/invariant"
 	"github.com/sluice-streams/sluice/replica"
@@ -486,6 +488,35 @@ func (c *cluster) converge(name string, p *producer) {
 				return nd.serves(name, id, a)
 			})
 		}
+	}
+}
+
+// replaced waits until the placement of every shard of the stream names the wiped node nd
+// under its new Raft id and no longer under old: each shard's leader replaced the member
+// (the placement is rewritten once the new id is a voter and the old one is not). Until
+// then a group may count four voters, two of them the wiped node's, and one more node
+// down would leave it without a majority.
+func (c *cluster) replaced(name string, nd *node, old uint64) {
+	c.t.Helper()
+	cl, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	now := nd.raftID()
+	for shard := stream.ShardID(0); shard < shards; shard++ {
+		c.eventually(fmt.Sprintf("shard %d's placement names node %d's Raft id %d instead of %d", shard, nd.id, now, old), func() error {
+			p, ok, err := cl.PlacementOf(name, shard)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				return errors.New("no placement")
+			case slices.Contains(p.Raft, old) || !slices.Contains(p.Raft, now):
+				return fmt.Errorf("placement %v", p.Raft)
+			}
+			return nil
+		})
 	}
 }
 
