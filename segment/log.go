@@ -96,6 +96,7 @@ type Log struct {
 	tip        atomic.Uint64                 // last readable sequence number, 0 if none
 	tipTime    atomic.Int64                  // arrival time of that record (Unix ns), 0 if none
 	horizon    atomic.Uint64                 // reads start at or above this number (retention)
+	cuts       atomic.Uint64                 // Truncates so far (replicated), to drop raises of older scans
 	hidden     atomic.Int64                  // records that arrived before this time are hidden
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
 

@@ -219,6 +219,17 @@ func (l *Log) Truncate(after uint64) error {
 	if after >= l.lastSeq {
 		return nil
 	}
+	// A horizon placed among the frames being cut (a retention cutoff applied to frames not
+	// published yet) must not hide what is written at their positions next. Nothing above
+	// the tip was readable, so nothing hidden reappears; the next Trim applies the cutoff to
+	// the new frames. A scan that began before the cut no longer raises it (raiseScanned).
+	l.cuts.Add(1)
+	for {
+		cur := l.horizon.Load()
+		if cur <= after+1 || l.horizon.CompareAndSwap(cur, after+1) {
+			break
+		}
+	}
 	l.acquireSync()
 	err := l.truncateLocked(after)
 	l.cmu.Lock()

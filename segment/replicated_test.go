@@ -461,3 +461,39 @@ func TestReplicatedHideBeforePublish(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicatedHorizonAboveCut: a replicated log whose retention horizon was placed among
+// frames not published yet (its first frame at or after the cutoff is unpublished) has those
+// frames cut by Truncate and new ones written at their positions: the new records, once
+// published, are readable from their positions. A horizon is never left above a cut, so
+// that positions that were never readable are not hidden by frames that no longer exist.
+func TestReplicatedHorizonAboveCut(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, replOpts(c, Sync))
+	base := c.Now().UnixNano()
+	cutoff := base - int64(time.Hour)
+	appendAtN(t, l, []uint64{1, 2, 3, 4, 5}, 50, 5, cutoff-int64(time.Minute)) // older than the cutoff
+	appendAtN(t, l, []uint64{6, 7, 8}, 50, 3, base)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, replOpts(c, Sync))
+	defer l.Close()
+	l.Hide(cutoff)
+	if got := mustRead(t, l); len(got) != 0 {
+		t.Fatalf("before Publish: %d records readable", len(got))
+	}
+	if err := l.Truncate(3); err != nil {
+		t.Fatal(err)
+	}
+	fresh := appendAtN(t, l, []uint64{4, 5, 6, 7}, 50, 4, base)
+	if err := l.Publish(7); err != nil {
+		t.Fatal(err)
+	}
+	// 1 to 3 arrived before the cutoff: hidden now or by the next Trim; 4 to 7 are readable.
+	if _, err := l.Trim(cutoff); err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, mustRead(t, l), fresh)
+}
