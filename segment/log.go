@@ -36,7 +36,9 @@ import (
 // modes the writer, under mu, after each write; in Sync mode the holder of the sync token
 // when it gives the token back after a sync (releaseSyncLocked, under cmu). Open sets them
 // before the log is shared. A sealed segment's readEnd is set once, when its summary is
-// loaded. The retention fields (hidden, horizon) only move forward, by compare-and-swap.
+// loaded. The retention fields (hidden, horizon) only move forward, by compare-and-swap (a
+// replicated log's Truncate lowers a horizon above its cut to the first position cut, never
+// to the tip or below).
 //
 // Reads take no lock: they load the immutable segment list, the tip and each segment's
 // readEnd with atomics. publish stores readEnd before tip, and a roll stores the new list

@@ -116,7 +116,7 @@ func (l *Log) raiseScanned(seq, gen uint64) {
 	}
 }
 
-// raiseHorizon moves the read horizon up to seq; it never moves down.
+// raiseHorizon moves the read horizon up to seq; it never moves down (but see Truncate).
 func (l *Log) raiseHorizon(seq uint64) {
 	for {
 		cur := l.horizon.Load()
