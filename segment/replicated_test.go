@@ -403,6 +403,23 @@ func TestAppendAtNoWait(t *testing.T) {
 	}
 }
 
+// reopenHidden closes l, opens its directory again (replicated, synced) and sets the
+// retention cutoff as the engine does when it opens a shard (Hide); then it reads, before
+// anything is published, and finds nothing readable.
+func reopenHidden(t *testing.T, l *Log, dir string, c *fakeClock, cutoff int64) *Log {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, replOpts(c, Sync))
+	l.Hide(cutoff)
+	if got := mustRead(t, l); len(got) != 0 {
+		l.Close()
+		t.Fatalf("reopened, before Publish: %d records readable", len(got))
+	}
+	return l
+}
+
 // TestReplicatedHideBeforePublish: a reopened replicated log whose owner sets the retention
 // cutoff (Hide, as the engine does when it opens a shard) and is read before it publishes
 // anything (a restarted replica whose stored commit index is behind its log, read while Raft
@@ -433,15 +450,8 @@ func TestReplicatedHideBeforePublish(t *testing.T) {
 				}
 				sameRecords(t, mustRead(t, l), recs[:10])
 			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			l = mustOpen(t, dir, replOpts(c, Sync))
+			l = reopenHidden(t, l, dir, c, cutoff)
 			defer l.Close()
-			l.Hide(cutoff)
-			if got := mustRead(t, l); len(got) != 0 {
-				t.Fatalf("before Publish: %d records readable", len(got))
-			}
 			if _, ok, err := l.Oldest(); ok || err != nil {
 				t.Fatalf("Oldest before Publish: %v, %v", ok, err)
 			}
@@ -475,15 +485,8 @@ func TestReplicatedHorizonAboveCut(t *testing.T) {
 	cutoff := base - int64(time.Hour)
 	appendAtN(t, l, []uint64{1, 2, 3, 4, 5}, 50, 5, cutoff-int64(time.Minute)) // older than the cutoff
 	appendAtN(t, l, []uint64{6, 7, 8}, 50, 3, base)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = mustOpen(t, dir, replOpts(c, Sync))
+	l = reopenHidden(t, l, dir, c, cutoff)
 	defer l.Close()
-	l.Hide(cutoff)
-	if got := mustRead(t, l); len(got) != 0 {
-		t.Fatalf("before Publish: %d records readable", len(got))
-	}
 	if err := l.Truncate(3); err != nil {
 		t.Fatal(err)
 	}
