@@ -64,6 +64,7 @@ func TestChaos(t *testing.T) {
 		if etcdDown {
 			c.etcd.Stop()
 		}
+		old := victim.raftID()
 		switch fault {
 		case "kill", "wipe":
 			victim.kill()
@@ -91,8 +92,9 @@ func TestChaos(t *testing.T) {
 		t.Logf("round %d: every shard acknowledged a write %v after the fault ended", round, took)
 		if fault == "wipe" {
 			// The next round may take another node away: the wiped one must hold the log
-			// first, or a majority would not.
+			// and be a voter in place of its old id first, or a majority would not.
 			c.converge("chaos", p)
+			c.replaced("chaos", victim, old)
 		}
 	}
 	t.Logf("%d records acknowledged; producer failures: %s", p.count(), p.failureSummary())

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
+	sluicecluster "github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/cluster/etcdtest"
 	"github.com/sluice-streams/sluice/cluster/invariant"
 	"github.com/sluice-streams/sluice/replica"
@@ -69,6 +71,7 @@ type cluster struct {
 	t     *testing.T
 	etcd  *etcdtest.Server
 	nodes []*node
+	base  string // the directory of the nodes' data directories and logs
 }
 
 // node is one `sluice serve` process (or its absence, between a kill and a restart).
@@ -96,7 +99,8 @@ func startCluster(t *testing.T, n int) *cluster {
 	kinds := etcdtest.Kinds(t)
 	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1])}
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	base := t.TempDir()
+	base := dataBase(t)
+	c.base = base
 	for i := 1; i <= n; i++ {
 		nd := &node{t: t, id: i, addr: freeAddr(t), dataDir: filepath.Join(base, fmt.Sprintf("node-%d", i)),
 			logPath: filepath.Join(base, fmt.Sprintf("node-%d.log", i)), etcd: c.etcd.Endpoints()[0]}
@@ -123,6 +127,33 @@ func startCluster(t *testing.T, n int) *cluster {
 		nd.start()
 	}
 	return c
+}
+
+// dataBase is the directory the nodes' data directories and logs go in: a temporary one,
+// or, when SLUICE_FAULTS_KEEP names a directory, a new directory in it that is kept when the
+// test fails (for the invariant checker and `sluice inspect` to read afterwards) and
+// removed when it passes.
+func dataBase(t *testing.T) string {
+	t.Helper()
+	keep := os.Getenv("SLUICE_FAULTS_KEEP")
+	if keep == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("data directories kept in %s", base)
+			return
+		}
+		os.RemoveAll(base)
+	})
+	return base
 }
 
 func freeAddr(t *testing.T) string {
@@ -460,6 +491,35 @@ func (c *cluster) converge(name string, p *producer) {
 	}
 }
 
+// replaced waits until the placement of every shard of the stream names the wiped node nd
+// under its new Raft id and no longer under old: each shard's leader replaced the member
+// (the placement is rewritten once the new id is a voter and the old one is not). Until
+// then a group may count four voters, two of them the wiped node's, and one more node
+// down would leave it without a majority.
+func (c *cluster) replaced(name string, nd *node, old uint64) {
+	c.t.Helper()
+	cl, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	now := nd.raftID()
+	for shard := stream.ShardID(0); shard < shards; shard++ {
+		c.eventually(fmt.Sprintf("shard %d's placement names node %d's Raft id %d instead of %d", shard, nd.id, now, old), func() error {
+			p, ok, err := cl.PlacementOf(name, shard)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				return errors.New("no placement")
+			case slices.Contains(p.Raft, old) || !slices.Contains(p.Raft, now):
+				return fmt.Errorf("placement %v", p.Raft)
+			}
+			return nil
+		})
+	}
+}
+
 // serves returns nil when the node returns the record a from a read at its sequence number.
 func (nd *node) serves(name string, id shardmap.ShardID, a invariant.Acked) error {
 	ctx := context.Background()
@@ -550,6 +610,15 @@ func (c *cluster) produce(name string, batch int) *producer {
 		go p.run(ctx, nd, batch)
 	}
 	c.t.Cleanup(p.stop)
+	if os.Getenv("SLUICE_FAULTS_KEEP") != "" {
+		// Runs after p.stop (cleanups run last first): every acknowledgement is in.
+		c.t.Cleanup(func() {
+			if c.t.Failed() {
+				b, _ := json.Marshal(p.all())
+				os.WriteFile(filepath.Join(c.base, name+".acked.json"), b, 0o600)
+			}
+		})
+	}
 	return p
 }
 
