@@ -66,7 +66,7 @@ type Report struct {
 	// records stored more than once by their producer's own retries (allowed by
 	// Acked.Attempts).
 	Shards, Replicas, Others, Frames, Retried int
-	Committed                                uint64
+	Committed                                 uint64
 }
 
 func (r *Report) problemf(format string, args ...any) {
