@@ -72,10 +72,10 @@ type cluster struct {
 	t       *testing.T
 	etcd    *etcdtest.Server
 	layout  layout
-	base    string            // the nodes' data directories and logs are under it
+	base    string               // the nodes' data directories and logs are under it
 	proxies *toxiproxy.ApiServer // the proxies' registry
 	ec      *sluicecluster.Client
-	nodes   []*node              // node id i is nodes[i-1]
+	nodes   []*node // node id i is nodes[i-1]
 }
 
 // layout is how a cluster starts: its nodes, the replication factor (0: the default, 3) and
@@ -86,17 +86,17 @@ type layout struct {
 
 // node is one `sluice serve` process (or its absence, between a kill and a restart).
 type node struct {
-	t       *testing.T
-	id      int    // --node-id
-	zone    string // --zone, when not empty
-	replicas int   // --replicas, when not 0
-	addr    string // --addr: the Kinesis API, reached directly by clients
-	peer    string // --peer-addr: the proxy's address
-	dataDir string
-	logPath string
-	etcd    string
-	proxy   *toxiproxy.Proxy
-	kc      *kinesis.Client
+	t        *testing.T
+	id       int    // --node-id
+	zone     string // --zone, when not empty
+	replicas int    // --replicas, when not 0
+	addr     string // --addr: the Kinesis API, reached directly by clients
+	peer     string // --peer-addr: the proxy's address
+	dataDir  string
+	logPath  string
+	etcd     string
+	proxy    *toxiproxy.Proxy
+	kc       *kinesis.Client
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
