@@ -3,12 +3,16 @@
 package faults
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	sluicecluster "github.com/sluice-streams/sluice/cluster"
 )
 
 // chaosDuration is how long TestChaos injects faults: SLUICE_CHAOS_DURATION (a Go duration;
@@ -154,4 +158,27 @@ func (c *cluster) nodeFault(round int, fault string, victim *node, hold time.Dur
 	case "cut":
 		victim.heal()
 	}
+	if etcdDown {
+		c.registered()
+	}
+}
+
+// registered waits until every running node is registered in etcd again, as it is once etcd
+// is back: the round ends when membership has recovered, not merely when etcd answers. A
+// reshard whose catalog transaction finds no node registered places none of its new shards
+// (each node then keeps a local, unreplicated log of them), so it must not run in that gap.
+func (c *cluster) registered() {
+	c.t.Helper()
+	c.eventually("every running node registered", func() error {
+		ms, err := c.ec.Members()
+		if err != nil {
+			return err
+		}
+		for _, nd := range c.up() {
+			if !slices.ContainsFunc(ms, func(m sluicecluster.Node) bool { return m.ID == uint64(nd.id) }) {
+				return fmt.Errorf("node %d is not registered", nd.id)
+			}
+		}
+		return nil
+	})
 }

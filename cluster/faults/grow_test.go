@@ -31,8 +31,9 @@ import (
 // producers, node additions, drains, reshards, and what the groups' leaders say their
 // members are.
 
-// produceGo adds to p a Go client Producer (default configuration: it routes each shard's
-// records to its leader and retries without limit) whose endpoint is nd, writing about 500
+// produceGo adds to p a Go client Producer (default configuration, but for a record
+// timeout of half the patience: it routes each shard's records to its leader and retries
+// until then) whose endpoint is nd, writing about 500
 // records a second, each record's data unique. A record it acknowledges is kept with its
 // attempts: a retried record may be stored once per attempt (invariant.Acked.Attempts).
 func (c *cluster) produceGo(p *producer, nd *node) {
@@ -44,7 +45,7 @@ func (c *cluster) produceGo(p *producer, nd *node) {
 	c.t.Cleanup(func() { cl.Close() })
 	var gp *client.Producer
 	c.eventually(fmt.Sprintf("a Go producer through node %d", nd.id), func() error {
-		gp, err = cl.NewProducer(context.Background(), p.name, client.ProducerConfig{})
+		gp, err = cl.NewProducer(context.Background(), p.name, client.ProducerConfig{RecordTimeout: patience / 2})
 		return err
 	})
 	p.gos = append(p.gos, gp)

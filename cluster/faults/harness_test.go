@@ -498,6 +498,9 @@ func (c *cluster) converge(name string, p *producer) {
 	last := p.lastPerShard()
 	placed := c.placement(name)
 	for id, a := range last {
+		if len(placed[id].Raft) == 0 {
+			c.t.Fatalf("%s holds acknowledged records and has no replicated placement (%+v)", id, placed[id])
+		}
 		for _, nd := range c.up() {
 			if !slices.Contains(placed[id].Replicas, uint64(nd.id)) {
 				continue
