@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
+	"github.com/sluice-streams/sluice/client"
 	sluicecluster "github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/cluster/etcdtest"
 	"github.com/sluice-streams/sluice/cluster/invariant"
@@ -66,25 +67,36 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cluster is etcd and three sluice nodes on loopback.
+// cluster is etcd and sluice nodes on loopback (three unless a layout says otherwise).
 type cluster struct {
-	t     *testing.T
-	etcd  *etcdtest.Server
-	nodes []*node
-	base  string // the directory of the nodes' data directories and logs
+	t       *testing.T
+	etcd    *etcdtest.Server
+	layout  layout
+	base    string               // the nodes' data directories and logs are under it
+	proxies *toxiproxy.ApiServer // the proxies' registry
+	ec      *sluicecluster.Client
+	nodes   []*node // node id i is nodes[i-1]
+}
+
+// layout is how a cluster starts: its nodes, the replication factor (0: the default, 3) and
+// the zones the nodes are dealt over (node i in zone-((i-1) mod zones + 1); 0: no zones).
+type layout struct {
+	nodes, replicas, zones int
 }
 
 // node is one `sluice serve` process (or its absence, between a kill and a restart).
 type node struct {
-	t       *testing.T
-	id      int    // --node-id
-	addr    string // --addr: the Kinesis API, reached directly by clients
-	peer    string // --peer-addr: the proxy's address
-	dataDir string
-	logPath string
-	etcd    string
-	proxy   *toxiproxy.Proxy
-	kc      *kinesis.Client
+	t        *testing.T
+	id       int    // --node-id
+	zone     string // --zone, when not empty
+	replicas int    // --replicas, when not 0
+	addr     string // --addr: the Kinesis API, reached directly by clients
+	peer     string // --peer-addr: the proxy's address
+	dataDir  string
+	logPath  string
+	etcd     string
+	proxy    *toxiproxy.Proxy
+	kc       *kinesis.Client
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -96,21 +108,22 @@ type node struct {
 // nodes, and waits until each serves.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return startLayout(t, layout{nodes: n})
+}
+
+// startLayout starts etcd and the layout's nodes, and waits until each serves.
+func startLayout(t *testing.T, l layout) *cluster {
+	t.Helper()
 	kinds := etcdtest.Kinds(t)
-	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1])}
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	base := dataBase(t)
-	c.base = base
-	for i := 1; i <= n; i++ {
-		nd := &node{t: t, id: i, addr: freeAddr(t), dataDir: filepath.Join(base, fmt.Sprintf("node-%d", i)),
-			logPath: filepath.Join(base, fmt.Sprintf("node-%d.log", i)), etcd: c.etcd.Endpoints()[0]}
-		nd.proxy = toxiproxy.NewProxy(srv, fmt.Sprintf("node-%d", i), freeAddr(t), nd.addr)
-		if err := nd.proxy.Start(); err != nil {
-			t.Fatal(err)
-		}
-		nd.peer = nd.proxy.Listen
-		nd.kc = sdkClient(nd.addr)
-		c.nodes = append(c.nodes, nd)
+	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1]), layout: l, base: dataBase(t),
+		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())}
+	ec, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ec = ec
+	for range l.nodes {
+		c.newNode()
 	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
@@ -122,11 +135,32 @@ func startCluster(t *testing.T, n int) *cluster {
 				nd.dumpLog()
 			}
 		}
+		c.ec.Close()
 	})
 	for _, nd := range c.nodes {
 		nd.start()
 	}
 	return c
+}
+
+// newNode adds the next node (id len(nodes)+1, an empty data directory, its proxy started)
+// to the cluster without starting its process.
+func (c *cluster) newNode() *node {
+	t := c.t
+	i := len(c.nodes) + 1
+	nd := &node{t: t, id: i, replicas: c.layout.replicas, addr: freeAddr(t), dataDir: filepath.Join(c.base, fmt.Sprintf("node-%d", i)),
+		logPath: filepath.Join(c.base, fmt.Sprintf("node-%d.log", i)), etcd: c.etcd.Endpoints()[0]}
+	if c.layout.zones > 0 {
+		nd.zone = fmt.Sprintf("zone-%d", (i-1)%c.layout.zones+1)
+	}
+	nd.proxy = toxiproxy.NewProxy(c.proxies, fmt.Sprintf("node-%d", i), freeAddr(t), nd.addr)
+	if err := nd.proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	nd.peer = nd.proxy.Listen
+	nd.kc = sdkClient(nd.addr)
+	c.nodes = append(c.nodes, nd)
+	return nd
 }
 
 // dataBase is the directory the nodes' data directories and logs go in: a temporary one,
@@ -182,8 +216,15 @@ func (nd *node) start() {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- start %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(sluiceBin, "serve", "--node-id", strconv.Itoa(nd.id), "--cluster-etcd", nd.etcd,
-		"--addr", nd.addr, "--peer-addr", nd.peer, "--data-dir", nd.dataDir, "--limits", "off", "--segment-size", "4MiB")
+	args := []string{"serve", "--node-id", strconv.Itoa(nd.id), "--cluster-etcd", nd.etcd,
+		"--addr", nd.addr, "--peer-addr", nd.peer, "--data-dir", nd.dataDir, "--limits", "off", "--segment-size", "4MiB"}
+	if nd.zone != "" {
+		args = append(args, "--zone", nd.zone)
+	}
+	if nd.replicas != 0 {
+		args = append(args, "--replicas", strconv.Itoa(nd.replicas))
+	}
+	cmd := exec.Command(sluiceBin, args...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -477,18 +518,57 @@ func (c *cluster) eventually(what string, f func() error) {
 	}
 }
 
-// converge waits until every running node serves, on every shard, the last record
-// acknowledged there: its replica caught up.
+// converge waits until every running node its placement record lists as a replica of a
+// shard serves the last record acknowledged there: its replica caught up.
 func (c *cluster) converge(name string, p *producer) {
 	c.t.Helper()
 	last := p.lastPerShard()
-	for _, nd := range c.up() {
-		for id, a := range last {
+	placed := c.placement(name)
+	for id, a := range last {
+		if len(placed[id].Raft) == 0 {
+			c.t.Fatalf("%s holds acknowledged records and has no replicated placement (%+v)", id, placed[id])
+		}
+		for _, nd := range c.up() {
+			if !slices.Contains(placed[id].Replicas, uint64(nd.id)) {
+				continue
+			}
 			c.eventually(fmt.Sprintf("node %d serves %s up to %s", nd.id, id, a.Seq), func() error {
 				return nd.serves(name, id, a)
 			})
 		}
 	}
+}
+
+// placement reads the placement record of every shard of the stream.
+func (c *cluster) placement(name string) map[shardmap.ShardID]sluicecluster.ShardPlacement {
+	c.t.Helper()
+	out := map[shardmap.ShardID]sluicecluster.ShardPlacement{}
+	c.eventually("reading the placement records", func() error {
+		all, err := c.ec.AllPlacements()
+		for k, p := range all {
+			if k.Stream == name {
+				out[k.Shard] = p
+			}
+		}
+		return err
+	})
+	return out
+}
+
+// placed returns nil when every replica of every placement record of the stream is a voter
+// under its node's current Raft id: the groups' leaders made the records' changes.
+func (c *cluster) placed(name string) error {
+	for id, p := range c.placement(name) {
+		for i, n := range p.Replicas {
+			if n == 0 || int(n) > len(c.nodes) {
+				return fmt.Errorf("%s: placed on node %d, which the test did not start", id, n)
+			}
+			if len(p.Raft) != len(p.Replicas) || p.Raft[i] != c.nodes[n-1].raftID() {
+				return fmt.Errorf("%s: replicas %v, Raft ids %v: node %d is not a voter yet", id, p.Replicas, p.Raft, n)
+			}
+		}
+	}
+	return nil
 }
 
 // replaced waits until the placement of every shard of the stream names the wiped node nd
@@ -551,6 +631,7 @@ func (c *cluster) finish(name string, p *producer) {
 			nd.heal()
 		}
 	}
+	c.eventually("every placed replica is a voter", func() error { return c.placed(name) })
 	c.converge(name, p)
 	var open []invariant.Range
 	c.eventually("ListShards", func() error {
@@ -558,16 +639,25 @@ func (c *cluster) finish(name string, p *producer) {
 		open, err = c.up()[0].openShards(name)
 		return err
 	})
+	if err := c.settled(name); err != nil {
+		c.t.Logf("the groups' members are not their placements' replicas: %v", err)
+	}
+	members := map[shardmap.ShardID][]int{}
+	for id, pl := range c.placement(name) {
+		for _, n := range pl.Replicas {
+			members[id] = append(members[id], int(n))
+		}
+	}
 	for _, nd := range c.nodes {
 		nd.stop()
 	}
 	acked := p.all()
-	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open})
+	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open, Members: members})
 	if err != nil {
 		c.t.Fatalf("invariant checker: %v", err)
 	}
-	c.t.Logf("invariant checker: %d acknowledged records, %d shards, %d replicas, %d frames compared, %d committed positions",
-		len(acked), rep.Shards, rep.Replicas, rep.Frames, rep.Committed)
+	c.t.Logf("invariant checker: %d acknowledged records, %d shards, %d replicas (%d not members), %d frames compared, %d committed positions, %d records stored again by their producer's retries",
+		len(acked), rep.Shards, rep.Replicas, rep.Others, rep.Frames, rep.Committed, rep.Retried)
 	for _, pr := range rep.Problems {
 		c.t.Error(pr)
 	}
@@ -590,12 +680,15 @@ type ack struct {
 
 // producer writes records through every node (one goroutine each, PutRecords of batch
 // records with random partition keys) and keeps every acknowledgement. Every attempt's data
-// is unique, so that the checker can tell a record stored twice.
+// is unique, so that the checker can tell a record stored twice. Go client Producers may be
+// added to it (produceGo).
 type producer struct {
 	t      *testing.T
 	name   string
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	gos    []*client.Producer // written before their goroutines start, and by stop
 
 	mu       sync.Mutex
 	acks     []ack
@@ -604,7 +697,7 @@ type producer struct {
 
 func (c *cluster) produce(name string, batch int) *producer {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &producer{t: c.t, name: name, cancel: cancel, failures: map[string]int{}}
+	p := &producer{t: c.t, name: name, ctx: ctx, cancel: cancel, failures: map[string]int{}}
 	for _, nd := range c.nodes {
 		p.wg.Add(1)
 		go p.run(ctx, nd, batch)
@@ -696,10 +789,19 @@ func errorCode(err error) string {
 	return "other"
 }
 
-// stop stops the producers and waits for them.
+// stop stops the producers and waits for them; a Go client Producer is closed, which waits
+// (up to patience) for the outcome of every record it took.
 func (p *producer) stop() {
 	p.cancel()
 	p.wg.Wait()
+	for _, gp := range p.gos {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		if err := gp.Close(ctx); err != nil {
+			p.t.Logf("closing a Go producer: %v", err)
+		}
+		cancel()
+	}
+	p.gos = nil
 }
 
 func (p *producer) all() []invariant.Acked {
