@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,13 +10,16 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sluice-streams/sluice/cluster"
 )
 
 // TestClusterEncryption runs three `sluice serve` nodes on one etcd with an encrypted
 // stream: records sealed by whichever node leads a shard are read back in the clear through
 // every node, under the AWS managed key (alias/aws/kinesis, which two nodes may create at
 // once), then under a key `sluice create-key --cluster-etcd` made, after `sluice rotate-key
-// --cluster-etcd` added a version of it and SIGHUP renewed every node's data keys, after a
+// --cluster-etcd` added a version of it and SIGHUP made the nodes seal under data keys that
+// version wraps (found in the catalog in etcd), after a
 // kill -9 of the node leading the most shards (the new leaders seal under data keys of their
 // own), and after that node restarts. No file of any node's data directory holds a record's
 // data, and every node's keyring cache is private (0700, files 0600).
@@ -73,7 +77,48 @@ func TestClusterEncryption(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all = append(all, putEverywhere(nodes, "rotated", 20)...)
+	// Once the nodes have handled their SIGHUP they seal under data keys version 2 wraps:
+	// put through each in turn until the catalog in etcd holds one. (Which nodes make one
+	// depends on which receive puts: a node makes its data key at its first put, forwarded
+	// or not.)
+	c, err := cluster.Dial(cluster.Config{Endpoints: []string{etcd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	wrappedByV2 := func() int {
+		entries, _, err := c.Catalog().Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range entries {
+			var m struct {
+				DataKeys []struct {
+					Master  string
+					Version uint32
+				}
+			}
+			if err := json.Unmarshal(e.Data, &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, dk := range m.DataKeys {
+				if dk.Master == keyID && dk.Version == 2 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	round := 0
+	waitLong(t, "a data key wrapped by version 2", func() bool {
+		n := nodes[round%3]
+		round++
+		all = append(all, putAll(t, n.base(), name, fmt.Sprintf("rotated-%d-via-%d", round, n.id), 2)...)
+		return wrappedByV2() > 0
+	})
+	all = append(all, putEverywhere(nodes, "rotated", 10)...)
+	t.Logf("%d data keys wrapped by version 2 after %d rounds of puts", wrappedByV2(), round)
 	checkReadable(t, nodes, name, all)
 
 	// kill -9 of the node leading the most shards: the survivors elect, seal under data keys
