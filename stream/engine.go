@@ -51,6 +51,10 @@ type Options struct {
 	// KeyringDir is the directory of the master keys that wrap the streams' data keys
 	// (package internal/keyring), created 0700 on first use; default <Dir>/kms-keyring.
 	KeyringDir string
+	// KeyStore keeps the master keys instead of KeyringDir when set: in cluster mode the
+	// cluster's keyring in etcd (cluster.KeyringStore), so that a data key one node wraps
+	// is unwrapped by every other.
+	KeyStore keyring.Store
 	// RetentionHour is how long one hour of a stream's retention period lasts; default
 	// time.Hour. Only tests shorten it (sluice serve's SLUICE_TEST_RETENTION_HOUR, in
 	// docs/OPERATIONS.md), so that retention deletes segments within a soak of minutes.
@@ -248,7 +252,11 @@ func Open(opts Options) (*Engine, error) {
 		lock.Release()
 		return nil, err
 	}
-	e := &Engine{opts: opts, key: key, keyring: keyring.Open(opts.KeyringDir), lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
+	ring := keyring.Open(opts.KeyringDir)
+	if opts.KeyStore != nil {
+		ring = keyring.New(opts.KeyStore)
+	}
+	e := &Engine{opts: opts, key: key, keyring: ring, lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
 		creating: map[string]string{}, pending: map[string][]CatalogEvent{}}
 	if e.catalog == nil {
 		e.catalog, e.local = newFileCatalog(opts.FS, opts.Dir, opts.Logger), true
