@@ -8,7 +8,7 @@ import (
 // yet, as raft gave them, so that Storage.Entries answers raft's reads of them from memory:
 // the committed entries of every Ready on a leader (raft reads them back from Storage once
 // they are stable) and the MsgApps of a follower that is a little behind. Without it each
-// such read decodes the frame from the segment log and encodes it again, three allocations
+// such read decodes the frame from the segment log and encodes it again, five allocations
 // and a copy per entry (BenchmarkAppendThroughHost, BenchmarkEntries).
 //
 // The entries are raft's own: raft does not modify an entry once it is in its log, and
