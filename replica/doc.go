@@ -18,7 +18,8 @@
 // Changed) once committed and durable here: Apply publishes min(commit, local durable).
 //
 // Views pin a segment mapping until released, as with segment.Log; Entries copies the frames
-// out of its views before returning them to Raft.
+// out of its views before returning them to Raft. The entries persisted and not yet applied
+// it returns from memory instead, the very entries raft gave Persist (cache.go).
 //
 // Crash behaviour. raft.state (HardState) is replaced atomically when term or vote change,
 // before messages go out; commit may lag. raft.terms and raft.conf are replaced atomically

@@ -521,6 +521,7 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 	s.log = seg
 	s.cur.Store(seg)
 	s.snap, s.terms, s.confs, s.last, s.applied = man, nil, nil, man.index, man.index
+	s.cache.reset()
 	s.hs.commit = max(s.hs.commit, man.index)
 	return seg.Publish(man.index)
 }
@@ -556,6 +557,7 @@ func (s *Storage) noteCompacted() error {
 func (s *Storage) setApplied(i uint64) {
 	s.mu.Lock()
 	s.applied = max(s.applied, i)
+	s.cache.dropUpTo(s.applied)
 	s.mu.Unlock()
 }
 

@@ -69,6 +69,7 @@ type Storage struct {
 	// applied is the last index given to Apply (at open: Applied); a snapshot is taken there.
 	applied uint64
 	buf     []segment.Record
+	cache   entryCache // the entries persisted and not yet applied (cache.go)
 }
 
 var _ raft.Storage = (*Storage)(nil)
@@ -281,9 +282,10 @@ func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 		ConfState: rec.cs}}, nil
 }
 
-// Entries implements raft.Storage. Entries with a record are read from the segment log and
-// copied (the views are released before it returns); entries without one are synthesized
-// (empty normal entries) or come from raft.conf.
+// Entries implements raft.Storage. The entries persisted and not yet applied come from
+// memory (cache.go); older entries with a record are read from the segment log and copied
+// (the views are released before it returns); entries without one are synthesized (empty
+// normal entries) or come from raft.conf.
 func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -293,6 +295,31 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > s.last+1 {
 		return nil, raft.ErrUnavailable
 	}
+	if out, ok := s.cache.get(lo, hi, maxSize); ok {
+		return out, nil
+	}
+	mid := hi // the entries from mid on are in the cache
+	if c := s.cache.first(); len(s.cache.ents) > 0 && lo < c && c < hi && hi <= s.cache.last()+1 {
+		mid = c
+	}
+	out, size, err := s.readEntriesLocked(lo, mid, maxSize)
+	if err != nil || mid == hi || uint64(len(out)) < mid-lo {
+		return out, err
+	}
+	rest, _ := s.cache.get(mid, hi, maxSize-min(size, maxSize))
+	for _, e := range rest {
+		if size += uint64(len(e.GetData())); size > maxSize {
+			break
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readEntriesLocked reads the entries [lo, hi) from the segment log and the side files,
+// within maxSize (at least one), and returns them with the sum of their data's lengths.
+// Called with s.mu held.
+func (s *Storage) readEntriesLocked(lo, hi, maxSize uint64) ([]*pb.Entry, uint64, error) {
 	var out []*pb.Entry
 	var size uint64
 	var view segment.View
@@ -309,7 +336,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 		case marked && rec.kind == kindConf:
 			k := sort.Search(len(s.confs), func(k int) bool { return s.confs[k].index >= i })
 			if k == len(s.confs) || s.confs[k].index != i {
-				return nil, fmt.Errorf("%w: conf entry %d missing from %s", ErrCorrupt, i, confName)
+				return nil, 0, fmt.Errorf("%w: conf entry %d missing from %s", ErrCorrupt, i, confName)
 			}
 			e.Type = pb.EntryType(s.confs[k].typ).Enum()
 			e.Data = slices.Clone(s.confs[k].data)
@@ -322,25 +349,25 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 				view.Release()
 				v, err := s.log.ReadWritten(i, int(hi-i), 1<<20)
 				if err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 				if v.Count == 0 {
-					return nil, fmt.Errorf("%w: frame %d missing from the segment log", ErrCorrupt, i)
+					return nil, 0, fmt.Errorf("%w: frame %d missing from the segment log", ErrCorrupt, i)
 				}
 				view, it = v, v.Records()
 			}
 			if cur.Seq != i {
-				return nil, fmt.Errorf("%w: frame %d missing from the segment log (found %d)", ErrCorrupt, i, cur.Seq)
+				return nil, 0, fmt.Errorf("%w: frame %d missing from the segment log (found %d)", ErrCorrupt, i, cur.Seq)
 			}
 			e.Data = frame.Append(nil, &frame.Record{Seq: cur.Seq, Time: cur.Time, Flags: cur.Flags, Key: cur.Key, Data: cur.Data})
 		}
-		size += uint64(len(e.Data))
-		if len(out) > 0 && size > maxSize {
+		if len(out) > 0 && size+uint64(len(e.Data)) > maxSize {
 			break
 		}
+		size += uint64(len(e.Data))
 		out = append(out, e)
 	}
-	return out, nil
+	return out, size, nil
 }
 
 // persist writes rd's entries and HardState, in this order: a conflicting suffix is cut
@@ -383,6 +410,7 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 		if err := s.log.Truncate(first - 1); err != nil {
 			return nil, err
 		}
+		s.cache.cutFrom(first)
 		s.dropAboveLocked(first - 1)
 		s.last = first - 1
 		changed = true
@@ -431,6 +459,7 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 	}
 	clear(batch)
 	s.buf = batch[:0]
+	s.cache.add(ents)
 	s.last = ents[len(ents)-1].GetIndex()
 	return wait, nil
 }
