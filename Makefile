@@ -204,6 +204,13 @@ nightly-soak:
 
 # The storage core's long runs: 20,001 power cuts through the fault file layer (6,667 per
 # durability mode, about 0.4 s each here) and 1,000 random bit flips, each recovery checked.
+# Five real nodes holding 50 streams of 40 shards (make ci runs 10 × 4): placement, one
+# leader per shard, a record per stream read back, idle Raft traffic (docs/CLUSTER.md, "Scale").
+.PHONY: nightly-scale
+nightly: nightly-scale
+nightly-scale:
+	SLUICE_SCALE_STREAMS=50 SLUICE_SCALE_SHARDS=40 $(GO) test -count=1 -timeout=0 -v -run '^TestClusterScale$$' ./cmd/sluice
+
 .PHONY: nightly-storage
 nightly: nightly-storage
 nightly-storage:
