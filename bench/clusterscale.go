@@ -19,7 +19,8 @@ import (
 
 // The cluster-scale suite: five `sluice serve --cluster-etcd --replicas 3` nodes (cluster
 // name "scale", --durability sync, --limits off, --segment-size 256KiB so that 5 × 2,000
-// preallocated segment files stay small, --dead-after 10s) over the embedded etcd, holding
+// preallocated segment files stay small, --dead-after 10s, --shard-limit 2000 above the
+// default 1,024) over the embedded etcd, holding
 // scaleStreams streams of scaleShardsEach shards: 2,000 shards, 6,000 replicas. Beside
 // them, for the put, the cluster suite's three nodes (cluster name "bench", the same flags
 // as there) with its stream of 6 shards. Every figure is read from outside the nodes:
@@ -84,7 +85,7 @@ func clusterScaleSuite(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	nodes, err := cb.startNodesN(ctx, "scale", scaleNodeCount, "--replicas", strconv.Itoa(scaleReplicas),
-		"--segment-size", "256KiB", "--dead-after", scaleDeadAfter.String())
+		"--segment-size", "256KiB", "--dead-after", scaleDeadAfter.String(), "--shard-limit", strconv.Itoa(scaleStreams*scaleShardsEach))
 	if err != nil {
 		return nil, err
 	}

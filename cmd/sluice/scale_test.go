@@ -102,7 +102,7 @@ func TestClusterScale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &clusterNode{id: i, addr: addr, dir: t.TempDir(), args: []string{"--replicas", "3", "--segment-size", "256KiB", "--limits", "off"}}
+		n := &clusterNode{id: i, addr: addr, dir: t.TempDir(), args: []string{"--replicas", "3", "--segment-size", "256KiB", "--limits", "off", "--shard-limit", strconv.Itoa(total)}}
 		startNode(t, n, etcd)
 		nodes = append(nodes, n)
 	}
