@@ -80,18 +80,11 @@ type clusterBench struct {
 }
 
 func clusterSuite(ctx context.Context, cfg config) ([]result, error) {
-	dir, err := filepath.Abs(cfg.dir)
+	cb, err := startClusterBench(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cb := &clusterBench{dir: dir, profile: cfg.profile}
 	defer cb.close()
-	if cb.bin, err = buildSluice(ctx, cfg.dir); err != nil {
-		return nil, err
-	}
-	if cb.etcd, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dir, "etcd")}); err != nil {
-		return nil, err
-	}
 	if cb.single, err = newChildNode(cb.bin, filepath.Join(cfg.dir, "single"), cb.serveArgs()...); err != nil {
 		return nil, err
 	}
@@ -187,6 +180,23 @@ func clusterSuite(ctx context.Context, cfg config) ([]result, error) {
 		lower(pathResult("cluster_idle_cpu", "%", idle, idleCPUTarget, "5 % of one core (PERFORMANCE.md)", 1)),
 	)
 	return out, nil
+}
+
+// startClusterBench builds the sluice binary and starts the embedded etcd: what both
+// cluster suites start from.
+func startClusterBench(ctx context.Context, cfg config) (*clusterBench, error) {
+	dir, err := filepath.Abs(cfg.dir)
+	if err != nil {
+		return nil, err
+	}
+	cb := &clusterBench{dir: dir, profile: cfg.profile}
+	if cb.bin, err = buildSluice(ctx, cfg.dir); err != nil {
+		return nil, err
+	}
+	if cb.etcd, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dir, "etcd")}); err != nil {
+		return nil, err
+	}
+	return cb, nil
 }
 
 func (cb *clusterBench) close() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,18 +71,11 @@ const (
 )
 
 func clusterScaleSuite(ctx context.Context, cfg config) ([]result, error) {
-	dir, err := filepath.Abs(cfg.dir)
+	cb, err := startClusterBench(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cb := &clusterBench{dir: dir, profile: cfg.profile}
 	defer cb.close()
-	if cb.bin, err = buildSluice(ctx, cfg.dir); err != nil {
-		return nil, err
-	}
-	if cb.etcd, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dir, "etcd")}); err != nil {
-		return nil, err
-	}
 	nodes, err := cb.startNodesN(ctx, "scale", scaleNodeCount, "--replicas", strconv.Itoa(scaleReplicas),
 		"--segment-size", "256KiB", "--dead-after", scaleDeadAfter.String(), "--shard-limit", strconv.Itoa(scaleStreams*scaleShardsEach))
 	if err != nil {
@@ -257,27 +249,55 @@ func shardKeys(names []string) []scaleShard {
 	return out
 }
 
+// shardFiguresOf scrapes the running nodes and returns, for each shard of names (in
+// shardKeys order), its figures on each node (nil where a node reports none or is stopped).
+func shardFiguresOf(nodes []*childNode, names []string) ([][]*shardFigures, error) {
+	ms, err := scrapeAll(nodes)
+	if err != nil {
+		return nil, err
+	}
+	keys := shardKeys(names)
+	out := make([][]*shardFigures, len(keys))
+	for i, k := range keys {
+		out[i] = make([]*shardFigures, len(ms))
+		for j, m := range ms {
+			if m != nil {
+				out[i][j] = m.shards[k]
+			}
+		}
+	}
+	return out, nil
+}
+
+// leaderOfFigures returns the index of the node reporting that it leads the shard and how
+// many nodes do.
+func leaderOfFigures(figs []*shardFigures) (leader, leaders int) {
+	leader = -1
+	for i, f := range figs {
+		if f != nil && f.leader {
+			leader = i
+			leaders++
+		}
+	}
+	return leader, leaders
+}
+
 // oneLeaderEach returns nil when every shard of names has exactly one running node
 // reporting that it leads it; an error saying how many have none, and naming a shard with
 // two, otherwise.
 func oneLeaderEach(nodes []*childNode, names []string) error {
-	ms, err := scrapeAll(nodes)
+	shards, err := shardFiguresOf(nodes, names)
 	if err != nil {
 		return err
 	}
 	none := 0
-	for _, k := range shardKeys(names) {
-		leaders := 0
-		for _, m := range ms {
-			if f := m.shard(k); f != nil && f.leader {
-				leaders++
-			}
-		}
-		switch {
-		case leaders == 0:
+	for i, figs := range shards {
+		switch _, n := leaderOfFigures(figs); {
+		case n == 0:
 			none++
-		case leaders > 1:
-			return fmt.Errorf("%s %s: %d nodes report they lead it", k.stream, k.shard, leaders)
+		case n > 1:
+			k := shardKeys(names)[i]
+			return fmt.Errorf("%s %s: %d nodes report they lead it", k.stream, k.shard, n)
 		}
 	}
 	if none > 0 {
@@ -286,27 +306,16 @@ func oneLeaderEach(nodes []*childNode, names []string) error {
 	return nil
 }
 
-// shard returns the node's figures of shard k; nil when it reports none (or m is nil: the
-// node is stopped).
-func (m *nodeMetrics) shard(k scaleShard) *shardFigures {
-	if m == nil {
-		return nil
-	}
-	return m.shards[k]
-}
-
 // quiescedLeaders returns nil when every shard's leader reports its group quiesced.
 func quiescedLeaders(nodes []*childNode, names []string) error {
-	ms, err := scrapeAll(nodes)
+	shards, err := shardFiguresOf(nodes, names)
 	if err != nil {
 		return err
 	}
 	busy := 0
-	for _, k := range shardKeys(names) {
-		for _, m := range ms {
-			if f := m.shard(k); f != nil && f.leader && !f.quiesced {
-				busy++
-			}
+	for _, figs := range shards {
+		if l, _ := leaderOfFigures(figs); l >= 0 && !figs[l].quiesced {
+			busy++
 		}
 	}
 	if busy > 0 {
@@ -587,7 +596,7 @@ type restoreState struct {
 // 0 entries behind.
 func restored(nodes []*childNode, etcd *cluster.Client, names []string, dead uint64) (restoreState, error) {
 	var st restoreState
-	ms, err := scrapeAll(nodes)
+	shards, err := shardFiguresOf(nodes, names)
 	if err != nil {
 		return st, err
 	}
@@ -605,16 +614,10 @@ func restored(nodes []*childNode, etcd *cluster.Client, names []string, dead uin
 			st.waiting++
 			continue
 		}
-		var lead *shardFigures
-		leader := uint64(0)
-		for i, m := range ms {
-			if f := m.shard(k); f != nil && f.leader {
-				lead, leader = f, uint64(i+1)
-			}
-		}
-		caughtUp := lead != nil && slices.Contains(p.Replicas, leader)
+		l, _ := leaderOfFigures(shards[i])
+		caughtUp := l >= 0 && slices.Contains(p.Replicas, uint64(l+1))
 		for _, id := range p.Replicas {
-			if lag, ok := lead.lagOf(id); caughtUp && id != leader && (!ok || lag != 0) {
+			if lag, ok := shards[i][max(l, 0)].lagOf(id); caughtUp && id != uint64(l+1) && (!ok || lag != 0) {
 				caughtUp = false
 			}
 		}
