@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,8 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sluice-streams/sluice/client"
 	"github.com/sluice-streams/sluice/cluster"
+	"github.com/sluice-streams/sluice/server/wire"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -46,11 +51,16 @@ import (
 //	                              median of the five; the note has RssAnon the same way
 //	cluster3_put_100B             the cluster suite's put (native puts of 500 × 100 B over 6
 //	                              connections to its three nodes): records/s
+//	scale_put_100B                native puts of 500 × 100 B, each request to the node leading
+//	                              the shards of one stream its records go to (explicit hash
+//	                              keys: nothing forwarded), 2 connections per node: records/s
+//	                              against cluster3_put_100B
 //	cluster3_producer_100B        the Go client's Producer on the three nodes' stream, one
 //	                              per node: records/s
 //	scale_producer_100B           one Producer per stream of the five nodes (endpoint node
 //	                              i mod 5), 100 B records, 10,000 keys: records/s against
-//	                              cluster3_producer_100B
+//	                              cluster3_producer_100B; "n/a" with the first error if
+//	                              records failed (a record is given scaleRecordTimeout)
 //	scale_restore_r_s             kill -9 of a node that is not the controller: the time
 //	                              until every shard's placement names 3 live nodes, each a
 //	                              voter (a Raft id recorded) that the leader reports 0
@@ -68,6 +78,10 @@ const (
 	scalePatience     = 5 * time.Minute
 	scaleKeys         = 10_000
 	scaleBuffered     = 2 << 20 // each Producer's MaxBuffered
+	// scaleRecordTimeout fails a Producer's record not appended in this long: on a node
+	// that neither holds nor forwards a shard (before nodes serve shards they hold no
+	// replica of), records would otherwise be retried for ever.
+	scaleRecordTimeout = 10 * time.Second
 )
 
 func clusterScaleSuite(ctx context.Context, cfg config) ([]result, error) {
@@ -168,10 +182,17 @@ func clusterScaleSuite(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	defer five.close()
+	bodies, err := leaderPuts(nodes, names)
+	if err != nil {
+		return nil, err
+	}
 	s, err := runRounds(ctx, cfg, []measurement{
 		{"cluster3_put_100B", "records/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
 			v, _, note, err := putNodes(ctx, d, cb.nodes, 100)
 			return v, note, err
+		}},
+		{"scale_put_100B", "records/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
+			return putLeaders(ctx, d, nodes, bodies)
 		}},
 		{"cluster3_producer_100B", "records/s", three.measure},
 		{"scale_producer_100B", "records/s", five.measure},
@@ -203,6 +224,7 @@ func clusterScaleSuite(ctx context.Context, cfg config) ([]result, error) {
 		limitResult("scale_rss_per_node", "B", &sampled{values: []float64{memory.node}, note: memory.nodeNote}),
 		limitResult("scale_rss_per_replica", "B", &sampled{values: []float64{memory.replica}, note: memory.replicaNote}),
 		limitResult("cluster3_put_100B", "records/s", s["cluster3_put_100B"]),
+		pathResult("scale_put_100B", "records/s", s["scale_put_100B"], med(s["cluster3_put_100B"]), "cluster3_put_100B", 0),
 		limitResult("cluster3_producer_100B", "records/s", s["cluster3_producer_100B"]),
 		pathResult("scale_producer_100B", "records/s", s["scale_producer_100B"], med(s["cluster3_producer_100B"]), "cluster3_producer_100B", 0),
 		restore,
@@ -478,7 +500,7 @@ func newProducerSet(ctx context.Context, nodes []*childNode, streams []string) (
 			return nil, err
 		}
 		s.clients = append(s.clients, c)
-		p, err := c.NewProducer(ctx, name, client.ProducerConfig{MaxBuffered: scaleBuffered})
+		p, err := c.NewProducer(ctx, name, client.ProducerConfig{MaxBuffered: scaleBuffered, RecordTimeout: scaleRecordTimeout})
 		if err != nil {
 			s.close()
 			return nil, err
@@ -489,7 +511,7 @@ func newProducerSet(ctx context.Context, nodes []*childNode, streams []string) (
 }
 
 func (s *producerSet) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterPatience)
+	ctx, cancel := context.WithTimeout(context.Background(), scaleRecordTimeout)
 	defer cancel()
 	for _, p := range s.ps {
 		p.Close(ctx)
@@ -534,17 +556,96 @@ func (s *producerSet) measure(ctx context.Context, d time.Duration) (float64, st
 	}
 	wg.Wait()
 	for _, p := range s.ps {
-		if err := p.Flush(ctx); err != nil {
-			return 0, "", err
-		}
+		p.Flush(ctx) // a record that failed is counted by its callback
 	}
 	wall := time.Since(start)
 	if e := firstErr.Load(); e != nil {
-		return 0, "", fmt.Errorf("%d records failed, the first: %w", failed.Load(), *e)
+		return 0, fmt.Sprintf(notApplicable+"%d records failed after %v of attempts, the first with: %v", failed.Load(), scaleRecordTimeout, *e), ctx.Err()
 	}
 	rate := float64(s.appended()-before) / wall.Seconds()
 	return rate, fmt.Sprintf("%d producers (MaxBuffered %d MiB each), 100 B records, %d keys; the flush after %v included",
 		len(s.ps), scaleBuffered>>20, scaleKeys, d), nil
+}
+
+// leaderPuts returns, for each node, native put requests of e2eBatch records of 100 B, one
+// per stream whose shards it leads (as the nodes' /metrics say), each record carrying the
+// starting hash key of one of those shards in turn: records no node forwards.
+func leaderPuts(nodes []*childNode, names []string) ([][][]byte, error) {
+	shards, err := shardFiguresOf(nodes, names)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, 100)
+	fillPattern(data)
+	out := make([][][]byte, len(nodes))
+	for j, name := range names {
+		starts, err := startingHashKeys(nodes[0].endpoint, name)
+		if err != nil {
+			return nil, err
+		}
+		led := make([][][16]byte, len(nodes))
+		for sh := range scaleShardsEach {
+			l, _ := leaderOfFigures(shards[j*scaleShardsEach+sh])
+			if l < 0 {
+				return nil, fmt.Errorf("%s shard %d: %w", name, sh, errNoLeader)
+			}
+			led[l] = append(led[l], starts[sh])
+		}
+		for n, hashes := range led {
+			if len(hashes) == 0 {
+				continue
+			}
+			b, off := wire.BeginPut(nil, name)
+			for i := range e2eBatch {
+				b = wire.AppendPutRecord(b, &wire.PutRecord{Key: []byte("key-" + strconv.Itoa(i)), Data: data, HashKey: hashes[i%len(hashes)], HasHash: true})
+			}
+			wire.FinishPut(b, off, e2eBatch)
+			out[n] = append(out[n], b)
+		}
+	}
+	return out, nil
+}
+
+// startingHashKeys returns the starting hash key of each shard of a stream, by shard id,
+// big-endian (ListShards through the Kinesis API).
+func startingHashKeys(e endpoint, name string) ([][16]byte, error) {
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := e.post("/", "ListShards", []byte(`{"StreamName":"`+name+`"}`), resp); err != nil {
+		return nil, err
+	}
+	var list struct {
+		Shards []struct {
+			ShardId      string
+			HashKeyRange struct{ StartingHashKey string }
+		}
+	}
+	if err := json.Unmarshal(resp.Body(), &list); err != nil {
+		return nil, err
+	}
+	out := make([][16]byte, len(list.Shards))
+	for i, sh := range list.Shards {
+		v, ok := new(big.Int).SetString(sh.HashKeyRange.StartingHashKey, 10)
+		if !ok || v.BitLen() > 128 || sh.ShardId != stream.ShardID(i).String() {
+			return nil, fmt.Errorf("ListShards of %s: shard %d is %s from %q", name, i, sh.ShardId, sh.HashKeyRange.StartingHashKey)
+		}
+		v.FillBytes(out[i][:])
+	}
+	return out, nil
+}
+
+// putLeaders sends the requests of leaderPuts over 2 connections per node, for d, and
+// returns records per second.
+func putLeaders(ctx context.Context, d time.Duration, nodes []*childNode, bodies [][][]byte) (float64, string, error) {
+	conns := 2 * len(nodes)
+	sent := make([]int, conns) // per connection: written by its worker only
+	reqs, err := parallel(ctx, d, conns, func(w int) (int64, error) {
+		n := w % len(nodes)
+		body := bodies[n][sent[w]%len(bodies[n])]
+		sent[w]++
+		return 1, nodes[n].putNative(body)
+	})
+	return reqs * e2eBatch, fmt.Sprintf("%d connections over %d nodes, each request %d × 100 B to the shards of one stream its node leads", conns, len(nodes), e2eBatch), err
 }
 
 // measureRestore kills a node that is not the controller and waits until every shard
