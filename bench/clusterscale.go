@@ -204,7 +204,7 @@ func clusterScaleSuite(ctx context.Context, cfg config) ([]result, error) {
 		n.stop() // the restore below has the machine to itself
 	}
 
-	restore, err := measureRestore(ctx, nodes, etcd, names, progress)
+	restore, err := measureRestore(ctx, nodes, etcd, names, held, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -361,17 +361,12 @@ func measureIdle(ctx context.Context, nodes []*childNode) (*idleFigures, error) 
 	if err != nil {
 		return nil, err
 	}
-	perNode := make([]time.Duration, len(nodes))
-	for i, n := range nodes {
-		if perNode[i], err = cpuTime(n.pid()); err != nil {
-			return nil, err
-		}
-	}
 	start := time.Now()
 	cpu := &sampled{}
+	perNode := make([][]float64, len(nodes)) // % of one core, per window
 	for range rounds {
 		t := time.Now()
-		c0, err := cpuTimes(nodes)
+		c0, err := nodeCPUTimes(nodes)
 		if err != nil {
 			return nil, err
 		}
@@ -380,11 +375,17 @@ func measureIdle(ctx context.Context, nodes []*childNode) (*idleFigures, error) 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		c1, err := cpuTimes(nodes)
+		c1, err := nodeCPUTimes(nodes)
 		if err != nil {
 			return nil, err
 		}
-		cpu.values = append(cpu.values, 100*(c1-c0).Seconds()/time.Since(t).Seconds())
+		wall, sum := time.Since(t).Seconds(), 0.0
+		for i := range nodes {
+			v := 100 * (c1[i] - c0[i]).Seconds() / wall
+			perNode[i] = append(perNode[i], v)
+			sum += v
+		}
+		cpu.values = append(cpu.values, sum)
 	}
 	wall := time.Since(start).Seconds()
 	after, err := scrapeAll(nodes)
@@ -392,22 +393,30 @@ func measureIdle(ctx context.Context, nodes []*childNode) (*idleFigures, error) 
 		return nil, err
 	}
 	var each []string
-	for i, n := range nodes {
-		c, err := cpuTime(n.pid())
-		if err != nil {
-			return nil, err
-		}
-		each = append(each, fmt.Sprintf("%.2f", 100*(c-perNode[i]).Seconds()/wall))
+	for _, v := range perNode {
+		each = append(each, fmt.Sprintf("%.2f", median(v)))
 	}
 	rate := func(name string) float64 { return (sumPlain(after, name) - sumPlain(before, name)) / wall }
 	msgs := rate("sluice_raft_node_messages_sent_total") - rate("sluice_raft_node_pings_sent_total")
 	return &idleFigures{
 		cpu:     cpu,
-		perNode: fmt.Sprintf("each node over %v: %s %% of one core (±%d ms resolution)", scaleIdleWindow, strings.Join(each, ", "), 1000/clockTicksPerS),
+		perNode: fmt.Sprintf("each node, median of the windows: %s %% of one core (±%d ms resolution)", strings.Join(each, ", "), 1000/clockTicksPerS),
 		msgs:    msgs,
 		msgsNote: fmt.Sprintf("over %v, five nodes together: %.1f Raft messages/s, %.1f liveness pings/s, %.1f POSTs/s, %.0f B/s sent",
 			scaleIdleWindow, msgs, rate("sluice_raft_node_pings_sent_total"), rate("sluice_raft_node_posts_total"), rate("sluice_raft_node_sent_bytes_total")),
 	}, nil
+}
+
+// nodeCPUTimes is the CPU time each node's process has used.
+func nodeCPUTimes(nodes []*childNode) ([]time.Duration, error) {
+	out := make([]time.Duration, len(nodes))
+	for i, n := range nodes {
+		var err error
+		if out[i], err = cpuTime(n.pid()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // memory is a node's resident memory: VmRSS and its anonymous part, bytes.
@@ -650,7 +659,7 @@ func putLeaders(ctx context.Context, d time.Duration, nodes []*childNode, bodies
 
 // measureRestore kills a node that is not the controller and waits until every shard
 // again has scaleReplicas caught-up voters on live nodes (restored).
-func measureRestore(ctx context.Context, nodes []*childNode, etcd *cluster.Client, names []string, progress func(string, ...any)) (result, error) {
+func measureRestore(ctx context.Context, nodes []*childNode, etcd *cluster.Client, names []string, held map[uint64]int, progress func(string, ...any)) (result, error) {
 	ms, err := scrapeAll(nodes)
 	if err != nil {
 		return result{}, err
@@ -675,7 +684,7 @@ func measureRestore(ctx context.Context, nodes []*childNode, etcd *cluster.Clien
 			took := time.Since(killed)
 			return result{Name: "scale_restore_r_s", Value: took.Seconds(), Unit: "s", Samples: []float64{took.Seconds()},
 				Note: fmt.Sprintf("kill -9 of node %d (held %d replicas), --dead-after %v: every shard has %d caught-up voters on live nodes",
-					dead, last.victimHeld, scaleDeadAfter, scaleReplicas)}, nil
+					dead, held[dead], scaleDeadAfter, scaleReplicas)}, nil
 		}
 		time.Sleep(time.Second)
 	}
