@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"slices"
@@ -256,5 +257,26 @@ func TestClusterScale(t *testing.T) {
 		if l := leaders(k); l != 1 {
 			t.Fatalf("%s: %d nodes report they lead it", k, l)
 		}
+	}
+}
+
+// TestServeShardLimit: --shard-limit N refuses a CreateStream that would open more than N
+// shards with LimitExceededException and creates nothing; N = 0 is a usage error.
+func TestServeShardLimit(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if status := run([]string{"serve", "--data-dir", t.TempDir(), "--shard-limit", "0"}, &stdout, &stderr); status != exitUsage {
+		t.Fatalf("--shard-limit 0: status %d, want %d\nstderr: %s", status, exitUsage, &stderr)
+	}
+	if !strings.Contains(stderr.String(), "--shard-limit must be positive") {
+		t.Fatalf("--shard-limit 0: stderr %q", &stderr)
+	}
+	p := startServeProc(t, t.TempDir(), "--shard-limit", "3")
+	kinesis(t, p.base, "CreateStream", map[string]any{"StreamName": "two", "ShardCount": 2}, nil)
+	status, body := kinesisTry(p.base, "CreateStream", map[string]any{"StreamName": "more", "ShardCount": 2}, nil)
+	if status != 400 || !strings.Contains(body, "LimitExceededException") || !strings.Contains(body, "Limit: 3") {
+		t.Fatalf("a fourth shard over --shard-limit 3: %d %s", status, body)
+	}
+	if status, _ := kinesisTry(p.base, "DescribeStreamSummary", map[string]any{"StreamName": "more"}, nil); status != 400 {
+		t.Fatalf("the refused stream exists: DescribeStreamSummary answered %d", status)
 	}
 }
