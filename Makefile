@@ -76,7 +76,7 @@ help:
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
 	@echo 'make cluster-chaos  mixed rounds of the cluster faults (TestChaos) for CHAOS_DURATION (default 10m)'
-	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), 20,001 storage power cuts and 1,000 bit flips, overload at 30s, the 2-hour soak'
+	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), 20,001 storage power cuts and 1,000 bit flips, overload at 30s, the 2-hour soak, five nodes with 2,000 shards'
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
