@@ -84,8 +84,8 @@ func envInt(t testing.TB, name string, def int) int {
 //   - every placement record names three distinct registered nodes, the shards spread so
 //     that each node holds some;
 //   - every shard has exactly one node reporting sluice_raft_is_leader 1;
-//   - a record put to every stream (through a node holding its shard) is read back through
-//     every node that holds a replica of its shard;
+//   - a record put to every stream (through any node) is read back through every node,
+//     those that hold no replica of its shard included;
 //   - idle: once every leader reports its group quiesced, the nodes come to send no Raft
 //     message but the liveness pings: a window of at least 20 pings per node pair (two
 //     ticks' worth of every peer's pings, counted from the nodes' /metrics, not timed)
@@ -179,10 +179,9 @@ func TestClusterScale(t *testing.T) {
 		return true
 	})
 
-	// Nodes without a replica of a shard neither serve nor forward it yet (docs/CLUSTER.md,
-	// "Not yet built"): each stream's record goes to one of its shards (stream i's shard i
-	// mod shards, by its explicit hash key) through a node its placement names, and is read
-	// back through each node the placement names.
+	// Each stream's record goes to one of its shards (stream i's shard i mod shards, by its
+	// explicit hash key) through node i mod 5, whether or not it holds a replica of it, and
+	// is read back through every node: those without a replica serve it from one.
 	for i, name := range names {
 		var list struct {
 			Shards []struct {
@@ -196,8 +195,10 @@ func TestClusterScale(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		replicas := all[cluster.ShardKey{Stream: name, Shard: id}].Replicas
-		in := nodes[replicas[i%len(replicas)]-1]
+		if len(all[cluster.ShardKey{Stream: name, Shard: id}].Replicas) != 3 {
+			t.Fatalf("%s %s: placed on %v", name, sh.ShardId, all[cluster.ShardKey{Stream: name, Shard: id}].Replicas)
+		}
+		in := nodes[i%len(nodes)]
 		put := acked{key: "rec-" + name, data: "data of " + name, shard: sh.ShardId}
 		var out struct{ ShardId, SequenceNumber string }
 		waitLong(t, "a record put to "+name, func() bool {
@@ -209,8 +210,7 @@ func TestClusterScale(t *testing.T) {
 			t.Fatalf("%s: the record went to %s, not %s", name, out.ShardId, put.shard)
 		}
 		put.seq = out.SequenceNumber
-		for _, id := range replicas {
-			n := nodes[id-1]
+		for _, n := range nodes {
 			got := readShard(t, n.base(), name, put.shard, map[string]acked{put.seq: put})
 			if g := got[put.seq]; g.key != put.key || g.data != put.data {
 				t.Fatalf("node %d, %s %s: read %q/%q, put %q/%q", n.id, name, put.shard, g.key, g.data, put.key, put.data)
