@@ -18,8 +18,21 @@ func (r *Replication) Leaders(streamName string) map[stream.ShardID]string {
 			logs = append(logs, s)
 		}
 	}
+	var remotes []*remoteLog
+	for _, l := range r.remotes {
+		if l.stream == streamName {
+			remotes = append(remotes, l)
+		}
+	}
 	r.mu.Unlock()
-	lead := make(map[stream.ShardID]uint64, len(logs))
+	lead := make(map[stream.ShardID]uint64, len(logs)+len(remotes))
+	for _, l := range remotes {
+		l.mu.Lock()
+		if l.leader != 0 {
+			lead[l.shard] = l.leader
+		}
+		l.mu.Unlock()
+	}
 	for _, s := range logs {
 		if id, _ := s.Leader(); id != 0 {
 			lead[s.shard] = id

@@ -68,6 +68,8 @@ type Replication struct {
 	byNode map[uint64]Node // registered nodes by node id
 	groups map[multiraft.GroupID]*shardLog
 	eng    *stream.Engine
+	// remotes are the shards this node holds no replica of (remote.go); made by the first.
+	remotes map[multiraft.GroupID]*remoteLog
 }
 
 // ReplicationConfig configures NewReplication.
@@ -164,7 +166,8 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // OpenShardLog is the engine's Options.OpenShardLog in cluster mode: the shard's replica
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
-// local log, as before cluster mode, and the log says so.
+// local log, as before cluster mode, and the log says so. A shard whose placement does not
+// name this node is served from its replicas on other nodes (remoteLog, remote.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
 	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
 	if err != nil {
@@ -174,6 +177,9 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 		r.log.Warn("shard has no placement with Raft ids: its log is local to this node, not replicated",
 			"stream", cfg.Stream, "shard", cfg.Shard.String())
 		return stream.OpenSegmentLog(cfg)
+	}
+	if !slices.Contains(p.Replicas, r.cfg.NodeID) {
+		return r.openRemote(cfg, p), nil
 	}
 	l, err := replica.Open(cfg.Dir, replica.Options{Segment: cfg.Opts, NodeID: r.cfg.RaftID, Timeout: r.cfg.AppendTimeout})
 	if err != nil {
@@ -516,6 +522,8 @@ func (r *Replication) HandlePeer(path string, header func(string) []byte, body [
 		return http.StatusNoContent, nil
 	case ForwardPath:
 		return r.serveForward(body)
+	case ReadPath:
+		return r.serveRead(body)
 	}
 	return http.StatusNotFound, nil
 }

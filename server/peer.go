@@ -12,13 +12,15 @@ import (
 )
 
 // The routes the nodes of a cluster send each other: the Raft transport's batches
-// (multiraft.RaftPath) and forwarded writes. They are not Kinesis or native operations: the
+// (multiraft.RaftPath), forwarded writes, and reads from a replica by a node that holds none
+// of the shard (after it authorized its own client). They are not Kinesis or native operations: the
 // server hands them, without SigV4, to Options.Peer, which authenticates them itself (a
 // signature under the cluster's peer key), and answers 404 on a server that is not a node
 // of a cluster.
 const (
 	PeerRaftPath     = "/sluice/v1/raft"
 	PeerForwardPath  = "/sluice/v1/forward"
+	PeerReadPath     = "/sluice/v1/read"
 	PeerSnapshotPath = "/sluice/v1/snapshot" // GET, served by a Peer that is a PeerFiles
 )
 
@@ -35,7 +37,7 @@ type PeerFiles interface {
 // the routes under PeerPrefix and the forwarding of writes to the node that leads a shard.
 // The server imports neither the Raft loop nor etcd; it knows only this.
 type Peer interface {
-	// HandlePeer serves a POST to PeerRaftPath or PeerForwardPath. header reads the request's
+	// HandlePeer serves a POST to PeerRaftPath, PeerForwardPath or PeerReadPath. header reads the request's
 	// headers; body is valid during the call only. It returns the answer's status and body.
 	HandlePeer(path string, header func(name string) []byte, body []byte) (status int, resp []byte)
 	// Forward puts records on the node leader that leads shard of stream (already
@@ -47,7 +49,11 @@ type Peer interface {
 
 // isPeerPath reports whether a request path is one of a cluster's peer routes.
 func isPeerPath(path []byte) bool {
-	return string(path) == PeerRaftPath || string(path) == PeerForwardPath || string(path) == PeerSnapshotPath
+	switch string(path) {
+	case PeerRaftPath, PeerForwardPath, PeerReadPath, PeerSnapshotPath:
+		return true
+	}
+	return false
 }
 
 // servePeer answers a peer route with Options.Peer, or 404 when the server is not a node of

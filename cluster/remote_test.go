@@ -1,0 +1,46 @@
+package cluster
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestPeerReadRefusals posts peer reads to a node holding no replica: unsigned or signed with
+// another key, 403; signed but malformed, 400; signed and well formed for a shard the node
+// holds no replica of, 404, so that the asking node tries another replica.
+func TestPeerReadRefusals(t *testing.T) {
+	c, err := Dial(Config{Endpoints: []string{"http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	r, err := c.NewReplication(ReplicationConfig{NodeID: 1, RaftID: 7, PeerKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	good := appendReadRequest(nil, &readRequest{op: opRead, stream: "s", gen: 1, shard: 2, records: 10, bytes: 1 << 20})
+	signed := func(k []byte, body []byte) func(string) []byte {
+		h := http.Header{}
+		if k != nil {
+			NewPeerKey(k, nil).Sign(h, ReadPath, body)
+		}
+		return func(name string) []byte { return []byte(h.Get(name)) }
+	}
+	for _, tc := range []struct {
+		name string
+		h    func(string) []byte
+		body []byte
+		want int
+	}{
+		{"unsigned", signed(nil, good), good, http.StatusForbidden},
+		{"another key", signed([]byte("another key, 32 bytes long......"), good), good, http.StatusForbidden},
+		{"malformed", signed(key, good[:len(good)-1]), good[:len(good)-1], http.StatusBadRequest},
+		{"no replica here", signed(key, good), good, http.StatusNotFound},
+	} {
+		if got, body := r.HandlePeer(ReadPath, tc.h, tc.body); got != tc.want {
+			t.Errorf("%s: %d %q, want %d", tc.name, got, body, tc.want)
+		}
+	}
+}
