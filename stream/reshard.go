@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"slices"
 	"sort"
 
 	"github.com/sluice-streams/sluice/shardmap"
@@ -39,7 +40,9 @@ func (e *Engine) UpdateShardCount(stream string, target int) (before, after int,
 //
 //  1. the logs of the new shards are opened;
 //  2. the gates of the shards that close are taken exclusively, which waits for the appends
-//     in flight on them; their last sequence numbers are now final (EndingSequenceNumber);
+//     in flight on them; their last sequence numbers are now final (EndingSequenceNumber) —
+//     on this node; a replicated log, which other nodes append to, is sealed (SealingLog)
+//     and its ending is the position Seal returns;
 //  3. the new map and the ending numbers are saved (the catalog is durable first);
 //  4. the new shard set is published and the parents are marked closed;
 //  5. the gates open: appends that waited find their shard closed and route again on the
@@ -120,14 +123,29 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	nextMeta := meta.clone()
 	nextMeta.ShardMap = nm.Encode()
 	closedAt := e.opts.Now().UnixMilli()
+	sealed, err := e.sealClosing(name, closing, created, nextMeta.Ending)
+	if err != nil {
+		for _, c := range created {
+			c.log.Close()
+		}
+		return err
+	}
 	for _, sh := range closing {
-		nextMeta.Ending[sh.id] = sh.log.Tip()
 		nextMeta.ClosedAt[sh.id] = closedAt
 	}
 	for _, sh := range created {
 		nextMeta.CreatedAt[sh.id] = closedAt
 	}
 	if err := s.saveChangeLocked(nextMeta); err != nil {
+		if KindOf(err) == KindResourceInUse {
+			// The catalog refused the change (another writer won): the shards stay open.
+			e.unseal(name, sealed)
+		} else if len(sealed) > 0 {
+			// The change may have been saved (its answer lost): the catalog's watch tells.
+			// Until then, or until the request is made again, the sealed shards take no
+			// records (appends get a retryable error).
+			e.opts.Logger.Warn("a resharding's save failed with its shards sealed", "stream", name, "err", err)
+		}
 		for _, c := range created {
 			c.log.Close()
 		}
@@ -140,6 +158,38 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 		sh.markClosedLocked() // under its gate
 	}
 	return nil
+}
+
+// sealClosing writes into ending the EndingSequenceNumber position of every shard in
+// closing, whose gates the caller holds: a SealingLog's Seal (appends on other nodes stop
+// there too), else the log's Tip, which is final under the gate. A shard in created (opened
+// by this change and closed by it too, never published) took no record: its Tip. It returns
+// the logs it sealed; when a Seal fails, it unseals those and returns the error.
+func (e *Engine) sealClosing(name string, closing, created []*shard, ending map[ShardID]uint64) (sealed []SealingLog, err error) {
+	for _, sh := range closing {
+		sl, ok := sh.log.(SealingLog)
+		if !ok || slices.Contains(created, sh) {
+			ending[sh.id] = sh.log.Tip()
+			continue
+		}
+		last, err := sl.Seal()
+		if err != nil {
+			e.unseal(name, sealed)
+			return nil, &Error{Kind: KindInternalFailure, Msg: "the shard " + sh.id.String() + " could not be closed; retry", Err: err}
+		}
+		sealed = append(sealed, sl)
+		ending[sh.id] = last
+	}
+	return sealed, nil
+}
+
+// unseal undoes the seals of a resharding that did not happen, as far as it can.
+func (e *Engine) unseal(name string, sealed []SealingLog) {
+	for _, sl := range sealed {
+		if err := sl.Unseal(); err != nil {
+			e.opts.Logger.Warn("could not unseal a shard after a failed resharding", "stream", name, "err", err)
+		}
+	}
 }
 
 // closedUnlocked reads closed without the gate; only the resharding (which holds the stream's
