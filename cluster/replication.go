@@ -185,7 +185,7 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 	if err != nil {
 		return nil, err
 	}
-	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, shard: cfg.Shard}
+	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard}
 	l.SetProposer(sl)
 	var peers []uint64 // not an initial voter (a wiped directory): wait to be added
 	if slices.Contains(p.Raft, r.cfg.RaftID) {
@@ -210,6 +210,7 @@ type shardLog struct {
 	r      *Replication
 	gid    multiraft.GroupID
 	stream string
+	gen    uint64 // the stream's incarnation
 	shard  stream.ShardID
 
 	leading bool // what checkLeadership last logged; the reconcile goroutine only
@@ -524,6 +525,8 @@ func (r *Replication) HandlePeer(path string, header func(string) []byte, body [
 		return r.serveForward(body)
 	case ReadPath:
 		return r.serveRead(body)
+	case SealPath:
+		return r.serveSeal(body)
 	}
 	return http.StatusNotFound, nil
 }
