@@ -166,10 +166,11 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // OpenShardLog is the engine's Options.OpenShardLog in cluster mode: the shard's replica
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
-// local log, as before cluster mode, and the log says so. A shard whose placement does not
+// local log, as before cluster mode, and the log says so. A shard this node's own resharding
+// adds is placed here first (placementToOpen): its log opens before the catalog transaction. A shard whose placement does not
 // name this node is served from its replicas on other nodes (remoteLog, remote.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
-	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
+	p, ok, err := r.c.placementToOpen(cfg.Stream, cfg.Shard)
 	if err != nil {
 		return nil, err
 	}
