@@ -255,18 +255,25 @@ func (r *Replication) sendSeal(ctx context.Context, lead uint64, body []byte) (n
 	return decodeSealAnswer(out)
 }
 
+// noReplicaHere is the body of a peer request's 404: the node holds no replica of the shard.
+var noReplicaHere = []byte("no replica of the shard on this node\n")
+
+// replicaOf returns this node's replica of a shard of a stream's incarnation, nil if none.
+func (r *Replication) replicaOf(streamName string, gen uint64, shard stream.ShardID) *shardLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.groups[GroupOf(streamName, gen, shard)]
+}
+
 // serveSeal seals or unseals a shard whose group this node leads, for another node.
 func (r *Replication) serveSeal(body []byte) (int, []byte) {
 	q, err := decodeSealRequest(body)
 	if err != nil {
 		return http.StatusBadRequest, []byte("malformed seal: " + err.Error() + "\n")
 	}
-	gid := GroupOf(q.stream, q.gen, q.shard)
-	r.mu.Lock()
-	s := r.groups[gid]
-	r.mu.Unlock()
+	s := r.replicaOf(q.stream, q.gen, q.shard)
 	if s == nil {
-		return http.StatusNotFound, []byte("no replica of the shard on this node\n")
+		return http.StatusNotFound, noReplicaHere
 	}
 	v, err := s.localSeal(q.op)
 	var nl *replica.NotLeaderError

@@ -1,9 +1,6 @@
 package cluster
 
-import (
-	"net/http"
-	"testing"
-)
+import "testing"
 
 // TestSealFormat round-trips the peer seal request and answer and refuses malformed ones.
 func TestSealFormat(t *testing.T) {
@@ -44,40 +41,9 @@ func TestSealFormat(t *testing.T) {
 	}
 }
 
-// TestPeerSealRefusals posts seals to a node holding no replica: unsigned, 403; malformed,
-// 400; a shard the node holds no replica of, 404 (the sender asks the leader it learns).
+// TestPeerSealRefusals posts seals to a node holding no replica: unsigned or signed with
+// another key, 403; malformed, 400; a shard the node holds no replica of, 404 (the sender
+// asks the leader it learns).
 func TestPeerSealRefusals(t *testing.T) {
-	c, err := Dial(Config{Endpoints: []string{"http://127.0.0.1:1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	key := []byte("0123456789abcdef0123456789abcdef")
-	r, err := c.NewReplication(ReplicationConfig{NodeID: 1, RaftID: 7, PeerKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	good := appendSealRequest(nil, &sealRequest{op: sealOpSeal, stream: "s", gen: 1, shard: 2})
-	signed := func(k []byte, body []byte) func(string) []byte {
-		h := http.Header{}
-		if k != nil {
-			NewPeerKey(k, nil).Sign(h, SealPath, body)
-		}
-		return func(name string) []byte { return []byte(h.Get(name)) }
-	}
-	for _, tc := range []struct {
-		name string
-		h    func(string) []byte
-		body []byte
-		want int
-	}{
-		{"unsigned", signed(nil, good), good, http.StatusForbidden},
-		{"malformed", signed(key, good[:len(good)-1]), good[:len(good)-1], http.StatusBadRequest},
-		{"no replica here", signed(key, good), good, http.StatusNotFound},
-	} {
-		if got, body := r.HandlePeer(SealPath, tc.h, tc.body); got != tc.want {
-			t.Errorf("%s: %d %q, want %d", tc.name, got, body, tc.want)
-		}
-	}
+	checkPeerRefusals(t, SealPath, appendSealRequest(nil, &sealRequest{op: sealOpSeal, stream: "s", gen: 1, shard: 2}))
 }
