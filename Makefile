@@ -139,10 +139,11 @@ fuzz-smoke:
 crash:
 	$(GO) test $(RACE) -count=1 -run 'Crash' ./segment
 
-# The long randomized cluster fault run: etcd and three sluice serve processes, rounds of
-# kill -9, wiped directories, SIGSTOP, partitions and etcd outages under load, then the
-# invariant checker. make test runs the same test for 10 s. CHAOS_SEED replays a run (its
-# seed is logged).
+# The long randomized cluster fault run: etcd and four sluice serve processes in three zones
+# (--replicas 3), rounds of kill -9, wiped directories, SIGSTOP, partitions, etcd outages,
+# node additions, drains and reshards under load from the AWS SDK and the Go client, then
+# the invariant checker. make test runs the same test for 10 s. CHAOS_SEED replays a run's
+# schedule (its seed is logged).
 CHAOS_DURATION ?= 10m
 CHAOS_SEED ?=
 cluster-chaos:

@@ -85,37 +85,38 @@ func (a *Account) SetCommitment(status string) (Commitment, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st, err := a.loadLocked()
+	now := a.cfg.Now()
+	var out Commitment
+	err := a.retryLocked(func(st *state) error {
+		cur := st.Commitment.at(now)
+		c := st.Commitment
+		out = cur
+		switch {
+		case status == CommitmentEnabled && cur.Status == CommitmentEnabled:
+			return nil
+		case status == CommitmentEnabled && cur.Status == CommitmentEnabledUntilEarliest:
+			c.Status, c.EndedAt = CommitmentEnabled, 0 // the pending end is called off
+		case status == CommitmentEnabled:
+			c.Status, c.StartedAt, c.EndedAt = CommitmentEnabled, now.UnixMilli(), 0
+			c.EarliestAllowedEndAt = now.Add(commitmentMinimum).UnixMilli()
+		case cur.Status == CommitmentDisabled:
+			if c.Status == CommitmentDisabled || c.Status == "" {
+				return nil
+			}
+			c.Status = CommitmentDisabled // an ENABLED_UNTIL_… that ran out: record it
+		case now.Before(cur.EarliestAllowedEndAt):
+			c.Status, c.EndedAt = CommitmentEnabledUntilEarliest, c.EarliestAllowedEndAt
+		default:
+			c.Status, c.EndedAt = CommitmentDisabled, now.UnixMilli()
+		}
+		st.Commitment = c
+		out = c.at(now)
+		return a.commitLocked(st, "")
+	})
 	if err != nil {
 		return Commitment{}, err
 	}
-	now := a.cfg.Now()
-	cur := st.Commitment.at(now)
-	c := st.Commitment
-	switch {
-	case status == CommitmentEnabled && cur.Status == CommitmentEnabled:
-		return cur, nil
-	case status == CommitmentEnabled && cur.Status == CommitmentEnabledUntilEarliest:
-		c.Status, c.EndedAt = CommitmentEnabled, 0 // the pending end is called off
-	case status == CommitmentEnabled:
-		c.Status, c.StartedAt, c.EndedAt = CommitmentEnabled, now.UnixMilli(), 0
-		c.EarliestAllowedEndAt = now.Add(commitmentMinimum).UnixMilli()
-	case cur.Status == CommitmentDisabled:
-		if c.Status == CommitmentDisabled || c.Status == "" {
-			return cur, nil
-		}
-		c.Status = CommitmentDisabled // an ENABLED_UNTIL_… that ran out: record it
-	case now.Before(cur.EarliestAllowedEndAt):
-		c.Status, c.EndedAt = CommitmentEnabledUntilEarliest, c.EarliestAllowedEndAt
-	default:
-		c.Status, c.EndedAt = CommitmentDisabled, now.UnixMilli()
-	}
-	st.Commitment = c
-	if err := a.write(st); err != nil {
-		a.st = nil // not durable: forget it, the next operation reads the file again
-		return Commitment{}, err
-	}
-	return c.at(now), nil
+	return out, nil
 }
 
 // SetWarmThroughput records the warm throughput requested for an on-demand stream

@@ -25,20 +25,32 @@
 // Streams are named by incarnation: settings are kept with the stream's generation
 // (stream.StreamState.Gen), so those of a deleted stream are never shown for a stream created
 // later under its name. They disappear the moment the engine deletes the stream, and leave
-// account.json at its next write; a consumer's leave with the consumer the same way.
+// account.json at its next write; a consumer's leave with the consumer the same way. In etcd
+// a stream's settings are deleted by the catalog's transaction that deletes the stream; a
+// deregistered consumer's stay in its stream's record, never shown (a consumer is found
+// through the engine, and its key holds its creation time), until the stream is deleted.
 //
 // Concurrency: an Account is safe for concurrent use. One mutex serialises the operations
-// that read or change its settings (control-plane calls, rate-limited by the server) and
-// guards them; it calls the engine while holding it, and the engine never calls back. Limits
+// that read or change its settings (control-plane calls, rate-limited by the server), and
+// the reads a shared store's watch triggers, and guards them; it calls the engine while holding it, and the engine never calls back. Limits
 // and SetMonitoring keep nothing here and only call the engine. ResourcePolicy, called for
 // every authorised request, takes no lock once the settings are loaded: it reads the parsed
 // policies of the last durable state, published atomically under the mutex by each change.
 //
-// Durability: the settings live in <data dir>/account.json, rewritten whole on every change
-// by temporary file, fsync, rename and fsync of the directory (vfs.WriteFileAtomic); a
-// change is acknowledged only once that returned. A failed write is reported and forgotten:
-// the next operation reads the file again. account.json of version 1 (the billing commitment
-// alone) is read as it is; settings an older stream.json held (warm throughput, consumer
-// tags, policies) are moved here when the settings are first loaded
-// (stream.Engine.MigrateLegacySettings: written here first, then removed there).
+// Storage (the Store seam, store.go): the settings are records, the account's own (the
+// billing commitment) and one per stream with settings, kept by a Store. New and Open keep
+// them in <data dir>/account.json, rewritten whole on every change by temporary file, fsync,
+// rename and fsync of the directory (vfs.WriteFileAtomic). OpenStore takes another Store:
+// package cluster's keeps them in etcd, shared by every node, changed by compare-and-swap
+// transactions (an operation that meets another node's change reads the settings again and
+// is done again, up to 5 times, then is a ResourceInUseException to retry), and followed by
+// a watch, so that a change made through one node, a resource policy above all, is read
+// and enforced by the others as soon as etcd reports it. While etcd is unreachable a node
+// goes on enforcing the policies it read last, and changes are refused (InternalFailure).
+//
+// Durability: a change is acknowledged only once its Store saved it. A failed save is
+// reported and forgotten: the next operation reads the settings again. account.json of
+// version 1 (the billing commitment alone) is read as it is; settings an older stream.json
+// held (warm throughput, consumer tags, policies) are moved here when the settings are first
+// loaded (stream.Engine.MigrateLegacySettings: written here first, then removed there).
 package account

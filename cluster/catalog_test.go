@@ -266,3 +266,51 @@ func TestEtcdDownThenBack(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentChangesFromTwoNodes: two nodes register consumers of one stream and tag it
+// at the same moment, each change reading the same revision. etcd's compare-and-swap takes
+// one save at a time; the engine runs a beaten change again on the winner's, so every call
+// succeeds (as on Kinesis) and both nodes end with every consumer and tag.
+func TestConcurrentChangesFromTwoNodes(t *testing.T) {
+	eachEtcd(t, func(t *testing.T, srv *etcdtest.Server) {
+		a, b := node(t, dial(t, srv, "changes", nil), t.TempDir()), node(t, dial(t, srv, "changes", nil), t.TempDir())
+		if err := a.CreateStream(stream.CreateStreamInput{Name: "s", ShardCount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		sameView(t, a, b, "node b sees the stream")
+		const rounds = 4
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*rounds)
+		for i, n := range []*stream.Engine{a, b} {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				for r := range rounds {
+					if _, err := n.RegisterConsumer("s", fmt.Sprintf("c-%d-%d", i, r)); err != nil {
+						errs <- fmt.Errorf("node %d: register: %w", i, err)
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for r := range rounds {
+					if err := n.AddTags("s", map[string]string{fmt.Sprintf("t-%d-%d", i, r): "v"}); err != nil {
+						errs <- fmt.Errorf("node %d: tag: %w", i, err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		for i, n := range []*stream.Engine{a, b} {
+			eventually(t, fmt.Sprintf("node %d to list every consumer and tag", i), func() bool {
+				cs, err := n.ListConsumers("s")
+				tags, terr := n.Tags("s")
+				return err == nil && terr == nil && len(cs) == 2*rounds && len(tags) == 2*rounds
+			})
+		}
+	})
+}

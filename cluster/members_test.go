@@ -186,3 +186,35 @@ func TestPlacement(t *testing.T) {
 		}
 	}
 }
+
+// TestNoPlacementNoShards: in a replicating cluster (its factor fixed), a creation or a
+// resharding while no node is registered (every lease lapsed in an etcd outage) fails with
+// a retryable InternalFailure and creates nothing, instead of leaving shards no replica
+// set: each node would open those as a log of its own. Once a node is back, it succeeds.
+func TestNoPlacementNoShards(t *testing.T) {
+	srv := etcdtest.Start(t, etcdtest.Embedded)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := dial(t, srv, "unplaced", nil)
+	if err := c.EnsureReplicas(3); err != nil {
+		t.Fatal(err)
+	}
+	e := node(t, c, t.TempDir())
+	err := e.CreateStream(stream.CreateStreamInput{Name: "p", ShardCount: 2})
+	if stream.KindOf(err) != stream.KindInternalFailure || !errors.Is(err, cluster.ErrUnavailable) {
+		t.Fatalf("create with no node registered: %v, want a retryable InternalFailure", err)
+	}
+	if got := e.ListStreams(); len(got) != 0 {
+		t.Fatalf("a refused creation left %v", got)
+	}
+	if _, err := dial(t, srv, "unplaced", nil).JoinNode(ctx, cluster.Node{ID: 1, Addr: "127.0.0.1:1", RaftID: 11}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CreateStream(stream.CreateStreamInput{Name: "p", ShardCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := c.PlacementOf("p", 0)
+	if err != nil || !ok || !reflect.DeepEqual(p.Raft, []uint64{11}) {
+		t.Fatalf("placement of shard 0: %+v %v %v, want node 1's Raft id", p, ok, err)
+	}
+}

@@ -96,33 +96,36 @@ func (k *PeerKey) Verify(header func(string) []byte, path string, body []byte) e
 	return nil
 }
 
-func (c *Client) peerKeyKey() string { return c.prefix + "meta/peer-key" }
-
 // EnsurePeerKey returns the cluster's peer key, creating it (32 random bytes) if none is
 // recorded yet, with a transaction that writes it only if absent: every node gets the same.
-func (c *Client) EnsurePeerKey() ([]byte, error) {
-	fresh := make([]byte, 32)
+func (c *Client) EnsurePeerKey() ([]byte, error) { return c.ensureSecret("meta/peer-key", 32) }
+
+// ensureSecret returns the n random bytes recorded (hex) under the cluster's key name,
+// recording new ones with a transaction that writes them only if absent, so that every
+// node gets the same.
+func (c *Client) ensureSecret(name string, n int) ([]byte, error) {
+	fresh := make([]byte, n)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	key := c.peerKeyKey()
+	key := c.prefix + name
 	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, hex.EncodeToString(fresh))).Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
-		return nil, unavailable("meta/peer-key", err)
+		return nil, unavailable(name, err)
 	}
 	if resp.Succeeded {
 		return fresh, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) != 1 {
-		return nil, fmt.Errorf("cluster: meta/peer-key vanished")
+		return nil, fmt.Errorf("cluster: %s vanished", name)
 	}
 	b, err := hex.DecodeString(string(kvs[0].Value))
-	if err != nil || len(b) < 16 {
-		return nil, fmt.Errorf("cluster: meta/peer-key does not hold a key")
+	if err != nil || len(b) != len(fresh) {
+		return nil, fmt.Errorf("cluster: %s does not hold a key of %d bytes", name, len(fresh))
 	}
 	return b, nil
 }

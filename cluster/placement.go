@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -79,10 +80,23 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 			delete(placed, key)
 			continue
 		}
+		// A shard is never created without its replicas' Raft ids: every node would open it
+		// as a log of its own, and the copies would diverge. With no node registered (all
+		// leases lapsed in an etcd outage, the nodes not yet back) or some chosen nodes
+		// without a Raft id, the change fails, retryably, and changes nothing. (Engines that
+		// share a catalog with no replicating node, meta/replicas unset, place nothing; nodes
+		// that all registered without Raft ids replicate nothing: shards are placed without.)
 		if len(pl.nodes) == 0 {
-			continue // no node has joined: nothing to place on
+			if !v.replicated {
+				continue // engines sharing a catalog, none a replicating node: nothing to place on
+			}
+			return nil, unavailable("place the shards of "+name, errors.New("no node is registered"))
 		}
-		b, _ := json.Marshal(v.placeNew(pl, name, sh.ID))
+		pv, err := v.placeNew(pl, name, sh.ID)
+		if err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(pv)
 		ops = append(ops, clientv3.OpPut(key, string(b)))
 	}
 	for key := range placed {
@@ -101,17 +115,22 @@ func (v *view) newShardPlacer() *placer {
 	return pl
 }
 
-// placeNew is the placement record of a new shard, chosen by pl (which has nodes).
-func (v *view) placeNew(pl *placer, name string, id stream.ShardID) placementValue {
+// placeNew is the placement record of a new shard, chosen by pl (which has nodes). Some
+// chosen nodes without a Raft id: an error (retryable) — every node would open the shard as
+// a log of its own; all of them without: no Raft ids (no replication: catalog only).
+func (v *view) placeNew(pl *placer, name string, id stream.ShardID) (placementValue, error) {
 	pv := placementValue{Replicas: pl.place(name, id, v.replicas)}
 	pv.Leader = pl.leader(name, id, pv.Replicas)
 	for _, n := range pv.Replicas {
 		pv.Raft = append(pv.Raft, v.up[n].RaftID)
 	}
-	if slices.Contains(pv.Raft, 0) {
-		pv.Raft = nil // a node registered without a Raft id: the shard is not replicated
+	switch {
+	case !slices.ContainsFunc(pv.Raft, func(id uint64) bool { return id != 0 }):
+		pv.Raft = nil // nodes registered without Raft ids (no replication: catalog only)
+	case slices.Contains(pv.Raft, 0):
+		return placementValue{}, unavailable("place the shards of "+name, errors.New("a chosen node has no Raft id"))
 	}
-	return pv
+	return pv, nil
 }
 
 // EnsurePlacement returns the placement record of a shard, writing it first when it has none
@@ -120,7 +139,8 @@ func (v *view) placeNew(pl *placer, name string, id stream.ShardID) placementVal
 // transaction that would place it. The catalog transaction then finds the shard placed; a
 // resharding that fails leaves the record to the same shard id's next creation, or to the
 // next save of the stream, which deletes the records of shards its map does not hold. ok is
-// false when no node has joined (nothing to place on).
+// false when no engine sharing the catalog replicates (nothing to place on); a replicating
+// cluster with no node to place on is a retryable error, as placementOps's.
 func (c *Client) EnsurePlacement(streamName string, shard stream.ShardID) (p ShardPlacement, ok bool, err error) {
 	if p, ok, err = c.PlacementOf(streamName, shard); err != nil || ok {
 		return p, ok, err
@@ -133,10 +153,17 @@ func (c *Client) EnsurePlacement(streamName string, shard stream.ShardID) (p Sha
 	}
 	pl := v.newShardPlacer()
 	if len(pl.nodes) == 0 {
-		return ShardPlacement{}, false, nil
+		if !v.replicated {
+			return ShardPlacement{}, false, nil
+		}
+		return ShardPlacement{}, false, unavailable("place the shards of "+streamName, errors.New("no node is registered"))
+	}
+	pv, err := v.placeNew(pl, streamName, shard)
+	if err != nil {
+		return ShardPlacement{}, false, err
 	}
 	key := c.placementKey(ShardKey{streamName, shard})
-	b, _ := json.Marshal(v.placeNew(pl, streamName, shard))
+	b, _ := json.Marshal(pv)
 	if _, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, string(b))).Commit(); err != nil {
 		return ShardPlacement{}, false, unavailable("place "+streamName, err)
 	}

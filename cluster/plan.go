@@ -16,6 +16,7 @@ type view struct {
 	roster       map[uint64]RosterEntry // every node that ever joined (roster/)
 	records      []record               // every placement record, by stream then shard
 	replicas     int                    // the replication factor
+	replicated   bool                   // meta/replicas is fixed: the nodes replicate (serve --cluster-etcd)
 	controller   uint64                 // the elected controller's node id; 0: none
 	rebalanceRev int64                  // ModRevision of a pending rebalance request; 0: none
 }
@@ -68,6 +69,7 @@ func (c *Client) readView(ctx context.Context) (*view, error) {
 		return cmpID(uint64(a.key.Shard), uint64(b.key.Shard))
 	})
 	if r := kvs(3); len(r) == 1 {
+		v.replicated = true
 		if n, err := strconv.Atoi(string(r[0].Value)); err == nil && n > 0 {
 			v.replicas = n
 		}

@@ -242,3 +242,69 @@ func committedFrames(t *testing.T, l *replica.Log, last uint64) []byte {
 		}
 	}
 }
+
+// TestRestartedReplicaServesItsLog kills the leader's node as kill -9 would (its replica is
+// abandoned, not closed) and starts it again on the same directory. Its raft.state holds the
+// commit index of its last term or vote change, far behind its log, so it publishes none of
+// its records until Raft tells it the commit; the engine sets the shard's retention cutoff
+// when it opens it (Hide), and a client may read it before that. Every record it held must
+// still be readable there once it is committed again, byte for byte as on the others.
+func TestRestartedReplicaServesItsLog(t *testing.T) {
+	const tick = 20 * time.Millisecond
+	so := segment.Options{Durability: segment.Durability{Mode: segment.Sync}}
+	nodes := startHostNodes(t, 3, so, tick)
+	leader := waitLeader(t, nodes)
+	before := appendRecords(t, leader.log, "before", 50)
+	dir := leader.log.Segment().Dir()
+	leader.srv.Close()
+	leader.host.Close()
+	var live []*hostNode
+	for _, n := range nodes {
+		if n != leader {
+			live = append(live, n)
+			n.host.NodeDown(leader.id)
+		}
+	}
+
+	back := newHostNode(t, leader.id, dir, so, tick)
+	back.log.Hide(time.Now().Add(-24 * time.Hour).UnixNano())
+	v, err := back.log.Read(before[0], 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Release()
+	for _, n := range live {
+		n.host.SetPeer(back.id, back.addr)
+		back.host.SetPeer(n.id, n.addr)
+	}
+	if err := back.host.AddGroup(group, []uint64{1, 2, 3}, back.log, multiraft.GroupOptions{Applied: back.log.Applied()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range live {
+		n.host.NodeUp(back.id)
+	}
+	all := append(live, back)
+	var last uint64
+	deadline := time.Now().Add(30 * time.Second)
+	for last == 0 {
+		batch := []segment.Record{{Key: []byte("after"), Data: []byte("after the restart")}}
+		switch err := waitLeader(t, all).log.Append(batch); {
+		case err == nil:
+			last = batch[0].Seq
+		case time.Now().After(deadline):
+			t.Fatalf("no append acknowledged after the restart: %v", err)
+		}
+	}
+	want := committedFrames(t, live[0].log, last)
+	if got := committedFrames(t, back.log, last); !bytes.Equal(got, want) {
+		t.Fatalf("the restarted node's readable frames differ from a peer's (%d vs %d bytes)", len(got), len(want))
+	}
+	v, err = back.log.Read(before[0], 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Release()
+	if v.Count != 1 || v.First != before[0] {
+		t.Fatalf("read at %d on the restarted node: %d records from %d", before[0], v.Count, v.First)
+	}
+}

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"time"
@@ -53,6 +54,15 @@ type pendingRec struct {
 	i     int
 	index uint64
 	term  uint64
+}
+
+// proposed reports whether rec, an entry's record carrying r's token, is the record r
+// proposed. A token names a proposal on this replica only: another node's, or one this node
+// made before a restart (its counter starts again), may carry the same token; such an entry
+// does not settle r, which would otherwise be acknowledged at another record's position.
+func (r *pendingRec) proposed(rec *frame.Record) bool {
+	b := &r.p.batch[r.i]
+	return rec.Time == b.Time && rec.Flags == b.Flags && bytes.Equal(rec.Key, b.Key) && bytes.Equal(rec.Data, b.Data)
 }
 
 // proposal is one Append call.
@@ -137,10 +147,10 @@ func (l *Log) Persist(rd *raft.Ready) error {
 // (nil if there is nothing to wait for) returns once the frames are durable too, by one
 // fdatasync of the active segment file shared with whatever else was written to it.
 func (l *Log) PersistAsync(rd *raft.Ready) (wait func() error, err error) {
-	return l.storage.persist(rd, func(token, index, term uint64) {
+	return l.storage.persist(rd, func(rec *frame.Record, index, term uint64) {
 		l.mu.Lock()
-		if r := l.byToken[token]; r != nil {
-			delete(l.byToken, token)
+		if r := l.byToken[rec.Seq]; r != nil && r.proposed(rec) {
+			delete(l.byToken, rec.Seq)
 			if old := l.byIndex[index]; old != nil {
 				l.finishLocked(old, false)
 			}

@@ -355,9 +355,9 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 // are replaced when they change (durably), the frames are appended (AppendAtNoWait: written,
 // durable once wait returns nil), and raft.state is replaced (durably) when term or vote
 // changed. So everything but the frames is durable when persist returns; wait (nil when
-// there is nothing to wait for) makes the frames durable. It returns the tokens of the frames
-// (their seq as proposed) with the index and term each got.
-func (s *Storage) persist(rd *raft.Ready, seen func(token, index, term uint64)) (wait func() error, err error) {
+// there is nothing to wait for) makes the frames durable. It hands seen each frame whose seq
+// is a proposal token (the record as proposed) with the index and term it got.
+func (s *Storage) persist(rd *raft.Ready, seen func(r *frame.Record, index, term uint64)) (wait func() error, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rd.Snapshot != nil && rd.Snapshot.GetMetadata().GetIndex() > 0 {
@@ -382,7 +382,7 @@ func (s *Storage) persist(rd *raft.Ready, seen func(token, index, term uint64)) 
 	return wait, nil
 }
 
-func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(token, index, term uint64)) (wait func() error, err error) {
+func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Record, index, term uint64)) (wait func() error, err error) {
 	first := ents[0].GetIndex()
 	changed, sealsChanged := false, false
 	if first <= s.last {
@@ -422,7 +422,7 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(token, index,
 				changed = true
 			}
 			if seen != nil && r.Seq != i {
-				seen(r.Seq, i, term)
+				seen(&r, i, term)
 			}
 			batch = append(batch, segment.Record{Seq: i, Time: r.Time, Flags: r.Flags, Key: r.Key, Data: r.Data})
 		}

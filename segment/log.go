@@ -36,7 +36,9 @@ import (
 // modes the writer, under mu, after each write; in Sync mode the holder of the sync token
 // when it gives the token back after a sync (releaseSyncLocked, under cmu). Open sets them
 // before the log is shared. A sealed segment's readEnd is set once, when its summary is
-// loaded. The retention fields (hidden, horizon) only move forward, by compare-and-swap.
+// loaded. The retention fields (hidden, horizon) only move forward, by compare-and-swap (a
+// replicated log's Truncate lowers a horizon above its cut to the first position cut, never
+// to the tip or below).
 //
 // Reads take no lock: they load the immutable segment list, the tip and each segment's
 // readEnd with atomics. publish stores readEnd before tip, and a roll stores the new list
@@ -96,6 +98,7 @@ type Log struct {
 	tip        atomic.Uint64                 // last readable sequence number, 0 if none
 	tipTime    atomic.Int64                  // arrival time of that record (Unix ns), 0 if none
 	horizon    atomic.Uint64                 // reads start at or above this number (retention)
+	cuts       atomic.Uint64                 // Truncates so far (replicated), to drop raises of older scans
 	hidden     atomic.Int64                  // records that arrived before this time are hidden
 	notify     atomic.Pointer[chan struct{}] // closed when new records become readable
 

@@ -337,7 +337,7 @@ func (l *Log) seqAtTime(t int64) (seq uint64, ok bool, err error) {
 		if !s.acquire() {
 			continue
 		}
-		seq, ok, err := s.seqAtTime(t)
+		seq, ok, err := l.segSeqAtTime(s, t)
 		s.release()
 		if err != nil || ok {
 			return max(seq, l.horizon.Load()), ok, err
@@ -356,12 +356,34 @@ func (l *Log) segLastTime(s *segment) (t int64, empty bool, err error) {
 	return info.ltime, info.count == 0, err
 }
 
-func (s *segment) seqAtTime(t int64) (seq uint64, ok bool, err error) {
+// segSeqAtTime is s.seqAtTime over the frames of s that seqAtTime looks at: a replicated
+// log's active segment is read up to what was written, not what was published (its read
+// end), under mu, which holds those frames still (a Truncate cuts them under mu). A
+// reopened replicated log has published nothing of its active segment until its owner
+// publishes: a horizon placed by the published frames alone would hide every record
+// written before the reopen.
+func (l *Log) segSeqAtTime(s *segment, t int64) (seq uint64, ok bool, err error) {
+	if l.opts.Replicated && s.live.Load() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if s == l.active {
+			return s.seqAtTime(t, l.apos.end)
+		}
+	}
+	return s.seqAtTime(t, 0)
+}
+
+// seqAtTime returns the first record of s at or after t among its frames up to end (0: its
+// read end).
+func (s *segment) seqAtTime(t int64, end int64) (seq uint64, ok bool, err error) {
 	m, table, err := s.view()
 	if err != nil {
 		return 0, false, err
 	}
-	end := min(s.readEnd.Load(), int64(len(m)))
+	if end == 0 {
+		end = s.readEnd.Load()
+	}
+	end = min(end, int64(len(m)))
 	table = table.Prefix(end)
 	off := int64(DataOffset)
 	if e, ok := table.SeekTime(t); ok {

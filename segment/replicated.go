@@ -24,7 +24,12 @@ import (
 //   - Truncate(after) cuts every record above after (a follower's conflicting suffix). It is
 //     refused below the published tip and is crash-honest: the cut point is stored in
 //     log.meta first, and Open finishes a cut a crash interrupted before reading any segment,
-//     so the records it cut never come back.
+//     so the records it cut never come back. A retention horizon above the cut comes down
+//     to it: the records written there next are judged by the next Trim.
+//
+// Retention (Hide, Trim, the cutoff log.meta stores) places the horizon among every frame
+// written, published or not: a reopened log publishes nothing until its owner does, and
+// a horizon placed by its published frames alone would hide what it held.
 //
 // A replicated log opens with nothing readable. The files are a single-node log's (the
 // frames carry their positions); sealed segments are read to their end and clipped at the
@@ -218,6 +223,17 @@ func (l *Log) Truncate(after uint64) error {
 	}
 	if after >= l.lastSeq {
 		return nil
+	}
+	// A horizon placed among the frames being cut (a retention cutoff applied to frames not
+	// published yet) must not hide what is written at their positions next. Nothing above
+	// the tip was readable, so nothing hidden reappears; the next Trim applies the cutoff to
+	// the new frames. A scan that began before the cut no longer raises it (raiseScanned).
+	l.cuts.Add(1)
+	for {
+		cur := l.horizon.Load()
+		if cur <= after+1 || l.horizon.CompareAndSwap(cur, after+1) {
+			break
+		}
 	}
 	l.acquireSync()
 	err := l.truncateLocked(after)

@@ -402,3 +402,101 @@ func TestAppendAtNoWait(t *testing.T) {
 		})
 	}
 }
+
+// reopenHidden closes l, opens its directory again (replicated, synced) and sets the
+// retention cutoff as the engine does when it opens a shard (Hide); then it reads, before
+// anything is published, and finds nothing readable.
+func reopenHidden(t *testing.T, l *Log, dir string, c *fakeClock, cutoff int64) *Log {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, replOpts(c, Sync))
+	l.Hide(cutoff)
+	if got := mustRead(t, l); len(got) != 0 {
+		l.Close()
+		t.Fatalf("reopened, before Publish: %d records readable", len(got))
+	}
+	return l
+}
+
+// TestReplicatedHideBeforePublish: a reopened replicated log whose owner sets the retention
+// cutoff (Hide, as the engine does when it opens a shard) and is read before it publishes
+// anything (a restarted replica whose stored commit index is behind its log, read while Raft
+// relearns the commit) still serves every record once they are published: the horizon of a
+// cutoff older than every record hides none of them, whatever was published when it was
+// placed. The same holds for a cutoff stored in log.meta by an earlier Trim.
+func TestReplicatedHideBeforePublish(t *testing.T) {
+	for _, stored := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stored=%v", stored), func(t *testing.T) {
+			c := newClock()
+			dir := t.TempDir()
+			l := mustOpen(t, dir, replOpts(c, Sync))
+			base := c.Now().UnixNano()
+			cutoff := base - int64(time.Hour)
+			if stored {
+				// A record older than the cutoff, published, then hidden by Trim: the
+				// cutoff hides a record that was readable, so log.meta stores it.
+				appendAtN(t, l, []uint64{1}, 10, 1, cutoff-1)
+			}
+			pos := gappy(2, 300)
+			recs := appendAtN(t, l, pos, 100, 10, base)
+			if err := l.Publish(pos[9]); err != nil {
+				t.Fatal(err)
+			}
+			if stored {
+				if _, err := l.Trim(cutoff); err != nil {
+					t.Fatal(err)
+				}
+				sameRecords(t, mustRead(t, l), recs[:10])
+			}
+			l = reopenHidden(t, l, dir, c, cutoff)
+			defer l.Close()
+			if _, ok, err := l.Oldest(); ok || err != nil {
+				t.Fatalf("Oldest before Publish: %v, %v", ok, err)
+			}
+			last := pos[len(pos)-1]
+			if err := l.Publish(last); err != nil {
+				t.Fatal(err)
+			}
+			sameRecords(t, mustRead(t, l), recs)
+			v, err := l.Read(pos[150], 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Release()
+			if v.Count != 1 || v.First != pos[150] {
+				t.Fatalf("Read(%d) after Publish: %d records from %d", pos[150], v.Count, v.First)
+			}
+		})
+	}
+}
+
+// TestReplicatedHorizonAboveCut: a replicated log whose retention horizon was placed among
+// frames not published yet (its first frame at or after the cutoff is unpublished) has those
+// frames cut by Truncate and new ones written at their positions: the new records, once
+// published, are readable from their positions. A horizon is never left above a cut, so
+// that positions that were never readable are not hidden by frames that no longer exist.
+func TestReplicatedHorizonAboveCut(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, replOpts(c, Sync))
+	base := c.Now().UnixNano()
+	cutoff := base - int64(time.Hour)
+	appendAtN(t, l, []uint64{1, 2, 3, 4, 5}, 50, 5, cutoff-int64(time.Minute)) // older than the cutoff
+	appendAtN(t, l, []uint64{6, 7, 8}, 50, 3, base)
+	l = reopenHidden(t, l, dir, c, cutoff)
+	defer l.Close()
+	if err := l.Truncate(3); err != nil {
+		t.Fatal(err)
+	}
+	fresh := appendAtN(t, l, []uint64{4, 5, 6, 7}, 50, 4, base)
+	if err := l.Publish(7); err != nil {
+		t.Fatal(err)
+	}
+	// 1 to 3 arrived before the cutoff: hidden now or by the next Trim; 4 to 7 are readable.
+	if _, err := l.Trim(cutoff); err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, mustRead(t, l), fresh)
+}

@@ -88,6 +88,7 @@ func (l *Log) firstTimeLocked() int64 {
 // applyHidden moves the read horizon to the first record at or after the hidden time, or to
 // none when no record is (the position past the last record the caller knows of).
 func (l *Log) applyHidden(hidden int64, none uint64) {
+	gen := l.cuts.Load()
 	seq, ok, err := l.seqAtTime(hidden)
 	if err != nil {
 		l.logger.Warn("could not place the retention horizon; damaged segments stay visible", "err", err)
@@ -96,10 +97,26 @@ func (l *Log) applyHidden(hidden int64, none uint64) {
 	if !ok {
 		seq = none
 	}
-	l.raiseHorizon(seq)
+	l.raiseScanned(seq, gen)
 }
 
-// raiseHorizon moves the read horizon up to seq; it never moves down.
+// raiseScanned raises the horizon to seq, found by a scan of the frames that began when
+// l.cuts was gen. In a replicated log a Truncate since then may have cut the frames the
+// scan saw (Truncate lowers a horizon above its cut): the raise is then dropped, and the
+// next Trim places the horizon again.
+func (l *Log) raiseScanned(seq, gen uint64) {
+	if !l.opts.Replicated {
+		l.raiseHorizon(seq)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cuts.Load() == gen {
+		l.raiseHorizon(seq)
+	}
+}
+
+// raiseHorizon moves the read horizon up to seq; it never moves down (but see Truncate).
 func (l *Log) raiseHorizon(seq uint64) {
 	for {
 		cur := l.horizon.Load()
@@ -170,14 +187,15 @@ func (l *Log) placeCutoff(cutoff int64) {
 	if cutoff == 0 {
 		return
 	}
+	gen := l.cuts.Load()
 	seq, ok, err := l.seqAtTime(cutoff)
 	switch {
 	case err != nil:
 		l.logger.Warn("could not place the retention horizon; damaged segments stay visible", "err", err)
 	case ok:
-		l.raiseHorizon(min(seq, l.openNone))
+		l.raiseScanned(min(seq, l.openNone), gen)
 	default:
-		l.raiseHorizon(l.openNone)
+		l.raiseScanned(l.openNone, gen)
 	}
 }
 

@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,8 +58,22 @@ func (e *Engine) RegisterConsumer(stream, name string) (Consumer, error) {
 	if err != nil {
 		return Consumer{}, err
 	}
+	var out Consumer
+	err = s.retryChange(func() error {
+		var err error
+		out, err = e.registerConsumer(s, stream, name)
+		return err
+	})
+	return out, err
+}
+
+// registerConsumer is one attempt of RegisterConsumer.
+func (e *Engine) registerConsumer(s *Stream, stream, name string) (Consumer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted {
+		return Consumer{}, e.notFound(stream)
+	}
 	cur := s.meta.Load()
 	for _, c := range cur.Consumers {
 		if c.Name == name {
@@ -85,9 +100,18 @@ func (e *Engine) DeregisterConsumer(stream, name, arn string) error {
 	if err != nil {
 		return err
 	}
+	return s.retryChange(func() error { return e.deregisterConsumer(s, c) })
+}
+
+// deregisterConsumer is one attempt of DeregisterConsumer: c leaves s's consumers if it is
+// still there.
+func (e *Engine) deregisterConsumer(s *Stream, c consumerMeta) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.meta.Load()
+	if s.deleted || !slices.Contains(cur.Consumers, c) {
+		return nil // deleted, or deregistered meanwhile (by the stream's deletion or another call)
+	}
 	next := cur.clone()
 	next.Consumers = next.Consumers[:0]
 	for _, o := range cur.Consumers {

@@ -51,6 +51,10 @@ type Options struct {
 	// KeyringDir is the directory of the master keys that wrap the streams' data keys
 	// (package internal/keyring), created 0700 on first use; default <Dir>/kms-keyring.
 	KeyringDir string
+	// KeyStore keeps the master keys instead of KeyringDir when set: in cluster mode the
+	// cluster's keyring in etcd (cluster.KeyringStore), so that a data key one node wraps
+	// is unwrapped by every other.
+	KeyStore keyring.Store
 	// RetentionHour is how long one hour of a stream's retention period lasts; default
 	// time.Hour. Only tests shorten it (sluice serve's SLUICE_TEST_RETENTION_HOUR, in
 	// docs/OPERATIONS.md), so that retention deletes segments within a soak of minutes.
@@ -60,6 +64,10 @@ type Options struct {
 	// other writers make (watch.go), and each stream's shard logs stay in this Dir under
 	// streams/<name>@<incarnation>.
 	Catalog Catalog
+	// IteratorKey, IteratorKeySize bytes, signs shard iterators and page tokens
+	// (iterator.go); nil: the key in Dir's iterator.key, created on first use. The nodes of
+	// a cluster are given one key, so that a token one node issued is valid on all.
+	IteratorKey []byte
 }
 
 // retention returns how long a retention period of hours lasts (Options.RetentionHour).
@@ -234,12 +242,21 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := LoadIteratorKey(opts.FS, opts.Dir)
+	var key *IteratorKey
+	if opts.IteratorKey != nil {
+		key, err = NewIteratorKey(opts.IteratorKey)
+	} else {
+		key, err = LoadIteratorKey(opts.FS, opts.Dir)
+	}
 	if err != nil {
 		lock.Release()
 		return nil, err
 	}
-	e := &Engine{opts: opts, key: key, keyring: keyring.Open(opts.KeyringDir), lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
+	ring := keyring.Open(opts.KeyringDir)
+	if opts.KeyStore != nil {
+		ring = keyring.New(opts.KeyStore)
+	}
+	e := &Engine{opts: opts, key: key, keyring: ring, lock: lock, streams: map[string]*Stream{}, catalog: opts.Catalog,
 		creating: map[string]string{}, pending: map[string][]CatalogEvent{}}
 	if e.catalog == nil {
 		e.catalog, e.local = newFileCatalog(opts.FS, opts.Dir, opts.Logger), true
@@ -486,9 +503,53 @@ func (s *Stream) saveLocked(meta *streamMeta) error {
 func (s *Stream) saveChangeLocked(meta *streamMeta) error {
 	err := s.saveLocked(meta)
 	if errors.Is(err, ErrCatalogConflict) {
-		return errorf(KindResourceInUse, "Stream %s under account %s was changed concurrently; retry the request.", meta.Name, s.engine.opts.Account)
+		return &changedConcurrently{rev: s.rev, err: errorf(KindResourceInUse,
+			"Stream %s under account %s was changed concurrently; retry the request.", meta.Name, s.engine.opts.Account).(*Error)}
 	}
 	return err
+}
+
+// changedConcurrently is the ResourceInUse error of a change whose save found the stream
+// changed by another writer since revision rev (another node of a cluster).
+type changedConcurrently struct {
+	rev int64
+	err *Error
+}
+
+func (c *changedConcurrently) Error() string { return c.err.Error() }
+func (c *changedConcurrently) Unwrap() error { return c.err }
+
+// Retrying a change another writer beat. Two nodes registering consumers of one stream, or
+// tagging it, at the same moment both read revision R; etcd's compare-and-swap takes one,
+// and the other would fail with ResourceInUse though nothing conflicts (Kinesis takes both).
+// retryChange waits, at most changeWait, until this engine has the winner's change (the
+// catalog's watch brings it), and runs the change again on it, up to changeAttempts times
+// in all; a change that still finds the stream changed fails with ResourceInUse, and one
+// that no longer applies (a consumer registered meanwhile under the same name) fails as it
+// would have alone.
+const (
+	changeAttempts = 5
+	changeWait     = 2 * time.Second
+)
+
+// retryChange runs op, a change of s's metadata that takes s.mu itself, again after a
+// concurrent change (see above). With the local catalog there is no other writer.
+func (s *Stream) retryChange(op func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := op()
+		var cc *changedConcurrently
+		if !errors.As(err, &cc) || attempt == changeAttempts || s.engine.local {
+			return err
+		}
+		for deadline := time.Now().Add(changeWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			s.mu.Lock()
+			seen := s.rev > cc.rev || s.deleted
+			s.mu.Unlock()
+			if seen {
+				break
+			}
+		}
+	}
 }
 
 // DeleteStream deletes a stream and all its data. As in Kinesis, a stream with registered

@@ -17,8 +17,10 @@ import (
 )
 
 // Shard iterators are opaque to clients and tamper-evident: a token carries where to read
-// and when it was issued, signed with HMAC-SHA256 under a key kept in the data directory, so
-// a server restart keeps issued iterators valid and a forged or edited one is refused.
+// and when it was issued, signed with HMAC-SHA256 under a key kept in the data directory (or
+// given by Options.IteratorKey: a cluster's nodes share one, so a token issued by one node
+// reads on any other), so a server restart keeps issued iterators valid and a forged or
+// edited one is refused.
 // Kinesis iterators expire 5 minutes after they are issued; so do these.
 //
 // Token layout (version 2), then encoded with unpadded URL-safe base64:
@@ -54,7 +56,9 @@ const (
 	// IteratorTTL is how long an iterator stays valid after it is issued.
 	IteratorTTL = 5 * time.Minute
 	keyFile     = "iterator.key"
-	keySize     = 32
+	// IteratorKeySize is the size of an iterator key in bytes (Options.IteratorKey).
+	IteratorKeySize = 32
+	keySize         = IteratorKeySize
 )
 
 // Iterator is a decoded shard iterator.
@@ -99,6 +103,17 @@ func LoadIteratorKey(fsys vfs.FS, dir string) (*IteratorKey, error) {
 	if err := vfs.WriteFileAtomic(fsys, path, k.key[:], 0o600); err != nil {
 		return nil, err
 	}
+	return &k, nil
+}
+
+// NewIteratorKey returns the iterator key made of b, which must be IteratorKeySize bytes
+// (Options.IteratorKey).
+func NewIteratorKey(b []byte) (*IteratorKey, error) {
+	var k IteratorKey
+	if len(b) != keySize {
+		return nil, fmt.Errorf("stream: iterator key of %d bytes, want %d", len(b), keySize)
+	}
+	copy(k.key[:], b)
 	return &k, nil
 }
 

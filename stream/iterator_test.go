@@ -146,3 +146,50 @@ func TestIteratorAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestGivenIteratorKey opens two engines on different data directories with one key given
+// in Options.IteratorKey, as a cluster's nodes are: a token one issues is accepted by the
+// other, no iterator.key is written, an engine with another key refuses it, and a key of the
+// wrong size does not open.
+func TestGivenIteratorKey(t *testing.T) {
+	key := []byte(strings.Repeat("k", IteratorKeySize))
+	open := func(k []byte) (*Engine, string, error) {
+		dir := t.TempDir()
+		e, err := Open(Options{Dir: dir, IteratorKey: k})
+		if err == nil {
+			t.Cleanup(func() { e.Close() })
+		}
+		return e, dir, err
+	}
+	a, dirA, err := open(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := open(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := open([]byte(strings.Repeat("o", IteratorKeySize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateStream(CreateStreamInput{Name: "s", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: TrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it, err := b.Iterator(tok); err != nil || it.Stream != "s" {
+		t.Fatalf("the other engine with the same key: %+v, %v", it, err)
+	}
+	if _, err := other.Iterator(tok); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an engine with another key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dirA, keyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s with a given key: %v", keyFile, err)
+	}
+	if _, _, err := open(key[:16]); err == nil {
+		t.Fatal("an engine opened with a 16-byte iterator key")
+	}
+}

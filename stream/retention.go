@@ -24,8 +24,16 @@ func (e *Engine) changeRetention(name string, hours int, increase bool) error {
 	if hours > MaxRetentionHours {
 		return errorf(KindInvalidArgument, "Maximum allowed retention period is %d hours. Requested retention period (%d hours) is too long.", MaxRetentionHours, hours)
 	}
+	return s.retryChange(func() error { return e.setRetention(s, name, hours, increase) })
+}
+
+// setRetention is one attempt of changeRetention.
+func (e *Engine) setRetention(s *Stream, name string, hours int, increase bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted {
+		return e.notFound(name)
+	}
 	cur := s.meta.Load()
 	if increase && hours < cur.RetentionHours {
 		return errorf(KindInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, name, cur.RetentionHours)

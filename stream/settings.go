@@ -23,17 +23,22 @@ func (e *Engine) updateMeta(name string, change func(*streamMeta) error) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next := s.meta.Load().clone()
-	if err := change(next); err != nil {
-		return err
-	}
-	if err := s.saveChangeLocked(next); err != nil {
-		return err
-	}
-	s.meta.Store(next)
-	return nil
+	return s.retryChange(func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.deleted {
+			return e.notFound(name)
+		}
+		next := s.meta.Load().clone()
+		if err := change(next); err != nil {
+			return err
+		}
+		if err := s.saveChangeLocked(next); err != nil {
+			return err
+		}
+		s.meta.Store(next)
+		return nil
+	})
 }
 
 // CheckTags returns an InvalidArgument error naming a tag Kinesis refuses, nil if it takes

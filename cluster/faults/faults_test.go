@@ -66,6 +66,7 @@ func TestWipedNodeRejoins(t *testing.T) {
 		t.Fatalf("the wiped node's Raft id is %d, before %d: want a new one", id, old)
 	}
 	c.converge("wipe", p)
+	c.replaced("wipe", w, old)
 	other := c.nodes[2]
 	at := time.Now()
 	other.kill()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
+	"github.com/sluice-streams/sluice/client"
+	sluicecluster "github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/cluster/etcdtest"
 	"github.com/sluice-streams/sluice/cluster/invariant"
 	"github.com/sluice-streams/sluice/replica"
@@ -64,24 +67,36 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cluster is etcd and three sluice nodes on loopback.
+// cluster is etcd and sluice nodes on loopback (three unless a layout says otherwise).
 type cluster struct {
-	t     *testing.T
-	etcd  *etcdtest.Server
-	nodes []*node
+	t       *testing.T
+	etcd    *etcdtest.Server
+	layout  layout
+	base    string               // the nodes' data directories and logs are under it
+	proxies *toxiproxy.ApiServer // the proxies' registry
+	ec      *sluicecluster.Client
+	nodes   []*node // node id i is nodes[i-1]
+}
+
+// layout is how a cluster starts: its nodes, the replication factor (0: the default, 3) and
+// the zones the nodes are dealt over (node i in zone-((i-1) mod zones + 1); 0: no zones).
+type layout struct {
+	nodes, replicas, zones int
 }
 
 // node is one `sluice serve` process (or its absence, between a kill and a restart).
 type node struct {
-	t       *testing.T
-	id      int    // --node-id
-	addr    string // --addr: the Kinesis API, reached directly by clients
-	peer    string // --peer-addr: the proxy's address
-	dataDir string
-	logPath string
-	etcd    string
-	proxy   *toxiproxy.Proxy
-	kc      *kinesis.Client
+	t        *testing.T
+	id       int    // --node-id
+	zone     string // --zone, when not empty
+	replicas int    // --replicas, when not 0
+	addr     string // --addr: the Kinesis API, reached directly by clients
+	peer     string // --peer-addr: the proxy's address
+	dataDir  string
+	logPath  string
+	etcd     string
+	proxy    *toxiproxy.Proxy
+	kc       *kinesis.Client
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -93,20 +108,22 @@ type node struct {
 // nodes, and waits until each serves.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return startLayout(t, layout{nodes: n})
+}
+
+// startLayout starts etcd and the layout's nodes, and waits until each serves.
+func startLayout(t *testing.T, l layout) *cluster {
+	t.Helper()
 	kinds := etcdtest.Kinds(t)
-	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1])}
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	base := t.TempDir()
-	for i := 1; i <= n; i++ {
-		nd := &node{t: t, id: i, addr: freeAddr(t), dataDir: filepath.Join(base, fmt.Sprintf("node-%d", i)),
-			logPath: filepath.Join(base, fmt.Sprintf("node-%d.log", i)), etcd: c.etcd.Endpoints()[0]}
-		nd.proxy = toxiproxy.NewProxy(srv, fmt.Sprintf("node-%d", i), freeAddr(t), nd.addr)
-		if err := nd.proxy.Start(); err != nil {
-			t.Fatal(err)
-		}
-		nd.peer = nd.proxy.Listen
-		nd.kc = sdkClient(nd.addr)
-		c.nodes = append(c.nodes, nd)
+	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1]), layout: l, base: dataBase(t),
+		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())}
+	ec, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ec = ec
+	for range l.nodes {
+		c.newNode()
 	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
@@ -118,11 +135,59 @@ func startCluster(t *testing.T, n int) *cluster {
 				nd.dumpLog()
 			}
 		}
+		c.ec.Close()
 	})
 	for _, nd := range c.nodes {
 		nd.start()
 	}
 	return c
+}
+
+// newNode adds the next node (id len(nodes)+1, an empty data directory, its proxy started)
+// to the cluster without starting its process.
+func (c *cluster) newNode() *node {
+	t := c.t
+	i := len(c.nodes) + 1
+	nd := &node{t: t, id: i, replicas: c.layout.replicas, addr: freeAddr(t), dataDir: filepath.Join(c.base, fmt.Sprintf("node-%d", i)),
+		logPath: filepath.Join(c.base, fmt.Sprintf("node-%d.log", i)), etcd: c.etcd.Endpoints()[0]}
+	if c.layout.zones > 0 {
+		nd.zone = fmt.Sprintf("zone-%d", (i-1)%c.layout.zones+1)
+	}
+	nd.proxy = toxiproxy.NewProxy(c.proxies, fmt.Sprintf("node-%d", i), freeAddr(t), nd.addr)
+	if err := nd.proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	nd.peer = nd.proxy.Listen
+	nd.kc = sdkClient(nd.addr)
+	c.nodes = append(c.nodes, nd)
+	return nd
+}
+
+// dataBase is the directory the nodes' data directories and logs go in: a temporary one,
+// or, when SLUICE_FAULTS_KEEP names a directory, a new directory in it that is kept when the
+// test fails (for the invariant checker and `sluice inspect` to read afterwards) and
+// removed when it passes.
+func dataBase(t *testing.T) string {
+	t.Helper()
+	keep := os.Getenv("SLUICE_FAULTS_KEEP")
+	if keep == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("data directories kept in %s", base)
+			return
+		}
+		os.RemoveAll(base)
+	})
+	return base
 }
 
 func freeAddr(t *testing.T) string {
@@ -151,8 +216,15 @@ func (nd *node) start() {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- start %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(sluiceBin, "serve", "--node-id", strconv.Itoa(nd.id), "--cluster-etcd", nd.etcd,
-		"--addr", nd.addr, "--peer-addr", nd.peer, "--data-dir", nd.dataDir, "--limits", "off", "--segment-size", "4MiB")
+	args := []string{"serve", "--node-id", strconv.Itoa(nd.id), "--cluster-etcd", nd.etcd,
+		"--addr", nd.addr, "--peer-addr", nd.peer, "--data-dir", nd.dataDir, "--limits", "off", "--segment-size", "4MiB"}
+	if nd.zone != "" {
+		args = append(args, "--zone", nd.zone)
+	}
+	if nd.replicas != 0 {
+		args = append(args, "--replicas", strconv.Itoa(nd.replicas))
+	}
+	cmd := exec.Command(sluiceBin, args...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -446,17 +518,101 @@ func (c *cluster) eventually(what string, f func() error) {
 	}
 }
 
-// converge waits until every running node serves, on every shard, the last record
-// acknowledged there: its replica caught up.
+// converge waits until every running node its placement record lists as a replica of a
+// shard serves the last record acknowledged there: its replica caught up.
 func (c *cluster) converge(name string, p *producer) {
 	c.t.Helper()
 	last := p.lastPerShard()
-	for _, nd := range c.up() {
-		for id, a := range last {
+	// With etcd stopped (TestEtcdDown) the records cannot be read: then every node up is
+	// taken for a replica, which holds while there are no more nodes than replicas.
+	placed, err := c.placementOnce(name)
+	if err != nil && len(c.nodes) > max(c.layout.replicas, 3) {
+		c.t.Fatalf("reading the placement of %s: %v", name, err)
+	}
+	for id, a := range last {
+		if err == nil && len(placed[id].Raft) == 0 {
+			c.t.Fatalf("%s holds acknowledged records and has no replicated placement (%+v)", id, placed[id])
+		}
+		for _, nd := range c.up() {
+			if err == nil && !slices.Contains(placed[id].Replicas, uint64(nd.id)) {
+				continue
+			}
 			c.eventually(fmt.Sprintf("node %d serves %s up to %s", nd.id, id, a.Seq), func() error {
 				return nd.serves(name, id, a)
 			})
 		}
+	}
+}
+
+// placement reads the placement record of every shard of the stream.
+func (c *cluster) placement(name string) map[shardmap.ShardID]sluicecluster.ShardPlacement {
+	c.t.Helper()
+	var out map[shardmap.ShardID]sluicecluster.ShardPlacement
+	c.eventually("reading the placement records", func() error {
+		var err error
+		out, err = c.placementOnce(name)
+		return err
+	})
+	return out
+}
+
+// placementOnce is one attempt of placement.
+func (c *cluster) placementOnce(name string) (map[shardmap.ShardID]sluicecluster.ShardPlacement, error) {
+	all, err := c.ec.AllPlacements()
+	if err != nil {
+		return nil, err
+	}
+	out := map[shardmap.ShardID]sluicecluster.ShardPlacement{}
+	for k, p := range all {
+		if k.Stream == name {
+			out[k.Shard] = p
+		}
+	}
+	return out, nil
+}
+
+// placed returns nil when every replica of every placement record of the stream is a voter
+// under its node's current Raft id: the groups' leaders made the records' changes.
+func (c *cluster) placed(name string) error {
+	for id, p := range c.placement(name) {
+		for i, n := range p.Replicas {
+			if n == 0 || int(n) > len(c.nodes) {
+				return fmt.Errorf("%s: placed on node %d, which the test did not start", id, n)
+			}
+			if len(p.Raft) != len(p.Replicas) || p.Raft[i] != c.nodes[n-1].raftID() {
+				return fmt.Errorf("%s: replicas %v, Raft ids %v: node %d is not a voter yet", id, p.Replicas, p.Raft, n)
+			}
+		}
+	}
+	return nil
+}
+
+// replaced waits until the placement of every shard of the stream names the wiped node nd
+// under its new Raft id and no longer under old: each shard's leader replaced the member
+// (the placement is rewritten once the new id is a voter and the old one is not). Until
+// then a group may count four voters, two of them the wiped node's, and one more node
+// down would leave it without a majority.
+func (c *cluster) replaced(name string, nd *node, old uint64) {
+	c.t.Helper()
+	cl, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	now := nd.raftID()
+	for shard := stream.ShardID(0); shard < shards; shard++ {
+		c.eventually(fmt.Sprintf("shard %d's placement names node %d's Raft id %d instead of %d", shard, nd.id, now, old), func() error {
+			p, ok, err := cl.PlacementOf(name, shard)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				return errors.New("no placement")
+			case slices.Contains(p.Raft, old) || !slices.Contains(p.Raft, now):
+				return fmt.Errorf("placement %v", p.Raft)
+			}
+			return nil
+		})
 	}
 }
 
@@ -491,6 +647,7 @@ func (c *cluster) finish(name string, p *producer) {
 			nd.heal()
 		}
 	}
+	c.eventually("every placed replica is a voter", func() error { return c.placed(name) })
 	c.converge(name, p)
 	var open []invariant.Range
 	c.eventually("ListShards", func() error {
@@ -498,16 +655,25 @@ func (c *cluster) finish(name string, p *producer) {
 		open, err = c.up()[0].openShards(name)
 		return err
 	})
+	if err := c.settled(name); err != nil {
+		c.t.Logf("the groups' members are not their placements' replicas: %v", err)
+	}
+	members := map[shardmap.ShardID][]int{}
+	for id, pl := range c.placement(name) {
+		for _, n := range pl.Replicas {
+			members[id] = append(members[id], int(n))
+		}
+	}
 	for _, nd := range c.nodes {
 		nd.stop()
 	}
 	acked := p.all()
-	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open})
+	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open, Members: members})
 	if err != nil {
 		c.t.Fatalf("invariant checker: %v", err)
 	}
-	c.t.Logf("invariant checker: %d acknowledged records, %d shards, %d replicas, %d frames compared, %d committed positions",
-		len(acked), rep.Shards, rep.Replicas, rep.Frames, rep.Committed)
+	c.t.Logf("invariant checker: %d acknowledged records, %d shards, %d replicas (%d not members), %d frames compared, %d committed positions, %d records stored again by their producer's retries",
+		len(acked), rep.Shards, rep.Replicas, rep.Others, rep.Frames, rep.Committed, rep.Retried)
 	for _, pr := range rep.Problems {
 		c.t.Error(pr)
 	}
@@ -530,12 +696,15 @@ type ack struct {
 
 // producer writes records through every node (one goroutine each, PutRecords of batch
 // records with random partition keys) and keeps every acknowledgement. Every attempt's data
-// is unique, so that the checker can tell a record stored twice.
+// is unique, so that the checker can tell a record stored twice. Go client Producers may be
+// added to it (produceGo).
 type producer struct {
 	t      *testing.T
 	name   string
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	gos    []*client.Producer // written before their goroutines start, and by stop
 
 	mu       sync.Mutex
 	acks     []ack
@@ -544,12 +713,21 @@ type producer struct {
 
 func (c *cluster) produce(name string, batch int) *producer {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &producer{t: c.t, name: name, cancel: cancel, failures: map[string]int{}}
+	p := &producer{t: c.t, name: name, ctx: ctx, cancel: cancel, failures: map[string]int{}}
 	for _, nd := range c.nodes {
 		p.wg.Add(1)
 		go p.run(ctx, nd, batch)
 	}
 	c.t.Cleanup(p.stop)
+	if os.Getenv("SLUICE_FAULTS_KEEP") != "" {
+		// Runs after p.stop (cleanups run last first): every acknowledgement is in.
+		c.t.Cleanup(func() {
+			if c.t.Failed() {
+				b, _ := json.Marshal(p.all())
+				os.WriteFile(filepath.Join(c.base, name+".acked.json"), b, 0o600)
+			}
+		})
+	}
 	return p
 }
 
@@ -627,10 +805,19 @@ func errorCode(err error) string {
 	return "other"
 }
 
-// stop stops the producers and waits for them.
+// stop stops the producers and waits for them; a Go client Producer is closed, which waits
+// (up to patience) for the outcome of every record it took.
 func (p *producer) stop() {
 	p.cancel()
 	p.wg.Wait()
+	for _, gp := range p.gos {
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		if err := gp.Close(ctx); err != nil {
+			p.t.Logf("closing a Go producer: %v", err)
+		}
+		cancel()
+	}
+	p.gos = nil
 }
 
 func (p *producer) all() []invariant.Acked {

@@ -21,9 +21,15 @@ import (
 // shard and position) and the record's partition key and data. Producers must make every
 // attempt's data unique, so that "exactly once" can be decided (a retry of an unacknowledged
 // attempt may legitimately store its record twice, as Kinesis may).
+//
+// A producer that retries a record itself with the same data (the Go client's Producer)
+// says how many put requests carried it in Attempts: the record may then be stored up to
+// that many times (each request that failed on the way may have been appended), once at
+// least at its acknowledged position. 0 and 1 both mean one attempt: stored exactly once.
 type Acked struct {
 	Seq       stream.SeqNum
 	Key, Data []byte
+	Attempts  int
 }
 
 // Range is the hash key range of an open shard, inclusive at both ends.
@@ -42,16 +48,25 @@ type Input struct {
 	Acked []Acked
 	// Open are the open shards ListShards reported.
 	Open []Range
+	// Members, when set, names per shard the nodes (1-based indexes into Nodes) whose
+	// replicas are the group's current members, which must hold the committed prefix. A
+	// replica found on another node (a node the shard moved away from, or one that opened
+	// the shard without being added) is read too, and must agree with the members up to its
+	// own commit index, but may lag. A shard absent from Members, or Members nil: every
+	// replica found is a member.
+	Members map[shardmap.ShardID][]int
 }
 
 // Report is Check's finding. Problems is empty when every invariant holds.
 type Report struct {
 	Problems []string
-	// Shards is the number of shards checked, Replicas the replica directories read, Frames
-	// the frames compared (counting every replica), Committed the positions checked summed
-	// over shards.
-	Shards, Replicas, Frames int
-	Committed                uint64
+	// Shards is the number of shards checked, Replicas the replica directories read (Others
+	// of them not members, see Input.Members), Frames the frames compared (counting every
+	// replica), Committed the positions checked summed over shards, Retried the acknowledged
+	// records stored more than once by their producer's own retries (allowed by
+	// Acked.Attempts).
+	Shards, Replicas, Others, Frames, Retried int
+	Committed                                 uint64
 }
 
 func (r *Report) problemf(format string, args ...any) {
@@ -102,9 +117,37 @@ func Check(in Input) (Report, error) {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		checkShard(&rep, id, shards[id], acked[id])
+		members, others := splitMembers(&rep, id, shards[id], in.Members)
+		if len(members) == 0 {
+			rep.problemf("%s: none of its members %v holds a replica", id, in.Members[id])
+			continue
+		}
+		rep.Others += len(others)
+		checkShard(&rep, id, members, others, acked[id])
 	}
 	return rep, nil
+}
+
+// splitMembers divides a shard's replicas into its members and the others (Input.Members),
+// a problem for each member whose node holds no replica.
+func splitMembers(rep *Report, id shardmap.ShardID, reps []replicaLog, members map[shardmap.ShardID][]int) (in, out []replicaLog) {
+	names, ok := members[id]
+	if !ok {
+		return reps, nil
+	}
+	for _, r := range reps {
+		if slices.Contains(names, r.node) {
+			in = append(in, r)
+		} else {
+			out = append(out, r)
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(in, func(r replicaLog) bool { return r.node == n }) {
+			rep.problemf("%s: node %d is a member and holds no replica", id, n)
+		}
+	}
+	return in, out
 }
 
 // checkRanges checks that the open shards cover [0, MaxKey] once.
@@ -225,9 +268,10 @@ func readReplica(node int, dir string) (replicaLog, error) {
 	return r, nil
 }
 
-// checkShard checks one shard's replicas against each other and against its acknowledged
-// records.
-func checkShard(rep *Report, id shardmap.ShardID, reps []replicaLog, acked []Acked) {
+// checkShard checks one shard's member replicas against each other and against its
+// acknowledged records, and its other replicas against the members up to their own commit
+// index.
+func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, acked []Acked) {
 	rep.Shards++
 	// The committed prefix: every acknowledged position, and what every replica's HardState
 	// says is committed.
@@ -249,11 +293,14 @@ func checkShard(rep *Report, id shardmap.ShardID, reps []replicaLog, acked []Ack
 
 	// Byte for byte, gap for gap, term for term, against the replica that holds the most.
 	ref := slices.MaxFunc(reps, func(a, b replicaLog) int { return cmp.Compare(a.last, b.last) })
-	for _, r := range reps {
+	for i, r := range slices.Concat(reps, others) {
 		if r.node == ref.node {
 			continue
 		}
 		upTo := min(prefix, r.last)
+		if i >= len(reps) {
+			upTo = min(upTo, r.side.Commit) // not a member: what it has committed only
+		}
 		for pos, f := range ref.frames {
 			if pos > upTo {
 				continue
@@ -311,9 +358,14 @@ func checkShard(rep *Report, id shardmap.ShardID, reps []replicaLog, acked []Ack
 			rep.problemf("%s: acknowledged record %s (key %q): position %d on node %d holds key %q", id, a.Seq, a.Key, a.Seq.Pos, ref.node, rec.Key)
 			continue
 		}
-		if at := where[string(a.Data)]; len(at) != 1 {
+		at := where[string(a.Data)]
+		if len(at) > 1 && len(at) <= a.Attempts {
+			rep.Retried++
+			continue
+		}
+		if len(at) != 1 {
 			slices.Sort(at)
-			rep.problemf("%s: acknowledged record %s (key %q) is stored %d times, at %v", id, a.Seq, a.Key, len(at), at)
+			rep.problemf("%s: acknowledged record %s (key %q) is stored %d times, at %v (%d attempts)", id, a.Seq, a.Key, len(at), at, max(a.Attempts, 1))
 		}
 	}
 }

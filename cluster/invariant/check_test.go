@@ -278,3 +278,61 @@ func TestCheckDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckMembers: with Input.Members, a replica outside them may lag (a node the shard moved
+// away from) but must agree up to its own commit; a member without files is a problem; and a
+// record retried by its producer may be stored once per attempt, not more.
+func TestCheckMembers(t *testing.T) {
+	h := history()
+	diverged := history()[:5]
+	diverged[1].data = "rec-X"
+	retried := append(history(), entry{pos: 7, term: 2, key: "a", data: "rec-1"})
+	members := map[shardmap.ShardID][]int{0: {1, 2}}
+	cases := []struct {
+		name     string
+		ents     [3][]entry // nil: no replica on that node
+		commits  [3]uint64
+		attempts int // of the record at position 1
+		want     string
+		retried  int
+	}{
+		{name: "a lagging non-member", ents: [3][]entry{h, h, h[:2]}, commits: [3]uint64{6, 6, 2}},
+		{name: "a non-member that disagrees within its commit", ents: [3][]entry{h, h, diverged}, commits: [3]uint64{6, 6, 3},
+			want: "position 2: the frames of nodes 1 and 3 differ"},
+		{name: "a non-member's uncommitted tail is not compared", ents: [3][]entry{h, h, diverged}, commits: [3]uint64{6, 6, 1}},
+		{name: "a member without files", ents: [3][]entry{h, nil, h}, commits: [3]uint64{6, 0, 6},
+			want: "node 2 is a member and holds no replica"},
+		{name: "stored twice in two attempts", ents: [3][]entry{retried, retried, retried}, commits: [3]uint64{7, 7, 7}, attempts: 2, retried: 1},
+		{name: "stored twice in one attempt", ents: [3][]entry{retried, retried, retried}, commits: [3]uint64{7, 7, 7}, attempts: 1,
+			want: `(key "a") is stored 2 times, at [1 7] (1 attempts)`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var nodes []string
+			for i := range 3 {
+				d := t.TempDir()
+				if c.ents[i] != nil {
+					writeReplica(t, d, 0, c.ents[i], c.commits[i])
+				}
+				nodes = append(nodes, d)
+			}
+			acked := ackedOf(h)
+			acked[0].Attempts = c.attempts
+			rep, err := Check(Input{Stream: "s", Nodes: nodes, Acked: acked, Open: whole(), Members: members})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.want == "" && len(rep.Problems) > 0:
+				t.Fatalf("problems: %q", rep.Problems)
+			case c.want != "" && (len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], c.want)):
+				t.Fatalf("problems %q, want one containing %q", rep.Problems, c.want)
+			case rep.Retried != c.retried:
+				t.Fatalf("retried %d, want %d", rep.Retried, c.retried)
+			}
+			if c.ents[2] != nil && rep.Others != 1 {
+				t.Fatalf("others %d, want 1 (node 3)", rep.Others)
+			}
+		})
+	}
+}

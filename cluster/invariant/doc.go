@@ -6,13 +6,19 @@
 //   - the committed prefix of each shard is identical byte for byte on every replica: the
 //     same frames at the same positions, the same gaps, the same term at every position;
 //   - every acknowledged record is in it exactly once, at the position its sequence number
-//     names, with its partition key and data;
+//     names, with its partition key and data (a record its producer retried itself with the
+//     same data may be stored once per attempt: Acked.Attempts);
 //   - no sequence number was acknowledged twice;
 //   - the open shards ListShards reported cover the hash key space once, without a gap or
 //     an overlap.
 //
+// When the caller names each shard's current members (Input.Members: the replicas its
+// placement lists, once they are voters), only they must hold the committed prefix; a replica
+// on any other node (one the shard moved away from, or one opened and never added) must
+// agree with them up to its own commit index. Otherwise every replica found is a member.
+//
 // The committed prefix of a shard is checked up to the larger of its highest acknowledged
-// position and the lowest commit index its replicas' raft.state files record: both are
+// position and the lowest commit index its members' raft.state files record: both are
 // committed, so every replica must hold them. The checker never changes a file; it reads
 // stopped nodes only (a running node may be appending). It expects plaintext streams (an
 // encrypted record's stored data is not the data the client sent).

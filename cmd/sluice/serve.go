@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -80,7 +81,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	conns := addConnLimitFlags(fs)
 	keys := accessKeys{}
 	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused); without --iam only")
-	keyringDir := fs.String("kms-keyring", "", "`directory` of the master keys StartStreamEncryption's key ids name (created 0700 on first use); default DATA-DIR/kms-keyring")
+	keyringDir := fs.String("kms-keyring", "", "`directory` of the master keys StartStreamEncryption's key ids name (created 0700 on first use); default DATA-DIR/kms-keyring; with --cluster-etcd the master keys are the cluster's, in etcd, and this directory caches them")
 	iamFile := fs.String("iam", "", "IAM `file` (JSON) of the users whose SigV4 signatures are verified and whose policies authorise every request; reloaded on SIGHUP (see docs/API.md, Authentication and Authorisation)")
 	insecure := fs.Bool("insecure-no-auth", false, "serve an address other than loopback without --iam: anyone reaching the port may read, write and delete every stream")
 	fs.String("config", "", "`file` of flag = value lines (flags and SLUICE_* environment variables override it)")
@@ -175,6 +176,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		defer repl.Close() // also closed, earlier, before the engine
 		opts.Catalog = cc.Catalog()
 		opts.OpenShardLog = repl.OpenShardLog
+		if opts.IteratorKey, err = cc.EnsureIteratorKey(); err != nil {
+			return err
+		}
+		// The master keys are the cluster's, in etcd; the keyring directory caches them.
+		cache := cfg.keyring
+		if cache == "" {
+			cache = filepath.Join(cfg.dataDir, "kms-keyring")
+		}
+		if opts.KeyStore, err = cc.KeyringStore(cache); err != nil {
+			return err
+		}
 	}
 	eng, err := stream.Open(opts)
 	if err != nil {
@@ -192,11 +204,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		metrics = clusterMetrics(ctl, repl, logger)
 	}
-	acct, err := account.Open(eng)
+	var acct *account.Account
+	if cc != nil {
+		acct, err = account.OpenStore(eng, cc.AccountStore())
+	} else {
+		acct, err = account.Open(eng)
+	}
 	if err != nil {
 		eng.Close()
 		return err
 	}
+	defer acct.Close() // on the returns below; Close may be called again
 	var auth server.Authenticator = server.SigV4Parser{Default: cfg.account, Accounts: cfg.accessKeys}
 	var verifier *server.SigV4Verifier
 	if cfg.iamFile != "" {
@@ -290,6 +308,7 @@ loop:
 	if repl != nil {
 		repl.Close() // the Raft loop stops before the engine closes the replicas it drives
 	}
+	acct.Close() // stops following the cluster's account settings before the engine closes
 	if err := eng.Close(); err != nil && serveErr == nil {
 		serveErr = err
 	}

@@ -5,18 +5,11 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/sluice-streams/sluice/internal/vfs"
 )
 
 // KeySize is the size of a master key and of a data key: AES-256.
@@ -25,12 +18,7 @@ const KeySize = 32
 // ManagedAlias is the alias of the AWS managed key of Kinesis, created on first use.
 const ManagedAlias = "alias/aws/kinesis"
 
-const (
-	aliasesFile = "aliases.json"
-	keySuffix   = ".key"
-	nonceSize   = 12
-	maxAliases  = 1 << 20 // bytes of aliases.json read at most
-)
+const nonceSize = 12
 
 // Errors. They name key ids, never key material.
 var (
@@ -54,27 +42,22 @@ var (
 	arnPattern   = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key/.+|alias/.+)$`)
 )
 
-// Ring is a keyring directory.
+// Ring is a keyring: master keys kept in a Store, resolved, and used to wrap and unwrap
+// data keys.
 type Ring struct {
-	dir string
-	fs  vfs.FS
+	store Store
 
-	mu   sync.Mutex             // guards keys and the directory's files
-	keys map[string]cipher.AEAD // loaded master key versions by file name (keyFile)
+	mu   sync.Mutex             // guards keys
+	keys map[string]cipher.AEAD // loaded master key versions by keyFile(id, version)
 }
 
-// keyFile is the file name of version v of master key id: <id>.key for version 1 (the
-// key as CreateKey made it), <id>.v<v>.key for the versions Rotate adds.
-func keyFile(id string, v uint32) string {
-	if v == 1 {
-		return id + keySuffix
-	}
-	return id + ".v" + strconv.FormatUint(uint64(v), 10) + keySuffix
-}
+// Open returns the keyring in directory dir. Nothing is read or created until a key is
+// needed.
+func Open(dir string) *Ring { return New(NewDir(dir)) }
 
-// Open returns the keyring in dir. Nothing is read or created until a key is needed.
-func Open(dir string) *Ring {
-	return &Ring{dir: dir, fs: vfs.OS, keys: make(map[string]cipher.AEAD)}
+// New returns the keyring kept in store.
+func New(store Store) *Ring {
+	return &Ring{store: store, keys: make(map[string]cipher.AEAD)}
 }
 
 // Resolve returns the key id (a UUID) keyID names: a key id, key ARN, alias or alias ARN.
@@ -88,32 +71,23 @@ func (r *Ring) Resolve(keyID string) (string, error) {
 		}
 		name = m[1]
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	switch {
 	case strings.HasPrefix(name, "key/") && uuidPattern.MatchString(name[4:]):
 		name = name[4:]
 	case uuidPattern.MatchString(name):
 	case aliasPattern.MatchString(name):
-		aliases, err := r.aliasesLocked()
+		id, err := r.store.Alias(name)
+		if errors.Is(err, ErrNotFound) && name == ManagedAlias {
+			id, err = r.create(ManagedAlias, true)
+		}
 		if err != nil {
 			return "", err
 		}
-		id, ok := aliases[name]
-		if ok {
-			name = id
-			break
-		}
-		if name != ManagedAlias {
-			return "", fmt.Errorf("%w: %s", ErrNotFound, name)
-		}
-		if name, err = r.createLocked(ManagedAlias); err != nil {
-			return "", err
-		}
+		name = id
 	default:
 		return "", fmt.Errorf("%w: %q", ErrInvalidKey, keyID)
 	}
-	if _, err := r.keyLocked(name, 1); err != nil {
+	if _, err := r.key(name, 1); err != nil {
 		return "", err
 	}
 	return name, nil
@@ -125,19 +99,12 @@ func (r *Ring) CreateKey(alias string) (string, error) {
 	if alias != "" && !aliasPattern.MatchString(alias) {
 		return "", fmt.Errorf("%w: alias %q", ErrInvalidKey, alias)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.createLocked(alias)
+	return r.create(alias, false)
 }
 
-// createLocked makes a key and its alias; r.mu is held.
-func (r *Ring) createLocked(alias string) (string, error) {
-	if err := r.fs.MkdirAll(r.dir, 0o700); err != nil {
-		return "", fmt.Errorf("keyring: %w", err)
-	}
-	if err := checkPrivate(r.dir); err != nil {
-		return "", err
-	}
+// create makes a key and records it with its alias (Store.Create); it returns the key id
+// the alias names afterwards.
+func (r *Ring) create(alias string, ifAbsent bool) (string, error) {
 	var raw [16]byte
 	key := make([]byte, KeySize)
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -146,56 +113,38 @@ func (r *Ring) createLocked(alias string) (string, error) {
 	if _, err := rand.Read(key); err != nil {
 		return "", err
 	}
+	defer clear(key)
 	raw[6] = raw[6]&0x0f | 0x40 // version 4
 	raw[8] = raw[8]&0x3f | 0x80 // RFC 4122 variant
 	h := hex.EncodeToString(raw[:])
 	id := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-	if err := vfs.WriteFileAtomic(r.fs, filepath.Join(r.dir, id+keySuffix), key, 0o600); err != nil {
-		return "", fmt.Errorf("keyring: writing key %s: %w", id, err)
+	got, err := r.store.Create(id, key, alias, ifAbsent)
+	if err != nil || got != id {
+		return got, err
 	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return "", err
-	}
-	r.keys[keyFile(id, 1)] = aead
-	if alias == "" {
-		return id, nil
-	}
-	aliases, err := r.aliasesLocked()
-	if err != nil {
-		return "", err
-	}
-	aliases[alias] = id
-	b, err := json.MarshalIndent(aliases, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	if err := vfs.WriteFileAtomic(r.fs, filepath.Join(r.dir, aliasesFile), b, 0o600); err != nil {
-		return "", fmt.Errorf("keyring: writing aliases: %w", err)
-	}
-	return id, nil
+	_, err = r.remember(id, 1, key)
+	return id, err
 }
 
-// aliasesLocked reads aliases.json (empty if the file or the directory is missing).
-func (r *Ring) aliasesLocked() (map[string]string, error) {
-	b, err := vfs.ReadFile(r.fs, filepath.Join(r.dir, aliasesFile), maxAliases)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
+// remember caches and returns the cipher of version v of key id (material key, which it
+// clears).
+func (r *Ring) remember(id string, v uint32, key []byte) (cipher.AEAD, error) {
+	a, err := newAEAD(key)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: reading aliases: %w", err)
+		return nil, err
 	}
-	aliases := map[string]string{}
-	if err := json.Unmarshal(b, &aliases); err != nil {
-		return nil, fmt.Errorf("keyring: %s: %w", aliasesFile, err)
-	}
-	return aliases, nil
+	r.mu.Lock()
+	r.keys[keyFile(id, v)] = a
+	r.mu.Unlock()
+	return a, nil
 }
 
-// keyLocked returns the cipher of version v of master key id, loading it; r.mu is held.
-func (r *Ring) keyLocked(id string, v uint32) (cipher.AEAD, error) {
-	name := keyFile(id, v)
-	if a, ok := r.keys[name]; ok {
+// key returns the cipher of version v of master key id, loading it from the store.
+func (r *Ring) key(id string, v uint32) (cipher.AEAD, error) {
+	r.mu.Lock()
+	a, ok := r.keys[keyFile(id, v)]
+	r.mu.Unlock()
+	if ok {
 		return a, nil
 	}
 	if !uuidPattern.MatchString(id) {
@@ -204,83 +153,40 @@ func (r *Ring) keyLocked(id string, v uint32) (cipher.AEAD, error) {
 	if v == 0 {
 		return nil, fmt.Errorf("%w: %s version 0", ErrNotFound, id)
 	}
-	path := filepath.Join(r.dir, name)
-	if err := checkPrivate(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if v == 1 {
-				return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-			}
-			return nil, fmt.Errorf("%w: %s version %d", ErrNotFound, id, v)
-		}
-		return nil, err
-	}
-	if err := checkPrivate(r.dir); err != nil {
-		return nil, err
-	}
-	key, err := vfs.ReadFile(r.fs, path, KeySize+1)
+	key, err := r.store.Key(id, v)
 	if err != nil {
-		return nil, fmt.Errorf("keyring: reading key %s version %d: %w", id, v, err)
+		return nil, err
 	}
 	if len(key) != KeySize {
 		clear(key)
 		return nil, fmt.Errorf("keyring: key %s version %d holds %d bytes, not %d", id, v, len(key), KeySize)
 	}
-	a, err := newAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	r.keys[name] = a
-	return a, nil
+	return r.remember(id, v, key)
 }
 
-// currentLocked returns the newest version of master key id: the highest version whose
-// file the directory holds. It reads the directory every time, so a rotation made by
-// another process (sluice rotate-key next to a running server) is seen at the next wrap.
-// r.mu is held.
-func (r *Ring) currentLocked(id string) (uint32, error) {
-	if _, err := r.keyLocked(id, 1); err != nil {
-		return 0, err
+// newest returns the newest version of master key id, as its store holds it now: a
+// rotation made by another process (sluice rotate-key, another node) is seen at the next
+// wrap.
+func (r *Ring) newest(id string) (uint32, error) {
+	if !uuidPattern.MatchString(id) {
+		return 0, fmt.Errorf("%w: %q", ErrInvalidKey, id)
 	}
-	entries, err := r.fs.ReadDir(r.dir)
-	if err != nil {
-		return 0, fmt.Errorf("keyring: %w", err)
-	}
-	cur := uint32(1)
-	prefix := id + ".v"
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok {
-			continue
-		}
-		num, ok := strings.CutSuffix(rest, keySuffix)
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseUint(num, 10, 32)
-		if err != nil || v < 2 || keyFile(id, uint32(v)) != e.Name() {
-			continue // not a name Rotate writes (a leftover .tmp, a stray file)
-		}
-		cur = max(cur, uint32(v))
-	}
-	return cur, nil
+	return r.store.Newest(id)
 }
 
 // Rotate adds a new version of the master key keyID names, as AWS KMS key rotation does:
 // the key id stays, Wrap uses the new version from now on, and every older version stays
 // in the keyring to unwrap what it wrapped. It returns the key id and the new version.
 //
-// The new version's file is written under a temporary name, synced, and linked to its
-// final name, which fails if that name exists: two rotations of one key at the same time
-// never replace a version either of them may already have wrapped a data key with (the
-// loser gets ErrRotating). The directory is synced before Rotate returns.
+// The store records the version only if it has none of that number (Store.AddVersion):
+// two rotations of one key at the same time never replace a version either of them may
+// already have wrapped a data key with (the loser gets ErrRotating).
 func (r *Ring) Rotate(keyID string) (string, uint32, error) {
 	id, err := r.Resolve(keyID)
 	if err != nil {
 		return "", 0, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cur, err := r.currentLocked(id)
+	cur, err := r.newest(id)
 	if err != nil {
 		return "", 0, err
 	}
@@ -293,56 +199,13 @@ func (r *Ring) Rotate(keyID string) (string, uint32, error) {
 		return "", 0, err
 	}
 	defer clear(key)
-	final := filepath.Join(r.dir, keyFile(id, next))
-	tmp := final + ".tmp"
-	f, err := r.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return "", 0, fmt.Errorf("%w: %s", ErrRotating, id)
-		}
-		return "", 0, fmt.Errorf("keyring: writing key %s version %d: %w", id, next, err)
-	}
-	_, err = f.WriteAt(key, 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp, final)
-		if errors.Is(err, fs.ErrExist) {
-			err = fmt.Errorf("%w: %s", ErrRotating, id)
-		}
-	}
-	r.fs.Remove(tmp)
-	if err == nil {
-		err = r.fs.SyncDir(r.dir)
-	}
-	if err != nil {
-		if errors.Is(err, ErrRotating) {
-			return "", 0, err
-		}
-		return "", 0, fmt.Errorf("keyring: writing key %s version %d: %w", id, next, err)
-	}
-	aead, err := newAEAD(key)
-	if err != nil {
+	if err := r.store.AddVersion(id, next, key); err != nil {
 		return "", 0, err
 	}
-	r.keys[keyFile(id, next)] = aead
+	if _, err := r.remember(id, next, key); err != nil {
+		return "", 0, err
+	}
 	return id, next, nil
-}
-
-// checkPrivate refuses a path whose mode lets group or others read it.
-func checkPrivate(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %v", ErrInsecure, filepath.Base(path), fi.Mode().Perm())
-	}
-	return nil
 }
 
 // newAEAD returns AES-256-GCM under key and clears key, which the cipher has expanded.
@@ -359,13 +222,11 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // binding it to aad, and returns nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes) and the
 // version that wrapped it, which Unwrap needs.
 func (r *Ring) Wrap(id string, dataKey, aad []byte) ([]byte, uint32, error) {
-	r.mu.Lock()
-	v, err := r.currentLocked(id)
+	v, err := r.newest(id)
 	var a cipher.AEAD
 	if err == nil {
-		a, err = r.keyLocked(id, v)
+		a, err = r.key(id, v)
 	}
-	r.mu.Unlock()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -378,9 +239,7 @@ func (r *Ring) Wrap(id string, dataKey, aad []byte) ([]byte, uint32, error) {
 
 // Unwrap opens what Wrap returned under version v of master key id with the same aad.
 func (r *Ring) Unwrap(id string, v uint32, wrapped, aad []byte) ([]byte, error) {
-	r.mu.Lock()
-	a, err := r.keyLocked(id, v)
-	r.mu.Unlock()
+	a, err := r.key(id, v)
 	if err != nil {
 		return nil, err
 	}
