@@ -40,9 +40,12 @@ func TestReshardFiveNodes(t *testing.T) {
 	// Split, merge the split's children, then scale to three shards: each through the
 	// node holding the fewest replicas of the shards it closes.
 	c.reshardStep(name, p, "split", func(open []types.Shard, via *node) error {
-		s := open[0]
-		_, err := via.kc.SplitShard(context.Background(), &kinesis.SplitShardInput{StreamName: aws.String(name),
-			ShardToSplit: s.ShardId, NewStartingHashKey: aws.String(midKey(s))})
+		r, err := rangeOf(open[0])
+		if err != nil {
+			return err
+		}
+		_, err = via.kc.SplitShard(context.Background(), &kinesis.SplitShardInput{StreamName: aws.String(name),
+			ShardToSplit: open[0].ShardId, NewStartingHashKey: aws.String(midKey(r.Low, r.High).String())})
 		return err
 	}, func(open []types.Shard) []types.Shard { return open[:1] })
 	c.reshardStep(name, p, "merge", func(open []types.Shard, via *node) error {
@@ -247,13 +250,6 @@ func (nd *node) walkShard(name string, s types.Shard, got map[string]string) err
 		got[data] = seq
 	}
 	return nil
-}
-
-// midKey is the decimal hash key in the middle of a shard's range.
-func midKey(s types.Shard) string {
-	lo, hi := keyOf(s.HashKeyRange.StartingHashKey), keyOf(s.HashKeyRange.EndingHashKey)
-	mid := new(big.Int).Add(lo, hi)
-	return mid.Rsh(mid, 1).Add(mid, big.NewInt(1)).String()
 }
 
 // adjacent returns the first two open shards (in hash key order) whose ranges touch.
