@@ -30,6 +30,7 @@ import (
 //	stream   uvarint length (1 … maxStreamName), then the name's bytes
 //	gen      uvarint: the stream's incarnation (with stream and shard: the Raft group)
 //	shard    uvarint (< 2^32)
+//	token    8 bytes, little-endian: the resharding's (stream.SealingLog)
 //
 // Answer (200):
 //
@@ -65,13 +66,15 @@ type sealRequest struct {
 	stream string
 	gen    uint64
 	shard  stream.ShardID
+	token  uint64
 }
 
 func appendSealRequest(dst []byte, q *sealRequest) []byte {
 	dst = append(dst, sealVersion, q.op)
 	dst = appendBytes(dst, []byte(q.stream))
 	dst = binary.AppendUvarint(dst, q.gen)
-	return binary.AppendUvarint(dst, uint64(q.shard))
+	dst = binary.AppendUvarint(dst, uint64(q.shard))
+	return binary.LittleEndian.AppendUint64(dst, q.token)
 }
 
 func decodeSealRequest(body []byte) (sealRequest, error) {
@@ -87,6 +90,9 @@ func decodeSealRequest(body []byte) (sealRequest, error) {
 	q.stream = string(r.bytes(n))
 	q.gen = r.uvarint()
 	shard := r.uvarint()
+	if b := r.bytes(8); b != nil {
+		q.token = binary.LittleEndian.Uint64(b)
+	}
 	switch {
 	case r.err != nil:
 		return sealRequest{}, r.err
@@ -132,39 +138,39 @@ var (
 	_ stream.SealingLog = (*remoteLog)(nil)
 )
 
-// Seal seals the shard: here when this node leads its group, else on the leader.
-func (s *shardLog) Seal() (uint64, error) {
-	return s.r.seal(&sealRequest{op: sealOpSeal, stream: s.stream, gen: s.gen, shard: s.shard}, s.localSeal,
+// Seal seals the shard for token: here when this node leads its group, else on the leader.
+func (s *shardLog) Seal(token uint64) (uint64, error) {
+	return s.r.seal(&sealRequest{op: sealOpSeal, stream: s.stream, gen: s.gen, shard: s.shard, token: token}, s.localSeal,
 		func() uint64 { return s.r.host.Leader(s.gid) })
 }
 
-// Unseal unseals the shard, here or on the leader as Seal.
-func (s *shardLog) Unseal() error {
-	_, err := s.r.seal(&sealRequest{op: sealOpUnseal, stream: s.stream, gen: s.gen, shard: s.shard}, s.localSeal,
+// Unseal ends token's hold, here or on the leader as Seal.
+func (s *shardLog) Unseal(token uint64) error {
+	_, err := s.r.seal(&sealRequest{op: sealOpUnseal, stream: s.stream, gen: s.gen, shard: s.shard, token: token}, s.localSeal,
 		func() uint64 { return s.r.host.Leader(s.gid) })
 	return err
 }
 
-// localSeal seals or unseals the replica here; a *replica.NotLeaderError when this node does
-// not lead.
-func (s *shardLog) localSeal(op byte) (uint64, error) {
+// localSeal runs q on the replica here; a *replica.NotLeaderError when this node does not
+// lead.
+func (s *shardLog) localSeal(q *sealRequest) (uint64, error) {
 	if _, here := s.Leader(); !here {
 		return 0, &replica.NotLeaderError{Leader: s.r.host.Leader(s.gid)}
 	}
-	if op == sealOpUnseal {
-		return 0, s.Log.Unseal()
+	if q.op == sealOpUnseal {
+		return 0, s.Log.Unseal(q.token)
 	}
-	return s.Log.Seal()
+	return s.Log.Seal(q.token)
 }
 
-// Seal seals the shard on its leader (the node holds no replica of it).
-func (l *remoteLog) Seal() (uint64, error) {
-	return l.r.seal(&sealRequest{op: sealOpSeal, stream: l.stream, gen: l.gen, shard: l.shard}, nil, l.askLeader)
+// Seal seals the shard for token on its leader (the node holds no replica of it).
+func (l *remoteLog) Seal(token uint64) (uint64, error) {
+	return l.r.seal(&sealRequest{op: sealOpSeal, stream: l.stream, gen: l.gen, shard: l.shard, token: token}, nil, l.askLeader)
 }
 
-// Unseal unseals the shard on its leader.
-func (l *remoteLog) Unseal() error {
-	_, err := l.r.seal(&sealRequest{op: sealOpUnseal, stream: l.stream, gen: l.gen, shard: l.shard}, nil, l.askLeader)
+// Unseal ends token's hold on its leader.
+func (l *remoteLog) Unseal(token uint64) error {
+	_, err := l.r.seal(&sealRequest{op: sealOpUnseal, stream: l.stream, gen: l.gen, shard: l.shard, token: token}, nil, l.askLeader)
 	return err
 }
 
@@ -176,7 +182,7 @@ func (l *remoteLog) askLeader() uint64 {
 // seal runs q on the group's leader, until sealTimeout: local (nil for a node without a
 // replica) when leader() names this node, else over SealPath; a leader that answers that it
 // no longer leads names the next one to try.
-func (r *Replication) seal(q *sealRequest, local func(op byte) (uint64, error), leader func() uint64) (uint64, error) {
+func (r *Replication) seal(q *sealRequest, local func(*sealRequest) (uint64, error), leader func() uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sealTimeout)
 	defer cancel()
 	body := appendSealRequest(nil, q)
@@ -203,7 +209,7 @@ func (r *Replication) seal(q *sealRequest, local func(op byte) (uint64, error), 
 			continue
 		case lead == r.cfg.RaftID && local != nil:
 			var err error
-			v, err = local(q.op)
+			v, err = local(q)
 			var nl *replica.NotLeaderError
 			if errors.As(err, &nl) {
 				notLeader, v = true, nl.Leader
@@ -275,7 +281,7 @@ func (r *Replication) serveSeal(body []byte) (int, []byte) {
 	if s == nil {
 		return http.StatusNotFound, noReplicaHere
 	}
-	v, err := s.localSeal(q.op)
+	v, err := s.localSeal(&q)
 	var nl *replica.NotLeaderError
 	switch {
 	case errors.As(err, &nl):

@@ -4,7 +4,7 @@ import "testing"
 
 // TestSealFormat round-trips the peer seal request and answer and refuses malformed ones.
 func TestSealFormat(t *testing.T) {
-	q := sealRequest{op: sealOpUnseal, stream: "orders", gen: 1 << 40, shard: 1<<32 - 1}
+	q := sealRequest{op: sealOpUnseal, stream: "orders", gen: 1 << 40, shard: 1<<32 - 1, token: 0xfedcba9876543210}
 	b := appendSealRequest(nil, &q)
 	got, err := decodeSealRequest(b)
 	if err != nil || got != q {
@@ -16,7 +16,7 @@ func TestSealFormat(t *testing.T) {
 		"version":        append([]byte{sealVersion + 1}, b[1:]...),
 		"op":             append([]byte{sealVersion, 3}, b[2:]...),
 		"no name":        appendSealRequest(nil, &sealRequest{op: sealOpSeal}),
-		"shard":          append(appendSealRequest(nil, &sealRequest{op: sealOpSeal, stream: "s"})[:5], 0x80, 0x80, 0x80, 0x80, 0x10),
+		"shard":          append(append(appendSealRequest(nil, &sealRequest{op: sealOpSeal, stream: "s"})[:5], 0x80, 0x80, 0x80, 0x80, 0x10), make([]byte, 8)...),
 	}
 	for name, body := range bad {
 		if _, err := decodeSealRequest(body); err == nil {

@@ -88,14 +88,11 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	st, err := openStorage(seg, dir, so)
-	var sealed uint64 // the seal in force as of Applied (seal.go)
+	var sealed sealHold // the seal in force as of Applied (seal.go)
 	if err == nil {
 		applied := st.Applied()
-		sealed = st.sealedAt(applied)
-		st.mu.Lock()
-		limit := st.publishLimitLocked(applied)
-		st.mu.Unlock()
-		err = seg.Publish(limit) // committed and durable before the restart
+		sealed = st.sealsAt(applied)
+		err = seg.Publish(sealed.limit(applied)) // committed and durable before the restart
 	}
 	if err != nil {
 		seg.Close()
@@ -106,8 +103,8 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{storage: st, opts: opts, next: 1,
 		byToken: map[uint64]*pendingRec{}, byIndex: map[uint64]*pendingRec{}}
-	if sealed != 0 {
-		l.seal.at, l.seal.last = sealed, st.lastRecordBelow(sealed)
+	if sealed.at != 0 {
+		l.seal.hold, l.seal.last = sealed, st.lastRecordBelow(sealed.at)
 	}
 	return l, nil
 }
@@ -169,29 +166,29 @@ func (l *Log) Apply(committed []*pb.Entry) error {
 		return nil
 	}
 	last := committed[len(committed)-1].GetIndex()
-	before := l.storage.sealedAt(committed[0].GetIndex() - 1)
-	after, unseals := sealsIn(committed, before)
-	publish, sealLast := last, uint64(0)
-	if after != 0 {
-		publish, sealLast = min(last, after), l.storage.lastRecordBelow(after)
+	before := l.storage.sealsAt(committed[0].GetIndex() - 1)
+	after := before
+	for _, e := range committed {
+		after = after.next(e)
 	}
-	if err := l.storage.segLog().Publish(publish); err != nil {
+	var sealLast uint64
+	if after.at != 0 {
+		sealLast = l.storage.lastRecordBelow(after.at)
+	}
+	if err := l.storage.segLog().Publish(after.limit(last)); err != nil {
 		return err
 	}
 	l.storage.setApplied(last)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.noteSealsLocked(after, sealLast, unseals)
+	l.noteSealsLocked(committed, after, sealLast)
 	sealed := before
 	for _, e := range committed {
-		if op := sealOpOf(e.GetData()); op != 0 {
-			sealed = nextSeal(sealed, e.GetIndex(), op)
-			continue
-		}
+		sealed = sealed.next(e)
 		if r := l.byIndex[e.GetIndex()]; r != nil {
 			delete(l.byIndex, e.GetIndex())
-			if sealed != 0 {
-				l.failLocked(r, sealedError(e.GetIndex(), sealed))
+			if sealed.at != 0 {
+				l.failLocked(r, sealedError(e.GetIndex(), sealed.at))
 				continue
 			}
 			l.finishLocked(r, r.term == e.GetTerm())
@@ -234,7 +231,7 @@ func (l *Log) Append(batch []segment.Record) error {
 	p := &proposal{batch: batch, left: len(batch), done: make(chan error, 1)}
 	data := make([][]byte, len(batch))
 	l.mu.Lock()
-	if at := l.seal.at; at != 0 {
+	if at := l.seal.hold.at; at != 0 {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: sealed at %d", stream.ErrLogSealed, at)
 	}

@@ -3,6 +3,7 @@ package replica
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -17,34 +18,42 @@ import (
 // applied here. Every replica that applies it publishes nothing above it, and an Append any
 // of whose entries fall after it is not acknowledged (an error wrapping stream.ErrLogSealed);
 // so every acknowledged record lies below the seal entry, and the position Seal returns (the
-// last record below it) is the shard's EndingSequenceNumber. Unseal proposes an unseal entry:
-// the entries after it are acknowledged and published again.
+// last record below it) is the shard's EndingSequenceNumber.
 //
-// The seal entry's data, 16 bytes (shorter than any frame, frame.HeaderSize = 32, so it is
-// never taken for a record):
+// Holders. Each entry carries the token of the resharding that proposed it. The seal in
+// force starts at the first seal entry applied while none is in force, and lasts while some
+// token whose seal entry applied has no unseal entry applied after it: two reshardings (on
+// two nodes) that seal the same shard share one seal, at one position, and the one whose
+// catalog change lost unseals only its own hold, never the winner's. An unseal entry whose
+// token holds nothing changes nothing.
 //
-//	0            8    9         16
-//	+------------+----+---------+
-//	| "SLRSEAL1" | op | 7 zeros |
-//	+------------+----+---------+
+// The entry's data, 24 bytes (shorter than any frame, frame.HeaderSize = 32, so it is never
+// taken for a record):
 //
-//	op  sealOp (1) or unsealOp (2)
+//	0            8    9         16        24
+//	+------------+----+---------+---------+
+//	| "SLRSEAL1" | op | 7 zeros |  token  |
+//	+------------+----+---------+---------+
+//
+//	op     sealOp (1) or unsealOp (2)
+//	token  uint64, little-endian: the resharding's
 //
 // Persisted like a conf entry: raft.terms records it as kindEmpty (a gap), and the side file
-// raft.seal (docs/FORMAT.md) keeps it — index uint64, term uint64, op uint8, 7 zero bytes per
-// record, in the side files' common frame (magic "SLRSEALS") — written before raft.terms, so
-// Entries gives it to a follower again and a restarted replica knows it. On open, a raft.seal
-// record is kept only when raft.terms has a gap at its index in its term (a record left by a
-// crash between the two files, or by a cut suffix, is dropped). Records at or below the log's
-// snapshot are kept: the state after them stays known when retention removes their entries.
+// raft.seal (docs/FORMAT.md) keeps it — index uint64, term uint64, token uint64, op uint8,
+// 7 zero bytes per record, in the side files' common frame (magic "SLRSEALS") — written
+// before raft.terms, so Entries gives it to a follower again and a restarted replica knows
+// it. On open, a raft.seal record is kept only when raft.terms has a gap at its index in its
+// term (a record left by a crash between the two files, or by a cut suffix, is dropped).
+// Records at or below the log's snapshot are kept: the seal in force stays known when
+// retention removes their entries.
 //
 // Not covered: a replica that catches up by a snapshot whose index is past a seal it never
 // had in its log does not learn it (raft.snap does not carry it).
 const (
 	sealName     = "raft.seal"
 	sealMagic    = "SLRSEAL1"
-	sealEntryLen = 16
-	sealRecSize  = 24
+	sealEntryLen = 24
+	sealRecSize  = 32
 
 	sealOp   = 1
 	unsealOp = 2
@@ -54,25 +63,33 @@ const (
 type sealRec struct {
 	index, term uint64
 	op          uint8
+	token       uint64
 }
 
 // sealEntry returns the data of a seal or unseal entry.
-func sealEntry(op uint8) []byte {
+func sealEntry(op uint8, token uint64) []byte {
 	b := make([]byte, sealEntryLen)
 	copy(b, sealMagic)
 	b[8] = op
+	binary.LittleEndian.PutUint64(b[16:], token)
 	return b
 }
 
-// sealOpOf returns the op of a seal or unseal entry's data, 0 for any other entry.
-func sealOpOf(data []byte) uint8 {
+// isSealEntry reports whether an entry's data is a seal or unseal entry's.
+func isSealEntry(data []byte) bool {
+	op, _ := sealOpOf(data)
+	return op != 0
+}
+
+// sealOpOf returns the op and token of a seal or unseal entry's data; op 0 for any other entry.
+func sealOpOf(data []byte) (op uint8, token uint64) {
 	if len(data) != sealEntryLen || string(data[:8]) != sealMagic {
-		return 0
+		return 0, 0
 	}
 	if op := data[8]; op == sealOp || op == unsealOp {
-		return op
+		return op, binary.LittleEndian.Uint64(data[16:])
 	}
-	return 0
+	return 0, 0
 }
 
 func encodeSeals(recs []sealRec) []byte {
@@ -80,6 +97,7 @@ func encodeSeals(recs []sealRec) []byte {
 	for _, r := range recs {
 		b = binary.LittleEndian.AppendUint64(b, r.index)
 		b = binary.LittleEndian.AppendUint64(b, r.term)
+		b = binary.LittleEndian.AppendUint64(b, r.token)
 		b = append(b, r.op, 0, 0, 0, 0, 0, 0, 0)
 	}
 	return sealSide(b)
@@ -96,7 +114,8 @@ func decodeSeals(b []byte) ([]sealRec, error) {
 	recs := make([]sealRec, count)
 	for i := range recs {
 		r := body[i*sealRecSize:]
-		recs[i] = sealRec{index: binary.LittleEndian.Uint64(r), term: binary.LittleEndian.Uint64(r[8:]), op: r[16]}
+		recs[i] = sealRec{index: binary.LittleEndian.Uint64(r), term: binary.LittleEndian.Uint64(r[8:]),
+			token: binary.LittleEndian.Uint64(r[16:]), op: r[24]}
 		if op := recs[i].op; op != sealOp && op != unsealOp {
 			return nil, fmt.Errorf("record %d: op %d", i, op)
 		}
@@ -145,38 +164,65 @@ func (s *Storage) sealAtLocked(i uint64) (sealRec, bool) {
 	return sealRec{}, false
 }
 
-// sealedAtLocked returns the index of the seal in force after the entries up to i (the first
-// seal entry not followed by an unseal entry up to i), 0 when none is.
-func (s *Storage) sealedAtLocked(i uint64) uint64 {
-	var at uint64
-	for _, r := range s.seals {
-		if r.index > i {
-			break
-		}
-		at = nextSeal(at, r.index, r.op)
-	}
-	return at
+// sealHold is the seal in force after some entries: at, the index of the seal entry that
+// started it (0: none), and holders, the tokens holding it (see above). A value: next
+// returns another, never changing holders in place.
+type sealHold struct {
+	at      uint64
+	holders []uint64
 }
 
-// publishLimitLocked returns how far the records up to i may be published: i, or the seal in
-// force after them.
-func (s *Storage) publishLimitLocked(i uint64) uint64 {
-	if at := s.sealedAtLocked(i); at != 0 {
-		return min(i, at)
+// apply returns the seal in force after an entry at index of seal op op with token.
+func (h sealHold) apply(index uint64, op uint8, token uint64) sealHold {
+	i := slices.Index(h.holders, token)
+	switch {
+	case op == sealOp && i < 0:
+		if h.at == 0 {
+			h.at = index
+		}
+		h.holders = append(slices.Clip(h.holders), token)
+	case op == unsealOp && i >= 0:
+		h.holders = slices.Delete(slices.Clone(h.holders), i, i+1)
+		if len(h.holders) == 0 {
+			h.at = 0
+		}
+	}
+	return h
+}
+
+// next returns the seal in force after entry e (unchanged unless e is a seal or unseal entry).
+func (h sealHold) next(e *pb.Entry) sealHold {
+	if op, token := sealOpOf(e.GetData()); op != 0 {
+		return h.apply(e.GetIndex(), op, token)
+	}
+	return h
+}
+
+// limit returns how far the records up to i may be published under h: i, or the seal entry.
+func (h sealHold) limit(i uint64) uint64 {
+	if h.at != 0 {
+		return min(i, h.at)
 	}
 	return i
 }
 
-// nextSeal returns the seal in force after entry index (of seal op op) given the one before
-// (at, 0 for none): a seal starts one unless one is in force; an unseal ends it.
-func nextSeal(at, index uint64, op uint8) uint64 {
-	switch {
-	case op == sealOp && at == 0:
-		return index
-	case op == unsealOp:
-		return 0
+// sealsAtLocked returns the seal in force after the entries up to i.
+func (s *Storage) sealsAtLocked(i uint64) sealHold {
+	var h sealHold
+	for _, r := range s.seals {
+		if r.index > i {
+			break
+		}
+		h = h.apply(r.index, r.op, r.token)
 	}
-	return at
+	return h
+}
+
+// sealsAt is sealsAtLocked for a caller that does not hold s.mu.
+func (s *Storage) sealsAt(i uint64) sealHold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealsAtLocked(i)
 }
 
 // lastRecordBelow returns the position of the last record before entry i: i−1 down over the
@@ -199,50 +245,31 @@ func (s *Storage) lastRecordBelow(i uint64) uint64 {
 // sealState is what Apply last found of the seal: Seal and Unseal wait on it. Guarded by
 // Log.mu; written by Apply (and Open).
 type sealState struct {
-	at      uint64        // the seal in force, 0 if none
-	last    uint64        // the last record below it
-	unseals uint64        // unseal entries applied since Open
-	changed chan struct{} // closed (and replaced) when Apply applies a seal or unseal entry
+	hold     sealHold
+	last     uint64              // the last record below hold.at
+	unsealed map[uint64]struct{} // tokens whose unseal entry applied since Open
+	changed  chan struct{}       // closed (and replaced) when Apply applies a seal or unseal entry
 }
 
-// sealsIn returns the seal in force after committed (the entries given to Apply) given
-// the one before them, and how many unseal entries they hold.
-func sealsIn(committed []*pb.Entry, before uint64) (after uint64, unseals int) {
-	after = before
+// noteSealsLocked records the seal in force after Apply's entries committed (hold, and the
+// last record below it) and the unseal entries among them, and wakes Seal and Unseal.
+// Called with l.mu held.
+func (l *Log) noteSealsLocked(committed []*pb.Entry, hold sealHold, last uint64) {
+	any := false
 	for _, e := range committed {
-		if op := sealOpOf(e.GetData()); op != 0 {
-			after = nextSeal(after, e.GetIndex(), op)
-			if op == unsealOp {
-				unseals++
+		op, token := sealOpOf(e.GetData())
+		if op == unsealOp {
+			if l.seal.unsealed == nil {
+				l.seal.unsealed = map[uint64]struct{}{}
 			}
+			l.seal.unsealed[token] = struct{}{}
 		}
+		any = any || op != 0
 	}
-	return after, unseals
-}
-
-// sealedAt returns the seal in force after the entries up to i (sealedAtLocked).
-func (s *Storage) sealedAt(i uint64) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sealedAtLocked(i)
-}
-
-// failLocked settles r's proposal with err. Called with l.mu held.
-func (l *Log) failLocked(r *pendingRec, err error) {
-	if p := r.p; p.left > 0 {
-		p.left = 0
-		p.done <- err
-	}
-}
-
-// noteSealsLocked records the seal state after Apply's entries (at: the seal in force, 0
-// none; unseals: unseal entries among them) and wakes Seal and Unseal. Called with l.mu held.
-func (l *Log) noteSealsLocked(at, last uint64, unseals int) {
-	if at == l.seal.at && unseals == 0 {
+	if !any {
 		return
 	}
-	l.seal.at, l.seal.last = at, last
-	l.seal.unseals += uint64(unseals)
+	l.seal.hold, l.seal.last = hold, last
 	if l.seal.changed != nil {
 		close(l.seal.changed)
 	}
@@ -254,44 +281,55 @@ func sealedError(index, at uint64) error {
 	return fmt.Errorf("%w: position %d is after the seal at %d", stream.ErrLogSealed, index, at)
 }
 
+// failLocked settles r's proposal with err. Called with l.mu held.
+func (l *Log) failLocked(r *pendingRec, err error) {
+	if p := r.p; p.left > 0 {
+		p.left = 0
+		p.done <- err
+	}
+}
+
 // sealRetry is how long Seal and Unseal wait for their entry to apply before they propose
 // it again (a proposal raft dropped, or lost with a leader, is never applied).
 const sealRetry = time.Second
 
-// Seal seals the shard's log (stream.SealingLog): on the group's leader, it proposes a seal
-// entry and returns once one has applied here, with the position of the last record before
-// it. A log already sealed returns the same position at once. Not the leader: a
+// Seal seals the shard's log for the resharding token names (stream.SealingLog): on the
+// group's leader, it proposes a seal entry and returns once token holds the seal in force
+// here, with the position of the last record before it. A log already sealed keeps its
+// seal (the same position): token becomes one more holder. Not the leader: a
 // *NotLeaderError (nothing proposed). Not applied within Options.Timeout: ErrNotCommitted.
-func (l *Log) Seal() (uint64, error) {
+func (l *Log) Seal(token uint64) (uint64, error) {
 	deadline := time.Now().Add(l.opts.Timeout)
 	for {
 		l.mu.Lock()
-		at, last, ch, proposer := l.seal.at, l.seal.last, l.sealChangedLocked(), l.proposer
+		held, last, ch, proposer := slices.Contains(l.seal.hold.holders, token), l.seal.last, l.sealChangedLocked(), l.proposer
 		l.mu.Unlock()
-		if at != 0 {
+		if held {
 			return last, nil
 		}
-		if err := l.proposeSeal(proposer, sealOp, deadline, ch); err != nil {
+		if err := l.proposeSeal(proposer, sealEntry(sealOp, token), deadline, ch); err != nil {
 			return 0, err
 		}
 	}
 }
 
-// Unseal proposes an unseal entry (stream.SealingLog) and returns once an unseal entry
-// proposed after the call has applied here; errors as Seal's.
-func (l *Log) Unseal() error {
+// Unseal ends token's hold on the seal (stream.SealingLog): it proposes an unseal entry and
+// returns once one with token has applied here; the seal ends with its last holder. Errors
+// as Seal's.
+func (l *Log) Unseal(token uint64) error {
 	deadline := time.Now().Add(l.opts.Timeout)
 	l.mu.Lock()
-	start := l.seal.unseals
+	delete(l.seal.unsealed, token)
 	l.mu.Unlock()
 	for {
 		l.mu.Lock()
-		done, ch, proposer := l.seal.unseals > start, l.sealChangedLocked(), l.proposer
+		_, done := l.seal.unsealed[token]
+		ch, proposer := l.sealChangedLocked(), l.proposer
 		l.mu.Unlock()
 		if done {
 			return nil
 		}
-		if err := l.proposeSeal(proposer, unsealOp, deadline, ch); err != nil {
+		if err := l.proposeSeal(proposer, sealEntry(unsealOp, token), deadline, ch); err != nil {
 			return err
 		}
 	}
@@ -305,9 +343,9 @@ func (l *Log) sealChangedLocked() chan struct{} {
 	return l.seal.changed
 }
 
-// proposeSeal proposes one seal or unseal entry and waits until ch closes (an entry of the
-// kind applied), sealRetry passes, or the deadline does (ErrNotCommitted).
-func (l *Log) proposeSeal(p Proposer, op uint8, deadline time.Time, ch chan struct{}) error {
+// proposeSeal proposes one seal or unseal entry (data) and waits until ch closes (such an
+// entry applied), sealRetry passes, or the deadline does (ErrNotCommitted).
+func (l *Log) proposeSeal(p Proposer, data []byte, deadline time.Time, ch chan struct{}) error {
 	left := time.Until(deadline)
 	if left <= 0 {
 		return fmt.Errorf("%w: the seal entry did not apply within %v", ErrNotCommitted, l.opts.Timeout)
@@ -315,7 +353,7 @@ func (l *Log) proposeSeal(p Proposer, op uint8, deadline time.Time, ch chan stru
 	if p == nil {
 		return &NotLeaderError{}
 	}
-	if err := p.Propose([][]byte{sealEntry(op)}); err != nil {
+	if err := p.Propose([][]byte{data}); err != nil {
 		return err
 	}
 	t := time.NewTimer(min(left, sealRetry))

@@ -22,7 +22,7 @@ func (c *cluster) sealApplied() uint64 {
 				continue
 			}
 			n.log.mu.Lock()
-			ats[n.log.seal.at] = true
+			ats[n.log.seal.hold.at] = true
 			n.log.mu.Unlock()
 		}
 		if len(ats) == 1 && !ats[0] {
@@ -69,8 +69,8 @@ func batchOf(prefix string, n int) []segment.Record {
 
 // TestSeal seals a group: an append whose entries land right after the seal entry is not
 // acknowledged and never published on any replica; Seal returns the last record before the
-// seal, again on a second call and after every replica restarted; appends are refused while
-// sealed and resume after Unseal.
+// seal, again for a second holder and after every replica restarted; appends are refused
+// while sealed, also after one of two holders unsealed, and resume after the last Unseal.
 func TestSeal(t *testing.T) {
 	c := newCluster(t)
 	a := &acked{recs: map[string]uint64{}}
@@ -85,7 +85,7 @@ func TestSeal(t *testing.T) {
 	lead.log.SetProposer(proposerFunc(func(data [][]byte) error {
 		var err error
 		c.do(func() {
-			if err = lead.rn.Propose(sealEntry(sealOp)); err != nil {
+			if err = lead.rn.Propose(sealEntry(sealOp, 7)); err != nil {
 				return
 			}
 			for _, d := range data {
@@ -102,7 +102,7 @@ func TestSeal(t *testing.T) {
 	}
 	lead.log.SetProposer(orig)
 	at := c.sealApplied()
-	last, err := lead.log.Seal()
+	last, err := lead.log.Seal(7) // held already by the entry proposed above
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +115,9 @@ func TestSeal(t *testing.T) {
 	c.nothingAbove(last)
 	c.check(a, c.converge(last))
 
-	// Sealed: idempotent, and appends refused without a proposal.
-	if again, err := lead.log.Seal(); err != nil || again != last {
+	// Sealed: another Seal (another resharding's token) holds the same seal, and appends
+	// are refused without a proposal.
+	if again, err := lead.log.Seal(8); err != nil || again != last {
 		t.Fatalf("second Seal: %d, %v; want %d", again, err, last)
 	}
 	if err := lead.log.Append(batchOf("refused", 2)); !errors.Is(err, stream.ErrLogSealed) {
@@ -137,15 +138,25 @@ func TestSeal(t *testing.T) {
 	}
 	lead = c.leader()
 	c.nothingAbove(last)
-	if again, err := lead.log.Seal(); err != nil || again != last {
+	if again, err := lead.log.Seal(7); err != nil || again != last {
 		t.Fatalf("Seal after a restart: %d, %v; want %d", again, err, last)
 	}
 	if err := lead.log.Append(batchOf("refused-after-restart", 2)); !errors.Is(err, stream.ErrLogSealed) {
 		t.Fatalf("Append on a sealed log after a restart: %v, want stream.ErrLogSealed", err)
 	}
 
-	// Unseal: appends are acknowledged again, after the seal.
-	if err := lead.log.Unseal(); err != nil {
+	// Unseal of one holder: still sealed; of the last: appends are acknowledged again,
+	// after the seal.
+	if err := lead.log.Unseal(8); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.sealApplied(); got != at {
+		t.Fatalf("with one holder left the seal is at %d, want %d", got, at)
+	}
+	if err := lead.log.Append(batchOf("refused-one-holder", 2)); !errors.Is(err, stream.ErrLogSealed) {
+		t.Fatalf("Append with one holder left: %v, want stream.ErrLogSealed", err)
+	}
+	if err := lead.log.Unseal(7); err != nil {
 		t.Fatal(err)
 	}
 	c.appendOK(lead, a, "after", 5, 2)
@@ -207,7 +218,7 @@ func TestSealUnderAppends(t *testing.T) {
 		}
 		<-time.After(time.Millisecond)
 	}
-	last, err := lead.log.Seal()
+	last, err := lead.log.Seal(1)
 	close(sealed)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +235,7 @@ func TestSealUnderAppends(t *testing.T) {
 	c.sealApplied()
 	c.nothingAbove(last)
 	c.check(a, c.converge(last))
-	if again, err := lead.log.Seal(); err != nil || again != last {
+	if again, err := lead.log.Seal(2); err != nil || again != last {
 		t.Fatalf("second Seal: %d, %v; want %d", again, err, last)
 	}
 }

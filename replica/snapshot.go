@@ -522,7 +522,7 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 	s.cur.Store(seg)
 	s.snap, s.terms, s.confs, s.last, s.applied = man, nil, nil, man.index, man.index
 	s.hs.commit = max(s.hs.commit, man.index)
-	return seg.Publish(s.publishLimitLocked(man.index))
+	return seg.Publish(s.sealsAtLocked(man.index).limit(man.index))
 }
 
 // noteCompacted records in raft.snap that retention moved FirstIndex: the snapshot the log

@@ -311,7 +311,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 		switch {
 		case marked && rec.kind == kindEmpty:
 			if sr, ok := s.sealAtLocked(i); ok && sr.term == term {
-				e.Data = sealEntry(sr.op)
+				e.Data = sealEntry(sr.op, sr.token)
 			}
 		case marked && rec.kind == kindConf:
 			k := sort.Search(len(s.confs), func(k int) bool { return s.confs[k].index >= i })
@@ -408,9 +408,10 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 		case len(e.GetData()) == 0:
 			s.terms = append(s.terms, termRec{i, term, kindEmpty})
 			changed = true
-		case sealOpOf(e.GetData()) != 0: // a gap, kept in raft.seal too (seal.go)
+		case isSealEntry(e.GetData()): // a gap, kept in raft.seal too (seal.go)
 			s.terms = append(s.terms, termRec{i, term, kindEmpty})
-			s.seals = append(s.seals, sealRec{i, term, sealOpOf(e.GetData())})
+			op, token := sealOpOf(e.GetData())
+			s.seals = append(s.seals, sealRec{index: i, term: term, op: op, token: token})
 			changed, sealsChanged = true, true
 		default:
 			r, _, err := frame.Decode(e.GetData())

@@ -30,13 +30,13 @@ func (l *sealLog) Append(batch []segment.Record) error {
 	return l.Log.Append(batch)
 }
 
-func (l *sealLog) Seal() (uint64, error) {
+func (l *sealLog) Seal(uint64) (uint64, error) {
 	l.seals.Add(1)
 	l.sealed.Store(true)
 	return l.Log.Tip(), nil
 }
 
-func (l *sealLog) Unseal() error {
+func (l *sealLog) Unseal(uint64) error {
 	l.sealed.Store(false)
 	return nil
 }
