@@ -166,10 +166,11 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // OpenShardLog is the engine's Options.OpenShardLog in cluster mode: the shard's replica
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
-// local log, as before cluster mode, and the log says so. A shard whose placement does not
+// local log, as before cluster mode, and the log says so. A shard this node's own resharding
+// adds is placed here first (placementToOpen): its log opens before the catalog transaction. A shard whose placement does not
 // name this node is served from its replicas on other nodes (remoteLog, remote.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
-	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
+	p, ok, err := r.c.placementToOpen(cfg.Stream, cfg.Shard)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 	if err != nil {
 		return nil, err
 	}
-	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, shard: cfg.Shard}
+	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard}
 	l.SetProposer(sl)
 	var peers []uint64 // not an initial voter (a wiped directory): wait to be added
 	if slices.Contains(p.Raft, r.cfg.RaftID) {
@@ -210,6 +211,7 @@ type shardLog struct {
 	r      *Replication
 	gid    multiraft.GroupID
 	stream string
+	gen    uint64 // the stream's incarnation
 	shard  stream.ShardID
 
 	leading bool // what checkLeadership last logged; the reconcile goroutine only
@@ -524,6 +526,8 @@ func (r *Replication) HandlePeer(path string, header func(string) []byte, body [
 		return r.serveForward(body)
 	case ReadPath:
 		return r.serveRead(body)
+	case SealPath:
+		return r.serveSeal(body)
 	}
 	return http.StatusNotFound, nil
 }

@@ -523,7 +523,7 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 	s.snap, s.terms, s.confs, s.last, s.applied = man, nil, nil, man.index, man.index
 	s.cache.reset()
 	s.hs.commit = max(s.hs.commit, man.index)
-	return seg.Publish(man.index)
+	return seg.Publish(s.sealsAtLocked(man.index).limit(man.index))
 }
 
 // noteCompacted records in raft.snap that retention moved FirstIndex: the snapshot the log

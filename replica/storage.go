@@ -65,7 +65,8 @@ type Storage struct {
 	snap  snapRec       // the snapshot the log starts from (raft.snap); index 0: none
 	terms []termRec     // one per term start, empty entry and conf entry, by index
 	confs []confRec
-	last  uint64 // LastIndex
+	seals []sealRec // raft.seal (seal.go)
+	last  uint64    // LastIndex
 	// applied is the last index given to Apply (at open: Applied); a snapshot is taken there.
 	applied uint64
 	buf     []segment.Record
@@ -119,6 +120,9 @@ func openStorage(log *segment.Log, dir string, so segment.Options) (*Storage, er
 	}
 	s.dropAboveLocked(last)
 	s.last = last
+	if err := s.loadSealsLocked(); err != nil {
+		return nil, err
+	}
 	s.applied = s.appliedLocked()
 	return s, nil
 }
@@ -333,6 +337,9 @@ func (s *Storage) readEntriesLocked(lo, hi, maxSize uint64) ([]*pb.Entry, uint64
 		rec, marked := s.recAtLocked(i)
 		switch {
 		case marked && rec.kind == kindEmpty:
+			if sr, ok := s.sealAtLocked(i); ok && sr.term == term {
+				e.Data = sealEntry(sr.op, sr.token)
+			}
 		case marked && rec.kind == kindConf:
 			k := sort.Search(len(s.confs), func(k int) bool { return s.confs[k].index >= i })
 			if k == len(s.confs) || s.confs[k].index != i {
@@ -404,7 +411,7 @@ func (s *Storage) persist(rd *raft.Ready, seen func(r *frame.Record, index, term
 
 func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Record, index, term uint64)) (wait func() error, err error) {
 	first := ents[0].GetIndex()
-	changed := false
+	changed, sealsChanged := false, false
 	if first <= s.last {
 		// A conflicting suffix from an earlier term: cut it, durably, first.
 		if err := s.log.Truncate(first - 1); err != nil {
@@ -412,6 +419,7 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 		}
 		s.cache.cutFrom(first)
 		s.dropAboveLocked(first - 1)
+		sealsChanged = s.dropSealsAboveLocked(first - 1)
 		s.last = first - 1
 		changed = true
 	}
@@ -428,6 +436,11 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 		case len(e.GetData()) == 0:
 			s.terms = append(s.terms, termRec{i, term, kindEmpty})
 			changed = true
+		case isSealEntry(e.GetData()): // a gap, kept in raft.seal too (seal.go)
+			s.terms = append(s.terms, termRec{i, term, kindEmpty})
+			op, token := sealOpOf(e.GetData())
+			s.seals = append(s.seals, sealRec{index: i, term: term, op: op, token: token})
+			changed, sealsChanged = true, true
 		default:
 			r, _, err := frame.Decode(e.GetData())
 			if err != nil {
@@ -443,6 +456,11 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 			batch = append(batch, segment.Record{Seq: i, Time: r.Time, Flags: r.Flags, Key: r.Key, Data: r.Data})
 		}
 		prev = term
+	}
+	if sealsChanged {
+		if err := writeSide(s.fs, s.dir, sealName, encodeSeals(s.seals)); err != nil {
+			return nil, err
+		}
 	}
 	if confChanged {
 		if err := writeSide(s.fs, s.dir, confName, encodeConfs(s.confs)); err != nil {
