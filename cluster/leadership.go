@@ -138,10 +138,12 @@ func (r *Replication) ledNow() []*shardLog {
 	return led
 }
 
-// handOffVoters returns, sorted, the caught-up voters of group gid (which this node leads)
-// that are registered nodes other than this one and not leaving.
+// handOffVoters returns, sorted, the voters of group gid (which this node leads) it heard
+// from lately that are registered nodes other than this one and not leaving. Not only the
+// caught-up ones: under load every follower trails the newest commit by the entries in
+// flight, and raft catches the transferee up before it hands over.
 func (r *Replication) handOffVoters(gid multiraft.GroupID) []uint64 {
-	voters, err := r.host.CaughtUpVoters(gid)
+	voters, err := r.host.ActiveVoters(gid)
 	if err != nil {
 		return nil
 	}

@@ -50,3 +50,27 @@ func (h *Host) CaughtUpVoters(id GroupID) ([]uint64, error) {
 	})
 	return out, err
 }
+
+// ActiveVoters returns the voters of group id, other than this node, that this node, its
+// leader, heard from within the last election timeout (raft's RecentActive), whatever
+// their log's lag: a leadership transfer to one of them completes once raft has caught it
+// up, which under load a transfer to a CaughtUpVoter would need as well, since a follower
+// trails the newest commit by the entries in flight. Learners are not listed. It returns a
+// *NotLeaderError when this node does not lead the group.
+func (h *Host) ActiveVoters(id GroupID) ([]uint64, error) {
+	var out []uint64
+	err := h.withGroup(context.Background(), id, func(g *group) error {
+		st := g.rn.BasicStatus()
+		if st.RaftState != raft.StateLeader {
+			return &NotLeaderError{Leader: st.Lead}
+		}
+		self := h.cfg.NodeID
+		g.rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
+			if id != self && typ == raft.ProgressTypePeer && !pr.IsLearner && pr.RecentActive {
+				out = append(out, id)
+			}
+		})
+		return nil
+	})
+	return out, err
+}

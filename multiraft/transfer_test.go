@@ -28,6 +28,14 @@ func TestTransferLeader(t *testing.T) {
 	if slices.Sort(voters); !slices.Equal(voters, []uint64{2, 3}) {
 		t.Fatalf("caught-up voters of a quiesced group: %v, want [2 3]", voters)
 	}
+	if _, err := c.node(3).host.ActiveVoters(id); !errors.As(err, &nl) {
+		t.Fatalf("ActiveVoters on a follower: %v, want a NotLeaderError", err)
+	}
+	waitFor(t, "the leader to have heard from both followers", func() bool {
+		active, err := c.node(1).host.ActiveVoters(id)
+		slices.Sort(active)
+		return err == nil && slices.Equal(active, []uint64{2, 3})
+	})
 
 	if err := c.node(1).host.TransferLeader(id, 3); err != nil {
 		t.Fatal(err)

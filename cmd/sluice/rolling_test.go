@@ -98,39 +98,38 @@ func (rp *rollingProducers) count() int {
 	return len(rp.acked)
 }
 
-// preferLeaders names node shard%3+1 the preferred leader of every shard of name in its
-// placement record, and returns the API address each shard should end up led from.
-func preferLeaders(t *testing.T, etcd, name string, nodes []*clusterNode, shards int) map[uint32]string {
-	c, err := cluster.Dial(cluster.Config{Endpoints: []string{etcd}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+// preferredLeaders reads the preferred leader the controller wrote in each shard's placement
+// record (it balances them over the nodes), waiting until every shard has one, and returns
+// the API address each shard should be led from.
+func preferredLeaders(t *testing.T, c *cluster.Client, name string, nodes []*clusterNode, shards int) map[uint32]string {
+	t.Helper()
 	want := map[uint32]string{}
-	for sh := range shards {
-		p, ok, err := c.PlacementOf(name, shardmap.ShardID(sh))
-		if err != nil || !ok {
-			t.Fatalf("placement of shard %d: %v %v", sh, ok, err)
+	waitLong(t, "the controller to name every shard's preferred leader", func() bool {
+		for sh := range shards {
+			p, ok, err := c.PlacementOf(name, shardmap.ShardID(sh))
+			if err != nil || !ok || p.Leader == 0 || int(p.Leader) > len(nodes) {
+				return false
+			}
+			want[uint32(sh)] = nodes[p.Leader-1].addr
 		}
-		p.Leader = uint64(sh%3 + 1)
-		if done, err := c.SetPlacementRaft(name, shardmap.ShardID(sh), p); err != nil || !done {
-			t.Fatalf("writing shard %d's preferred leader: %v %v", sh, done, err)
-		}
-		want[uint32(sh)] = nodes[sh%3].addr
-	}
+		return true
+	})
 	return want
 }
 
-// waitLeaders waits until every node answers the native leaders request with want.
-func waitLeaders(t *testing.T, nodes []*clusterNode, name string, want map[uint32]string) {
+// waitLeaders waits until every node answers the native leaders request with the preferred
+// leaders, read again at every look (the controller may move a preference while a node is
+// away).
+func waitLeaders(t *testing.T, c *cluster.Client, nodes []*clusterNode, name string, shards int) {
 	t.Helper()
 	for _, n := range nodes {
-		c, err := client.New(client.Config{Endpoint: n.base()})
+		lc, err := client.New(client.Config{Endpoint: n.base()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		waitLong(t, fmt.Sprintf("node %d to see every shard led by its preferred leader", n.id), func() bool {
-			got, err := c.ShardLeaders(context.Background(), name)
+			want := preferredLeaders(t, c, name, nodes, shards)
+			got, err := lc.ShardLeaders(context.Background(), name)
 			if err != nil || len(got) != len(want) {
 				return false
 			}
@@ -141,7 +140,7 @@ func waitLeaders(t *testing.T, nodes []*clusterNode, name string, want map[uint3
 			}
 			return true
 		})
-		c.Close()
+		lc.Close()
 	}
 }
 
@@ -178,8 +177,8 @@ func procGone(pid int) bool {
 }
 
 // TestRollingRestart runs three `sluice serve` processes on a real etcd (a stream of 4
-// shards, each shard's placement naming a preferred leader spread over the nodes, which
-// the leaders transfer to), three Go Producers writing through the three nodes throughout
+// shards, each shard's placement naming the preferred leader the controller spread over
+// the nodes, which the leaders transfer to), three Go Producers writing through the three nodes throughout
 // (default retries), and tools/rolling-restart, which restarts every node in turn with
 // SIGTERM. It checks that each node led no shard when it stopped (its "leadership handed
 // off" line), that no record failed in any producer, that the preferred leaders lead
@@ -192,8 +191,12 @@ func TestRollingRestart(t *testing.T) {
 	}
 	const name, shards = "rolling", 4
 	etcd, nodes := startClusterArgs(t, name, shards, "--limits", "off")
-	want := preferLeaders(t, etcd, name, nodes, shards)
-	waitLeaders(t, nodes, name, want)
+	ec, err := cluster.Dial(cluster.Config{Endpoints: []string{etcd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	waitLeaders(t, ec, nodes, name, shards)
 
 	rp := startRollingProducers(t, nodes, name)
 	waitLong(t, "records acknowledged before the restarts", func() bool { return rp.count() >= 500 })
@@ -239,7 +242,7 @@ func TestRollingRestart(t *testing.T) {
 			t.Errorf("node %d stopped still leading shards, or did not say: %q", n.id, line)
 		}
 	}
-	waitLeaders(t, nodes, name, want)
+	waitLeaders(t, ec, nodes, name, shards)
 	after := rp.count()
 	waitLong(t, "records acknowledged after the restarts", func() bool { return rp.count() >= after+500 })
 	stats := rp.stop(t)
