@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,20 +17,22 @@ import (
 	"github.com/sluice-streams/sluice/stream"
 )
 
-// Placement: placement/<stream>/<shard> holds the ids of the nodes that hold the shard's
-// replicas, {"replicas":[1,2,3]}. It is written in the catalog transaction that creates
-// the shard (a stream's creation or a resharding) and deleted in the one that drops it
-// (a deletion, a pruning), so it is changed only by the writer that won the stream's
-// compare-and-swap. A shard's replicas are the cluster's replication factor's worth of the
-// nodes up when it is created: all of them when there are no more than that, otherwise
-// those that rank highest for the shard by rendezvous hashing (stable, and spread evenly).
-// With fewer nodes up than the factor, the shard is placed on those there are.
-
+// Placement: placement/<stream>/<shard> holds the ids of the nodes that are to hold the
+// shard's replicas, {"replicas":[1,2,3]}: the desired replica set. It is written in the
+// catalog transaction that creates the shard (a stream's creation or a resharding) and
+// deleted in the one that drops it (a deletion, a pruning); between the two, whatever
+// changes `replicas` (an operator, a controller) moves the shard's replicas: the group's
+// leader converges the group to it (move.go) and each node keeps or deletes its replica
+// (lifecycle.go). At creation a shard's replicas are the cluster's replication factor's
+// worth of the nodes up: all of them when there are no more than that, otherwise those that
+// rank highest for the shard by rendezvous hashing (stable, and spread evenly). With fewer
+// nodes up than the factor, the shard is placed on those there are.
 //
-// Raft records, in the same order, the Raft ids the replicas had when the shard was created
-// (its group's initial voters), and is updated when a group's leader replaces the id of a
-// node whose data directory was wiped (replication.go): Raft[i] is the id node Replicas[i]
-// holds the group's replica under.
+// Raft records, in the same order, the Raft ids of the group's voters as the group's leader
+// last recorded them: Raft[i] is the id node Replicas[i] holds the group's replica under
+// when that replica is a voter, 0 when it is not (yet). At creation it is the group's
+// initial voters; the leader rewrites it after each change of the group's voters
+// (SetPlacementRaft), with a compare-and-swap on the record's revision.
 
 type placementValue struct {
 	Replicas []uint64 `json:"replicas"`
@@ -39,7 +42,7 @@ type placementValue struct {
 // ShardPlacement is one shard's placement record.
 type ShardPlacement struct {
 	Replicas []uint64 // node ids
-	Raft     []uint64 // the Raft id of each replica's member of the group (same order); may be empty
+	Raft     []uint64 // the Raft id of each replica that is a voter (same order; 0: not a voter); may be empty
 	Rev      int64    // the record's ModRevision, for SetPlacementRaft
 }
 
@@ -209,4 +212,35 @@ func (c *Client) AllPlacements() (map[ShardKey]ShardPlacement, error) {
 		out[ShardKey{name, stream.ShardID(id)}] = p
 	}
 	return out, nil
+}
+
+// WatchPlacement watches every placement record: the channel receives a value after each
+// change (changes that come together may give one value), and one when the watch starts,
+// until ctx ends and it is closed. A watch that etcd ends (a compaction, a lost etcd leader)
+// is started again after a second, with a value for what it may have missed.
+func (c *Client) WatchPlacement(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			select { // what changed while no watch ran (none before the first)
+			case out <- struct{}{}:
+			default:
+			}
+			for resp := range c.cli.Watch(clientv3.WithRequireLeader(ctx), c.prefix+"placement/", clientv3.WithPrefix()) {
+				if resp.Err() != nil || len(resp.Events) == 0 {
+					continue
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return out
 }

@@ -15,10 +15,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/replica"
@@ -39,14 +39,15 @@ import (
 //
 // Raft ids and the wiped-disk rule. A node is, in every group, the Raft id of its data
 // directory (RaftID, node.json), registered in its membership key. The placement record
-// of a shard lists its initial voters' Raft ids. A node whose id is among them bootstraps
-// the group with them when its replica's storage is empty; a node whose id is not (its
-// directory was wiped: it has a new id) starts the group with no peers and waits. The
-// group's leader, seeing a placement slot whose node is registered under a Raft id that is
-// not a voter, proposes one configuration change (joint consensus, left automatically):
-// remove the slot's old id, add the new one; once applied it records the new id in the
-// slot (SetPlacementRaft). The new member catches up from the leader's log. So a node never
-// votes or leads with state it forgot: its forgotten self is removed, never resumed.
+// of a shard lists its voters' Raft ids (0 in a slot whose node is not a voter yet). A node
+// whose id is among them bootstraps the group with them when its replica's storage is
+// empty; a node whose id is not (its directory was wiped: it has a new id; or it is a new
+// replica) starts the group with no peers and waits. The group's leader treats the node of
+// a slot registered under a Raft id that is not a voter as any replica to add (move.go): it
+// adds the new id as a learner, promotes it once caught up in the same joint change that
+// removes the slot's old id, and records the new id in the slot (SetPlacementRaft). So a
+// node never votes or leads with state it forgot: its forgotten self is removed, never
+// resumed.
 type Replication struct {
 	c    *Client
 	cfg  ReplicationConfig
@@ -76,10 +77,12 @@ type ReplicationConfig struct {
 	TickInterval time.Duration
 	// AppendTimeout bounds how long an append waits for its records to commit; default 5 s.
 	AppendTimeout time.Duration
-	// ReconcileEvery is how often a leader checks its groups' members against placement
-	// and membership when nothing changed; default 30 s. It checks sooner, at the next
-	// LeaderCheckEvery, after a membership change, after it gained the leadership of a
-	// group, and while a replacement is under way in a group it leads.
+	// ReconcileEvery is how often the node checks its groups against placement and
+	// membership when nothing changed (a leader its group's members, every node its own
+	// replica's lifecycle); default 30 s. It checks sooner, at the next LeaderCheckEvery,
+	// after a membership change, after a change of placement (it watches the placement
+	// records), after it gained the leadership of a group, and while a change is under way
+	// in one of its groups.
 	ReconcileEvery time.Duration
 	// LeaderCheckEvery is how often the node looks at which of its groups it leads (and
 	// logs each change, "shard leadership"); this reads nothing from etcd. Default 2 s.
@@ -160,7 +163,8 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // OpenShardLog is the engine's Options.OpenShardLog in cluster mode: the shard's replica
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
-// local log, as before cluster mode, and the log says so.
+// local log, as before cluster mode, and the log says so. The replica under the returned
+// log changes when the node's replica is removed from the group (lifecycle.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
 	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
 	if err != nil {
@@ -171,38 +175,67 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 			"stream", cfg.Stream, "shard", cfg.Shard.String())
 		return stream.OpenSegmentLog(cfg)
 	}
-	l, err := replica.Open(cfg.Dir, replica.Options{Segment: cfg.Opts, NodeID: r.cfg.RaftID, Timeout: r.cfg.AppendTimeout})
+	if err := removeTombstone(cfg.Dir); err != nil {
+		return nil, err
+	}
+	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, shard: cfg.Shard}
+	var peers []uint64 // not an initial voter (a wiped directory, a new replica): wait to be added
+	if slices.Contains(p.Raft, r.cfg.RaftID) {
+		for _, id := range p.Raft {
+			if id != 0 { // a slot whose node is not a voter yet
+				peers = append(peers, id)
+			}
+		}
+	}
+	l, err := r.startReplica(sl, peers)
 	if err != nil {
 		return nil, err
 	}
-	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, shard: cfg.Shard}
-	l.SetProposer(sl)
-	var peers []uint64 // not an initial voter (a wiped directory): wait to be added
-	if slices.Contains(p.Raft, r.cfg.RaftID) {
-		peers = p.Raft
-	}
-	// Applied: what the replica applied before it stopped, so that raft does not apply its
-	// configuration changes twice.
-	if err := r.host.AddGroup(sl.gid, peers, l, multiraft.GroupOptions{Applied: l.Applied()}); err != nil {
-		l.Close()
-		return nil, err
-	}
+	sl.cur.Store(l)
 	r.mu.Lock()
 	r.groups[sl.gid] = sl
 	r.mu.Unlock()
 	return sl, nil
 }
 
+// startReplica opens the replica in s's directory and starts driving s's group with it:
+// bootstrapped with peers when its storage is empty and peers is not, otherwise restarted
+// from its storage, or waiting to be added.
+func (r *Replication) startReplica(s *shardLog, peers []uint64) (*replica.Log, error) {
+	l, err := replica.Open(s.cfg.Dir, replica.Options{Segment: s.cfg.Opts, NodeID: r.cfg.RaftID, Timeout: r.cfg.AppendTimeout})
+	if err != nil {
+		return nil, err
+	}
+	l.SetProposer(s)
+	// Applied: what the replica applied before it stopped, so that raft does not apply its
+	// configuration changes twice.
+	if err := r.host.AddGroup(s.gid, peers, l, multiraft.GroupOptions{Applied: l.Applied()}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
 // shardLog is a shard's replica as the engine sees it: replica.Log's ShardLog, with the
-// leader known (stream.LeaderLog) and replica's errors turned into the engine's.
+// leader known (stream.LeaderLog) and replica's errors turned into the engine's. The replica
+// under it is replaced by an empty one when this node's replica leaves the group
+// (lifecycle.go); the engine keeps the same shardLog.
 type shardLog struct {
-	*replica.Log
 	r      *Replication
 	gid    multiraft.GroupID
+	cfg    stream.ShardLogConfig
 	stream string
 	shard  stream.ShardID
 
-	leading bool // what checkLeadership last logged; the reconcile goroutine only
+	// cur is the replica. Stored by OpenShardLog and by retire (under swap); loaded by every
+	// method. A method that loaded a replica replaced meanwhile gets segment.ErrClosed from
+	// it, as the engine's calls on a closed log do.
+	cur  atomic.Pointer[replica.Log]
+	swap sync.Mutex // serialises retire, Close and Remove
+
+	// Owned by the reconcile goroutine.
+	leading bool   // what checkLeadership last logged
+	mark    uint64 // the commit index at the leader's previous reconcile of the group (learners catch up to it)
 }
 
 var _ stream.LeaderLog = (*shardLog)(nil)
@@ -234,7 +267,7 @@ func (s *shardLog) Propose(data [][]byte) error {
 // Append appends through Raft; an append refused because another node leads is an error
 // wrapping *stream.NotLeaderError, which the server forwards.
 func (s *shardLog) Append(batch []segment.Record) error {
-	err := s.Log.Append(batch)
+	err := s.cur.Load().Append(batch)
 	if nl := (*replica.NotLeaderError)(nil); errors.As(err, &nl) {
 		return &stream.NotLeaderError{Leader: nl.Leader}
 	}
@@ -243,14 +276,18 @@ func (s *shardLog) Append(batch []segment.Record) error {
 
 // Close stops driving the group, then closes the replica.
 func (s *shardLog) Close() error {
+	s.swap.Lock()
+	defer s.swap.Unlock()
 	s.r.drop(s.gid)
-	return s.Log.Close()
+	return s.cur.Load().Close()
 }
 
 // Remove stops driving the group, then removes the replica's files.
 func (s *shardLog) Remove() error {
+	s.swap.Lock()
+	defer s.swap.Unlock()
 	s.r.drop(s.gid)
-	return s.Log.Remove()
+	return s.cur.Load().Remove()
 }
 
 func (r *Replication) drop(gid multiraft.GroupID) {
@@ -260,10 +297,11 @@ func (r *Replication) drop(gid multiraft.GroupID) {
 	_ = r.host.RemoveGroup(gid) // unknown after a Close of the host: nothing to stop
 }
 
-// Run follows membership until ctx ends: each node's peer address goes to the Host
-// (SetPeer), its coming and going to NodeUp and NodeDown, and a leader reconciles its
-// groups' members with placement (the wiped-disk rule; see ReplicationConfig for when). It
-// returns once the first membership is read.
+// Run follows membership and placement until ctx ends: each node's peer address goes to the
+// Host (SetPeer), its coming and going to NodeUp and NodeDown, a leader moves its groups'
+// members to their placement (move.go, the wiped-disk rule among them) and every node applies
+// the replica lifecycle (lifecycle.go); see ReplicationConfig for when. It returns once the
+// first membership is read.
 func (r *Replication) Run(ctx context.Context) error {
 	nodes, events, err := r.c.WatchMembers(ctx)
 	if err != nil {
@@ -282,6 +320,11 @@ func (r *Replication) Run(ctx context.Context) error {
 		}
 	}()
 	go func() {
+		for range r.c.WatchPlacement(ctx) {
+			r.kickReconcile()
+		}
+	}()
+	go func() {
 		t := time.NewTicker(r.cfg.LeaderCheckEvery)
 		defer t.Stop()
 		var last time.Time // of the last reconcile
@@ -294,9 +337,9 @@ func (r *Replication) Run(ctx context.Context) error {
 			case <-r.kick:
 				due = true
 			}
-			led, gained := r.checkLeadership()
+			all, gained := r.checkLeadership()
 			if due || gained || time.Since(last) >= r.cfg.ReconcileEvery {
-				due = r.reconcile(led)
+				due = r.reconcile(all)
 				last = time.Now()
 			}
 		}
@@ -349,12 +392,12 @@ func (r *Replication) kickReconcile() {
 	}
 }
 
-// checkLeadership returns the groups this node leads, logs each change of whether it leads
-// a shard ("shard leadership", leads=true|false), and reports whether it gained the
-// leadership of a group since the last check. It reads nothing from etcd.
-func (r *Replication) checkLeadership() (led []*shardLog, gained bool) {
+// checkLeadership returns the groups of this node, logs each change of whether it leads a
+// shard ("shard leadership", leads=true|false; shardLog.leading), and reports whether it
+// gained the leadership of a group since the last check. It reads nothing from etcd.
+func (r *Replication) checkLeadership() (all []*shardLog, gained bool) {
 	r.mu.Lock()
-	all := make([]*shardLog, 0, len(r.groups))
+	all = make([]*shardLog, 0, len(r.groups))
 	for _, s := range r.groups {
 		all = append(all, s)
 	}
@@ -366,19 +409,17 @@ func (r *Replication) checkLeadership() (led []*shardLog, gained bool) {
 			gained = gained || here
 			r.log.Info("shard leadership", "stream", s.stream, "shard", s.shard.String(), "leads", here)
 		}
-		if here {
-			led = append(led, s)
-		}
 	}
-	return led, gained
+	return all, gained
 }
 
-// reconcile replaces, in every group of led (the groups this node leads), the member of a
-// placement slot whose node registered under another Raft id (see Replication). It reads
-// the placement of every shard with one etcd request. It reports whether a replacement is
-// under way in one of the groups (another pass is due at the next check).
-func (r *Replication) reconcile(led []*shardLog) (busy bool) {
-	if len(led) == 0 {
+// reconcile makes one step, in every group of groups (the groups of this node), towards
+// its placement record: in a group this node leads, reconcileGroup's step of a move; in the
+// others, the replica lifecycle (settle). It reads the placement of every shard with one
+// etcd request. It reports whether a change is under way in one of the groups (another pass
+// is due at the next check).
+func (r *Replication) reconcile(groups []*shardLog) (busy bool) {
+	if len(groups) == 0 {
 		return false
 	}
 	r.mu.Lock()
@@ -392,12 +433,17 @@ func (r *Replication) reconcile(led []*shardLog) (busy bool) {
 		r.log.Warn("reading the placement of shards", "err", err)
 		return true
 	}
-	for _, s := range led {
+	for _, s := range groups {
 		p, ok := placements[ShardKey{s.stream, s.shard}]
 		if !ok {
 			continue
 		}
-		more, err := r.reconcileGroup(s, p, byNode)
+		var more bool
+		if s.leading {
+			more, err = r.reconcileGroup(s, p, byNode)
+		} else {
+			more, err = r.settle(s, p)
+		}
 		if err != nil {
 			r.log.Warn("reconciling a shard's replicas", "stream", s.stream, "shard", s.shard.String(), "err", err)
 		}
@@ -406,64 +452,49 @@ func (r *Replication) reconcile(led []*shardLog) (busy bool) {
 	return busy
 }
 
-// reconcileGroup makes at most one change in group s towards placement p and membership
-// byNode; it reports whether a change is under way (made now, or by an earlier pass).
+// reconcileGroup makes at most one step of a move (move.go) in group s, which this node
+// leads, towards placement p and membership byNode: the Raft id a slot wants is the one its
+// node is registered under, or, for a node not registered now, the one the slot records. It
+// reports whether a change is under way (made now, or by an earlier pass).
 func (r *Replication) reconcileGroup(s *shardLog, p ShardPlacement, byNode map[uint64]Node) (busy bool, err error) {
 	if len(p.Raft) != len(p.Replicas) {
 		return false, nil
 	}
-	// Cheap test first, without the group's status: every registered replica is the
-	// member its slot names.
-	stale := false
-	for i, nodeID := range p.Replicas {
-		if n, up := byNode[nodeID]; up && n.RaftID != 0 && n.RaftID != p.Raft[i] {
-			stale = true
-		}
-	}
-	if !stale {
-		return false, nil
-	}
 	st, err := r.host.Status(s.gid)
-	if err != nil {
+	if err != nil || st.RaftState != raft.StateLeader {
 		return false, err
 	}
-	voters, outgoing := st.Config.Voters[0], st.Config.Voters[1]
-	if len(outgoing) > 0 {
-		return true, nil // a change is under way
-	}
+	want := make([]uint64, len(p.Replicas))
 	for i, nodeID := range p.Replicas {
-		n, up := byNode[nodeID]
-		if !up || n.RaftID == 0 || n.RaftID == p.Raft[i] {
-			continue
+		want[i] = p.Raft[i]
+		if n, up := byNode[nodeID]; up && n.RaftID != 0 {
+			want[i] = n.RaftID
 		}
-		old := p.Raft[i]
-		_, newIn := voters[n.RaftID]
-		_, oldIn := voters[old]
-		if newIn && !oldIn {
-			p.Raft = slices.Clone(p.Raft)
-			p.Raft[i] = n.RaftID
-			if _, err := r.c.SetPlacementRaft(s.stream, s.shard, p); err != nil {
-				return true, err
-			}
-			r.log.Info("shard replica replaced", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", n.RaftID)
-			return true, nil // one change at a time; the next pass sees the next slot
+	}
+	mark := s.mark
+	s.mark = st.GetCommit()
+	sp := planStep(st, r.cfg.RaftID, want, p.Raft, mark)
+	attrs := []any{"stream", s.stream, "shard", s.shard.String(), "why", sp.why}
+	switch sp.kind {
+	case stepNone:
+		return false, nil
+	case stepRecord:
+		q := p
+		q.Raft = sp.raft
+		if ok, err := r.c.SetPlacementRaft(s.stream, s.shard, q); err != nil || !ok {
+			return true, err // !ok: the record changed meanwhile; the next pass reads it again
 		}
-		if newIn {
-			busy = true // both ids are voters: the change is being applied
-			continue
-		}
-		cc := &raftpb.ConfChangeV2{}
-		if oldIn {
-			cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: &old})
-		}
-		id := n.RaftID
-		cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: &id})
+		r.log.Info("shard placement records the group's voters", append(attrs, "replicas", p.Replicas, "raft_ids", sp.raft)...)
+	case stepConf:
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r.log.Info("replacing a shard replica whose node came back with a new Raft id", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", id)
-		return true, r.host.ProposeConfChange(ctx, s.gid, cc)
+		r.log.Info("changing a shard's replicas", append(attrs, "change", describeChange(sp.cc))...)
+		return true, r.host.ProposeConfChange(ctx, s.gid, sp.cc)
+	case stepTransfer:
+		r.log.Info("transferring a shard's leadership", append(attrs, "to_raft_id", sp.to)...)
+		return true, r.host.TransferLeadership(s.gid, sp.to)
 	}
-	return busy, nil
+	return true, nil // stepWait
 }
 
 // signer signs every request of the Host's transport with the peer key.
