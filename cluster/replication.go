@@ -461,8 +461,11 @@ func (r *Replication) reconcileGroup(s *shardLog, p ShardPlacement, byNode map[u
 		return false, nil
 	}
 	st, err := r.host.Status(s.gid)
-	if err != nil || st.RaftState != raft.StateLeader {
+	if err != nil {
 		return false, err
+	}
+	if st.RaftState != raft.StateLeader {
+		return r.settle(s, p) // it lost the leadership since the check (handed it over, say)
 	}
 	want := make([]uint64, len(p.Replicas))
 	for i, nodeID := range p.Replicas {
