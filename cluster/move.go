@@ -31,10 +31,10 @@ const (
 // step is one decision of planStep.
 type step struct {
 	kind stepKind
-	raft []uint64               // stepRecord: the placement's new `raft`
-	cc   *raftpb.ConfChangeV2   // stepConf
-	to   uint64                 // stepTransfer
-	why  string                 // for the log
+	raft []uint64             // stepRecord: the placement's new `raft`
+	cc   *raftpb.ConfChangeV2 // stepConf
+	to   uint64               // stepTransfer
+	why  string               // for the log
 }
 
 // planStep decides the leader's next step in a group. st is the group's status on its leader
