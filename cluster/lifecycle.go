@@ -19,7 +19,9 @@ import (
 // of the group's voters an empty replica waiting to be added (the group's leader adds it as
 // a learner, catches it up and promotes it; reconcileGroup). A node whose id is not in
 // `replicas` and whose replica was removed from the group's configuration — the removal
-// applied here, so the replica is no longer a voter or a learner — stops driving the group,
+// applied here, or listed in the placement's `removed` by the leader that applied it (a
+// removed member may miss the entry that removed it: the leader sends it nothing after) — so
+// that the replica is no longer a voter or a learner, stops driving the group,
 // deletes the replica's files and goes on with an empty replica waiting to be added (retire):
 // what a node not in `replicas` holds when it opens the shard. A replica that is still a
 // member is never deleted, whatever the placement says: the group's leader removes it first.
@@ -94,10 +96,10 @@ func (r *Replication) settle(s *shardLog, p ShardPlacement) (awaiting bool, err 
 		return false, err
 	}
 	switch {
-	case isMember(st.Config, r.cfg.RaftID):
-		return true, nil // the leader removes it first
 	case !hasConfig(st.Config):
 		return false, nil // holds nothing: an empty replica waiting to be added
+	case isMember(st.Config, r.cfg.RaftID) && !slices.Contains(p.Removed, r.cfg.RaftID):
+		return true, nil // the leader removes it first
 	}
 	return false, r.retire(s)
 }

@@ -28,21 +28,26 @@ const (
 	stepTransfer                 // transfer the leadership to the voter to
 )
 
+// maxRemoved bounds a placement's `removed` (placement.go).
+const maxRemoved = 8
+
 // step is one decision of planStep.
 type step struct {
-	kind stepKind
-	raft []uint64             // stepRecord: the placement's new `raft`
-	cc   *raftpb.ConfChangeV2 // stepConf
-	to   uint64               // stepTransfer
-	why  string               // for the log
+	kind    stepKind
+	raft    []uint64             // stepRecord: the placement's new `raft`
+	removed []uint64             // stepRecord: the placement's new `removed`
+	cc      *raftpb.ConfChangeV2 // stepConf
+	to      uint64               // stepTransfer
+	why     string               // for the log
 }
 
 // planStep decides the leader's next step in a group. st is the group's status on its leader
 // (self); want is the Raft id each slot of the placement's replicas wants (0: unknown, the
 // slot's node never registered); recorded is the placement's `raft`; mark is a commit index
 // a learner must have reached to count as caught up (the commit index at the leader's
-// previous check: a learner under load trails the newest commit by the entries in flight).
-func planStep(st raft.Status, self uint64, want, recorded []uint64, mark uint64) step {
+// previous check: a learner under load trails the newest commit by the entries in flight);
+// removed is the placement's `removed`, removing the ids this leader proposed to remove.
+func planStep(st raft.Status, self uint64, want, recorded []uint64, mark uint64, removed, removing []uint64) step {
 	voters := st.Config.Voters[0]
 	if len(st.Config.Voters[1]) > 0 {
 		return step{kind: stepWait, why: "a joint configuration is being left"}
@@ -68,8 +73,15 @@ func planStep(st raft.Status, self uint64, want, recorded []uint64, mark uint64)
 			rec[i] = id
 		}
 	}
-	if !slices.Equal(rec, recorded) {
-		return step{kind: stepRecord, raft: rec, why: "the voters changed"}
+	var gone []uint64
+	for _, id := range slices.Concat(removed, removing) {
+		if id != 0 && !isVoter(id) && !isLearner(id) && !wanted(id) && !slices.Contains(gone, id) {
+			gone = append(gone, id)
+		}
+	}
+	gone = gone[max(0, len(gone)-maxRemoved):]
+	if !slices.Equal(rec, recorded) || !slices.Equal(gone, removed) {
+		return step{kind: stepRecord, raft: rec, removed: gone, why: "the members changed"}
 	}
 
 	// A learner no longer wanted is removed.

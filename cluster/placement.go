@@ -33,16 +33,24 @@ import (
 // when that replica is a voter, 0 when it is not (yet). At creation it is the group's
 // initial voters; the leader rewrites it after each change of the group's voters
 // (SetPlacementRaft), with a compare-and-swap on the record's revision.
+//
+// Removed ("removed", absent when empty) lists the Raft ids the group's leader removed from
+// the group (the removal applied: committed), of nodes not in Replicas, newest last, at most
+// maxRemoved; an id is dropped from it when its node is in Replicas again. A node finds
+// there that its replica was removed even when it missed the entry that removed it (the
+// leader sends nothing to a member it removed), and deletes it (lifecycle.go).
 
 type placementValue struct {
 	Replicas []uint64 `json:"replicas"`
 	Raft     []uint64 `json:"raft,omitempty"`
+	Removed  []uint64 `json:"removed,omitempty"`
 }
 
 // ShardPlacement is one shard's placement record.
 type ShardPlacement struct {
 	Replicas []uint64 // node ids
 	Raft     []uint64 // the Raft id of each replica that is a voter (same order; 0: not a voter); may be empty
+	Removed  []uint64 // Raft ids the group's leader removed from the group, of nodes not in Replicas
 	Rev      int64    // the record's ModRevision, for SetPlacementRaft
 }
 
@@ -163,16 +171,16 @@ func decodePlacement(kv *mvccpb.KeyValue) (ShardPlacement, error) {
 	if err := json.Unmarshal(kv.Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
 		return ShardPlacement{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 	}
-	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Rev: kv.ModRevision}, nil
+	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Removed: v.Removed, Rev: kv.ModRevision}, nil
 }
 
-// SetPlacementRaft replaces the Raft ids of a shard's placement record if the record is
+// SetPlacementRaft replaces the Raft ids (Raft, Removed) of a shard's placement record if the record is
 // still at revision p.Rev (a transaction); it reports whether it did.
 func (c *Client) SetPlacementRaft(streamName string, shard stream.ShardID, p ShardPlacement) (bool, error) {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	key := c.placementPrefix(streamName) + strconv.FormatUint(uint64(shard), 10)
-	v, _ := json.Marshal(placementValue{Replicas: p.Replicas, Raft: p.Raft})
+	v, _ := json.Marshal(placementValue{Replicas: p.Replicas, Raft: p.Raft, Removed: p.Removed})
 	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", p.Rev)).
 		Then(clientv3.OpPut(key, string(v))).Commit()
 	if err != nil {

@@ -54,8 +54,11 @@ func TestPlanStep(t *testing.T) {
 		want     []uint64 // the Raft id each slot wants
 		recorded []uint64
 		mark     uint64
+		removed  []uint64 // the placement's removed
+		removing []uint64 // the ids the leader proposed to remove
 		kind     stepKind
 		raft     []uint64 // stepRecord
+		gone     []uint64 // stepRecord: removed
 		change   string   // stepConf: describeChange
 		to       uint64   // stepTransfer
 	}{
@@ -93,16 +96,22 @@ func TestPlanStep(t *testing.T) {
 			want: []uint64{1, 2, 0}, recorded: []uint64{1, 2, 0}, kind: stepNone},
 		{name: "a wiped node's new id replaces its old one", st: status(10, []member{up(1, 10), up(2, 10), down(3, 6), learner(9, 10)}),
 			want: []uint64{1, 2, 9}, recorded: []uint64{1, 2, 0}, kind: stepConf, change: "add-voter 9, remove 3"},
+		{name: "a removal the leader made is recorded once applied", st: status(10, []member{up(1, 10), up(2, 10), up(4, 10)}),
+			want: []uint64{1, 2, 4}, recorded: []uint64{1, 2, 4}, removing: []uint64{3}, kind: stepRecord, raft: []uint64{1, 2, 4}, gone: []uint64{3}},
+		{name: "a removal not applied yet is not recorded", st: status(10, []member{up(1, 10), up(2, 10), up(3, 10), up(4, 10)}),
+			want: []uint64{1, 2, 4}, recorded: []uint64{1, 2, 4}, removing: []uint64{3}, kind: stepConf, change: "remove 3"},
+		{name: "a removed id wanted again leaves the record", st: status(10, []member{up(1, 10), up(2, 10), up(4, 10)}),
+			want: []uint64{1, 3, 4}, recorded: []uint64{1, 0, 4}, removed: []uint64{3, 5}, kind: stepRecord, raft: []uint64{1, 0, 4}, gone: []uint64{5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := planStep(tc.st, 1, tc.want, tc.recorded, tc.mark)
+			got := planStep(tc.st, 1, tc.want, tc.recorded, tc.mark, tc.removed, tc.removing)
 			if got.kind != tc.kind {
 				t.Fatalf("step %d (%s), want %d", got.kind, got.why, tc.kind)
 			}
 			switch got.kind {
 			case stepRecord:
-				if !slices.Equal(got.raft, tc.raft) {
-					t.Fatalf("records %v, want %v", got.raft, tc.raft)
+				if !slices.Equal(got.raft, tc.raft) || !slices.Equal(got.removed, tc.gone) {
+					t.Fatalf("records %v removed %v, want %v removed %v", got.raft, got.removed, tc.raft, tc.gone)
 				}
 			case stepConf:
 				if c := describeChange(got.cc); c != tc.change {

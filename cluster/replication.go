@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/replica"
@@ -234,8 +235,9 @@ type shardLog struct {
 	swap sync.Mutex // serialises retire, Close and Remove
 
 	// Owned by the reconcile goroutine.
-	leading bool   // what checkLeadership last logged
-	mark    uint64 // the commit index at the leader's previous reconcile of the group (learners catch up to it)
+	leading  bool     // what checkLeadership last logged
+	mark     uint64   // the commit index at the leader's previous reconcile of the group (learners catch up to it)
+	removing []uint64 // the Raft ids this node proposed to remove, until the placement's `removed` lists them
 }
 
 var _ stream.LeaderLog = (*shardLog)(nil)
@@ -476,22 +478,28 @@ func (r *Replication) reconcileGroup(s *shardLog, p ShardPlacement, byNode map[u
 	}
 	mark := s.mark
 	s.mark = st.GetCommit()
-	sp := planStep(st, r.cfg.RaftID, want, p.Raft, mark)
+	s.removing = slices.DeleteFunc(s.removing, func(id uint64) bool { return slices.Contains(p.Removed, id) })
+	sp := planStep(st, r.cfg.RaftID, want, p.Raft, mark, p.Removed, s.removing)
 	attrs := []any{"stream", s.stream, "shard", s.shard.String(), "why", sp.why}
 	switch sp.kind {
 	case stepNone:
 		return false, nil
 	case stepRecord:
 		q := p
-		q.Raft = sp.raft
+		q.Raft, q.Removed = sp.raft, sp.removed
 		if ok, err := r.c.SetPlacementRaft(s.stream, s.shard, q); err != nil || !ok {
 			return true, err // !ok: the record changed meanwhile; the next pass reads it again
 		}
-		r.log.Info("shard placement records the group's voters", append(attrs, "replicas", p.Replicas, "raft_ids", sp.raft)...)
+		r.log.Info("shard placement records the group's members", append(attrs, "replicas", p.Replicas, "raft_ids", sp.raft, "removed", sp.removed)...)
 	case stepConf:
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		r.log.Info("changing a shard's replicas", append(attrs, "change", describeChange(sp.cc))...)
+		for _, c := range sp.cc.Changes {
+			if id := c.GetNodeId(); c.GetType() == raftpb.ConfChangeRemoveNode && !slices.Contains(s.removing, id) {
+				s.removing = append(s.removing, id)
+			}
+		}
 		return true, r.host.ProposeConfChange(ctx, s.gid, sp.cc)
 	case stepTransfer:
 		r.log.Info("transferring a shard's leadership", append(attrs, "to_raft_id", sp.to)...)
