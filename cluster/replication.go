@@ -80,15 +80,19 @@ type ReplicationConfig struct {
 	AppendTimeout time.Duration
 	// ReconcileEvery is how often the node checks its groups against placement and
 	// membership when nothing changed (a leader its group's members, every node its own
-	// replica's lifecycle); default 30 s. It checks sooner, at the next LeaderCheckEvery,
-	// after a membership change, after a change of placement (it watches the placement
-	// records), after it gained the leadership of a group, and while a change is under way
-	// in one of its groups.
+	// replica's lifecycle); default 30 s. It checks sooner: at the next LeaderCheckEvery
+	// after a membership change, a change of placement (it watches the placement records)
+	// or the gain of a group's leadership, and every 250 ms while a change is under way in
+	// one of its groups.
 	ReconcileEvery time.Duration
 	// LeaderCheckEvery is how often the node looks at which of its groups it leads (and
 	// logs each change, "shard leadership"); this reads nothing from etcd. Default 2 s.
 	LeaderCheckEvery time.Duration
 }
+
+// busyRecheck is how soon the node reconciles again while a change is under way in one of
+// its groups (a learner catching up, a removal awaited).
+const busyRecheck = 250 * time.Millisecond
 
 // ForwardPath is the peer route of forwarded writes (server.PeerForwardPath).
 const ForwardPath = "/sluice/v1/forward"
@@ -343,6 +347,9 @@ func (r *Replication) Run(ctx context.Context) error {
 			if due || gained || time.Since(last) >= r.cfg.ReconcileEvery {
 				due = r.reconcile(all)
 				last = time.Now()
+				if due { // a change under way: look again soon, not at the next check only
+					time.AfterFunc(min(busyRecheck, r.cfg.LeaderCheckEvery), r.kickReconcile)
+				}
 			}
 		}
 	}()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,16 @@ type node struct {
 // nodes, and waits until each serves.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	c := newCluster(t, n)
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	return c
+}
+
+// newCluster starts etcd and makes n nodes, none of them started.
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
 	kinds := etcdtest.Kinds(t)
 	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1])}
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
@@ -119,9 +130,6 @@ func startCluster(t *testing.T, n int) *cluster {
 			}
 		}
 	})
-	for _, nd := range c.nodes {
-		nd.start()
-	}
 	return c
 }
 
@@ -372,15 +380,15 @@ func (c *cluster) leadingMost(name string) *node {
 	return best
 }
 
-// createStream creates a stream through node 1 and waits until every node lists its open
-// shards.
+// createStream creates a stream through node 1 and waits until every running node lists its
+// open shards.
 func (c *cluster) createStream(name string, shards int32) {
 	c.t.Helper()
 	ctx := context.Background()
 	if _, err := c.nodes[0].kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
 		c.t.Fatal(err)
 	}
-	for _, nd := range c.nodes {
+	for _, nd := range c.up() {
 		c.eventually(fmt.Sprintf("node %d lists %d open shards of %s", nd.id, shards, name), func() error {
 			open, err := nd.openShards(name)
 			if err == nil && len(open) != int(shards) {
@@ -450,8 +458,14 @@ func (c *cluster) eventually(what string, f func() error) {
 // acknowledged there: its replica caught up.
 func (c *cluster) converge(name string, p *producer) {
 	c.t.Helper()
+	c.convergeOn(name, p, c.up())
+}
+
+// convergeOn is converge on the given nodes.
+func (c *cluster) convergeOn(name string, p *producer, nodes []*node) {
+	c.t.Helper()
 	last := p.lastPerShard()
-	for _, nd := range c.up() {
+	for _, nd := range nodes {
 		for id, a := range last {
 			c.eventually(fmt.Sprintf("node %d serves %s up to %s", nd.id, id, a.Seq), func() error {
 				return nd.serves(name, id, a)
@@ -485,13 +499,26 @@ func (nd *node) serves(name string, id shardmap.ShardID, a invariant.Acked) erro
 // cleanly, and runs the invariant checker over their data directories.
 func (c *cluster) finish(name string, p *producer) {
 	c.t.Helper()
+	c.finishOn(name, p, c.nodes)
+}
+
+// finishOn is finish where only holders hold the stream's replicas: the others are not waited
+// for and their directories are not checked.
+func (c *cluster) finishOn(name string, p *producer, holders []*node) {
+	c.t.Helper()
 	for _, nd := range c.nodes {
 		nd.signal(syscall.SIGCONT)
 		if !nd.proxy.Enabled {
 			nd.heal()
 		}
 	}
-	c.converge(name, p)
+	var running []*node
+	for _, nd := range c.up() {
+		if slices.Contains(holders, nd) {
+			running = append(running, nd)
+		}
+	}
+	c.convergeOn(name, p, running)
 	var open []invariant.Range
 	c.eventually("ListShards", func() error {
 		var err error
@@ -502,7 +529,11 @@ func (c *cluster) finish(name string, p *producer) {
 		nd.stop()
 	}
 	acked := p.all()
-	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open})
+	var dirs []string
+	for _, nd := range holders {
+		dirs = append(dirs, nd.dataDir)
+	}
+	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: dirs, Acked: acked, Open: open})
 	if err != nil {
 		c.t.Fatalf("invariant checker: %v", err)
 	}
@@ -511,14 +542,6 @@ func (c *cluster) finish(name string, p *producer) {
 	for _, pr := range rep.Problems {
 		c.t.Error(pr)
 	}
-}
-
-func (c *cluster) dataDirs() []string {
-	var out []string
-	for _, nd := range c.nodes {
-		out = append(out, nd.dataDir)
-	}
-	return out
 }
 
 // ack is one acknowledged record and when the acknowledgement came, through which node.
