@@ -32,7 +32,7 @@ import (
 // routes a net/http server on loopback serves), its membership, and an engine on the cluster's
 // catalog whose shard logs are the Replication's.
 type memNode struct {
-	t      *testing.T
+	t      testing.TB
 	id     uint64
 	dir    string
 	raftID uint64
@@ -48,8 +48,13 @@ type memNode struct {
 // testPeerKey is every test node's peer key.
 var testPeerKey = []byte("0123456789abcdef0123456789abcdef")
 
-// startMemNode starts node id with its data in dir, registered in the cluster name of srv.
-func startMemNode(t *testing.T, srv *etcdtest.Server, name string, id uint64, dir string) *memNode {
+// memOptions are the engine settings of the test nodes: no fsync (the tests kill no process)
+// and small segments (the invariant checker reads whole segment files).
+var memOptions = stream.Options{Limits: stream.Limits{Off: true, Factor: 1}, Durability: segment.Durability{Mode: segment.None}, SegmentSize: 4 << 20}
+
+// startMemNode starts node id with its data in dir, registered in the cluster name of srv,
+// its engine with opts (Dir, Catalog and OpenShardLog set here).
+func startMemNode(t testing.TB, srv *etcdtest.Server, name string, id uint64, dir string, opts stream.Options) *memNode {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -79,8 +84,8 @@ func startMemNode(t *testing.T, srv *etcdtest.Server, name string, id uint64, di
 	if err := n.repl.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	n.eng, err = stream.Open(stream.Options{Dir: dir, Catalog: n.c.Catalog(), OpenShardLog: n.repl.OpenShardLog,
-		Limits: stream.Limits{Off: true, Factor: 1}, Durability: segment.Durability{Mode: segment.None}, SegmentSize: 4 << 20})
+	opts.Dir, opts.Catalog, opts.OpenShardLog = dir, n.c.Catalog(), n.repl.OpenShardLog
+	n.eng, err = stream.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +144,7 @@ func (n *memNode) shardDir(name string) (string, error) {
 
 // put writes count records to stream name through the node whose engine leads its shard,
 // trying the nodes in turn; it returns what was acknowledged.
-func put(t *testing.T, nodes []*memNode, name, tag string, count, size int) []invariant.Acked {
+func put(t testing.TB, nodes []*memNode, name, tag string, count, size int) []invariant.Acked {
 	t.Helper()
 	var out []invariant.Acked
 	data := make([]byte, size)
@@ -184,7 +189,7 @@ func put(t *testing.T, nodes []*memNode, name, tag string, count, size int) []in
 }
 
 // eventuallyErr calls f until it returns nil, failing the test after a generous deadline.
-func eventuallyErr(t *testing.T, what string, f func() error) {
+func eventuallyErr(t testing.TB, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -201,7 +206,7 @@ func eventuallyErr(t *testing.T, what string, f func() error) {
 
 // setReplicas writes shard 0's placement record of stream name in etcd directly: replicas,
 // with the Raft ids of the voters among them kept.
-func setReplicas(t *testing.T, srv *etcdtest.Server, cluster_, name string, replicas []uint64) {
+func setReplicas(t testing.TB, srv *etcdtest.Server, cluster_, name string, replicas []uint64) {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 2 * time.Second})
 	if err != nil {
@@ -238,7 +243,7 @@ func setReplicas(t *testing.T, srv *etcdtest.Server, cluster_, name string, repl
 }
 
 // placed returns shard 0's placement record of stream name.
-func placed(t *testing.T, c *cluster.Client, name string) cluster.ShardPlacement {
+func placed(t testing.TB, c *cluster.Client, name string) cluster.ShardPlacement {
 	t.Helper()
 	p, ok, err := c.PlacementOf(name, 0)
 	if err != nil || !ok {
@@ -259,7 +264,7 @@ func leaderOf(nodes []*memNode, name string, gen uint64) *memNode {
 }
 
 // genOf returns the incarnation of stream name, from a node's directory of it.
-func genOf(t *testing.T, n *memNode, name string) uint64 {
+func genOf(t testing.TB, n *memNode, name string) uint64 {
 	t.Helper()
 	dir, err := n.shardDir(name)
 	if err != nil {
@@ -274,19 +279,19 @@ func genOf(t *testing.T, n *memNode, name string) uint64 {
 
 // moveCluster starts etcd and four nodes; a stream of one shard is created while nodes 1 to 3
 // are registered, so its replicas are theirs; node 4 starts after.
-func moveCluster(t *testing.T, name string) (*etcdtest.Server, []*memNode, uint64) {
+func moveCluster(t testing.TB, name string, opts stream.Options) (*etcdtest.Server, []*memNode, uint64) {
 	t.Helper()
 	kinds := etcdtest.Kinds(t)
 	srv := etcdtest.Start(t, kinds[len(kinds)-1])
 	base := t.TempDir()
 	var nodes []*memNode
 	for id := uint64(1); id <= 3; id++ {
-		nodes = append(nodes, startMemNode(t, srv, "move", id, filepath.Join(base, strconv.FormatUint(id, 10))))
+		nodes = append(nodes, startMemNode(t, srv, "move", id, filepath.Join(base, strconv.FormatUint(id, 10)), opts))
 	}
 	if err := nodes[0].eng.CreateStream(stream.CreateStreamInput{Name: name, ShardCount: 1}); err != nil {
 		t.Fatal(err)
 	}
-	nodes = append(nodes, startMemNode(t, srv, "move", 4, filepath.Join(base, "4")))
+	nodes = append(nodes, startMemNode(t, srv, "move", 4, filepath.Join(base, "4"), opts))
 	for _, n := range nodes {
 		eventuallyErr(t, fmt.Sprintf("node %d opens the stream", n.id), func() error {
 			_, err := n.eng.Describe(name)
@@ -301,10 +306,34 @@ func moveCluster(t *testing.T, name string) (*etcdtest.Server, []*memNode, uint6
 
 // awaitMove waits until the group's voters are the Raft ids of replicas, the placement
 // records them, and every node not in replicas deleted its replica's files.
-func awaitMove(t *testing.T, nodes []*memNode, name string, gen uint64, replicas []uint64) {
+func awaitMove(t testing.TB, nodes []*memNode, name string, gen uint64, replicas []uint64) {
 	t.Helper()
-	start := time.Now()
-	defer func() { t.Logf("the move to %v took %v", replicas, time.Since(start).Round(time.Millisecond)) }()
+	awaitVoters(t, nodes, name, gen, replicas)
+	for _, n := range nodes {
+		if slices.Contains(replicas, n.id) || n.closed {
+			continue
+		}
+		eventuallyErr(t, fmt.Sprintf("node %d deletes its replica", n.id), func() error {
+			dir, err := n.shardDir(name)
+			if err != nil {
+				return err
+			}
+			side, err := replica.ReadSide(dir)
+			if err != nil {
+				return err
+			}
+			if side.Term != 0 || len(side.Terms) != 0 {
+				return fmt.Errorf("its replica is at term %d with %d term records", side.Term, len(side.Terms))
+			}
+			return nil
+		})
+	}
+}
+
+// awaitVoters waits until the group's voters are the Raft ids of replicas (no learner, no
+// joint configuration) and the placement records them.
+func awaitVoters(t testing.TB, nodes []*memNode, name string, gen uint64, replicas []uint64) {
+	t.Helper()
 	want := make([]uint64, len(replicas))
 	for i, id := range replicas {
 		want[i] = nodes[id-1].raftID
@@ -332,26 +361,6 @@ func awaitMove(t *testing.T, nodes []*memNode, name string, gen uint64, replicas
 		}
 		return nil
 	})
-	t.Logf("voters %x after %v", want, time.Since(start).Round(time.Millisecond))
-	for _, n := range nodes {
-		if slices.Contains(replicas, n.id) || n.closed {
-			continue
-		}
-		eventuallyErr(t, fmt.Sprintf("node %d deletes its replica", n.id), func() error {
-			dir, err := n.shardDir(name)
-			if err != nil {
-				return err
-			}
-			side, err := replica.ReadSide(dir)
-			if err != nil {
-				return err
-			}
-			if side.Term != 0 || len(side.Terms) != 0 {
-				return fmt.Errorf("its replica is at term %d with %d term records", side.Term, len(side.Terms))
-			}
-			return nil
-		})
-	}
 }
 
 // check stops every node and runs the invariant checker over the replicas of holders.
@@ -383,7 +392,7 @@ func check(t *testing.T, nodes []*memNode, name string, holders []uint64, acked 
 // byte, and the group goes on taking writes.
 func TestMoveReplica(t *testing.T) {
 	const name = "moved"
-	srv, nodes, gen := moveCluster(t, name)
+	srv, nodes, gen := moveCluster(t, name, memOptions)
 	acked := put(t, nodes, name, "before", 200, 1000)
 	setReplicas(t, srv, "move", name, []uint64{1, 2, 4})
 	acked = append(acked, put(t, nodes, name, "during", 200, 1000)...)
@@ -397,7 +406,7 @@ func TestMoveReplica(t *testing.T) {
 // after the move commits with node 4 in the majority (node 1 stopped).
 func TestMoveAwayFromLeader(t *testing.T) {
 	const name = "unled"
-	srv, nodes, gen := moveCluster(t, name)
+	srv, nodes, gen := moveCluster(t, name, memOptions)
 	acked := put(t, nodes, name, "before", 100, 1000)
 	var lead *memNode
 	eventuallyErr(t, "a leader", func() error {

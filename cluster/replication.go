@@ -94,6 +94,10 @@ type ReplicationConfig struct {
 // its groups (a learner catching up, a removal awaited).
 const busyRecheck = 250 * time.Millisecond
 
+// reproposeAfter is how long a leader waits before it proposes the same configuration
+// change again (the first one lost: a dropped message, a lost leadership in between).
+const reproposeAfter = 3 * time.Second
+
 // ForwardPath is the peer route of forwarded writes (server.PeerForwardPath).
 const ForwardPath = "/sluice/v1/forward"
 
@@ -242,6 +246,11 @@ type shardLog struct {
 	leading  bool     // what checkLeadership last logged
 	mark     uint64   // the commit index at the leader's previous reconcile of the group (learners catch up to it)
 	removing []uint64 // the Raft ids this node proposed to remove, until the placement's `removed` lists them
+	// proposed is the last configuration change proposed (describeChange), at proposedAt:
+	// the same change is not proposed again before reproposeAfter (raft would drop it while
+	// the first is pending, appending an empty entry instead).
+	proposed   string
+	proposedAt time.Time
 }
 
 var _ stream.LeaderLog = (*shardLog)(nil)
@@ -335,6 +344,9 @@ func (r *Replication) Run(ctx context.Context) error {
 		defer t.Stop()
 		var last time.Time // of the last reconcile
 		due := true        // a reconcile is due at the next check
+		recheck := time.AfterFunc(time.Hour, r.kickReconcile)
+		recheck.Stop()
+		defer recheck.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -348,7 +360,7 @@ func (r *Replication) Run(ctx context.Context) error {
 				due = r.reconcile(all)
 				last = time.Now()
 				if due { // a change under way: look again soon, not at the next check only
-					time.AfterFunc(min(busyRecheck, r.cfg.LeaderCheckEvery), r.kickReconcile)
+					recheck.Reset(min(busyRecheck, r.cfg.LeaderCheckEvery))
 				}
 			}
 		}
@@ -499,9 +511,14 @@ func (r *Replication) reconcileGroup(s *shardLog, p ShardPlacement, byNode map[u
 		}
 		r.log.Info("shard placement records the group's members", append(attrs, "replicas", p.Replicas, "raft_ids", sp.raft, "removed", sp.removed)...)
 	case stepConf:
+		change := describeChange(sp.cc)
+		if change == s.proposed && time.Since(s.proposedAt) < reproposeAfter {
+			return true, nil // proposed a moment ago: being committed or applied
+		}
+		s.proposed, s.proposedAt = change, time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r.log.Info("changing a shard's replicas", append(attrs, "change", describeChange(sp.cc))...)
+		r.log.Info("changing a shard's replicas", append(attrs, "change", change)...)
 		for _, c := range sp.cc.Changes {
 			if id := c.GetNodeId(); c.GetType() == raftpb.ConfChangeRemoveNode && !slices.Contains(s.removing, id) {
 				s.removing = append(s.removing, id)

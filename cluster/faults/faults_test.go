@@ -48,8 +48,9 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 
 // TestWipedNodeRejoins wipes a node's data directory while it is down. It comes back as a new
 // Raft member (a new id in node.json: it never votes with a vote it forgot), catches up and
-// serves reads; then another node is killed and writes still commit with the rejoined node
-// in the majority, which is only possible if the old member was removed and the new one
+// serves reads; once every shard's placement records the new id (the new member promoted
+// from learner to voter), another node is killed and writes still commit with the rejoined
+// node in the majority, which is only possible if the old member was removed and the new one
 // added (a group of four voters needs three).
 func TestWipedNodeRejoins(t *testing.T) {
 	c := startCluster(t, 3)
@@ -66,6 +67,7 @@ func TestWipedNodeRejoins(t *testing.T) {
 		t.Fatalf("the wiped node's Raft id is %d, before %d: want a new one", id, old)
 	}
 	c.converge("wipe", p)
+	c.awaitRecorded("wipe", shards, w)
 	other := c.nodes[2]
 	at := time.Now()
 	other.kill()

@@ -40,30 +40,11 @@ func TestMoveReplicaUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	cc, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
 	moved := time.Now()
 	for shard := range stream.ShardID(shards) {
 		setPlacement(t, cli, name, shard, []uint64{1, 2, 4})
 	}
-	n4 := c.nodes[3].raftID()
-	for shard := range stream.ShardID(shards) {
-		c.eventually(fmt.Sprintf("%s: node 4 is a voter", shard), func() error {
-			pl, ok, err := cc.PlacementOf(name, shard)
-			switch {
-			case err != nil:
-				return err
-			case !ok || len(pl.Raft) != 3:
-				return fmt.Errorf("placement %+v", pl)
-			case pl.Raft[2] != n4:
-				return fmt.Errorf("the placement records Raft ids %x; node 4 is %x", pl.Raft, n4)
-			}
-			return nil
-		})
-	}
+	c.awaitRecorded(name, shards, c.nodes[3])
 	t.Logf("node 4 is a voter of both groups %v after the placement changed", time.Since(moved).Round(time.Millisecond))
 	c.eventually("node 3 deletes its replicas", func() error {
 		dirs, _ := filepath.Glob(filepath.Join(c.nodes[2].dataDir, "streams", name+"@*", "shard-*"))
@@ -120,5 +101,31 @@ func setPlacement(t *testing.T, cli *clientv3.Client, name string, shard stream.
 	b, _ := json.Marshal(map[string][]uint64{"replicas": replicas, "raft": raft})
 	if _, err := cli.Put(ctx, key, string(b)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// awaitRecorded waits until the placement of each of the stream's shards records nd's Raft
+// id: nd's replica is a voter of every group, caught up when it was promoted.
+func (c *cluster) awaitRecorded(name string, shards int, nd *node) {
+	c.t.Helper()
+	cc, err := sluicecluster.Dial(sluicecluster.Config{Endpoints: c.etcd.Endpoints()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cc.Close()
+	id := nd.raftID()
+	for shard := range stream.ShardID(shards) {
+		c.eventually(fmt.Sprintf("%s: node %d is a voter", shard, nd.id), func() error {
+			pl, ok, err := cc.PlacementOf(name, shard)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				return fmt.Errorf("no placement")
+			case !slices.Contains(pl.Raft, id):
+				return fmt.Errorf("the placement records Raft ids %x; node %d is %x", pl.Raft, nd.id, id)
+			}
+			return nil
+		})
 	}
 }
