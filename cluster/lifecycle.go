@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3/tracker"
 
+	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/segment"
 )
 
@@ -92,6 +93,9 @@ func (r *Replication) settle(s *shardLog, p ShardPlacement) (awaiting bool, err 
 		return false, nil
 	}
 	st, err := r.host.Status(s.gid)
+	if errors.Is(err, multiraft.ErrUnknownGroup) {
+		return false, nil // not driven: a retire failed (it logged why), or the log is closing
+	}
 	if err != nil {
 		return false, err
 	}
