@@ -20,6 +20,8 @@ var restoreBytes = flag.Int64("restore-bytes", 32<<20, "BenchmarkRestoreReplica:
 // shard's records.
 func BenchmarkRestoreReplica(b *testing.B) {
 	const name = "restore"
+	defer func(p time.Duration) { patience = p }(patience)
+	patience = 20 * time.Minute // a move of 1 GiB on a loaded machine
 	opts := stream.Options{Limits: stream.Limits{Off: true, Factor: 1}, Durability: segment.Durability{Mode: segment.Sync}, SegmentSize: 64 << 20}
 	srv, nodes, gen := moveCluster(b, name, opts)
 	const size = 128 << 10
