@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -38,9 +39,18 @@ func BenchmarkRestoreReplica(b *testing.B) {
 			to = []uint64{1, 2, 3}
 		}
 		at := time.Now()
+		before := make([]multiraft.Stats, len(nodes))
+		for j, n := range nodes {
+			before[j] = n.repl.Host().Stats()
+		}
 		setReplicas(b, srv, "move", name, to)
 		awaitVoters(b, nodes, name, gen, to)
 		b.Logf("move %d to %v: a caught-up voter after %v", i, to, time.Since(at).Round(time.Millisecond))
+		for j, n := range nodes {
+			st := n.repl.Host().Stats()
+			b.Logf("node %d: %d MB sent in %d POSTs, %d messages sent, %d dropped", n.id, (st.BytesSent-before[j].BytesSent)>>20,
+				st.Posts-before[j].Posts, st.MessagesSent-before[j].MessagesSent, st.MessagesDropped-before[j].MessagesDropped)
+		}
 		b.StopTimer()
 		awaitMove(b, nodes, name, gen, to) // the other node's files deleted before the next move
 		b.StartTimer()
