@@ -114,6 +114,16 @@ func startCluster(t *testing.T, n int) *cluster {
 // startLayout starts etcd and the layout's nodes, and waits until each serves.
 func startLayout(t *testing.T, l layout) *cluster {
 	t.Helper()
+	c := newLayout(t, l)
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	return c
+}
+
+// newLayout starts etcd and makes the layout's nodes, none of them started.
+func newLayout(t *testing.T, l layout) *cluster {
+	t.Helper()
 	kinds := etcdtest.Kinds(t)
 	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1]), layout: l, base: dataBase(t),
 		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())}
@@ -137,9 +147,6 @@ func startLayout(t *testing.T, l layout) *cluster {
 		}
 		c.ec.Close()
 	})
-	for _, nd := range c.nodes {
-		nd.start()
-	}
 	return c
 }
 
@@ -444,15 +451,15 @@ func (c *cluster) leadingMost(name string) *node {
 	return best
 }
 
-// createStream creates a stream through node 1 and waits until every node lists its open
-// shards.
+// createStream creates a stream through node 1 and waits until every running node lists its
+// open shards.
 func (c *cluster) createStream(name string, shards int32) {
 	c.t.Helper()
 	ctx := context.Background()
 	if _, err := c.nodes[0].kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
 		c.t.Fatal(err)
 	}
-	for _, nd := range c.nodes {
+	for _, nd := range c.up() {
 		c.eventually(fmt.Sprintf("node %d lists %d open shards of %s", nd.id, shards, name), func() error {
 			open, err := nd.openShards(name)
 			if err == nil && len(open) != int(shards) {
