@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -140,6 +141,23 @@ func (n *memNode) shardDir(name string) (string, error) {
 		return "", fmt.Errorf("node %d: shard directories of %s: %v", n.id, name, dirs)
 	}
 	return dirs[0], nil
+}
+
+// deleted returns nil when the node deleted its replica of shard 0 of stream name and kept
+// its term (and vote) beside where its directory was.
+func (n *memNode) deleted(name string) error {
+	streams, _ := filepath.Glob(filepath.Join(n.dir, "streams", name+"@*"))
+	if len(streams) != 1 {
+		return fmt.Errorf("node %d: directories of %s: %v", n.id, name, streams)
+	}
+	if _, err := os.Stat(filepath.Join(streams[0], "shard-0")); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("node %d: its replica's directory is still there (%v)", n.id, err)
+	}
+	term, _, ok, err := replica.ReadVote(filepath.Join(streams[0], ".vote-shard-0"))
+	if err == nil && (!ok || term == 0) {
+		err = fmt.Errorf("node %d: no term kept (%v, term %d)", n.id, ok, term)
+	}
+	return err
 }
 
 // put writes count records to stream name through the node whose engine leads its shard,
@@ -317,19 +335,8 @@ func awaitMove(t testing.TB, nodes []*memNode, name string, gen uint64, replicas
 		if slices.Contains(replicas, n.id) || n.closed {
 			continue
 		}
-		eventuallyErr(t, fmt.Sprintf("node %d deletes its replica", n.id), func() error {
-			dir, err := n.shardDir(name)
-			if err != nil {
-				return err
-			}
-			side, err := replica.ReadSide(dir)
-			if err != nil {
-				return err
-			}
-			if side.Term != 0 || len(side.Terms) != 0 {
-				return fmt.Errorf("its replica is at term %d with %d term records", side.Term, len(side.Terms))
-			}
-			return nil
+		eventuallyErr(t, fmt.Sprintf("node %d deletes its replica and keeps its vote", n.id), func() error {
+			return n.deleted(name)
 		})
 	}
 }

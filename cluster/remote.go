@@ -241,12 +241,16 @@ func (l *remoteLog) Hide(int64) {}
 // UnmapIdle has nothing mapped.
 func (l *remoteLog) UnmapIdle() int { return 0 }
 
-// Close ends the log: requests under way are cancelled, later calls fail with
-// segment.ErrClosed. Views taken before stay valid (they alias answers' buffers).
+// Close ends the log: requests under way are cancelled, the channel Changed gave is closed,
+// later calls fail with segment.ErrClosed. Views taken before stay valid (they alias answers' buffers).
 func (l *remoteLog) Close() error {
 	l.mu.Lock()
 	was := l.closed
-	l.closed = true
+	if !was {
+		l.closed = true
+		close(l.changed) // wakes the waiters: they find the log closed, or the shard's log switched (lifecycle.go)
+		l.changed, l.changedTip = make(chan struct{}), ^uint64(0)
+	}
 	l.mu.Unlock()
 	if was {
 		return segment.ErrClosed
@@ -413,7 +417,7 @@ func (r *Replication) serveRead(body []byte) (int, []byte) {
 	r.mu.Lock()
 	s := r.groups[gid]
 	r.mu.Unlock()
-	if s == nil {
+	if s == nil || !s.serving() {
 		return http.StatusNotFound, []byte("no replica of the shard on this node\n")
 	}
 	a := readAnswer{next: q.from}

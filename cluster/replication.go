@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -179,9 +181,10 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
 // local log, as before cluster mode, and the log says so. A shard whose placement does not
-// name this node is served from its replicas on other nodes (remoteLog, remote.go).
-// The replica under the returned log changes when the node's replica is removed from the
-// group (lifecycle.go).
+// name this node, and of which it holds no replica, is served from its replicas on other
+// nodes (remoteLog, remote.go); a node named in the placement that is not yet a voter of the
+// group builds its replica meanwhile. What is under the returned log changes as the node's
+// replica is built and removed (backing, lifecycle.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
 	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
 	if err != nil {
@@ -192,30 +195,64 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 			"stream", cfg.Stream, "shard", cfg.Shard.String())
 		return stream.OpenSegmentLog(cfg)
 	}
-	if !slices.Contains(p.Replicas, r.cfg.NodeID) {
-		return r.openRemote(cfg, p), nil
+	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, shard: cfg.Shard}
+	placed := slices.Contains(p.Replicas, r.cfg.NodeID)
+	_, err = os.Stat(cfg.Dir)
+	switch {
+	case !placed && errors.Is(err, fs.ErrNotExist):
+		sl.cur.Store(&backing{rem: r.openRemote(cfg, p)})
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	default:
+		b, err := r.openReplica(sl, p, nil)
+		if err != nil {
+			return nil, err
+		}
+		sl.cur.Store(b)
 	}
-	if err := removeTombstone(cfg.Dir); err != nil {
+	r.mu.Lock()
+	r.groups[sl.gid] = sl
+	r.mu.Unlock()
+	return sl, nil
+}
+
+// openReplica opens this node's replica of s's shard, placed as p, and starts driving the
+// group with it (startReplica), from the term and vote a removed replica of the group kept
+// here (replica.StartFromVote). A replica whose node is one of the voters p records serves
+// the shard; any other (being built, or no longer wanted and waiting to be removed) is put
+// behind a remote log (rem, or one opened now when rem is nil) until it is a caught-up voter
+// of a placed node (finishBuilding).
+func (r *Replication) openReplica(s *shardLog, p ShardPlacement, rem *remoteLog) (*backing, error) {
+	if err := removeTombstone(s.cfg.Dir); err != nil {
 		return nil, err
 	}
-	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, shard: cfg.Shard}
+	vote := voteFile(s.cfg.Dir)
+	if err := replica.StartFromVote(s.cfg.Dir, vote); err != nil {
+		return nil, fmt.Errorf("cluster: starting the replica of %s/%s from its kept vote: %w", s.stream, s.shard, err)
+	}
+	voter := slices.Contains(p.Raft, r.cfg.RaftID)
 	var peers []uint64 // not an initial voter (a wiped directory, a new replica): wait to be added
-	if slices.Contains(p.Raft, r.cfg.RaftID) {
+	if voter {
 		for _, id := range p.Raft {
 			if id != 0 { // a slot whose node is not a voter yet
 				peers = append(peers, id)
 			}
 		}
 	}
-	l, err := r.startReplica(sl, peers)
+	l, err := r.startReplica(s, peers)
 	if err != nil {
 		return nil, err
 	}
-	sl.cur.Store(l)
-	r.mu.Lock()
-	r.groups[sl.gid] = sl
-	r.mu.Unlock()
-	return sl, nil
+	if err := os.Remove(vote); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("removing a replica's kept vote", "stream", s.stream, "shard", s.shard.String(), "err", err)
+	}
+	if voter && slices.Contains(p.Replicas, r.cfg.NodeID) {
+		return &backing{rep: l}, nil
+	}
+	if rem == nil {
+		rem = r.openRemote(s.cfg, p)
+	}
+	return &backing{rep: l, rem: rem}, nil
 }
 
 // startReplica opens the replica in s's directory and starts driving s's group with it:
@@ -236,10 +273,11 @@ func (r *Replication) startReplica(s *shardLog, peers []uint64) (*replica.Log, e
 	return l, nil
 }
 
-// shardLog is a shard's replica as the engine sees it: replica.Log's ShardLog, with the
-// leader known (stream.LeaderLog) and replica's errors turned into the engine's. The replica
-// under it is replaced by an empty one when this node's replica leaves the group
-// (lifecycle.go); the engine keeps the same shardLog.
+// shardLog is a shard's log as the engine sees it in cluster mode: this node's replica
+// (replica.Log's ShardLog, with the leader known, stream.LeaderLog, and replica's errors
+// turned into the engine's), or the remote log that serves the shard from other nodes'
+// replicas, or both while the replica is built (backing). What is under it changes as the
+// node's replica is built and removed (lifecycle.go); the engine keeps the same shardLog.
 type shardLog struct {
 	r      *Replication
 	gid    multiraft.GroupID
@@ -247,11 +285,12 @@ type shardLog struct {
 	stream string
 	shard  stream.ShardID
 
-	// cur is the replica. Stored by OpenShardLog and by retire (under swap); loaded by every
-	// method. A method that loaded a replica replaced meanwhile gets segment.ErrClosed from
-	// it, as the engine's calls on a closed log do.
-	cur  atomic.Pointer[replica.Log]
-	swap sync.Mutex // serialises retire, Close and Remove
+	// cur is what the calls go to. Stored by OpenShardLog, build, finishBuilding and retire
+	// (under swap); loaded by every method. A method that loaded a log replaced meanwhile
+	// gets segment.ErrClosed from it, as the engine's calls on a closed log do.
+	cur    atomic.Pointer[backing]
+	swap   sync.Mutex // serialises the changes of cur, Close and Remove
+	closed bool       // under swap: Close or Remove ran; cur changes no more
 
 	// Owned by the reconcile goroutine.
 	leading  bool     // what checkLeadership last logged
@@ -270,8 +309,13 @@ var _ stream.LeaderLog = (*shardLog)(nil)
 // published, read without waiting for the loop (the engine asks before every append;
 // Propose checks leadership again in the loop).
 func (s *shardLog) Leader() (uint64, bool) {
-	l := s.r.host.Leader(s.gid)
-	return l, l == s.r.cfg.RaftID
+	b := s.cur.Load()
+	if b.rep != nil {
+		if l := s.r.host.Leader(s.gid); l != 0 || b.rem == nil {
+			return l, l == s.r.cfg.RaftID
+		}
+	}
+	return b.rem.Leader()
 }
 
 // Propose is the replica's Proposer: through the Host, on the leader only. Its errors that
@@ -293,27 +337,44 @@ func (s *shardLog) Propose(data [][]byte) error {
 // Append appends through Raft; an append refused because another node leads is an error
 // wrapping *stream.NotLeaderError, which the server forwards.
 func (s *shardLog) Append(batch []segment.Record) error {
-	err := s.cur.Load().Append(batch)
+	b := s.cur.Load()
+	if b.rem != nil {
+		if b.rep == nil || s.r.host.Leader(s.gid) != s.r.cfg.RaftID {
+			return b.rem.Append(batch)
+		}
+	}
+	err := b.rep.Append(batch)
 	if nl := (*replica.NotLeaderError)(nil); errors.As(err, &nl) {
 		return &stream.NotLeaderError{Leader: nl.Leader}
 	}
 	return err
 }
 
-// Close stops driving the group, then closes the replica.
+// Close stops driving the group, then closes the replica and the remote log.
 func (s *shardLog) Close() error {
-	s.swap.Lock()
-	defer s.swap.Unlock()
-	s.r.drop(s.gid)
-	return s.cur.Load().Close()
+	return s.end(stream.ShardLog.Close)
 }
 
-// Remove stops driving the group, then removes the replica's files.
+// Remove stops driving the group, then removes the replica's files and closes the remote log.
 func (s *shardLog) Remove() error {
+	return s.end(stream.ShardLog.Remove)
+}
+
+// end stops driving the group and ends what is under s with f (Close or Remove).
+func (s *shardLog) end(f func(stream.ShardLog) error) error {
 	s.swap.Lock()
 	defer s.swap.Unlock()
+	s.closed = true
 	s.r.drop(s.gid)
-	return s.cur.Load().Remove()
+	b := s.cur.Load()
+	var err error
+	if b.rem != nil {
+		err = f(b.rem)
+	}
+	if b.rep != nil {
+		err = f(b.rep)
+	}
+	return err
 }
 
 func (r *Replication) drop(gid multiraft.GroupID) {
@@ -439,7 +500,10 @@ func (r *Replication) checkLeadership() (all []*shardLog, gained bool) {
 	}
 	r.mu.Unlock()
 	for _, s := range all {
-		_, here := s.Leader()
+		here := false
+		if s.cur.Load().rep != nil { // a remote log is never the leader: asking it would ask a replica
+			_, here = s.Leader()
+		}
 		if here != s.leading {
 			s.leading = here
 			gained = gained || here
@@ -476,10 +540,18 @@ func (r *Replication) reconcile(groups []*shardLog) (busy bool) {
 			continue
 		}
 		var more bool
-		if s.leading {
+		switch {
+		case s.cur.Load().rep == nil:
+			err = r.build(s, p)
+		case s.leading:
 			more, err = r.reconcileGroup(s, p, byNode)
-		} else {
+		default:
 			more, err = r.settle(s, p)
+		}
+		if err == nil {
+			var built bool
+			built, err = r.finishBuilding(s, p)
+			more = more || !built
 		}
 		if err != nil {
 			r.log.Warn("reconciling a shard's replicas", "stream", s.stream, "shard", s.shard.String(), "err", err)
