@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -445,4 +446,82 @@ func TestMoveAwayFromLeader(t *testing.T) {
 	stopped.stop()
 	acked = append(acked, put(t, nodes, name, "after", 50, 1000)...)
 	check(t, nodes, name, replicas[1:], acked) // the stopped node missed the last records
+}
+
+// TestMoveBackKeepsVote moves a shard's replica off node 3 while node 3 leads it (so that
+// node 3 voted in the term it is removed in), and back: while it holds no replica, node 3
+// serves the shard's records from the other nodes (the remote log); its removed replica's
+// term and vote are kept beside the deleted directory; once it is a replica again, the new
+// replica never went below that term, and in that term it still holds that vote (raft
+// clears a vote only with a term change), so it cannot vote twice in it.
+func TestMoveBackKeepsVote(t *testing.T) {
+	const name = "back"
+	srv, nodes, gen := moveCluster(t, name, memOptions)
+	gid := cluster.GroupOf(name, gen, 0)
+	acked := put(t, nodes, name, "before", 100, 1000)
+	three := nodes[2]
+	eventuallyErr(t, "node 3 leads", func() error {
+		if lead := leaderOf(nodes, name, gen); lead != three {
+			if lead != nil {
+				lead.repl.Host().TransferLeadership(gid, three.raftID)
+			}
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	setReplicas(t, srv, "move", name, []uint64{1, 2, 4})
+	awaitMove(t, nodes, name, gen, []uint64{1, 2, 4})
+	vote := filepath.Join(streamDir(t, three, name), ".vote-shard-0")
+	term, voted, ok, err := replica.ReadVote(vote)
+	if err != nil || !ok || term == 0 || voted == 0 {
+		t.Fatalf("node 3's kept vote: term %d, vote %x, %v, %v", term, voted, ok, err)
+	}
+	acked = append(acked, put(t, nodes, name, "away", 50, 1000)...)
+	last := acked[len(acked)-1]
+	eventuallyErr(t, "node 3 reads the last record from the other nodes", func() error {
+		return readsAt(three, name, last)
+	})
+
+	setReplicas(t, srv, "move", name, []uint64{1, 2, 3})
+	awaitMove(t, nodes, name, gen, []uint64{1, 2, 3})
+	st, err := three.repl.Host().Status(gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetTerm() < term || st.GetTerm() == term && st.GetVote() != voted {
+		t.Fatalf("node 3's new replica is at term %d with vote %x; its removed one was at term %d with vote %x", st.GetTerm(), st.GetVote(), term, voted)
+	}
+	if _, err := os.Stat(vote); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the kept vote is still there once the new replica started from it: %v", err)
+	}
+	t.Logf("removed at term %d (vote %x); back at term %d (vote %x)", term, voted, st.GetTerm(), st.GetVote())
+	acked = append(acked, put(t, nodes, name, "back", 50, 1000)...)
+	eventuallyErr(t, "node 3 reads the last record from its replica", func() error {
+		return readsAt(three, name, acked[len(acked)-1])
+	})
+	check(t, nodes, name, []uint64{1, 2, 3}, acked)
+}
+
+// streamDir is the node's directory of stream name.
+func streamDir(t testing.TB, n *memNode, name string) string {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(n.dir, "streams", name+"@*"))
+	if len(dirs) != 1 {
+		t.Fatalf("node %d: directories of %s: %v", n.id, name, dirs)
+	}
+	return dirs[0]
+}
+
+// readsAt returns nil when the node's engine reads record a of shard 0 at its position.
+func readsAt(n *memNode, name string, a invariant.Acked) error {
+	recs, err := n.eng.ReadShard(stream.ReadInput{Stream: name, Shard: 0, Type: stream.AtSequenceNumber, Pos: a.Seq.Pos, MaxRecords: 1})
+	if err != nil {
+		return err
+	}
+	defer recs.Release()
+	it := recs.Records.Records()
+	if recs.Records.First != a.Seq.Pos || !it.Next() || !bytes.Equal(it.Record().Data, a.Data) {
+		return fmt.Errorf("node %d read %d records from %d", n.id, recs.Records.Count, recs.Records.First)
+	}
+	return nil
 }

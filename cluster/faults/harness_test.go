@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"io"
 	"net"
 	"net/http"
@@ -715,12 +716,13 @@ type producer struct {
 
 	mu       sync.Mutex
 	acks     []ack
-	failures map[string]int // error code → count
+	failures map[string]int         // error code → count
+	through  map[int]map[string]int // node id → error code → count
 }
 
 func (c *cluster) produce(name string, batch int) *producer {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &producer{t: c.t, name: name, ctx: ctx, cancel: cancel, failures: map[string]int{}}
+	p := &producer{t: c.t, name: name, ctx: ctx, cancel: cancel, failures: map[string]int{}, through: map[int]map[string]int{}}
 	for _, nd := range c.nodes {
 		p.wg.Add(1)
 		go p.run(ctx, nd, batch)
@@ -751,7 +753,7 @@ func (p *producer) run(ctx context.Context, nd *node, batch int) {
 		res, err := nd.kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.name), Records: entries})
 		now := time.Now()
 		if err != nil {
-			p.fail(errorCode(err))
+			p.fail(nd.id, errorCode(err))
 			if ctx.Err() == nil {
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -759,7 +761,7 @@ func (p *producer) run(ctx context.Context, nd *node, batch int) {
 		}
 		for i, r := range res.Records {
 			if r.ErrorCode != nil {
-				p.fail(*r.ErrorCode)
+				p.fail(nd.id, *r.ErrorCode)
 				continue
 			}
 			a, err := ackOf(r, entries[i])
@@ -789,10 +791,34 @@ func ackOf(r types.PutRecordsResultEntry, e types.PutRecordsRequestEntry) (invar
 	return invariant.Acked{Seq: seq, Key: []byte(aws.ToString(e.PartitionKey)), Data: e.Data}, nil
 }
 
-func (p *producer) fail(code string) {
+func (p *producer) fail(node int, code string) {
 	p.mu.Lock()
 	p.failures[code]++
+	if p.through[node] == nil {
+		p.through[node] = map[string]int{}
+	}
+	p.through[node][code]++
 	p.mu.Unlock()
+}
+
+// failuresThrough is the failures of the producer writing through node id, by error code.
+func (p *producer) failuresThrough(id int) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.through[id])
+}
+
+// acksThrough counts the records acknowledged through node id at or after since.
+func (p *producer) acksThrough(id int, since time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, a := range p.acks {
+		if a.node == id && !a.at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // errorCode is the AWS error name of an SDK error, or a short description of a transport

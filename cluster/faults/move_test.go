@@ -3,15 +3,12 @@
 package faults
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	sluicecluster "github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/replica"
@@ -19,11 +16,14 @@ import (
 )
 
 // TestMoveReplicaUnderLoad: four nodes, a stream of two shards created while nodes 1 to 3
-// are up (its replicas are theirs), writes through every node. The placement of both
-// shards is changed in etcd from {1,2,3} to {1,2,4}: node 4 becomes a voter of each group
-// and node 3 deletes its replicas. Then node 1 is killed: writes to both shards resume,
-// which needs node 4's vote, and at the end every acknowledged record is on nodes 1, 2 and 4
-// (the invariant checker over their directories).
+// are up (its replicas are theirs), writes through every node. Node 4 starts with no
+// replica (it serves both shards through the remote log); the controller may move a replica
+// to it. Node 3 is drained (`sluice cluster drain`): the controller places both shards on
+// {1,2,4}, node 4 becomes a voter of each group, and node 3 deletes its replicas, keeps their
+// votes and serves both shards through the remote log, its writes forwarded without a
+// failure. Then node 1 is killed: writes to both shards resume, which needs node 4's vote,
+// and at the end every acknowledged record is on every replica the placement names (the
+// invariant checker over every node's directory).
 func TestMoveReplicaUnderLoad(t *testing.T) {
 	const name, shards = "move", 2
 	c := newLayout(t, layout{nodes: 4})
@@ -35,73 +35,51 @@ func TestMoveReplicaUnderLoad(t *testing.T) {
 	p := c.produce(name, 10)
 	c.resumed(p, shards, time.Now())
 
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.etcd.Endpoints(), DialTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
 	moved := time.Now()
-	for shard := range stream.ShardID(shards) {
-		setPlacement(t, cli, name, shard, []uint64{1, 2, 4})
-	}
+	c.drain(name, c.nodes[2])
 	c.awaitRecorded(name, shards, c.nodes[3])
-	t.Logf("node 4 is a voter of both groups %v after the placement changed", time.Since(moved).Round(time.Millisecond))
-	c.eventually("node 3 deletes its replicas", func() error {
+	t.Logf("node 4 is a voter of both groups %v after the drain began", time.Since(moved).Round(time.Millisecond))
+	c.eventually("node 3 deletes its replicas and keeps their votes", func() error {
 		dirs, _ := filepath.Glob(filepath.Join(c.nodes[2].dataDir, "streams", name+"@*", "shard-*"))
-		if len(dirs) != shards {
+		if len(dirs) != 0 {
 			return fmt.Errorf("shard directories %v", dirs)
 		}
-		for _, d := range dirs {
-			side, err := replica.ReadSide(d)
-			if err != nil {
-				return err
-			}
-			if side.Term != 0 || len(side.Terms) != 0 {
-				return fmt.Errorf("%s: a replica at term %d with %d term records", d, side.Term, len(side.Terms))
+		votes, _ := filepath.Glob(filepath.Join(c.nodes[2].dataDir, "streams", name+"@*", ".vote-shard-*"))
+		if len(votes) != shards {
+			return fmt.Errorf("kept votes %v", votes)
+		}
+		for _, v := range votes {
+			if term, _, _, err := replica.ReadVote(v); err != nil || term == 0 {
+				return fmt.Errorf("%s: term %d (%v)", v, term, err)
 			}
 		}
 		return nil
 	})
-	t.Logf("node 3 deleted its replicas %v after the placement changed", time.Since(moved).Round(time.Millisecond))
+	t.Logf("node 3 deleted its replicas %v after the drain began", time.Since(moved).Round(time.Millisecond))
+	t.Logf("failures through node 3 (a replica, then none) and node 4 (none, then a replica) until now: %v, %v",
+		p.failuresThrough(3), p.failuresThrough(4))
+	// Node 3 holds no replica now: its writes are forwarded and acknowledged.
+	removed := time.Now()
+	c.eventually("records acknowledged through node 3 after it deleted its replicas", func() error {
+		if n := p.acksThrough(3, removed); n < 100 {
+			return fmt.Errorf("%d", n)
+		}
+		return nil
+	})
+	before := p.failuresThrough(3)
 
+	if after := p.failuresThrough(3); !maps.Equal(after, before) {
+		t.Errorf("writes through node 3, which holds no replica and switches no more, failed: %v, before %v", after, before)
+	}
 	at := time.Now()
 	c.nodes[0].kill()
 	took := c.resumed(p, shards, at)
 	t.Logf("node 1 killed: writes to both shards resumed %v later (two election timeouts: %v)", took, 2*electionTimeout)
 	c.nodes[0].start()
 	p.stop()
-	t.Logf("producer failures: %s", p.failureSummary())
+	t.Logf("producer failures: %s; through node 1: %v, 2: %v, 3: %v, 4: %v", p.failureSummary(),
+		p.failuresThrough(1), p.failuresThrough(2), p.failuresThrough(3), p.failuresThrough(4))
 	c.finish(name, p)
-}
-
-// setPlacement writes a shard's placement record in etcd directly, as a controller would:
-// replicas, with the Raft ids of the voters among them kept and 0 for the others.
-func setPlacement(t *testing.T, cli *clientv3.Client, name string, shard stream.ShardID, replicas []uint64) {
-	t.Helper()
-	key := fmt.Sprintf("/sluice/%s/placement/%s/%d", sluicecluster.DefaultName, name, shard)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("placement %s: %v", key, err)
-	}
-	var v struct {
-		Replicas []uint64 `json:"replicas"`
-		Raft     []uint64 `json:"raft"`
-	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, &v); err != nil {
-		t.Fatal(err)
-	}
-	raft := make([]uint64, len(replicas))
-	for i, id := range replicas {
-		if j := slices.Index(v.Replicas, id); j >= 0 {
-			raft[i] = v.Raft[j]
-		}
-	}
-	b, _ := json.Marshal(map[string][]uint64{"replicas": replicas, "raft": raft})
-	if _, err := cli.Put(ctx, key, string(b)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // awaitRecorded waits until the placement of each of the stream's shards records nd's Raft
