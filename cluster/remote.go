@@ -92,8 +92,9 @@ var (
 	_ stream.LeaderLog = (*remoteLog)(nil)
 )
 
-// openRemote opens the remoteLog of a shard whose placement p does not name this node. It
-// asks nothing yet and creates no file.
+// openRemote opens the remoteLog of a shard whose placement p does not name this node, or
+// whose replica here is not a voter yet (lifecycle.go). It asks nothing yet and creates no
+// file.
 func (r *Replication) openRemote(cfg stream.ShardLogConfig, p ShardPlacement) *remoteLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &remoteLog{r: r, stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard),

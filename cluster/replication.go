@@ -195,6 +195,9 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 			"stream", cfg.Stream, "shard", cfg.Shard.String())
 		return stream.OpenSegmentLog(cfg)
 	}
+	if err := removeTombstone(cfg.Dir); err != nil {
+		return nil, err
+	}
 	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, shard: cfg.Shard}
 	placed := slices.Contains(p.Replicas, r.cfg.NodeID)
 	_, err = os.Stat(cfg.Dir)

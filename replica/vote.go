@@ -15,8 +15,8 @@ import (
 // them. A term is never lowered: each keeps the higher of what it finds and what it writes.
 
 // KeepVote writes the term and vote of the closed replica in dir to the file at path
-// (crash-safely, synced), unless path already holds a higher term. Call it before dir is
-// deleted.
+// (crash-safely, synced), unless path already holds a higher term or the replica never
+// learned a term. Call it before dir is deleted.
 func KeepVote(dir, path string) error {
 	st, _, err := readSide(vfs.OS, dir, stateName, decodeState)
 	if err != nil {
@@ -26,8 +26,8 @@ func KeepVote(dir, path string) error {
 	if err != nil {
 		return err
 	}
-	if ok && kept.term > st.term {
-		return nil
+	if st.term == 0 || ok && kept.term > st.term {
+		return nil // nothing to keep: the replica never learned a term
 	}
 	return writeSide(vfs.OS, filepath.Dir(path), filepath.Base(path), encodeState(hardState{term: st.term, vote: st.vote}))
 }
