@@ -76,7 +76,7 @@ help:
 	@echo 'make fuzz-smoke  each fuzz target in FUZZ_TARGETS for its budget (or FUZZTIME)'
 	@echo 'make crash       only the crash tests of ./segment'
 	@echo 'make cluster-chaos  mixed rounds of the cluster faults (TestChaos) for CHAOS_DURATION (default 10m)'
-	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), 20,001 storage power cuts and 1,000 bit flips, overload at 30s, the 2-hour soak'
+	@echo 'make nightly     the long runs: power cuts through FUSE (POWERCUT_ITERATIONS per mode, default 500), 20,001 storage power cuts and 1,000 bit flips, overload at 30s, the 2-hour soak, five nodes with 2,000 shards'
 	@echo 'make bench       storage benchmarks and the bench suite'
 	@echo 'make bench-report  every bench suite, written to bench/results/latest (report.md, PNGs)'
 	@echo 'make run         go run ./cmd/sluice serve $$ARGS'
@@ -205,6 +205,13 @@ nightly-soak:
 
 # The storage core's long runs: 20,001 power cuts through the fault file layer (6,667 per
 # durability mode, about 0.4 s each here) and 1,000 random bit flips, each recovery checked.
+# Five real nodes holding 50 streams of 40 shards (make ci runs 10 × 4): placement, one
+# leader per shard, a record per stream read back, idle Raft traffic (docs/CLUSTER.md, "Scale").
+.PHONY: nightly-scale
+nightly: nightly-scale
+nightly-scale:
+	SLUICE_SCALE_STREAMS=50 SLUICE_SCALE_SHARDS=40 $(GO) test -count=1 -timeout=0 -v -run '^TestClusterScale$$' ./cmd/sluice
+
 .PHONY: nightly-storage
 nightly: nightly-storage
 nightly-storage:

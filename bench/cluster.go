@@ -76,21 +76,15 @@ type clusterBench struct {
 	single  *childNode
 	nodes   []*childNode
 	idle    []*childNode
+	scale   []*childNode // the cluster-scale suite's nodes (clusterscale.go)
 }
 
 func clusterSuite(ctx context.Context, cfg config) ([]result, error) {
-	dir, err := filepath.Abs(cfg.dir)
+	cb, err := startClusterBench(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	cb := &clusterBench{dir: dir, profile: cfg.profile}
 	defer cb.close()
-	if cb.bin, err = buildSluice(ctx, cfg.dir); err != nil {
-		return nil, err
-	}
-	if cb.etcd, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dir, "etcd")}); err != nil {
-		return nil, err
-	}
 	if cb.single, err = newChildNode(cb.bin, filepath.Join(cfg.dir, "single"), cb.serveArgs()...); err != nil {
 		return nil, err
 	}
@@ -188,8 +182,25 @@ func clusterSuite(ctx context.Context, cfg config) ([]result, error) {
 	return out, nil
 }
 
+// startClusterBench builds the sluice binary and starts the embedded etcd: what both
+// cluster suites start from.
+func startClusterBench(ctx context.Context, cfg config) (*clusterBench, error) {
+	dir, err := filepath.Abs(cfg.dir)
+	if err != nil {
+		return nil, err
+	}
+	cb := &clusterBench{dir: dir, profile: cfg.profile}
+	if cb.bin, err = buildSluice(ctx, cfg.dir); err != nil {
+		return nil, err
+	}
+	if cb.etcd, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dir, "etcd")}); err != nil {
+		return nil, err
+	}
+	return cb, nil
+}
+
 func (cb *clusterBench) close() {
-	for _, n := range append(append([]*childNode{cb.single}, cb.nodes...), cb.idle...) {
+	for _, n := range slices.Concat([]*childNode{cb.single}, cb.nodes, cb.idle, cb.scale) {
 		if n != nil {
 			n.stop()
 			cb.keepProfile(n)
@@ -232,17 +243,25 @@ func (cb *clusterBench) keepProfile(n *childNode) {
 
 // startNodes starts the three nodes of the cluster called name, with extra serve arguments.
 func (cb *clusterBench) startNodes(ctx context.Context, name string, extra ...string) ([]*childNode, error) {
+	return cb.startNodesN(ctx, name, clusterNodes, extra...)
+}
+
+// startNodesN starts count nodes of the cluster called name, node ids 1 to count.
+func (cb *clusterBench) startNodesN(ctx context.Context, name string, count int, extra ...string) ([]*childNode, error) {
 	var nodes []*childNode
-	for i := 1; i <= clusterNodes; i++ {
+	for i := 1; i <= count; i++ {
 		args := append([]string{"--node-id", strconv.Itoa(i), "--cluster-etcd", cb.etcd.Endpoints()[0], "--cluster-name", name}, cb.serveArgs(extra...)...)
 		n, err := newChildNode(cb.bin, filepath.Join(cb.dir, name, "node-"+strconv.Itoa(i)), args...)
 		if err != nil {
 			return nodes, err
 		}
 		nodes = append(nodes, n)
-		if name == "idle" {
+		switch name {
+		case "idle":
 			cb.idle = nodes
-		} else {
+		case "scale":
+			cb.scale = nodes
+		default:
 			cb.nodes = nodes
 		}
 		if err := ctx.Err(); err != nil {

@@ -2,7 +2,7 @@
 // and prints every figure with its limit and the ratio between them (the targets are in
 // PERFORMANCE.md). The machine is shared and noisy: compare ratios, not absolute figures.
 //
-//	go run ./bench -suite storage|e2e|sweep|startup|cluster|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
+//	go run ./bench -suite storage|e2e|sweep|startup|cluster|cluster-scale|all [-json] [-report DIR] [-dir D] [-duration 2s] [-profile cpu|mem]
 //
 // Suites:
 //
@@ -21,11 +21,17 @@
 //	         node's, put latency against the single node's plus two loopback round trips and
 //	         one fdatasync, failover after kill -9 of a shard's leader, and the CPU of three
 //	         idle nodes holding 1,000 shards (cluster.go). It takes minutes.
+//	cluster-scale
+//	         five nodes (--replicas 3) holding 50 streams of 40 shards: the time to create
+//	         and elect them, idle CPU and Raft messages, resident memory per node and per
+//	         replica, put throughput of the Go client's Producer beside the cluster suite's
+//	         three nodes, and the time to restore three replicas of every shard after kill -9
+//	         of a node (clusterscale.go). It takes minutes.
 //	startup  the time to open a data directory of 1,000 and 10,000 sealed segments after a
 //	         clean stop and after a crash, and resident anonymous memory with 100 GiB of
 //	         retained (sparse) data (startup.go).
-//	all      storage, e2e, sweep and startup, one after the other; not cluster, which kills and
-//	         starts processes for minutes: run it by name.
+//	all      storage, e2e, sweep and startup, one after the other; not the cluster suites, which
+//	         kill and start processes for minutes: run them by name.
 //
 // -report DIR writes DIR/report.md (tables, figures, how to read them), the figures as PNGs
 // and DIR/results.json (every sample): see report.go. A suite that fails does not stop the
@@ -90,7 +96,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep, startup, cluster or all (all but cluster)")
+	suite := fs.String("suite", "storage", "what to measure: storage, e2e, sweep, startup, cluster, cluster-scale or all (all but the cluster suites)")
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table (with several suites, the report's JSON)")
 	reportDir := fs.String("report", "", "also write report.md, PNG figures and results.json into `DIR`")
 	dir := fs.String("dir", "", "where to write files (a temporary directory is made inside it); default bench/results/tmp")
@@ -122,13 +128,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fn    func(context.Context, config) ([]result, error)
 		inAll bool
 	}
-	suites := []suiteDef{{"storage", storageSuite, true}, {"e2e", e2eSuite, true}, {"sweep", sweepSuite, true}, {"startup", startupSuite, true}, {"cluster", clusterSuite, false}}
+	suites := []suiteDef{{"storage", storageSuite, true}, {"e2e", e2eSuite, true}, {"sweep", sweepSuite, true}, {"startup", startupSuite, true}, {"cluster", clusterSuite, false}, {"cluster-scale", clusterScaleSuite, false}}
 	if *suite == "all" {
 		suites = slices.DeleteFunc(suites, func(s suiteDef) bool { return !s.inAll })
 	} else {
 		i := slices.IndexFunc(suites, func(s suiteDef) bool { return s.name == *suite })
 		if i < 0 {
-			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep, startup, cluster or all)\n", *suite)
+			fmt.Fprintf(stderr, "bench: unknown suite %q (want storage, e2e, sweep, startup, cluster, cluster-scale or all)\n", *suite)
 			return exitUsage
 		}
 		suites = suites[i : i+1]
@@ -333,7 +339,11 @@ func printTable(w io.Writer, results []result) {
 				status = "ABOVE"
 			}
 		}
-		rows = append(rows, []string{r.Name, human(r.Value, r.Unit), limit, ratio, target, status, spread(r.Samples)})
+		value := human(r.Value, r.Unit)
+		if strings.HasPrefix(r.Note, notApplicable) {
+			value = "n/a"
+		}
+		rows = append(rows, []string{r.Name, value, limit, ratio, target, status, spread(r.Samples)})
 	}
 	width := make([]int, len(rows[0]))
 	for _, row := range rows {
@@ -365,6 +375,10 @@ func printTable(w io.Writer, results []result) {
 	}
 }
 
+// notApplicable begins the note of a result that could not be measured (its Value is 0 and
+// means nothing): the table prints n/a for it.
+const notApplicable = "n/a: "
+
 // spread is (max - min) / median of the samples, in percent.
 func spread(samples []float64) string {
 	if len(samples) < 2 {
@@ -392,7 +406,12 @@ func human(v float64, unit string) string {
 		}
 		return fmt.Sprintf("%.0f MB/s", v/1e6)
 	case "B":
+		if v < 1<<20 {
+			return fmt.Sprintf("%.1f KiB", v/(1<<10))
+		}
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case "s":
+		return fmt.Sprintf("%.1f s", v)
 	case "ms":
 		if v >= 1000 {
 			return fmt.Sprintf("%.2f s", v/1000)

@@ -232,18 +232,22 @@ func rssAfterOpen(dir string) (float64, string, error) {
 }
 
 // rssAnon reads RssAnon from /proc/self/status, in bytes.
-func rssAnon() (float64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+func rssAnon() (float64, error) { return procMemory("self", "RssAnon") }
+
+// procMemory reads a memory field (VmRSS, RssAnon, …) from /proc/<pid>/status, in bytes;
+// pid is a number or "self".
+func procMemory(pid, field string) (float64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, errors.New("no RssAnon in /proc/self/status")
+	return 0, fmt.Errorf("no %s in /proc/%s/status", field, pid)
 }
 
 // buildSparse makes dir a data directory whose one shard retains about 100 GiB: a stream

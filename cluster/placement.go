@@ -80,10 +80,7 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 			placed[c.placementKey(r.key)] = true
 		}
 	}
-	pl := v.placer()
-	if len(pl.nodes) == 0 {
-		pl = v.placerOf(func(id uint64) bool { return v.state(id) != StateDead }) // every node up is draining
-	}
+	pl := v.newShardPlacer()
 	var ops []clientv3.Op
 	for _, sh := range sm.All() {
 		key := c.placementKey(ShardKey{name, sh.ID})
@@ -103,16 +100,9 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 			}
 			return nil, unavailable("place the shards of "+name, errors.New("no node is registered"))
 		}
-		pv := placementValue{Replicas: pl.place(name, sh.ID, v.replicas)}
-		pv.Leader = pl.leader(name, sh.ID, pv.Replicas)
-		for _, id := range pv.Replicas {
-			pv.Raft = append(pv.Raft, v.up[id].RaftID)
-		}
-		switch {
-		case !slices.ContainsFunc(pv.Raft, func(id uint64) bool { return id != 0 }):
-			pv.Raft = nil // nodes registered without Raft ids (no replication: catalog only)
-		case slices.Contains(pv.Raft, 0):
-			return nil, unavailable("place the shards of "+name, errors.New("a chosen node has no Raft id"))
+		pv, err := v.placeNew(pl, name, sh.ID)
+		if err != nil {
+			return nil, err
 		}
 		b, _ := json.Marshal(pv)
 		ops = append(ops, clientv3.OpPut(key, string(b)))
@@ -121,6 +111,99 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 		ops = append(ops, clientv3.OpDelete(key)) // a shard the map no longer holds
 	}
 	return ops, nil
+}
+
+// newShardPlacer is the placer of new shards: the active nodes up, or, when every node up is
+// draining, those.
+func (v *view) newShardPlacer() *placer {
+	pl := v.placer()
+	if len(pl.nodes) == 0 {
+		pl = v.placerOf(func(id uint64) bool { return v.state(id) != StateDead })
+	}
+	return pl
+}
+
+// placeNew is the placement record of a new shard, chosen by pl (which has nodes). Some
+// chosen nodes without a Raft id: an error (retryable) — every node would open the shard as
+// a log of its own; all of them without: no Raft ids (no replication: catalog only).
+func (v *view) placeNew(pl *placer, name string, id stream.ShardID) (placementValue, error) {
+	pv := placementValue{Replicas: pl.place(name, id, v.replicas)}
+	pv.Leader = pl.leader(name, id, pv.Replicas)
+	for _, n := range pv.Replicas {
+		pv.Raft = append(pv.Raft, v.up[n].RaftID)
+	}
+	switch {
+	case !slices.ContainsFunc(pv.Raft, func(id uint64) bool { return id != 0 }):
+		pv.Raft = nil // nodes registered without Raft ids (no replication: catalog only)
+	case slices.Contains(pv.Raft, 0):
+		return placementValue{}, unavailable("place the shards of "+name, errors.New("a chosen node has no Raft id"))
+	}
+	return pv, nil
+}
+
+// EnsurePlacement returns the placement record of a shard, writing it first when it has none
+// (a transaction: only if the key still does not exist; the record found otherwise): a node
+// opening the log of a shard its own resharding is adding does so before the catalog
+// transaction that would place it. The catalog transaction then finds the shard placed; a
+// resharding that fails leaves the record to the same shard id's next creation, or to the
+// next save of the stream, which deletes the records of shards its map does not hold. ok is
+// false when no engine sharing the catalog replicates (nothing to place on); a replicating
+// cluster with no node to place on is a retryable error, as placementOps's.
+func (c *Client) EnsurePlacement(streamName string, shard stream.ShardID) (p ShardPlacement, ok bool, err error) {
+	if p, ok, err = c.PlacementOf(streamName, shard); err != nil || ok {
+		return p, ok, err
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	v, err := c.readView(ctx)
+	if err != nil {
+		return ShardPlacement{}, false, err
+	}
+	pl := v.newShardPlacer()
+	if len(pl.nodes) == 0 {
+		if !v.replicated {
+			return ShardPlacement{}, false, nil
+		}
+		return ShardPlacement{}, false, unavailable("place the shards of "+streamName, errors.New("no node is registered"))
+	}
+	pv, err := v.placeNew(pl, streamName, shard)
+	if err != nil {
+		return ShardPlacement{}, false, err
+	}
+	key := c.placementKey(ShardKey{streamName, shard})
+	b, _ := json.Marshal(pv)
+	if _, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, string(b))).Commit(); err != nil {
+		return ShardPlacement{}, false, unavailable("place "+streamName, err)
+	}
+	return c.PlacementOf(streamName, shard)
+}
+
+// placementToOpen returns the placement of a shard whose log this node opens: its record,
+// or, for a shard that the catalog's shard map does not hold yet (this node's own
+// resharding is adding it, before its catalog transaction), one written now
+// (EnsurePlacement). A shard of the catalog without a record (created before any node
+// joined) stays without one.
+func (c *Client) placementToOpen(streamName string, shard stream.ShardID) (ShardPlacement, bool, error) {
+	p, ok, err := c.PlacementOf(streamName, shard)
+	if err != nil || ok {
+		return p, ok, err
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.streamKey(streamName))
+	if err != nil {
+		return ShardPlacement{}, false, unavailable("read the catalog entry of "+streamName, err)
+	}
+	if len(resp.Kvs) > 0 {
+		sm, err := stream.CatalogShardMap(resp.Kvs[0].Value)
+		if err != nil {
+			return ShardPlacement{}, false, err
+		}
+		if _, held := sm.Lookup(shard); held {
+			return ShardPlacement{}, false, nil
+		}
+	}
+	return c.EnsurePlacement(streamName, shard)
 }
 
 func (c *Client) placementKey(k ShardKey) string {

@@ -414,12 +414,9 @@ func (r *Replication) serveRead(body []byte) (int, []byte) {
 	if err != nil {
 		return http.StatusBadRequest, []byte("malformed read: " + err.Error() + "\n")
 	}
-	gid := GroupOf(q.stream, q.gen, q.shard)
-	r.mu.Lock()
-	s := r.groups[gid]
-	r.mu.Unlock()
+	s := r.replicaOf(q.stream, q.gen, q.shard)
 	if s == nil || !s.serving() {
-		return http.StatusNotFound, []byte("no replica of the shard on this node\n")
+		return http.StatusNotFound, noReplicaHere
 	}
 	a := readAnswer{next: q.from}
 	var v *segment.View
@@ -444,7 +441,7 @@ func (r *Replication) serveRead(body []byte) (int, []byte) {
 	if err != nil {
 		return r.readFailed(q, err)
 	}
-	a.leader, a.tip, a.tipTime = r.host.Leader(gid), s.Tip(), s.TipTime()
+	a.leader, a.tip, a.tipTime = r.host.Leader(s.gid), s.Tip(), s.TipTime()
 	return http.StatusOK, appendReadAnswer(nil, q.op, &a, v)
 }
 

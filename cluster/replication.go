@@ -180,13 +180,15 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // OpenShardLog is the engine's Options.OpenShardLog in cluster mode: the shard's replica
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
-// local log, as before cluster mode, and the log says so. A shard whose placement does not
-// name this node, and of which it holds no replica, is served from its replicas on other
-// nodes (remoteLog, remote.go); a node named in the placement that is not yet a voter of the
-// group builds its replica meanwhile. What is under the returned log changes as the node's
-// replica is built and removed (backing, lifecycle.go).
+// local log, as before cluster mode, and the log says so. A shard this node's own resharding
+// adds is placed here first (placementToOpen): its log opens before the catalog transaction.
+// A shard whose placement does not name this node, and of which it holds no replica, is
+// served from its replicas on other nodes (remoteLog, remote.go); a node named in the
+// placement that is not yet a voter of the group builds its replica meanwhile. What is under
+// the returned log changes as the node's replica is built and removed (backing,
+// lifecycle.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
-	p, ok, err := r.c.PlacementOf(cfg.Stream, cfg.Shard)
+	p, ok, err := r.c.placementToOpen(cfg.Stream, cfg.Shard)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +200,7 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 	if err := removeTombstone(cfg.Dir); err != nil {
 		return nil, err
 	}
-	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, shard: cfg.Shard}
+	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard}
 	placed := slices.Contains(p.Replicas, r.cfg.NodeID)
 	_, err = os.Stat(cfg.Dir)
 	switch {
@@ -286,6 +288,7 @@ type shardLog struct {
 	gid    multiraft.GroupID
 	cfg    stream.ShardLogConfig
 	stream string
+	gen    uint64 // the stream's incarnation
 	shard  stream.ShardID
 
 	// cur is what the calls go to. Stored by OpenShardLog, build, finishBuilding and retire
@@ -667,6 +670,8 @@ func (r *Replication) HandlePeer(path string, header func(string) []byte, body [
 		return r.serveForward(body)
 	case ReadPath:
 		return r.serveRead(body)
+	case SealPath:
+		return r.serveSeal(body)
 	}
 	return http.StatusNotFound, nil
 }

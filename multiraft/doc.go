@@ -18,8 +18,8 @@
 //     received MsgSnap is stepped only after FetchSnapshot, on a goroutine of its own, has
 //     fetched the files the snapshot names from the sender (GET SnapshotPath), so the loop
 //     never waits for a transfer.
-//   - Node liveness (liveness.go): one ping per peer per tick (none when a batch already
-//     goes there), whatever the number of groups; a peer not heard from for
+//   - Node liveness (liveness.go): one ping per peer every second tick (none when a batch
+//     already goes there), whatever the number of groups; a peer not heard from for
 //     Config.PeerTimeoutTick ticks is treated as down until heard again, with NodeDown's
 //     effects, so failover does not wait for the caller's membership.
 //   - The published leader of each group (leader.go), read by Leader without the loop.

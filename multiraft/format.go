@@ -21,7 +21,7 @@ import (
 //
 // Records of one group are in the order raft produced the messages; a quiesce record
 // follows the heartbeat of the same tick. A ping says only that node from is alive
-// (liveness.go); it is sent at a tick to a peer whose batch has nothing else, since any
+// (liveness.go); it is sent at every second tick to a peer whose batch has nothing else, since any
 // record from a node says as much. Version 1 had no pings. A batch is decoded whole before anything of it is
 // stepped, so a malformed batch changes nothing. An unknown version or kind is an error
 // (ErrBadBatch): a change of record layout or a new kind moves batchVersion, and a node

@@ -18,8 +18,18 @@ import (
 //     before the second pass.
 //  2. makeDurable: the waits of all groups run concurrently (one fdatasync per touched file;
 //     at most maxSyncers at a time).
-//  3. handleReady, per group: the remaining messages are queued, committed entries applied,
-//     the RawNode advanced.
+//  3. handleReady, per group: the remaining messages are queued, committed entries applied
+//     (unless pass 1 applied them, below), the RawNode advanced.
+//
+// Committed entries that were durable here before the Ready (none of them among its
+// Entries, no snapshot, no configuration change) are applied in pass 1, before the wait
+// (applyEarly): their Apply acknowledges the proposals they hold without waiting for the
+// fdatasync of entries proposed since, which on a busy leader is in every Ready that
+// commits anything. Committed means durable on a majority, so the acknowledgement does not
+// depend on this node's wait; what Apply makes readable is what is durable here (the state
+// machine's rule), and these entries are. Raft needs nothing in between (RawNode.Advance
+// reads nothing from the Ready; committed entries may be applied while later entries are
+// being persisted).
 //
 // Why the MsgApps may leave before the leader's own entries are durable (Raft thesis,
 // 10.2.1): the leader counts itself in the quorum of an entry only when raft steps its own
@@ -69,6 +79,27 @@ func (h *Host) persistReady(r *pendingReady) {
 	}
 	clear(r.rd.Messages[len(rest):])
 	r.rd.Messages = rest
+}
+
+// applyEarly applies r's committed entries in pass 1 when each of them was durable here
+// before r (see above); handleReady then has none to apply. A group whose Apply fails stops,
+// as in pass 3: none of r's messages but the MsgApps already queued are sent.
+func (h *Host) applyEarly(r *pendingReady) {
+	rd := &r.rd
+	ce := rd.CommittedEntries
+	if len(ce) == 0 || r.g.err != nil || !raft.IsEmptySnap(rd.Snapshot) {
+		return
+	}
+	if len(rd.Entries) > 0 && rd.Entries[0].GetIndex() <= ce[len(ce)-1].GetIndex() {
+		return
+	}
+	for _, e := range ce {
+		if e.GetType() != raftpb.EntryNormal {
+			return
+		}
+	}
+	rd.CommittedEntries = nil
+	h.apply(r.g, ce)
 }
 
 // makeDurable is pass 2: it hands the queued MsgApps to the senders, runs the waits of

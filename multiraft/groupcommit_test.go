@@ -27,7 +27,11 @@ type gcNode struct {
 	waiting atomic.Int32  // waits blocked now
 	early   atomic.Uint64 // messages sent between a PersistAsync and its wait, summed
 	waits   atomic.Uint64 // waits run
+	opened  sync.Once     // closes gate
 }
+
+// open closes the gate: every wait passes from now on.
+func (n *gcNode) open() { n.opened.Do(func() { close(n.gate) }) }
 
 func (s *asyncSM) PersistAsync(rd *raft.Ready) (func() error, error) {
 	if err := s.Persist(rd); err != nil {
@@ -55,21 +59,23 @@ func raftSent(h *Host) int64 {
 	return int64(st.MessagesSent) - int64(st.PingsSent)
 }
 
-// TestGroupCommit: the entries of the groups a loop iteration handles are made durable
-// together (their waits run at once); a leader's MsgApps leave before its own wait returns
-// (its followers store the entries meanwhile) and nothing else does (a follower sends
-// nothing between persisting and its wait); every entry is applied on every node.
-func TestGroupCommit(t *testing.T) {
+// newGroupCommitCluster starts three nodes with groups groups (ids 1 to groups) of asyncSMs,
+// all led by node 1, whose waits pass only when the test sends on gc[0].gate (the followers'
+// pass at once). Ticks are stopped when it returns.
+func newGroupCommitCluster(t *testing.T, groups int) (*testCluster, []*gcNode, []GroupID) {
+	t.Helper()
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DisableQuiesce = true })
-	const groups = 8
 	gc := make([]*gcNode, len(c.nodes))
 	for i, nd := range c.nodes {
 		gc[i] = &gcNode{host: nd.host, gate: make(chan struct{})}
 		if i > 0 {
-			close(gc[i].gate) // followers: durable at once
+			gc[i].open() // followers: durable at once
 		}
 	}
-	// Until the proposals, let node 1's waits pass (bootstrap and elections write entries).
+	// A test that fails with node 1's loop blocked in a wait must not leave Close waiting
+	// for it (cleanups run last in, first out: this one before the cluster's).
+	t.Cleanup(gc[0].open)
+	// Until the groups have elected node 1, let its waits pass (bootstrap and elections write entries).
 	open, opened := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(opened)
@@ -103,6 +109,16 @@ func TestGroupCommit(t *testing.T) {
 	stop()
 	close(open)
 	<-opened // no send on node 1's gate is left running: the test sends on it alone from here
+	return c, gc, ids
+}
+
+// TestGroupCommit: the entries of the groups a loop iteration handles are made durable
+// together (their waits run at once); a leader's MsgApps leave before its own wait returns
+// (its followers store the entries meanwhile) and nothing else does (a follower sends
+// nothing between persisting and its wait); every entry is applied on every node.
+func TestGroupCommit(t *testing.T) {
+	const groups = 8
+	c, gc, ids := newGroupCommitCluster(t, groups)
 	last := func(nd *node, id GroupID) uint64 {
 		i, _ := nd.sms[id].st.LastIndex()
 		return i
@@ -132,19 +148,21 @@ func TestGroupCommit(t *testing.T) {
 	})
 	gc[0].gate <- struct{}{}
 	waitFor(t, "node 1 to wait for the other groups' entries at once", func() bool { return gc[0].waiting.Load() == groups-1 })
-	// Meanwhile the MsgApps have left: the followers store every group's entry.
-	for _, id := range ids {
+	// Meanwhile the MsgApps have left: the followers store every group's entry. Group 1's
+	// entry, durable on node 1 before this iteration, may be applied (its answers may have
+	// come in with the other proposals: TestApplyBeforeLaterEntriesDurable); the others not.
+	for k, id := range ids {
 		want := last(c.node(1), id)
 		waitFor(t, fmt.Sprintf("the followers to store group %d's entry", id), func() bool {
 			return last(c.node(2), id) == want && last(c.node(3), id) == want
 		})
-		if len(c.node(1).sms[id].appliedData()) != 0 {
+		if k > 0 && len(c.node(1).sms[id].appliedData()) != 0 {
 			t.Fatalf("group %d applied an entry before the leader's wait returned", id)
 		}
 	}
-	close(gc[0].gate)
+	gc[0].open()
 	wg.Wait()
-	stop = c.tickEvery(10 * time.Millisecond)
+	stop := c.tickEvery(10 * time.Millisecond)
 	defer stop()
 	for _, id := range ids {
 		want := [][]byte{fmt.Appendf(nil, "g%d", id)}
@@ -161,4 +179,54 @@ func TestGroupCommit(t *testing.T) {
 			t.Fatalf("follower %d: %d messages sent before the entries were durable (%d waits)", i+2, n, g.waits.Load())
 		}
 	}
+}
+
+// TestApplyBeforeLaterEntriesDurable: when the iteration that commits an entry on the leader
+// also persists a newer one, the committed entry is applied (its proposal acknowledged)
+// while the loop still waits for the newer entry's fdatasync, not after it; the newer entry
+// is applied once it is durable and committed.
+func TestApplyBeforeLaterEntriesDurable(t *testing.T) {
+	c, gc, ids := newGroupCommitCluster(t, 1)
+	id, h := ids[0], c.node(1).host
+	inbox := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.inbox)
+	}
+	propose := func(data string, done chan<- error) {
+		done <- h.Propose(context.Background(), id, [][]byte{[]byte(data)})
+	}
+	doneA, doneB := make(chan error, 1), make(chan error, 1)
+	go propose("a", doneA)
+	waitFor(t, "node 1 to wait for a's fdatasync", func() bool { return gc[0].waiting.Load() == 1 })
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	// The followers store a (its MsgApp left before the wait) and answer; their answers and
+	// b's proposal queue behind the wait.
+	want, _ := c.node(1).sms[id].st.LastIndex()
+	for _, nd := range c.nodes[1:] {
+		waitFor(t, fmt.Sprintf("node %d to store a", nd.id), func() bool { i, _ := nd.sms[id].st.LastIndex(); return i == want })
+	}
+	waitFor(t, "both answers to reach node 1", func() bool { return inbox() >= 2 })
+	go propose("b", doneB)
+	waitFor(t, "b's proposal to queue", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.requests) == 1
+	})
+	gc[0].gate <- struct{}{} // a is durable; the next iteration commits a and persists b
+	if err := <-doneB; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node 1 to wait for b's fdatasync", func() bool { return gc[0].waiting.Load() == 1 })
+	if got := c.node(1).sms[id].appliedData(); !hasApplied(id, [][]byte{[]byte("a")}, c.node(1)) {
+		t.Fatalf("node 1 applied %q while waiting for b's fdatasync, want a applied", got)
+	}
+	gc[0].open()
+	stop := c.tickEvery(10 * time.Millisecond)
+	defer stop()
+	waitFor(t, "a and b to apply on all three", func() bool {
+		return hasApplied(id, [][]byte{[]byte("a"), []byte("b")}, c.nodes...)
+	})
 }

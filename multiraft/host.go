@@ -587,6 +587,7 @@ func (h *Host) handleReadies() {
 		if g.rn.HasReady() {
 			r.rd, r.has = g.rn.Ready(), true
 			h.persistReady(&r)
+			h.applyEarly(&r)
 		}
 		batch = append(batch, r)
 	}
@@ -626,17 +627,27 @@ func (h *Host) handleReady(g *group, rd *raft.Ready) {
 		}
 		h.tr.queue(g, m)
 	}
-	if len(rd.CommittedEntries) > 0 {
-		if err := g.sm.Apply(rd.CommittedEntries); err != nil {
-			h.fail(g, "apply", err)
-			return
-		}
-		if err := h.applyConfChanges(g, rd.CommittedEntries); err != nil {
-			h.fail(g, "apply", err)
-			return
-		}
+	if !h.apply(g, rd.CommittedEntries) {
+		return
 	}
 	g.rn.Advance(*rd)
+}
+
+// apply gives committed to g's state machine and applies the configuration changes among
+// them; false when it failed the group.
+func (h *Host) apply(g *group, committed []*raftpb.Entry) bool {
+	if len(committed) == 0 {
+		return true
+	}
+	if err := g.sm.Apply(committed); err != nil {
+		h.fail(g, "apply", err)
+		return false
+	}
+	if err := h.applyConfChanges(g, committed); err != nil {
+		h.fail(g, "apply", err)
+		return false
+	}
+	return true
 }
 
 // applyConfChanges applies the configuration changes among committed to the RawNode

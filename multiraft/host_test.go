@@ -198,7 +198,7 @@ func pingsSent(on ...*node) uint64 {
 }
 
 // TestQuiesceAndWake: idle groups quiesce on every replica and then exchange no message
-// however many ticks pass, only one ping per peer per tick; a proposal wakes its group, is
+// however many ticks pass, only one ping per peer every second tick; a proposal wakes its group, is
 // applied everywhere, and the group quiesces again.
 func TestQuiesceAndWake(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
@@ -222,8 +222,8 @@ func TestQuiesceAndWake(t *testing.T) {
 	c.flushed()
 	// The ticks were taken by the loops (tickAll waits for each); any heartbeat they
 	// caused would have been queued in the same iteration.
-	if got, want := pingsSent(c.nodes...)-pings, uint64(5*10*3*2); got != want {
-		t.Errorf("50 ticks of three nodes sent %d pings, want %d (one per peer per tick)", got, want)
+	if got, want := pingsSent(c.nodes...)-pings, uint64(5*10/pingEvery*3*2); got != want {
+		t.Errorf("50 ticks of three nodes sent %d pings, want %d (one per peer every %d ticks)", got, want, pingEvery)
 	}
 	if got := sentTotal(c.nodes...); got != sent {
 		for _, nd := range c.nodes {

@@ -17,8 +17,15 @@
 // duplicate) or a *NotLeaderError naming the leader. A record is readable here (Read, Tip,
 // Changed) once committed and durable here: Apply publishes min(commit, local durable).
 //
+// Sealing (seal.go; stream.SealingLog). Seal(token), on the leader, proposes a seal entry (a
+// gap, kept in raft.seal) and returns the last record before it once applied; no replica
+// publishes above a seal in force, and an Append with an entry after it fails with
+// stream.ErrLogSealed. Unseal(token) proposes an unseal entry, which ends that token's hold;
+// the seal lasts while any token holds it.
+//
 // Views pin a segment mapping until released, as with segment.Log; Entries copies the frames
-// out of its views before returning them to Raft.
+// out of its views before returning them to Raft. The entries persisted and not yet applied
+// it returns from memory instead, the very entries raft gave Persist (cache.go).
 //
 // Crash behaviour. raft.state (HardState) is replaced atomically when term or vote change,
 // before messages go out; commit may lag. raft.terms and raft.conf are replaced atomically

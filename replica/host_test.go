@@ -126,7 +126,7 @@ func TestReplicaThroughHost(t *testing.T) {
 
 // newHostNode starts a Host serving the Raft transport and the snapshot files on loopback,
 // and opens node id's replica in dir. The Host ticks every tick (an election takes 10).
-func newHostNode(t *testing.T, id uint64, dir string, so segment.Options, tick time.Duration) *hostNode {
+func newHostNode(t testing.TB, id uint64, dir string, so segment.Options, tick time.Duration) *hostNode {
 	t.Helper()
 	h, err := multiraft.NewHost(multiraft.Config{NodeID: id, TickInterval: tick})
 	if err != nil {
@@ -153,7 +153,7 @@ func newHostNode(t *testing.T, id uint64, dir string, so segment.Options, tick t
 
 // startHostNodes starts nodes 1 to count, each knowing the others' addresses, with group
 // bootstrapped on all of them.
-func startHostNodes(t *testing.T, count uint64, so segment.Options, tick time.Duration) []*hostNode {
+func startHostNodes(t testing.TB, count uint64, so segment.Options, tick time.Duration) []*hostNode {
 	t.Helper()
 	var nodes []*hostNode
 	var peers []uint64
@@ -175,7 +175,7 @@ func startHostNodes(t *testing.T, count uint64, so segment.Options, tick time.Du
 }
 
 // waitLeader waits (a bounded loop) until the live nodes agree on a leader among them.
-func waitLeader(t *testing.T, live []*hostNode) *hostNode {
+func waitLeader(t testing.TB, live []*hostNode) *hostNode {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

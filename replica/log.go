@@ -43,6 +43,7 @@ type Log struct {
 	next     uint64                 // next proposal token
 	byToken  map[uint64]*pendingRec // proposals not yet persisted here
 	byIndex  map[uint64]*pendingRec // proposals persisted, waiting for commit
+	seal     sealState              // seal.go
 }
 
 var _ stream.ShardLog = (*Log)(nil)
@@ -87,8 +88,11 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	st, err := openStorage(seg, dir, so)
+	var sealed sealHold // the seal in force as of Applied (seal.go)
 	if err == nil {
-		err = seg.Publish(st.Applied()) // committed and durable before the restart
+		applied := st.Applied()
+		sealed = st.sealsAt(applied)
+		err = seg.Publish(sealed.limit(applied)) // committed and durable before the restart
 	}
 	if err != nil {
 		seg.Close()
@@ -97,8 +101,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	return &Log{storage: st, opts: opts, next: 1,
-		byToken: map[uint64]*pendingRec{}, byIndex: map[uint64]*pendingRec{}}, nil
+	l := &Log{storage: st, opts: opts, next: 1,
+		byToken: map[uint64]*pendingRec{}, byIndex: map[uint64]*pendingRec{}}
+	if sealed.at != 0 {
+		l.seal.hold, l.seal.last = sealed, st.lastRecordBelow(sealed.at)
+	}
+	return l, nil
 }
 
 // SetProposer sets how Append submits proposals.
@@ -151,20 +159,38 @@ func (l *Log) PersistAsync(rd *raft.Ready) (wait func() error, err error) {
 }
 
 // Apply is given the committed entries after Persist: it publishes the records committed
-// and durable here, and acknowledges the Appends whose entries all committed in their term.
+// and durable here (none above a seal in force, seal.go), and acknowledges the Appends whose
+// entries all committed in their term, outside a seal.
 func (l *Log) Apply(committed []*pb.Entry) error {
 	if len(committed) == 0 {
 		return nil
 	}
-	if err := l.storage.segLog().Publish(committed[len(committed)-1].GetIndex()); err != nil {
+	last := committed[len(committed)-1].GetIndex()
+	before := l.storage.sealsAt(committed[0].GetIndex() - 1)
+	after := before
+	for _, e := range committed {
+		after = after.next(e)
+	}
+	var sealLast uint64
+	if after.at != 0 {
+		sealLast = l.storage.lastRecordBelow(after.at)
+	}
+	if err := l.storage.segLog().Publish(after.limit(last)); err != nil {
 		return err
 	}
-	l.storage.setApplied(committed[len(committed)-1].GetIndex())
+	l.storage.setApplied(last)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.noteSealsLocked(committed, after, sealLast)
+	sealed := before
 	for _, e := range committed {
+		sealed = sealed.next(e)
 		if r := l.byIndex[e.GetIndex()]; r != nil {
 			delete(l.byIndex, e.GetIndex())
+			if sealed.at != 0 {
+				l.failLocked(r, sealedError(e.GetIndex(), sealed.at))
+				continue
+			}
 			l.finishLocked(r, r.term == e.GetTerm())
 		}
 	}
@@ -192,7 +218,8 @@ func (l *Log) finishLocked(r *pendingRec, ok bool) {
 // token) and returns nil once every entry committed in the term it was proposed in, with the
 // positions in batch[i].Seq and the arrival times in batch[i].Time. Not the leader: a
 // *NotLeaderError; not committed in time or in its term: ErrNotCommitted (retryable; the
-// records may still commit, so a retry may duplicate them).
+// records may still commit, so a retry may duplicate them). Sealed here, or an entry
+// committed after a seal: an error wrapping stream.ErrLogSealed (seal.go).
 func (l *Log) Append(batch []segment.Record) error {
 	if len(batch) == 0 {
 		return nil
@@ -204,6 +231,10 @@ func (l *Log) Append(batch []segment.Record) error {
 	p := &proposal{batch: batch, left: len(batch), done: make(chan error, 1)}
 	data := make([][]byte, len(batch))
 	l.mu.Lock()
+	if at := l.seal.hold.at; at != 0 {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: sealed at %d", stream.ErrLogSealed, at)
+	}
 	proposer := l.proposer
 	recs := make([]*pendingRec, len(batch))
 	for i := range batch {

@@ -521,8 +521,9 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 	s.log = seg
 	s.cur.Store(seg)
 	s.snap, s.terms, s.confs, s.last, s.applied = man, nil, nil, man.index, man.index
+	s.cache.reset()
 	s.hs.commit = max(s.hs.commit, man.index)
-	return seg.Publish(man.index)
+	return seg.Publish(s.sealsAtLocked(man.index).limit(man.index))
 }
 
 // noteCompacted records in raft.snap that retention moved FirstIndex: the snapshot the log
@@ -556,6 +557,7 @@ func (s *Storage) noteCompacted() error {
 func (s *Storage) setApplied(i uint64) {
 	s.mu.Lock()
 	s.applied = max(s.applied, i)
+	s.cache.dropUpTo(s.applied)
 	s.mu.Unlock()
 }
 

@@ -65,10 +65,12 @@ type Storage struct {
 	snap  snapRec       // the snapshot the log starts from (raft.snap); index 0: none
 	terms []termRec     // one per term start, empty entry and conf entry, by index
 	confs []confRec
-	last  uint64 // LastIndex
+	seals []sealRec // raft.seal (seal.go)
+	last  uint64    // LastIndex
 	// applied is the last index given to Apply (at open: Applied); a snapshot is taken there.
 	applied uint64
 	buf     []segment.Record
+	cache   entryCache // the entries persisted and not yet applied (cache.go)
 }
 
 var _ raft.Storage = (*Storage)(nil)
@@ -118,6 +120,9 @@ func openStorage(log *segment.Log, dir string, so segment.Options) (*Storage, er
 	}
 	s.dropAboveLocked(last)
 	s.last = last
+	if err := s.loadSealsLocked(); err != nil {
+		return nil, err
+	}
 	s.applied = s.appliedLocked()
 	return s, nil
 }
@@ -281,9 +286,10 @@ func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 		ConfState: rec.cs}}, nil
 }
 
-// Entries implements raft.Storage. Entries with a record are read from the segment log and
-// copied (the views are released before it returns); entries without one are synthesized
-// (empty normal entries) or come from raft.conf.
+// Entries implements raft.Storage. The entries persisted and not yet applied come from
+// memory (cache.go); older entries with a record are read from the segment log and copied
+// (the views are released before it returns); entries without one are synthesized (empty
+// normal entries) or come from raft.conf.
 func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -293,6 +299,31 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > s.last+1 {
 		return nil, raft.ErrUnavailable
 	}
+	if out, ok := s.cache.get(lo, hi, maxSize); ok {
+		return out, nil
+	}
+	mid := hi // the entries from mid on are in the cache
+	if c := s.cache.first(); len(s.cache.ents) > 0 && lo < c && c < hi && hi <= s.cache.last()+1 {
+		mid = c
+	}
+	out, size, err := s.readEntriesLocked(lo, mid, maxSize)
+	if err != nil || mid == hi || uint64(len(out)) < mid-lo {
+		return out, err
+	}
+	rest, _ := s.cache.get(mid, hi, maxSize-min(size, maxSize))
+	for _, e := range rest {
+		if size += uint64(len(e.GetData())); size > maxSize {
+			break
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readEntriesLocked reads the entries [lo, hi) from the segment log and the side files,
+// within maxSize (at least one), and returns them with the sum of their data's lengths.
+// Called with s.mu held.
+func (s *Storage) readEntriesLocked(lo, hi, maxSize uint64) ([]*pb.Entry, uint64, error) {
 	var out []*pb.Entry
 	var size uint64
 	var view segment.View
@@ -306,10 +337,13 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 		rec, marked := s.recAtLocked(i)
 		switch {
 		case marked && rec.kind == kindEmpty:
+			if sr, ok := s.sealAtLocked(i); ok && sr.term == term {
+				e.Data = sealEntry(sr.op, sr.token)
+			}
 		case marked && rec.kind == kindConf:
 			k := sort.Search(len(s.confs), func(k int) bool { return s.confs[k].index >= i })
 			if k == len(s.confs) || s.confs[k].index != i {
-				return nil, fmt.Errorf("%w: conf entry %d missing from %s", ErrCorrupt, i, confName)
+				return nil, 0, fmt.Errorf("%w: conf entry %d missing from %s", ErrCorrupt, i, confName)
 			}
 			e.Type = pb.EntryType(s.confs[k].typ).Enum()
 			e.Data = slices.Clone(s.confs[k].data)
@@ -322,25 +356,25 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 				view.Release()
 				v, err := s.log.ReadWritten(i, int(hi-i), 1<<20)
 				if err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 				if v.Count == 0 {
-					return nil, fmt.Errorf("%w: frame %d missing from the segment log", ErrCorrupt, i)
+					return nil, 0, fmt.Errorf("%w: frame %d missing from the segment log", ErrCorrupt, i)
 				}
 				view, it = v, v.Records()
 			}
 			if cur.Seq != i {
-				return nil, fmt.Errorf("%w: frame %d missing from the segment log (found %d)", ErrCorrupt, i, cur.Seq)
+				return nil, 0, fmt.Errorf("%w: frame %d missing from the segment log (found %d)", ErrCorrupt, i, cur.Seq)
 			}
 			e.Data = frame.Append(nil, &frame.Record{Seq: cur.Seq, Time: cur.Time, Flags: cur.Flags, Key: cur.Key, Data: cur.Data})
 		}
-		size += uint64(len(e.Data))
-		if len(out) > 0 && size > maxSize {
+		if len(out) > 0 && size+uint64(len(e.Data)) > maxSize {
 			break
 		}
+		size += uint64(len(e.Data))
 		out = append(out, e)
 	}
-	return out, nil
+	return out, size, nil
 }
 
 // persist writes rd's entries and HardState, in this order: a conflicting suffix is cut
@@ -377,13 +411,15 @@ func (s *Storage) persist(rd *raft.Ready, seen func(r *frame.Record, index, term
 
 func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Record, index, term uint64)) (wait func() error, err error) {
 	first := ents[0].GetIndex()
-	changed := false
+	changed, sealsChanged := false, false
 	if first <= s.last {
 		// A conflicting suffix from an earlier term: cut it, durably, first.
 		if err := s.log.Truncate(first - 1); err != nil {
 			return nil, err
 		}
+		s.cache.cutFrom(first)
 		s.dropAboveLocked(first - 1)
+		sealsChanged = s.dropSealsAboveLocked(first - 1)
 		s.last = first - 1
 		changed = true
 	}
@@ -400,6 +436,11 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 		case len(e.GetData()) == 0:
 			s.terms = append(s.terms, termRec{i, term, kindEmpty})
 			changed = true
+		case isSealEntry(e.GetData()): // a gap, kept in raft.seal too (seal.go)
+			s.terms = append(s.terms, termRec{i, term, kindEmpty})
+			op, token := sealOpOf(e.GetData())
+			s.seals = append(s.seals, sealRec{index: i, term: term, op: op, token: token})
+			changed, sealsChanged = true, true
 		default:
 			r, _, err := frame.Decode(e.GetData())
 			if err != nil {
@@ -416,6 +457,11 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 		}
 		prev = term
 	}
+	if sealsChanged {
+		if err := writeSide(s.fs, s.dir, sealName, encodeSeals(s.seals)); err != nil {
+			return nil, err
+		}
+	}
 	if confChanged {
 		if err := writeSide(s.fs, s.dir, confName, encodeConfs(s.confs)); err != nil {
 			return nil, err
@@ -431,6 +477,7 @@ func (s *Storage) persistEntriesLocked(ents []*pb.Entry, seen func(r *frame.Reco
 	}
 	clear(batch)
 	s.buf = batch[:0]
+	s.cache.add(ents)
 	s.last = ents[len(ents)-1].GetIndex()
 	return wait, nil
 }

@@ -63,3 +63,46 @@ func BenchmarkPersist(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEntries measures Storage.Entries of 100 entries of 100 B records, as raft reads a
+// Ready's committed entries back: persisted and not yet applied (answered from memory,
+// cache.go) against applied (read from the segment log and encoded again).
+func BenchmarkEntries(b *testing.B) {
+	for _, applied := range []bool{false, true} {
+		name := "cached"
+		if applied {
+			name = "log"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{Segment: segment.Options{Durability: segment.Durability{Mode: segment.None}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ents := make([]*pb.Entry, 100)
+			size := 0
+			for i := range ents {
+				f := frame.Append(nil, &frame.Record{Seq: 1 << 63, Key: []byte("key"), Data: make([]byte, 100)})
+				ents[i] = &pb.Entry{Index: proto.Uint64(uint64(i + 1)), Term: proto.Uint64(1), Type: pb.EntryNormal.Enum(), Data: f}
+				size += len(f)
+			}
+			if err := l.Persist(&raft.Ready{Entries: ents}); err != nil {
+				b.Fatal(err)
+			}
+			if applied {
+				if err := l.Apply(ents); err != nil {
+					b.Fatal(err)
+				}
+			}
+			st := l.RaftStorage()
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := st.Entries(1, 101, 1<<30)
+				if err != nil || len(got) != 100 {
+					b.Fatalf("%d entries, %v", len(got), err)
+				}
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ const (
 	PeerRaftPath     = "/sluice/v1/raft"
 	PeerForwardPath  = "/sluice/v1/forward"
 	PeerReadPath     = "/sluice/v1/read"
+	PeerSealPath     = "/sluice/v1/seal"     // a resharding seals a shard on its leader
 	PeerSnapshotPath = "/sluice/v1/snapshot" // GET, served by a Peer that is a PeerFiles
 )
 
@@ -37,7 +38,7 @@ type PeerFiles interface {
 // the routes under PeerPrefix and the forwarding of writes to the node that leads a shard.
 // The server imports neither the Raft loop nor etcd; it knows only this.
 type Peer interface {
-	// HandlePeer serves a POST to PeerRaftPath, PeerForwardPath or PeerReadPath. header reads the request's
+	// HandlePeer serves a POST to PeerRaftPath, PeerForwardPath, PeerReadPath or PeerSealPath. header reads the request's
 	// headers; body is valid during the call only. It returns the answer's status and body.
 	HandlePeer(path string, header func(name string) []byte, body []byte) (status int, resp []byte)
 	// Forward puts records on the node leader that leads shard of stream (already
@@ -50,7 +51,7 @@ type Peer interface {
 // isPeerPath reports whether a request path is one of a cluster's peer routes.
 func isPeerPath(path []byte) bool {
 	switch string(path) {
-	case PeerRaftPath, PeerForwardPath, PeerReadPath, PeerSnapshotPath:
+	case PeerRaftPath, PeerForwardPath, PeerReadPath, PeerSealPath, PeerSnapshotPath:
 		return true
 	}
 	return false

@@ -22,8 +22,9 @@
 //     MillisBehindLatest, ChildShards at the end of a closed shard);
 //
 //   - resharding: SplitShard, MergeShards and UpdateShardCount through package shardmap;
-//     parents close under their write gates, so concurrent producers never lose, duplicate or
-//     misroute a record, and a drained closed shard ends with its ChildShards;
+//     parents close under their write gates (a replicated log, which other nodes append to,
+//     is sealed: SealingLog), so concurrent producers never lose, duplicate or misroute a
+//     record, and a drained closed shard ends with its ChildShards;
 //
 //   - enhanced fan-out: a registry of consumers (at most 20 per stream, ARNs with their
 //     creation time) and subscriptions that push records as they are appended (woken by the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -522,33 +523,33 @@ func (c *changedConcurrently) Unwrap() error { return c.err }
 // Retrying a change another writer beat. Two nodes registering consumers of one stream, or
 // tagging it, at the same moment both read revision R; etcd's compare-and-swap takes one,
 // and the other would fail with ResourceInUse though nothing conflicts (Kinesis takes both).
-// retryChange waits, at most changeWait, until this engine has the winner's change (the
-// catalog's watch brings it), and runs the change again on it, up to changeAttempts times
-// in all; a change that still finds the stream changed fails with ResourceInUse, and one
-// that no longer applies (a consumer registered meanwhile under the same name) fails as it
-// would have alone.
-const (
-	changeAttempts = 5
-	changeWait     = 2 * time.Second
-)
+// retryChange waits until this engine has the winner's change (the catalog's watch brings
+// it), then a random pause that grows with each attempt (so that two nodes that keep
+// colliding fall out of step), and runs the change again on it, for at most changeBudget in
+// all; a change still beaten then fails with ResourceInUse, and one that no longer applies
+// (a consumer registered meanwhile under the same name) fails as it would have alone.
+const changeBudget = 10 * time.Second
 
 // retryChange runs op, a change of s's metadata that takes s.mu itself, again after a
 // concurrent change (see above). With the local catalog there is no other writer.
 func (s *Stream) retryChange(op func() error) error {
+	deadline := time.Now().Add(changeBudget)
 	for attempt := 1; ; attempt++ {
 		err := op()
 		var cc *changedConcurrently
-		if !errors.As(err, &cc) || attempt == changeAttempts || s.engine.local {
+		if !errors.As(err, &cc) || s.engine.local || time.Now().After(deadline) {
 			return err
 		}
-		for deadline := time.Now().Add(changeWait); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for time.Now().Before(deadline) {
 			s.mu.Lock()
 			seen := s.rev > cc.rev || s.deleted
 			s.mu.Unlock()
 			if seen {
 				break
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
+		time.Sleep(time.Duration(rand.Int64N(int64(min(attempt, 10)) * int64(10*time.Millisecond))))
 	}
 }
 

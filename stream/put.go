@@ -226,6 +226,14 @@ func (e *Engine) appendShard(j appendJob, sc *putScratch, sl *sealer, results []
 	}
 	err := sh.log.Append(recs)
 	sh.gate.RUnlock()
+	if errors.Is(err, ErrLogSealed) {
+		// A resharding, perhaps on another node, sealed the shard: once the new map is
+		// here, the records route again on it; until then they fail, retryably.
+		if awaitClosed(sh) {
+			return append(retry, idx...)
+		}
+		err = &Error{Kind: KindInternalFailure, Msg: "the shard is being closed by a resharding; retry", Err: err}
+	}
 	if err != nil {
 		t.failed += len(idx)
 	} else {
@@ -235,7 +243,7 @@ func (e *Engine) appendShard(j appendJob, sc *putScratch, sl *sealer, results []
 	}
 	if nl := (*NotLeaderError)(nil); errors.As(err, &nl) {
 		err = notLeader(nl.Leader)
-	} else if err != nil {
+	} else if err != nil && KindOf(err) == 0 {
 		err = internalError(err)
 	}
 	for k, i := range idx {
@@ -246,6 +254,22 @@ func (e *Engine) appendShard(j appendJob, sc *putScratch, sl *sealer, results []
 		results[i].Seq = SeqNum{Shard: j.id, Pos: recs[k].Seq}
 	}
 	return retry
+}
+
+// sealedWait bounds how long an append refused by a sealed log waits for the resharding
+// that sealed it to reach this node's shard map (the catalog's watch: usually milliseconds).
+const sealedWait = 2 * time.Second
+
+// awaitClosed waits until sh is closed, at most sealedWait, and reports whether it is.
+func awaitClosed(sh *shard) bool {
+	t := time.NewTimer(sealedWait)
+	defer t.Stop()
+	select {
+	case <-sh.closing:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // putScratch is the working memory of one putOnce, pooled: the records handed to the logs

@@ -2,7 +2,10 @@ package stream
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"sort"
+	"time"
 
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -39,7 +42,9 @@ func (e *Engine) UpdateShardCount(stream string, target int) (before, after int,
 //
 //  1. the logs of the new shards are opened;
 //  2. the gates of the shards that close are taken exclusively, which waits for the appends
-//     in flight on them; their last sequence numbers are now final (EndingSequenceNumber);
+//     in flight on them; their last sequence numbers are now final (EndingSequenceNumber) —
+//     on this node; a replicated log, which other nodes append to, is sealed (SealingLog)
+//     and its ending is the position Seal returns;
 //  3. the new map and the ending numbers are saved (the catalog is durable first);
 //  4. the new shard set is published and the parents are marked closed;
 //  5. the gates open: appends that waited find their shard closed and route again on the
@@ -120,14 +125,32 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 	nextMeta := meta.clone()
 	nextMeta.ShardMap = nm.Encode()
 	closedAt := e.opts.Now().UnixMilli()
+	token := rand.Uint64() | 1 // names this resharding's seals
+	sealed, err := e.sealClosing(name, token, closing, created, nextMeta.Ending)
+	if err != nil {
+		for _, c := range created {
+			c.log.Close()
+		}
+		return err
+	}
 	for _, sh := range closing {
-		nextMeta.Ending[sh.id] = sh.log.Tip()
 		nextMeta.ClosedAt[sh.id] = closedAt
 	}
 	for _, sh := range created {
 		nextMeta.CreatedAt[sh.id] = closedAt
 	}
 	if err := s.saveChangeLocked(nextMeta); err != nil {
+		if cc := (*changedConcurrently)(nil); errors.As(err, &cc) && len(sealed) > 0 {
+			// The catalog refused the change: another writer's won, perhaps a resharding
+			// that closed the same shards (at the same seal). Those it left open are
+			// unsealed once this engine has that change.
+			go s.unsealOpen(cc.rev, token, sealed)
+		} else if len(sealed) > 0 {
+			// The change may have been saved (its answer lost): the catalog's watch tells.
+			// Until then, or until the request is made again, the sealed shards take no
+			// records (appends get a retryable error).
+			e.opts.Logger.Warn("a resharding's save failed with its shards sealed", "stream", name, "err", err)
+		}
 		for _, c := range created {
 			c.log.Close()
 		}
@@ -140,6 +163,71 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 		sh.markClosedLocked() // under its gate
 	}
 	return nil
+}
+
+// sealClosing writes into ending the EndingSequenceNumber position of every shard in
+// closing, whose gates the caller holds: a SealingLog's Seal (appends on other nodes stop
+// there too), else the log's Tip, which is final under the gate. A shard in created (opened
+// by this change and closed by it too, never published) took no record: its Tip. It returns
+// the shards it sealed; when a Seal fails, it unseals those and returns the error.
+func (e *Engine) sealClosing(name string, token uint64, closing, created []*shard, ending map[ShardID]uint64) (sealed []*shard, err error) {
+	for _, sh := range closing {
+		sl, ok := sh.log.(SealingLog)
+		if !ok || slices.Contains(created, sh) {
+			ending[sh.id] = sh.log.Tip()
+			continue
+		}
+		last, err := sl.Seal(token)
+		if err != nil {
+			e.unseal(name, token, append(sealed, sh)) // it may have sealed
+			return nil, &Error{Kind: KindInternalFailure, Msg: "the shard " + sh.id.String() + " could not be closed; retry", Err: err}
+		}
+		sealed = append(sealed, sh)
+		ending[sh.id] = last
+	}
+	return sealed, nil
+}
+
+// unseal ends the holds of a resharding (token) that did not happen, as far as it can.
+func (e *Engine) unseal(name string, token uint64, sealed []*shard) {
+	for _, sh := range sealed {
+		if err := sh.log.(SealingLog).Unseal(token); err != nil {
+			e.opts.Logger.Warn("could not unseal a shard after a failed resharding", "stream", name, "shard", sh.id.String(), "err", err)
+		}
+	}
+}
+
+// unsealOpen ends the holds of a resharding (token) whose save another writer's change beat
+// (after revision rev), on the shards of sealed that the stream's map still has open once
+// this engine has that change, waiting for it at most changeWait. A shard the winner closed
+// stays sealed: the winner's resharding may have sealed it too (its hold keeps the seal), or
+// not (the shard is closed: nothing may land in it after its ending anyway). If the change
+// does not come, the shards stay sealed (their appends fail, retryably) until a resharding
+// closes them.
+func (s *Stream) unsealOpen(rev int64, token uint64, sealed []*shard) {
+	for deadline := time.Now().Add(changeWait); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		seen, deleted := s.rev > rev, s.deleted
+		s.mu.Unlock()
+		if deleted {
+			return
+		}
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.engine.opts.Logger.Warn("a refused resharding's shards stay sealed: the change that beat it did not arrive", "stream", s.meta.Load().Name)
+			return
+		}
+	}
+	set := s.set.Load()
+	var open []*shard
+	for _, sh := range sealed {
+		if info, ok := set.m.Lookup(sh.id); ok && info.Open && set.shards[sh.id] == sh {
+			open = append(open, sh)
+		}
+	}
+	s.engine.unseal(s.meta.Load().Name, token, open)
 }
 
 // closedUnlocked reads closed without the gate; only the resharding (which holds the stream's

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"path/filepath"
 	"strconv"
 
@@ -68,6 +69,33 @@ type ShardLog interface {
 type LeaderLog interface {
 	Leader() (leader uint64, here bool)
 }
+
+// SealingLog is implemented by a replicated ShardLog, whose records other nodes append too:
+// the gate a resharding takes on this node does not stop them, so the engine closes such a
+// shard at the position Seal returns instead of at Tip (a single node's log is closed at Tip).
+// token names the resharding (random, one per resharding and engine).
+//
+//   - Seal makes the log take no more records on any replica: once it returns, every
+//     Append that was or will be acknowledged has its records at or below last, and no
+//     replica makes a record above last readable; an Append whose records fall after the
+//     seal fails with an error wrapping ErrLogSealed. last is the position of the shard's last
+//     record (its EndingSequenceNumber's). A log already sealed stays sealed at the same
+//     position: another Seal, with any token, returns the same last. An error means the log
+//     may or may not be sealed.
+//   - Unseal ends the hold of token's Seal, whose resharding could not be saved (best
+//     effort); the log takes records again once no Seal holds it (another resharding that
+//     sealed it too, and saved, keeps it sealed). Records that an Append tried while the
+//     log was sealed may then become readable (they were not acknowledged: a retry may
+//     duplicate them).
+type SealingLog interface {
+	Seal(token uint64) (last uint64, err error)
+	Unseal(token uint64) error
+}
+
+// ErrLogSealed is wrapped by the Append error of a SealingLog that is sealed: the shard is
+// being closed by a resharding, perhaps on another node. The records were not acknowledged;
+// the engine routes them again once its shard map has the shard closed.
+var ErrLogSealed = errors.New("stream: the shard's log is sealed: the shard is closing")
 
 // ShardLogConfig is what opening a shard's log needs.
 type ShardLogConfig struct {

@@ -112,7 +112,8 @@ func joinCluster(cc *clusterConfig, logger *slog.Logger) (*cluster.Client, error
 // startReplication gives the node its Raft id (DATA/node.json), the cluster's peer key, and
 // its Raft host following membership.
 func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, logger *slog.Logger) (*cluster.Replication, error) {
-	if multiraft.RaftPath != server.PeerRaftPath || cluster.ForwardPath != server.PeerForwardPath || cluster.ReadPath != server.PeerReadPath {
+	if multiraft.RaftPath != server.PeerRaftPath || cluster.ForwardPath != server.PeerForwardPath || cluster.ReadPath != server.PeerReadPath ||
+		cluster.SealPath != server.PeerSealPath {
 		panic("BUG: the peer routes of cluster and server differ")
 	}
 	raftID, err := cluster.RaftID(cfg.dataDir)

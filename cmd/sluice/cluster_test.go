@@ -24,6 +24,15 @@ import (
 // answer into out.
 func kinesis(t *testing.T, base, op string, in, out any) {
 	t.Helper()
+	if code, b := kinesisCall(t, base, op, in, out); code != 200 {
+		t.Fatalf("%s on %s: %d %s", op, base, code, b)
+	}
+}
+
+// kinesisCall is kinesis that returns a status other than 200 with its body, instead of
+// failing the test.
+func kinesisCall(t *testing.T, base, op string, in, out any) (int, []byte) {
+	t.Helper()
 	body, _ := json.Marshal(in)
 	req, _ := http.NewRequest("POST", base+"/", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
@@ -35,13 +44,14 @@ func kinesis(t *testing.T, base, op string, in, out any) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		t.Fatalf("%s on %s: %d %s", op, base, resp.StatusCode, b)
+		return resp.StatusCode, b
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return 200, b
 }
 
 // metricLines returns the lines of a node's /metrics.
@@ -165,8 +175,19 @@ func TestDevCluster(t *testing.T) {
 	// Each node's /metrics has the Raft figures of both shards: exactly one node leads
 	// each, every node knows that leader, and the leader reports both other members
 	// caught up once a record is committed.
-	kinesis(t, nodes[0], "PutRecord", map[string]any{"StreamName": "shared", "PartitionKey": "k", "Data": "aGk="}, nil)
+	// The shards' groups may still be electing: a put answers a retryable InternalFailure
+	// until one leads, and is tried again as an SDK would.
 	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, b := kinesisCall(t, nodes[0], "PutRecord", map[string]any{"StreamName": "shared", "PartitionKey": "k", "Data": "aGk="}, nil)
+		if code == 200 {
+			break
+		}
+		if code != 500 || time.Now().After(deadline) {
+			t.Fatalf("PutRecord: %d %s", code, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for {
 		err := raftMetricsAgree(t, nodes, []string{"shardId-000000000000", "shardId-000000000001"})
 		if err == nil {

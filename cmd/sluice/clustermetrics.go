@@ -5,21 +5,37 @@ import (
 	"strconv"
 
 	"github.com/sluice-streams/sluice/cluster"
+	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/server"
 )
 
-// clusterMetrics are a cluster node's figures for the server's /metrics: the controller's
-// and the Raft figures of every shard replica the node holds.
+// clusterMetrics are a cluster node's figures for the server's /metrics: the controller's,
+// the Raft transport's and the Raft figures of every shard replica the node holds.
 func clusterMetrics(ct *cluster.Controller, repl *cluster.Replication, logger *slog.Logger) func() []server.Metric {
 	ctl := controllerMetrics(ct)
 	return func() []server.Metric {
-		out := ctl()
+		out := append(ctl(), raftHostMetrics(repl.Host().Stats())...)
 		stats, err := repl.ShardStats()
 		if err != nil {
 			logger.Warn("metrics: the shards' Raft figures", "err", err)
 			return out
 		}
 		return append(out, shardRaftMetrics(stats)...)
+	}
+}
+
+// raftHostMetrics are the node's Raft transport counters, over every group: what an idle
+// cluster's cost is counted in (docs/CLUSTER.md, "Scale").
+func raftHostMetrics(st multiraft.Stats) []server.Metric {
+	counter := func(name, help string, v uint64) server.Metric {
+		return server.Metric{Name: name, Help: help, Counter: true, Value: float64(v)}
+	}
+	return []server.Metric{
+		counter("raft_node_messages_sent_total", "Raft messages, quiesce and liveness ping records this node handed to its senders, over every group.", st.MessagesSent),
+		counter("raft_node_pings_sent_total", "Liveness ping records this node sent its peers (one per peer per tick, unless Raft messages went there).", st.PingsSent),
+		counter("raft_node_posts_total", "Raft transport POSTs this node completed to its peers.", st.Posts),
+		counter("raft_node_sent_bytes_total", "Bytes of the Raft transport POSTs this node completed.", st.BytesSent),
+		counter("raft_node_messages_received_total", "Raft messages, quiesce and ping records this node received.", st.MessagesReceived),
 	}
 }
 

@@ -51,6 +51,7 @@ type serveConfig struct {
 	audit      auditConfig
 
 	segmentSize int64 // the shard logs' segment size; 0: the engine's default (segment.SizeFor)
+	shardLimit  int   // the account's shard limit; 0: the engine's default (stream.DefaultShardLimit)
 	// retentionHour is how long an hour of retention lasts; 0: an hour (testRetentionHourEnv).
 	retentionHour time.Duration
 }
@@ -73,6 +74,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	limits := fs.String("limits", "kinesis", "per-shard capacity `profile`: kinesis, scaled:N or off")
 	var segSize byteSize
 	fs.Var(&segSize, "segment-size", "preallocated `size` of a shard's segment files, such as 8MiB; default 128MiB, or 1/16 of a smaller file system (see docs/OPERATIONS.md)")
+	shardLimit := fs.Int("shard-limit", stream.DefaultShardLimit, "the account's shard limit: `N` open shards of all streams together, beyond which CreateStream and resharding are refused with LimitExceededException, as in Kinesis")
 	region := fs.String("region", "us-east-1", "`region` in ARNs")
 	account := fs.String("account", "000000000000", "`account` id in ARNs")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
@@ -114,6 +116,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.segmentSize = int64(segSize)
+	if cfg.shardLimit = *shardLimit; cfg.shardLimit <= 0 {
+		fmt.Fprintln(stderr, "sluice serve: --shard-limit must be positive")
+		return exitUsage
+	}
 	if v := os.Getenv(testRetentionHourEnv); v != "" {
 		if cfg.retentionHour, err = time.ParseDuration(v); err != nil || cfg.retentionHour <= 0 {
 			fmt.Fprintf(stderr, "sluice serve: %s=%q: want a positive duration such as 1s\n", testRetentionHourEnv, v)
@@ -151,7 +157,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	opts := stream.Options{Dir: cfg.dataDir, Logger: logger, Durability: cfg.durability,
 		Limits: cfg.limits, Region: cfg.region, Account: cfg.account, Holder: "sluice serve",
-		SegmentSize: cfg.segmentSize, KeyringDir: cfg.keyring, RetentionHour: cfg.retentionHour}
+		SegmentSize: cfg.segmentSize, KeyringDir: cfg.keyring, RetentionHour: cfg.retentionHour, ShardLimit: cfg.shardLimit}
 	if cfg.retentionHour != 0 {
 		logger.Warn("test setting: an hour of retention lasts "+cfg.retentionHour.String(), "env", testRetentionHourEnv)
 	}

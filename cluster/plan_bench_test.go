@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/sluice-streams/sluice/stream"
+)
+
+// The controller's costs at the scale docs/CLUSTER.md ("Scale") extrapolates to: 100 nodes
+// in three zones (34, 33 and 33 nodes), 100,000 shards (1,000 streams of 100) with three
+// replicas each. Each
+// benchmark's bytes are the JSON of every placement record, as etcd holds them, so MB/s
+// reads as placement state handled per second.
+//
+//	go test -run '^$' -bench 'Placement|Plan' -benchtime 3x ./cluster
+const (
+	scaleNodes   = 100
+	scaleStreams = 1000
+	scaleShards  = 100 // per stream
+	scaleFactor  = 3
+)
+
+// scaleView returns a view of nodes nodes up and active in three zones (node id in zone
+// id mod 3) holding
+// scaleStreams × scaleShards shards placed by the placer one after the other (as the
+// catalog transactions that created them would have), with Raft ids and preferred leaders,
+// and the bytes of their records' JSON.
+func scaleView(tb testing.TB, nodes uint64) (*view, int64) {
+	tb.Helper()
+	v := &view{up: map[uint64]Node{}, roster: map[uint64]RosterEntry{}, replicas: scaleFactor}
+	for id := uint64(1); id <= nodes; id++ {
+		zone := "z" + strconv.FormatUint(id%3, 10)
+		v.up[id] = Node{ID: id, Zone: zone, RaftID: id << 32}
+		v.roster[id] = RosterEntry{ID: id, Zone: zone, State: StateActive}
+	}
+	pl := v.placer()
+	var size int64
+	for s := range scaleStreams {
+		name := fmt.Sprintf("stream-%04d", s)
+		for sh := range scaleShards {
+			id := stream.ShardID(sh)
+			p := ShardPlacement{Replicas: pl.place(name, id, scaleFactor)}
+			p.Leader = pl.leader(name, id, p.Replicas)
+			for _, n := range p.Replicas {
+				p.Raft = append(p.Raft, v.up[n].RaftID)
+			}
+			b, err := json.Marshal(p.value())
+			if err != nil {
+				tb.Fatal(err)
+			}
+			size += int64(len(b))
+			v.records = append(v.records, record{ShardKey{name, id}, p})
+		}
+	}
+	return v, size
+}
+
+// BenchmarkPlacement: the placer choosing the replicas and preferred leader of every one of
+// the 100,000 shards in turn, the work the catalog transactions that create them do (each
+// creation also reads every record first: BenchmarkPlacementDecode).
+func BenchmarkPlacement(b *testing.B) {
+	v, size := scaleView(b, scaleNodes)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		pl := v.placerOf(func(uint64) bool { return true })
+		clear(pl.load)
+		clear(pl.leads)
+		for _, r := range v.records {
+			pl.leader(r.key.Stream, r.key.Shard, pl.place(r.key.Stream, r.key.Shard, scaleFactor))
+		}
+	}
+}
+
+// BenchmarkPlacementDecode: decoding every placement record of a range read of placement/,
+// what each controller pass, each shard creation and each group leader's reconcile (every
+// 30 s on every node) does before deciding anything.
+func BenchmarkPlacementDecode(b *testing.B) {
+	v, size := scaleView(b, scaleNodes)
+	c := &Client{prefix: "/sluice/bench/"}
+	kvs := make([]*mvccpb.KeyValue, len(v.records))
+	for i, r := range v.records {
+		val, _ := json.Marshal(r.p.value())
+		kvs[i] = &mvccpb.KeyValue{Key: []byte(c.placementKey(r.key)), Value: val, ModRevision: int64(i + 1)}
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, kv := range kvs {
+			if _, _, err := c.placementRecord(kv); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// converge applies uncapped plans to v until one changes nothing: the placement a quiet
+// cluster's controller ends at. (The placer's choices, one shard at a time, leave a few
+// preferred leaderships to even.)
+func converge(tb testing.TB, v *view) {
+	tb.Helper()
+	at := make(map[ShardKey]int, len(v.records))
+	for i, r := range v.records {
+		at[r.key] = i
+	}
+	for range 10 {
+		changes := v.plan(len(v.records), true)
+		if len(changes) == 0 {
+			return
+		}
+		for _, ch := range changes {
+			v.records[at[ch.key]].p = ch.next
+		}
+	}
+	tb.Fatal("10 uncapped plans did not converge")
+}
+
+// BenchmarkPlan: one controller pass's plan over the 100,000 records (at most 8 changes, as
+// ControllerConfig's default), with balancing moves allowed, from a converged placement:
+//
+//	steady           nothing to do: the plan changes nothing (a quiet cluster's pass,
+//	                 every 5 s); zones of 34, 33 and 33 nodes, whose per-node loads differ
+//	                 by more than one between zones (the zone rule forbids those moves)
+//	steady-99        the same with 99 nodes, 33 in each zone: loads even everywhere
+//	node-dead        one node dead: its 3,000 slots are to be replaced, 8 per pass
+//	node-joined      a 101st node joined empty: replicas and leaderships move to it
+//	drain            one node draining: its slots and leaderships move off
+func BenchmarkPlan(b *testing.B) {
+	cases := []struct {
+		name   string
+		nodes  uint64
+		change func(v *view)
+		want   int
+	}{
+		{"steady", scaleNodes, func(*view) {}, 0},
+		{"steady-99", scaleNodes - 1, func(*view) {}, 0},
+		{"node-dead", scaleNodes, func(v *view) {
+			delete(v.up, 7)
+			v.roster[7] = RosterEntry{ID: 7, Zone: v.roster[7].Zone, State: StateDead}
+		}, 8},
+		{"node-joined", scaleNodes, func(v *view) {
+			id := uint64(scaleNodes + 1)
+			v.up[id] = Node{ID: id, Zone: "z1", RaftID: id << 32}
+			v.roster[id] = RosterEntry{ID: id, Zone: "z1", State: StateActive}
+		}, 8},
+		{"drain", scaleNodes, func(v *view) {
+			v.roster[7] = RosterEntry{ID: 7, Zone: v.roster[7].Zone, State: StateDraining}
+		}, 8},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			v, size := scaleView(b, c.nodes)
+			converge(b, v)
+			c.change(v)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if n := len(v.plan(8, true)); n != c.want {
+					b.Fatalf("the plan changed %d records, want %d", n, c.want)
+				}
+			}
+		})
+	}
+}
