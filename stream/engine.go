@@ -530,6 +530,10 @@ func (c *changedConcurrently) Unwrap() error { return c.err }
 // (a consumer registered meanwhile under the same name) fails as it would have alone.
 const changeBudget = 10 * time.Second
 
+// changeWait bounds how long a beaten change waits for the winner's change to reach this
+// engine (the watch) before it looks again (a refused resharding's unsealOpen).
+const changeWait = 2 * time.Second
+
 // retryChange runs op, a change of s's metadata that takes s.mu itself, again after a
 // concurrent change (see above). With the local catalog there is no other writer.
 func (s *Stream) retryChange(op func() error) error {
