@@ -22,7 +22,7 @@ func eachEtcd(t *testing.T, f func(t *testing.T, srv *etcdtest.Server)) {
 	}
 }
 
-func dial(t *testing.T, srv *etcdtest.Server, name string, mod func(*cluster.Config)) *cluster.Client {
+func dial(t testing.TB, srv *etcdtest.Server, name string, mod func(*cluster.Config)) *cluster.Client {
 	t.Helper()
 	cfg := cluster.Config{Endpoints: srv.Endpoints(), Name: name, RequestTimeout: 2 * time.Second}
 	if mod != nil {

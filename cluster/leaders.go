@@ -14,7 +14,7 @@ func (r *Replication) Leaders(streamName string) map[stream.ShardID]string {
 	r.mu.Lock()
 	var logs []*shardLog
 	for _, s := range r.groups {
-		if s.stream == streamName {
+		if s.stream == streamName && s.cur.Load().rep != nil { // a remote log is in r.remotes
 			logs = append(logs, s)
 		}
 	}

@@ -131,6 +131,9 @@ func (r *Replication) ledNow() []*shardLog {
 	defer r.mu.Unlock()
 	var led []*shardLog
 	for _, s := range r.groups {
+		if s.cur.Load().rep == nil {
+			continue // a remote log: no replica here to lead
+		}
 		if _, here := s.Leader(); here {
 			led = append(led, s)
 		}
@@ -177,7 +180,9 @@ func (r *Replication) logFollowing(ctx context.Context) {
 		opened := r.eng != nil // the engine opened every shard log (SetEngine)
 		all := make([]*shardLog, 0, len(r.groups))
 		for _, s := range r.groups {
-			all = append(all, s)
+			if s.serving() { // a replica being built follows once it serves
+				all = append(all, s)
+			}
 		}
 		r.mu.Unlock()
 		following := opened

@@ -33,25 +33,33 @@ import (
 // a voter (the controller writes 0 for a node it adds); rewritten by the group's leader as
 // its configuration changes (replication.go): Raft[i] is the id node Replicas[i] holds the
 // group's replica under.
+//
+// Removed ("removed", absent when empty) lists the Raft ids the group's leader removed from
+// the group (the removal applied: committed), of nodes not in Replicas, newest last, at most
+// maxRemoved; an id is dropped from it when its node is in Replicas again. A node finds
+// there that its replica was removed even when it missed the entry that removed it (the
+// leader sends nothing to a member it removed), and deletes it (lifecycle.go).
 
 type placementValue struct {
 	Replicas []uint64 `json:"replicas"`
 	Raft     []uint64 `json:"raft,omitempty"`
 	Leader   uint64   `json:"leader,omitempty"`
 	Ctl      int64    `json:"ctl,omitempty"`
+	Removed  []uint64 `json:"removed,omitempty"`
 }
 
 // ShardPlacement is one shard's placement record.
 type ShardPlacement struct {
 	Replicas []uint64 // node ids
-	Raft     []uint64 // the Raft id of each replica's member of the group (same order); may be empty
+	Raft     []uint64 // the Raft id of each replica that is a voter (same order; 0: not a voter); may be empty
 	Leader   uint64   // the preferred leader's node id; 0: none
 	Ctl      int64    // the fence of the controller that last wrote the record; 0: none did
+	Removed  []uint64 // Raft ids the group's leader removed from the group, of nodes not in Replicas
 	Rev      int64    // the record's ModRevision, for SetPlacementRaft
 }
 
 func (p ShardPlacement) value() placementValue {
-	return placementValue{Replicas: p.Replicas, Raft: p.Raft, Leader: p.Leader, Ctl: p.Ctl}
+	return placementValue{Replicas: p.Replicas, Raft: p.Raft, Leader: p.Leader, Ctl: p.Ctl, Removed: p.Removed}
 }
 
 // placementOps returns the operations that place the shards of the entry data (for stream
@@ -329,10 +337,10 @@ func decodePlacement(kv *mvccpb.KeyValue) (ShardPlacement, error) {
 	if err := json.Unmarshal(kv.Value, &v); err != nil || len(v.Raft) != 0 && len(v.Raft) != len(v.Replicas) {
 		return ShardPlacement{}, fmt.Errorf("cluster: %s holds %q", kv.Key, kv.Value)
 	}
-	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Leader: v.Leader, Ctl: v.Ctl, Rev: kv.ModRevision}, nil
+	return ShardPlacement{Replicas: v.Replicas, Raft: v.Raft, Leader: v.Leader, Ctl: v.Ctl, Removed: v.Removed, Rev: kv.ModRevision}, nil
 }
 
-// SetPlacementRaft replaces the Raft ids of a shard's placement record if the record is
+// SetPlacementRaft replaces the Raft ids (Raft, Removed) of a shard's placement record if the record is
 // still at revision p.Rev (a transaction); it reports whether it did. The record's other
 // fields are written as p holds them (as read at p.Rev).
 func (c *Client) SetPlacementRaft(streamName string, shard stream.ShardID, p ShardPlacement) (bool, error) {

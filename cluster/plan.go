@@ -142,7 +142,7 @@ func (v *view) moving() int {
 type change struct {
 	key   ShardKey
 	old   ShardPlacement
-	next  ShardPlacement // Replicas, Raft and Leader; the writer sets Ctl
+	next  ShardPlacement // Replicas, Raft, Leader and Removed; the writer sets Ctl
 	added int            // nodes added to the replicas: replicas to build
 }
 
@@ -227,7 +227,7 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 		if !changed[i] || slices.Equal(desired[i], r.p.Replicas) && leader[i] == r.p.Leader {
 			continue
 		}
-		ch := change{key: r.key, old: r.p, next: ShardPlacement{Replicas: desired[i], Leader: leader[i]}}
+		ch := change{key: r.key, old: r.p, next: ShardPlacement{Replicas: desired[i], Leader: leader[i], Removed: r.p.Removed}}
 		aligned := len(r.p.Raft) == len(r.p.Replicas) && len(r.p.Raft) > 0
 		for _, id := range desired[i] {
 			j := slices.Index(r.p.Replicas, id)

@@ -92,8 +92,9 @@ var (
 	_ stream.LeaderLog = (*remoteLog)(nil)
 )
 
-// openRemote opens the remoteLog of a shard whose placement p does not name this node. It
-// asks nothing yet and creates no file.
+// openRemote opens the remoteLog of a shard whose placement p does not name this node, or
+// whose replica here is not a voter yet (lifecycle.go). It asks nothing yet and creates no
+// file.
 func (r *Replication) openRemote(cfg stream.ShardLogConfig, p ShardPlacement) *remoteLog {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &remoteLog{r: r, stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard),
@@ -241,12 +242,16 @@ func (l *remoteLog) Hide(int64) {}
 // UnmapIdle has nothing mapped.
 func (l *remoteLog) UnmapIdle() int { return 0 }
 
-// Close ends the log: requests under way are cancelled, later calls fail with
-// segment.ErrClosed. Views taken before stay valid (they alias answers' buffers).
+// Close ends the log: requests under way are cancelled, the channel Changed gave is closed,
+// later calls fail with segment.ErrClosed. Views taken before stay valid (they alias answers' buffers).
 func (l *remoteLog) Close() error {
 	l.mu.Lock()
 	was := l.closed
-	l.closed = true
+	if !was {
+		l.closed = true
+		close(l.changed) // wakes the waiters: they find the log closed, or the shard's log switched (lifecycle.go)
+		l.changed, l.changedTip = make(chan struct{}), ^uint64(0)
+	}
 	l.mu.Unlock()
 	if was {
 		return segment.ErrClosed
@@ -410,7 +415,7 @@ func (r *Replication) serveRead(body []byte) (int, []byte) {
 		return http.StatusBadRequest, []byte("malformed read: " + err.Error() + "\n")
 	}
 	s := r.replicaOf(q.stream, q.gen, q.shard)
-	if s == nil {
+	if s == nil || !s.serving() {
 		return http.StatusNotFound, noReplicaHere
 	}
 	a := readAnswer{next: q.from}

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -39,14 +42,15 @@ import (
 //
 // Raft ids and the wiped-disk rule. A node is, in every group, the Raft id of its data
 // directory (RaftID, node.json), registered in its membership key. The placement record
-// of a shard lists its initial voters' Raft ids. A node whose id is among them bootstraps
-// the group with them when its replica's storage is empty; a node whose id is not (its
-// directory was wiped: it has a new id) starts the group with no peers and waits. The
-// group's leader, seeing a placement slot whose node is registered under a Raft id that is
-// not a voter, proposes one configuration change (joint consensus, left automatically):
-// remove the slot's old id, add the new one; once applied it records the new id in the
-// slot (SetPlacementRaft). The new member catches up from the leader's log. So a node never
-// votes or leads with state it forgot: its forgotten self is removed, never resumed.
+// of a shard lists its voters' Raft ids (0 in a slot whose node is not a voter yet). A node
+// whose id is among them bootstraps the group with them when its replica's storage is
+// empty; a node whose id is not (its directory was wiped: it has a new id; or it is a new
+// replica) starts the group with no peers and waits. The group's leader treats the node of
+// a slot registered under a Raft id that is not a voter as any replica to add (move.go): it
+// adds the new id as a learner, promotes it once caught up in the same joint change that
+// removes the slot's old id, and records the new id in the slot (SetPlacementRaft). So a
+// node never votes or leads with state it forgot: its forgotten self is removed, never
+// resumed.
 type Replication struct {
 	c    *Client
 	cfg  ReplicationConfig
@@ -82,15 +86,25 @@ type ReplicationConfig struct {
 	TickInterval time.Duration
 	// AppendTimeout bounds how long an append waits for its records to commit; default 5 s.
 	AppendTimeout time.Duration
-	// ReconcileEvery is how often a leader checks its groups' members against placement
-	// and membership when nothing changed; default 30 s. It checks sooner, at the next
-	// LeaderCheckEvery, after a membership change, after it gained the leadership of a
-	// group, and while a replacement is under way in a group it leads.
+	// ReconcileEvery is how often the node checks its groups against placement and
+	// membership when nothing changed (a leader its group's members, every node its own
+	// replica's lifecycle); default 30 s. It checks sooner: at the next LeaderCheckEvery
+	// after a membership change, a change of placement (it watches the placement records)
+	// or the gain of a group's leadership, and every 250 ms while a change is under way in
+	// one of its groups.
 	ReconcileEvery time.Duration
 	// LeaderCheckEvery is how often the node looks at which of its groups it leads (and
 	// logs each change, "shard leadership"); this reads nothing from etcd. Default 2 s.
 	LeaderCheckEvery time.Duration
 }
+
+// busyRecheck is how soon the node reconciles again while a change is under way in one of
+// its groups (a learner catching up, a removal awaited).
+const busyRecheck = 250 * time.Millisecond
+
+// reproposeAfter is how long a leader waits before it proposes the same configuration
+// change again (the first one lost: a dropped message, a lost leadership in between).
+const reproposeAfter = 3 * time.Second
 
 // ForwardPath is the peer route of forwarded writes (server.PeerForwardPath).
 const ForwardPath = "/sluice/v1/forward"
@@ -167,8 +181,12 @@ func GroupOf(streamName string, gen uint64, shard stream.ShardID) multiraft.Grou
 // (replica.Log in the shard's directory) driven by the node's Host in the shard's group.
 // A shard without placement (created while no node had registered) keeps an unreplicated
 // local log, as before cluster mode, and the log says so. A shard this node's own resharding
-// adds is placed here first (placementToOpen): its log opens before the catalog transaction. A shard whose placement does not
-// name this node is served from its replicas on other nodes (remoteLog, remote.go).
+// adds is placed here first (placementToOpen): its log opens before the catalog transaction.
+// A shard whose placement does not name this node, and of which it holds no replica, is
+// served from its replicas on other nodes (remoteLog, remote.go); a node named in the
+// placement that is not yet a voter of the group builds its replica meanwhile. What is under
+// the returned log changes as the node's replica is built and removed (backing,
+// lifecycle.go).
 func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, error) {
 	p, ok, err := r.c.placementToOpen(cfg.Stream, cfg.Shard)
 	if err != nil {
@@ -179,24 +197,23 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 			"stream", cfg.Stream, "shard", cfg.Shard.String())
 		return stream.OpenSegmentLog(cfg)
 	}
-	if !slices.Contains(p.Replicas, r.cfg.NodeID) {
-		return r.openRemote(cfg, p), nil
-	}
-	l, err := replica.Open(cfg.Dir, replica.Options{Segment: cfg.Opts, NodeID: r.cfg.RaftID, Timeout: r.cfg.AppendTimeout})
-	if err != nil {
+	if err := removeTombstone(cfg.Dir); err != nil {
 		return nil, err
 	}
-	sl := &shardLog{Log: l, r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard}
-	l.SetProposer(sl)
-	var peers []uint64 // not an initial voter (a wiped directory): wait to be added
-	if slices.Contains(p.Raft, r.cfg.RaftID) {
-		peers = p.Raft
-	}
-	// Applied: what the replica applied before it stopped, so that raft does not apply its
-	// configuration changes twice.
-	if err := r.host.AddGroup(sl.gid, peers, l, multiraft.GroupOptions{Applied: l.Applied()}); err != nil {
-		l.Close()
+	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard}
+	placed := slices.Contains(p.Replicas, r.cfg.NodeID)
+	_, err = os.Stat(cfg.Dir)
+	switch {
+	case !placed && errors.Is(err, fs.ErrNotExist):
+		sl.cur.Store(&backing{rem: r.openRemote(cfg, p)})
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, err
+	default:
+		b, err := r.openReplica(sl, p, nil)
+		if err != nil {
+			return nil, err
+		}
+		sl.cur.Store(b)
 	}
 	r.mu.Lock()
 	r.groups[sl.gid] = sl
@@ -204,17 +221,92 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 	return sl, nil
 }
 
-// shardLog is a shard's replica as the engine sees it: replica.Log's ShardLog, with the
-// leader known (stream.LeaderLog) and replica's errors turned into the engine's.
+// openReplica opens this node's replica of s's shard, placed as p, and starts driving the
+// group with it (startReplica), from the term and vote a removed replica of the group kept
+// here (replica.StartFromVote). A replica whose node is one of the voters p records serves
+// the shard; any other (being built, or no longer wanted and waiting to be removed) is put
+// behind a remote log (rem, or one opened now when rem is nil) until it is a caught-up voter
+// of a placed node (finishBuilding).
+func (r *Replication) openReplica(s *shardLog, p ShardPlacement, rem *remoteLog) (*backing, error) {
+	if err := removeTombstone(s.cfg.Dir); err != nil {
+		return nil, err
+	}
+	vote := voteFile(s.cfg.Dir)
+	if err := replica.StartFromVote(s.cfg.Dir, vote); err != nil {
+		return nil, fmt.Errorf("cluster: starting the replica of %s/%s from its kept vote: %w", s.stream, s.shard, err)
+	}
+	voter := slices.Contains(p.Raft, r.cfg.RaftID)
+	var peers []uint64 // not an initial voter (a wiped directory, a new replica): wait to be added
+	if voter {
+		for _, id := range p.Raft {
+			if id != 0 { // a slot whose node is not a voter yet
+				peers = append(peers, id)
+			}
+		}
+	}
+	l, err := r.startReplica(s, peers)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(vote); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("removing a replica's kept vote", "stream", s.stream, "shard", s.shard.String(), "err", err)
+	}
+	if voter && slices.Contains(p.Replicas, r.cfg.NodeID) {
+		return &backing{rep: l}, nil
+	}
+	if rem == nil {
+		rem = r.openRemote(s.cfg, p)
+	}
+	return &backing{rep: l, rem: rem}, nil
+}
+
+// startReplica opens the replica in s's directory and starts driving s's group with it:
+// bootstrapped with peers when its storage is empty and peers is not, otherwise restarted
+// from its storage, or waiting to be added.
+func (r *Replication) startReplica(s *shardLog, peers []uint64) (*replica.Log, error) {
+	l, err := replica.Open(s.cfg.Dir, replica.Options{Segment: s.cfg.Opts, NodeID: r.cfg.RaftID, Timeout: r.cfg.AppendTimeout})
+	if err != nil {
+		return nil, err
+	}
+	l.SetProposer(s)
+	// Applied: what the replica applied before it stopped, so that raft does not apply its
+	// configuration changes twice.
+	if err := r.host.AddGroup(s.gid, peers, l, multiraft.GroupOptions{Applied: l.Applied()}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// shardLog is a shard's log as the engine sees it in cluster mode: this node's replica
+// (replica.Log's ShardLog, with the leader known, stream.LeaderLog, and replica's errors
+// turned into the engine's), or the remote log that serves the shard from other nodes'
+// replicas, or both while the replica is built (backing). What is under it changes as the
+// node's replica is built and removed (lifecycle.go); the engine keeps the same shardLog.
 type shardLog struct {
-	*replica.Log
 	r      *Replication
 	gid    multiraft.GroupID
+	cfg    stream.ShardLogConfig
 	stream string
 	gen    uint64 // the stream's incarnation
 	shard  stream.ShardID
 
-	leading bool // what checkLeadership last logged; the reconcile goroutine only
+	// cur is what the calls go to. Stored by OpenShardLog, build, finishBuilding and retire
+	// (under swap); loaded by every method. A method that loaded a log replaced meanwhile
+	// gets segment.ErrClosed from it, as the engine's calls on a closed log do.
+	cur    atomic.Pointer[backing]
+	swap   sync.Mutex // serialises the changes of cur, Close and Remove
+	closed bool       // under swap: Close or Remove ran; cur changes no more
+
+	// Owned by the reconcile goroutine.
+	leading  bool     // what checkLeadership last logged
+	mark     uint64   // the commit index at the leader's previous reconcile of the group (learners catch up to it)
+	removing []uint64 // the Raft ids this node proposed to remove, until the placement's `removed` lists them
+	// proposed is the last configuration change proposed (describeChange), at proposedAt:
+	// the same change is not proposed again before reproposeAfter (raft would drop it while
+	// the first is pending, appending an empty entry instead).
+	proposed   string
+	proposedAt time.Time
 }
 
 var _ stream.LeaderLog = (*shardLog)(nil)
@@ -223,8 +315,13 @@ var _ stream.LeaderLog = (*shardLog)(nil)
 // published, read without waiting for the loop (the engine asks before every append;
 // Propose checks leadership again in the loop).
 func (s *shardLog) Leader() (uint64, bool) {
-	l := s.r.host.Leader(s.gid)
-	return l, l == s.r.cfg.RaftID
+	b := s.cur.Load()
+	if b.rep != nil {
+		if l := s.r.host.Leader(s.gid); l != 0 || b.rem == nil {
+			return l, l == s.r.cfg.RaftID
+		}
+	}
+	return b.rem.Leader()
 }
 
 // Propose is the replica's Proposer: through the Host, on the leader only. Its errors that
@@ -246,23 +343,44 @@ func (s *shardLog) Propose(data [][]byte) error {
 // Append appends through Raft; an append refused because another node leads is an error
 // wrapping *stream.NotLeaderError, which the server forwards.
 func (s *shardLog) Append(batch []segment.Record) error {
-	err := s.Log.Append(batch)
+	b := s.cur.Load()
+	if b.rem != nil {
+		if b.rep == nil || s.r.host.Leader(s.gid) != s.r.cfg.RaftID {
+			return b.rem.Append(batch)
+		}
+	}
+	err := b.rep.Append(batch)
 	if nl := (*replica.NotLeaderError)(nil); errors.As(err, &nl) {
 		return &stream.NotLeaderError{Leader: nl.Leader}
 	}
 	return err
 }
 
-// Close stops driving the group, then closes the replica.
+// Close stops driving the group, then closes the replica and the remote log.
 func (s *shardLog) Close() error {
-	s.r.drop(s.gid)
-	return s.Log.Close()
+	return s.end(stream.ShardLog.Close)
 }
 
-// Remove stops driving the group, then removes the replica's files.
+// Remove stops driving the group, then removes the replica's files and closes the remote log.
 func (s *shardLog) Remove() error {
+	return s.end(stream.ShardLog.Remove)
+}
+
+// end stops driving the group and ends what is under s with f (Close or Remove).
+func (s *shardLog) end(f func(stream.ShardLog) error) error {
+	s.swap.Lock()
+	defer s.swap.Unlock()
+	s.closed = true
 	s.r.drop(s.gid)
-	return s.Log.Remove()
+	b := s.cur.Load()
+	var err error
+	if b.rem != nil {
+		err = f(b.rem)
+	}
+	if b.rep != nil {
+		err = f(b.rep)
+	}
+	return err
 }
 
 func (r *Replication) drop(gid multiraft.GroupID) {
@@ -272,10 +390,11 @@ func (r *Replication) drop(gid multiraft.GroupID) {
 	_ = r.host.RemoveGroup(gid) // unknown after a Close of the host: nothing to stop
 }
 
-// Run follows membership until ctx ends: each node's peer address goes to the Host
-// (SetPeer), its coming and going to NodeUp and NodeDown, and a leader reconciles its
-// groups' members with placement (the wiped-disk rule; see ReplicationConfig for when). It
-// returns once the first membership is read.
+// Run follows membership and placement until ctx ends: each node's peer address goes to the
+// Host (SetPeer), its coming and going to NodeUp and NodeDown, a leader moves its groups'
+// members to their placement (move.go, the wiped-disk rule among them) and every node applies
+// the replica lifecycle (lifecycle.go); see ReplicationConfig for when. It returns once the
+// first membership is read.
 func (r *Replication) Run(ctx context.Context) error {
 	nodes, events, err := r.c.WatchMembers(ctx)
 	if err != nil {
@@ -300,6 +419,9 @@ func (r *Replication) Run(ctx context.Context) error {
 		defer t.Stop()
 		var last time.Time // of the last reconcile
 		due := true        // a reconcile is due at the next check
+		recheck := time.AfterFunc(time.Hour, r.kickReconcile)
+		recheck.Stop()
+		defer recheck.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -308,10 +430,19 @@ func (r *Replication) Run(ctx context.Context) error {
 			case <-r.kick:
 				due = true
 			}
-			led, gained := r.checkLeadership()
+			all, gained := r.checkLeadership()
 			if due || gained || time.Since(last) >= r.cfg.ReconcileEvery {
-				due = r.reconcile(led)
+				due = r.reconcile(all)
 				last = time.Now()
+				if due { // a change under way: look again soon, not at the next check only
+					recheck.Reset(min(busyRecheck, r.cfg.LeaderCheckEvery))
+				}
+			}
+			led := all[:0:0]
+			for _, s := range all {
+				if s.leading {
+					led = append(led, s)
+				}
 			}
 			r.preferLeaders(led)
 		}
@@ -364,36 +495,37 @@ func (r *Replication) kickReconcile() {
 	}
 }
 
-// checkLeadership returns the groups this node leads, logs each change of whether it leads
-// a shard ("shard leadership", leads=true|false), and reports whether it gained the
-// leadership of a group since the last check. It reads nothing from etcd.
-func (r *Replication) checkLeadership() (led []*shardLog, gained bool) {
+// checkLeadership returns the groups of this node, logs each change of whether it leads a
+// shard ("shard leadership", leads=true|false; shardLog.leading), and reports whether it
+// gained the leadership of a group since the last check. It reads nothing from etcd.
+func (r *Replication) checkLeadership() (all []*shardLog, gained bool) {
 	r.mu.Lock()
-	all := make([]*shardLog, 0, len(r.groups))
+	all = make([]*shardLog, 0, len(r.groups))
 	for _, s := range r.groups {
 		all = append(all, s)
 	}
 	r.mu.Unlock()
 	for _, s := range all {
-		_, here := s.Leader()
+		here := false
+		if s.cur.Load().rep != nil { // a remote log is never the leader: asking it would ask a replica
+			_, here = s.Leader()
+		}
 		if here != s.leading {
 			s.leading = here
 			gained = gained || here
 			r.log.Info("shard leadership", "stream", s.stream, "shard", s.shard.String(), "leads", here)
 		}
-		if here {
-			led = append(led, s)
-		}
 	}
-	return led, gained
+	return all, gained
 }
 
-// reconcile replaces, in every group of led (the groups this node leads), the member of a
-// placement slot whose node registered under another Raft id (see Replication). It reads
-// the placement of every shard with one etcd request. It reports whether a replacement is
-// under way in one of the groups (another pass is due at the next check).
-func (r *Replication) reconcile(led []*shardLog) (busy bool) {
-	if len(led) == 0 {
+// reconcile makes one step, in every group of groups (the groups of this node), towards
+// its placement record: in a group this node leads, reconcileGroup's step of a move; in the
+// others, the replica lifecycle (settle). It reads the placement of every shard with one
+// etcd request. It reports whether a change is under way in one of the groups (another pass
+// is due at the next check).
+func (r *Replication) reconcile(groups []*shardLog) (busy bool) {
+	if len(groups) == 0 {
 		return false
 	}
 	r.mu.Lock()
@@ -408,12 +540,25 @@ func (r *Replication) reconcile(led []*shardLog) (busy bool) {
 		return true
 	}
 	r.placements = placements
-	for _, s := range led {
+	for _, s := range groups {
 		p, ok := placements[ShardKey{s.stream, s.shard}]
 		if !ok {
 			continue
 		}
-		more, err := r.reconcileGroup(s, p, byNode)
+		var more bool
+		switch {
+		case s.cur.Load().rep == nil:
+			err = r.build(s, p)
+		case s.leading:
+			more, err = r.reconcileGroup(s, p, byNode)
+		default:
+			more, err = r.settle(s, p)
+		}
+		if err == nil {
+			var built bool
+			built, err = r.finishBuilding(s, p)
+			more = more || !built
+		}
 		if err != nil {
 			r.log.Warn("reconciling a shard's replicas", "stream", s.stream, "shard", s.shard.String(), "err", err)
 		}
@@ -422,64 +567,63 @@ func (r *Replication) reconcile(led []*shardLog) (busy bool) {
 	return busy
 }
 
-// reconcileGroup makes at most one change in group s towards placement p and membership
-// byNode; it reports whether a change is under way (made now, or by an earlier pass).
+// reconcileGroup makes at most one step of a move (move.go) in group s, which this node
+// leads, towards placement p and membership byNode: the Raft id a slot wants is the one its
+// node is registered under, or, for a node not registered now, the one the slot records. It
+// reports whether a change is under way (made now, or by an earlier pass).
 func (r *Replication) reconcileGroup(s *shardLog, p ShardPlacement, byNode map[uint64]Node) (busy bool, err error) {
 	if len(p.Raft) != len(p.Replicas) {
-		return false, nil
-	}
-	// Cheap test first, without the group's status: every registered replica is the
-	// member its slot names.
-	stale := false
-	for i, nodeID := range p.Replicas {
-		if n, up := byNode[nodeID]; up && n.RaftID != 0 && n.RaftID != p.Raft[i] {
-			stale = true
-		}
-	}
-	if !stale {
 		return false, nil
 	}
 	st, err := r.host.Status(s.gid)
 	if err != nil {
 		return false, err
 	}
-	voters, outgoing := st.Config.Voters[0], st.Config.Voters[1]
-	if len(outgoing) > 0 {
-		return true, nil // a change is under way
+	if st.RaftState != raft.StateLeader {
+		return r.settle(s, p) // it lost the leadership since the check (handed it over, say)
 	}
+	want := make([]uint64, len(p.Replicas))
 	for i, nodeID := range p.Replicas {
-		n, up := byNode[nodeID]
-		if !up || n.RaftID == 0 || n.RaftID == p.Raft[i] {
-			continue
+		want[i] = p.Raft[i]
+		if n, up := byNode[nodeID]; up && n.RaftID != 0 {
+			want[i] = n.RaftID
 		}
-		old := p.Raft[i]
-		_, newIn := voters[n.RaftID]
-		_, oldIn := voters[old]
-		if newIn && !oldIn {
-			p.Raft = slices.Clone(p.Raft)
-			p.Raft[i] = n.RaftID
-			if _, err := r.c.SetPlacementRaft(s.stream, s.shard, p); err != nil {
-				return true, err
-			}
-			r.log.Info("shard replica replaced", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", n.RaftID)
-			return true, nil // one change at a time; the next pass sees the next slot
+	}
+	mark := s.mark
+	s.mark = st.GetCommit()
+	s.removing = slices.DeleteFunc(s.removing, func(id uint64) bool { return slices.Contains(p.Removed, id) })
+	sp := planStep(st, r.cfg.RaftID, want, p.Raft, mark, p.Removed, s.removing)
+	attrs := []any{"stream", s.stream, "shard", s.shard.String(), "why", sp.why}
+	switch sp.kind {
+	case stepNone:
+		return false, nil
+	case stepRecord:
+		q := p
+		q.Raft, q.Removed = sp.raft, sp.removed
+		if ok, err := r.c.SetPlacementRaft(s.stream, s.shard, q); err != nil || !ok {
+			return true, err // !ok: the record changed meanwhile; the next pass reads it again
 		}
-		if newIn {
-			busy = true // both ids are voters: the change is being applied
-			continue
+		r.log.Info("shard placement records the group's members", append(attrs, "replicas", p.Replicas, "raft_ids", sp.raft, "removed", sp.removed)...)
+	case stepConf:
+		change := describeChange(sp.cc)
+		if change == s.proposed && time.Since(s.proposedAt) < reproposeAfter {
+			return true, nil // proposed a moment ago: being committed or applied
 		}
-		cc := &raftpb.ConfChangeV2{}
-		if oldIn {
-			cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: &old})
-		}
-		id := n.RaftID
-		cc.Changes = append(cc.Changes, &raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: &id})
+		s.proposed, s.proposedAt = change, time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r.log.Info("replacing a shard replica whose node came back with a new Raft id", "stream", s.stream, "shard", s.shard.String(), "node", nodeID, "old_raft_id", old, "raft_id", id)
-		return true, r.host.ProposeConfChange(ctx, s.gid, cc)
+		r.log.Info("changing a shard's replicas", append(attrs, "change", change)...)
+		for _, c := range sp.cc.Changes {
+			if id := c.GetNodeId(); c.GetType() == raftpb.ConfChangeRemoveNode && !slices.Contains(s.removing, id) {
+				s.removing = append(s.removing, id)
+			}
+		}
+		return true, r.host.ProposeConfChange(ctx, s.gid, sp.cc)
+	case stepTransfer:
+		r.log.Info("transferring a shard's leadership", append(attrs, "to_raft_id", sp.to)...)
+		return true, r.host.TransferLeadership(s.gid, sp.to)
 	}
-	return busy, nil
+	return true, nil // stepWait
 }
 
 // signer signs every request of the Host's transport with the peer key.

@@ -140,27 +140,32 @@ var (
 
 // Seal seals the shard for token: here when this node leads its group, else on the leader.
 func (s *shardLog) Seal(token uint64) (uint64, error) {
-	return s.r.seal(&sealRequest{op: sealOpSeal, stream: s.stream, gen: s.gen, shard: s.shard, token: token}, s.localSeal,
-		func() uint64 { return s.r.host.Leader(s.gid) })
+	return s.r.seal(&sealRequest{op: sealOpSeal, stream: s.stream, gen: s.gen, shard: s.shard, token: token}, s.localSeal, s.leaderID)
 }
 
 // Unseal ends token's hold, here or on the leader as Seal.
 func (s *shardLog) Unseal(token uint64) error {
-	_, err := s.r.seal(&sealRequest{op: sealOpUnseal, stream: s.stream, gen: s.gen, shard: s.shard, token: token}, s.localSeal,
-		func() uint64 { return s.r.host.Leader(s.gid) })
+	_, err := s.r.seal(&sealRequest{op: sealOpUnseal, stream: s.stream, gen: s.gen, shard: s.shard, token: token}, s.localSeal, s.leaderID)
 	return err
 }
 
+// leaderID is the leader's Raft id as Leader knows it.
+func (s *shardLog) leaderID() uint64 {
+	lead, _ := s.Leader()
+	return lead
+}
+
 // localSeal runs q on the replica here; a *replica.NotLeaderError when this node does not
-// lead.
+// lead (or holds no replica now: lifecycle.go).
 func (s *shardLog) localSeal(q *sealRequest) (uint64, error) {
-	if _, here := s.Leader(); !here {
-		return 0, &replica.NotLeaderError{Leader: s.r.host.Leader(s.gid)}
+	rep := s.cur.Load().rep
+	if lead, here := s.Leader(); !here || rep == nil {
+		return 0, &replica.NotLeaderError{Leader: lead}
 	}
 	if q.op == sealOpUnseal {
-		return 0, s.Log.Unseal(q.token)
+		return 0, rep.Unseal(q.token)
 	}
-	return s.Log.Seal(q.token)
+	return rep.Seal(q.token)
 }
 
 // Seal seals the shard for token on its leader (the node holds no replica of it).
@@ -267,8 +272,12 @@ var noReplicaHere = []byte("no replica of the shard on this node\n")
 // replicaOf returns this node's replica of a shard of a stream's incarnation, nil if none.
 func (r *Replication) replicaOf(streamName string, gen uint64, shard stream.ShardID) *shardLog {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.groups[GroupOf(streamName, gen, shard)]
+	s := r.groups[GroupOf(streamName, gen, shard)]
+	r.mu.Unlock()
+	if s == nil || s.cur.Load().rep == nil {
+		return nil // a remote log only (lifecycle.go)
+	}
+	return s
 }
 
 // serveSeal seals or unseals a shard whose group this node leads, for another node.

@@ -278,9 +278,15 @@ func (h *Host) AddGroup(id GroupID, peers []uint64, sm StateMachine, opts GroupO
 			Applied:         opts.Applied,
 			MaxSizePerMsg:   h.cfg.MaxSizePerMsg,
 			MaxInflightMsgs: h.cfg.MaxInflightMsgs,
-			CheckQuorum:     true,
-			PreVote:         true,
-			Logger:          raftLogger{h.log.With("group", uint64(id))},
+			// At most half the bytes a peer's send queue holds in unacknowledged MsgApps (the
+			// rest is room for the encoding and other groups' messages): past the queue's
+			// bound the messages are dropped and raft resends them after a probe, reading
+			// the entries again. BenchmarkRestoreReplica (cluster), a learner catching up
+			// on 64 MiB: 190 MB sent, 765 messages dropped without it; 64 MB, none with it.
+			MaxInflightBytes: max(uint64(h.cfg.MaxBatchBytes)/2, h.cfg.MaxSizePerMsg), // raft: at least one message
+			CheckQuorum:      true,
+			PreVote:          true,
+			Logger:           raftLogger{h.log.With("group", uint64(id))},
 		})
 		if err != nil {
 			return fmt.Errorf("multiraft: group %d: %w", id, err)

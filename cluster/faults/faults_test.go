@@ -48,8 +48,9 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 
 // TestWipedNodeRejoins wipes a node's data directory while it is down. It comes back as a new
 // Raft member (a new id in node.json: it never votes with a vote it forgot), catches up and
-// serves reads; then another node is killed and writes still commit with the rejoined node
-// in the majority, which is only possible if the old member was removed and the new one
+// serves reads; once every shard's placement records the new id (the new member promoted
+// from learner to voter), another node is killed and writes still commit with the rejoined
+// node in the majority, which is only possible if the old member was removed and the new one
 // added (a group of four voters needs three).
 func TestWipedNodeRejoins(t *testing.T) {
 	c := startCluster(t, 3)

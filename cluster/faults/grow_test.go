@@ -57,7 +57,7 @@ func (c *cluster) produceGo(p *producer, nd *node) {
 			data := []byte("go producer of node " + strconv.Itoa(nd.id) + " record " + strconv.Itoa(i))
 			err := gp.PutFunc(p.ctx, key, data, func(o client.Outcome) {
 				if o.Err != nil {
-					p.fail("go producer")
+					p.fail(0, "go producer")
 					return
 				}
 				a := invariant.Acked{Seq: stream.SeqNum{Shard: stream.ShardID(o.Shard), Pos: o.Position}, Key: []byte(key), Data: data, Attempts: o.Attempts}

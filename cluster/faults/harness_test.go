@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -114,6 +115,16 @@ func startCluster(t *testing.T, n int) *cluster {
 // startLayout starts etcd and the layout's nodes, and waits until each serves.
 func startLayout(t *testing.T, l layout) *cluster {
 	t.Helper()
+	c := newLayout(t, l)
+	for _, nd := range c.nodes {
+		nd.start()
+	}
+	return c
+}
+
+// newLayout starts etcd and makes the layout's nodes, none of them started.
+func newLayout(t *testing.T, l layout) *cluster {
+	t.Helper()
 	kinds := etcdtest.Kinds(t)
 	c := &cluster{t: t, etcd: etcdtest.Start(t, kinds[len(kinds)-1]), layout: l, base: dataBase(t),
 		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())}
@@ -137,9 +148,6 @@ func startLayout(t *testing.T, l layout) *cluster {
 		}
 		c.ec.Close()
 	})
-	for _, nd := range c.nodes {
-		nd.start()
-	}
 	return c
 }
 
@@ -444,15 +452,15 @@ func (c *cluster) leadingMost(name string) *node {
 	return best
 }
 
-// createStream creates a stream through node 1 and waits until every node lists its open
-// shards.
+// createStream creates a stream through node 1 and waits until every running node lists its
+// open shards.
 func (c *cluster) createStream(name string, shards int32) {
 	c.t.Helper()
 	ctx := context.Background()
 	if _, err := c.nodes[0].kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
 		c.t.Fatal(err)
 	}
-	for _, nd := range c.nodes {
+	for _, nd := range c.up() {
 		c.eventually(fmt.Sprintf("node %d lists %d open shards of %s", nd.id, shards, name), func() error {
 			open, err := nd.openShards(name)
 			if err == nil && len(open) != int(shards) {
@@ -708,12 +716,13 @@ type producer struct {
 
 	mu       sync.Mutex
 	acks     []ack
-	failures map[string]int // error code → count
+	failures map[string]int         // error code → count
+	through  map[int]map[string]int // node id → error code → count
 }
 
 func (c *cluster) produce(name string, batch int) *producer {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &producer{t: c.t, name: name, ctx: ctx, cancel: cancel, failures: map[string]int{}}
+	p := &producer{t: c.t, name: name, ctx: ctx, cancel: cancel, failures: map[string]int{}, through: map[int]map[string]int{}}
 	for _, nd := range c.nodes {
 		p.wg.Add(1)
 		go p.run(ctx, nd, batch)
@@ -744,7 +753,7 @@ func (p *producer) run(ctx context.Context, nd *node, batch int) {
 		res, err := nd.kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.name), Records: entries})
 		now := time.Now()
 		if err != nil {
-			p.fail(errorCode(err))
+			p.fail(nd.id, errorCode(err))
 			if ctx.Err() == nil {
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -752,7 +761,7 @@ func (p *producer) run(ctx context.Context, nd *node, batch int) {
 		}
 		for i, r := range res.Records {
 			if r.ErrorCode != nil {
-				p.fail(*r.ErrorCode)
+				p.fail(nd.id, *r.ErrorCode)
 				continue
 			}
 			a, err := ackOf(r, entries[i])
@@ -782,10 +791,34 @@ func ackOf(r types.PutRecordsResultEntry, e types.PutRecordsRequestEntry) (invar
 	return invariant.Acked{Seq: seq, Key: []byte(aws.ToString(e.PartitionKey)), Data: e.Data}, nil
 }
 
-func (p *producer) fail(code string) {
+func (p *producer) fail(node int, code string) {
 	p.mu.Lock()
 	p.failures[code]++
+	if p.through[node] == nil {
+		p.through[node] = map[string]int{}
+	}
+	p.through[node][code]++
 	p.mu.Unlock()
+}
+
+// failuresThrough is the failures of the producer writing through node id, by error code.
+func (p *producer) failuresThrough(id int) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.through[id])
+}
+
+// acksThrough counts the records acknowledged through node id at or after since.
+func (p *producer) acksThrough(id int, since time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, a := range p.acks {
+		if a.node == id && !a.at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // errorCode is the AWS error name of an SDK error, or a short description of a transport
