@@ -96,13 +96,13 @@ func (r *Replication) HandOff(ctx context.Context) (stillLeading int) {
 		if len(led) == 0 {
 			return 0
 		}
-		candidates := false
 		for _, s := range led {
+			// A group with no voter to hand to now (the node that restarted before this one
+			// not heard from yet) is asked again at the next poll, until ctx ends.
 			voters := r.handOffVoters(s.gid)
 			if len(voters) == 0 {
 				continue
 			}
-			candidates = true
 			to, asked := target[s.gid]
 			if !asked || !slices.Contains(voters, to) {
 				to = voters[next%len(voters)]
@@ -113,9 +113,6 @@ func (r *Replication) HandOff(ctx context.Context) (stillLeading int) {
 			if r.host.TransferLeader(s.gid, to) == nil {
 				target[s.gid] = to
 			}
-		}
-		if !candidates {
-			return len(led)
 		}
 		select {
 		case <-ctx.Done():

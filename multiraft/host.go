@@ -286,7 +286,11 @@ func (h *Host) AddGroup(id GroupID, peers []uint64, sm StateMachine, opts GroupO
 			MaxInflightBytes: max(uint64(h.cfg.MaxBatchBytes)/2, h.cfg.MaxSizePerMsg), // raft: at least one message
 			CheckQuorum:      true,
 			PreVote:          true,
-			Logger:           raftLogger{h.log.With("group", uint64(id))},
+			// A leader removed from the group (or demoted to a learner) steps down, so the
+			// voters elect one of them: left in place it would drop every proposal (it is
+			// no member) and, hearing from its followers, never lose its leadership.
+			StepDownOnRemoval: true,
+			Logger:            raftLogger{h.log.With("group", uint64(id))},
 		})
 		if err != nil {
 			return fmt.Errorf("multiraft: group %d: %w", id, err)

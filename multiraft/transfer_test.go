@@ -1,9 +1,13 @@
 package multiraft
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // TestTransferLeader: a quiesced group's leader hands its leadership to the voter it names,
@@ -49,5 +53,41 @@ func TestTransferLeader(t *testing.T) {
 	waitFor(t, "node 1 to be a caught-up voter of node 3", func() bool {
 		v, err := c.node(3).host.CaughtUpVoters(id)
 		return err == nil && slices.Contains(v, 1)
+	})
+}
+
+// TestRemovedLeaderStepsDown: a configuration change that removes the group's leader
+// makes it step down once applied, and the two voters left elect one of them, which takes
+// proposals. (Left leading, a leader that is no member drops every proposal and, hearing
+// from its followers, never loses the leadership.) The group does not quiesce here: the
+// cluster hands a leadership away before it removes the leader's member, and a leader
+// removed by a change that raced with a transfer to it is removed while writes flow.
+func TestRemovedLeaderStepsDown(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DisableQuiesce = true })
+	t.Cleanup(c.tickEvery(10 * time.Millisecond))
+	ids := c.addGroups(1, func(GroupID) uint64 { return 1 })
+	c.leadAll(ids, 1)
+	id := ids[0]
+	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(uint64(1))}
+	if err := c.node(1).host.ProposeConfChange(context.Background(), id, cc); err != nil {
+		t.Fatal(err)
+	}
+	rest := c.nodes[1:]
+	waitFor(t, "nodes 2 and 3 to agree on a leader among them", func() bool {
+		l := c.agreedLeader(id, rest...)
+		return l == 2 || l == 3
+	})
+	lead := c.agreedLeader(id, rest...)
+	waitFor(t, "the new leader to take a proposal", func() bool {
+		return c.node(lead).host.Propose(context.Background(), id, [][]byte{[]byte("after")}) == nil
+	})
+	waitFor(t, "both voters to apply it", func() bool {
+		for _, nd := range rest {
+			got := nd.sms[id].appliedData()
+			if len(got) == 0 || string(got[len(got)-1]) != "after" {
+				return false
+			}
+		}
+		return true
 	})
 }
