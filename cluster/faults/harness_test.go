@@ -198,13 +198,30 @@ func dataBase(t *testing.T) string {
 	return base
 }
 
+// handedOut are the addresses freeAddr returned in this process: a port is free once its
+// listener closes, so the kernel may hand it out again before the node it was chosen for
+// binds it (a layout chooses every node's address before it starts any).
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns a loopback address with a free port that it never returned before.
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // sdkClient is an AWS SDK client of one node: unsigned (the default account), one attempt
