@@ -49,6 +49,10 @@ type Options struct {
 	// OnDemandWindow is the trailing window whose peak write throughput bounds an on-demand
 	// stream's growth (twice the peak); default 30 days, as Kinesis.
 	OnDemandWindow time.Duration
+	// SharedDemand leaves on-demand scaling to another decider (a cluster's controller, which
+	// sums every node's demand): Maintain does not split on the demand this engine counted,
+	// which TakeDemand hands out instead, and ScaleOnDemand applies the decision.
+	SharedDemand bool
 	// KeyringDir is the directory of the master keys that wrap the streams' data keys
 	// (package internal/keyring), created 0700 on first use; default <Dir>/kms-keyring.
 	KeyringDir string
@@ -114,7 +118,7 @@ func (o Options) withDefaults() Options {
 		o.KeyringDir = filepath.Join(o.Dir, "kms-keyring")
 	}
 	if o.OnDemandWindow == 0 {
-		o.OnDemandWindow = defaultOnDemandWindow
+		o.OnDemandWindow = DefaultOnDemandWindow
 	}
 	return o
 }
@@ -195,8 +199,9 @@ type shard struct {
 	write *WriteLimiter
 	read  *ReadLimiter
 
-	// Write demand since the last on-demand check: every record routed here, accepted or
-	// throttled. Added by PutRecords, swapped to zero by Maintain.
+	// Write demand since the last on-demand check: every record put here, accepted or
+	// throttled (countDemand says when a record counts). Added by PutRecords, swapped to
+	// zero by Maintain or, with Options.SharedDemand, by TakeDemand.
 	demandBytes atomic.Int64
 	demandRecs  atomic.Int64
 

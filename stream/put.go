@@ -139,17 +139,11 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 				continue // not counted here: the leader counts what it appends
 			}
 		}
-		// Demand counts every record routed here, admitted or throttled: added once per
-		// shard and call rather than per record, two atomic adds instead of 2 × records.
-		demand := 0
-		for _, i := range idx {
-			demand += len(entries[i].PartitionKey) + len(entries[i].Data)
-		}
-		sh.demandBytes.Add(int64(demand))
-		sh.demandRecs.Add(int64(len(idx)))
 		admitted := idx[:0] // the admitted records, compacted in place
+		throttled := 0      // their bytes
 		for _, i := range idx {
-			if !sh.write.Admit(len(entries[i].PartitionKey)+len(entries[i].Data), now) {
+			if n := len(entries[i].PartitionKey) + len(entries[i].Data); !sh.write.Admit(n, now) {
+				throttled += n
 				t.throttled++
 				sh.metrics.throttledWrite()
 				results[i].Err = errorf(KindProvisionedThroughputExceeded, "Rate exceeded for shard %s in stream %s under account %s.",
@@ -157,6 +151,9 @@ func (e *Engine) putOnce(s *Stream, stream string, entries []PutEntry, pending [
 				continue
 			}
 			admitted = append(admitted, i)
+		}
+		if len(admitted) < len(idx) {
+			sh.countDemand(throttled, len(idx)-len(admitted))
 		}
 		idx, recs = admitted, recs[:len(admitted)]
 		if len(idx) == 0 {
@@ -242,9 +239,12 @@ func (e *Engine) appendShard(j appendJob, sc *putScratch, sl *sealer, results []
 		sh.metrics.appended(len(idx), n)
 	}
 	if nl := (*NotLeaderError)(nil); errors.As(err, &nl) {
-		err = notLeader(nl.Leader)
-	} else if err != nil && KindOf(err) == 0 {
-		err = internalError(err)
+		err = notLeader(nl.Leader) // put again by the server, through the new leader, which counts them
+	} else {
+		sh.countDemand(n, len(idx))
+		if err != nil && KindOf(err) == 0 {
+			err = internalError(err)
+		}
 	}
 	for k, i := range idx {
 		if err != nil {
@@ -254,6 +254,18 @@ func (e *Engine) appendShard(j appendJob, sc *putScratch, sl *sealer, results []
 		results[i].Seq = SeqNum{Shard: j.id, Pos: recs[k].Seq}
 	}
 	return retry
+}
+
+// countDemand adds a put's records to the shard's write demand (on-demand scaling): n bytes
+// of partition keys and data in recs records. Demand is counted once per record and client
+// request, where the record's fate is settled: throttled, appended, or failed for good on
+// the node that leads the shard. A record this node routes to another node's leader, or
+// hands back to be put again (its shard closed by a resharding meanwhile, or its leader
+// lost during the append), is counted where it is finally put. One pair of atomic adds per
+// shard and call, not per record.
+func (sh *shard) countDemand(n, recs int) {
+	sh.demandBytes.Add(int64(n))
+	sh.demandRecs.Add(int64(recs))
 }
 
 // sealedWait bounds how long an append refused by a sealed log waits for the resharding

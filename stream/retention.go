@@ -66,8 +66,8 @@ func (s *Stream) trim(now time.Time) error {
 }
 
 // Maintain runs the periodic work of every stream: retention (hide and delete expired
-// records, seal segments that aged, drop closed shards left empty), on-demand scaling and
-// unmapping segments nobody reads. `sluice serve` calls it on a timer (cmd/sluice/serve.go);
+// records, seal segments that aged, drop closed shards left empty), on-demand scaling (unless
+// Options.SharedDemand) and unmapping segments nobody reads. `sluice serve` calls it on a timer (cmd/sluice/serve.go);
 // tests call it with an injected clock.
 func (e *Engine) Maintain() error {
 	e.mu.Lock()
@@ -85,8 +85,10 @@ func (e *Engine) Maintain() error {
 		if err := s.pruneClosed(now); err != nil && first == nil {
 			first = err
 		}
-		if err := s.scaleOnDemand(now); err != nil && first == nil {
-			first = err
+		if !e.opts.SharedDemand { // else the cluster's controller decides (ScaleOnDemand)
+			if err := s.scaleOnDemand(now); err != nil && first == nil {
+				first = err
+			}
 		}
 		for _, sh := range s.set.Load().shards {
 			sh.log.UnmapIdle()
