@@ -83,14 +83,14 @@ func (k *Catalog) Save(name string, data []byte, prev int64) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// Delete removes name's metadata, placement and account settings (AccountStore) if its
-// ModRevision is still prev.
+// Delete removes name's metadata, placement, account settings (AccountStore) and trailing
+// on-demand peak (demand.go) if its ModRevision is still prev.
 func (k *Catalog) Delete(name string, prev int64) error {
 	ctx, cancel := k.c.ctx()
 	defer cancel()
 	resp, err := k.c.cli.Txn(ctx).If(k.cmp(name, prev)).
 		Then(clientv3.OpDelete(k.c.streamKey(name)), clientv3.OpDelete(k.c.placementPrefix(name), clientv3.WithPrefix()),
-			clientv3.OpDelete(k.c.accountKey(name))).Commit()
+			clientv3.OpDelete(k.c.accountKey(name)), clientv3.OpDelete(k.c.onDemandKey(name))).Commit()
 	if err != nil {
 		return unavailable("delete stream "+name, err)
 	}

@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/sluice-streams/sluice/stream"
 )
 
 // The controller: every node runs one (Controller.Run) and campaigns in the etcd election
@@ -22,7 +24,9 @@ import (
 // transaction that also compares its election key's CreateRevision (its fence), so once a
 // newer controller is elected (the old key deleted with its lease), nothing the old one
 // still tries commits. It runs a pass (plan) when membership, the roster, placement or a
-// rebalance request change, and every ControllerConfig.Every.
+// rebalance request change, and every ControllerConfig.Every. With a Scaler it also decides
+// the on-demand streams' splits on the demand every node publishes (demand.go), every
+// ControllerConfig.Every.
 //
 // Dead nodes: etcd does not record when a lease expired, so the controller measures absence
 // on its own clock: a roster node not registered is noted down when a pass first finds it so,
@@ -56,6 +60,12 @@ type ControllerConfig struct {
 	MaxChanges int
 	// Now is the controller's clock; default time.Now.
 	Now func() time.Time
+	// Scaler is the engine the elected controller scales on-demand streams through, on
+	// the demand every node publishes (demand.go), every Every; nil: it does not scale.
+	Scaler OnDemandScaler
+	// OnDemandWindow is the trailing window whose peak demand bounds an on-demand stream's
+	// growth; default stream.DefaultOnDemandWindow.
+	OnDemandWindow time.Duration
 }
 
 // ControllerMetrics are a controller's figures since it was made.
@@ -65,6 +75,9 @@ type ControllerMetrics struct {
 	Placements uint64 // placement records written
 	Moves      uint64 // replicas added to placement records (each a replica to build)
 	DeadNodes  uint64 // nodes declared dead
+	// ScalePasses counts the on-demand scaling passes run as controller; OnDemandSplits the
+	// shards they split.
+	ScalePasses, OnDemandSplits uint64
 }
 
 // Controller campaigns for the cluster's controller and, elected, runs its passes.
@@ -77,6 +90,7 @@ type Controller struct {
 	leader                               atomic.Bool
 	fence                                atomic.Pointer[fence]
 	passes, placements, moves, deadNodes atomic.Uint64
+	scalePasses, splits                  atomic.Uint64 // written by scaleLoop's goroutine
 	downSince                            map[uint64]time.Time // the goroutine running passes only
 }
 
@@ -103,13 +117,16 @@ func (c *Client) NewController(cfg ControllerConfig) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.OnDemandWindow <= 0 {
+		cfg.OnDemandWindow = stream.DefaultOnDemandWindow
+	}
 	return &Controller{c: c, cfg: cfg, log: c.cfg.Logger.With("controller", cfg.NodeID), downSince: map[uint64]time.Time{}}, nil
 }
 
 // Metrics returns the controller's figures.
 func (ct *Controller) Metrics() ControllerMetrics {
 	return ControllerMetrics{Leader: ct.leader.Load(), Passes: ct.passes.Load(), Placements: ct.placements.Load(),
-		Moves: ct.moves.Load(), DeadNodes: ct.deadNodes.Load()}
+		Moves: ct.moves.Load(), DeadNodes: ct.deadNodes.Load(), ScalePasses: ct.scalePasses.Load(), OnDemandSplits: ct.splits.Load()}
 }
 
 // Run campaigns and, elected, runs passes until it loses its session (then campaigns again)
@@ -166,6 +183,11 @@ func (ct *Controller) term(ctx context.Context) error {
 	defer ct.leader.Store(false)
 	clear(ct.downSince)
 	ct.log.Info("elected the cluster's controller", "fence", f.rev)
+	if ct.cfg.Scaler != nil {
+		scaled := make(chan struct{})
+		go func() { defer close(scaled); ct.scaleLoop(lctx, f) }()
+		defer func() { cancel(); <-scaled }()
+	}
 	err = ct.lead(lctx, f)
 	ct.log.Info("no longer the cluster's controller", "err", err)
 	if errors.Is(err, ErrDeposed) {

@@ -165,6 +165,7 @@ func controllerMetrics(ct *cluster.Controller) func() []server.Metric {
 			{Name: "controller_placements_total", Help: "Placement records this node wrote as the controller.", Counter: true, Value: float64(m.Placements)},
 			{Name: "controller_moves_total", Help: "Replicas this node added to placement records as the controller (each a replica to build).", Counter: true, Value: float64(m.Moves)},
 			{Name: "controller_dead_nodes_total", Help: "Nodes this node declared dead as the controller.", Counter: true, Value: float64(m.DeadNodes)},
+			{Name: "controller_ondemand_splits_total", Help: "Shards of on-demand streams this node split as the controller, on the demand every node published.", Counter: true, Value: float64(m.OnDemandSplits)},
 		}
 	}
 }

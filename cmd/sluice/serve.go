@@ -181,6 +181,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		}
 		defer repl.Close() // also closed, earlier, before the engine
 		opts.Catalog = cc.Catalog()
+		opts.SharedDemand = true // the elected controller scales on-demand streams (cluster/demand.go)
 		opts.OpenShardLog = repl.OpenShardLog
 		if opts.IteratorKey, err = cc.EnsureIteratorKey(); err != nil {
 			return err
@@ -204,7 +205,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if repl != nil {
 		repl.SetEngine(eng)
 		peer = repl
-		if ctl, err = cc.NewController(cluster.ControllerConfig{NodeID: cfg.cluster.nodeID, DeadAfter: cfg.cluster.deadAfter}); err != nil {
+		if ctl, err = cc.NewController(cluster.ControllerConfig{NodeID: cfg.cluster.nodeID, DeadAfter: cfg.cluster.deadAfter, Scaler: eng}); err != nil {
 			eng.Close()
 			return err
 		}
@@ -274,7 +275,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		logMembership(ctx, cc, logger)
 		ctlCtx, stopCtl := context.WithCancel(ctx)
 		ctlDone := make(chan struct{})
-		go func() { defer close(ctlDone); ctl.Run(ctlCtx) }()
+		go func() {
+			defer close(ctlDone)
+			pub := member.NewDemandPublisher(eng, nil)
+			published := make(chan struct{})
+			go func() { defer close(published); pub.Run(ctlCtx, maintainEvery) }()
+			ctl.Run(ctlCtx)
+			<-published
+		}()
 		defer func() { stopCtl(); <-ctlDone }() // normally already stopped, below
 		stopController = func() { stopCtl(); <-ctlDone }
 		fmt.Fprintf(stdout, "sluice: node %d (raft id %d) of cluster %q (etcd %s; every shard replicated by Raft on its placed nodes)\n",
