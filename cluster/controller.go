@@ -90,7 +90,7 @@ type Controller struct {
 	leader                               atomic.Bool
 	fence                                atomic.Pointer[fence]
 	passes, placements, moves, deadNodes atomic.Uint64
-	scalePasses, splits                  atomic.Uint64 // written by scaleLoop's goroutine
+	scalePasses, splits                  atomic.Uint64        // written by scaleLoop's goroutine
 	downSince                            map[uint64]time.Time // the goroutine running passes only
 }
 
