@@ -31,7 +31,8 @@ import (
 // maxDemandShards bounds the shard entries of one node's demand record: past it, the shards
 // with the least demand are left out (each stream's total still counts them). Streams are
 // bounded by the account's on-demand streams (stream.OnDemandStreamsMax), so a record stays
-// below about 200 kB, well under etcd's request limit.
+// near 150 kB at most (a shard entry is about 30 bytes of JSON), well under etcd's 1.5 MiB
+// request limit.
 const maxDemandShards = 4096
 
 // peakBuckets is how many maxima a stream's trailing peak keeps: one per window/peakBuckets
