@@ -3,7 +3,9 @@
 // WatchMembers: each node's key under a lease it keeps alive), the replication factor fixed
 // when the cluster is created (EnsureReplicas) and the placement of each shard's replicas
 // (written in the catalog's transactions, then kept by the elected controller: controller.go,
-// plan.go, the roster of nodes and their zones in roster.go). It also starts an embedded etcd (StartEmbedded)
+// plan.go, the roster of nodes and their zones in roster.go), and the on-demand streams'
+// scaling on the write demand every node publishes, decided by the controller (demand.go).
+// It also starts an embedded etcd (StartEmbedded)
 // for `sluice dev-cluster` and the tests. docs/CLUSTER.md has the key layout.
 //
 // It does not own records: no record passes through etcd. Replication (replication.go)

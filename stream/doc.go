@@ -56,7 +56,9 @@
 //   - on-demand capacity: a stream created without a shard count starts with 4 shards; when
 //     a shard's write demand (accepted and throttled) exceeds its capacity, Maintain splits
 //     it, up to twice the peak demand of a trailing window (Options.OnDemandWindow, 30 days
-//     by default) and within 200 MiB/s and 200,000 records/s. It does not shrink.
+//     by default) and within 200 MiB/s and 200,000 records/s. It does not shrink. With
+//     Options.SharedDemand (a cluster) Maintain leaves the decision to another decider:
+//     TakeDemand hands out the demand counted here, ScaleOnDemand applies the decision.
 //
 //   - the shard-log seam (ShardLog, shardlog.go): the engine reaches a shard's records only
 //     through it — append, read a view, the change notification, tip, retention, close —
