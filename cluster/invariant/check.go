@@ -55,6 +55,11 @@ type Input struct {
 	// own commit index, but may lag. A shard absent from Members, or Members nil: every
 	// replica found is a member.
 	Members map[shardmap.ShardID][]int
+	// Endings, when set, are the closed shards' ending positions (the position of the
+	// EndingSequenceNumber ListShards reported): each must be committed (at or below the
+	// highest commit index the shard's members record), every member must hold the log up to
+	// it, and no acknowledged record of the shard may lie above it.
+	Endings map[shardmap.ShardID]uint64
 }
 
 // Report is Check's finding. Problems is empty when every invariant holds.
@@ -123,7 +128,8 @@ func Check(in Input) (Report, error) {
 			continue
 		}
 		rep.Others += len(others)
-		checkShard(&rep, id, members, others, acked[id])
+		ending, closed := in.Endings[id]
+		checkShard(&rep, id, members, others, acked[id], ending, closed)
 	}
 	return rep, nil
 }
@@ -270,19 +276,30 @@ func readReplica(node int, dir string) (replicaLog, error) {
 
 // checkShard checks one shard's member replicas against each other and against its
 // acknowledged records, and its other replicas against the members up to their own commit
-// index.
-func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, acked []Acked) {
+// index. A closed shard's ending is checked too.
+func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, acked []Acked, ending uint64, closed bool) {
 	rep.Shards++
-	// The committed prefix: every acknowledged position, and what every replica's HardState
-	// says is committed.
+	// The committed prefix: every acknowledged position, what every replica's HardState says
+	// is committed, and a closed shard's ending.
 	var prefix uint64
-	minCommit := reps[0].side.Commit
+	minCommit, maxCommit := reps[0].side.Commit, reps[0].side.Commit
 	for _, r := range reps {
 		minCommit = min(minCommit, r.side.Commit)
+		maxCommit = max(maxCommit, r.side.Commit)
 	}
 	prefix = minCommit
 	for _, a := range acked {
 		prefix = max(prefix, a.Seq.Pos)
+		if closed && a.Seq.Pos > ending {
+			rep.problemf("%s: acknowledged record %s (key %q) lies after the shard's ending %d", id, a.Seq, a.Key, ending)
+		}
+	}
+	if closed {
+		if ending > maxCommit {
+			rep.problemf("%s: its ending %d is not committed: its members record commit indexes up to %d", id, ending, maxCommit)
+		} else {
+			prefix = max(prefix, ending)
+		}
 	}
 	rep.Committed += prefix
 	for _, r := range reps {

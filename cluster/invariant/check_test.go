@@ -336,3 +336,53 @@ func TestCheckMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckEndings: a closed shard's ending must be committed and held by every member, and no
+// acknowledged record may lie above it.
+func TestCheckEndings(t *testing.T) {
+	h := history()
+	cases := []struct {
+		name    string
+		ents    [3][]entry // nil: history on every node, commit 6
+		commits [3]uint64
+		acked   []entry // nil: history
+		ending  uint64
+		want    string
+	}{
+		{name: "ending at the last acknowledged record", ending: 6},
+		{name: "ending committed by one member, above the others' commit", ents: [3][]entry{h, h, h}, commits: [3]uint64{6, 3, 3},
+			acked: h[:3], ending: 6},
+		{name: "an acknowledged record after the ending", ending: 5, want: `(key "e") lies after the shard's ending 5`},
+		{name: "an ending no member committed", ents: [3][]entry{h, h, h}, commits: [3]uint64{5, 5, 5}, ending: 7,
+			want: "its ending 7 is not committed: its members record commit indexes up to 5"},
+		{name: "a member short of the ending", ents: [3][]entry{h, h, h[:4]}, commits: [3]uint64{6, 6, 4}, acked: h[:3], ending: 6,
+			want: "node 3 holds positions up to 4, the committed prefix is 6"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ents, commits, acked := [3][]entry{h, h, h}, [3]uint64{6, 6, 6}, h
+			if c.ents[0] != nil {
+				ents, commits = c.ents, c.commits
+			}
+			if c.acked != nil {
+				acked = c.acked
+			}
+			var nodes []string
+			for i := range 3 {
+				d := t.TempDir()
+				writeReplica(t, d, 0, ents[i], commits[i])
+				nodes = append(nodes, d)
+			}
+			rep, err := Check(Input{Stream: "s", Nodes: nodes, Acked: ackedOf(acked), Open: whole(), Endings: map[shardmap.ShardID]uint64{0: c.ending}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.want == "" && len(rep.Problems) > 0:
+				t.Fatalf("problems: %q", rep.Problems)
+			case c.want != "" && (len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], c.want)):
+				t.Fatalf("problems %q, want one containing %q", rep.Problems, c.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@
 //     names, with its partition key and data (a record its producer retried itself with the
 //     same data may be stored once per attempt: Acked.Attempts);
 //   - no sequence number was acknowledged twice;
+//   - a closed shard's ending (Input.Endings) is committed and held by every member, and no
+//     acknowledged record of the shard lies above it (the children hold the rest);
 //   - the open shards ListShards reported cover the hash key space once, without a gap or
 //     an overlap.
 //
@@ -17,9 +19,9 @@
 // on any other node (one the shard moved away from, or one opened and never added) must
 // agree with them up to its own commit index. Otherwise every replica found is a member.
 //
-// The committed prefix of a shard is checked up to the larger of its highest acknowledged
-// position and the lowest commit index its members' raft.state files record: both are
-// committed, so every replica must hold them. The checker never changes a file; it reads
+// The committed prefix of a shard is checked up to the largest of its highest acknowledged
+// position, the lowest commit index its members' raft.state files record and, for a closed
+// shard, its ending: all are committed, so every replica must hold them. The checker never changes a file; it reads
 // stopped nodes only (a running node may be appending). It expects plaintext streams (an
 // encrypted record's stored data is not the data the client sent).
 //
