@@ -56,9 +56,11 @@ type Input struct {
 	// replica found is a member.
 	Members map[shardmap.ShardID][]int
 	// Endings, when set, are the closed shards' ending positions (the position of the
-	// EndingSequenceNumber ListShards reported): each must be committed (at or below the
-	// highest commit index the shard's members record), every member must hold the log up to
-	// it, and no acknowledged record of the shard may lie above it.
+	// EndingSequenceNumber ListShards reported). No acknowledged record of the shard may lie
+	// above its ending. A shard with a record at or below its ending was closed by a seal
+	// entry (replica's Seal), a Raft entry without a record: every member must hold the log
+	// up to the position after the ending, the same on all, and hold there an entry without
+	// a record (the seal entry, or a gap below it).
 	Endings map[shardmap.ShardID]uint64
 }
 
@@ -274,18 +276,27 @@ func readReplica(node int, dir string) (replicaLog, error) {
 	return r, nil
 }
 
+// recordAtOrBelow reports whether the replica holds a record at or below pos.
+func (r replicaLog) recordAtOrBelow(pos uint64) bool {
+	for p := range r.frames {
+		if p <= pos {
+			return true
+		}
+	}
+	return false
+}
+
 // checkShard checks one shard's member replicas against each other and against its
 // acknowledged records, and its other replicas against the members up to their own commit
 // index. A closed shard's ending is checked too.
 func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, acked []Acked, ending uint64, closed bool) {
 	rep.Shards++
 	// The committed prefix: every acknowledged position, what every replica's HardState says
-	// is committed, and a closed shard's ending.
+	// is committed, and a sealed shard's seal (Input.Endings).
 	var prefix uint64
-	minCommit, maxCommit := reps[0].side.Commit, reps[0].side.Commit
+	minCommit := reps[0].side.Commit
 	for _, r := range reps {
 		minCommit = min(minCommit, r.side.Commit)
-		maxCommit = max(maxCommit, r.side.Commit)
 	}
 	prefix = minCommit
 	for _, a := range acked {
@@ -294,11 +305,12 @@ func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, ack
 			rep.problemf("%s: acknowledged record %s (key %q) lies after the shard's ending %d", id, a.Seq, a.Key, ending)
 		}
 	}
-	if closed {
-		if ending > maxCommit {
-			rep.problemf("%s: its ending %d is not committed: its members record commit indexes up to %d", id, ending, maxCommit)
-		} else {
-			prefix = max(prefix, ending)
+	if closed && slices.ContainsFunc(reps, func(r replicaLog) bool { return r.recordAtOrBelow(ending) }) {
+		prefix = max(prefix, ending+1)
+		for _, r := range reps {
+			if !slices.ContainsFunc(r.side.Terms, func(ts replica.TermStart) bool { return ts.Index == ending+1 && ts.Empty }) {
+				rep.problemf("%s: node %d holds no entry without a record (a seal) at %d, after the shard's ending %d", id, r.node, ending+1, ending)
+			}
 		}
 	}
 	rep.Committed += prefix
