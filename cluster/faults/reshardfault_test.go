@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -101,8 +102,14 @@ func reshardFault(t *testing.T, name string, shards int32, op func(before int) r
 	t.Logf("%s through node %d; node %d leads %s", o.what, via.id, leader.id, aws.ToString(o.parents(open)[0].ShardId))
 
 	done := make(chan error, 1)
-	go func() { done <- o.call(via.patient(), open) }()
+	var answered atomic.Bool
+	go func() {
+		err := o.call(via.patient(), open)
+		answered.Store(true)
+		done <- err
+	}()
 	heal := fault(c, leader)
+	t.Logf("%s answered before the fault ended: %v", o.what, answered.Load())
 	callErr := <-done
 	heal()
 
@@ -195,11 +202,12 @@ func (nd *node) patient() *kinesis.Client {
 	return kinesis.New(nd.kc.Options(), func(o *kinesis.Options) { o.HTTPClient = &http.Client{Timeout: patience} })
 }
 
-// strikeDelay is how long after the call a fault strikes: random below 150 ms, so that runs
+// strikeDelay is how long after the call a fault strikes: random below 60 ms, so that runs
 // cover the resharding's steps (children opened, parents sealed, the catalog saved). It is
-// the fault's timing, not a synchronisation; it is logged.
+// the fault's timing, not a synchronisation; it is logged, and so is whether the call had
+// been answered by the time the fault ended.
 func strikeDelay(t *testing.T) time.Duration {
-	d := rand.N(150 * time.Millisecond)
+	d := rand.N(60 * time.Millisecond)
 	t.Logf("the fault strikes %v after the call", d)
 	return d
 }
