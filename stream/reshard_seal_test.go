@@ -44,11 +44,10 @@ func (l *sealLog) Unseal(uint64) error {
 	return nil
 }
 
-// TestReshardSealsSealingLogs reshards a stream whose logs are SealingLogs: the engine closes
-// a parent at the position Seal returns; a put refused because another node sealed the shard
-// waits for the resharding to reach this engine and lands in a child; one whose shard no
-// resharding closes fails with a retryable InternalFailure.
-func TestReshardSealsSealingLogs(t *testing.T) {
+// sealEngine opens an engine (over cat; nil: the local catalog) whose shard logs are
+// sealLogs and creates stream "s" of two shards in it. logOf returns a shard's log.
+func sealEngine(t *testing.T, cat Catalog) (e *Engine, logOf func(ShardID) *sealLog) {
+	t.Helper()
 	var mu sync.Mutex
 	logs := map[ShardID]*sealLog{}
 	open := func(cfg ShardLogConfig) (ShardLog, error) {
@@ -62,15 +61,28 @@ func TestReshardSealsSealingLogs(t *testing.T) {
 		mu.Unlock()
 		return sl, nil
 	}
-	e, err := Open(Options{Dir: t.TempDir(), Limits: Limits{Off: true}, OpenShardLog: open,
+	e, err := Open(Options{Dir: t.TempDir(), Limits: Limits{Off: true}, OpenShardLog: open, Catalog: cat,
 		Durability: segment.Durability{Mode: segment.None}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
 	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 2}); err != nil {
 		t.Fatal(err)
 	}
+	return e, func(id ShardID) *sealLog {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs[id]
+	}
+}
+
+// TestReshardSealsSealingLogs reshards a stream whose logs are SealingLogs: the engine closes
+// a parent at the position Seal returns; a put refused because another node sealed the shard
+// waits for the resharding to reach this engine and lands in a child; one whose shard no
+// resharding closes fails with a retryable InternalFailure.
+func TestReshardSealsSealingLogs(t *testing.T) {
+	e, logOf := sealEngine(t, nil)
 	low, high := mustKey(t, "1"), mustKey(t, "340282366920938463463374607431768211455")
 	key0 := PutEntry{PartitionKey: "k", ExplicitHashKey: &low, Data: []byte("to shard 0")}
 	key1 := PutEntry{PartitionKey: "k", ExplicitHashKey: &high, Data: []byte("to shard 1")}
@@ -79,9 +91,7 @@ func TestReshardSealsSealingLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mu.Lock()
-	l0, l1 := logs[0], logs[1]
-	mu.Unlock()
+	l0, l1 := logOf(0), logOf(1)
 
 	// Another node sealed shard 0: a put waits, then lands in a child once the split is here.
 	l0.sealed.Store(true)
@@ -221,40 +231,17 @@ func (c *memCatalog) Watch(ctx context.Context, from int64) <-chan CatalogEvent 
 func TestReshardLostSaveSettles(t *testing.T) {
 	for _, lose := range []bool{false, true} {
 		t.Run(map[bool]string{false: "not saved", true: "saved, answer lost"}[lose], func(t *testing.T) {
-			var mu sync.Mutex
-			logs := map[ShardID]*sealLog{}
-			open := func(cfg ShardLogConfig) (ShardLog, error) {
-				l, err := segment.Open(cfg.Dir, cfg.Opts)
-				if err != nil {
-					return nil, err
-				}
-				sl := &sealLog{Log: l, refused: make(chan struct{}, 1)}
-				mu.Lock()
-				logs[cfg.Shard] = sl
-				mu.Unlock()
-				return sl, nil
-			}
 			cat := newMemCatalog()
-			e, err := Open(Options{Dir: t.TempDir(), Limits: Limits{Off: true}, OpenShardLog: open, Catalog: cat,
-				Durability: segment.Durability{Mode: segment.None}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
-			if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 2}); err != nil {
-				t.Fatal(err)
-			}
+			e, logOf := sealEngine(t, cat)
 			low := mustKey(t, "1")
 			key0 := PutEntry{PartitionKey: "k", ExplicitHashKey: &low, Data: []byte("to shard 0")}
 			if _, err := e.PutRecord("s", key0); err != nil {
 				t.Fatal(err)
 			}
-			mu.Lock()
-			l0 := logs[0]
-			mu.Unlock()
+			l0 := logOf(0)
 
 			cat.failWith(!lose, lose)
-			err = e.SplitShard("s", 0, mustKey(t, "85070591730234615865843651857942052864"))
+			err := e.SplitShard("s", 0, mustKey(t, "85070591730234615865843651857942052864"))
 			if KindOf(err) != KindInternalFailure {
 				t.Fatalf("split with the catalog unanswering: %v; want InternalFailure", err)
 			}
