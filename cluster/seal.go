@@ -54,10 +54,14 @@ const (
 // SealPath is the peer route that seals a shard on its leader (server.PeerSealPath).
 const SealPath = "/sluice/v1/seal"
 
-// sealTimeout bounds a seal sent to the leader, all tries together; sealBackoff is the wait
-// before a try when no leader is known or the last try failed.
+// sealTimeout bounds a seal sent to the leader, all tries together; sealTry bounds one try
+// sent to another node, so that a leader that does not answer (stopped, cut off) leaves
+// time to try the one elected meanwhile (a try again with the same token is harmless:
+// sealing is idempotent per token); sealBackoff is the wait before a try when no leader is
+// known or the last try failed.
 const (
 	sealTimeout = 10 * time.Second
+	sealTry     = 3 * time.Second
 	sealBackoff = 100 * time.Millisecond
 )
 
@@ -223,8 +227,11 @@ func (r *Replication) seal(q *sealRequest, local func(*sealRequest) (uint64, err
 				continue
 			}
 		default:
+			try, cancel := context.WithTimeout(ctx, sealTry)
 			var err error
-			if notLeader, v, err = r.sendSeal(ctx, lead, body); err != nil {
+			notLeader, v, err = r.sendSeal(try, lead, body)
+			cancel()
+			if err != nil {
 				last, lead = err, 0
 				continue
 			}

@@ -146,10 +146,11 @@ func (e *Engine) reshard(name string, op func(*shardmap.Map) (*shardmap.Map, []s
 			// unsealed once this engine has that change.
 			go s.unsealOpen(cc.rev, token, sealed)
 		} else if len(sealed) > 0 {
-			// The change may have been saved (its answer lost): the catalog's watch tells.
-			// Until then, or until the request is made again, the sealed shards take no
+			// The change may have been saved (its answer lost), or may still be: the
+			// catalog decides, once it answers again. Until then the sealed shards take no
 			// records (appends get a retryable error).
 			e.opts.Logger.Warn("a resharding's save failed with its shards sealed", "stream", name, "err", err)
+			go s.settleLost(s.rev, token, sealed)
 		}
 		for _, c := range created {
 			c.log.Close()
@@ -220,6 +221,11 @@ func (s *Stream) unsealOpen(rev int64, token uint64, sealed []*shard) {
 			return
 		}
 	}
+	s.unsealStillOpen(token, sealed)
+}
+
+// unsealStillOpen ends token's holds on the shards of sealed that the stream's map has open.
+func (s *Stream) unsealStillOpen(token uint64, sealed []*shard) {
 	set := s.set.Load()
 	var open []*shard
 	for _, sh := range sealed {
@@ -228,6 +234,46 @@ func (s *Stream) unsealOpen(rev int64, token uint64, sealed []*shard) {
 		}
 	}
 	s.engine.unseal(s.meta.Load().Name, token, open)
+}
+
+// settleRetry is how often settleLost asks the catalog again while it does not answer.
+const settleRetry = time.Second
+
+// settleLost ends the holds of a resharding (token) whose save failed without an answer (the
+// catalog unreachable, the answer lost), once the catalog says the change cannot commit any
+// more: the stream's entry is past revision rev, the one the save compared with. The entry
+// moves past rev by a change this engine's watch brings (perhaps that very save), by
+// another change saved here, or by settleLost itself, which saves the stream's metadata as
+// it is at rev again: that fences the lost save, whose compare with rev then fails for ever.
+// A fence beaten by another writer waits for its change as unsealOpen does. Then the shards
+// of sealed the stream's map still has open are unsealed; those the change closed stay
+// sealed. It asks until the catalog answers, the stream is deleted or the engine closes.
+func (s *Stream) settleLost(rev int64, token uint64, sealed []*shard) {
+	e := s.engine
+	for ; ; time.Sleep(settleRetry) {
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		s.mu.Lock()
+		if closed || s.deleted {
+			s.mu.Unlock()
+			return
+		}
+		if s.rev != rev {
+			s.mu.Unlock()
+			break
+		}
+		err := s.saveLocked(s.meta.Load())
+		s.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrCatalogConflict) {
+			s.unsealOpen(rev, token, sealed)
+			return
+		}
+	}
+	s.unsealStillOpen(token, sealed)
 }
 
 // closedUnlocked reads closed without the gate; only the resharding (which holds the stream's

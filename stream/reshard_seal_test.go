@@ -1,11 +1,14 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-streams/sluice/segment"
 )
@@ -41,11 +44,10 @@ func (l *sealLog) Unseal(uint64) error {
 	return nil
 }
 
-// TestReshardSealsSealingLogs reshards a stream whose logs are SealingLogs: the engine closes
-// a parent at the position Seal returns; a put refused because another node sealed the shard
-// waits for the resharding to reach this engine and lands in a child; one whose shard no
-// resharding closes fails with a retryable InternalFailure.
-func TestReshardSealsSealingLogs(t *testing.T) {
+// sealEngine opens an engine (over cat; nil: the local catalog) whose shard logs are
+// sealLogs and creates stream "s" of two shards in it. logOf returns a shard's log.
+func sealEngine(t *testing.T, cat Catalog) (e *Engine, logOf func(ShardID) *sealLog) {
+	t.Helper()
 	var mu sync.Mutex
 	logs := map[ShardID]*sealLog{}
 	open := func(cfg ShardLogConfig) (ShardLog, error) {
@@ -59,15 +61,28 @@ func TestReshardSealsSealingLogs(t *testing.T) {
 		mu.Unlock()
 		return sl, nil
 	}
-	e, err := Open(Options{Dir: t.TempDir(), Limits: Limits{Off: true}, OpenShardLog: open,
+	e, err := Open(Options{Dir: t.TempDir(), Limits: Limits{Off: true}, OpenShardLog: open, Catalog: cat,
 		Durability: segment.Durability{Mode: segment.None}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
 	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 2}); err != nil {
 		t.Fatal(err)
 	}
+	return e, func(id ShardID) *sealLog {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs[id]
+	}
+}
+
+// TestReshardSealsSealingLogs reshards a stream whose logs are SealingLogs: the engine closes
+// a parent at the position Seal returns; a put refused because another node sealed the shard
+// waits for the resharding to reach this engine and lands in a child; one whose shard no
+// resharding closes fails with a retryable InternalFailure.
+func TestReshardSealsSealingLogs(t *testing.T) {
+	e, logOf := sealEngine(t, nil)
 	low, high := mustKey(t, "1"), mustKey(t, "340282366920938463463374607431768211455")
 	key0 := PutEntry{PartitionKey: "k", ExplicitHashKey: &low, Data: []byte("to shard 0")}
 	key1 := PutEntry{PartitionKey: "k", ExplicitHashKey: &high, Data: []byte("to shard 1")}
@@ -76,9 +91,7 @@ func TestReshardSealsSealingLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mu.Lock()
-	l0, l1 := logs[0], logs[1]
-	mu.Unlock()
+	l0, l1 := logOf(0), logOf(1)
 
 	// Another node sealed shard 0: a put waits, then lands in a child once the split is here.
 	l0.sealed.Store(true)
@@ -117,5 +130,162 @@ func TestReshardSealsSealingLogs(t *testing.T) {
 	}
 	if l1.Tip() != tip {
 		t.Fatalf("shard 1's tip moved from %d to %d", tip, l1.Tip())
+	}
+}
+
+// memCatalog is a shared Catalog in memory whose saves can fail: with drop, a save stores
+// nothing and fails; with lose, it stores the entry (its watch reports it) and fails, as a
+// save whose answer was lost. The last failed save is kept in lost.
+type memCatalog struct {
+	mu         sync.Mutex
+	entries    map[string]CatalogEntry
+	rev        int64
+	events     chan CatalogEvent
+	drop, lose bool
+	lost       struct {
+		data []byte
+		prev int64
+	}
+}
+
+func newMemCatalog() *memCatalog {
+	return &memCatalog{entries: map[string]CatalogEntry{}, events: make(chan CatalogEvent, 64)}
+}
+
+func (c *memCatalog) failWith(drop, lose bool) {
+	c.mu.Lock()
+	c.drop, c.lose = drop, lose
+	c.mu.Unlock()
+}
+
+func (c *memCatalog) Load() ([]CatalogEntry, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []CatalogEntry
+	for _, e := range c.entries {
+		out = append(out, e)
+	}
+	return out, c.rev, nil
+}
+
+func (c *memCatalog) Save(name string, data []byte, prev int64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	unanswered := errorf(KindInternalFailure, "the test catalog did not answer")
+	if c.drop {
+		c.lost.data, c.lost.prev = data, prev
+		return 0, unanswered
+	}
+	if cur, ok := c.entries[name]; ok != (prev != 0) || ok && cur.Rev != prev {
+		return 0, fmt.Errorf("%s at %d: %w", name, prev, ErrCatalogConflict)
+	}
+	c.rev++
+	ent := CatalogEntry{Name: name, Data: slices.Clone(data), Rev: c.rev, Source: "test catalog"}
+	c.entries[name] = ent
+	c.events <- CatalogEvent{Kind: CatalogPut, Entry: ent}
+	if c.lose {
+		c.lost.data, c.lost.prev = data, prev
+		return 0, unanswered
+	}
+	return c.rev, nil
+}
+
+func (c *memCatalog) Delete(name string, prev int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.entries[name]; !ok || cur.Rev != prev {
+		return fmt.Errorf("%s at %d: %w", name, prev, ErrCatalogConflict)
+	}
+	c.rev++
+	delete(c.entries, name)
+	c.events <- CatalogEvent{Kind: CatalogDelete, Entry: CatalogEntry{Name: name, Rev: c.rev}}
+	return nil
+}
+
+func (c *memCatalog) Watch(ctx context.Context, from int64) <-chan CatalogEvent {
+	out := make(chan CatalogEvent)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case ev := <-c.events:
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// TestReshardLostSaveSettles splits a stream of SealingLogs while its shared catalog does
+// not answer. A save that stored nothing: the parent stays sealed (puts to it fail,
+// retryably) until the catalog answers again; then the engine fences the lost save (its
+// compare can never succeed any more) and unseals the parent, which takes records again,
+// still open. A save that stored the change and lost its answer: the watch brings the split,
+// and the parent, closed, stays sealed.
+func TestReshardLostSaveSettles(t *testing.T) {
+	for _, lose := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not saved", true: "saved, answer lost"}[lose], func(t *testing.T) {
+			cat := newMemCatalog()
+			e, logOf := sealEngine(t, cat)
+			low := mustKey(t, "1")
+			key0 := PutEntry{PartitionKey: "k", ExplicitHashKey: &low, Data: []byte("to shard 0")}
+			if _, err := e.PutRecord("s", key0); err != nil {
+				t.Fatal(err)
+			}
+			l0 := logOf(0)
+
+			cat.failWith(!lose, lose)
+			err := e.SplitShard("s", 0, mustKey(t, "85070591730234615865843651857942052864"))
+			if KindOf(err) != KindInternalFailure {
+				t.Fatalf("split with the catalog unanswering: %v; want InternalFailure", err)
+			}
+			if !lose {
+				if !l0.sealed.Load() {
+					t.Fatal("the parent was unsealed while the catalog could still take the split")
+				}
+				if _, err := e.PutRecord("s", key0); KindOf(err) != KindInternalFailure || !errors.Is(err, ErrLogSealed) {
+					t.Fatalf("put to the sealed parent: %v; want an InternalFailure wrapping ErrLogSealed", err)
+				}
+			}
+			cat.failWith(false, false)
+
+			want := 2 // open shards once settled
+			if lose {
+				want = 3
+			}
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				d, err := e.Describe("s")
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, sd := range d.Shards {
+					if sd.Open {
+						n++
+					}
+				}
+				if n == want && l0.sealed.Load() == lose {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d open shards, parent sealed %v; want %d, sealed %v", n, l0.sealed.Load(), want, lose)
+				}
+			}
+			res, err := e.PutRecord("s", key0)
+			if err != nil || (res.Shard == 0) == lose {
+				t.Fatalf("put after the catalog answered: shard %s, %v", res.Shard, err)
+			}
+			if !lose {
+				if _, err := cat.Save("s", cat.lost.data, cat.lost.prev); !errors.Is(err, ErrCatalogConflict) {
+					t.Fatalf("the lost save, committed late: %v; want ErrCatalogConflict (fenced)", err)
+				}
+			}
+		})
 	}
 }

@@ -7,7 +7,9 @@
 // The scenarios: kill -9 of the node leading most shards, under load, over several rounds;
 // a node whose data directory was wiped while it was down; a leader stopped (SIGSTOP) for
 // longer than the election timeout and resumed; etcd stopped and started again; a node cut
-// from its peers by its proxy and healed; and TestChaos, many rounds of them mixed under load
+// from its peers by its proxy and healed; the leader of a resharding's parent killed, stopped
+// or wiped, or etcd stopped, while the resharding is in flight (it commits, or is refused
+// and changes nothing); and TestChaos, many rounds of them mixed under load
 // from the SDK and the Go client on four nodes in three zones, with node additions, drains
 // and reshards between them, as long as SLUICE_CHAOS_DURATION says (make cluster-chaos).
 //

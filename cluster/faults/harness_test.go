@@ -662,8 +662,9 @@ func (nd *node) serves(name string, id shardmap.ShardID, a invariant.Acked) erro
 	return nil
 }
 
-// finish lets the cluster converge, takes ListShards from a running node, stops every node
-// cleanly, and runs the invariant checker over their data directories.
+// finish lets the cluster converge, takes ListShards from a running node (the open shards
+// and the closed shards' endings), stops every node cleanly, and runs the invariant checker
+// over their data directories.
 func (c *cluster) finish(name string, p *producer) {
 	c.t.Helper()
 	for _, nd := range c.nodes {
@@ -680,6 +681,7 @@ func (c *cluster) finish(name string, p *producer) {
 		open, err = c.up()[0].openShards(name)
 		return err
 	})
+	endings := c.endings(name)
 	if err := c.settled(name); err != nil {
 		c.t.Logf("the groups' members are not their placements' replicas: %v", err)
 	}
@@ -693,7 +695,7 @@ func (c *cluster) finish(name string, p *producer) {
 		nd.stop()
 	}
 	acked := p.all()
-	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open, Members: members})
+	rep, err := invariant.Check(invariant.Input{Stream: name, Nodes: c.dataDirs(), Acked: acked, Open: open, Members: members, Endings: endings})
 	if err != nil {
 		c.t.Fatalf("invariant checker: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/sluice-streams/sluice/cluster/invariant"
 	"github.com/sluice-streams/sluice/shardmap"
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -63,24 +64,7 @@ func TestReshardFiveNodes(t *testing.T) {
 	acked := p.all()
 	t.Logf("%d records acknowledged; producer failures: %s", len(acked), p.failureSummary())
 
-	all := c.allShards(name)
-	want := map[string]string{} // data → sequence number acknowledged
-	for _, a := range acked {
-		want[string(a.Data)] = a.Seq.String()
-	}
-	for _, nd := range c.nodes {
-		got := map[string]string{} // data → sequence number read
-		for _, s := range all {
-			c.eventually(fmt.Sprintf("node %d reads %s to its end", nd.id, aws.ToString(s.ShardId)), func() error {
-				return nd.walkShard(name, s, got)
-			})
-		}
-		for data, seq := range want {
-			if got[data] != seq {
-				t.Fatalf("node %d: record %q acknowledged as %s, read as %q", nd.id, data, seq, got[data])
-			}
-		}
-	}
+	all := c.readBack(name, acked)
 	closed := 0
 	for _, s := range all {
 		if s.SequenceNumberRange.EndingSequenceNumber != nil {
@@ -92,6 +76,33 @@ func TestReshardFiveNodes(t *testing.T) {
 		t.Fatalf("%d shards closed: the resharding did not happen as planned", closed)
 	}
 	c.finish(name, p)
+}
+
+// readBack walks every shard of the stream, open and closed, through every running node and
+// fails the test unless each reads every acknowledged record once, at its sequence number,
+// and nothing after a closed shard's EndingSequenceNumber (walkShard). It returns the shards
+// as node 1 lists them.
+func (c *cluster) readBack(name string, acked []invariant.Acked) []types.Shard {
+	c.t.Helper()
+	all := c.allShards(name)
+	want := map[string]string{} // data → sequence number acknowledged
+	for _, a := range acked {
+		want[string(a.Data)] = a.Seq.String()
+	}
+	for _, nd := range c.up() {
+		got := map[string]string{} // data → sequence number read
+		for _, s := range all {
+			c.eventually(fmt.Sprintf("node %d reads %s to its end", nd.id, aws.ToString(s.ShardId)), func() error {
+				return nd.walkShard(name, s, got)
+			})
+		}
+		for data, seq := range want {
+			if got[data] != seq {
+				c.t.Fatalf("node %d: record %q acknowledged as %s, read as %q", nd.id, data, seq, got[data])
+			}
+		}
+	}
+	return all
 }
 
 // reshardStep runs one resharding (do, through the node holding the fewest replicas of the
@@ -157,7 +168,8 @@ func (c *cluster) openList(name string) []types.Shard {
 	return open
 }
 
-// allShards is every shard of the stream, open and closed, as node 1 lists them.
+// allShards is every shard of the stream, open and closed, as the first running node lists
+// them.
 func (c *cluster) allShards(name string) []types.Shard {
 	c.t.Helper()
 	var out []types.Shard
@@ -165,7 +177,7 @@ func (c *cluster) allShards(name string) []types.Shard {
 		out = out[:0]
 		in := &kinesis.ListShardsInput{StreamName: aws.String(name)}
 		for {
-			res, err := c.nodes[0].kc.ListShards(context.Background(), in)
+			res, err := c.up()[0].kc.ListShards(context.Background(), in)
 			if err != nil {
 				return err
 			}
@@ -261,6 +273,22 @@ func adjacent(open []types.Shard) (types.Shard, types.Shard) {
 		}
 	}
 	return open[0], open[0]
+}
+
+// endings is the ending position of every closed shard of the stream (from its
+// EndingSequenceNumber, as allShards lists them), for the invariant checker.
+func (c *cluster) endings(name string) map[shardmap.ShardID]uint64 {
+	out := map[shardmap.ShardID]uint64{}
+	for _, s := range c.allShards(name) {
+		if end := s.SequenceNumberRange.EndingSequenceNumber; end != nil {
+			sn, err := stream.ParseSeqNum(*end)
+			if err != nil {
+				c.t.Fatalf("%s: EndingSequenceNumber %q: %v", aws.ToString(s.ShardId), *end, err)
+			}
+			out[sn.Shard] = sn.Pos
+		}
+	}
+	return out
 }
 
 // posOf is a sequence number's position in its shard (0 if it does not parse).

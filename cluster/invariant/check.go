@@ -55,6 +55,13 @@ type Input struct {
 	// own commit index, but may lag. A shard absent from Members, or Members nil: every
 	// replica found is a member.
 	Members map[shardmap.ShardID][]int
+	// Endings, when set, are the closed shards' ending positions (the position of the
+	// EndingSequenceNumber ListShards reported). No acknowledged record of the shard may lie
+	// above its ending. A shard with a record at or below its ending was closed by a seal
+	// entry (replica's Seal), a Raft entry without a record: every member must hold the log
+	// up to the position after the ending, the same on all, and hold there an entry without
+	// a record (the seal entry, or a gap below it).
+	Endings map[shardmap.ShardID]uint64
 }
 
 // Report is Check's finding. Problems is empty when every invariant holds.
@@ -123,7 +130,8 @@ func Check(in Input) (Report, error) {
 			continue
 		}
 		rep.Others += len(others)
-		checkShard(&rep, id, members, others, acked[id])
+		ending, closed := in.Endings[id]
+		checkShard(&rep, id, members, others, acked[id], ending, closed)
 	}
 	return rep, nil
 }
@@ -268,13 +276,23 @@ func readReplica(node int, dir string) (replicaLog, error) {
 	return r, nil
 }
 
+// recordAtOrBelow reports whether the replica holds a record at or below pos.
+func (r replicaLog) recordAtOrBelow(pos uint64) bool {
+	for p := range r.frames {
+		if p <= pos {
+			return true
+		}
+	}
+	return false
+}
+
 // checkShard checks one shard's member replicas against each other and against its
 // acknowledged records, and its other replicas against the members up to their own commit
-// index.
-func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, acked []Acked) {
+// index. A closed shard's ending is checked too.
+func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, acked []Acked, ending uint64, closed bool) {
 	rep.Shards++
-	// The committed prefix: every acknowledged position, and what every replica's HardState
-	// says is committed.
+	// The committed prefix: every acknowledged position, what every replica's HardState says
+	// is committed, and a sealed shard's seal (Input.Endings).
 	var prefix uint64
 	minCommit := reps[0].side.Commit
 	for _, r := range reps {
@@ -283,6 +301,17 @@ func checkShard(rep *Report, id shardmap.ShardID, reps, others []replicaLog, ack
 	prefix = minCommit
 	for _, a := range acked {
 		prefix = max(prefix, a.Seq.Pos)
+		if closed && a.Seq.Pos > ending {
+			rep.problemf("%s: acknowledged record %s (key %q) lies after the shard's ending %d", id, a.Seq, a.Key, ending)
+		}
+	}
+	if closed && slices.ContainsFunc(reps, func(r replicaLog) bool { return r.recordAtOrBelow(ending) }) {
+		prefix = max(prefix, ending+1)
+		for _, r := range reps {
+			if !slices.ContainsFunc(r.side.Terms, func(ts replica.TermStart) bool { return ts.Index == ending+1 && ts.Empty }) {
+				rep.problemf("%s: node %d holds no entry without a record (a seal) at %d, after the shard's ending %d", id, r.node, ending+1, ending)
+			}
+		}
 	}
 	rep.Committed += prefix
 	for _, r := range reps {

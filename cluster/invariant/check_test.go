@@ -336,3 +336,55 @@ func TestCheckMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckEndings: no acknowledged record of a closed shard lies after its ending, and a
+// shard that took records was closed by a seal: every member holds an entry without a record
+// right after the ending.
+func TestCheckEndings(t *testing.T) {
+	h := history() // records at 1–3, a gap at 4 (the seal after ending 3), records at 5–6
+	recordAfter := history()
+	recordAfter[3] = entry{pos: 4, term: 2, key: "z", data: "rec-4"}
+	empty := []entry{{pos: 1, term: 1, empty: true}}
+	cases := []struct {
+		name   string
+		ents   [3][]entry // nil: history on every node
+		acked  []entry
+		ending uint64
+		want   []string // substrings of the expected problems, in order, one each
+	}{
+		{name: "sealed after the ending", acked: h[:3], ending: 3},
+		{name: "a shard without records closed at its tip", ents: [3][]entry{empty, empty, empty}, ending: 1},
+		{name: "an acknowledged record after the ending", acked: h[:5], ending: 3,
+			want: []string{`(key "d") lies after the shard's ending 3`}},
+		{name: "a record after the ending", ents: [3][]entry{h, h, recordAfter}, acked: h[:3], ending: 3,
+			want: []string{"node 3 holds no entry without a record (a seal) at 4", "position 4: node 3 has a record, node 1 none"}},
+		{name: "a member short of the seal", ents: [3][]entry{h, h, h[:3]}, acked: h[:3], ending: 3,
+			want: []string{"node 3 holds no entry without a record (a seal) at 4", "node 3 holds positions up to 3, the committed prefix is 4"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ents := [3][]entry{h, h, h}
+			if c.ents[0] != nil {
+				ents = c.ents
+			}
+			var nodes []string
+			for i := range 3 {
+				d := t.TempDir()
+				writeReplica(t, d, 0, ents[i], 1)
+				nodes = append(nodes, d)
+			}
+			rep, err := Check(Input{Stream: "s", Nodes: nodes, Acked: ackedOf(c.acked), Open: whole(), Endings: map[shardmap.ShardID]uint64{0: c.ending}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Problems) != len(c.want) {
+				t.Fatalf("problems %q, want %d: %q", rep.Problems, len(c.want), c.want)
+			}
+			for i, w := range c.want {
+				if !strings.Contains(rep.Problems[i], w) {
+					t.Fatalf("problem %d: %q, want one containing %q", i, rep.Problems[i], w)
+				}
+			}
+		})
+	}
+}
