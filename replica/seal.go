@@ -291,8 +291,9 @@ func (s *Storage) withSealsLocked(rec snapRec) snapRec {
 	return rec
 }
 
-// sealState is what Apply last found of the seal: Seal and Unseal wait on it. Guarded by
-// Log.mu; written by Apply (and Open).
+// sealState is what Apply (or a snapshot's install) last found of the seal: Seal and Unseal
+// wait on it. Guarded by Log.mu; written by Apply, PersistAsync installing a snapshot
+// (noteInstalled) and Open.
 type sealState struct {
 	hold    sealHold
 	last    uint64        // the last record below hold.at
