@@ -3,6 +3,7 @@ package replica_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/replica"
 	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/stream"
 )
 
 // snapTick is the Hosts' tick in the snapshot tests: elections take a second, so that the
@@ -274,4 +276,56 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 		t.Fatalf("oldest readable record on the follower: %d (%v); want the leader's oldest retained, %d or above", v.First, err, first)
 	}
 	v.Release()
+}
+
+// TestSnapshotCarriesSealThroughHost: a follower stopped before its leader sealed the log,
+// while retention removed what it lacks, comes back and is caught up by a snapshot taken
+// past the seal entry: it publishes nothing above the leader's ending, Seal answers that
+// ending without proposing (the token holds the seal there), and appends are refused as
+// sealed.
+func TestSnapshotCarriesSealThroughHost(t *testing.T) {
+	var now atomic.Int64
+	so := snapOpts(&now)
+	nodes := startHostNodes(t, 3, so, snapTick)
+	leader := waitLeader(t, nodes)
+	var lag *hostNode
+	var live []*hostNode
+	for _, n := range nodes {
+		if n != leader && lag == nil {
+			lag = n
+			continue
+		}
+		live = append(live, n)
+	}
+	dir := lag.log.Segment().Dir()
+	lag.stop()
+	first := ageAndTrim(t, &now, live)
+	leader = waitLeader(t, live)
+	last, err := leader.log.Seal(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	back := newHostNode(t, lag.id, dir, so, snapTick)
+	for _, n := range live {
+		n.host.SetPeer(back.id, back.addr)
+		back.host.SetPeer(n.id, n.addr)
+	}
+	if err := back.host.AddGroup(group, []uint64{1, 2, 3}, back.log, multiraft.GroupOptions{Applied: back.log.Applied()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted follower installs a snapshot", func() bool {
+		f, _ := back.log.Storage().FirstIndex()
+		return f > first
+	})
+	back.log.SetProposer(nil) // a Seal that had to propose would fail
+	if got, err := back.log.Seal(42); err != nil || got != last {
+		t.Fatalf("Seal on the follower caught up by a snapshot: %d, %v; want the leader's ending %d", got, err, last)
+	}
+	if tip := back.log.Tip(); tip != last {
+		t.Fatalf("the follower publishes up to %d, want the ending %d", tip, last)
+	}
+	if err := back.log.Append([]segment.Record{{Key: []byte("k"), Data: []byte("late")}}); !errors.Is(err, stream.ErrLogSealed) {
+		t.Fatalf("Append on the follower: %v, want stream.ErrLogSealed", err)
+	}
 }
