@@ -234,38 +234,15 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
 	early := appendBytes(t, nodes, "early", 20*100, 100)
-	leader := waitLeader(t, nodes)
-	var lag *hostNode
-	var live []*hostNode
-	for _, n := range nodes {
-		if n != leader && lag == nil {
-			lag = n
-			continue
-		}
-		live = append(live, n)
-	}
+	lag, live := aFollower(nodes, waitLeader(t, nodes))
 	waitFor(t, "the follower has the early records", func() bool { return lag.log.Tip() >= early })
 	dir := lag.log.Segment().Dir()
 	lag.stop()
 	first := ageAndTrim(t, &now, live)
 
-	back := newHostNode(t, lag.id, dir, so, snapTick)
-	for _, n := range live {
-		n.host.SetPeer(back.id, back.addr)
-		back.host.SetPeer(n.id, n.addr)
-	}
-	if got, _ := back.log.Storage().LastIndex(); got >= first {
-		t.Fatalf("the restarted follower's LastIndex %d reaches the leader's FirstIndex %d: no snapshot needed", got, first)
-	}
-	if err := back.host.AddGroup(group, []uint64{1, 2, 3}, back.log, multiraft.GroupOptions{Applied: back.log.Applied()}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the restarted follower installs a snapshot", func() bool {
-		f, _ := back.log.Storage().FirstIndex()
-		return f >= first
-	})
+	back := restartBySnapshot(t, lag.id, dir, so, live, first)
 	last := appendBytes(t, live, "after", 20*100, 100)
-	leader = waitLeader(t, live)
+	leader := waitLeader(t, live)
 	waitFor(t, "the restarted follower publishes the new records", func() bool { return back.log.Tip() >= last })
 	from := back.log.Segment().FirstPos()
 	if got, want := writtenFrames(t, back.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
@@ -287,37 +264,16 @@ func TestSnapshotCarriesSealThroughHost(t *testing.T) {
 	var now atomic.Int64
 	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
-	leader := waitLeader(t, nodes)
-	var lag *hostNode
-	var live []*hostNode
-	for _, n := range nodes {
-		if n != leader && lag == nil {
-			lag = n
-			continue
-		}
-		live = append(live, n)
-	}
+	lag, live := aFollower(nodes, waitLeader(t, nodes))
 	dir := lag.log.Segment().Dir()
 	lag.stop()
 	first := ageAndTrim(t, &now, live)
-	leader = waitLeader(t, live)
-	last, err := leader.log.Seal(42)
+	last, err := waitLeader(t, live).log.Seal(42)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	back := newHostNode(t, lag.id, dir, so, snapTick)
-	for _, n := range live {
-		n.host.SetPeer(back.id, back.addr)
-		back.host.SetPeer(n.id, n.addr)
-	}
-	if err := back.host.AddGroup(group, []uint64{1, 2, 3}, back.log, multiraft.GroupOptions{Applied: back.log.Applied()}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the restarted follower installs a snapshot", func() bool {
-		f, _ := back.log.Storage().FirstIndex()
-		return f > first
-	})
+	back := restartBySnapshot(t, lag.id, dir, so, live, first)
 	back.log.SetProposer(nil) // a Seal that had to propose would fail
 	if got, err := back.log.Seal(42); err != nil || got != last {
 		t.Fatalf("Seal on the follower caught up by a snapshot: %d, %v; want the leader's ending %d", got, err, last)
@@ -328,4 +284,39 @@ func TestSnapshotCarriesSealThroughHost(t *testing.T) {
 	if err := back.log.Append([]segment.Record{{Key: []byte("k"), Data: []byte("late")}}); !errors.Is(err, stream.ErrLogSealed) {
 		t.Fatalf("Append on the follower: %v, want stream.ErrLogSealed", err)
 	}
+}
+
+// aFollower returns a follower of leader among nodes, and the other nodes.
+func aFollower(nodes []*hostNode, leader *hostNode) (lag *hostNode, live []*hostNode) {
+	for _, n := range nodes {
+		if n != leader && lag == nil {
+			lag = n
+			continue
+		}
+		live = append(live, n)
+	}
+	return lag, live
+}
+
+// restartBySnapshot starts node id again over dir, with the nodes of live as its peers,
+// checks that its log ends below first, the leader's FirstIndex (so it needs a snapshot),
+// drives the group with it and waits until it installed a snapshot.
+func restartBySnapshot(t *testing.T, id uint64, dir string, so segment.Options, live []*hostNode, first uint64) *hostNode {
+	t.Helper()
+	back := newHostNode(t, id, dir, so, snapTick)
+	for _, n := range live {
+		n.host.SetPeer(back.id, back.addr)
+		back.host.SetPeer(n.id, n.addr)
+	}
+	if got, _ := back.log.Storage().LastIndex(); got >= first {
+		t.Fatalf("the restarted follower's LastIndex %d reaches the leader's FirstIndex %d: no snapshot needed", got, first)
+	}
+	if err := back.host.AddGroup(group, []uint64{1, 2, 3}, back.log, multiraft.GroupOptions{Applied: back.log.Applied()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted follower installs a snapshot", func() bool {
+		f, _ := back.log.Storage().FirstIndex()
+		return f >= first
+	})
+	return back
 }
