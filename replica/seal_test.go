@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -381,4 +382,45 @@ func TestSealAfterItsUnseal(t *testing.T) {
 	check(f, "after another seal entry of the unsealed token")
 	persistApply(t, f, append([]*pb.Entry{sealOpEntry(17, 1, sealOp, 8)}, frameEntries(18, 2, 1, 100, t0)...), hs(1, 1, 19), true)
 	checkSealed(t, f, 8, 15, "sealed by another token")
+}
+
+// TestSealAfterItsUnsealReplicated: on three replicas, a resharding's unseal entry commits
+// before its own seal entry (both proposed on the leader in one turn, as when a Seal still
+// running on the leader for a caller that gave up proposes again after the caller's Unseal
+// applied). Every replica finds the token cancelled and the log unsealed: appends are
+// acknowledged after both entries, and Seal with the token fails with ErrSealCancelled.
+func TestSealAfterItsUnsealReplicated(t *testing.T) {
+	c := newCluster(t)
+	a := &acked{recs: map[string]uint64{}}
+	lead := c.leader()
+	c.appendOK(lead, a, "before", 3, 2)
+	c.do(func() {
+		for _, op := range []uint8{unsealOp, sealOp} {
+			if err := lead.rn.Propose(sealEntry(op, 7)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	for _, n := range c.nodes {
+		for k := 0; ; k++ {
+			n.log.mu.Lock()
+			cancelled, at := slices.Contains(n.log.seal.hold.cancelled, 7), n.log.seal.hold.at
+			n.log.mu.Unlock()
+			if cancelled {
+				if at != 0 {
+					t.Fatalf("node %d: sealed at %d by a seal entry applied after its unseal", n.id, at)
+				}
+				break
+			}
+			if k == 5000 {
+				t.Fatalf("node %d did not apply the unseal entry", n.id)
+			}
+			<-time.After(time.Millisecond)
+		}
+	}
+	c.appendOK(lead, a, "after", 3, 2)
+	if _, err := lead.log.Seal(7); !errors.Is(err, ErrSealCancelled) {
+		t.Fatalf("Seal with the unsealed token: %v, want ErrSealCancelled", err)
+	}
+	c.check(a, c.converge(a.max))
 }
