@@ -138,30 +138,7 @@ func TestSnapshotThroughHost(t *testing.T) {
 	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
 	first := ageAndTrim(t, &now, nodes)
-
-	// A fourth replica joins, empty.
-	n4 := newHostNode(t, 4, t.TempDir(), so, snapTick)
-	for _, n := range nodes {
-		n.host.SetPeer(4, n4.addr)
-		n4.host.SetPeer(n.id, n.addr)
-	}
-	if err := n4.host.AddGroup(group, nil, n4.log, multiraft.GroupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)}
-	var proposed time.Time
-	waitFor(t, "node 4 installs a snapshot", func() bool {
-		if f, _ := n4.log.Storage().FirstIndex(); f > 1 {
-			return true
-		}
-		if st, err := waitLeader(t, nodes).host.Status(group); err == nil && !hasVoter(st.Config.Voters.IDs(), 4) && time.Since(proposed) > 2*time.Second {
-			proposed = time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = waitLeader(t, nodes).host.ProposeConfChange(ctx, group, cc) // again if a change of leader lost it
-		}
-		return false
-	})
+	n4 := addBySnapshot(t, nodes, so)
 	leader := waitLeader(t, nodes) // the snapshot's sender, leadership not having moved meanwhile
 	snapFirst, _ := n4.log.Storage().FirstIndex()
 	if snapFirst < first {
@@ -234,60 +211,9 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
 	early := appendBytes(t, nodes, "early", 20*100, 100)
-	lag, live := aFollower(nodes, waitLeader(t, nodes))
-	waitFor(t, "the follower has the early records", func() bool { return lag.log.Tip() >= early })
-	dir := lag.log.Segment().Dir()
-	lag.stop()
-	first := ageAndTrim(t, &now, live)
-
-	back := restartBySnapshot(t, lag.id, dir, so, live, first)
-	last := appendBytes(t, live, "after", 20*100, 100)
-	leader := waitLeader(t, live)
-	waitFor(t, "the restarted follower publishes the new records", func() bool { return back.log.Tip() >= last })
-	from := back.log.Segment().FirstPos()
-	if got, want := writtenFrames(t, back.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
-		t.Fatalf("the restarted follower's frames from %d differ from the leader's (%d vs %d bytes)", from, len(got), len(want))
-	}
-	v, err := back.log.Read(0, 1, 0)
-	if err != nil || v.Count == 0 || v.First < first {
-		t.Fatalf("oldest readable record on the follower: %d (%v); want the leader's oldest retained, %d or above", v.First, err, first)
-	}
-	v.Release()
-}
-
-// TestSnapshotCarriesSealThroughHost: a follower stopped before its leader sealed the log,
-// while retention removed what it lacks, comes back and is caught up by a snapshot taken
-// past the seal entry: it publishes nothing above the leader's ending, Seal answers that
-// ending without proposing (the token holds the seal there), and appends are refused as
-// sealed.
-func TestSnapshotCarriesSealThroughHost(t *testing.T) {
-	var now atomic.Int64
-	so := snapOpts(&now)
-	nodes := startHostNodes(t, 3, so, snapTick)
-	lag, live := aFollower(nodes, waitLeader(t, nodes))
-	dir := lag.log.Segment().Dir()
-	lag.stop()
-	first := ageAndTrim(t, &now, live)
-	last, err := waitLeader(t, live).log.Seal(42)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	back := restartBySnapshot(t, lag.id, dir, so, live, first)
-	back.log.SetProposer(nil) // a Seal that had to propose would fail
-	if got, err := back.log.Seal(42); err != nil || got != last {
-		t.Fatalf("Seal on the follower caught up by a snapshot: %d, %v; want the leader's ending %d", got, err, last)
-	}
-	if tip := back.log.Tip(); tip != last {
-		t.Fatalf("the follower publishes up to %d, want the ending %d", tip, last)
-	}
-	if err := back.log.Append([]segment.Record{{Key: []byte("k"), Data: []byte("late")}}); !errors.Is(err, stream.ErrLogSealed) {
-		t.Fatalf("Append on the follower: %v, want stream.ErrLogSealed", err)
-	}
-}
-
-// aFollower returns a follower of leader among nodes, and the other nodes.
-func aFollower(nodes []*hostNode, leader *hostNode) (lag *hostNode, live []*hostNode) {
+	leader := waitLeader(t, nodes)
+	var lag *hostNode
+	var live []*hostNode
 	for _, n := range nodes {
 		if n != leader && lag == nil {
 			lag = n
@@ -295,15 +221,12 @@ func aFollower(nodes []*hostNode, leader *hostNode) (lag *hostNode, live []*host
 		}
 		live = append(live, n)
 	}
-	return lag, live
-}
+	waitFor(t, "the follower has the early records", func() bool { return lag.log.Tip() >= early })
+	dir := lag.log.Segment().Dir()
+	lag.stop()
+	first := ageAndTrim(t, &now, live)
 
-// restartBySnapshot starts node id again over dir, with the nodes of live as its peers,
-// checks that its log ends below first, the leader's FirstIndex (so it needs a snapshot),
-// drives the group with it and waits until it installed a snapshot.
-func restartBySnapshot(t *testing.T, id uint64, dir string, so segment.Options, live []*hostNode, first uint64) *hostNode {
-	t.Helper()
-	back := newHostNode(t, id, dir, so, snapTick)
+	back := newHostNode(t, lag.id, dir, so, snapTick)
 	for _, n := range live {
 		n.host.SetPeer(back.id, back.addr)
 		back.host.SetPeer(n.id, n.addr)
@@ -318,5 +241,79 @@ func restartBySnapshot(t *testing.T, id uint64, dir string, so segment.Options, 
 		f, _ := back.log.Storage().FirstIndex()
 		return f >= first
 	})
-	return back
+	last := appendBytes(t, live, "after", 20*100, 100)
+	leader = waitLeader(t, live)
+	waitFor(t, "the restarted follower publishes the new records", func() bool { return back.log.Tip() >= last })
+	from := back.log.Segment().FirstPos()
+	if got, want := writtenFrames(t, back.log, from, last), writtenFrames(t, leader.log, from, last); !bytes.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("the restarted follower's frames from %d differ from the leader's (%d vs %d bytes)", from, len(got), len(want))
+	}
+	v, err := back.log.Read(0, 1, 0)
+	if err != nil || v.Count == 0 || v.First < first {
+		t.Fatalf("oldest readable record on the follower: %d (%v); want the leader's oldest retained, %d or above", v.First, err, first)
+	}
+	v.Release()
+}
+
+// addBySnapshot adds a fourth replica, empty, to the group of nodes, whose leader's retention
+// removed its oldest entries, and waits until it installed a snapshot (proposing the conf
+// change again if a change of leader lost it).
+func addBySnapshot(t *testing.T, nodes []*hostNode, so segment.Options) *hostNode {
+	t.Helper()
+	n4 := newHostNode(t, 4, t.TempDir(), so, snapTick)
+	for _, n := range nodes {
+		n.host.SetPeer(4, n4.addr)
+		n4.host.SetPeer(n.id, n.addr)
+	}
+	if err := n4.host.AddGroup(group, nil, n4.log, multiraft.GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)}
+	var proposed time.Time
+	waitFor(t, "node 4 installs a snapshot", func() bool {
+		if f, _ := n4.log.Storage().FirstIndex(); f > 1 {
+			return true
+		}
+		if st, err := waitLeader(t, nodes).host.Status(group); err == nil && !hasVoter(st.Config.Voters.IDs(), 4) && time.Since(proposed) > 2*time.Second {
+			proposed = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = waitLeader(t, nodes).host.ProposeConfChange(ctx, group, cc) // again if a change of leader lost it
+		}
+		return false
+	})
+	return n4
+}
+
+// TestSnapshotCarriesSealThroughHost: three replicas; the leader's retention removes its
+// oldest segments, then it seals the log; a fourth replica added afterwards is caught up by
+// a snapshot taken past the seal entry: it publishes nothing above the leader's ending,
+// Seal answers that ending without proposing (the token holds the seal there), and appends
+// are refused as sealed.
+func TestSnapshotCarriesSealThroughHost(t *testing.T) {
+	var now atomic.Int64
+	so := snapOpts(&now)
+	nodes := startHostNodes(t, 3, so, snapTick)
+	ageAndTrim(t, &now, nodes)
+	leader := waitLeader(t, nodes)
+	last, err := leader.log.Seal(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedBy, _ := leader.log.Storage().LastIndex() // the seal entry is at or below it
+
+	n4 := addBySnapshot(t, nodes, so)
+	if f, _ := n4.log.Storage().FirstIndex(); f <= sealedBy {
+		t.Fatalf("node 4's snapshot is at %d, not past the seal entry (at or below %d): the test shows nothing", f-1, sealedBy)
+	}
+	n4.log.SetProposer(nil) // a Seal that had to propose would fail
+	if got, err := n4.log.Seal(42); err != nil || got != last {
+		t.Fatalf("Seal on the replica caught up by a snapshot: %d, %v; want the leader's ending %d", got, err, last)
+	}
+	if tip := n4.log.Tip(); tip != last {
+		t.Fatalf("the replica caught up by a snapshot publishes up to %d, want the ending %d", tip, last)
+	}
+	if err := n4.log.Append([]segment.Record{{Key: []byte("k"), Data: []byte("late")}}); !errors.Is(err, stream.ErrLogSealed) {
+		t.Fatalf("Append on the replica caught up by a snapshot: %v, want stream.ErrLogSealed", err)
+	}
 }
