@@ -306,6 +306,11 @@ func TestSnapshotCarriesSealThroughHost(t *testing.T) {
 	if f, _ := n4.log.Storage().FirstIndex(); f <= sealedBy {
 		t.Fatalf("node 4's snapshot is at %d, not past the seal entry (at or below %d): the test shows nothing", f-1, sealedBy)
 	}
+	// The install is seen (FirstIndex) while the loop's iteration that persists it may still
+	// be running; a call on the loop returns after that iteration.
+	if _, err := n4.host.Status(group); err != nil {
+		t.Fatal(err)
+	}
 	n4.log.SetProposer(nil) // a Seal that had to propose would fail
 	if got, err := n4.log.Seal(42); err != nil || got != last {
 		t.Fatalf("Seal on the replica caught up by a snapshot: %d, %v; want the leader's ending %d", got, err, last)
