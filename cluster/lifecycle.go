@@ -3,9 +3,11 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.etcd.io/raft/v3/tracker"
 
@@ -97,6 +99,66 @@ const votePrefix = ".vote-"
 
 // removeTombstone removes what is left of an earlier deletion of the replica in dir.
 func removeTombstone(dir string) error { return os.RemoveAll(tombstone(dir)) }
+
+// removeKeptVote removes the kept vote of the replica in dir, if there is one.
+func removeKeptVote(dir string) error {
+	if err := os.Remove(voteFile(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// sweepVotes removes the kept votes in streamDir (the directory of stream streamName's shard
+// directories) whose shard has no placement record: the shard left the stream's map (closed,
+// then pruned when retention expired it) while this node was not running to remove them with
+// its log (shardLog.Remove), and a placement record, once written, goes only then or with the
+// stream, so no replica of the group starts from them again. Each stream directory is looked
+// at once per run, by the first OpenShardLog of one of its shards; the records are read only
+// when it holds a kept vote. An error leaves the votes (looked at again at the next run).
+func (r *Replication) sweepVotes(streamName, streamDir string) {
+	r.mu.Lock()
+	if r.swept == nil {
+		r.swept = map[string]bool{}
+	}
+	seen := r.swept[streamDir]
+	r.swept[streamDir] = true
+	r.mu.Unlock()
+	if seen {
+		return
+	}
+	entries, err := os.ReadDir(streamDir)
+	if err != nil {
+		return // no directory yet: no vote
+	}
+	var votes []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), votePrefix+shardDirPrefix) {
+			votes = append(votes, e.Name())
+		}
+	}
+	if len(votes) == 0 {
+		return
+	}
+	placed, err := r.c.placedShards(streamName)
+	if err != nil {
+		r.log.Warn("kept votes of removed replicas not swept", "stream", streamName, "err", err)
+		return
+	}
+	for _, v := range votes {
+		if placed[strings.TrimPrefix(v, votePrefix+shardDirPrefix)] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(streamDir, v)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warn("removing the kept vote of a shard no longer placed", "stream", streamName, "file", v, "err", err)
+			continue
+		}
+		r.log.Info("removed the kept vote of a shard no longer placed", "stream", streamName, "file", v)
+	}
+}
+
+// shardDirPrefix starts the name of a shard's directory as the engine names it,
+// "shard-<id>", the id in decimal as in its placement key.
+const shardDirPrefix = "shard-"
 
 // removeDir deletes a directory crash-safely: renamed to its tombstone (durable), then
 // removed.

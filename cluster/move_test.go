@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,4 +525,85 @@ func readsAt(n *memNode, name string, a invariant.Acked) error {
 		return fmt.Errorf("node %d read %d records from %d", n.id, recs.Records.Count, recs.Records.First)
 	}
 	return nil
+}
+
+// TestKeptVotesGoWithTheShard: the kept votes of a shard's removed replicas (one per node it
+// moved off, never more) are removed once the shard leaves the stream's map — closed by a
+// resharding, then pruned when retention expired it: by a node that is up, with the shard's
+// log; by a node that was down meanwhile, when it opens the stream again and finds the shard
+// without a placement record. None is left on any node.
+func TestKeptVotesGoWithTheShard(t *testing.T) {
+	const name = "pruned"
+	var skew atomic.Int64 // added to the engines' clock, to age the closed shard past retention
+	opts := memOptions
+	opts.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	srv, nodes, gen := moveCluster(t, name, opts)
+	setReplicas(t, srv, "move", name, []uint64{1, 2, 4})
+	awaitMove(t, nodes, name, gen, []uint64{1, 2, 4})
+	nodes = append(nodes, startMemNode(t, srv, "move", 5, t.TempDir(), opts))
+	eventuallyErr(t, "node 5 opens the stream", func() error {
+		_, err := nodes[4].eng.Describe(name)
+		return err
+	})
+	setReplicas(t, srv, "move", name, []uint64{1, 2, 5})
+	awaitMove(t, nodes, name, gen, []uint64{1, 2, 5})
+	if got := keptVotes(t, nodes); !slices.Equal(got, []string{"3:.vote-shard-0", "4:.vote-shard-0"}) {
+		t.Fatalf("kept votes after two moves: %v, want node 3's and node 4's of shard 0", got)
+	}
+
+	three := nodes[2]
+	three.stop()
+	if _, _, err := nodes[0].eng.UpdateShardCount(name, 2); err != nil {
+		t.Fatal(err)
+	}
+	skew.Store(int64(48 * time.Hour)) // past the default retention, 24 h
+	err := nodes[0].eng.Maintain()
+	skew.Store(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.closed {
+			continue
+		}
+		eventuallyErr(t, fmt.Sprintf("node %d drops shard 0", n.id), func() error {
+			d, err := n.eng.Describe(name)
+			if err == nil && len(d.Shards) > 0 && d.Shards[0].ID == 0 {
+				err = errors.New("still listed")
+			}
+			return err
+		})
+	}
+	eventuallyErr(t, "node 4 removes its kept vote with the shard", func() error {
+		if got := keptVotes(t, nodes[3:4]); len(got) > 0 {
+			return fmt.Errorf("left: %v", got)
+		}
+		return nil
+	})
+
+	nodes[2] = startMemNode(t, srv, "move", 3, three.dir, opts)
+	eventuallyErr(t, "node 3 opens the stream again", func() error {
+		_, err := nodes[2].eng.Describe(name)
+		return err
+	})
+	if got := keptVotes(t, nodes); len(got) > 0 {
+		t.Fatalf("kept votes left once the shard was pruned: %v", got)
+	}
+}
+
+// keptVotes lists the kept votes in the nodes' stream directories, as "<node>:<file>".
+func keptVotes(t testing.TB, nodes []*memNode) []string {
+	t.Helper()
+	var out []string
+	for _, n := range nodes {
+		files, err := filepath.Glob(filepath.Join(n.dir, "streams", "*", ".vote-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			out = append(out, fmt.Sprintf("%d:%s", n.id, filepath.Base(f)))
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -331,6 +331,23 @@ func (c *Client) PlacementOf(streamName string, shard stream.ShardID) (p ShardPl
 	return p, err == nil, err
 }
 
+// placedShards returns the shards of stream streamName that have a placement record, by
+// their ids in decimal (the keys' last element).
+func (c *Client) placedShards(streamName string) (map[string]bool, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	prefix := c.placementPrefix(streamName)
+	resp, err := c.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, unavailable("read the placements of "+streamName, err)
+	}
+	out := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), prefix)] = true
+	}
+	return out, nil
+}
+
 // decodePlacement decodes one placement record.
 func decodePlacement(kv *mvccpb.KeyValue) (ShardPlacement, error) {
 	var v placementValue

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -74,6 +75,9 @@ type Replication struct {
 	eng    *stream.Engine
 	// remotes are the shards this node holds no replica of (remote.go); made by the first.
 	remotes map[multiraft.GroupID]*remoteLog
+	// swept are the stream directories whose kept votes OpenShardLog has looked at
+	// (lifecycle.go, sweepVotes); made by the first.
+	swept map[string]bool
 }
 
 // ReplicationConfig configures NewReplication.
@@ -200,6 +204,7 @@ func (r *Replication) OpenShardLog(cfg stream.ShardLogConfig) (stream.ShardLog, 
 	if err := removeTombstone(cfg.Dir); err != nil {
 		return nil, err
 	}
+	r.sweepVotes(cfg.Stream, filepath.Dir(cfg.Dir))
 	sl := &shardLog{r: r, gid: GroupOf(cfg.Stream, cfg.Gen, cfg.Shard), cfg: cfg, stream: cfg.Stream, gen: cfg.Gen, shard: cfg.Shard}
 	placed := slices.Contains(p.Replicas, r.cfg.NodeID)
 	_, err = os.Stat(cfg.Dir)
@@ -361,9 +366,15 @@ func (s *shardLog) Close() error {
 	return s.end(stream.ShardLog.Close)
 }
 
-// Remove stops driving the group, then removes the replica's files and closes the remote log.
+// Remove stops driving the group, then removes the replica's files and closes the remote log;
+// the replica's kept vote goes too (the shard left the stream's map: no replica of its group
+// starts again).
 func (s *shardLog) Remove() error {
-	return s.end(stream.ShardLog.Remove)
+	err := s.end(stream.ShardLog.Remove)
+	if verr := removeKeptVote(s.cfg.Dir); err == nil {
+		err = verr
+	}
+	return err
 }
 
 // end stops driving the group and ends what is under s with f (Close or Remove).

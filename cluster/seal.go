@@ -222,6 +222,8 @@ func (r *Replication) seal(q *sealRequest, local func(*sealRequest) (uint64, err
 			var nl *replica.NotLeaderError
 			if errors.As(err, &nl) {
 				notLeader, v = true, nl.Leader
+			} else if errors.Is(err, replica.ErrSealCancelled) {
+				return 0, err // its resharding unsealed already: no try can seal
 			} else if err != nil {
 				last = err
 				continue

@@ -59,7 +59,9 @@
 //   - Quiescence withholds ticks only: it never changes raft's state or messages, so it
 //     cannot break safety; liveness rests on the wake rules (quiesce.go) and, for a
 //     leader that died while its followers were quiesced, on its silence (liveness.go)
-//     or the caller's NodeDown, whichever comes first.
+//     or the caller's NodeDown, whichever comes first; for a leader whose node stops
+//     driving the group while it lives on, on RemoveGroup handing the group to a caught-up
+//     voter first.
 //   - CheckQuorum and PreVote are on, so a partitioned or woken follower cannot disrupt a
 //     leader that still holds its lease.
 //

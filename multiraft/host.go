@@ -150,6 +150,9 @@ type group struct {
 	// fetching: a snapshot's files are being fetched (snapshot.go); other MsgSnaps are
 	// dropped until it ends.
 	fetching bool
+	// leaderGone: a configuration without the leader applied; its election clock is
+	// fast-forwarded after the Ready is advanced (quiesce.go, leaderRemoved).
+	leaderGone bool
 
 	// leader is lead as published in Host.leaders (leader.go); stored by the loop.
 	leader *atomic.Uint64
@@ -322,12 +325,16 @@ func (h *Host) AddGroup(id GroupID, peers []uint64, sm StateMachine, opts GroupO
 	})
 }
 
-// RemoveGroup stops driving group id. Messages for it are dropped from then on.
+// RemoveGroup stops driving group id. Messages for it are dropped from then on. A group this
+// node leads is first handed to a caught-up voter (quiesce.go, handOff), so that its
+// followers, quiesced ones included, elect at once.
 func (h *Host) RemoveGroup(id GroupID) error {
 	return h.call(context.Background(), func() error {
-		if h.groups[id] == nil {
+		g := h.groups[id]
+		if g == nil {
 			return fmt.Errorf("%w: %d", ErrUnknownGroup, id)
 		}
+		h.handOff(g)
 		delete(h.groups, id)
 		h.leaders.remove(id)
 		return nil
@@ -635,6 +642,12 @@ func (h *Host) handleReady(g *group, rd *raft.Ready) {
 		return
 	}
 	g.rn.Advance(*rd)
+	if g.leaderGone { // set by apply (quiesce.go, leaderRemoved)
+		g.leaderGone = false
+		for range h.cfg.ElectionTick {
+			g.rn.Tick()
+		}
+	}
 }
 
 // apply gives committed to g's state machine and applies the configuration changes among
@@ -676,6 +689,7 @@ func (h *Host) applyConfChanges(g *group, committed []*raftpb.Entry) error {
 			continue
 		}
 		cs := g.rn.ApplyConfChange(cc)
+		h.leaderRemoved(g, cs)
 		if s, ok := g.sm.(ConfStateSaver); ok {
 			if err := s.SaveConfState(e.GetIndex(), cs); err != nil {
 				return err

@@ -1,6 +1,8 @@
 package multiraft
 
 import (
+	"slices"
+
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
@@ -36,7 +38,17 @@ import (
 //     (liveness.go: after PeerTimeoutTick ticks, with its election clock fast-forwarded)
 //     or from NodeDown (the caller's membership, e.g. etcd leases), and elects;
 //   - a follower that restarts is not quiesced and, through the same pre-vote, wakes its
-//     leader, which then catches it up.
+//     leader, which then catches it up;
+//   - a leader whose node stops driving the group (RemoveGroup: its replica closed or
+//     deleted while the node lives on and pings) would leave its quiesced followers waiting
+//     for a wake nothing sends: its liveness is fine. So RemoveGroup first hands a group it
+//     leads to a caught-up voter (handOff: MsgTimeoutNow, which is not a heartbeat, so it
+//     wakes the voter, which campaigns at once and wakes the others with its votes);
+//   - a follower that applies a configuration without its leader as a voter (the leader
+//     removed or demoted: it steps down, StepDownOnRemoval) wakes, with its election clock
+//     fast-forwarded as for a silent leader (leaderRemoved): no leader is left whose lease
+//     to wait out.
+// None of this costs an idle group anything per tick: each is done once, on the event.
 // A quiesced leader's CheckQuorum is not evaluated (it does not tick), which is the point:
 // while quiesced, nothing happens that needs a leader to step down for.
 
@@ -116,4 +128,56 @@ func (h *Host) receiveQuiesce(g *group, q quiesce) {
 		return
 	}
 	g.quiesced = true
+}
+
+// handOff hands the leadership of g, which this node leads and is about to stop driving, to
+// a voter that has every entry and is not treated as down: raft sends it MsgTimeoutNow at
+// once, queued here (the message needs nothing persisted: its term is durable, and g has no
+// Ready pending). Nothing is done when g has a Ready pending, a transfer under way, or no
+// such voter: its followers then elect when they find the leader gone by other means
+// (a wake, NodeDown, silence). Loop only.
+func (h *Host) handOff(g *group) {
+	if g.err != nil || g.rn.HasReady() {
+		return
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader || st.LeadTransferee != 0 {
+		return
+	}
+	last, err := g.sm.Storage().LastIndex()
+	if err != nil {
+		return
+	}
+	var to uint64
+	g.rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
+		if to == 0 && id != h.cfg.NodeID && typ == raft.ProgressTypePeer && pr.Match == last && !h.isDown(id) {
+			to = id
+		}
+	})
+	if to == 0 {
+		return
+	}
+	g.rn.TransferLeader(to)
+	if !g.rn.HasReady() {
+		return
+	}
+	for _, m := range g.rn.Ready().Messages {
+		if m.GetType() == raftpb.MsgTimeoutNow {
+			h.tr.queue(g, m)
+			h.log.Info("multiraft: group handed to a voter as this node stops driving it", "group", uint64(g.id), "to", m.GetTo())
+		}
+	}
+}
+
+// leaderRemoved wakes g, a follower, when the configuration cs it just applied has g's
+// leader as no voter, and has its election clock fast-forwarded once its Ready is advanced
+// (handleReady; liveness.go says why a fast-forward is sound): the leader stepped down
+// (StepDownOnRemoval), so none is left whose lease to wait out. Loop only.
+func (h *Host) leaderRemoved(g *group, cs *raftpb.ConfState) {
+	lead := g.rn.BasicStatus().Lead
+	if lead == 0 || lead == h.cfg.NodeID || slices.Contains(cs.GetVoters(), lead) || slices.Contains(cs.GetVotersOutgoing(), lead) {
+		return
+	}
+	h.wakeGroup(g)
+	g.leaderGone = true
 }

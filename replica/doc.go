@@ -20,8 +20,9 @@
 // Sealing (seal.go; stream.SealingLog). Seal(token), on the leader, proposes a seal entry (a
 // gap, kept in raft.seal) and returns the last record before it once applied; no replica
 // publishes above a seal in force, and an Append with an entry after it fails with
-// stream.ErrLogSealed. Unseal(token) proposes an unseal entry, which ends that token's hold;
-// the seal lasts while any token holds it.
+// stream.ErrLogSealed. Unseal(token) proposes an unseal entry, which ends that token's hold
+// and cancels the token (a seal entry of it applied later holds nothing); the seal lasts
+// while any token holds it. Snapshots carry the seal to the replicas that install them.
 //
 // Views pin a segment mapping until released, as with segment.Log; Entries copies the frames
 // out of its views before returning them to Raft. The entries persisted and not yet applied

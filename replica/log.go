@@ -103,8 +103,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{storage: st, opts: opts, next: 1,
 		byToken: map[uint64]*pendingRec{}, byIndex: map[uint64]*pendingRec{}}
+	l.seal.hold = sealed
 	if sealed.at != 0 {
-		l.seal.hold, l.seal.last = sealed, st.lastRecordBelow(sealed.at)
+		l.seal.last = st.sealLast(sealed.at)
 	}
 	return l, nil
 }
@@ -144,7 +145,7 @@ func (l *Log) Persist(rd *raft.Ready) error {
 // (nil if there is nothing to wait for) returns once the frames are durable too, by one
 // fdatasync of the active segment file shared with whatever else was written to it.
 func (l *Log) PersistAsync(rd *raft.Ready) (wait func() error, err error) {
-	return l.storage.persist(rd, func(rec *frame.Record, index, term uint64) {
+	wait, err = l.storage.persist(rd, func(rec *frame.Record, index, term uint64) {
 		l.mu.Lock()
 		if r := l.byToken[rec.Seq]; r != nil && r.proposed(rec) {
 			delete(l.byToken, rec.Seq)
@@ -156,6 +157,10 @@ func (l *Log) PersistAsync(rd *raft.Ready) (wait func() error, err error) {
 		}
 		l.mu.Unlock()
 	})
+	if i := rd.Snapshot.GetMetadata().GetIndex(); err == nil && i > 0 {
+		l.noteInstalled(i) // the seal the snapshot carries (seal.go)
+	}
+	return wait, err
 }
 
 // Apply is given the committed entries after Persist: it publishes the records committed
@@ -173,7 +178,7 @@ func (l *Log) Apply(committed []*pb.Entry) error {
 	}
 	var sealLast uint64
 	if after.at != 0 {
-		sealLast = l.storage.lastRecordBelow(after.at)
+		sealLast = l.storage.sealLast(after.at)
 	}
 	if err := l.storage.segLog().Publish(after.limit(last)); err != nil {
 		return err

@@ -20,12 +20,20 @@ import (
 // so every acknowledged record lies below the seal entry, and the position Seal returns (the
 // last record below it) is the shard's EndingSequenceNumber.
 //
-// Holders. Each entry carries the token of the resharding that proposed it. The seal in
-// force starts at the first seal entry applied while none is in force, and lasts while some
-// token whose seal entry applied has no unseal entry applied after it: two reshardings (on
-// two nodes) that seal the same shard share one seal, at one position, and the one whose
-// catalog change lost unseals only its own hold, never the winner's. An unseal entry whose
-// token holds nothing changes nothing.
+// Holders. Each entry carries the token of the resharding that proposed it (random, one per
+// resharding: stream.SealingLog). The seal in force starts at the first seal entry applied
+// while none is in force, and lasts while some token whose seal entry applied has no unseal
+// entry applied after it: two reshardings (on two nodes) that seal the same shard share one
+// seal, at one position, and the one whose catalog change lost unseals only its own hold,
+// never the winner's.
+//
+// Cancelled tokens. An unseal entry cancels its token for good: a seal entry of a cancelled
+// token, applied later, holds nothing. A resharding that gave up unseals; a seal entry of
+// its that applies after the unseal (a proposal its Seal retried, or one the group's leader
+// kept proposing for a caller that had stopped waiting) would otherwise seal the shard until
+// another resharding closed it. So the order in which a token's seal and unseal entries
+// apply does not matter: once its unseal applied, the token holds nothing, which is what
+// its resharding decided. Seal with a cancelled token fails (ErrSealCancelled).
 //
 // The entry's data, 24 bytes (shorter than any frame, frame.HeaderSize = 32, so it is never
 // taken for a record):
@@ -47,8 +55,10 @@ import (
 // Records at or below the log's snapshot are kept: the seal in force stays known when
 // retention removes their entries.
 //
-// Not covered: a replica that catches up by a snapshot whose index is past a seal it never
-// had in its log does not learn it (raft.snap does not carry it).
+// Snapshots carry the seal (snapshot.go): the raft.seal records at or below the snapshot's
+// index and the position of the last record below the seal in force there. A replica that
+// installs a snapshot past seal entries it never had takes them as its raft.seal, so it
+// publishes nothing above the seal and Seal answers the same ending as on the leader.
 const (
 	sealName     = "raft.seal"
 	sealMagic    = "SLRSEAL1"
@@ -94,13 +104,18 @@ func sealOpOf(data []byte) (op uint8, token uint64) {
 
 func encodeSeals(recs []sealRec) []byte {
 	b := appendSideHeader(make([]byte, 0, sideHeader+len(recs)*sealRecSize+4), "SLRSEALS", len(recs))
+	return sealSide(appendSealRecs(b, recs))
+}
+
+// appendSealRecs appends recs as raft.seal records (also the records a snapshot carries).
+func appendSealRecs(b []byte, recs []sealRec) []byte {
 	for _, r := range recs {
 		b = binary.LittleEndian.AppendUint64(b, r.index)
 		b = binary.LittleEndian.AppendUint64(b, r.term)
 		b = binary.LittleEndian.AppendUint64(b, r.token)
 		b = append(b, r.op, 0, 0, 0, 0, 0, 0, 0)
 	}
-	return sealSide(b)
+	return b
 }
 
 func decodeSeals(b []byte) ([]sealRec, error) {
@@ -111,6 +126,11 @@ func decodeSeals(b []byte) ([]sealRec, error) {
 	if len(body) != count*sealRecSize {
 		return nil, fmt.Errorf("%d records in %d bytes", count, len(body))
 	}
+	return decodeSealRecs(body, count)
+}
+
+// decodeSealRecs decodes count raft.seal records from body, which holds exactly them.
+func decodeSealRecs(body []byte, count int) ([]sealRec, error) {
 	recs := make([]sealRec, count)
 	for i := range recs {
 		r := body[i*sealRecSize:]
@@ -165,15 +185,20 @@ func (s *Storage) sealAtLocked(i uint64) (sealRec, bool) {
 }
 
 // sealHold is the seal in force after some entries: at, the index of the seal entry that
-// started it (0: none), and holders, the tokens holding it (see above). A value: next
-// returns another, never changing holders in place.
+// started it (0: none), holders, the tokens holding it, and cancelled, the tokens whose
+// unseal entry applied (see above). A value: next returns another, never changing a slice
+// in place.
 type sealHold struct {
-	at      uint64
-	holders []uint64
+	at        uint64
+	holders   []uint64
+	cancelled []uint64
 }
 
 // apply returns the seal in force after an entry at index of seal op op with token.
 func (h sealHold) apply(index uint64, op uint8, token uint64) sealHold {
+	if slices.Contains(h.cancelled, token) {
+		return h // unsealed already: its seal entries hold nothing, its unseal entries did all
+	}
 	i := slices.Index(h.holders, token)
 	switch {
 	case op == sealOp && i < 0:
@@ -181,10 +206,13 @@ func (h sealHold) apply(index uint64, op uint8, token uint64) sealHold {
 			h.at = index
 		}
 		h.holders = append(slices.Clip(h.holders), token)
-	case op == unsealOp && i >= 0:
-		h.holders = slices.Delete(slices.Clone(h.holders), i, i+1)
-		if len(h.holders) == 0 {
-			h.at = 0
+	case op == unsealOp:
+		h.cancelled = append(slices.Clip(h.cancelled), token)
+		if i >= 0 {
+			h.holders = slices.Delete(slices.Clone(h.holders), i, i+1)
+			if len(h.holders) == 0 {
+				h.at = 0
+			}
 		}
 	}
 	return h
@@ -225,16 +253,26 @@ func (s *Storage) sealsAt(i uint64) sealHold {
 	return s.sealsAtLocked(i)
 }
 
-// lastRecordBelow returns the position of the last record before entry i: i−1 down over the
-// gaps and conf entries; below the first retained entry, that entry's predecessor (at least
-// every position retention removed).
-func (s *Storage) lastRecordBelow(i uint64) uint64 {
+// sealLast returns the position of the last record before the seal entry at at (the
+// ending Seal answers).
+func (s *Storage) sealLast(at uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	first := s.firstLocked()
-	p := i - 1
-	for p >= first {
-		if _, gap := s.recAtLocked(p); !gap {
+	return s.sealLastLocked(at)
+}
+
+// sealLastLocked is sealLast with s.mu held: the ending raft.snap carries when at is the
+// seal in force at its index (a snapshot installed past the seal entry: what lies below it
+// is not here to look at); otherwise at−1 down over the gaps and conf entries raft.terms
+// records above the snapshot (their frames may be gone to retention: raft.terms still says
+// which positions held records), and the snapshot's index below them.
+func (s *Storage) sealLastLocked(at uint64) uint64 {
+	if sn := &s.snap; sn.hasSeals && at <= sn.index && s.sealsAtLocked(sn.index).at == at {
+		return sn.sealLast
+	}
+	p := at - 1
+	for p > s.snap.index {
+		if r, ok := s.recAtLocked(p); !ok || r.kind == kindStart {
 			return p
 		}
 		p--
@@ -242,38 +280,55 @@ func (s *Storage) lastRecordBelow(i uint64) uint64 {
 	return p
 }
 
-// sealState is what Apply last found of the seal: Seal and Unseal wait on it. Guarded by
-// Log.mu; written by Apply (and Open).
+// withSealsLocked returns rec, a snapshot at rec.index, carrying the seal: the raft.seal
+// records up to its index and the ending of the seal in force there. Called with s.mu held.
+func (s *Storage) withSealsLocked(rec snapRec) snapRec {
+	k := sort.Search(len(s.seals), func(k int) bool { return s.seals[k].index > rec.index })
+	rec.seals, rec.hasSeals, rec.sealLast = slices.Clone(s.seals[:k]), true, 0
+	if h := s.sealsAtLocked(rec.index); h.at != 0 {
+		rec.sealLast = s.sealLastLocked(h.at)
+	}
+	return rec
+}
+
+// sealState is what Apply (or a snapshot's install) last found of the seal: Seal and Unseal
+// wait on it. Guarded by Log.mu; written by Apply, PersistAsync installing a snapshot
+// (noteInstalled) and Open.
 type sealState struct {
-	hold     sealHold
-	last     uint64              // the last record below hold.at
-	unsealed map[uint64]struct{} // tokens whose unseal entry applied since Open
-	changed  chan struct{}       // closed (and replaced) when Apply applies a seal or unseal entry
+	hold    sealHold
+	last    uint64        // the last record below hold.at
+	changed chan struct{} // closed (and replaced) when Apply applies a seal or unseal entry, or a snapshot is installed
 }
 
 // noteSealsLocked records the seal in force after Apply's entries committed (hold, and the
-// last record below it) and the unseal entries among them, and wakes Seal and Unseal.
-// Called with l.mu held.
+// last record below it) when a seal or unseal entry is among them, and wakes Seal and
+// Unseal. Called with l.mu held.
 func (l *Log) noteSealsLocked(committed []*pb.Entry, hold sealHold, last uint64) {
-	any := false
-	for _, e := range committed {
-		op, token := sealOpOf(e.GetData())
-		if op == unsealOp {
-			if l.seal.unsealed == nil {
-				l.seal.unsealed = map[uint64]struct{}{}
-			}
-			l.seal.unsealed[token] = struct{}{}
-		}
-		any = any || op != 0
+	if slices.ContainsFunc(committed, func(e *pb.Entry) bool { return isSealEntry(e.GetData()) }) {
+		l.setSealLocked(hold, last)
 	}
-	if !any {
-		return
-	}
+}
+
+// setSealLocked makes hold (ending at last) the seal in force and wakes Seal and Unseal.
+// Called with l.mu held.
+func (l *Log) setSealLocked(hold sealHold, last uint64) {
 	l.seal.hold, l.seal.last = hold, last
 	if l.seal.changed != nil {
 		close(l.seal.changed)
 	}
 	l.seal.changed = make(chan struct{})
+}
+
+// noteInstalled takes the seal in force from the snapshot just installed, as of its index.
+func (l *Log) noteInstalled(index uint64) {
+	hold := l.storage.sealsAt(index)
+	var last uint64
+	if hold.at != 0 {
+		last = l.storage.sealLast(hold.at)
+	}
+	l.mu.Lock()
+	l.setSealLocked(hold, last)
+	l.mu.Unlock()
 }
 
 // sealedError is the error of an Append whose entry at index fell after the seal at at.
@@ -298,14 +353,19 @@ const sealRetry = time.Second
 // here, with the position of the last record before it. A log already sealed keeps its
 // seal (the same position): token becomes one more holder. Not the leader: a
 // *NotLeaderError (nothing proposed). Not applied within Options.Timeout: ErrNotCommitted.
+// token unsealed already: ErrSealCancelled (its seal entries hold nothing).
 func (l *Log) Seal(token uint64) (uint64, error) {
 	deadline := time.Now().Add(l.opts.Timeout)
 	for {
 		l.mu.Lock()
 		held, last, ch, proposer := slices.Contains(l.seal.hold.holders, token), l.seal.last, l.sealChangedLocked(), l.proposer
+		cancelled := slices.Contains(l.seal.hold.cancelled, token)
 		l.mu.Unlock()
 		if held {
 			return last, nil
+		}
+		if cancelled {
+			return 0, fmt.Errorf("%w: token %x", ErrSealCancelled, token)
 		}
 		if err := l.proposeSeal(proposer, sealEntry(sealOp, token), deadline, ch); err != nil {
 			return 0, err
@@ -313,17 +373,15 @@ func (l *Log) Seal(token uint64) (uint64, error) {
 	}
 }
 
-// Unseal ends token's hold on the seal (stream.SealingLog): it proposes an unseal entry and
-// returns once one with token has applied here; the seal ends with its last holder. Errors
-// as Seal's.
+// Unseal ends token's hold on the seal and cancels token (stream.SealingLog): it proposes an
+// unseal entry and returns once one with token has applied here (at once if one had); the
+// seal ends with its last holder, and a seal entry of token applied later holds nothing.
+// Errors as Seal's.
 func (l *Log) Unseal(token uint64) error {
 	deadline := time.Now().Add(l.opts.Timeout)
-	l.mu.Lock()
-	delete(l.seal.unsealed, token)
-	l.mu.Unlock()
 	for {
 		l.mu.Lock()
-		_, done := l.seal.unsealed[token]
+		done := slices.Contains(l.seal.hold.cancelled, token)
 		ch, proposer := l.sealChangedLocked(), l.proposer
 		l.mu.Unlock()
 		if done {

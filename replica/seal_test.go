@@ -3,9 +3,14 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-streams/sluice/segment"
 	"github.com/sluice-streams/sluice/stream"
@@ -238,4 +243,184 @@ func TestSealUnderAppends(t *testing.T) {
 	if again, err := lead.log.Seal(2); err != nil || again != last {
 		t.Fatalf("second Seal: %d, %v; want %d", again, err, last)
 	}
+}
+
+// sealOpEntry is a seal (op sealOp) or unseal (unsealOp) entry at index i in term.
+func sealOpEntry(i, term uint64, op uint8, token uint64) *pb.Entry {
+	return &pb.Entry{Index: proto.Uint64(i), Term: proto.Uint64(term), Type: pb.EntryNormal.Enum(), Data: sealEntry(op, token)}
+}
+
+// emptyEntry is a new leader's empty entry at index i in term.
+func emptyEntry(i, term uint64) *pb.Entry {
+	return &pb.Entry{Index: proto.Uint64(i), Term: proto.Uint64(term), Type: pb.EntryNormal.Enum()}
+}
+
+// checkSealed checks that l is sealed for token with the ending last: nothing published
+// above it, Seal answers it (held: nothing proposed), and Append is refused as sealed.
+func checkSealed(t *testing.T, l *Log, token, last uint64, when string) {
+	t.Helper()
+	if tip := l.Tip(); tip != last {
+		t.Fatalf("%s: Tip %d, want the sealed log's last record %d", when, tip, last)
+	}
+	if got, err := l.Seal(token); err != nil || got != last {
+		t.Fatalf("%s: Seal(%d) = %d, %v; want %d", when, token, got, err, last)
+	}
+	if err := l.Append(batchOf("refused", 1)); !errors.Is(err, stream.ErrLogSealed) {
+		t.Fatalf("%s: Append: %v, want stream.ErrLogSealed", when, err)
+	}
+}
+
+// TestSnapshotCarriesSeal: a follower that catches up by a snapshot taken past a seal entry
+// it never held learns the seal from the snapshot: it publishes nothing above it, answers
+// the leader's ending (the last record before the gap the new leader's empty entry left, not
+// the position before the seal entry), refuses appends, also after a restart, and applies
+// the unseal entry that comes after the snapshot. A snapshot written without the seal (as
+// before it was carried) still decodes.
+func TestSnapshotCarriesSeal(t *testing.T) {
+	leader := mustOpenLog(t, t.TempDir(), testOpts(nil))
+	defer leader.Close()
+	ents := []*pb.Entry{confEntry(1, 1, pb.ConfChangeType_ConfChangeAddNode, 1), confEntry(2, 1, pb.ConfChangeType_ConfChangeAddNode, 2),
+		confEntry(3, 1, pb.ConfChangeType_ConfChangeAddNode, 3)}
+	ents = append(ents, frameEntries(4, 96, 1, 700, t0)...) // records 4 to 99
+	ents = append(ents, emptyEntry(100, 2), sealOpEntry(101, 2, sealOp, 9))
+	ents = append(ents, frameEntries(102, 3, 2, 700, t0)...) // appends committed after the seal
+	persistApply(t, leader, ents, hs(2, 1, 104), true)
+	checkSealed(t, leader, 9, 99, "the leader")
+
+	snap, rec := snapshotOf(t, leader)
+	if rec.index != 104 || !rec.hasSeals || rec.sealLast != 99 || len(rec.seals) != 1 {
+		t.Fatalf("snapshot at %d carries seal %v, %d records, ending %d; want 104, the seal entry at 101, ending 99", rec.index, rec.hasSeals, len(rec.seals), rec.sealLast)
+	}
+	dir := t.TempDir()
+	f := mustOpenLog(t, dir, testOpts(nil))
+	if err := stagedFrom(f, leader, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Persist(&raft.Ready{Snapshot: snap, HardState: hs(2, 1, 104)}); err != nil {
+		t.Fatal(err)
+	}
+	checkSealed(t, f, 9, 99, "after the install")
+	f.Close()
+	f = mustOpenLog(t, dir, testOpts(nil))
+	defer func() { f.Close() }()
+	checkSealed(t, f, 9, 99, "after a restart")
+
+	// The unseal entry after the snapshot ends the seal: the late appends' records are
+	// published.
+	persistApply(t, f, []*pb.Entry{sealOpEntry(105, 2, unsealOp, 9)}, hs(2, 1, 105), true)
+	if tip := f.Tip(); tip != 104 {
+		t.Fatalf("after the unseal entry: Tip %d, want 104", tip)
+	}
+	var nl *NotLeaderError
+	if err := f.Append(batchOf("unsealed", 1)); !errors.As(err, &nl) {
+		t.Fatalf("Append on the unsealed follower: %v, want a NotLeaderError", err)
+	}
+
+	// A record without the seal (written before snapshots carried it) decodes, without it.
+	old := rec
+	old.hasSeals, old.seals, old.sealLast = false, nil, 0
+	b, err := encodeSnap(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnap(b)
+	if err != nil || got.hasSeals || got.index != 104 || len(got.files) != len(rec.files) || got.tail != rec.tail {
+		t.Fatalf("a snapshot without the seal: %+v, %v", got, err)
+	}
+	if full, _ := encodeSnap(rec); len(full) != len(b)+4+sealRecSize+8 {
+		t.Fatalf("the seal takes %d bytes of the record, want %d", len(full)-len(b), 4+sealRecSize+8)
+	}
+}
+
+// TestSealAfterItsUnseal: a token's seal entry that applies after its unseal entry (a Seal
+// retried, or still proposed on the leader, after its resharding gave up and unsealed)
+// seals nothing: records after it are published and acknowledged, Seal with that token
+// fails with ErrSealCancelled and Unseal returns at once, also after a restart and on a
+// follower that installs a snapshot taken past both. Another token's seal still seals.
+func TestSealAfterItsUnseal(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpenLog(t, dir, testOpts(nil))
+	ents := []*pb.Entry{confEntry(1, 1, pb.ConfChangeType_ConfChangeAddNode, 1)}
+	ents = append(ents, frameEntries(2, 9, 1, 100, t0)...) // records 2 to 10
+	ents = append(ents, sealOpEntry(11, 1, unsealOp, 7), sealOpEntry(12, 1, sealOp, 7))
+	ents = append(ents, frameEntries(13, 3, 1, 100, t0)...) // records 13 to 15
+	persistApply(t, l, ents, hs(1, 1, 15), true)
+	check := func(l *Log, when string) {
+		t.Helper()
+		if tip := l.Tip(); tip != 15 {
+			t.Fatalf("%s: Tip %d, want 15: a seal entry applied after its unseal sealed the log", when, tip)
+		}
+		if _, err := l.Seal(7); !errors.Is(err, ErrSealCancelled) {
+			t.Fatalf("%s: Seal of an unsealed token: %v, want ErrSealCancelled", when, err)
+		}
+		if err := l.Unseal(7); err != nil { // no proposer: it must find its unseal applied
+			t.Fatalf("%s: Unseal of an unsealed token: %v", when, err)
+		}
+		var nl *NotLeaderError
+		if err := l.Append(batchOf("open", 1)); !errors.As(err, &nl) {
+			t.Fatalf("%s: Append: %v, want a NotLeaderError (not sealed)", when, err)
+		}
+	}
+	check(l, "applied")
+	l.Close()
+	l = mustOpenLog(t, dir, testOpts(nil))
+	defer l.Close()
+	check(l, "after a restart")
+
+	snap, _ := snapshotOf(t, l)
+	f := mustOpenLog(t, t.TempDir(), testOpts(nil))
+	defer f.Close()
+	if err := stagedFrom(f, l, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Persist(&raft.Ready{Snapshot: snap, HardState: hs(1, 1, 15)}); err != nil {
+		t.Fatal(err)
+	}
+	check(f, "on a follower after the install")
+	// Token 7's seal entry proposed again after the snapshot: still nothing; token 8's seals.
+	persistApply(t, f, []*pb.Entry{sealOpEntry(16, 1, sealOp, 7)}, hs(1, 1, 16), true)
+	check(f, "after another seal entry of the unsealed token")
+	persistApply(t, f, append([]*pb.Entry{sealOpEntry(17, 1, sealOp, 8)}, frameEntries(18, 2, 1, 100, t0)...), hs(1, 1, 19), true)
+	checkSealed(t, f, 8, 15, "sealed by another token")
+}
+
+// TestSealAfterItsUnsealReplicated: on three replicas, a resharding's unseal entry commits
+// before its own seal entry (both proposed on the leader in one turn, as when a Seal still
+// running on the leader for a caller that gave up proposes again after the caller's Unseal
+// applied). Every replica finds the token cancelled and the log unsealed: appends are
+// acknowledged after both entries, and Seal with the token fails with ErrSealCancelled.
+func TestSealAfterItsUnsealReplicated(t *testing.T) {
+	c := newCluster(t)
+	a := &acked{recs: map[string]uint64{}}
+	lead := c.leader()
+	c.appendOK(lead, a, "before", 3, 2)
+	c.do(func() {
+		for _, op := range []uint8{unsealOp, sealOp} {
+			if err := lead.rn.Propose(sealEntry(op, 7)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	for _, n := range c.nodes {
+		for k := 0; ; k++ {
+			n.log.mu.Lock()
+			cancelled, at := slices.Contains(n.log.seal.hold.cancelled, 7), n.log.seal.hold.at
+			n.log.mu.Unlock()
+			if cancelled {
+				if at != 0 {
+					t.Fatalf("node %d: sealed at %d by a seal entry applied after its unseal", n.id, at)
+				}
+				break
+			}
+			if k == 5000 {
+				t.Fatalf("node %d did not apply the unseal entry", n.id)
+			}
+			<-time.After(time.Millisecond)
+		}
+	}
+	c.appendOK(lead, a, "after", 3, 2)
+	if _, err := lead.log.Seal(7); !errors.Is(err, ErrSealCancelled) {
+		t.Fatalf("Seal with the unsealed token: %v, want ErrSealCancelled", err)
+	}
+	c.check(a, c.converge(a.max))
 }

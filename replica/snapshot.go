@@ -33,11 +33,16 @@ import (
 //	snapshot record: index u64, term u64, cslen u32, ConfState (protobuf, cslen bytes),
 //	                 nfiles u32, then per file: size u64, first u64, last u64,
 //	                 namelen u32, name;
-//	                 then the tail: from u64, to u64, size u64 (0, 0, 0: none)
+//	                 then the tail: from u64, to u64, size u64 (0, 0, 0: none);
+//	                 then the seal (absent in a record written before it was carried):
+//	                 nseals u32, nseals raft.seal records (32 bytes each, seal.go), last u64
 //
 // It is framed like the other side files (magic "SLRSNAPS", count 1, CRC). The tail is
 // fetched under the name frames-<from>-<to>: the frames at positions from to to, as segment
-// files store them.
+// files store them. The seal is every seal and unseal entry at or below the index, and last,
+// the position of the last record below the seal in force at the index (0 when none is): an
+// install makes the records the replica's raft.seal. A record without the seal leaves
+// raft.seal's records at or below its index as they are.
 //
 // Install, crash-safe. FetchSnapshot writes the files and the tail into the staging
 // directory snapshot.staging (each synced), then its manifest (raft.snap there, written
@@ -56,12 +61,16 @@ const (
 	maxSnapCS   = 1 << 20
 )
 
-// snapRec is a snapshot: position, term, configuration, and the sealed files up to it.
+// snapRec is a snapshot: position, term, configuration, the sealed files up to it, and the
+// seal (hasSeals: the record carries it).
 type snapRec struct {
 	index, term uint64
 	cs          *pb.ConfState
 	files       []segment.SealedFile
 	tail        tailRange
+	hasSeals    bool
+	seals       []sealRec // the seal and unseal entries at or below index
+	sealLast    uint64    // the last record below the seal in force at index (0: none in force)
 }
 
 // tailRange is a snapshot's frames from..to, size bytes, fetched as one stream.
@@ -99,6 +108,11 @@ func encodeSnap(r snapRec) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint64(b, r.tail.from)
 	b = binary.LittleEndian.AppendUint64(b, r.tail.to)
 	b = binary.LittleEndian.AppendUint64(b, r.tail.size)
+	if r.hasSeals {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.seals)))
+		b = appendSealRecs(b, r.seals)
+		b = binary.LittleEndian.AppendUint64(b, r.sealLast)
+	}
 	return sealSide(b), nil
 }
 
@@ -145,12 +159,30 @@ func decodeSnap(b []byte) (snapRec, error) {
 		}
 		r.files = append(r.files, f)
 	}
-	if len(body) != 24 {
+	if len(body) < 24 {
 		return r, fmt.Errorf("%d bytes after the files", len(body))
 	}
 	r.tail = tailRange{binary.LittleEndian.Uint64(body), binary.LittleEndian.Uint64(body[8:]), binary.LittleEndian.Uint64(body[16:])}
 	if t := r.tail; t != (tailRange{}) && (t.from > t.to || t.to > r.index || t.size == 0) {
 		return r, fmt.Errorf("tail %d to %d (%d bytes) for a snapshot at %d", t.from, t.to, t.size, r.index)
+	}
+	if body = body[24:]; len(body) == 0 {
+		return r, nil // written before snapshots carried the seal
+	}
+	if len(body) < 12 {
+		return r, fmt.Errorf("%d bytes after the tail", len(body))
+	}
+	ns := binary.LittleEndian.Uint32(body)
+	body = body[4:]
+	if uint64(len(body)) != uint64(ns)*sealRecSize+8 {
+		return r, fmt.Errorf("%d seal records in %d bytes", ns, len(body))
+	}
+	if r.seals, err = decodeSealRecs(body, int(ns)); err != nil {
+		return r, fmt.Errorf("seal: %v", err)
+	}
+	r.hasSeals, r.sealLast = true, binary.LittleEndian.Uint64(body[len(body)-8:])
+	if n := len(r.seals); n > 0 && r.seals[n-1].index > r.index || r.sealLast > r.index {
+		return r, fmt.Errorf("seal records up to %d, ending %d, for a snapshot at %d", r.seals[max(n-1, 0)].index, r.sealLast, r.index)
 	}
 	return r, nil
 }
@@ -415,6 +447,11 @@ func rollForward(fsys vfs.FS, dir string, logID uint64) (rec snapRec, ok bool, e
 			return rec, false, err
 		}
 	}
+	if rec.hasSeals { // the snapshot's seal replaces the old log's
+		if err := writeSide(fsys, dir, sealName, encodeSeals(rec.seals)); err != nil {
+			return rec, false, err
+		}
+	}
 	keep := map[string]bool{}
 	for _, f := range rec.files {
 		keep[f.Name] = true
@@ -521,6 +558,11 @@ func (s *Storage) installLocked(snap *pb.Snapshot) error {
 	s.log = seg
 	s.cur.Store(seg)
 	s.snap, s.terms, s.confs, s.last, s.applied = man, nil, nil, man.index, man.index
+	if man.hasSeals {
+		s.seals = slices.Clone(man.seals)
+	} else { // a snapshot without the seal: the records up to it stay (the rest, as on Open)
+		s.dropSealsAboveLocked(man.index)
+	}
 	s.cache.reset()
 	s.hs.commit = max(s.hs.commit, man.index)
 	return seg.Publish(s.sealsAtLocked(man.index).limit(man.index))
@@ -541,6 +583,7 @@ func (s *Storage) noteCompacted() error {
 	if rec.cs, err = s.confAtLocked(i); err != nil {
 		return err
 	}
+	rec = s.withSealsLocked(rec)
 	b, err := encodeSnap(rec)
 	if err != nil {
 		return err

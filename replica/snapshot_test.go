@@ -3,6 +3,7 @@ package replica_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/replica"
 	"github.com/sluice-streams/sluice/segment"
+	"github.com/sluice-streams/sluice/stream"
 )
 
 // snapTick is the Hosts' tick in the snapshot tests: elections take a second, so that the
@@ -136,30 +138,7 @@ func TestSnapshotThroughHost(t *testing.T) {
 	so := snapOpts(&now)
 	nodes := startHostNodes(t, 3, so, snapTick)
 	first := ageAndTrim(t, &now, nodes)
-
-	// A fourth replica joins, empty.
-	n4 := newHostNode(t, 4, t.TempDir(), so, snapTick)
-	for _, n := range nodes {
-		n.host.SetPeer(4, n4.addr)
-		n4.host.SetPeer(n.id, n.addr)
-	}
-	if err := n4.host.AddGroup(group, nil, n4.log, multiraft.GroupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)}
-	var proposed time.Time
-	waitFor(t, "node 4 installs a snapshot", func() bool {
-		if f, _ := n4.log.Storage().FirstIndex(); f > 1 {
-			return true
-		}
-		if st, err := waitLeader(t, nodes).host.Status(group); err == nil && !hasVoter(st.Config.Voters.IDs(), 4) && time.Since(proposed) > 2*time.Second {
-			proposed = time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = waitLeader(t, nodes).host.ProposeConfChange(ctx, group, cc) // again if a change of leader lost it
-		}
-		return false
-	})
+	n4 := addBySnapshot(t, nodes, so)
 	leader := waitLeader(t, nodes) // the snapshot's sender, leadership not having moved meanwhile
 	snapFirst, _ := n4.log.Storage().FirstIndex()
 	if snapFirst < first {
@@ -274,4 +253,72 @@ func TestSnapshotToRestartedFollower(t *testing.T) {
 		t.Fatalf("oldest readable record on the follower: %d (%v); want the leader's oldest retained, %d or above", v.First, err, first)
 	}
 	v.Release()
+}
+
+// addBySnapshot adds a fourth replica, empty, to the group of nodes, whose leader's retention
+// removed its oldest entries, and waits until it installed a snapshot (proposing the conf
+// change again if a change of leader lost it).
+func addBySnapshot(t *testing.T, nodes []*hostNode, so segment.Options) *hostNode {
+	t.Helper()
+	n4 := newHostNode(t, 4, t.TempDir(), so, snapTick)
+	for _, n := range nodes {
+		n.host.SetPeer(4, n4.addr)
+		n4.host.SetPeer(n.id, n.addr)
+	}
+	if err := n4.host.AddGroup(group, nil, n4.log, multiraft.GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeAddNode.Enum(), NodeId: proto.Uint64(4)}
+	var proposed time.Time
+	waitFor(t, "node 4 installs a snapshot", func() bool {
+		if f, _ := n4.log.Storage().FirstIndex(); f > 1 {
+			return true
+		}
+		if st, err := waitLeader(t, nodes).host.Status(group); err == nil && !hasVoter(st.Config.Voters.IDs(), 4) && time.Since(proposed) > 2*time.Second {
+			proposed = time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = waitLeader(t, nodes).host.ProposeConfChange(ctx, group, cc) // again if a change of leader lost it
+		}
+		return false
+	})
+	return n4
+}
+
+// TestSnapshotCarriesSealThroughHost: three replicas; the leader's retention removes its
+// oldest segments, then it seals the log; a fourth replica added afterwards is caught up by
+// a snapshot taken past the seal entry: it publishes nothing above the leader's ending,
+// Seal answers that ending without proposing (the token holds the seal there), and appends
+// are refused as sealed.
+func TestSnapshotCarriesSealThroughHost(t *testing.T) {
+	var now atomic.Int64
+	so := snapOpts(&now)
+	nodes := startHostNodes(t, 3, so, snapTick)
+	ageAndTrim(t, &now, nodes)
+	leader := waitLeader(t, nodes)
+	last, err := leader.log.Seal(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedBy, _ := leader.log.Storage().LastIndex() // the seal entry is at or below it
+
+	n4 := addBySnapshot(t, nodes, so)
+	if f, _ := n4.log.Storage().FirstIndex(); f <= sealedBy {
+		t.Fatalf("node 4's snapshot is at %d, not past the seal entry (at or below %d): the test shows nothing", f-1, sealedBy)
+	}
+	// The install is seen (FirstIndex) while the loop's iteration that persists it may still
+	// be running; a call on the loop returns after that iteration.
+	if _, err := n4.host.Status(group); err != nil {
+		t.Fatal(err)
+	}
+	n4.log.SetProposer(nil) // a Seal that had to propose would fail
+	if got, err := n4.log.Seal(42); err != nil || got != last {
+		t.Fatalf("Seal on the replica caught up by a snapshot: %d, %v; want the leader's ending %d", got, err, last)
+	}
+	if tip := n4.log.Tip(); tip != last {
+		t.Fatalf("the replica caught up by a snapshot publishes up to %d, want the ending %d", tip, last)
+	}
+	if err := n4.log.Append([]segment.Record{{Key: []byte("k"), Data: []byte("late")}}); !errors.Is(err, stream.ErrLogSealed) {
+		t.Fatalf("Append on the replica caught up by a snapshot: %v, want stream.ErrLogSealed", err)
+	}
 }

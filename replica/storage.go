@@ -29,6 +29,9 @@ var (
 	ErrNoSnapshotFile = errors.New("replica: no such snapshot file")
 	// ErrNotLeader is wrapped by *NotLeaderError: the replica cannot take proposals.
 	ErrNotLeader = errors.New("replica: not the leader")
+	// ErrSealCancelled reports a Seal whose token was unsealed already: its resharding gave
+	// up, and its seal entries hold nothing (seal.go).
+	ErrSealCancelled = errors.New("replica: the seal's token was unsealed")
 	// ErrNotCommitted reports proposals that were not committed in the term they were
 	// proposed in (leadership lost, timeout, log cut): not acknowledged; a retry may
 	// duplicate records.
@@ -256,7 +259,7 @@ func (s *Storage) recAtLocked(i uint64) (termRec, bool) {
 // raft has applied is the one at S, so it names the member the snapshot is for); its term,
 // the configuration at S, and in Data (raft.snap's encoding) the sealed segment files up to
 // S and the tail of frames after them up to S, which the receiver fetches (FetchSnapshot,
-// OpenSnapshotFile).
+// OpenSnapshotFile), and the seal up to S (seal.go).
 func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -278,6 +281,7 @@ func (s *Storage) Snapshot() (*pb.Snapshot, error) {
 	if rec.cs, err = s.confAtLocked(rec.index); err != nil {
 		return nil, err
 	}
+	rec = s.withSealsLocked(rec)
 	data, err := encodeSnap(rec)
 	if err != nil {
 		return nil, err
