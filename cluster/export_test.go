@@ -5,7 +5,7 @@ import "context"
 // PassWithFence runs one controller pass whose writes are fenced on election key key at
 // create revision rev: a test gives it a deposed controller's fence. Not while Run runs.
 func (ct *Controller) PassWithFence(ctx context.Context, key string, rev int64) error {
-	return ct.pass(ctx, &fence{key: key, rev: rev})
+	return ct.pass(ctx, &fence{key: key, rev: rev}, nil)
 }
 
 // Fence returns the election key and its create revision the controller was last elected

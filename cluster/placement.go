@@ -418,12 +418,10 @@ func (c *Client) AllPlacements() (map[ShardKey]ShardPlacement, error) {
 
 // placementRecord decodes a key and value under placement/.
 func (c *Client) placementRecord(kv *mvccpb.KeyValue) (ShardKey, ShardPlacement, error) {
-	// A stream's name has no '/' (stream.CreateStream checks it).
-	name, shard, found := strings.Cut(strings.TrimPrefix(string(kv.Key), c.prefix+"placement/"), "/")
-	id, err := strconv.ParseUint(shard, 10, 32)
-	if !found || err != nil {
-		return ShardKey{}, ShardPlacement{}, fmt.Errorf("cluster: placement key %s", kv.Key)
+	k, err := c.placementKeyOf(string(kv.Key))
+	if err != nil {
+		return ShardKey{}, ShardPlacement{}, err
 	}
 	p, err := decodePlacement(kv)
-	return ShardKey{name, stream.ShardID(id)}, p, err
+	return k, p, err
 }

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,19 +29,37 @@ type record struct {
 }
 
 // readView reads the view in one transaction (one revision).
-func (c *Client) readView(ctx context.Context) (*view, error) {
-	resp, err := c.cli.Txn(ctx).Then(
+func (c *Client) readView(ctx context.Context) (*view, error) { return c.readViewWith(ctx, nil) }
+
+// readViewWith is readView, but the placement records are those of cache when it holds them
+// (then the view's records may be older than the rest of it, by the events the cache's
+// watch has not delivered yet: a controller's writes compare each record's revision, so a
+// record changed since is left to the next pass). A nil cache: readView.
+func (c *Client) readViewWith(ctx context.Context, cache *placementCache) (*view, error) {
+	var recs []record
+	cached := false
+	if cache != nil {
+		var err error
+		if recs, cached, err = cache.records(); err != nil {
+			return nil, err
+		}
+	}
+	ops := []clientv3.Op{
 		clientv3.OpGet(c.nodesPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(c.rosterPrefix(), clientv3.WithPrefix()),
-		clientv3.OpGet(c.prefix+"placement/", clientv3.WithPrefix()),
 		clientv3.OpGet(c.replicasKey()),
 		clientv3.OpGet(c.controllerPrefix()+"/", clientv3.WithFirstCreate()...),
-		clientv3.OpGet(c.rebalanceKey())).Commit()
+		clientv3.OpGet(c.rebalanceKey()),
+	}
+	if !cached {
+		ops = append(ops, clientv3.OpGet(c.prefix+"placement/", clientv3.WithPrefix()))
+	}
+	resp, err := c.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, unavailable("read the cluster's placement", err)
 	}
 	kvs := func(i int) []*mvccpb.KeyValue { return resp.Responses[i].GetResponseRange().Kvs }
-	v := &view{up: map[uint64]Node{}, roster: map[uint64]RosterEntry{}, replicas: DefaultReplicas}
+	v := &view{up: map[uint64]Node{}, roster: map[uint64]RosterEntry{}, replicas: DefaultReplicas, records: recs}
 	for _, kv := range kvs(0) {
 		if n, err := c.node(kv); err == nil {
 			v.up[n.ID] = n
@@ -52,35 +72,39 @@ func (c *Client) readView(ctx context.Context) (*view, error) {
 	for _, e := range entries {
 		v.roster[e.ID] = e
 	}
-	for _, kv := range kvs(2) {
-		k, p, err := c.placementRecord(kv)
-		if err != nil {
-			return nil, err
-		}
-		v.records = append(v.records, record{k, p})
-	}
-	slices.SortFunc(v.records, func(a, b record) int {
-		if a.key.Stream != b.key.Stream {
-			if a.key.Stream < b.key.Stream {
-				return -1
+	if !cached {
+		for _, kv := range kvs(5) {
+			k, p, err := c.placementRecord(kv)
+			if err != nil {
+				return nil, err
 			}
-			return 1
+			v.records = append(v.records, record{k, p})
 		}
-		return cmpID(uint64(a.key.Shard), uint64(b.key.Shard))
-	})
-	if r := kvs(3); len(r) == 1 {
+		sortRecords(v.records)
+	}
+	if r := kvs(2); len(r) == 1 {
 		v.replicated = true
 		if n, err := strconv.Atoi(string(r[0].Value)); err == nil && n > 0 {
 			v.replicas = n
 		}
 	}
-	if r := kvs(4); len(r) == 1 {
+	if r := kvs(3); len(r) == 1 {
 		v.controller, _ = strconv.ParseUint(string(r[0].Value), 10, 64)
 	}
-	if r := kvs(5); len(r) == 1 {
+	if r := kvs(4); len(r) == 1 {
 		v.rebalanceRev = r[0].ModRevision
 	}
 	return v, nil
+}
+
+// sortRecords puts records in stream, shard order.
+func sortRecords(records []record) {
+	slices.SortFunc(records, func(a, b record) int {
+		if c := strings.Compare(a.key.Stream, b.key.Stream); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.key.Shard, b.key.Shard)
+	})
 }
 
 // state returns node id's roster state; a node with no roster entry (it joined before
