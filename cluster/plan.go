@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,12 +212,14 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 		// Under the zone rule whether a record of hi's can move to lo depends on lo only
 		// through lo's zone (a record holding lo has lo's zone already), so a node hi found
 		// unable to move to one node of a zone is not tried again with another of that zone
-		// until a move changes the records.
+		// until a move changes one of hi's records (a move changes only the moved record, and
+		// makes no other record movable that was not).
 		type hiZone struct {
 			hi   uint64
 			zone string
 		}
 		stuck := map[hiZone]bool{}
+		zones := slices.Compact(slices.Sorted(maps.Values(pl.zoneOf)))
 		balance(pl.nodes, pl.load, func(hi, lo uint64) bool {
 			hz := hiZone{hi, pl.zoneOf[lo]}
 			if zoneRule && stuck[hz] {
@@ -236,7 +239,11 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 				ps.mark(i)
 				ps.holds[hi] = removeIndex(ps.holds[hi], i)
 				ps.holds[lo] = insertIndex(ps.holds[lo], i)
-				clear(stuck)
+				for _, id := range d {
+					for _, z := range zones {
+						delete(stuck, hiZone{id, z})
+					}
+				}
 				return true
 			}
 			if zoneRule {
