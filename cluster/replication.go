@@ -552,7 +552,7 @@ func reconcileDue(all []*shardLog, full bool, changed map[ShardKey]struct{}, fli
 	var due []*shardLog
 	for _, s := range all {
 		_, ch := changed[ShardKey{s.stream, s.shard}]
-		if ch || flipped[s.gid] || busy[s.gid] {
+		if ch || len(flipped) > 0 && flipped[s.gid] || len(busy) > 0 && busy[s.gid] {
 			due = append(due, s)
 		}
 	}
