@@ -198,15 +198,7 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 	ps := newPlanState(v.records, max)
 	desired, leader := ps.desired, ps.leader
 
-	for i, r := range v.records {
-		if !ps.can(i) {
-			break
-		}
-		if next := v.repair(pl, r.key, desired[i], zoneRule); !slices.Equal(next, desired[i]) {
-			desired[i] = next
-			ps.mark(i)
-		}
-	}
+	v.repairAll(pl, ps, zoneRule)
 	ps.index()
 	if moveForBalance {
 		// Under the zone rule whether a record of hi's can move to lo depends on lo only
@@ -252,17 +244,7 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 			return false
 		})
 	}
-	for i, r := range v.records {
-		if l := leader[i]; (l == 0 || !slices.Contains(desired[i], l) || !v.eligible(l)) && ps.can(i) {
-			if l != 0 {
-				pl.leads[l]--
-			}
-			if nl := pl.leader(r.key.Stream, r.key.Shard, desired[i]); nl != l {
-				ps.setLeader(i, nl)
-				ps.mark(i)
-			}
-		}
-	}
+	v.replaceLeaders(pl, ps)
 	// One breadth-first search from each node hi serves every lo tried with it (the search
 	// does not depend on lo), until a handover changes the leaderships.
 	searches := map[uint64]*leaderSearch{}
@@ -276,13 +258,7 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 			searches[hi] = s
 		}
 		path := s.pathTo(lo)
-		fresh := 0
-		for _, st := range path {
-			if !ps.changed[st.record] {
-				fresh++
-			}
-		}
-		if path == nil || ps.n+fresh > max {
+		if !ps.fits(path) {
 			return false
 		}
 		for _, st := range path {
@@ -317,6 +293,36 @@ func (v *view) plan(max int, moveForBalance bool) []change {
 		out = append(out, ch)
 	}
 	return out
+}
+
+// repairAll repairs the records in record order (repair) while records may change.
+func (v *view) repairAll(pl *placer, ps *planState, zoneRule bool) {
+	for i, r := range v.records {
+		if !ps.can(i) {
+			break
+		}
+		if next := v.repair(pl, r.key, ps.desired[i], zoneRule); !slices.Equal(next, ps.desired[i]) {
+			ps.desired[i] = next
+			ps.mark(i)
+		}
+	}
+}
+
+// replaceLeaders replaces each preferred leader that is not an eligible replica of its
+// record (or none) by the eligible replica leading the fewest shards (placer.leader), in
+// record order, while records may change.
+func (v *view) replaceLeaders(pl *placer, ps *planState) {
+	for i, r := range v.records {
+		if l := ps.leader[i]; (l == 0 || !slices.Contains(ps.desired[i], l) || !v.eligible(l)) && ps.can(i) {
+			if l != 0 {
+				pl.leads[l]--
+			}
+			if nl := pl.leader(r.key.Stream, r.key.Shard, ps.desired[i]); nl != l {
+				ps.setLeader(i, nl)
+				ps.mark(i)
+			}
+		}
+	}
 }
 
 // planState is what a plan decides, record by record (indexes into view.records).
@@ -364,6 +370,18 @@ func (ps *planState) among(all []int) []int {
 		return ps.list
 	}
 	return all
+}
+
+// fits reports whether the chain of handovers path can be made: it is one (not nil), and
+// the records it changes that had not changed keep the changes within max.
+func (ps *planState) fits(path []leaderStep) bool {
+	fresh := 0
+	for _, st := range path {
+		if !ps.changed[st.record] {
+			fresh++
+		}
+	}
+	return path != nil && ps.n+fresh <= ps.max
 }
 
 // index builds holds and ledBy from desired and leader.

@@ -163,15 +163,7 @@ func (v *view) planByScans(max int, moveForBalance bool) []change {
 	for i := range desired {
 		desired[i] = slices.Clone(desired[i])
 	}
-	for i, r := range v.records {
-		if !ps.can(i) {
-			break
-		}
-		if next := v.repair(pl, r.key, desired[i], zoneRule); !slices.Equal(next, desired[i]) {
-			desired[i] = next
-			ps.mark(i)
-		}
-	}
+	v.repairAll(pl, ps, zoneRule)
 	if moveForBalance {
 		balance(pl.nodes, pl.load, func(hi, lo uint64) bool {
 			for i, d := range desired {
@@ -186,17 +178,7 @@ func (v *view) planByScans(max int, moveForBalance bool) []change {
 			return false
 		})
 	}
-	for i, r := range v.records {
-		if l := leader[i]; (l == 0 || !slices.Contains(desired[i], l) || !v.eligible(l)) && ps.can(i) {
-			if l != 0 {
-				pl.leads[l]--
-			}
-			if nl := pl.leader(r.key.Stream, r.key.Shard, desired[i]); nl != l {
-				leader[i] = nl
-				ps.mark(i)
-			}
-		}
-	}
+	v.replaceLeaders(pl, ps)
 	balance(pl.nodes, pl.leads, func(hi, lo uint64) bool {
 		prev := map[uint64]leaderVia{hi: {}}
 		queue := []uint64{hi}
@@ -225,13 +207,7 @@ func (v *view) planByScans(max int, moveForBalance bool) []change {
 				}
 			}
 		}
-		fresh := 0
-		for _, st := range path {
-			if !ps.changed[st.record] {
-				fresh++
-			}
-		}
-		if path == nil || ps.n+fresh > max {
+		if !ps.fits(path) {
 			return false
 		}
 		for _, st := range path {
