@@ -397,7 +397,8 @@ type ShardKey struct {
 }
 
 // AllPlacements returns the placement record of every placed shard of every stream, read
-// with one range request (a leader's reconcile reads them all at once, not one per group).
+// with one range request (tools and tests; the controller and the nodes keep the records in
+// a placementCache).
 func (c *Client) AllPlacements() (map[ShardKey]ShardPlacement, error) {
 	ctx, cancel := c.ctx()
 	defer cancel()
