@@ -260,7 +260,7 @@ func BenchmarkPlacementApply(b *testing.B) {
 	pc.sortLocked()
 	groups := make([]*shardLog, len(v.records))
 	for i, r := range v.records {
-		groups[i] = &shardLog{stream: r.key.Stream, shard: r.key.Shard, gid: multiraft.GroupID(i + 1)}
+		groups[i] = &shardLog{stream: r.key.Stream, shard: r.key.Shard, gid: multiraft.GroupID(i + 1), stepped: true}
 	}
 	r := v.records[len(v.records)/2]
 	var events [2][]*clientv3.Event

@@ -302,6 +302,7 @@ type shardLog struct {
 
 	// Owned by the reconcile goroutine.
 	leading  bool     // what checkLeadership last logged
+	stepped  bool     // reconcile found the group's record and stepped it once (reconcileDue)
 	mark     uint64   // the commit index at the leader's previous reconcile of the group (learners catch up to it)
 	removing []uint64 // the Raft ids this node proposed to remove, until the placement's `removed` lists them
 	// proposed is the last configuration change proposed (describeChange), at proposedAt:
@@ -400,9 +401,9 @@ func (r *Replication) drop(gid multiraft.GroupID) {
 //
 // A reconcile takes the records from the placement cache (no etcd read) and steps only the
 // groups that may have something to do (reconcileDue): all of them every ReconcileEvery,
-// after a membership change and after the cache loaded every record; otherwise those whose
-// record changed, whose leadership changed, or that had a change under way at their last
-// step. So a change of one record costs each node its watch event and one group's step
+// after a membership change and after the cache loaded every record; otherwise those not
+// stepped yet, those whose record changed, whose leadership changed, or that had a change
+// under way at their last step. So a change of one record costs each node its watch event and one group's step
 // (BenchmarkPlacementApply).
 func (r *Replication) Run(ctx context.Context) error {
 	nodes, events, err := r.c.WatchMembers(ctx)
@@ -540,19 +541,17 @@ func (r *Replication) checkLeadership() (all []*shardLog, flipped map[multiraft.
 }
 
 // reconcileDue returns the groups of all a reconcile steps: every one when full is set;
-// otherwise those whose placement record changed (changed), whose leadership changed
-// (flipped) or that had a change under way at their last step (busy).
+// otherwise those never stepped (opened since, or without a record until now), those whose
+// placement record changed (changed), whose leadership changed (flipped) or that had a
+// change under way at their last step (busy).
 func reconcileDue(all []*shardLog, full bool, changed map[ShardKey]struct{}, flipped, busy map[multiraft.GroupID]bool) []*shardLog {
 	if full {
 		return all
 	}
-	if len(changed) == 0 && len(flipped) == 0 && len(busy) == 0 {
-		return nil
-	}
 	var due []*shardLog
 	for _, s := range all {
 		_, ch := changed[ShardKey{s.stream, s.shard}]
-		if ch || len(flipped) > 0 && flipped[s.gid] || len(busy) > 0 && busy[s.gid] {
+		if !s.stepped || ch || len(flipped) > 0 && flipped[s.gid] || len(busy) > 0 && busy[s.gid] {
 			due = append(due, s)
 		}
 	}
@@ -576,6 +575,7 @@ func (r *Replication) reconcile(groups []*shardLog) (busy map[multiraft.GroupID]
 		if !ok {
 			continue
 		}
+		s.stepped = true
 		var more bool
 		var err error
 		switch {
