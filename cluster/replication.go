@@ -403,7 +403,8 @@ func (r *Replication) drop(gid multiraft.GroupID) {
 // groups that may have something to do (reconcileDue): all of them every ReconcileEvery,
 // after a membership change and after the cache loaded every record; otherwise those not
 // stepped yet, those whose record changed, whose leadership changed, or that had a change
-// under way at their last step. So a change of one record costs each node its watch event and one group's step
+// under way at their last step. So a change of one record costs each node its watch event,
+// a walk of its list of groups (as each leadership check makes) and one group's step
 // (BenchmarkPlacementApply).
 func (r *Replication) Run(ctx context.Context) error {
 	nodes, events, err := r.c.WatchMembers(ctx)
