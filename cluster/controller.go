@@ -196,19 +196,31 @@ func (ct *Controller) term(ctx context.Context) error {
 	return err
 }
 
-// lead runs passes until ctx ends or the controller is deposed.
+// lead runs passes until ctx ends or the controller is deposed. Its passes read the
+// placement records from a placementCache its watch of the cluster's prefix keeps (loaded
+// once, then again only after etcd compacted past the watch), and the rest of the view
+// (nodes, roster, settings: a few hundred keys) from etcd.
 func (ct *Controller) lead(ctx context.Context, f *fence) error {
 	tick := time.NewTicker(ct.cfg.Every)
 	defer tick.Stop()
+	cache := ct.c.newPlacementCache()
 	var events clientv3.WatchChan
+	stopWatch := func() {}
+	defer func() { stopWatch() }()
 	pending := true
 	for {
 		if events == nil {
-			events = ct.c.cli.Watch(clientv3.WithRequireLeader(ctx), ct.c.prefix, clientv3.WithPrefix())
+			if from, err := cache.resume(ctx); err != nil {
+				ct.log.Warn("cluster controller: reading placement", "err", err) // again at the next tick
+			} else {
+				wctx, cancel := context.WithCancel(ctx)
+				events, stopWatch = ct.c.cli.Watch(clientv3.WithRequireLeader(wctx), ct.c.prefix, clientv3.WithPrefix(), clientv3.WithRev(from)), cancel
+			}
+			pending = true
 		}
 		if pending {
 			pending = false
-			if err := ct.pass(ctx, f); err != nil {
+			if err := ct.pass(ctx, f, cache); err != nil {
 				if errors.Is(err, ErrDeposed) || ctx.Err() != nil {
 					return err
 				}
@@ -222,9 +234,14 @@ func (ct *Controller) lead(ctx context.Context, f *fence) error {
 			pending = true
 		case resp, ok := <-events:
 			if !ok || resp.Err() != nil {
+				if resp.CompactRevision != 0 {
+					cache.invalidate()
+				}
+				stopWatch()
 				events, pending = nil, true
 				continue
 			}
+			cache.apply(resp.Events) // a malformed record fails the passes until it is mended
 			for _, ev := range resp.Events {
 				pending = pending || ct.watched(string(ev.Kv.Key))
 			}
@@ -239,13 +256,14 @@ func (ct *Controller) watched(key string) bool {
 		key == ct.c.rebalanceKey()
 }
 
-// pass reads the view, declares the nodes absent past DeadAfter dead, and writes the plan's
-// changes, each fenced by f. A record changed since the view was read is left to the next
-// pass. It returns ErrDeposed once a write fails on the fence.
-func (ct *Controller) pass(ctx context.Context, f *fence) error {
+// pass reads the view (its placement records from cache when that holds them; nil: all from
+// etcd), declares the nodes absent past DeadAfter dead, and writes the plan's changes, each
+// fenced by f. A record changed since the view was read is left to the next pass. It
+// returns ErrDeposed once a write fails on the fence.
+func (ct *Controller) pass(ctx context.Context, f *fence, cache *placementCache) error {
 	rctx, cancel := context.WithTimeout(ctx, ct.c.cfg.RequestTimeout)
 	defer cancel()
-	v, err := ct.c.readView(rctx)
+	v, err := ct.c.readViewWith(rctx, cache)
 	if err != nil {
 		return err
 	}
@@ -267,7 +285,7 @@ func (ct *Controller) pass(ctx context.Context, f *fence) error {
 		}
 		e.State = StateDead
 		b, _ := json.Marshal(e.value())
-		ok, err := ct.put(rctx, f, ct.c.rosterKey(id), e.Rev, string(b))
+		_, ok, err := ct.put(rctx, f, ct.c.rosterKey(id), e.Rev, string(b))
 		if err != nil {
 			return err
 		}
@@ -283,11 +301,16 @@ func (ct *Controller) pass(ctx context.Context, f *fence) error {
 	for _, ch := range changes {
 		ch.next.Ctl = f.rev
 		b, _ := json.Marshal(ch.next.value())
-		ok, err := ct.put(rctx, f, ct.c.placementKey(ch.key), ch.old.Rev, string(b))
+		rev, ok, err := ct.put(rctx, f, ct.c.placementKey(ch.key), ch.old.Rev, string(b))
 		if err != nil {
 			return err
 		}
 		if ok {
+			if cache != nil {
+				// The next pass plans on this write even if the watch has not delivered it.
+				ch.next.Rev = rev
+				cache.note(ch.key, ch.next)
+			}
 			ct.placements.Add(1)
 			ct.moves.Add(uint64(ch.added))
 			ct.log.Info("placement changed", "stream", ch.key.Stream, "shard", ch.key.Shard.String(),
@@ -296,7 +319,7 @@ func (ct *Controller) pass(ctx context.Context, f *fence) error {
 	}
 	if rebalance && len(changes) == 0 {
 		// Balanced: the request is done (unless it was made again since the view).
-		if _, err := ct.txn(rctx, f, clientv3.Compare(clientv3.ModRevision(ct.c.rebalanceKey()), "=", v.rebalanceRev),
+		if _, _, err := ct.txn(rctx, f, clientv3.Compare(clientv3.ModRevision(ct.c.rebalanceKey()), "=", v.rebalanceRev),
 			clientv3.OpDelete(ct.c.rebalanceKey())); err != nil {
 			return err
 		}
@@ -305,24 +328,24 @@ func (ct *Controller) pass(ctx context.Context, f *fence) error {
 }
 
 // put writes key = val if key is still at revision rev (0: absent) and f is still the
-// elected controller's fence; ok is false if key changed.
-func (ct *Controller) put(ctx context.Context, f *fence, key string, rev int64, val string) (ok bool, err error) {
+// elected controller's fence; ok is false if key changed. written is the revision of the write.
+func (ct *Controller) put(ctx context.Context, f *fence, key string, rev int64, val string) (written int64, ok bool, err error) {
 	return ct.txn(ctx, f, clientv3.Compare(clientv3.ModRevision(key), "=", rev), clientv3.OpPut(key, val))
 }
 
-// txn commits op if cmp holds and f is the elected controller's fence; it returns
-// ErrDeposed if f is not.
-func (ct *Controller) txn(ctx context.Context, f *fence, cmp clientv3.Cmp, op clientv3.Op) (bool, error) {
+// txn commits op if cmp holds and f is the elected controller's fence, at revision rev; it
+// returns ErrDeposed if f is not.
+func (ct *Controller) txn(ctx context.Context, f *fence, cmp clientv3.Cmp, op clientv3.Op) (rev int64, ok bool, err error) {
 	resp, err := ct.c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(f.key), "=", f.rev), cmp).
 		Then(op).Else(clientv3.OpGet(f.key)).Commit()
 	if err != nil {
-		return false, unavailable("write as the controller", err)
+		return 0, false, unavailable("write as the controller", err)
 	}
 	if resp.Succeeded {
-		return true, nil
+		return resp.Header.Revision, true, nil
 	}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != f.rev {
-		return false, ErrDeposed
+		return 0, false, ErrDeposed
 	}
-	return false, nil
+	return 0, false, nil
 }

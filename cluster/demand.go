@@ -328,7 +328,7 @@ func (ct *Controller) scalePass(ctx context.Context, f *fence) error {
 		if st.rec.add(now, d.total, window) {
 			b, _ := json.Marshal(st.rec)
 			pctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-			ok, err := ct.put(pctx, f, c.onDemandKey(name), st.rev, string(b))
+			_, ok, err := ct.put(pctx, f, c.onDemandKey(name), st.rev, string(b))
 			cancel()
 			if err != nil {
 				return err

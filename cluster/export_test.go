@@ -1,11 +1,15 @@
 package cluster
 
-import "context"
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
 
 // PassWithFence runs one controller pass whose writes are fenced on election key key at
 // create revision rev: a test gives it a deposed controller's fence. Not while Run runs.
 func (ct *Controller) PassWithFence(ctx context.Context, key string, rev int64) error {
-	return ct.pass(ctx, &fence{key: key, rev: rev})
+	return ct.pass(ctx, &fence{key: key, rev: rev}, nil)
 }
 
 // Fence returns the election key and its create revision the controller was last elected
@@ -54,4 +58,38 @@ func PlanOnce(nodes []PlanNode, replicas int, records []PlanRecord, max int, bal
 		}
 	}
 	return out, len(changes)
+}
+
+// PlacementCache is a placement cache, for tests: the one the controller and each node keep.
+type PlacementCache struct{ pc *placementCache }
+
+// NewPlacementCache returns an empty placement cache of c's cluster.
+func (c *Client) NewPlacementCache() PlacementCache { return PlacementCache{c.newPlacementCache()} }
+
+// Resume loads the cache if it must and returns the revision to watch placement/ from.
+func (p PlacementCache) Resume(ctx context.Context) (int64, error) { return p.pc.resume(ctx) }
+
+// Apply applies a watch's events.
+func (p PlacementCache) Apply(events []*clientv3.Event) error { return p.pc.apply(events) }
+
+// Invalidate makes the next Resume load again.
+func (p PlacementCache) Invalidate() { p.pc.invalidate() }
+
+// Records returns the records the cache holds, in its order.
+func (p PlacementCache) Records() ([]PlanRecord, bool, error) {
+	recs, ok, err := p.pc.records()
+	var out []PlanRecord
+	for _, r := range recs {
+		out = append(out, PlanRecord{r.key, r.p})
+	}
+	return out, ok, err
+}
+
+// Take returns and forgets the keys changed since the last Take, and whether it loaded since.
+func (p PlacementCache) Take() (keys []ShardKey, all bool) {
+	changed, all, _ := p.pc.take()
+	for k := range changed {
+		keys = append(keys, k)
+	}
+	return keys, all
 }

@@ -16,9 +16,9 @@ import (
 // written by the controller). At each leadership check (ReplicationConfig.LeaderCheckEvery)
 // the leader of a group whose record names another node transfers the leadership to it
 // when that node is registered, not leaving, and a caught-up voter of the group (its Match
-// reaches the leader's commit: multiraft.Host.CaughtUpVoters). The records are those the
-// last reconcile read; every change under placement/ triggers a reconcile at the next
-// check (watchPlacement), so a new preference is acted on within about a check.
+// reaches the leader's commit: multiraft.Host.CaughtUpVoters). The records are those of the
+// node's placement cache, which watchPlacement keeps, so a new preference is acted on
+// within about a check.
 //
 // Graceful stop. HandOff, called on SIGTERM or SIGINT after the node marked itself leaving
 // in its registration (Member.MarkLeaving), transfers the leadership of every group the
@@ -32,10 +32,10 @@ import (
 const handOffPoll = 100 * time.Millisecond
 
 // preferLeaders transfers the leadership of each group of led (the groups this node leads)
-// whose placement, as the last reconcile read it, names a preferred leader that is another
-// node, registered, not leaving, and a caught-up voter of the group.
+// whose placement, as the placement cache holds it, names a preferred leader that is
+// another node, registered, not leaving, and a caught-up voter of the group.
 func (r *Replication) preferLeaders(led []*shardLog) {
-	if len(led) == 0 || len(r.placements) == 0 {
+	if len(led) == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -45,7 +45,7 @@ func (r *Replication) preferLeaders(led []*shardLog) {
 	}
 	r.mu.Unlock()
 	for _, s := range led {
-		p := r.placements[ShardKey{s.stream, s.shard}]
+		p, _ := r.placements.get(ShardKey{s.stream, s.shard})
 		n, up := byNode[p.Leader]
 		if p.Leader == 0 || p.Leader == r.cfg.NodeID || !up || n.Leaving || n.RaftID == 0 {
 			continue
@@ -60,20 +60,38 @@ func (r *Replication) preferLeaders(led []*shardLog) {
 	}
 }
 
-// watchPlacement makes the reconcile goroutine run a pass at its next check after every
-// change under placement/ (a preferred leader named, replicas changed), until ctx ends.
+// watchPlacement keeps the node's placement cache (placementCache: one range read, then the
+// watch's events, a range read again only after etcd compacted past the watch) and makes the
+// reconcile goroutine run a pass after every change under placement/ (a preferred leader
+// named, replicas changed), until ctx ends. The pass steps the groups whose records changed
+// (Run).
 func (r *Replication) watchPlacement(ctx context.Context) {
 	for ctx.Err() == nil {
-		for resp := range r.c.cli.Watch(clientv3.WithRequireLeader(ctx), r.c.prefix+"placement/", clientv3.WithPrefix(), clientv3.WithKeysOnly()) {
-			if len(resp.Events) > 0 {
-				r.kickReconcile()
+		if from, err := r.placements.resume(ctx); err != nil {
+			r.log.Warn("reading the placement of shards", "err", err)
+		} else {
+			r.kickReconcile()
+			wctx, cancel := context.WithCancel(ctx)
+			for resp := range r.c.cli.Watch(clientv3.WithRequireLeader(wctx), r.c.prefix+"placement/", clientv3.WithPrefix(), clientv3.WithRev(from)) {
+				if resp.CompactRevision != 0 {
+					r.placements.invalidate()
+				}
+				if resp.Err() != nil {
+					break
+				}
+				if err := r.placements.apply(resp.Events); err != nil {
+					r.log.Warn("a placement record that is none: its shard is left as it is", "err", err)
+				}
+				if len(resp.Events) > 0 {
+					r.kickReconcile()
+				}
 			}
+			cancel()
 		}
 		select { // the watch failed (etcd unreachable, compacted): watch again shortly
 		case <-time.After(time.Second):
 		case <-ctx.Done():
 		}
-		r.kickReconcile()
 	}
 }
 

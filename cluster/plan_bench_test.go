@@ -3,11 +3,15 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/sluice-streams/sluice/multiraft"
 	"github.com/sluice-streams/sluice/stream"
 )
 
@@ -31,6 +35,11 @@ const (
 // catalog transactions that created them would have), with Raft ids and preferred leaders,
 // and the bytes of their records' JSON.
 func scaleView(tb testing.TB, nodes uint64) (*view, int64) {
+	return scaleViewOf(tb, nodes, scaleStreams)
+}
+
+// scaleViewOf is scaleView with streams streams of scaleShards shards.
+func scaleViewOf(tb testing.TB, nodes uint64, streams int) (*view, int64) {
 	tb.Helper()
 	v := &view{up: map[uint64]Node{}, roster: map[uint64]RosterEntry{}, replicas: scaleFactor}
 	for id := uint64(1); id <= nodes; id++ {
@@ -40,7 +49,7 @@ func scaleView(tb testing.TB, nodes uint64) (*view, int64) {
 	}
 	pl := v.placer()
 	var size int64
-	for s := range scaleStreams {
+	for s := range streams {
 		name := fmt.Sprintf("stream-%04d", s)
 		for sh := range scaleShards {
 			id := stream.ShardID(sh)
@@ -122,6 +131,12 @@ func converge(tb testing.TB, v *view) {
 	tb.Fatal("10 uncapped plans did not converge")
 }
 
+// joinNode makes node id join v, up and active in zone z1, holding nothing.
+func joinNode(v *view, id uint64) {
+	v.up[id] = Node{ID: id, Zone: "z1", RaftID: id << 32}
+	v.roster[id] = RosterEntry{ID: id, Zone: "z1", State: StateActive}
+}
+
 // BenchmarkPlan: one controller pass's plan over the 100,000 records (at most 8 changes, as
 // ControllerConfig's default), with balancing moves allowed, from a converged placement:
 //
@@ -145,11 +160,7 @@ func BenchmarkPlan(b *testing.B) {
 			delete(v.up, 7)
 			v.roster[7] = RosterEntry{ID: 7, Zone: v.roster[7].Zone, State: StateDead}
 		}, 8},
-		{"node-joined", scaleNodes, func(v *view) {
-			id := uint64(scaleNodes + 1)
-			v.up[id] = Node{ID: id, Zone: "z1", RaftID: id << 32}
-			v.roster[id] = RosterEntry{ID: id, Zone: "z1", State: StateActive}
-		}, 8},
+		{"node-joined", scaleNodes, func(v *view) { joinNode(v, scaleNodes+1) }, 8},
 		{"drain", scaleNodes, func(v *view) {
 			v.roster[7] = RosterEntry{ID: 7, Zone: v.roster[7].Zone, State: StateDraining}
 		}, 8},
@@ -168,5 +179,110 @@ func BenchmarkPlan(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkPlanJoin: a 101st node (zone z1) joins a converged placement of 100 nodes, and
+// controller passes of at most 8 changes, each pass's changes applied before the next (as
+// the watch delivers them), run until one changes nothing: the number of passes a join
+// takes to reach balance (passes), what each costs (ns/pass), and the replicas and
+// preferred leaderships the new node ends with (replicas, leaders; its zone's 35 nodes
+// share one replica of every shard). shards=100000 is the full size; shards=10000 (100
+// streams) the same cluster with a tenth of the shards.
+//
+//	go test -run '^$' -bench 'PlanJoin' -benchtime 1x ./cluster
+func BenchmarkPlanJoin(b *testing.B) {
+	for _, streams := range []int{scaleStreams / 10, scaleStreams} {
+		b.Run(fmt.Sprintf("shards=%d", streams*scaleShards), func(b *testing.B) {
+			base, size := scaleViewOf(b, scaleNodes, streams)
+			converge(b, base)
+			joinNode(base, scaleNodes+1)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			var passes int
+			var elapsed time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				v := *base
+				v.records = slices.Clone(base.records)
+				at := make(map[ShardKey]int, len(v.records))
+				for i, r := range v.records {
+					at[r.key] = i
+				}
+				b.StartTimer()
+				start := time.Now()
+				for passes = 1; ; passes++ {
+					changes := v.plan(8, true)
+					if len(changes) == 0 {
+						break
+					}
+					for _, ch := range changes {
+						v.records[at[ch.key]].p = ch.next
+					}
+					if passes > 100*len(v.records) {
+						b.Fatal("the passes do not converge")
+					}
+				}
+				elapsed = time.Since(start)
+				b.StopTimer()
+				replicas, leads := 0, 0
+				for _, r := range v.records {
+					if slices.Contains(r.p.Replicas, scaleNodes+1) {
+						replicas++
+					}
+					if r.p.Leader == scaleNodes+1 {
+						leads++
+					}
+				}
+				if fair := len(v.records) / 35; replicas < fair-1 || leads < len(v.records)/(scaleNodes+1)-1 {
+					b.Fatalf("after %d passes the new node holds %d replicas (fair: %d) and leads %d", passes, replicas, fair, leads)
+				}
+				b.ReportMetric(float64(replicas), "replicas")
+				b.ReportMetric(float64(leads), "leaders")
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(passes), "passes")
+			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(passes), "ns/pass")
+		})
+	}
+}
+
+// BenchmarkPlacementApply: a node's side of one placement change among 100,000 records: the
+// watch's event applied to the node's placement cache (the record's JSON decoded), the
+// changed key taken, and the groups to step chosen among the node's 100,000 (reconcileDue:
+// one). Bytes are the event's value. Before the cache, every change made every node read
+// and decode all the records (BenchmarkPlacementDecode) and step every group.
+func BenchmarkPlacementApply(b *testing.B) {
+	v, _ := scaleView(b, scaleNodes)
+	c := &Client{prefix: "/sluice/bench/"}
+	pc := c.newPlacementCache()
+	pc.loaded, pc.recs = true, slices.Clone(v.records)
+	pc.sortLocked()
+	groups := make([]*shardLog, len(v.records))
+	for i, r := range v.records {
+		groups[i] = &shardLog{stream: r.key.Stream, shard: r.key.Shard, gid: multiraft.GroupID(i + 1), stepped: true}
+	}
+	r := v.records[len(v.records)/2]
+	var events [2][]*clientv3.Event
+	for i := range events {
+		p := r.p
+		p.Leader = p.Replicas[i]
+		val, _ := json.Marshal(p.value())
+		events[i] = []*clientv3.Event{{Type: clientv3.EventTypePut,
+			Kv: &mvccpb.KeyValue{Key: []byte(c.placementKey(r.key)), Value: val, ModRevision: int64(i + 2)}}}
+	}
+	b.SetBytes(int64(len(events[0][0].Kv.Value)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := pc.apply(events[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		changed, _, _ := pc.take()
+		if due := reconcileDue(groups, false, changed, nil, nil); len(due) != 1 || due[0].shard != r.key.Shard {
+			b.Fatalf("%d groups due", len(due))
+		}
+		if p, _ := pc.get(r.key); p.Leader != r.p.Replicas[i%2] {
+			b.Fatalf("leader %d after the event", p.Leader)
+		}
 	}
 }

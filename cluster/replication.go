@@ -60,11 +60,13 @@ type Replication struct {
 	http *http.Client
 	log  *slog.Logger
 
-	kick chan struct{} // capacity 1: membership changed, reconcile now
+	kick chan struct{} // capacity 1: membership or placement changed, reconcile now
+	// fullDue is set by a membership change (every group's step depends on membership) and
+	// taken by the reconcile goroutine, which then reconciles every group.
+	fullDue atomic.Bool
 
-	// placements is the placement of every shard as the last reconcile read it; the
-	// reconcile goroutine only (preferLeaders, leadership.go).
-	placements map[ShardKey]ShardPlacement
+	// placements is the placement of every shard, kept by watchPlacement's watch (leadership.go).
+	placements *placementCache
 
 	// mu guards the fields below. Writers: membership events, OpenShardLog and Close of a
 	// shard log, SetEngine; readers: Forward, HandlePeer, reconcile.
@@ -146,8 +148,8 @@ func (c *Client) NewReplication(cfg ReplicationConfig) (*Replication, error) {
 		return nil, err
 	}
 	return &Replication{c: c, cfg: cfg, host: host, key: key, log: cfg.Logger,
-		http:   &http.Client{Timeout: 15 * time.Second, Transport: tr},
-		kick:   make(chan struct{}, 1),
+		http: &http.Client{Timeout: 15 * time.Second, Transport: tr},
+		kick: make(chan struct{}, 1), placements: c.newPlacementCache(),
 		byRaft: map[uint64]Node{}, byNode: map[uint64]Node{}, groups: map[multiraft.GroupID]*shardLog{}}, nil
 }
 
@@ -305,6 +307,7 @@ type shardLog struct {
 
 	// Owned by the reconcile goroutine.
 	leading  bool     // what checkLeadership last logged
+	stepped  bool     // reconcile found the group's record and stepped it once (reconcileDue)
 	mark     uint64   // the commit index at the leader's previous reconcile of the group (learners catch up to it)
 	removing []uint64 // the Raft ids this node proposed to remove, until the placement's `removed` lists them
 	// proposed is the last configuration change proposed (describeChange), at proposedAt:
@@ -406,6 +409,14 @@ func (r *Replication) drop(gid multiraft.GroupID) {
 // members to their placement (move.go, the wiped-disk rule among them) and every node applies
 // the replica lifecycle (lifecycle.go); see ReplicationConfig for when. It returns once the
 // first membership is read.
+//
+// A reconcile takes the records from the placement cache (no etcd read) and steps only the
+// groups that may have something to do (reconcileDue): all of them every ReconcileEvery,
+// after a membership change and after the cache loaded every record; otherwise those not
+// stepped yet, those whose record changed, whose leadership changed, or that had a change
+// under way at their last step. So a change of one record costs each node its watch event,
+// a walk of its list of groups (as each leadership check makes) and one group's step
+// (BenchmarkPlacementApply).
 func (r *Replication) Run(ctx context.Context) error {
 	nodes, events, err := r.c.WatchMembers(ctx)
 	if err != nil {
@@ -428,8 +439,8 @@ func (r *Replication) Run(ctx context.Context) error {
 	go func() {
 		t := time.NewTicker(r.cfg.LeaderCheckEvery)
 		defer t.Stop()
-		var last time.Time // of the last reconcile
-		due := true        // a reconcile is due at the next check
+		var last time.Time // of the last reconcile of every group
+		var busy map[multiraft.GroupID]bool
 		recheck := time.AfterFunc(time.Hour, r.kickReconcile)
 		recheck.Stop()
 		defer recheck.Stop()
@@ -439,13 +450,19 @@ func (r *Replication) Run(ctx context.Context) error {
 				return
 			case <-t.C:
 			case <-r.kick:
-				due = true
 			}
-			all, gained := r.checkLeadership()
-			if due || gained || time.Since(last) >= r.cfg.ReconcileEvery {
-				due = r.reconcile(all)
+			all, flipped := r.checkLeadership()
+			changed, reloaded, loaded := r.placements.take()
+			if !loaded {
+				continue // the watch loads the records, then kicks
+			}
+			full := r.fullDue.Swap(false) || reloaded || time.Since(last) >= r.cfg.ReconcileEvery
+			if full {
 				last = time.Now()
-				if due { // a change under way: look again soon, not at the next check only
+			}
+			if due := reconcileDue(all, full, changed, flipped, busy); len(due) > 0 {
+				busy = r.reconcile(due)
+				if len(busy) > 0 { // a change under way: look again soon, not at the next check only
 					recheck.Reset(min(busyRecheck, r.cfg.LeaderCheckEvery))
 				}
 			}
@@ -480,6 +497,7 @@ func (r *Replication) nodeUp(n Node) {
 		r.host.NodeUp(n.RaftID)
 	}
 	r.log.Debug("cluster node up", "node", n.ID, "raft_id", n.RaftID, "addr", n.Addr)
+	r.fullDue.Store(true)
 	r.kickReconcile()
 }
 
@@ -495,10 +513,11 @@ func (r *Replication) nodeDown(id uint64) {
 		r.host.NodeDown(n.RaftID)
 	}
 	r.log.Debug("cluster node down", "node", id, "raft_id", n.RaftID)
+	r.fullDue.Store(true)
 	r.kickReconcile()
 }
 
-// kickReconcile makes the reconcile goroutine run a pass now (membership changed).
+// kickReconcile makes the reconcile goroutine run a pass now (membership or placement changed).
 func (r *Replication) kickReconcile() {
 	select {
 	case r.kick <- struct{}{}:
@@ -507,9 +526,9 @@ func (r *Replication) kickReconcile() {
 }
 
 // checkLeadership returns the groups of this node, logs each change of whether it leads a
-// shard ("shard leadership", leads=true|false; shardLog.leading), and reports whether it
-// gained the leadership of a group since the last check. It reads nothing from etcd.
-func (r *Replication) checkLeadership() (all []*shardLog, gained bool) {
+// shard ("shard leadership", leads=true|false; shardLog.leading), and returns the groups
+// whose leadership it gained or lost since the last check. It reads nothing from etcd.
+func (r *Replication) checkLeadership() (all []*shardLog, flipped map[multiraft.GroupID]bool) {
 	r.mu.Lock()
 	all = make([]*shardLog, 0, len(r.groups))
 	for _, s := range r.groups {
@@ -523,40 +542,54 @@ func (r *Replication) checkLeadership() (all []*shardLog, gained bool) {
 		}
 		if here != s.leading {
 			s.leading = here
-			gained = gained || here
+			if flipped == nil {
+				flipped = map[multiraft.GroupID]bool{}
+			}
+			flipped[s.gid] = true
 			r.log.Info("shard leadership", "stream", s.stream, "shard", s.shard.String(), "leads", here)
 		}
 	}
-	return all, gained
+	return all, flipped
 }
 
-// reconcile makes one step, in every group of groups (the groups of this node), towards
-// its placement record: in a group this node leads, reconcileGroup's step of a move; in the
-// others, the replica lifecycle (settle). It reads the placement of every shard with one
-// etcd request. It reports whether a change is under way in one of the groups (another pass
-// is due at the next check).
-func (r *Replication) reconcile(groups []*shardLog) (busy bool) {
-	if len(groups) == 0 {
-		return false
+// reconcileDue returns the groups of all a reconcile steps: every one when full is set;
+// otherwise those never stepped (opened since, or without a record until now), those whose
+// placement record changed (changed), whose leadership changed (flipped) or that had a
+// change under way at their last step (busy).
+func reconcileDue(all []*shardLog, full bool, changed map[ShardKey]struct{}, flipped, busy map[multiraft.GroupID]bool) []*shardLog {
+	if full {
+		return all
 	}
+	var due []*shardLog
+	for _, s := range all {
+		_, ch := changed[ShardKey{s.stream, s.shard}]
+		if !s.stepped || ch || len(flipped) > 0 && flipped[s.gid] || len(busy) > 0 && busy[s.gid] {
+			due = append(due, s)
+		}
+	}
+	return due
+}
+
+// reconcile makes one step, in every group of groups (groups of this node), towards its
+// placement record (from the placement cache): in a group this node leads, reconcileGroup's
+// step of a move; in the others, the replica lifecycle (settle). It returns the groups with a
+// change under way (another step is due soon).
+func (r *Replication) reconcile(groups []*shardLog) (busy map[multiraft.GroupID]bool) {
+	busy = map[multiraft.GroupID]bool{}
 	r.mu.Lock()
 	byNode := make(map[uint64]Node, len(r.byNode))
 	for k, v := range r.byNode {
 		byNode[k] = v
 	}
 	r.mu.Unlock()
-	placements, err := r.c.AllPlacements()
-	if err != nil {
-		r.log.Warn("reading the placement of shards", "err", err)
-		return true
-	}
-	r.placements = placements
 	for _, s := range groups {
-		p, ok := placements[ShardKey{s.stream, s.shard}]
+		p, ok := r.placements.get(ShardKey{s.stream, s.shard})
 		if !ok {
 			continue
 		}
+		s.stepped = true
 		var more bool
+		var err error
 		switch {
 		case s.cur.Load().rep == nil:
 			err = r.build(s, p)
@@ -573,7 +606,9 @@ func (r *Replication) reconcile(groups []*shardLog) (busy bool) {
 		if err != nil {
 			r.log.Warn("reconciling a shard's replicas", "stream", s.stream, "shard", s.shard.String(), "err", err)
 		}
-		busy = busy || more || err != nil
+		if more || err != nil {
+			busy[s.gid] = true
+		}
 	}
 	return busy
 }
