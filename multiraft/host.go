@@ -463,16 +463,33 @@ func (h *Host) SetPeer(id uint64, addr string) {
 // before they are stepped. A malformed batch is refused whole (ErrBadBatch); a message for
 // a group this node does not drive, or for another node, is dropped and counted.
 func (h *Host) Receive(body []byte) error {
+	_, err := h.Answer(body, "")
+	return err
+}
+
+// Answer is Receive for a POST whose LivenessHeader had the value liveness ("" when it
+// had none), and, when it took the batch, the status to answer the POST with:
+// http.StatusAccepted (202) when this node's last POST to the batch's sender succeeded,
+// which vouches that this node is alive and reaches the sender (liveness.go), else
+// http.StatusNoContent (204).
+func (h *Host) Answer(body []byte, liveness string) (int, error) {
 	msgs, err := decodeBatch(nil, body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	h.stats.received.Add(uint64(len(msgs)))
-	msgs = h.heardFrom(msgs)
+	msgs, sender := h.heardFrom(msgs)
+	status := http.StatusNoContent
+	if sender != nil {
+		sender.counts.Store(liveness == livenessAnswers)
+		if sender.sendOK.Load() {
+			status = http.StatusAccepted
+		}
+	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if room := h.cfg.MaxInbox - len(h.inbox); len(msgs) > room {
 		h.stats.inboxDropped.Add(uint64(len(msgs) - max(room, 0)))
@@ -481,7 +498,7 @@ func (h *Host) Receive(body []byte) error {
 	h.inbox = append(h.inbox, msgs...)
 	h.mu.Unlock()
 	h.signal()
-	return nil
+	return status, nil
 }
 
 // run is the loop.
