@@ -705,13 +705,14 @@ func (r *Replication) HandlePeer(path string, header func(string) []byte, body [
 	}
 	switch path {
 	case multiraft.RaftPath:
-		if err := r.host.Receive(body); err != nil {
+		status, err := r.host.Answer(body, string(header(multiraft.LivenessHeader)))
+		if err != nil {
 			if errors.Is(err, multiraft.ErrClosed) {
 				return http.StatusServiceUnavailable, nil
 			}
 			return http.StatusBadRequest, []byte("malformed batch\n")
 		}
-		return http.StatusNoContent, nil
+		return status, nil
 	case ForwardPath:
 		return r.serveForward(body)
 	case ReadPath:

@@ -11,7 +11,8 @@
 //     Advance. Queued messages leave when every group of the iteration has persisted.
 //   - The transport: per peer, one bounded queue and one sender goroutine POSTing batches
 //     (format.go; docs/PROTOCOL.md, "Raft transport") to http://ADDR/sluice/v1/raft;
-//     Receive (or Handler) decodes a batch and hands it to the loop.
+//     Answer (or Receive, or Handler) decodes a batch and hands it to the loop; its status
+//     202 also vouches for this node's liveness (liveness.go).
 //   - Quiescence (quiesce.go): idle groups stop ticking on every replica; NodeDown and
 //     NodeUp wake the ones that must elect or catch up.
 //   - Snapshot files (snapshot.go): for a state machine implementing SnapshotFiles, a
@@ -38,7 +39,7 @@
 //
 // Every exported method of Host is safe for concurrent use. RawNode is not, so every
 // operation on a group runs on the loop goroutine: the API methods enqueue a function and
-// (except NodeDown, NodeUp, SetPeer and Receive) wait for its result. Leader does not: it
+// (except NodeDown, NodeUp, SetPeer, Receive and Answer) wait for its result. Leader does not: it
 // reads the leader the loop last published (leader.go). StateMachine methods
 // are called from the loop only, one group at a time; a slow Persist delays every group
 // of the node (the price of one loop; see below). Receive returns once the batch is

@@ -46,6 +46,12 @@ const RaftPath = "/sluice/v1/raft"
 // ContentType is the content type of a batch.
 const ContentType = "application/vnd.sluice.raft.v1"
 
+// LivenessHeader is the request header by which a node POSTing a batch says, with the
+// value "answers", that it counts a 202 answer as hearing from the peer (liveness.go).
+const LivenessHeader = "Sluice-Raft-Liveness"
+
+const livenessAnswers = "answers"
+
 // quiesce is the body of a kindQuiesce record: the leader from, in term, tells follower to
 // that the group's log is committed and applied up to commit everywhere and that it stops
 // ticking the group. See quiesce.go.

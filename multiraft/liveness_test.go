@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -115,6 +116,37 @@ func TestSilentLeaderReplaced(t *testing.T) {
 	}
 }
 
+// TestMuteHigherPeerFoundSilent: node 3, the highest id, leads every group, quiesced
+// everywhere; nodes 1 and 2 hear it from its answers to their pings (liveness.go, pairs).
+// Then every POST of node 3 fails while its answers still arrive, and nobody calls
+// NodeDown: its round of pings that it sends anyway fails, its answers stop vouching, and
+// nodes 1 and 2 find it silent and elect leaders among them.
+func TestMuteHigherPeerFoundSilent(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	stop := c.tickEvery(10 * time.Millisecond)
+	ids := c.addGroups(6, func(GroupID) uint64 { return 3 })
+	c.leadAll(ids, 3)
+	waitFor(t, "every group to quiesce everywhere", func() bool { return allQuiesced(t, ids, c.nodes...) })
+	stop()
+	for _, id := range []uint64{1, 2} {
+		c.node(3).host.SetPeer(id, closedAddr(t)) // node 3's POSTs fail; theirs to it arrive
+	}
+	survivors := []*node{c.node(1), c.node(2)}
+	ticks, stop := c.electAmong(c.nodes, survivors, ids, 3)
+	defer stop()
+	t.Logf("node 3 mute: new leaders after %d ticks of node 1", ticks)
+	// Node 3 pings its lower peers at least every (maxSkips+1)-th round: its answers stop
+	// vouching at most that many ticks later than a silent node's pings stop.
+	if bound := uint64(electionBound + (maxSkips+1)*pingEvery); ticks > bound {
+		t.Errorf("new leaders after %d ticks, want at most %d", ticks, bound)
+	}
+	for _, nd := range survivors {
+		if s := nd.host.Stats(); s.PeersSilent == 0 {
+			t.Errorf("node %d never found node 3 silent: %+v", nd.id, s)
+		}
+	}
+}
+
 // learnLeaders waits until nd's Leader names, for every group of ids, the leader the
 // other nodes agree on, which is not nd, and until the others have heard nd again.
 func learnLeaders(t *testing.T, c *testCluster, nd *node, ids []GroupID) {
@@ -202,4 +234,103 @@ func TestLeaderLookup(t *testing.T) {
 	if l := h.Leader(ids[3]); l != 0 {
 		t.Errorf("Leader on a closed Host: %d, want 0", l)
 	}
+}
+
+// TestPingRounds: whom node 2's ping rounds ping, between a lower peer 1 and a higher peer
+// 3 (liveness.go, pairs). The higher peer at every round. The lower one at every round
+// until it pinged node 2 since the last round, counts 202 answers, and node 2's last POST
+// to it succeeded; then at every fourth round only, and again at every round as soon as
+// one of those stops holding.
+func TestPingRounds(t *testing.T) {
+	h, err := NewHost(Config{NodeID: 2, Ticks: make(chan time.Time)}) // never ticked
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.SetPeer(1, closedAddr(t))
+	h.SetPeer(3, closedAddr(t))
+	lower := h.live.get(1)
+	// round runs one ping round on the loop and returns the peers it pinged; the pings are
+	// taken out again, never sent.
+	round := func() (pinged []uint64) {
+		err := h.call(t.Context(), func() error {
+			h.tr.queuePings()
+			for id, o := range h.tr.out {
+				if len(o.recs) > 0 {
+					pinged = append(pinged, id)
+				}
+				o.reset()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(pinged)
+		return pinged
+	}
+	both, higher := []uint64{1, 3}, []uint64{3}
+	check := func(what string, want []uint64) {
+		t.Helper()
+		if got := round(); !slices.Equal(got, want) {
+			t.Errorf("%s: pinged %v, want %v", what, got, want)
+		}
+	}
+	check("nothing sent yet", both)
+	lower.sendOK.Store(true)
+	lower.counts.Store(true)
+	check("peer 1 sent nothing since the last round", both)
+	for r := range 2 * (maxSkips + 1) {
+		lower.recent.Store(true)
+		want := higher
+		if r%(maxSkips+1) == maxSkips {
+			want = both
+		}
+		check(fmt.Sprintf("answers vouch, round %d", r), want)
+	}
+	for _, tt := range []struct {
+		what  string
+		unset func()
+	}{
+		{"the last POST to peer 1 failed", func() { lower.sendOK.Store(false) }},
+		{"peer 1 does not count answers", func() { lower.counts.Store(false) }},
+	} {
+		lower.sendOK.Store(true)
+		lower.counts.Store(true)
+		lower.recent.Store(true)
+		check(tt.what+": before", higher)
+		lower.recent.Store(true)
+		tt.unset()
+		check(tt.what, both)
+	}
+}
+
+// TestAnswerVouches: a batch from peer 1 is answered 204 until this node's last POST to it
+// succeeded, then 202 (vouched); Answer records from LivenessHeader's value whether peer 1
+// counts answers; a batch from a node SetPeer never named is answered 204.
+func TestAnswerVouches(t *testing.T) {
+	h, err := NewHost(Config{NodeID: 2, Ticks: make(chan time.Time)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.SetPeer(1, closedAddr(t))
+	p := h.live.get(1)
+	answer := func(from uint64, liveness string, want int) {
+		t.Helper()
+		status, err := h.Answer(appendPing([]byte{batchVersion}, from), liveness)
+		if err != nil || status != want {
+			t.Errorf("a ping from %d (%q): %d, %v; want %d", from, liveness, status, err, want)
+		}
+	}
+	answer(1, livenessAnswers, http.StatusNoContent)
+	if !p.counts.Load() || !p.heard.Load() {
+		t.Error("peer 1's ping with the header: not recorded as counting answers and heard")
+	}
+	p.sendOK.Store(true)
+	answer(1, "", http.StatusAccepted)
+	if p.counts.Load() {
+		t.Error("peer 1's ping without the header: still recorded as counting answers")
+	}
+	answer(5, livenessAnswers, http.StatusNoContent)
 }

@@ -59,10 +59,44 @@ func wakes(t raftpb.MessageType) bool {
 	return t != raftpb.MsgHeartbeat && t != raftpb.MsgHeartbeatResp
 }
 
-// wakeGroup makes g tick again.
+// wakeGroup makes g tick again (a group RemoveGroup took out stays out of Host.awake).
 func (h *Host) wakeGroup(g *group) {
-	g.quiesced = false
 	g.quiescing = false
+	if g.quiesced {
+		g.quiesced = false
+		if h.groups[g.id] == g {
+			h.addAwake(g)
+		}
+	}
+}
+
+// quiesceGroup stops ticking g.
+func (h *Host) quiesceGroup(g *group) {
+	if !g.quiesced {
+		g.quiesced = true
+		h.removeAwake(g)
+	}
+}
+
+// addAwake puts g, not quiesced, in Host.awake. Loop only.
+func (h *Host) addAwake(g *group) {
+	g.awakeAt = len(h.awake)
+	h.awake = append(h.awake, g)
+}
+
+// removeAwake takes g out of Host.awake (when it is there: not quiesced) by moving the last
+// group into its place. Loop only.
+func (h *Host) removeAwake(g *group) {
+	i := g.awakeAt
+	if i < 0 || i >= len(h.awake) || h.awake[i] != g {
+		return
+	}
+	last := len(h.awake) - 1
+	h.awake[i] = h.awake[last]
+	h.awake[i].awakeAt = i
+	h.awake[last] = nil
+	h.awake = h.awake[:last]
+	g.awakeAt = -1
 }
 
 // canQuiesce reports whether g's leader may quiesce it now (see above).
@@ -111,7 +145,7 @@ func (h *Host) sendQuiesce(g *group) {
 		q.to = id
 		h.tr.queueQuiesce(g.id, q)
 	})
-	g.quiesced = true
+	h.quiesceGroup(g)
 }
 
 // receiveQuiesce quiesces g on a follower if it agrees with the leader's record q.
@@ -127,7 +161,7 @@ func (h *Host) receiveQuiesce(g *group, q quiesce) {
 	if err != nil || last != q.commit {
 		return
 	}
-	g.quiesced = true
+	h.quiesceGroup(g)
 }
 
 // handOff hands the leadership of g, which this node leads and is about to stop driving, to

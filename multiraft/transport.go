@@ -236,10 +236,16 @@ func (t *transport) send(p *peer) {
 			continue
 		}
 		body = append(append(body[:0], batchVersion), cur.buf...)
-		err := t.post(addr, body)
+		status, err := t.post(addr, body)
 		h := t.h
 		h.stats.posts.Add(1)
 		h.stats.bytesSent.Add(uint64(len(body)))
+		if pl := h.live.get(p.id); pl != nil {
+			pl.sendOK.Store(err == nil)
+			if status == http.StatusAccepted {
+				pl.heard.Store(true) // the peer vouched (liveness.go)
+			}
+		}
 		if err != nil {
 			h.stats.postErrors.Add(1)
 			h.stats.dropped.Add(uint64(len(cur.recs)))
@@ -266,27 +272,28 @@ func (t *transport) send(p *peer) {
 	}
 }
 
-// post sends one batch to addr and reads the answer to the end (so the connection is
-// reused).
-func (t *transport) post(addr string, body []byte) error {
+// post sends one batch to addr, reads the answer to the end (so the connection is
+// reused) and returns its status.
+func (t *transport) post(addr string, body []byte) (int, error) {
 	if addr == "" {
-		return fmt.Errorf("no address")
+		return 0, fmt.Errorf("no address")
 	}
 	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, "http://"+addr+RaftPath, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set(LivenessHeader, livenessAnswers)
 	resp, err := t.h.cfg.Client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("peer answered %s", resp.Status)
+		return resp.StatusCode, fmt.Errorf("peer answered %s", resp.Status)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // Handler serves RaftPath with Receive, for a net/http server (the sluice server mounts
@@ -302,7 +309,8 @@ func (h *Host) Handler() http.Handler {
 			http.Error(w, "body too large or unreadable", http.StatusRequestEntityTooLarge)
 			return
 		}
-		if err := h.Receive(body); err != nil {
+		status, err := h.Answer(body, r.Header.Get(LivenessHeader))
+		if err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, ErrClosed) {
 				status = http.StatusServiceUnavailable
@@ -310,6 +318,6 @@ func (h *Host) Handler() http.Handler {
 			http.Error(w, err.Error(), status)
 			return
 		}
-		w.WriteHeader(http.StatusNoContent)
+		w.WriteHeader(status)
 	})
 }
