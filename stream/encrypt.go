@@ -156,12 +156,7 @@ func (s *Stream) sealerFor(meta *streamMeta) (*sealer, error) {
 // already sealed keep their data key and stay readable. Puts in flight finish under the
 // data key they started with.
 func (e *Engine) RenewDataKeys() {
-	e.mu.Lock()
-	streams := make([]*Stream, 0, len(e.streams))
-	for _, s := range e.streams {
-		streams = append(streams, s)
-	}
-	e.mu.Unlock()
+	streams := e.streamList()
 	for _, s := range streams {
 		s.mu.Lock()
 		s.sealer.Store(nil)

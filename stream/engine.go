@@ -710,3 +710,15 @@ func (e *Engine) Describe(name string) (StreamDescription, error) {
 	}
 	return d, nil
 }
+
+// streamList returns the engine's streams at this moment, in no order, taking e.mu only to
+// copy them: the caller walks them without holding it.
+func (e *Engine) streamList() []*Stream {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	streams := make([]*Stream, 0, len(e.streams))
+	for _, s := range e.streams {
+		streams = append(streams, s)
+	}
+	return streams
+}

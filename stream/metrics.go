@@ -327,12 +327,7 @@ type ShardMetrics struct {
 // Metrics returns a snapshot of every stream's metrics, in name order. It takes no lock the
 // data paths take; it is meant for a scrape, not for a data path.
 func (e *Engine) Metrics() []StreamMetrics {
-	e.mu.Lock()
-	streams := make([]*Stream, 0, len(e.streams))
-	for _, s := range e.streams {
-		streams = append(streams, s)
-	}
-	e.mu.Unlock()
+	streams := e.streamList()
 	out := make([]StreamMetrics, 0, len(streams))
 	for _, s := range streams {
 		out = append(out, s.metricsSnapshot())

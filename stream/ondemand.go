@@ -62,12 +62,7 @@ type StreamDemand struct {
 // a cluster node learns the demand its Maintain no longer acts on (package cluster
 // publishes it); on a single node Maintain takes the counters itself.
 func (e *Engine) TakeDemand() []StreamDemand {
-	e.mu.Lock()
-	streams := make([]*Stream, 0, len(e.streams))
-	for _, s := range e.streams {
-		streams = append(streams, s)
-	}
-	e.mu.Unlock()
+	streams := e.streamList()
 	var out []StreamDemand
 	for _, s := range streams {
 		meta, set := s.meta.Load(), s.set.Load()

@@ -70,12 +70,7 @@ func (s *Stream) trim(now time.Time) error {
 // Options.SharedDemand) and unmapping segments nobody reads. `sluice serve` calls it on a timer (cmd/sluice/serve.go);
 // tests call it with an injected clock.
 func (e *Engine) Maintain() error {
-	e.mu.Lock()
-	streams := make([]*Stream, 0, len(e.streams))
-	for _, s := range e.streams {
-		streams = append(streams, s)
-	}
-	e.mu.Unlock()
+	streams := e.streamList()
 	now := e.opts.Now()
 	var first error
 	for _, s := range streams {

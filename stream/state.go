@@ -47,12 +47,7 @@ type LegacySettings struct {
 // elsewhere), removes them from those stream.json files. A crash in between leaves them in
 // both places; the next call hands them over again. It does nothing when no stream has any.
 func (e *Engine) MigrateLegacySettings(save func(map[string]LegacySettings) error) error {
-	e.mu.Lock()
-	streams := make([]*Stream, 0, len(e.streams))
-	for _, s := range e.streams {
-		streams = append(streams, s)
-	}
-	e.mu.Unlock()
+	streams := e.streamList()
 	legacy := map[string]LegacySettings{}
 	for _, s := range streams {
 		if m := s.meta.Load(); m.hasLegacy() {
