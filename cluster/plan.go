@@ -17,7 +17,7 @@ import (
 type view struct {
 	up           map[uint64]Node        // the nodes registered now (nodes/)
 	roster       map[uint64]RosterEntry // every node that ever joined (roster/)
-	records      []record               // every placement record, by stream then shard
+	records      []record               // every placement record, by stream then shard; placingView's: see there
 	replicas     int                    // the replication factor
 	replicated   bool                   // meta/replicas is fixed: the nodes replicate (serve --cluster-etcd)
 	controller   uint64                 // the elected controller's node id; 0: none

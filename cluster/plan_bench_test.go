@@ -71,7 +71,7 @@ func scaleViewOf(tb testing.TB, nodes uint64, streams int) (*view, int64) {
 
 // BenchmarkPlacement: the placer choosing the replicas and preferred leader of every one of
 // the 100,000 shards in turn, the work the catalog transactions that create them do (each
-// creation also reads every record first: BenchmarkPlacementDecode).
+// creation also takes the nodes' counts first: BenchmarkCreatePlacement).
 func BenchmarkPlacement(b *testing.B) {
 	v, size := scaleView(b, scaleNodes)
 	b.SetBytes(size)
@@ -88,8 +88,9 @@ func BenchmarkPlacement(b *testing.B) {
 }
 
 // BenchmarkPlacementDecode: decoding every placement record of a range read of placement/,
-// what each controller pass, each shard creation and each group leader's reconcile (every
-// 30 s on every node) does before deciding anything.
+// what a placement cache's load does, and a shard creation while its node's cache is not
+// ready (before the caches, each controller pass, each shard creation and each group
+// leader's reconcile did it before deciding anything).
 func BenchmarkPlacementDecode(b *testing.B) {
 	v, size := scaleView(b, scaleNodes)
 	c := &Client{prefix: "/sluice/bench/"}
