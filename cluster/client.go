@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -54,6 +55,10 @@ type Client struct {
 	cli    *clientv3.Client
 	cfg    Config
 	prefix string // /sluice/<name>/
+	// placements is the node's placement cache, its Replication's (set once by
+	// NewReplication; nil on a client that replicates nothing): the catalog transactions
+	// placing new shards take each node's counts from it when it is ready (placingView).
+	placements atomic.Pointer[placementCache]
 }
 
 // Dial connects to etcd. It does not wait for etcd to answer: the first request does.

@@ -93,3 +93,10 @@ func (p PlacementCache) Take() (keys []ShardKey, all bool) {
 	}
 	return keys, all
 }
+
+// Counts returns each node's replicas and preferred leaderships as the cache counts them,
+// and whether it is ready to place new shards on.
+func (p PlacementCache) Counts() (load, leads map[uint64]int, ok bool) { return p.pc.counts() }
+
+// UsePlacementCache makes p the client's placement cache, as NewReplication makes the node's.
+func (c *Client) UsePlacementCache(p PlacementCache) { c.placements.Store(p.pc) }

@@ -64,8 +64,10 @@ func (r *Replication) preferLeaders(led []*shardLog) {
 // watch's events, a range read again only after etcd compacted past the watch) and makes the
 // reconcile goroutine run a pass after every change under placement/ (a preferred leader
 // named, replicas changed), until ctx ends. The pass steps the groups whose records changed
-// (Run).
+// (Run). Once it ends, the cache is no longer ready for placing new shards (counts): nothing
+// keeps it.
 func (r *Replication) watchPlacement(ctx context.Context) {
+	defer r.placements.invalidate()
 	for ctx.Err() == nil {
 		if from, err := r.placements.resume(ctx); err != nil {
 			r.log.Warn("reading the placement of shards", "err", err)

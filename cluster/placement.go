@@ -63,13 +63,14 @@ func (p ShardPlacement) value() placementValue {
 
 // placementOps returns the operations that place the shards of the entry data (for stream
 // name) not yet placed and remove the placement of those it no longer holds. New shards are
-// placed by the controller's placer, on the membership, roster and placement read here.
+// placed by the controller's placer, on the membership, roster and placement read here
+// (placingView).
 func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]clientv3.Op, error) {
 	sm, err := stream.CatalogShardMap(data)
 	if err != nil {
 		return nil, err
 	}
-	v, err := c.readView(ctx)
+	v, pl, err := c.placingView(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,6 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 			placed[c.placementKey(r.key)] = true
 		}
 	}
-	pl := v.newShardPlacer()
 	var ops []clientv3.Op
 	for _, sh := range sm.All() {
 		key := c.placementKey(ShardKey{name, sh.ID})
@@ -110,6 +110,59 @@ func (c *Client) placementOps(ctx context.Context, name string, data []byte) ([]
 		ops = append(ops, clientv3.OpDelete(key)) // a shard the map no longer holds
 	}
 	return ops, nil
+}
+
+// placingView returns the view new shards of stream name are placed on, and the placer that
+// places them. When the node's placement cache is ready (Client.placements, counts), the
+// view's records are those of stream name only, keys without values, read with the view
+// (which of its shards are placed comes from etcd, never from a cache that may be behind),
+// and the placer takes each node's replicas and preferred leaderships from the cache's
+// counters: a placement costs O(new shards × nodes), not a read and decoding of every
+// record (BenchmarkCreatePlacement). Otherwise (a client that replicates nothing; the
+// node starting; the cache loading again after etcd compacted past its watch) the view is
+// read whole and the placer counts every record, as the controller's does.
+//
+// A cache behind etcd (events its watch has not delivered yet) misjudges the counts by the
+// records changed since, so a placement can be less balanced than it would be: the
+// controller's passes even it. It is never wrong: the nodes it may choose, their zones and
+// the replication factor are those of the view read here, and the placer gives a shard
+// distinct nodes spread over the zones whatever the counts. The catalog transaction stays
+// conditional on the stream's revision, as with a full read.
+func (c *Client) placingView(ctx context.Context, name string) (*view, *placer, error) {
+	var load, leads map[uint64]int
+	cached := false
+	if pc := c.placements.Load(); pc != nil {
+		load, leads, cached = pc.counts()
+	}
+	if !cached {
+		v, err := c.readView(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return v, v.newShardPlacer(), nil
+	}
+	own := clientv3.OpGet(c.placementPrefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	v, kvs, err := c.readViewAnd(ctx, &own)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, kv := range kvs {
+		k, err := c.placementKeyOf(string(kv.Key))
+		if err != nil {
+			return nil, nil, err
+		}
+		v.records = append(v.records, record{key: k})
+	}
+	return v, v.newShardPlacerCounting(load, leads), nil
+}
+
+// newShardPlacerCounting is newShardPlacer with each node's replicas and preferred
+// leaderships given (a placement cache's counts, which it keeps) instead of counted over
+// v's records.
+func (v *view) newShardPlacerCounting(load, leads map[uint64]int) *placer {
+	pl := v.newShardPlacer()
+	pl.load, pl.leads = load, leads
+	return pl
 }
 
 // newShardPlacer is the placer of new shards: the active nodes up, or, when every node up is
@@ -154,11 +207,10 @@ func (c *Client) EnsurePlacement(streamName string, shard stream.ShardID) (p Sha
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	v, err := c.readView(ctx)
+	v, pl, err := c.placingView(ctx, streamName)
 	if err != nil {
 		return ShardPlacement{}, false, err
 	}
-	pl := v.newShardPlacer()
 	if len(pl.nodes) == 0 {
 		if !v.replicated {
 			return ShardPlacement{}, false, nil

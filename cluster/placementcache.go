@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,8 @@ import (
 // The controller keeps one for its passes (the goroutine running them applies its watch's
 // events, so records' slice is never changed while a pass reads it); each node keeps one for
 // its reconciles (Replication.watchPlacement applies, the reconcile goroutine reads through
-// get and take). mu guards every field but c.
+// get and take, and the node's catalog transactions placing new shards through counts).
+// mu guards every field but c.
 type placementCache struct {
 	c *Client
 
@@ -39,10 +41,16 @@ type placementCache struct {
 	// key counts as changed).
 	changed map[ShardKey]struct{}
 	all     bool
+	// load and leads are, over recs, the replicas and the preferred leaderships each node
+	// holds (a node counting none is absent): counted by a load, then kept by every put and
+	// delete, so that a placement of new shards takes them without a walk of the records
+	// (counts; BenchmarkCreatePlacement).
+	load, leads map[uint64]int
 }
 
 func (c *Client) newPlacementCache() *placementCache {
-	return &placementCache{c: c, at: map[ShardKey]int{}, bad: map[string]error{}, changed: map[ShardKey]struct{}{}}
+	return &placementCache{c: c, at: map[ShardKey]int{}, bad: map[string]error{}, changed: map[ShardKey]struct{}{},
+		load: map[uint64]int{}, leads: map[uint64]int{}}
 }
 
 // resume returns the revision to watch placement/ from: after the newest revision the cache
@@ -73,6 +81,11 @@ func (pc *placementCache) resume(ctx context.Context) (int64, error) {
 	pc.loaded, pc.stale, pc.rev, pc.recs, pc.bad, pc.all = true, false, resp.Header.Revision, recs, bad, true
 	pc.sortLocked()
 	clear(pc.changed)
+	clear(pc.load)
+	clear(pc.leads)
+	for _, r := range pc.recs {
+		pc.countLocked(r.p, 1)
+	}
 	return pc.rev + 1, nil
 }
 
@@ -132,7 +145,9 @@ func (pc *placementCache) note(k ShardKey, p ShardPlacement) {
 // putLocked makes p shard k's record (pc.mu held).
 func (pc *placementCache) putLocked(k ShardKey, p ShardPlacement) {
 	pc.changed[k] = struct{}{}
+	pc.countLocked(p, 1)
 	if i, held := pc.at[k]; held {
+		pc.countLocked(pc.recs[i].p, -1)
 		pc.recs[i].p = p
 		return
 	}
@@ -147,12 +162,32 @@ func (pc *placementCache) deleteLocked(k ShardKey) {
 	if !held {
 		return
 	}
+	pc.countLocked(pc.recs[i].p, -1)
 	last := len(pc.recs) - 1
 	pc.recs[i] = pc.recs[last]
 	pc.at[pc.recs[i].key] = i
 	pc.recs = pc.recs[:last]
 	delete(pc.at, k)
 	pc.unsorted = true
+}
+
+// countLocked adds d to the counts of p's replicas and preferred leader (pc.mu held).
+func (pc *placementCache) countLocked(p ShardPlacement, d int) {
+	for _, id := range p.Replicas {
+		addCount(pc.load, id, d)
+	}
+	if p.Leader != 0 {
+		addCount(pc.leads, p.Leader, d)
+	}
+}
+
+// addCount adds d to m[id], removing an entry that falls to zero.
+func addCount(m map[uint64]int, id uint64, d int) {
+	if n := m[id] + d; n != 0 {
+		m[id] = n
+	} else {
+		delete(m, id)
+	}
 }
 
 // sortLocked puts recs in stream, shard order and indexes them (pc.mu held).
@@ -193,6 +228,20 @@ func (pc *placementCache) get(k ShardKey) (p ShardPlacement, ok bool) {
 		return ShardPlacement{}, false
 	}
 	return pc.recs[i].p, true
+}
+
+// counts returns copies of the replicas and the preferred leaderships each node holds in
+// the records, as a placer's load and leads: O(nodes), whatever the records. ok is false
+// while the cache is not ready to stand for etcd: never loaded, or to be loaded again (etcd
+// compacted past its watch, or the watch that kept it ended). Keys holding what is not a
+// placement record count nothing.
+func (pc *placementCache) counts() (load, leads map[uint64]int, ok bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if !pc.loaded || pc.stale {
+		return nil, nil, false
+	}
+	return maps.Clone(pc.load), maps.Clone(pc.leads), true
 }
 
 // take returns the keys put or deleted since the last take, and forgets them; all is set

@@ -79,12 +79,29 @@ func TestPlacementCacheFollowsWatch(t *testing.T) {
 	check := func(what string) {
 		t.Helper()
 		got, ok, err := pc.Records()
-		if want := inEtcd(); !ok || err != nil || !reflect.DeepEqual(got, want) {
+		want := inEtcd()
+		if !ok || err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: the cache holds (loaded %v, %v)\n%v\netcd holds\n%v", what, ok, err, got, want)
+		}
+		// Its counters are, node by node, the replicas and preferred leaderships of etcd's
+		// records.
+		wantLoad, wantLeads := map[uint64]int{}, map[uint64]int{}
+		for _, r := range want {
+			for _, id := range r.P.Replicas {
+				wantLoad[id]++
+			}
+			wantLeads[r.P.Leader]++
+		}
+		load, leads, ready := pc.Counts()
+		if !ready || !reflect.DeepEqual(load, wantLoad) || !reflect.DeepEqual(leads, wantLeads) {
+			t.Fatalf("%s: the cache counts (ready %v) replicas %v, leaderships %v; etcd's records %v, %v", what, ready, load, leads, wantLoad, wantLeads)
 		}
 	}
 	if _, ok, _ := pc.Records(); ok {
 		t.Fatal("a cache never loaded holds records")
+	}
+	if _, _, ready := pc.Counts(); ready {
+		t.Fatal("a cache never loaded is ready to place on")
 	}
 	from, err := pc.Resume(ctx)
 	if err != nil {
@@ -159,6 +176,9 @@ func TestPlacementCacheFollowsWatch(t *testing.T) {
 		t.Fatalf("resuming from %d after a compaction at %d: %+v", from, rev, resp)
 	}
 	pc.Invalidate()
+	if _, _, ready := pc.Counts(); ready {
+		t.Fatal("a cache to load again is ready to place on")
+	}
 	if again, err := pc.Resume(ctx); err != nil || again <= rev {
 		t.Fatalf("resume after invalidate: %d, %v; want a revision after %d", again, err, rev)
 	}

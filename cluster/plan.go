@@ -17,7 +17,7 @@ import (
 type view struct {
 	up           map[uint64]Node        // the nodes registered now (nodes/)
 	roster       map[uint64]RosterEntry // every node that ever joined (roster/)
-	records      []record               // every placement record, by stream then shard
+	records      []record               // every placement record, by stream then shard; placingView's: see there
 	replicas     int                    // the replication factor
 	replicated   bool                   // meta/replicas is fixed: the nodes replicate (serve --cluster-etcd)
 	controller   uint64                 // the elected controller's node id; 0: none
@@ -37,14 +37,34 @@ func (c *Client) readView(ctx context.Context) (*view, error) { return c.readVie
 // watch has not delivered yet: a controller's writes compare each record's revision, so a
 // record changed since is left to the next pass). A nil cache: readView.
 func (c *Client) readViewWith(ctx context.Context, cache *placementCache) (*view, error) {
-	var recs []record
-	cached := false
 	if cache != nil {
-		var err error
-		if recs, cached, err = cache.records(); err != nil {
+		recs, cached, err := cache.records()
+		if err != nil {
 			return nil, err
 		}
+		if cached {
+			v, _, err := c.readViewAnd(ctx, nil)
+			if err != nil {
+				return nil, err
+			}
+			v.records = recs
+			return v, nil
+		}
 	}
+	all := clientv3.OpGet(c.prefix+"placement/", clientv3.WithPrefix())
+	v, kvs, err := c.readViewAnd(ctx, &all)
+	if err != nil {
+		return nil, err
+	}
+	if v.records, err = c.placementRecords(kvs); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// readViewAnd reads the view but its records in one transaction (one revision), with the
+// range read also, when it is not nil: its keys and values are returned.
+func (c *Client) readViewAnd(ctx context.Context, also *clientv3.Op) (*view, []*mvccpb.KeyValue, error) {
 	ops := []clientv3.Op{
 		clientv3.OpGet(c.nodesPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(c.rosterPrefix(), clientv3.WithPrefix()),
@@ -52,15 +72,15 @@ func (c *Client) readViewWith(ctx context.Context, cache *placementCache) (*view
 		clientv3.OpGet(c.controllerPrefix()+"/", clientv3.WithFirstCreate()...),
 		clientv3.OpGet(c.rebalanceKey()),
 	}
-	if !cached {
-		ops = append(ops, clientv3.OpGet(c.prefix+"placement/", clientv3.WithPrefix()))
+	if also != nil {
+		ops = append(ops, *also)
 	}
 	resp, err := c.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
-		return nil, unavailable("read the cluster's placement", err)
+		return nil, nil, unavailable("read the cluster's placement", err)
 	}
 	kvs := func(i int) []*mvccpb.KeyValue { return resp.Responses[i].GetResponseRange().Kvs }
-	v := &view{up: map[uint64]Node{}, roster: map[uint64]RosterEntry{}, replicas: DefaultReplicas, records: recs}
+	v := &view{up: map[uint64]Node{}, roster: map[uint64]RosterEntry{}, replicas: DefaultReplicas}
 	for _, kv := range kvs(0) {
 		if n, err := c.node(kv); err == nil {
 			v.up[n.ID] = n
@@ -68,20 +88,10 @@ func (c *Client) readViewWith(ctx context.Context, cache *placementCache) (*view
 	}
 	entries, err := c.rosterEntries(kvs(1))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, e := range entries {
 		v.roster[e.ID] = e
-	}
-	if !cached {
-		for _, kv := range kvs(5) {
-			k, p, err := c.placementRecord(kv)
-			if err != nil {
-				return nil, err
-			}
-			v.records = append(v.records, record{k, p})
-		}
-		sortRecords(v.records)
 	}
 	if r := kvs(2); len(r) == 1 {
 		v.replicated = true
@@ -95,7 +105,25 @@ func (c *Client) readViewWith(ctx context.Context, cache *placementCache) (*view
 	if r := kvs(4); len(r) == 1 {
 		v.rebalanceRev = r[0].ModRevision
 	}
-	return v, nil
+	if also == nil {
+		return v, nil, nil
+	}
+	return v, kvs(5), nil
+}
+
+// placementRecords decodes the keys and values of a range read under placement/ into
+// records, in stream, shard order.
+func (c *Client) placementRecords(kvs []*mvccpb.KeyValue) ([]record, error) {
+	recs := make([]record, 0, len(kvs))
+	for _, kv := range kvs {
+		k, p, err := c.placementRecord(kv)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, record{k, p})
+	}
+	sortRecords(recs)
+	return recs, nil
 }
 
 // sortRecords puts records in stream, shard order.

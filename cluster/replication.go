@@ -65,7 +65,8 @@ type Replication struct {
 	// taken by the reconcile goroutine, which then reconciles every group.
 	fullDue atomic.Bool
 
-	// placements is the placement of every shard, kept by watchPlacement's watch (leadership.go).
+	// placements is the placement of every shard, kept by watchPlacement's watch
+	// (leadership.go); also the client's (Client.placements), for placing new shards.
 	placements *placementCache
 
 	// mu guards the fields below. Writers: membership events, OpenShardLog and Close of a
@@ -147,10 +148,12 @@ func (c *Client) NewReplication(cfg ReplicationConfig) (*Replication, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Replication{c: c, cfg: cfg, host: host, key: key, log: cfg.Logger,
+	r := &Replication{c: c, cfg: cfg, host: host, key: key, log: cfg.Logger,
 		http: &http.Client{Timeout: 15 * time.Second, Transport: tr},
 		kick: make(chan struct{}, 1), placements: c.newPlacementCache(),
-		byRaft: map[uint64]Node{}, byNode: map[uint64]Node{}, groups: map[multiraft.GroupID]*shardLog{}}, nil
+		byRaft: map[uint64]Node{}, byNode: map[uint64]Node{}, groups: map[multiraft.GroupID]*shardLog{}}
+	c.placements.Store(r.placements)
+	return r, nil
 }
 
 // Host returns the node's Raft host.
