@@ -159,10 +159,14 @@ func TestRestartSweeps(t *testing.T) {
 	eventuallyErr(t, "node 3 deletes its replica moved away and keeps its vote", func() error {
 		return three.deleted("moved")
 	})
+	// The replica's tombstone goes just after its directory: wait for it.
 	want := []string{at(gens, "held"), at(gens, "held", "shard-0"), at(gens, "moved"), at(gens, "moved", ".vote-shard-0"), at(gens, "pruned")}
-	if got := tree(t, filepath.Join(three.dir, "streams"), 2); !slices.Equal(got, want) {
-		t.Fatalf("node 3's stream directories: %v, want %v", got, want)
-	}
+	eventuallyErr(t, "node 3's stream directories hold what the catalog names", func() error {
+		if got := tree(t, filepath.Join(three.dir, "streams"), 2); !slices.Equal(got, want) {
+			return fmt.Errorf("%v, want %v", got, want)
+		}
+		return nil
+	})
 	if got := tree(t, filepath.Join(three.dir, "streams", at(gens, "held", "shard-0")), 1); len(got) == 0 {
 		t.Fatal("node 3's replica of held's shard 0 is empty")
 	}
