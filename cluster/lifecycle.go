@@ -112,9 +112,12 @@ func removeKeptVote(dir string) error {
 // directories) whose shard has no placement record: the shard left the stream's map (closed,
 // then pruned when retention expired it) while this node was not running to remove them with
 // its log (shardLog.Remove), and a placement record, once written, goes only then or with the
-// stream, so no replica of the group starts from them again. Each stream directory is looked
-// at once per run, by the first OpenShardLog of one of its shards; the records are read only
-// when it holds a kept vote. An error leaves the votes (looked at again at the next run).
+// stream, so no replica of the group starts from them again. The tombstone a crash left of
+// such a shard's deleted replica goes too (OpenShardLog removes those of the shards it
+// opens; the engine sweeps the pruned shards' directories themselves). Each stream directory
+// is looked at once per run, by the first OpenShardLog of one of its shards; the records are
+// read only when it holds a kept vote or a tombstone. An error leaves them (looked at again
+// at the next run).
 func (r *Replication) sweepVotes(streamName, streamDir string) {
 	r.mu.Lock()
 	if r.swept == nil {
@@ -130,13 +133,13 @@ func (r *Replication) sweepVotes(streamName, streamDir string) {
 	if err != nil {
 		return // no directory yet: no vote
 	}
-	var votes []string
+	var left []string // kept votes and tombstones: ".vote-shard-<id>", ".removed-shard-<id>"
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), votePrefix+shardDirPrefix) {
-			votes = append(votes, e.Name())
+		if _, ok := sweptShard(e.Name()); ok {
+			left = append(left, e.Name())
 		}
 	}
-	if len(votes) == 0 {
+	if len(left) == 0 {
 		return
 	}
 	placed, err := r.c.placedShards(streamName)
@@ -144,16 +147,27 @@ func (r *Replication) sweepVotes(streamName, streamDir string) {
 		r.log.Warn("kept votes of removed replicas not swept", "stream", streamName, "err", err)
 		return
 	}
-	for _, v := range votes {
-		if placed[strings.TrimPrefix(v, votePrefix+shardDirPrefix)] {
+	for _, v := range left {
+		if shard, _ := sweptShard(v); placed[shard] {
 			continue
 		}
-		if err := os.Remove(filepath.Join(streamDir, v)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			r.log.Warn("removing the kept vote of a shard no longer placed", "stream", streamName, "file", v, "err", err)
+		if err := os.RemoveAll(filepath.Join(streamDir, v)); err != nil {
+			r.log.Warn("removing what is left of a replica of a shard no longer placed", "stream", streamName, "file", v, "err", err)
 			continue
 		}
-		r.log.Info("removed the kept vote of a shard no longer placed", "stream", streamName, "file", v)
+		r.log.Info("removed what is left of a replica of a shard no longer placed", "stream", streamName, "file", v)
 	}
+}
+
+// sweptShard returns the shard id (decimal, as in its placement key) of a kept vote's or a
+// tombstone's name in a stream directory; ok is false for any other name.
+func sweptShard(name string) (shard string, ok bool) {
+	for _, prefix := range []string{votePrefix, tombPrefix} {
+		if id, found := strings.CutPrefix(name, prefix+shardDirPrefix); found {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // shardDirPrefix starts the name of a shard's directory as the engine names it,

@@ -289,7 +289,7 @@ func Open(opts Options) (*Engine, error) {
 		e.openShards.Add(int64(len(sm.Open())))
 	}
 	if !e.local {
-		e.removeStrayDirs()
+		e.sweep()
 		e.startWatch(rev)
 	}
 	return e, nil

@@ -2,9 +2,13 @@ package stream
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/sluice-streams/sluice/shardmap"
 )
@@ -53,6 +57,7 @@ func (e *Engine) applyEvents(evs []CatalogEvent) {
 					e.applyDelete(CatalogEvent{Kind: CatalogDelete, Entry: CatalogEntry{Name: name, Rev: ev.Rev}})
 				}
 			}
+			e.sweep()
 		}
 	}
 }
@@ -197,37 +202,163 @@ func (s *Stream) adoptLocked(meta *streamMeta, sm *shardmap.Map, rev int64) erro
 	return nil
 }
 
-// removeStrayDirs removes the stream directories under Dir that no stream of the catalog
-// owns: streams deleted, or made again, while this engine was away.
-func (e *Engine) removeStrayDirs() {
-	keep := map[string]bool{}
-	for _, s := range e.streams {
-		keep[filepath.Base(s.dir)] = true
-	}
-	des, err := e.opts.FS.ReadDir(filepath.Join(e.opts.Dir, streamsDir))
+// sweep removes what this data directory holds that the catalog no longer names: the
+// directories of streams it no longer holds (deleted, or deleted and made again, while this
+// engine was away or its watch was behind) and, in the directory of each stream it holds,
+// the directories of shards its map no longer has (pruned meanwhile). Open calls it after
+// the catalog's Load, and applyEvents after a CatalogReset: only on a catalog read that
+// succeeded. It removes nothing when the engine holds no stream, so that a catalog read empty
+// (another cluster's name, an etcd wiped or restored from before the streams) never wipes
+// the logs. Entries it does not recognise (the ShardLog's own files beside the shard
+// directories) are left to their owner. Each removal is logged.
+func (e *Engine) sweep() {
+	root := filepath.Join(e.opts.Dir, streamsDir)
+	des, err := e.opts.FS.ReadDir(root)
 	if err != nil {
+		e.opts.Logger.Warn("could not list the stream directories", "err", err)
+		return
+	}
+	var gone []string // renamed to the trash under e.mu, removed after
+	e.mu.Lock()
+	// Under e.mu no stream is added: a creation here reserves its name in creating first,
+	// and one from the catalog opens its shards under e.mu.
+	keep := map[string]*Stream{}
+	for _, s := range e.streams {
+		keep[filepath.Base(s.dir)] = s
+	}
+	if len(keep) == 0 {
+		e.mu.Unlock()
+		if len(des) > 0 {
+			e.opts.Logger.Warn("the catalog holds no stream: the stream directories are left as they are", "dirs", len(des))
+		}
 		return
 	}
 	for _, de := range des {
-		if de.IsDir() && !keep[de.Name()] {
-			dir := filepath.Join(e.opts.Dir, streamsDir, de.Name())
-			e.opts.Logger.Info("removing the logs of a stream the catalog no longer holds", "dir", dir)
-			if err := e.removeDir(dir); err != nil {
-				e.opts.Logger.Warn("could not remove a stream's logs", "dir", dir, "err", err)
-			}
+		name := de.Name()
+		if _, ok := keep[name]; ok || !de.IsDir() || e.creatingDir(name) {
+			continue
 		}
+		dir := filepath.Join(root, name)
+		to, err := e.toTrash(dir, name)
+		if err != nil {
+			e.opts.Logger.Warn("could not remove the logs of a stream the catalog no longer holds", "dir", name, "err", err)
+			continue
+		}
+		gone = append(gone, to)
+		e.opts.Logger.Info("removing the logs of a stream the catalog no longer holds", "dir", name)
+	}
+	e.mu.Unlock()
+	if len(gone) > 0 {
+		gone = e.syncTrash(root, gone)
+	}
+	for _, s := range keep {
+		gone = append(gone, s.sweepShards()...)
+	}
+	for _, g := range gone {
+		os.RemoveAll(g)
 	}
 }
 
-// removeDir moves a stream's directory (of a shared catalog's stream) to the trash (one rename, made durable: a crash
-// never leaves half a directory under streams/), then removes it.
-func (e *Engine) removeDir(dir string) error {
+// creatingDir reports whether dir (a "<name>@<incarnation>" stream directory) may be the
+// directory of a stream CreateStream is making. The caller holds e.mu.
+func (e *Engine) creatingDir(dir string) bool {
+	i := strings.LastIndexByte(dir, '@')
+	if i < 0 {
+		return false
+	}
+	_, ok := e.creating[dir[:i]]
+	return ok
+}
+
+// sweepShards moves to the trash the shard directories in s's directory whose shard s's map
+// no longer has (pruned while this engine was away: its log was never opened here to be
+// removed with the shard), and returns where they went, to be removed. It holds s.mu, which
+// every opening of a shard's log of s holds too (reshard, adoptLocked), so a shard being
+// added is never taken for a pruned one.
+func (s *Stream) sweepShards() []string {
+	e := s.engine
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return nil
+	}
+	des, err := e.opts.FS.ReadDir(s.dir)
+	if err != nil {
+		return nil // not made yet: nothing to sweep
+	}
+	name := filepath.Base(s.dir)
+	set := s.set.Load()
+	var gone []string
+	for _, de := range des {
+		id, ok := shardOfDir(de.Name())
+		if !ok || !de.IsDir() {
+			continue
+		}
+		if _, held := set.shards[id]; held {
+			continue
+		}
+		to, err := e.toTrash(filepath.Join(s.dir, de.Name()), name+"."+de.Name())
+		if err != nil {
+			e.opts.Logger.Warn("could not remove the log of a shard the catalog no longer holds", "stream", s.meta.Load().Name, "shard", id.String(), "err", err)
+			continue
+		}
+		gone = append(gone, to)
+		e.opts.Logger.Info("removing the log of a shard the catalog no longer holds", "stream", s.meta.Load().Name, "shard", id.String())
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return e.syncTrash(s.dir, gone)
+}
+
+// shardOfDir returns the shard a directory name "shard-<id>" (shardDir) names; ok is false
+// for any other name.
+func shardOfDir(name string) (id ShardID, ok bool) {
+	digits, found := strings.CutPrefix(name, "shard-")
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil || strconv.FormatUint(n, 10) != digits {
+		return 0, false
+	}
+	return ShardID(n), true
+}
+
+// toTrash renames dir to <Dir>/trash/<as> and returns the new path. The rename is made
+// durable by syncTrash.
+func (e *Engine) toTrash(dir, as string) (string, error) {
 	trash := filepath.Join(e.opts.Dir, trashDir)
 	if err := e.opts.FS.MkdirAll(trash, 0o700); err != nil {
-		return err
+		return "", err
 	}
-	gone := filepath.Join(trash, filepath.Base(dir)) // <name>@<incarnation>: unique
-	if err := e.opts.FS.Rename(dir, gone); err != nil {
+	gone := filepath.Join(trash, as)
+	if err := os.RemoveAll(gone); err != nil { // a crash's leftover of the same name
+		return "", err
+	}
+	return gone, e.opts.FS.Rename(dir, gone)
+}
+
+// syncTrash makes the renames out of parent durable (a crash never brings the directories
+// back half removed) and returns gone, or nothing when the sync failed: the trash is emptied
+// at the next Open.
+func (e *Engine) syncTrash(parent string, gone []string) []string {
+	if err := e.opts.FS.SyncDir(parent); err != nil {
+		e.opts.Logger.Warn("could not sync a directory after moving logs to the trash", "err", err)
+		return nil
+	}
+	return gone
+}
+
+// removeDir moves a stream's directory (of a shared catalog's stream) to the trash (one
+// rename, made durable: a crash never leaves half a directory under streams/), then removes
+// it. A directory already gone (sweep took it) is no error.
+func (e *Engine) removeDir(dir string) error {
+	gone, err := e.toTrash(dir, filepath.Base(dir)) // <name>@<incarnation>: unique
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	if err := e.opts.FS.SyncDir(filepath.Dir(dir)); err != nil {
