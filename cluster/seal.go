@@ -138,8 +138,8 @@ func decodeSealAnswer(b []byte) (notLeader bool, v uint64, err error) {
 }
 
 var (
-	_ stream.SealingLog = (*shardLog)(nil)
-	_ stream.SealingLog = (*remoteLog)(nil)
+	_ stream.StaleSealLog = (*shardLog)(nil)
+	_ stream.SealingLog   = (*remoteLog)(nil)
 )
 
 // Seal seals the shard for token: here when this node leads its group, else on the leader.
@@ -157,6 +157,17 @@ func (s *shardLog) Unseal(token uint64) error {
 func (s *shardLog) leaderID() uint64 {
 	lead, _ := s.Leader()
 	return lead
+}
+
+// StaleSeals returns the tokens that have held the shard's seal for at least age, on the
+// node that leads its group (nil elsewhere, a remote log included): one node releases them
+// (stream.StaleSealLog), and its Unseal is local.
+func (s *shardLog) StaleSeals(age time.Duration) []uint64 {
+	rep := s.cur.Load().rep
+	if _, here := s.Leader(); !here || rep == nil {
+		return nil
+	}
+	return rep.StaleSeals(age)
 }
 
 // localSeal runs q on the replica here; a *replica.NotLeaderError when this node does not

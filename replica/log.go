@@ -103,10 +103,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{storage: st, opts: opts, next: 1,
 		byToken: map[uint64]*pendingRec{}, byIndex: map[uint64]*pendingRec{}}
-	l.seal.hold = sealed
+	var last uint64
 	if sealed.at != 0 {
-		l.seal.last = st.sealLast(sealed.at)
+		last = st.sealLast(sealed.at)
 	}
+	l.setSealLocked(sealed, last) // l is not shared yet
 	return l, nil
 }
 

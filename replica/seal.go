@@ -296,8 +296,9 @@ func (s *Storage) withSealsLocked(rec snapRec) snapRec {
 // (noteInstalled) and Open.
 type sealState struct {
 	hold    sealHold
-	last    uint64        // the last record below hold.at
-	changed chan struct{} // closed (and replaced) when Apply applies a seal or unseal entry, or a snapshot is installed
+	last    uint64               // the last record below hold.at
+	since   map[uint64]time.Time // each holder of hold: when this replica first found it holding (StaleSeals)
+	changed chan struct{}        // closed (and replaced) when Apply applies a seal or unseal entry, or a snapshot is installed
 }
 
 // noteSealsLocked records the seal in force after Apply's entries committed (hold, and the
@@ -312,7 +313,15 @@ func (l *Log) noteSealsLocked(committed []*pb.Entry, hold sealHold, last uint64)
 // setSealLocked makes hold (ending at last) the seal in force and wakes Seal and Unseal.
 // Called with l.mu held.
 func (l *Log) setSealLocked(hold sealHold, last uint64) {
-	l.seal.hold, l.seal.last = hold, last
+	since := make(map[uint64]time.Time, len(hold.holders))
+	for _, token := range hold.holders {
+		t, ok := l.seal.since[token]
+		if !ok {
+			t = time.Now()
+		}
+		since[token] = t
+	}
+	l.seal.hold, l.seal.last, l.seal.since = hold, last, since
 	if l.seal.changed != nil {
 		close(l.seal.changed)
 	}
@@ -391,6 +400,23 @@ func (l *Log) Unseal(token uint64) error {
 			return err
 		}
 	}
+}
+
+// StaleSeals returns the tokens that have held the seal in force for at least age, as this
+// replica saw them: from when it applied their seal entry, or learned them (opened with the
+// seal in force, installed a snapshot carrying it). A resharding that sealed a shard and
+// whose node died before its catalog change was saved leaves such a hold, which nothing else
+// ends (stream.StaleSealLog).
+func (l *Log) StaleSeals(age time.Duration) []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []uint64
+	for _, token := range l.seal.hold.holders {
+		if t, ok := l.seal.since[token]; ok && time.Since(t) >= age {
+			out = append(out, token)
+		}
+	}
+	return out
 }
 
 // sealChangedLocked returns the channel Apply closes at the next seal or unseal entry.

@@ -424,3 +424,36 @@ func TestSealAfterItsUnsealReplicated(t *testing.T) {
 	}
 	c.check(a, c.converge(a.max))
 }
+
+// TestStaleSeals: StaleSeals names the tokens holding the seal in force, those that have
+// held it for the age asked and no others, and forgets a token once its unseal applied.
+func TestStaleSeals(t *testing.T) {
+	c := newCluster(t)
+	lead := c.leader()
+	if got := lead.log.StaleSeals(0); len(got) != 0 {
+		t.Fatalf("StaleSeals of a log never sealed: %v", got)
+	}
+	for _, token := range []uint64{5, 9} {
+		if _, err := lead.log.Seal(token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := lead.log.StaleSeals(0); !slices.Equal(got, []uint64{5, 9}) {
+		t.Fatalf("StaleSeals(0) after two Seals: %v, want [5 9]", got)
+	}
+	if got := lead.log.StaleSeals(time.Hour); len(got) != 0 {
+		t.Fatalf("StaleSeals(1h) of seals made by this test: %v, want none", got)
+	}
+	if err := lead.log.Unseal(5); err != nil {
+		t.Fatal(err)
+	}
+	if got := lead.log.StaleSeals(0); !slices.Equal(got, []uint64{9}) {
+		t.Fatalf("StaleSeals(0) after Unseal(5): %v, want [9]", got)
+	}
+	if err := lead.log.Unseal(9); err != nil {
+		t.Fatal(err)
+	}
+	if got := lead.log.StaleSeals(0); len(got) != 0 {
+		t.Fatalf("StaleSeals(0) once every holder unsealed: %v, want none", got)
+	}
+}

@@ -276,6 +276,71 @@ func (s *Stream) settleLost(rev int64, token uint64, sealed []*shard) {
 	s.unsealStillOpen(token, sealed)
 }
 
+// staleSeal is how long a seal may hold a shard the catalog has open before the engine takes
+// its resharding for dead (releaseStaleSeals): longer than a live resharding takes from its
+// first seal to its catalog save — two parents' Seals (each at most 10 s, cluster's
+// sealTimeout) and the save — so that a slow one is rarely refused. Refusing one is safe
+// (the fence makes its save fail, and it unseals), only needless.
+const staleSeal = 20 * time.Second
+
+// releaseStaleSeals ends the seals whose resharding died with its node, or whose catalog
+// change was otherwise never saved: holds of a StaleSealLog of a shard the stream's map has
+// open that are staleSeal old. No other node knows their tokens, and the node that made them
+// may never settle them (settleLost runs only in the process that made the call). First the
+// catalog is fenced: the stream's metadata is saved again as this engine has it, against
+// the revision it has, so that any save compared with an earlier revision — that of every
+// resharding whose seal was found here, which read its revision before it sealed — fails
+// for ever. If the fence is refused (the catalog has a newer change, perhaps the very
+// resharding's), nothing is unsealed; the next pass looks again once the watch brought that
+// change. Then the tokens are unsealed on the shards the fenced map has open. Maintain calls
+// it; it returns the number of holds it ended.
+func (s *Stream) releaseStaleSeals() (int, error) {
+	type stale struct {
+		sh     *shard
+		tokens []uint64
+	}
+	var found []stale
+	set := s.set.Load()
+	for id, sh := range set.shards {
+		sl, ok := sh.log.(StaleSealLog)
+		if info, open := set.m.Lookup(id); !ok || !open || !info.Open {
+			continue
+		}
+		if tokens := sl.StaleSeals(staleSeal); len(tokens) > 0 {
+			found = append(found, stale{sh, tokens})
+		}
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return 0, nil
+	}
+	meta := s.meta.Load()
+	err := s.saveLocked(meta)
+	set = s.set.Load()
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range found {
+		if info, ok := set.m.Lookup(f.sh.id); !ok || !info.Open || set.shards[f.sh.id] != f.sh {
+			continue
+		}
+		s.engine.opts.Logger.Warn("unsealing an open shard whose resharding never saved its change", "stream", meta.Name, "shard", f.sh.id.String(), "holds", len(f.tokens))
+		for _, token := range f.tokens {
+			if err := f.sh.log.(SealingLog).Unseal(token); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // closedUnlocked reads closed without the gate; only the resharding (which holds the stream's
 // mutex, the only writer of closed) may call it.
 func (sh *shard) closedUnlocked() bool { return sh.closed }

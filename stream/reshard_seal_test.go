@@ -19,6 +19,7 @@ type sealLog struct {
 	*segment.Log
 	sealed  atomic.Bool
 	seals   atomic.Int64
+	stale   atomic.Uint64 // the token StaleSeals names while sealed (0: none)
 	refused chan struct{} // a tick per refused append, dropped when full
 }
 
@@ -41,6 +42,14 @@ func (l *sealLog) Seal(uint64) (uint64, error) {
 
 func (l *sealLog) Unseal(uint64) error {
 	l.sealed.Store(false)
+	return nil
+}
+
+// StaleSeals names the token the test declared stale, whatever age: the test decides.
+func (l *sealLog) StaleSeals(time.Duration) []uint64 {
+	if t := l.stale.Load(); t != 0 && l.sealed.Load() {
+		return []uint64{t}
+	}
 	return nil
 }
 
@@ -287,5 +296,56 @@ func TestReshardLostSaveSettles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReleaseStaleSeals: a seal that outlived its resharding (its node died before the
+// catalog save) on a shard the catalog has open is released by Maintain, after a fence that
+// makes the dead resharding's save fail if it ever reaches the catalog; a stale seal of a
+// shard a committed resharding closed is kept.
+func TestReleaseStaleSeals(t *testing.T) {
+	cat := newMemCatalog()
+	e, logOf := sealEngine(t, cat)
+	l0, l1 := logOf(0), logOf(1)
+
+	// Another node's resharding sealed shard 0 and died before its save, which compares
+	// with the revision it read.
+	cat.mu.Lock()
+	lost := cat.entries["s"]
+	cat.mu.Unlock()
+	if _, err := l0.Seal(77); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if !l0.sealed.Load() {
+		t.Fatal("a seal not yet stale was released")
+	}
+	l0.stale.Store(77)
+	if err := e.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if l0.sealed.Load() {
+		t.Fatal("a stale seal of an open shard was not released")
+	}
+	if _, err := cat.Save("s", lost.Data, lost.Rev); !errors.Is(err, ErrCatalogConflict) {
+		t.Fatalf("the dead resharding's save, arriving late: %v; want ErrCatalogConflict (fenced)", err)
+	}
+	low := mustKey(t, "1")
+	if res, err := e.PutRecord("s", PutEntry{PartitionKey: "k", ExplicitHashKey: &low, Data: []byte("after")}); err != nil || res.Shard != 0 {
+		t.Fatalf("put to the released shard: shard %s, %v", res.Shard, err)
+	}
+
+	// A committed split closed shard 1 at its seal: stale or not, that seal stays.
+	if err := e.SplitShard("s", 1, mustKey(t, "255211775190703847597530955573826158592")); err != nil {
+		t.Fatal(err)
+	}
+	l1.stale.Store(99)
+	if err := e.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if !l1.sealed.Load() {
+		t.Fatal("the seal of a shard a committed resharding closed was released")
 	}
 }

@@ -66,7 +66,8 @@ func (s *Stream) trim(now time.Time) error {
 }
 
 // Maintain runs the periodic work of every stream: retention (hide and delete expired
-// records, seal segments that aged, drop closed shards left empty), on-demand scaling (unless
+// records, seal segments that aged, drop closed shards left empty), the release of seals
+// whose resharding never saved its change (releaseStaleSeals), on-demand scaling (unless
 // Options.SharedDemand) and unmapping segments nobody reads. `sluice serve` calls it on a timer (cmd/sluice/serve.go);
 // tests call it with an injected clock.
 func (e *Engine) Maintain() error {
@@ -78,6 +79,9 @@ func (e *Engine) Maintain() error {
 			first = err
 		}
 		if err := s.pruneClosed(now); err != nil && first == nil {
+			first = err
+		}
+		if _, err := s.releaseStaleSeals(); err != nil && first == nil {
 			first = err
 		}
 		if !e.opts.SharedDemand { // else the cluster's controller decides (ScaleOnDemand)

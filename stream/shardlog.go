@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/sluice-streams/sluice/segment"
 )
@@ -90,6 +91,19 @@ type LeaderLog interface {
 type SealingLog interface {
 	Seal(token uint64) (last uint64, err error)
 	Unseal(token uint64) error
+}
+
+// StaleSealLog is a SealingLog that tells which of its seals outlived their resharding.
+// A resharding seals its parents before it saves its catalog change; if its node dies in
+// between (or the change never reaches the catalog), nobody else knows its token, and the
+// parents, open in the catalog, would stay sealed for ever. StaleSeals returns the tokens
+// that have held the log's seal for at least age, on one node only (a replicated log: the
+// one that leads the shard's group; nil elsewhere). The engine releases them
+// (releaseStaleSeals): it fences the catalog so that no save of theirs can commit any more,
+// then unseals those of the shards the catalog has open.
+type StaleSealLog interface {
+	SealingLog
+	StaleSeals(age time.Duration) []uint64
 }
 
 // ErrLogSealed is wrapped by the Append error of a SealingLog that is sealed: the shard is

@@ -103,6 +103,7 @@ type node struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	paused bool
+	starts int // processes started
 }
 
 // startCluster starts etcd (Debian's binary when present, else the embedded server) and n
@@ -282,6 +283,7 @@ func (nd *node) start() {
 	}()
 	nd.mu.Lock()
 	nd.cmd, nd.exited, nd.paused = cmd, exited, false
+	nd.starts++
 	nd.mu.Unlock()
 	select {
 	case <-ready:
@@ -291,6 +293,13 @@ func (nd *node) start() {
 	case <-time.After(patience):
 		nd.t.Fatalf("node %d did not serve within %v", nd.id, patience)
 	}
+}
+
+// startCount is how many processes of the node were started.
+func (nd *node) startCount() int {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.starts
 }
 
 // signal sends sig to the running process; false when there is none.

@@ -3,12 +3,18 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -81,12 +87,15 @@ func scaleTo(name string, target int) reshardOp {
 		}}
 }
 
-// reshardFault is one scenario: the stream created with shards open shards, producers, op
-// through a node other than the leader of op's first parent, fault striking that leader
-// (and whatever else it does) while op is in flight; fault returns what heals it. Then the
-// outcome is judged, a refused op made again, everything read back and checked.
-func reshardFault(t *testing.T, name string, shards int32, op func(before int) reshardOp, fault func(c *cluster, leader *node) (heal func())) {
-	c := startCluster(t, 3)
+// reshardFault is one scenario: a cluster of nodes nodes (three replicas per shard), the
+// stream created with shards open shards, producers, op through via — of the nodes other
+// than the leader of op's first parent, the one holding the fewest replicas of op's parents,
+// then leading the fewest of them, then the next in id order — and fault striking (the leader, via, or whatever else
+// it does) while op is in flight; fault returns what heals it. Then the outcome is judged,
+// a refused op made again, everything read back and checked. When fault killed via, op's
+// answer may be lost with it: a transport error is then its answer.
+func reshardFault(t *testing.T, nodes int, name string, shards int32, op func(before int) reshardOp, fault func(c *cluster, leader, via *node) (heal func())) {
+	c := startCluster(t, nodes)
 	c.createStream(name, shards)
 	p := c.produce(name, 10)
 	c.resumed(p, int(shards), time.Now())
@@ -97,9 +106,26 @@ func reshardFault(t *testing.T, name string, shards int32, op func(before int) r
 	if err != nil {
 		t.Fatal(err)
 	}
-	leader := c.leaderOf(name, o.parents(open)[0])
-	via := c.nodes[leader.id%len(c.nodes)] // another node
-	t.Logf("%s through node %d; node %d leads %s", o.what, via.id, leader.id, aws.ToString(o.parents(open)[0].ShardId))
+	parents := o.parents(open)
+	leader := c.leaderOf(name, parents[0])
+	led := map[*node]int{} // parents each node leads
+	for id, i := range c.leaders(name) {
+		if i >= 0 && slices.ContainsFunc(parents, func(s types.Shard) bool { return aws.ToString(s.ShardId) == id.String() }) {
+			led[c.nodes[i]]++
+		}
+	}
+	var via *node
+	for i := range len(c.nodes) - 1 {
+		nd := c.nodes[(leader.id+i)%len(c.nodes)] // the nodes after the leader, in id order
+		if via == nil || cmp.Or(cmp.Compare(nd.replicasOf(name, parents), via.replicasOf(name, parents)), cmp.Compare(led[nd], led[via])) < 0 {
+			via = nd
+		}
+	}
+	t.Logf("%s through node %d (holding %d replicas of its parents); node %d leads %s", o.what, via.id, via.replicasOf(name, parents),
+		leader.id, aws.ToString(parents[0].ShardId))
+	if held := via.replicasOf(name, parents); nodes > 3 && held > 0 {
+		t.Fatalf("node %d holds %d replicas of the parents: with %d nodes one of those after the leader holds none", via.id, held, nodes)
+	}
 
 	done := make(chan error, 1)
 	var answered atomic.Bool
@@ -108,12 +134,14 @@ func reshardFault(t *testing.T, name string, shards int32, op func(before int) r
 		answered.Store(true)
 		done <- err
 	}()
-	heal := fault(c, leader)
+	starts := via.startCount()
+	heal := fault(c, leader, via)
 	t.Logf("%s answered before the fault ended: %v", o.what, answered.Load())
 	callErr := <-done
 	heal()
+	lost := via.startCount() != starts
 
-	if c.judge(name, o, before, callErr, p) {
+	if c.judge(name, o, before, callErr, lost, p) {
 		t.Logf("%s refused cleanly (%v); made again", o.what, callErr)
 		c.eventually(o.what+" made again", func() error {
 			err := o.call(via.patient(), open)
@@ -122,11 +150,12 @@ func reshardFault(t *testing.T, name string, shards int32, op func(before int) r
 			}
 			return err
 		})
-		if c.judge(name, o, before, nil, p) {
+		if c.judge(name, o, before, nil, false, p) {
 			t.Fatalf("%s made again and still not committed", o.what)
 		}
 	}
 	c.resumedOpen(name, p, time.Now())
+	t.Logf("seals that outlived their resharding released: %d, as the nodes' logs say", c.logged(releasedSeal))
 	p.stop()
 	acked := p.all()
 	t.Logf("%d records acknowledged; producer failures: %s", len(acked), p.failureSummary())
@@ -137,9 +166,10 @@ func reshardFault(t *testing.T, name string, shards int32, op func(before int) r
 
 // judge waits until every running node lists the same open shards and decides what the
 // resharding did: it returns true when it was refused (the open shards are before's; then
-// err must be a retryable error and every open shard must take writes again), false when
-// it committed (o.after open shards, none of before's parents among them).
-func (c *cluster) judge(name string, o reshardOp, before []invariant.Range, err error, p *producer) (refused bool) {
+// err must be a retryable error — or, when lost, the answer having died with the node that
+// made the call, a transport error — and every open shard must take writes again), false
+// when it committed (o.after open shards, none of before's parents among them).
+func (c *cluster) judge(name string, o reshardOp, before []invariant.Range, err error, lost bool, p *producer) (refused bool) {
 	c.t.Helper()
 	var now []invariant.Range
 	c.eventually("every running node lists the same open shards", func() error {
@@ -160,7 +190,11 @@ func (c *cluster) judge(name string, o reshardOp, before []invariant.Range, err 
 	})
 	if sameRanges(now, before) {
 		code := errorCode(err)
-		if err == nil || !slices.Contains([]string{"InternalFailure", "ResourceInUseException", "LimitExceededException"}, code) {
+		retryable := []string{"InternalFailure", "ResourceInUseException", "LimitExceededException"}
+		if lost {
+			retryable = append(retryable, "connection", "timeout", "other")
+		}
+		if err == nil || !slices.Contains(retryable, code) {
 			c.t.Fatalf("%s changed nothing and answered %v (%s), want a retryable error", o.what, err, code)
 		}
 		took := c.resumedOpen(name, p, time.Now())
@@ -216,11 +250,25 @@ func strikeDelay(t *testing.T) time.Duration {
 // split is in flight, and restarts it.
 func TestReshardKillParentLeader(t *testing.T) {
 	const name = "killsplit"
-	reshardFault(t, name, 2, func(n int) reshardOp { return splitFirst(name, n) }, func(c *cluster, leader *node) func() {
+	reshardFault(t, 3, name, 2, func(n int) reshardOp { return splitFirst(name, n) }, killLeader(t))
+}
+
+// TestReshardKillParentLeaderFiveNodes is TestReshardKillParentLeader on five nodes with
+// three replicas per shard: the split runs through a node that holds no replica of the
+// shard it closes (it seals through the leader's peer route, a remote log), and the
+// leader killed is one of three replicas.
+func TestReshardKillParentLeaderFiveNodes(t *testing.T) {
+	const name = "killsplit5"
+	reshardFault(t, 5, name, 2, func(n int) reshardOp { return splitFirst(name, n) }, killLeader(t))
+}
+
+// killLeader is the fault that kills -9 the leader of the first parent and restarts it.
+func killLeader(t *testing.T) func(c *cluster, leader, _ *node) func() {
+	return func(c *cluster, leader, _ *node) func() {
 		time.Sleep(strikeDelay(t))
 		leader.kill()
 		return leader.start
-	})
+	}
 }
 
 // TestReshardPauseParentLeader stops with SIGSTOP the leader of one of the shards a
@@ -228,7 +276,7 @@ func TestReshardKillParentLeader(t *testing.T) {
 // it.
 func TestReshardPauseParentLeader(t *testing.T) {
 	const name = "pausemerge"
-	reshardFault(t, name, 3, func(n int) reshardOp { return mergeFirst(name, n) }, func(c *cluster, leader *node) func() {
+	reshardFault(t, 3, name, 3, func(n int) reshardOp { return mergeFirst(name, n) }, func(c *cluster, leader, _ *node) func() {
 		time.Sleep(strikeDelay(t))
 		leader.signal(syscall.SIGSTOP)
 		time.Sleep(3 * electionTimeout) // the fault's length, not a synchronisation
@@ -242,7 +290,7 @@ func TestReshardPauseParentLeader(t *testing.T) {
 // seals) and the child.
 func TestReshardWipeDuringMerge(t *testing.T) {
 	const name = "wipemerge"
-	reshardFault(t, name, 2, func(n int) reshardOp { return mergeFirst(name, n) }, func(c *cluster, leader *node) func() {
+	reshardFault(t, 3, name, 2, func(n int) reshardOp { return mergeFirst(name, n) }, func(c *cluster, leader, _ *node) func() {
 		time.Sleep(strikeDelay(t))
 		leader.kill()
 		leader.wipe()
@@ -259,7 +307,7 @@ func TestReshardWipeDuringMerge(t *testing.T) {
 // is back.
 func TestReshardEtcdDown(t *testing.T) {
 	const name = "etcdscale"
-	reshardFault(t, name, 2, func(int) reshardOp { return scaleTo(name, 4) }, func(c *cluster, leader *node) func() {
+	reshardFault(t, 3, name, 2, func(int) reshardOp { return scaleTo(name, 4) }, func(c *cluster, leader, _ *node) func() {
 		leader.signal(syscall.SIGSTOP)
 		time.Sleep(strikeDelay(t) + electionTimeout/2) // the fault's timing, not a synchronisation
 		c.etcd.Stop()
@@ -268,4 +316,89 @@ func TestReshardEtcdDown(t *testing.T) {
 		c.etcd.Start()
 		return c.registered
 	})
+}
+
+// TestReshardKillCaller kills -9 the node an UpdateShardCount (4 to 2 shards: every shard
+// closes) runs on while the change is in flight, and restarts it. To have the kill meet the
+// change between its seals and its catalog save, the third node (neither the caller nor the
+// leader of shard 0, which the engine seals first, in id order) is stopped (SIGSTOP) first
+// when it leads a parent, so that the change waits on that parent's seal; the caller is
+// killed once shard 0's leader holds its seal entry (its raft.seal), and the third node is
+// resumed: a seal request it had taken may still apply then. Nobody knows the dead
+// resharding's token: the parents' leaders release the seals that outlived it
+// (stream.StaleSealLog), so that no parent the catalog has open stays sealed.
+func TestReshardKillCaller(t *testing.T) {
+	const name = "killcaller"
+	reshardFault(t, 3, name, 4, func(int) reshardOp { return scaleTo(name, 2) }, func(c *cluster, leader, via *node) func() {
+		var third *node // the node neither leading shard 0 nor the caller
+		for _, nd := range c.nodes {
+			if nd != leader && nd != via {
+				third = nd
+			}
+		}
+		if slices.Contains(slices.Collect(maps.Values(c.leaders(name))), third.id-1) {
+			third.signal(syscall.SIGSTOP)
+			deadline := time.Now().Add(10 * time.Second)
+			for !leader.hasSealFile(name, 0) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			t.Logf("node %d stopped; node %d holds shard 0's seal entry: %v", third.id, leader.id, leader.hasSealFile(name, 0))
+		} else {
+			t.Logf("node %d leads no parent: the kill strikes at random", third.id)
+			time.Sleep(strikeDelay(t))
+		}
+		via.kill()
+		third.signal(syscall.SIGCONT)
+		return via.start
+	})
+}
+
+// hasSealFile reports whether the node's replica of the shard holds a seal or unseal entry
+// (its raft.seal file exists).
+func (nd *node) hasSealFile(name string, shard shardmap.ShardID) bool {
+	files, _ := filepath.Glob(filepath.Join(nd.dataDir, "streams", name+"@*", "shard-"+strconv.FormatUint(uint64(shard), 10), "raft.seal"))
+	return len(files) > 0
+}
+
+// TestReshardPauseCaller stops with SIGSTOP the node a SplitShard runs on (not the leader of
+// the shard it closes) while the split is in flight, for four election timeouts (past a
+// seal's try on another node, 3 s), then resumes it: the split goes on where it stopped.
+func TestReshardPauseCaller(t *testing.T) {
+	const name = "pausecaller"
+	reshardFault(t, 3, name, 2, func(n int) reshardOp { return splitFirst(name, n) }, func(c *cluster, _, via *node) func() {
+		time.Sleep(strikeDelay(t))
+		via.signal(syscall.SIGSTOP)
+		time.Sleep(4 * electionTimeout) // the fault's length, not a synchronisation
+		via.signal(syscall.SIGCONT)     // here, not in heal: heal runs once the call answered, which the stopped node cannot
+		return func() {}
+	})
+}
+
+// TestReshardCutParentLeader cuts the leader of the shard a SplitShard closes off with its
+// proxy while the split is in flight, for three election timeouts: nothing the node
+// running the split sends (its seal) reaches the leader, nor do its followers' answers; the
+// others elect, and the seal goes to the new leader. Then the cut heals.
+func TestReshardCutParentLeader(t *testing.T) {
+	const name = "cutsplit"
+	reshardFault(t, 3, name, 2, func(n int) reshardOp { return splitFirst(name, n) }, func(c *cluster, leader, _ *node) func() {
+		time.Sleep(strikeDelay(t))
+		leader.cut()
+		time.Sleep(3 * electionTimeout) // the fault's length, not a synchronisation
+		return leader.heal
+	})
+}
+
+// releasedSeal is what a node logs when it unseals an open shard whose resharding never
+// saved its change (stream's releaseStaleSeals).
+const releasedSeal = "unsealing an open shard whose resharding never saved its change"
+
+// logged counts the lines of the nodes' logs that contain s. The count is reported, never
+// asserted: outcomes decide.
+func (c *cluster) logged(s string) int {
+	n := 0
+	for _, nd := range c.nodes {
+		b, _ := os.ReadFile(nd.logPath)
+		n += strings.Count(string(b), s)
+	}
+	return n
 }
