@@ -103,7 +103,7 @@ func (c *cluster) readBack(name string, acked []invariant.Acked) []types.Shard {
 			})
 		}
 		if waited > 0 {
-			c.t.Logf("node %d answered %d empty pages before its replicas caught up", nd.id, waited)
+			c.t.Logf("node %d answered empty pages before its replicas caught up: %d", nd.id, waited)
 		}
 		for data, seq := range want {
 			if got[data] != seq {
