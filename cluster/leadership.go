@@ -38,12 +38,7 @@ func (r *Replication) preferLeaders(led []*shardLog) {
 	if len(led) == 0 {
 		return
 	}
-	r.mu.Lock()
-	byNode := make(map[uint64]Node, len(r.byNode))
-	for k, v := range r.byNode {
-		byNode[k] = v
-	}
-	r.mu.Unlock()
+	byNode := r.nodes()
 	for _, s := range led {
 		p, _ := r.placements.get(ShardKey{s.stream, s.shard})
 		n, up := byNode[p.Leader]

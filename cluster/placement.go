@@ -346,7 +346,12 @@ func (p *placer) zoneAmong(ids []uint64, z string, skip uint64) bool {
 
 // place returns up to n eligible nodes for a new shard, in id order, and counts them in load.
 func (p *placer) place(streamName string, shard stream.ShardID, n int) []uint64 {
-	var out []uint64
+	return p.extend(streamName, shard, nil, n)
+}
+
+// extend adds eligible nodes to out, the shard's nodes so far, until it holds n (or no
+// eligible node is left), counts the added ones in load, and returns out in id order.
+func (p *placer) extend(streamName string, shard stream.ShardID, out []uint64, n int) []uint64 {
 	for len(out) < n {
 		id := p.pick(streamName, shard, out)
 		if id == 0 {

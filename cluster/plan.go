@@ -494,7 +494,7 @@ func (v *view) repair(pl *placer, key ShardKey, cur []uint64, zoneRule bool) []u
 			case pl.load[a] != pl.load[b]:
 				return pl.load[a] - pl.load[b]
 			}
-			return cmpID(a, b)
+			return cmp.Compare(a, b)
 		})
 		spread := keep[:0:0]
 		for _, id := range keep {
@@ -506,16 +506,7 @@ func (v *view) repair(pl *placer, key ShardKey, cur []uint64, zoneRule bool) []u
 		}
 		keep = spread
 	}
-	for len(keep) < v.replicas {
-		id := pl.pick(key.Stream, key.Shard, keep)
-		if id == 0 {
-			break
-		}
-		keep = append(keep, id)
-		pl.load[id]++
-	}
-	slices.Sort(keep)
-	return keep
+	return pl.extend(key.Stream, key.Shard, keep, v.replicas)
 }
 
 // sound reports whether repair would return cur unchanged: at least the replication

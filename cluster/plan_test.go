@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -308,7 +309,7 @@ func randomView(rng *rand.Rand) *view {
 		if a.key.Stream != b.key.Stream {
 			return strings.Compare(a.key.Stream, b.key.Stream)
 		}
-		return cmpID(uint64(a.key.Shard), uint64(b.key.Shard))
+		return cmp.Compare(a.key.Shard, b.key.Shard)
 	})
 	return v
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -579,12 +580,7 @@ func reconcileDue(all []*shardLog, full bool, changed map[ShardKey]struct{}, fli
 // change under way (another step is due soon).
 func (r *Replication) reconcile(groups []*shardLog) (busy map[multiraft.GroupID]bool) {
 	busy = map[multiraft.GroupID]bool{}
-	r.mu.Lock()
-	byNode := make(map[uint64]Node, len(r.byNode))
-	for k, v := range r.byNode {
-		byNode[k] = v
-	}
-	r.mu.Unlock()
+	byNode := r.nodes()
 	for _, s := range groups {
 		p, ok := r.placements.get(ShardKey{s.stream, s.shard})
 		if !ok {
@@ -823,4 +819,11 @@ func (r *Replication) Forward(streamName string, shard stream.ShardID, leader ui
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// nodes returns a copy of the registered nodes by id, taken under r.mu.
+func (r *Replication) nodes() map[uint64]Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.byNode)
 }

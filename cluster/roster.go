@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,14 +110,8 @@ func (c *Client) rosterJoin(ctx context.Context, n Node) error {
 			}
 		}
 		e.Zone, e.RaftID, e.LastSeen = n.Zone, n.RaftID, now
-		v, _ := json.Marshal(e.value())
-		tx, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", e.Rev)).
-			Then(clientv3.OpPut(key, string(v))).Commit()
-		if err != nil {
-			return unavailable("write the roster", err)
-		}
-		if tx.Succeeded {
-			return nil
+		if ok, err := c.putRoster(ctx, e); ok || err != nil {
+			return err
 		}
 	}
 }
@@ -141,18 +136,21 @@ func (c *Client) rosterEntries(kvs []*mvccpb.KeyValue) ([]RosterEntry, error) {
 		}
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b RosterEntry) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b RosterEntry) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-func cmpID(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// putRoster writes e as node e.ID's roster entry if the entry is still at revision e.Rev
+// (0: absent); it reports whether it did.
+func (c *Client) putRoster(ctx context.Context, e RosterEntry) (bool, error) {
+	key := c.rosterKey(e.ID)
+	v, _ := json.Marshal(e.value())
+	tx, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", e.Rev)).
+		Then(clientv3.OpPut(key, string(v))).Commit()
+	if err != nil {
+		return false, unavailable("write the roster", err)
 	}
-	return 0
+	return tx.Succeeded, nil
 }
 
 // Drain marks node id draining: the controller moves its replicas to other nodes and
@@ -193,14 +191,8 @@ func (c *Client) setState(id uint64, state NodeState) error {
 			return nil
 		}
 		e.State = state
-		v, _ := json.Marshal(e.value())
-		tx, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", e.Rev)).
-			Then(clientv3.OpPut(key, string(v))).Commit()
-		if err != nil {
-			return unavailable("write the roster", err)
-		}
-		if tx.Succeeded {
-			return nil
+		if ok, err := c.putRoster(ctx, e); ok || err != nil {
+			return err
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package shardmap
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -392,7 +393,7 @@ func checkLineage(all []Shard, s Shard) error {
 	}
 	find := func(id ShardID) (Shard, bool) {
 		i, ok := slices.BinarySearchFunc(all, id, func(s Shard, id ShardID) int {
-			return cmpID(s.ID, id)
+			return cmp.Compare(s.ID, id)
 		})
 		if !ok {
 			return Shard{}, false
@@ -432,16 +433,6 @@ func checkLineage(all []Shard, s Shard) error {
 		}
 	}
 	return nil
-}
-
-func cmpID(a, b ShardID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // checkCover checks that open shards sorted by start cover 0 … 2^128−1 exactly once.

@@ -1,6 +1,7 @@
 package shardmap
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -70,7 +71,7 @@ func (e *edit) freeze() *Map { return freeze(e.all, e.nextID) }
 
 // shard returns the position of open shard id.
 func (e *edit) shard(id ShardID) (int, error) {
-	i, ok := slices.BinarySearchFunc(e.all, id, func(s Shard, id ShardID) int { return cmpID(s.ID, id) })
+	i, ok := slices.BinarySearchFunc(e.all, id, func(s Shard, id ShardID) int { return cmp.Compare(s.ID, id) })
 	if !ok {
 		return 0, fmt.Errorf("%w: %s", ErrNotFound, id.String())
 	}
