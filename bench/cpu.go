@@ -38,17 +38,26 @@ import (
 //	                          child, read from /proc/<pid>/stat; against the bound above
 //	                          (target 0.5, PERFORMANCE.md), and its note gives the ratio to
 //	                          PERFORMANCE.md's 1.5 M records per server CPU-second
+//	kinesis_put_iam_cpu       the same against a second child started with --iam, which
+//	                          verifies every signature and authorises every call, measured
+//	                          right after kinesis_put_cpu in each round: its ratio is the
+//	                          median of the rounds' ratios to kinesis_put_cpu, the share of
+//	                          the server's CPU per record left after verification
 //
 // The child is the sluice binary built from this module (go build) into the suite's
 // directory. The client runs in this process: fasthttp with a prebuilt body and the headers
-// the AWS SDK for Go v2 sends, the SigV4 Authorization header made once by the SDK's signer
-// (the server parses signatures and does not verify them), so that the client's CPU, which
-// shares the machine's cores with the server, stays small.
+// the AWS SDK for Go v2 sends, the SigV4 Authorization header made by the SDK's signer once
+// per run (a signature stays valid for 5 minutes, and a request signed once may be sent
+// again, as AWS allows), so that the client's CPU, which shares the machine's cores with
+// the server, stays small and the same with and without --iam.
 const (
 	cpuRecordSize   = 100
 	kinesisCPUT     = 1.5e6 // records per server CPU-second (PERFORMANCE.md)
 	clockTicksPerS  = 100   // USER_HZ: the unit of /proc/<pid>/stat's utime and stime on Linux
 	childStartLimit = 30 * time.Second
+	// cpuMinRun is the shortest run of a CPU measurement: /proc counts CPU time in 10 ms
+	// ticks, a tenth of a server-core-second at the least.
+	cpuMinRun = time.Second
 )
 
 // childServer is a sluice server in a child process.
@@ -61,15 +70,20 @@ type childServer struct {
 	body []byte // PutRecords of e2eBatch × cpuRecordSize
 }
 
-// startChildServer builds cmd/sluice into dir and starts it on a loopback port with a data
-// directory under dir, then creates the bench stream through the API.
-func startChildServer(ctx context.Context, dir string) (*childServer, error) {
-	bin, err := buildSluice(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
-		"--limits", "off", "--durability", "none")
+// The credentials the child servers' requests are signed with, and the IAM file that lets
+// them do everything (cpuIAM, for the child started with --iam).
+const (
+	cpuKey    = "AKIDBENCH"
+	cpuSecret = "bench"
+	cpuIAM    = `{"users": [{"name": "bench", "accessKeyId": "` + cpuKey + `", "secretAccessKey": "` + cpuSecret + `", "policies": [
+ {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}]}]}`
+)
+
+// startChildServer starts the sluice binary bin on a loopback port with a data directory
+// under dir and the extra serve flags given, then creates the bench stream through the API.
+func startChildServer(bin, dir string, flags ...string) (*childServer, error) {
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+		"--limits", "off", "--durability", "none"}, flags...)...)
 	cmd.Stderr = io.Discard
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -104,10 +118,6 @@ func startChildServer(ctx context.Context, dir string) (*childServer, error) {
 	}
 	cs.c = &fasthttp.HostClient{Addr: cs.addr, MaxConns: e2eConns, MaxResponseBodySize: 1 << 20}
 	cs.body = kinesisPutBody(cpuRecordSize, e2eBatch)
-	if err := cs.sign(); err != nil {
-		cs.close()
-		return nil, err
-	}
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	create := []byte(`{"StreamName":"` + e2eStream + `","ShardCount":` + strconv.Itoa(e2eShards) + `}`)
@@ -131,23 +141,25 @@ func buildSluice(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// sign makes the Authorization header the SDK would send with the PutRecords body.
-func (cs *childServer) sign() error {
-	req, err := http.NewRequest("POST", "http://"+cs.addr+"/", bytes.NewReader(cs.body))
+// sign returns the Authorization and X-Amz-Date headers the SDK would send with a call of
+// target with body, now.
+func (cs *childServer) sign(target string, body []byte) (auth, date string, err error) {
+	req, err := http.NewRequest("POST", "http://"+cs.addr+"/", bytes.NewReader(body))
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecords")
-	sum := sha256.Sum256(cs.body)
-	creds := aws.Credentials{AccessKeyID: "AKIDBENCH", SecretAccessKey: "bench"}
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202."+target)
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: cpuKey, SecretAccessKey: cpuSecret}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kinesis", "us-east-1", time.Now()); err != nil {
-		return err
+		return "", "", err
 	}
-	cs.auth, cs.date = req.Header.Get("Authorization"), req.Header.Get("X-Amz-Date")
-	return nil
+	return req.Header.Get("Authorization"), req.Header.Get("X-Amz-Date"), nil
 }
 
+// post sends a call of target with body, signed: a PutRecords of cs.body with the headers
+// putCPU made at the start of its run, anything else just now.
 func (cs *childServer) post(target string, body []byte, resp *fasthttp.Response) error {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
@@ -158,10 +170,15 @@ func (cs *childServer) post(target string, body []byte, resp *fasthttp.Response)
 	req.Header.Set("User-Agent", "aws-sdk-go-v2/1.48.0 os/linux lang/go api/kinesis")
 	req.Header.Set("Amz-Sdk-Request", "attempt=1; max=3")
 	req.Header.Set("Accept-Encoding", "identity")
-	if target == "PutRecords" {
-		req.Header.Set("Authorization", cs.auth)
-		req.Header.Set("X-Amz-Date", cs.date)
+	auth, date := cs.auth, cs.date
+	if target != "PutRecords" {
+		var err error
+		if auth, date, err = cs.sign(target, body); err != nil {
+			return err
+		}
 	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("X-Amz-Date", date)
 	req.SetBodyRaw(body)
 	if err := cs.c.Do(req, resp); err != nil {
 		return err
@@ -217,9 +234,14 @@ func selfCPUTime() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-// putCPU loads the child with PutRecords over e2eConns connections for d and returns
-// records per second of the child's CPU time.
+// putCPU loads the child with PutRecords over e2eConns connections for d (cpuMinRun at the
+// least) and returns records per second of the child's CPU time.
 func (cs *childServer) putCPU(ctx context.Context, d time.Duration) (float64, string, error) {
+	d = max(d, cpuMinRun)
+	var err error
+	if cs.auth, cs.date, err = cs.sign("PutRecords", cs.body); err != nil {
+		return 0, "", err
+	}
 	pid := cs.cmd.Process.Pid
 	before, err := cpuTime(pid)
 	if err != nil {

@@ -49,10 +49,15 @@ import (
 //	                            data bytes/s against 450 MB/s (PERFORMANCE.md)
 //	kinesis_put_iam             the same, each request signed (SigV4, by the client in this
 //	                            process) and verified and authorised by a server with an IAM
-//	                            file (serve --iam): against kinesis_put in the same round
+//	                            file (serve --iam). Each run alternates the two servers in
+//	                            iamPairs pairs of slices (plain then signed, signed then
+//	                            plain, …): the ratio is the median, over every pair of every
+//	                            round, of signed ÷ plain in the same pair, so that a change of
+//	                            the machine's load between two measurements does not enter it
 //	limit_json_decode_append,   records per CPU-second of the Kinesis JSON PutRecords path,
-//	kinesis_put_cpu             500 × 100 B: the server in a child process against decoding
-//	                            and appending in this one (cpu.go)
+//	kinesis_put_cpu,            500 × 100 B: the server in a child process against decoding
+//	kinesis_put_iam_cpu         and appending in this one, and a child with --iam against the
+//	                            one without (cpu.go)
 //	kinesis_get                 GetRecords through the JSON API, 1,000 × 1 KiB, 4 connections:
 //	                            data bytes/s against 600 MB/s
 //	put_latency_p50, _p99       one PutRecord at a time through the JSON API, durability none:
@@ -75,6 +80,8 @@ const (
 	kinesisPut  = 450e6
 	kinesisGet  = 600e6
 	nativeRecsT = 1.1e6
+	iamPairs    = 2
+	minSlice    = 250 * time.Millisecond // shortest slice of kinesis_put_iam's pairs
 )
 
 func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
@@ -101,11 +108,24 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		return nil, err
 	}
 	defer lim.close()
-	child, err := startChildServer(ctx, filepath.Join(cfg.dir, "child"))
+	bin, err := buildSluice(ctx, cfg.dir)
+	if err != nil {
+		return nil, err
+	}
+	child, err := startChildServer(bin, filepath.Join(cfg.dir, "child"))
 	if err != nil {
 		return nil, err
 	}
 	defer child.close()
+	iamFile := filepath.Join(cfg.dir, "iam.json")
+	if err := os.WriteFile(iamFile, []byte(cpuIAM), 0o600); err != nil {
+		return nil, err
+	}
+	iamChild, err := startChildServer(bin, filepath.Join(cfg.dir, "child-iam"), "--iam", iamFile)
+	if err != nil {
+		return nil, err
+	}
+	defer iamChild.close()
 	bound, err := openDecodeAppendBound(filepath.Join(cfg.dir, "bound"))
 	if err != nil {
 		return nil, err
@@ -118,6 +138,7 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 			return l.quantile(q), l.note(), err
 		}
 	}
+	var iamRatios []float64 // signed ÷ plain, one per pair of slices of kinesis_put_iam
 	ms := []measurement{
 		{"limit_loopback_tcp", "B/s", measureLoopbackTCP},
 		{"limit_loopback_rtt", "µs", lat(measureLoopbackRTT, 0.5)},
@@ -140,13 +161,11 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 			r, err := none.kinesisPut(ctx, d, 1024, e2eBatch)
 			return r.bytes, r.note(), err
 		}},
-		{"kinesis_put_iam", "B/s", func(ctx context.Context, d time.Duration) (float64, string, error) {
-			r, err := signed.kinesisPut(ctx, d, 1024, e2eBatch)
-			return r.bytes, r.note(), err
-		}},
+		{"kinesis_put_iam", "B/s", putPaired(none, signed, &iamRatios)},
 		{"kinesis_get", "B/s", none.kinesisGet},
 		{"limit_json_decode_append", "records/s", bound.measure},
 		{"kinesis_put_cpu", "records/s", child.putCPU},
+		{"kinesis_put_iam_cpu", "records/s", iamChild.putCPU},
 		{"put_latency_p50", "µs", lat(none.putLatency, 0.5)},
 		{"put_latency_p99", "µs", lat(none.putLatency, 0.99)},
 		{"put_latency_sync_p50", "µs", lat(durable.putLatency, 0.5)},
@@ -171,10 +190,11 @@ func e2eSuite(ctx context.Context, cfg config) ([]result, error) {
 		pathResult("native_put_100B", "records/s", s["native_put_100B"], nativeRecsT, "1.1 M records/s (PERFORMANCE.md)", 1),
 		pathResult("native_get", "B/s", s["native_get"], tcp, "limit_loopback_tcp", 0.85),
 		pathResult("kinesis_put", "B/s", s["kinesis_put"], kinesisPut, "450 MB/s (PERFORMANCE.md)", 1),
-		pathResult("kinesis_put_iam", "B/s", s["kinesis_put_iam"], med("kinesis_put"), "kinesis_put", 0),
+		pairedResult("kinesis_put_iam", "B/s", s["kinesis_put_iam"], iamRatios, "kinesis_put, paired slices"),
 		pathResult("kinesis_get", "B/s", s["kinesis_get"], kinesisGet, "600 MB/s (PERFORMANCE.md)", 1),
 		limitResult("limit_json_decode_append", "records/s", s["limit_json_decode_append"]),
 		pathResult("kinesis_put_cpu", "records/s", s["kinesis_put_cpu"], med("limit_json_decode_append"), "limit_json_decode_append", 0.5),
+		pairedResult("kinesis_put_iam_cpu", "records/s", s["kinesis_put_iam_cpu"], roundRatios(s["kinesis_put_iam_cpu"], s["kinesis_put_cpu"]), "kinesis_put_cpu, same round"),
 		lower(pathResult("put_latency_p50", "µs", s["put_latency_p50"], small50, "limit_fasthttp_100B_p50", 1.3)),
 		lower(pathResult("put_latency_p99", "µs", s["put_latency_p99"], small50, "limit_fasthttp_100B_p50", 1.5)),
 		lower(pathResult("put_latency_sync_p50", "µs", s["put_latency_sync_p50"], fsync50+small50, "fdatasync p50 + fasthttp p50", 1)),
@@ -706,6 +726,39 @@ func kinesisPutBody(size, batch int) []byte {
 	}
 	b.WriteString("]}")
 	return b.Bytes()
+}
+
+// putPaired measures kinesis_put_iam: in each run, iamPairs pairs of slices of d (minSlice
+// at the least), each putting to the plain server and to the signed one, in alternating
+// order. It appends each
+// pair's ratio (signed ÷ plain) to ratios and returns the signed server's throughput.
+func putPaired(plain, signed *e2eServer, ratios *[]float64) func(context.Context, time.Duration) (float64, string, error) {
+	return func(ctx context.Context, d time.Duration) (float64, string, error) {
+		slice := max(d/(2*iamPairs), minSlice)
+		var total float64
+		var last putRun
+		for i := range iamPairs {
+			order := []*e2eServer{plain, signed}
+			if i%2 == 1 {
+				order[0], order[1] = signed, plain
+			}
+			var got [2]float64 // plain, signed
+			for _, e := range order {
+				r, err := e.kinesisPut(ctx, slice, 1024, e2eBatch)
+				if err != nil {
+					return 0, "", err
+				}
+				if e == signed {
+					got[1], last = r.bytes, r
+				} else {
+					got[0] = r.bytes
+				}
+			}
+			*ratios = append(*ratios, got[1]/got[0])
+			total += got[1]
+		}
+		return total / iamPairs, last.note() + fmt.Sprintf(", %d pairs of %v slices", iamPairs, slice), nil
+	}
 }
 
 // kinesisPut puts batches of batch records of size bytes through the JSON API over

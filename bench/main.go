@@ -302,6 +302,32 @@ func runRounds(ctx context.Context, cfg config, ms []measurement) (map[string]*s
 	return out, nil
 }
 
+// pairedResult reports a path against another measured beside it: its ratio is the median
+// of ratios, each taken between the two in the same round or slice (roundRatios, putPaired),
+// and its limit the value that ratio puts it against.
+func pairedResult(name, unit string, s *sampled, ratios []float64, limitOf string) result {
+	v, note := s.median()
+	r := slices.Clone(ratios)
+	slices.Sort(r)
+	res := result{Name: name, Value: v, Unit: unit, LimitOf: limitOf, Samples: s.values}
+	if len(r) > 0 {
+		res.Ratio, res.Limit = r[len(r)/2], v/r[len(r)/2]
+		res.Note = fmt.Sprintf("%s; ratios %.2f–%.2f over %d pairs", note, r[0], r[len(r)-1], len(r))
+	}
+	return res
+}
+
+// roundRatios divides each round's sample of s by the same round's sample of base.
+func roundRatios(s, base *sampled) []float64 {
+	out := make([]float64, 0, len(s.values))
+	for i, v := range s.values {
+		if i < len(base.values) && base.values[i] > 0 {
+			out = append(out, v/base.values[i])
+		}
+	}
+	return out
+}
+
 // limitResult reports a machine limit.
 func limitResult(name, unit string, s *sampled) result {
 	v, note := s.median()

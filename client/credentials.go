@@ -19,8 +19,9 @@ import (
 // theirs: a server started with --iam verifies them; one without accepts them unverified.
 type Credentials struct {
 	AccessKeyID, SecretAccessKey string
-	// SessionToken, of temporary credentials, is sent (and signed) as X-Amz-Security-Token;
-	// sluice does not check it.
+	// SessionToken, of temporary credentials, is sent (and signed) as X-Amz-Security-Token.
+	// sluice issues no temporary credentials: a server with --iam refuses any token with
+	// UnrecognizedClientException, as AWS refuses a token it did not issue.
 	SessionToken string
 }
 

@@ -48,7 +48,7 @@ func TestSignedClient(t *testing.T) {
 	ep := verifyingServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := New(Config{Endpoint: ep, Region: "us-east-1", Credentials: &Credentials{AccessKeyID: "AKIDCLIENT", SecretAccessKey: "client-secret", SessionToken: "tok"}})
+	c, err := New(Config{Endpoint: ep, Region: "us-east-1", Credentials: &Credentials{AccessKeyID: "AKIDCLIENT", SecretAccessKey: "client-secret"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +84,7 @@ func TestSignedClient(t *testing.T) {
 	}{
 		{Config{Credentials: &Credentials{AccessKeyID: "AKIDCLIENT", SecretAccessKey: "wrong"}}, wire.InvalidSignature},
 		{Config{Credentials: &Credentials{AccessKeyID: "AKIDNOBODY", SecretAccessKey: "client-secret"}}, wire.UnrecognizedClient},
+		{Config{Credentials: &Credentials{AccessKeyID: "AKIDCLIENT", SecretAccessKey: "client-secret", SessionToken: "tok"}}, wire.UnrecognizedClient},
 		{Config{Unsigned: true}, wire.MissingAuthenticationToken},
 		{Config{Credentials: &Credentials{AccessKeyID: "AKIDCLIENT", SecretAccessKey: "client-secret"}, Region: "eu-west-1"}, wire.InvalidSignature},
 	} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"weak"
@@ -90,6 +91,22 @@ func (c *chunkedHeaders) take(h *fasthttp.RequestHeader) *fasthttp.RequestHeader
 	return cp
 }
 
+// unquoted is the message of an error fasthttp gave for a request it could not read, without
+// the request bytes fasthttp quotes in it: its header errors end with ": buffer size=N,
+// contents: "…"" (the whole request as read), and some quote the offending line before
+// that. Those bytes may hold a header that a proxy added on the way and that the client
+// was never meant to see.
+func unquoted(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": buffer size="); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.IndexByte(msg, '"'); i >= 0 {
+		msg = strings.TrimRight(msg[:i], ": ")
+	}
+	return msg
+}
+
 // httpError answers a request fasthttp could not read (too large, malformed, timed out) in
 // the shape of the API it was addressed to.
 func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
@@ -109,7 +126,7 @@ func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
 		err = errors.New("the request line and headers exceed " + strconv.Itoa(s.http.ReadBufferSize) + " bytes")
 	}
 	if isNativePath(ctx.Request.Header.RequestURI()) {
-		code, msg := wire.Serialization, "malformed request: "+err.Error()
+		code, msg := wire.Serialization, "malformed request: "+unquoted(err)
 		switch {
 		case tooLarge:
 			code, msg = wire.Validation, "request body exceeds the limit of "+strconv.Itoa(bodyLimit(&ctx.Request.Header))+" bytes for "+string(ctx.Request.Header.RequestURI())
@@ -119,7 +136,7 @@ func (s *Server) httpError(ctx *fasthttp.RequestCtx, err error) {
 		s.nativeFail(ctx, code, msg)
 		return
 	}
-	ae := apiError{code: wire.Serialization, msg: "malformed request: " + err.Error()}
+	ae := apiError{code: wire.Serialization, msg: "malformed request: " + unquoted(err)}
 	switch {
 	case tooLarge:
 		ae = apiError{code: wire.Validation, msg: "Request body exceeds the limit of " + strconv.Itoa(bodyLimit(&ctx.Request.Header)) + " bytes for this operation"}

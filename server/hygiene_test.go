@@ -242,3 +242,45 @@ func TestRequestIDs(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestMalformedRequestQuotesNothing sends requests fasthttp cannot read (no Host header, a
+// header line without a colon), to the Kinesis API and to the native protocol: each is a
+// SerializationException whose message says what is wrong and quotes none of the request's
+// bytes (a header a proxy added on the way, say), nor names fasthttp's buffers.
+func TestMalformedRequestQuotesNothing(t *testing.T) {
+	addr := hygieneServer(t)
+	const secret = "proxy-added-secret-7f3a"
+	for _, c := range []struct{ raw, why string }{
+		{"POST / HTTP/1.1\r\nX-Amz-Target: " + targetPrefix + "ListStreams\r\nX-Internal-Token: " + secret + "\r\nContent-Length: 2\r\n\r\n{}", "host header"},
+		{"POST / HTTP/1.1\r\nHost: x\r\nX-Internal-Token " + secret + "\r\nContent-Length: 2\r\n\r\n{}", "missing colon"},
+		{"POST " + wire.PathPut + " HTTP/1.1\r\nX-Internal-Token: " + secret + "\r\nContent-Length: 2\r\n\r\n{}", "host header"},
+	} {
+		raw := c.raw
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		name := resp.Header.Get("X-Amzn-ErrorType")
+		if resp.Header.Get("Content-Type") == wire.ContentType {
+			name = resp.Header.Get(wire.HeaderError)
+		}
+		if resp.StatusCode != 400 || !strings.Contains(name, "SerializationException") || !bytes.Contains(b, []byte(c.why)) {
+			t.Errorf("%.40q: %d %s %q, want a SerializationException saying %q", raw, resp.StatusCode, name, b, c.why)
+		}
+		for _, leak := range []string{secret, "X-Internal-Token", "buffer size", "contents:"} {
+			if bytes.Contains(b, []byte(leak)) {
+				t.Errorf("%.40q: the answer quotes %q: %s", raw, leak, b)
+			}
+		}
+	}
+}

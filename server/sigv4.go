@@ -126,6 +126,11 @@ func (v *SigV4Verifier) Authenticate(r *fasthttp.Request) (Principal, error) {
 	if !found {
 		return Principal{}, errMissingToken
 	}
+	// A session token belongs to temporary credentials, which sluice never issues: AWS
+	// refuses a token it did not issue, whoever signed the request.
+	if len(r.Header.Peek("X-Amz-Security-Token")) > 0 || c.InQuery && r.URI().QueryArgs().Has("X-Amz-Security-Token") {
+		return Principal{}, errUnrecognized
+	}
 	set := v.users.Load()
 	u := set.byKey[c.AccessKey]
 	if u == nil {

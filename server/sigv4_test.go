@@ -58,6 +58,7 @@ type signed struct {
 	header              map[string]string // extra headers, signed
 	payloadHash         string            // "" for the body's SHA-256
 	presign             string            // non-empty: sign in the query, with this X-Amz-Expires
+	token               string            // a session token, signed (X-Amz-Security-Token)
 }
 
 // request signs s and returns it as the server sees it.
@@ -90,7 +91,7 @@ func (s signed) request(t testing.TB) *fasthttp.Request {
 		h := sigv4.PayloadHash([]byte(s.body))
 		hash = string(h[:])
 	}
-	creds := aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret}
+	creds := aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret, SessionToken: s.token}
 	if s.presign != "" {
 		u, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, hash, "kinesis", s.region, s.at)
 		if err != nil {
@@ -150,6 +151,10 @@ func TestSigV4Verifier(t *testing.T) {
 		{"wrong secret", signed{body: body, secret: "wrong", key: testKey}.request,
 			"InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."},
 		{"unknown key", signed{body: body, key: "AKIDNOBODY", secret: "x"}.request,
+			"UnrecognizedClientException", "The security token included in the request is invalid."},
+		{"session token", signed{body: body, token: "FwoGZXIvYXdzEXAMPLE"}.request,
+			"UnrecognizedClientException", "The security token included in the request is invalid."},
+		{"session token in the query", signed{body: body, presign: "300", token: "FwoGZXIvYXdzEXAMPLE"}.request,
 			"UnrecognizedClientException", "The security token included in the request is invalid."},
 		{"body changed", func(t testing.TB) *fasthttp.Request {
 			r := signed{body: body}.request(t)
