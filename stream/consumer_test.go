@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-streams/sluice/segment"
 )
 
 func TestConsumerRegistry(t *testing.T) {
@@ -241,5 +243,64 @@ func TestSubscriptionsEndWithTheStream(t *testing.T) {
 	}
 	if _, err := next(t, b); err != io.EOF {
 		t.Fatalf("subscription after Close: %v", err)
+	}
+}
+
+// A subscription or a shard iterator AT_TIMESTAMP taken while records that arrived at that
+// time are being appended starts at or before them: never past a record it should read.
+func TestAtTimestampWhileAppending(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	e, err := Open(Options{Dir: t.TempDir(), Now: c.Now, Limits: Limits{Off: true, Factor: 1},
+		Durability: segment.Durability{Mode: segment.None}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.CreateStream(CreateStreamInput{Name: "s", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := e.RegisterConsumer("s", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := map[string]func(at time.Time) (uint64, error){
+		"subscription": func(at time.Time) (uint64, error) {
+			sub, err := e.Subscribe(SubscribeInput{ConsumerARN: cons.ARN, Shard: 0, Type: AtTimestamp, Timestamp: at})
+			if err != nil {
+				return 0, err
+			}
+			sub.Close()
+			return sub.pos, nil
+		},
+		"iterator": func(at time.Time) (uint64, error) {
+			token, err := e.GetShardIterator(IteratorInput{Stream: "s", Shard: 0, Type: AtTimestamp, Timestamp: at})
+			if err != nil {
+				return 0, err
+			}
+			it, err := e.Iterator(token)
+			return it.Pos, err
+		},
+	}
+	for name, start := range starts {
+		for round := range 3000 {
+			c.Advance(time.Millisecond)
+			at := c.Now() // every record appended so far arrived before it; the next one at it
+			put := make(chan PutResult, 1)
+			go func() {
+				res, err := e.PutRecords("s", []PutEntry{{PartitionKey: "k", Data: []byte("x")}})
+				if err != nil {
+					res = []PutResult{{Err: err}}
+				}
+				put <- res[0]
+			}()
+			pos, err := start(at)
+			res := <-put
+			if err != nil || res.Err != nil {
+				t.Fatal(err, res.Err)
+			}
+			if pos > res.Seq.Pos {
+				t.Fatalf("%s round %d: AT_TIMESTAMP of record %d's arrival starts at %d, past it", name, round, res.Seq.Pos, pos)
+			}
+		}
 	}
 }

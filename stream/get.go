@@ -131,11 +131,17 @@ func (e *Engine) positionAt(sh *shard, typ IteratorType, at uint64, ts time.Time
 		if ts.After(now) {
 			return 0, errorf(KindInvalidArgument, "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: %d, currentTimestampInMillis: %d", ts.UnixMilli(), now.UnixMilli())
 		}
+		// The tip is read before the search: a record the search did not see was made
+		// readable after it, so it lies past this tip, and the read starts at or before it.
+		// Read after the search, the tip could include records that arrived at or after ts
+		// and were appended meanwhile, and the read would skip them. A record that arrived
+		// just before ts and was appended meanwhile is read too.
+		tip := sh.log.Tip()
 		seq, ok, err := sh.log.SeqAtTime(ts.UnixNano())
 		if err != nil {
 			return 0, internalError(err)
 		}
-		pos = sh.log.Tip() + 1
+		pos = tip + 1
 		if ok {
 			pos = seq
 		}

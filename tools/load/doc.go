@@ -34,7 +34,10 @@
 // records look missing). After putting stops, a run waits for the producers' last outcomes
 // and then for every group to have read everything acknowledged, each for at most
 // Config.DrainTimeout; Report.Problems then lists missing or duplicated records, failed
-// groups and producers, or a run that had nothing acknowledged.
+// groups and producers, or a run that had nothing acknowledged. For missing records,
+// GroupReport.MissingShards names each shard they are on, how many of the shard's records
+// are missing and how many were read, and the first and last position missing (a whole
+// shard missing from its first record points at where its reading started).
 //
 // # Latency
 //

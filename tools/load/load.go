@@ -320,7 +320,7 @@ func (r *runner) drain(ctx context.Context, acks acked, produced time.Time) {
 			if done {
 				continue
 			}
-			if v := acks.verify(g.snapshot()); v.Missing > 0 {
+			if v, _ := acks.verify(g.snapshot()); v.Missing > 0 {
 				pending++
 				continue
 			}
@@ -419,10 +419,10 @@ func (r *runner) fillPut(rep *Report, elapsed time.Duration) {
 
 // groupReport verifies g against acks, with everything it read.
 func (r *runner) groupReport(g *group, acks acked) GroupReport {
-	v := acks.verify(g.snapshot())
+	v, missing := acks.verify(g.snapshot())
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gr := GroupReport{Name: g.name, Consumed: g.consumed, Bytes: g.bytes, Verdict: v, Complete: g.complete,
+	gr := GroupReport{Name: g.name, Consumed: g.consumed, Bytes: g.bytes, Verdict: v, MissingShards: missing, Complete: g.complete,
 		ReadErrors: g.readErrors, Latency: summarize(g.hist), Unmeasured: g.unmeasured}
 	if g.complete {
 		gr.DrainSeconds = g.drain.Seconds()

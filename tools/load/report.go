@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,8 @@ type GroupReport struct {
 	Consumed uint64 `json:"consumed"`
 	Bytes    uint64 `json:"bytes"`
 	Verdict
+	// MissingShards lists the shards with acknowledged records the group did not read.
+	MissingShards []ShardMissing `json:"missingShards,omitempty"`
 	// Complete is true once the group had read every acknowledged record;
 	// DrainSeconds is how long after putting stopped that happened.
 	Complete     bool    `json:"complete"`
@@ -98,12 +101,27 @@ func (r *Report) judge() {
 			r.Problems = append(r.Problems, fmt.Sprintf("group %s failed: %s", g.Name, g.Error))
 		}
 		if g.Missing > 0 {
-			r.Problems = append(r.Problems, fmt.Sprintf("group %s: %d of %d acknowledged records missing", g.Name, g.Missing, r.Put.Acknowledged))
+			r.Problems = append(r.Problems, fmt.Sprintf("group %s: %d of %d acknowledged records missing%s", g.Name, g.Missing, r.Put.Acknowledged,
+				missingShards(g.MissingShards)))
 		}
 		if g.Duplicated > 0 {
 			r.Problems = append(r.Problems, fmt.Sprintf("group %s: %d duplicate reads of acknowledged records", g.Name, g.Duplicated))
 		}
 	}
+}
+
+// missingShards describes where records are missing, for a problem: the first few shards.
+func missingShards(ms []ShardMissing) string {
+	const listed = 3
+	var b strings.Builder
+	for i, m := range ms {
+		if i == listed {
+			fmt.Fprintf(&b, "; and %d more shards", len(ms)-listed)
+			break
+		}
+		fmt.Fprintf(&b, "; shard %d: %d of %d (positions %d to %d), %d read", m.Shard, m.Missing, m.Acknowledged, m.First, m.Last, m.Read)
+	}
+	return b.String()
 }
 
 // Progress is a run's figures so far, for a progress line.

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"hash/fnv"
 	"math/bits"
 	"slices"
@@ -122,25 +123,44 @@ func (a acked) count() uint64 {
 	return uint64(n)
 }
 
-// verify compares the positions a group read, by shard, with a. seen is not modified: a
-// shard's positions are sorted in a copy when they are not in order already (they are
-// whenever positions are sluice's, since each shard is read in order).
-func (a acked) verify(seen map[uint32][]uint64) Verdict {
+// ShardMissing tells which acknowledged records of one shard a consumer group did not read.
+type ShardMissing struct {
+	Shard        uint32 `json:"shard"`
+	Missing      uint64 `json:"missing"`
+	Acknowledged uint64 `json:"acknowledged"` // on the shard
+	Read         uint64 `json:"read"`         // reads of the shard, unexpected ones included
+	// First and Last are the first and the last position missing.
+	First uint64 `json:"first"`
+	Last  uint64 `json:"last"`
+}
+
+// verify compares the positions a group read, by shard, with a, and lists the shards with
+// records missing by shard number. seen is not modified: a shard's positions are sorted in
+// a copy when they are not in order already (they are whenever positions are sluice's,
+// since each shard is read in order).
+func (a acked) verify(seen map[uint32][]uint64) (Verdict, []ShardMissing) {
 	var v Verdict
+	var missing []ShardMissing
 	for shard, want := range a {
 		got := seen[shard]
 		if !slices.IsSorted(got) {
 			got = slices.Clone(got)
 			slices.Sort(got)
 		}
-		v.add(compareSorted(want, got))
+		w, first, last := compareSorted(want, got)
+		v.add(w)
+		if w.Missing > 0 {
+			missing = append(missing, ShardMissing{Shard: shard, Missing: w.Missing, Acknowledged: uint64(len(want)),
+				Read: uint64(len(got)), First: first, Last: last})
+		}
 	}
 	for shard, got := range seen {
 		if _, ok := a[shard]; !ok {
 			v.Unexpected += uint64(len(got))
 		}
 	}
-	return v
+	slices.SortFunc(missing, func(x, y ShardMissing) int { return cmp.Compare(x.Shard, y.Shard) })
+	return v, missing
 }
 
 func (v *Verdict) add(w Verdict) {
@@ -149,10 +169,10 @@ func (v *Verdict) add(w Verdict) {
 	v.Unexpected += w.Unexpected
 }
 
-// compareSorted merges the sorted positions acknowledged (want) and read (got). A position
-// acknowledged twice (which a correct server never does) is expected twice.
-func compareSorted(want, got []uint64) Verdict {
-	var v Verdict
+// compareSorted merges the sorted positions acknowledged (want) and read (got), and returns
+// the first and the last position missing when one is. A position acknowledged twice
+// (which a correct server never does) is expected twice.
+func compareSorted(want, got []uint64) (v Verdict, first, last uint64) {
 	i, j := 0, 0
 	for i < len(want) {
 		w := want[i]
@@ -168,11 +188,15 @@ func compareSorted(want, got []uint64) Verdict {
 			j, ng = j+1, ng+1
 		}
 		if ng < nw {
+			if v.Missing == 0 {
+				first = w
+			}
 			v.Missing += uint64(nw - ng)
+			last = w
 		} else {
 			v.Duplicated += uint64(ng - nw)
 		}
 	}
 	v.Unexpected += uint64(len(got) - j)
-	return v
+	return v, first, last
 }
