@@ -1,8 +1,10 @@
 // Package etcdtest starts a real etcd for tests: the server embedded in the test process
 // (go.etcd.io/etcd/server/v3/embed), or an `etcd` binary on PATH (Debian's etcd-server,
 // which .ci/run installs) as a child process. Both listen on loopback ports, keep their
-// data in a temporary directory and stop with the test. Stop and Start let a test take etcd
-// away and bring it back on the same ports and data.
+// data in a temporary directory and stop with the test; StartTLS's serve their clients
+// with TLS and client-certificate authentication, with certificates a PKI made for the
+// test. Stop and Start let a test take etcd away and bring it back on the same ports and
+// data.
 package etcdtest
 
 import (
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +40,7 @@ type Server struct {
 	dir       string
 	client    string
 	peer      string
+	pki       *PKI // nil: no TLS
 	embedded  *cluster.Embedded
 	cmd       *exec.Cmd
 	cmdExited chan struct{}
@@ -65,6 +69,18 @@ func Start(t testing.TB, kind Kind) *Server {
 	return s
 }
 
+// StartTLS starts an etcd of the given kind that serves its clients with TLS, pki's server
+// certificate, and asks them for a certificate signed by pki's CA (etcd's
+// --client-cert-auth). Its endpoint is https://.
+func StartTLS(t testing.TB, kind Kind, pki *PKI) *Server {
+	t.Helper()
+	s := &Server{t: t, kind: kind, dir: filepath.Join(t.TempDir(), "etcd"), client: "https" + strings.TrimPrefix(freeURL(t), "http"),
+		peer: freeURL(t), pki: pki}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Endpoints returns the client URLs.
 func (s *Server) Endpoints() []string { return []string{s.client} }
 
@@ -73,16 +89,24 @@ func (s *Server) Start() {
 	s.t.Helper()
 	switch s.kind {
 	case Embedded:
-		e, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: s.dir, ClientURL: s.client, PeerURL: s.peer})
+		cfg := cluster.EmbeddedConfig{Dir: s.dir, ClientURL: s.client, PeerURL: s.peer}
+		if s.pki != nil {
+			cfg.CertFile, cfg.KeyFile, cfg.TrustedCAFile, cfg.ClientCertAuth = s.pki.ServerCert, s.pki.ServerKey, s.pki.CA, true
+		}
+		e, err := cluster.StartEmbedded(cfg)
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		s.embedded = e
 	case Binary:
-		s.cmd = exec.Command("etcd", "--name", "sluice", "--data-dir", s.dir,
+		args := []string{"--name", "sluice", "--data-dir", s.dir,
 			"--listen-client-urls", s.client, "--advertise-client-urls", s.client,
 			"--listen-peer-urls", s.peer, "--initial-advertise-peer-urls", s.peer,
-			"--initial-cluster", "sluice="+s.peer, "--logger", "zap", "--log-level", "error")
+			"--initial-cluster", "sluice=" + s.peer, "--logger", "zap", "--log-level", "error"}
+		if s.pki != nil {
+			args = append(args, "--cert-file", s.pki.ServerCert, "--key-file", s.pki.ServerKey, "--trusted-ca-file", s.pki.CA, "--client-cert-auth")
+		}
+		s.cmd = exec.Command("etcd", args...)
 		s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 		if err := s.cmd.Start(); err != nil {
 			s.t.Fatal(err)
@@ -98,7 +122,11 @@ func (s *Server) Start() {
 // waitReady waits until the binary answers a read.
 func (s *Server) waitReady() {
 	s.t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: s.Endpoints(), DialTimeout: time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: s.Endpoints(), DialTimeout: time.Second, Logger: zap.NewNop()}
+	if s.pki != nil {
+		cfg.TLS = s.pki.ClientTLS(true)
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		s.t.Fatal(err)
 	}
