@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/cluster/etcdtest"
 	"github.com/sluice-streams/sluice/stream"
@@ -104,48 +102,13 @@ func TestDialRefusesPlaintextWithTLS(t *testing.T) {
 	}
 }
 
-// enableAuth turns etcd's authentication on as an operator does with etcdctl: a root user,
-// and a user "sluice" whose role grants read and write on the keys of cluster name.
-func enableAuth(t *testing.T, srv *etcdtest.Server, pki *etcdtest.PKI, name, password string) {
-	t.Helper()
-	cfg := clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 2 * time.Second}
-	if pki != nil {
-		cfg.TLS = pki.ClientTLS(true)
-	}
-	cli, err := clientv3.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	prefix := "/sluice/" + name + "/"
-	steps := []func() error{
-		func() error { _, err := cli.UserAdd(ctx, "root", "root-secret"); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := cli.RoleAdd(ctx, "sluice"); return err },
-		func() error {
-			_, err := cli.RoleGrantPermission(ctx, "sluice", prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := cli.UserAdd(ctx, etcdtest.ClientCN, password); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, etcdtest.ClientCN, "sluice"); return err },
-		func() error { _, err := cli.AuthEnable(ctx); return err },
-	}
-	for i, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("enabling auth, step %d: %v", i, err)
-		}
-	}
-}
-
 // TestDialPassword: against an etcd with auth enabled, a client with the user's password
 // works as a node with no permission but read and write on its cluster's prefix; a wrong
 // password fails Dial, a client without a user is refused its requests, and the user
 // is refused another cluster's keys.
 func TestDialPassword(t *testing.T) {
 	srv := etcdtest.Start(t, etcdtest.Embedded)
-	enableAuth(t, srv, nil, "auth", "s3cret")
+	srv.EnableAuth("auth", etcdtest.ClientCN, "s3cret")
 	user := func(password string) func(*cluster.Config) {
 		return func(cfg *cluster.Config) { cfg.Username, cfg.Password = etcdtest.ClientCN, password }
 	}
@@ -170,7 +133,7 @@ func TestDialPassword(t *testing.T) {
 func TestDialCertificateUser(t *testing.T) {
 	pki := etcdtest.NewPKI(t)
 	srv := etcdtest.StartTLS(t, etcdtest.Embedded, pki)
-	enableAuth(t, srv, pki, "cn", "unused-password")
+	srv.EnableAuth("cn", etcdtest.ClientCN, "unused-password")
 	withTLS := func(cfg *cluster.Config) { cfg.TLS = pki.ClientTLS(true) }
 	useCluster(t, dial(t, srv, "cn", withTLS), dial(t, srv, "cn", withTLS))
 	if err := dial(t, srv, "other", withTLS).EnsureReplicas(1); err == nil {

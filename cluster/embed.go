@@ -30,6 +30,9 @@ type EmbeddedConfig struct {
 	// certificate signed by a CA of TrustedCAFile (--client-cert-auth, --trusted-ca-file).
 	CertFile, KeyFile, TrustedCAFile string
 	ClientCertAuth                   bool
+	// BcryptCost is the cost of the hash of the passwords of etcd's users (--bcrypt-cost);
+	// 0: etcd's default, 10.
+	BcryptCost uint
 	// LogLevel is etcd's own log level (its logger writes to standard error); default
 	// "fatal": etcd logs errors of its own orderly shutdown.
 	LogLevel string
@@ -69,6 +72,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.LogLevel = cfg.LogLevel
+	if cfg.BcryptCost != 0 {
+		ec.BcryptCost = cfg.BcryptCost
+	}
 	ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = cfg.CertFile, cfg.KeyFile
 	ec.ClientTLSInfo.TrustedCAFile, ec.ClientTLSInfo.ClientCertAuth = cfg.TrustedCAFile, cfg.ClientCertAuth
 	e, err := embed.StartEtcd(ec)
