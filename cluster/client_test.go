@@ -76,7 +76,7 @@ func TestDialTLS(t *testing.T) {
 			}
 			useCluster(t, dial(t, srv, "tls", with(pki.ClientTLS(true))), dial(t, srv, "tls", with(pki.ClientTLS(true))))
 			// etcd 3.5 and later answer a handshake without a certificate with TLS's
-			// certificate_required alert, which the error quotes; 3.4 resets the connection.
+			// certificate_required alert, which the error quotes; 3.4 closes the connection.
 			refused(t, dial(t, srv, "tls", with(pki.ClientTLS(false))), "no connection to etcd: ")
 			refused(t, dial(t, srv, "tls", with(etcdtest.NewPKI(t).ClientTLS(true))), "certificate signed by unknown authority")
 		})
@@ -107,36 +107,41 @@ func TestDialRefusesPlaintextWithTLS(t *testing.T) {
 // password fails Dial, a client without a user is refused its requests, and the user
 // is refused another cluster's keys.
 func TestDialPassword(t *testing.T) {
-	srv := etcdtest.Start(t, etcdtest.Embedded)
-	srv.EnableAuth("auth", etcdtest.ClientCN, "s3cret")
-	user := func(password string) func(*cluster.Config) {
-		return func(cfg *cluster.Config) { cfg.Username, cfg.Password = etcdtest.ClientCN, password }
-	}
-	useCluster(t, dial(t, srv, "auth", user("s3cret")), dial(t, srv, "auth", user("s3cret")))
+	eachEtcd(t, func(t *testing.T, srv *etcdtest.Server) {
+		srv.EnableAuth("auth", etcdtest.ClientCN, "s3cret")
+		user := func(password string) func(*cluster.Config) {
+			return func(cfg *cluster.Config) { cfg.Username, cfg.Password = etcdtest.ClientCN, password }
+		}
+		useCluster(t, dial(t, srv, "auth", user("s3cret")), dial(t, srv, "auth", user("s3cret")))
 
-	_, err := cluster.Dial(cluster.Config{Endpoints: srv.Endpoints(), Name: "auth", Username: etcdtest.ClientCN, Password: "wrong"})
-	if err == nil || !strings.Contains(err.Error(), "authentication failed") {
-		t.Fatalf("a wrong password: %v", err)
-	}
-	t.Log(err)
-	for _, c := range []*cluster.Client{dial(t, srv, "auth", nil), dial(t, srv, "other", user("s3cret"))} {
-		err := c.EnsureReplicas(1)
-		if err == nil {
-			t.Fatal("a request without the permission succeeded")
+		_, err := cluster.Dial(cluster.Config{Endpoints: srv.Endpoints(), Name: "auth", Username: etcdtest.ClientCN, Password: "wrong"})
+		if err == nil || !strings.Contains(err.Error(), "authentication failed") {
+			t.Fatalf("a wrong password: %v", err)
 		}
 		t.Log(err)
-	}
+		for _, c := range []*cluster.Client{dial(t, srv, "auth", nil), dial(t, srv, "other", user("s3cret"))} {
+			err := c.EnsureReplicas(1)
+			if err == nil {
+				t.Fatal("a request without the permission succeeded")
+			}
+			t.Log(err)
+		}
+	})
 }
 
 // TestDialCertificateUser: against an etcd with TLS, --client-cert-auth and auth enabled,
 // a client without a password acts as the user its certificate's common name names.
 func TestDialCertificateUser(t *testing.T) {
-	pki := etcdtest.NewPKI(t)
-	srv := etcdtest.StartTLS(t, etcdtest.Embedded, pki)
-	srv.EnableAuth("cn", etcdtest.ClientCN, "unused-password")
-	withTLS := func(cfg *cluster.Config) { cfg.TLS = pki.ClientTLS(true) }
-	useCluster(t, dial(t, srv, "cn", withTLS), dial(t, srv, "cn", withTLS))
-	if err := dial(t, srv, "other", withTLS).EnsureReplicas(1); err == nil {
-		t.Fatal("the certificate's user wrote another cluster's keys")
+	for _, kind := range etcdtest.Kinds(t) {
+		t.Run(string(kind), func(t *testing.T) {
+			pki := etcdtest.NewPKI(t)
+			srv := etcdtest.StartTLS(t, kind, pki)
+			srv.EnableAuth("cn", etcdtest.ClientCN, "unused-password")
+			withTLS := func(cfg *cluster.Config) { cfg.TLS = pki.ClientTLS(true) }
+			useCluster(t, dial(t, srv, "cn", withTLS), dial(t, srv, "cn", withTLS))
+			if err := dial(t, srv, "other", withTLS).EnsureReplicas(1); err == nil {
+				t.Fatal("the certificate's user wrote another cluster's keys")
+			}
+		})
 	}
 }
