@@ -110,7 +110,8 @@ func Dial(cfg Config) (*Client, error) {
 		MinConnectTimeout: cfg.DialTimeout,
 	})
 	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, TLS: cfg.TLS,
-		Username: cfg.Username, Password: cfg.Password, DialOptions: []grpc.DialOption{reconnect, grpc.WithChainUnaryInterceptor(connectionError)}, Logger: zap.NewNop()})
+		Username: cfg.Username, Password: cfg.Password, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{reconnect, grpc.WithChainUnaryInterceptor(connectionError)}})
 	if err != nil {
 		if cfg.Username == "" {
 			return nil, fmt.Errorf("cluster: etcd client: %w", err)
