@@ -10,10 +10,9 @@ import (
 	"github.com/sluice-streams/sluice/cluster/etcdtest"
 )
 
-// etcdTLSArgs are the flags that reach srv, an etcd of etcdtest.StartTLS, with pki's CA
-// and client certificate.
-func etcdTLSArgs(srv *etcdtest.Server, pki *etcdtest.PKI) []string {
-	return []string{"--cluster-etcd", srv.Endpoints()[0], "--etcd-ca", pki.CA, "--etcd-cert", pki.ClientCert, "--etcd-key", pki.ClientKey}
+// etcdTLSFlags are the flags that trust pki's CA and present its client certificate.
+func etcdTLSFlags(pki *etcdtest.PKI) []string {
+	return []string{"--etcd-ca", pki.CA, "--etcd-cert", pki.ClientCert, "--etcd-key", pki.ClientKey}
 }
 
 // writeFile writes data to a new file in a test's temporary directory and returns its path.
@@ -78,7 +77,7 @@ func TestEtcdAccessVerbs(t *testing.T) {
 	pki := etcdtest.NewPKI(t)
 	srv := etcdtest.StartTLS(t, etcdtest.Embedded, pki)
 	srv.EnableAuth("sluice", "node", "s3cret")
-	tlsArgs := etcdTLSArgs(srv, pki)
+	tlsArgs := append([]string{"--cluster-etcd", srv.Endpoints()[0]}, etcdTLSFlags(pki)...)
 	user := []string{"--etcd-user", "node"}
 	passwordFile := writeFile(t, "password", "s3cret\n")
 	wrongFile := writeFile(t, "wrong", "guess\n")
@@ -106,8 +105,7 @@ func TestEtcdAccessVerbs(t *testing.T) {
 	}{
 		{[]string{"--cluster-etcd", srv.Endpoints()[0], "--etcd-ca", pki.CA, "--etcd-user", "node", "--etcd-password-file", passwordFile},
 			"no connection to etcd: "},
-		{[]string{"--cluster-etcd", srv.Endpoints()[0], "--etcd-ca", other.CA, "--etcd-cert", other.ClientCert, "--etcd-key", other.ClientKey},
-			"certificate signed by unknown authority"},
+		{append([]string{"--cluster-etcd", srv.Endpoints()[0]}, etcdTLSFlags(other)...), "certificate signed by unknown authority"},
 		{append(tlsArgs, "--etcd-user", "node", "--etcd-password-file", wrongFile), "authentication failed"},
 	} {
 		var out, errOut bytes.Buffer
@@ -122,7 +120,7 @@ func TestEtcdAccessVerbs(t *testing.T) {
 // TestServeEtcdTLS runs `sluice serve` as a process joined to an etcd that serves TLS,
 // asks for a client certificate and has auth enabled, as a user granted only the
 // cluster's prefix: the node registers, is elected controller, places a stream's shards
-// and serves PutRecords and GetRecords.
+// and serves PutRecords and GetRecords. Trusting another CA, it exits saying so.
 func TestServeEtcdTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and a server")
@@ -134,9 +132,13 @@ func TestServeEtcdTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append(etcdTLSArgs(srv, pki)[2:], "--cluster-name", "tls", "--replicas", "1",
-		"--etcd-user", "node", "--etcd-password-file", writeFile(t, "password", "s3cret\n"))
-	n := &clusterNode{id: 1, addr: addr, dir: t.TempDir(), args: args}
+	node := []string{"--cluster-name", "tls", "--replicas", "1", "--etcd-user", "node", "--etcd-password-file", writeFile(t, "password", "s3cret\n")}
+	out, err := sluiceCmd(append([]string{"serve", "--node-id", "1", "--addr", addr, "--data-dir", t.TempDir(), "--cluster-etcd", srv.Endpoints()[0]},
+		append(etcdTLSFlags(etcdtest.NewPKI(t)), node...)...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate signed by unknown authority") {
+		t.Fatalf("sluice serve trusting another CA: %v\n%s", err, out)
+	}
+	n := &clusterNode{id: 1, addr: addr, dir: t.TempDir(), args: append(etcdTLSFlags(pki), node...)}
 	startNode(t, n, srv.Endpoints()[0])
 	kinesis(t, n.base(), "CreateStream", map[string]any{"StreamName": "orders", "ShardCount": 2}, nil)
 	checkReadable(t, []*clusterNode{n}, "orders", putAll(t, n.base(), "orders", "tls", 20))
