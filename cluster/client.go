@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/sluice-streams/sluice/stream"
 )
@@ -38,7 +42,17 @@ type Config struct {
 	// is reported down this long after. Default 10s; etcd raises a shorter one to its
 	// minimum.
 	LeaseTTL time.Duration
-	Logger   *slog.Logger
+	// TLS is the client's TLS configuration for https:// endpoints: RootCAs the CA of etcd's
+	// certificate (nil: the system's roots), Certificates the client certificate an etcd
+	// started with --client-cert-auth asks for. nil: https:// endpoints are verified
+	// against the system's roots and no client certificate is sent. With TLS set, an
+	// http:// endpoint is refused: the etcd client would connect to it in plaintext.
+	TLS *tls.Config
+	// Username and Password authenticate the client to an etcd with auth enabled (etcdctl
+	// auth enable): Dial asks etcd for a token with them, and the client asks again when
+	// the token expires. Both or neither.
+	Username, Password string
+	Logger             *slog.Logger
 }
 
 // ErrUnavailable is wrapped by every error of a request etcd did not answer in time (it is
@@ -61,10 +75,16 @@ type Client struct {
 	placements atomic.Pointer[placementCache]
 }
 
-// Dial connects to etcd. It does not wait for etcd to answer: the first request does.
+// Dial connects to etcd. Without a user name it does not wait for etcd to answer: the
+// first request does. With one it authenticates, waiting up to the dial timeout: a wrong
+// password is an error here, and an etcd that does not answer is one wrapping
+// ErrUnavailable.
 func Dial(cfg Config) (*Client, error) {
-	if len(cfg.Endpoints) == 0 {
-		return nil, errors.New("cluster: no etcd endpoints")
+	if err := checkEndpoints(cfg); err != nil {
+		return nil, err
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, errors.New("cluster: an etcd user name needs a password, and a password a user name")
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
@@ -89,12 +109,58 @@ func Dial(cfg Config) (*Client, error) {
 		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 		MinConnectTimeout: cfg.DialTimeout,
 	})
-	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout,
-		DialOptions: []grpc.DialOption{reconnect}, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, TLS: cfg.TLS,
+		Username: cfg.Username, Password: cfg.Password, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{reconnect, grpc.WithChainUnaryInterceptor(connectionError)}})
 	if err != nil {
-		return nil, fmt.Errorf("cluster: etcd client: %w", err)
+		if cfg.Username == "" {
+			return nil, fmt.Errorf("cluster: etcd client: %w", err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w in %v: %w", ErrUnavailable, cfg.DialTimeout, err)
+		}
+		return nil, fmt.Errorf("cluster: authenticating to etcd as %q: %w", cfg.Username, err)
+	}
+	if cfg.Username != "" && cfg.TLS == nil && !strings.HasPrefix(cfg.Endpoints[0], "https://") {
+		cfg.Logger.Warn("the etcd user's password and token go over a connection without TLS", "endpoint", cfg.Endpoints[0])
 	}
 	return &Client{cli: cli, cfg: cfg, prefix: "/sluice/" + cfg.Name + "/"}, nil
+}
+
+// connectionError is the innermost interceptor of the etcd client's requests. A request
+// that waited for a connection until its deadline fails in gRPC with the reason the last
+// connection attempt failed (a refused connection, a TLS handshake etcd or the client
+// rejected) after "latest balancer error: ", which the etcd client replaces with a bare
+// context.DeadlineExceeded. connectionError returns an error that still wraps
+// context.DeadlineExceeded and keeps the reason; the etcd client passes it on unchanged, as
+// it is no gRPC status. Other errors are returned as they are.
+func connectionError(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if st, ok := grpcstatus.FromError(err); ok && st.Code() == codes.DeadlineExceeded {
+		if why, found := strings.CutPrefix(st.Message(), "latest balancer error: "); found {
+			return fmt.Errorf("%w: no connection to etcd: %s", context.DeadlineExceeded, why)
+		}
+	}
+	return err
+}
+
+// checkEndpoints refuses endpoints the etcd client would connect to otherwise than they
+// say: it takes the scheme of the first for all of them, and drops a TLS configuration on
+// an http:// one.
+func checkEndpoints(cfg Config) error {
+	if len(cfg.Endpoints) == 0 {
+		return errors.New("cluster: no etcd endpoints")
+	}
+	secure := strings.HasPrefix(cfg.Endpoints[0], "https://")
+	for _, ep := range cfg.Endpoints {
+		switch {
+		case strings.HasPrefix(ep, "https://") != secure && strings.Contains(ep, "://"):
+			return fmt.Errorf("cluster: etcd endpoints %s and %s: want all https:// or none", cfg.Endpoints[0], ep)
+		case cfg.TLS != nil && strings.HasPrefix(ep, "http://"):
+			return fmt.Errorf("cluster: etcd endpoint %s: TLS needs an https:// endpoint", ep)
+		}
+	}
+	return nil
 }
 
 // Close closes the connection. Watches end; a membership joined through the client is

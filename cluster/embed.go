@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -14,9 +15,7 @@ import (
 // external etcd cluster instead (--cluster-etcd).
 type Embedded struct {
 	etcd      *embed.Etcd
-	dir       string
-	client    string // the client URL
-	peer      string // the peer URL
+	cfg       EmbeddedConfig // with the URLs it listens on
 	endpoints []string
 }
 
@@ -26,6 +25,14 @@ type EmbeddedConfig struct {
 	// ClientURL and PeerURL are where it listens (http://127.0.0.1:PORT); empty: a free
 	// loopback port each.
 	ClientURL, PeerURL string
+	// CertFile and KeyFile, when set, serve the client URL with TLS (an https:// URL):
+	// etcd's --cert-file and --key-file. With ClientCertAuth, a client must present a
+	// certificate signed by a CA of TrustedCAFile (--client-cert-auth, --trusted-ca-file).
+	CertFile, KeyFile, TrustedCAFile string
+	ClientCertAuth                   bool
+	// BcryptCost is the cost of the hash of the passwords of etcd's users (--bcrypt-cost);
+	// 0: etcd's default, 10.
+	BcryptCost uint
 	// LogLevel is etcd's own log level (its logger writes to standard error); default
 	// "fatal": etcd logs errors of its own orderly shutdown.
 	LogLevel string
@@ -37,6 +44,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.ClientURL == "" {
 		if cfg.ClientURL, err = freeLoopbackURL(); err != nil {
 			return nil, err
+		}
+		if cfg.CertFile != "" {
+			cfg.ClientURL = "https" + strings.TrimPrefix(cfg.ClientURL, "http")
 		}
 	}
 	if cfg.PeerURL == "" {
@@ -62,6 +72,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.LogLevel = cfg.LogLevel
+	if cfg.BcryptCost != 0 {
+		ec.BcryptCost = cfg.BcryptCost
+	}
+	ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = cfg.CertFile, cfg.KeyFile
+	ec.ClientTLSInfo.TrustedCAFile, ec.ClientTLSInfo.ClientCertAuth = cfg.TrustedCAFile, cfg.ClientCertAuth
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: embedded etcd: %w", err)
@@ -75,7 +90,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("cluster: embedded etcd did not become ready in 30s")
 	}
-	return &Embedded{etcd: e, dir: cfg.Dir, client: cfg.ClientURL, peer: cfg.PeerURL, endpoints: []string{cfg.ClientURL}}, nil
+	return &Embedded{etcd: e, cfg: cfg, endpoints: []string{cfg.ClientURL}}, nil
 }
 
 // Endpoints returns the client URLs, for Config.Endpoints.
@@ -83,9 +98,7 @@ func (e *Embedded) Endpoints() []string { return e.endpoints }
 
 // Config returns the configuration that starts this server again on the same directory and
 // ports (after Close).
-func (e *Embedded) Config() EmbeddedConfig {
-	return EmbeddedConfig{Dir: e.dir, ClientURL: e.client, PeerURL: e.peer}
-}
+func (e *Embedded) Config() EmbeddedConfig { return e.cfg }
 
 // Err reports the server's fatal errors.
 func (e *Embedded) Err() <-chan error { return e.etcd.Err() }

@@ -33,6 +33,7 @@ type clusterFlags struct {
 	peerAddr  *string
 	zone      *string
 	deadAfter *time.Duration
+	access    etcdAccessFlags
 }
 
 func addClusterFlags(fs *flag.FlagSet) clusterFlags {
@@ -48,6 +49,7 @@ func addClusterFlags(fs *flag.FlagSet) clusterFlags {
 			"while the active nodes span at least --replicas zones"),
 		deadAfter: fs.Duration("dead-after", cluster.DefaultDeadAfter, "how long a node may be gone from membership before the controller "+
 			"declares it dead and places its replicas on other nodes (when this node is the controller)"),
+		access: addEtcdAccessFlags(fs),
 	}
 }
 
@@ -55,6 +57,7 @@ func addClusterFlags(fs *flag.FlagSet) clusterFlags {
 type clusterConfig struct {
 	nodeID    uint64
 	endpoints []string
+	etcd      cluster.Config // the client's, with endpoints, name, TLS and user
 	replicas  int
 	name      string
 	peerAddr  string // "": the listening address
@@ -64,8 +67,8 @@ type clusterConfig struct {
 
 func (f clusterFlags) config() (*clusterConfig, error) {
 	if *f.etcd == "" {
-		if *f.nodeID != 0 || *f.peerAddr != "" || *f.zone != "" {
-			return nil, errors.New("--node-id, --peer-addr and --zone need --cluster-etcd")
+		if *f.nodeID != 0 || *f.peerAddr != "" || *f.zone != "" || f.access.given() {
+			return nil, errors.New("--node-id, --peer-addr, --zone and the --etcd-* flags need --cluster-etcd")
 		}
 		return nil, nil
 	}
@@ -86,19 +89,19 @@ func (f clusterFlags) config() (*clusterConfig, error) {
 	if *f.name == "" || strings.Contains(*f.name, "/") {
 		return nil, fmt.Errorf("--cluster-name %q: want a name without /", *f.name)
 	}
-	var eps []string
-	for _, u := range strings.Split(*f.etcd, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			eps = append(eps, u)
-		}
+	etcd, err := f.access.config(*f.etcd, *f.name)
+	if err != nil {
+		return nil, err
 	}
-	return &clusterConfig{nodeID: *f.nodeID, endpoints: eps, replicas: *f.replicas, name: *f.name, peerAddr: *f.peerAddr,
+	return &clusterConfig{nodeID: *f.nodeID, endpoints: etcd.Endpoints, etcd: etcd, replicas: *f.replicas, name: *f.name, peerAddr: *f.peerAddr,
 		zone: *f.zone, deadAfter: *f.deadAfter}, nil
 }
 
 // joinCluster connects to the cluster's etcd and fixes (or checks) its replication factor.
 func joinCluster(cc *clusterConfig, logger *slog.Logger) (*cluster.Client, error) {
-	c, err := cluster.Dial(cluster.Config{Endpoints: cc.endpoints, Name: cc.name, Logger: logger})
+	cfg := cc.etcd
+	cfg.Logger = logger
+	c, err := cluster.Dial(cfg)
 	if err != nil {
 		return nil, err
 	}

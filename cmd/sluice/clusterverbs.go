@@ -26,7 +26,7 @@ var clusterVerbs = []struct{ name, args, summary string }{
 // runCluster runs `sluice cluster VERB [flags] [NODE]`.
 func runCluster(args []string, stdout, stderr io.Writer) int {
 	verbUsage := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: sluice cluster VERB --cluster-etcd URL [--cluster-name NAME] [arguments]")
+		fmt.Fprintln(w, "Usage: sluice cluster VERB --cluster-etcd URL [--cluster-name NAME] [--etcd-* flags] [arguments]")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Verbs:")
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -53,6 +53,7 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cluster "+verb, clusterVerbs[i].args, stderr)
 	etcd := fs.String("cluster-etcd", "", "`URL[,URL…]` of the cluster's etcd")
 	name := fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`")
+	access := addEtcdAccessFlags(fs)
 	asJSON := false
 	if verb == "status" {
 		fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
@@ -83,17 +84,16 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	var eps []string
-	for _, u := range strings.Split(*etcd, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			eps = append(eps, u)
-		}
-	}
-	if len(eps) == 0 {
+	if len(splitEndpoints(*etcd)) == 0 {
 		fmt.Fprintf(stderr, "sluice cluster %s: --cluster-etcd is required\n", verb)
 		return exitUsage
 	}
-	c, err := cluster.Dial(cluster.Config{Endpoints: eps, Name: *name})
+	cfg, err := access.config(*etcd, *name)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice cluster %s: %v\n", verb, err)
+		return exitUsage
+	}
+	c, err := cluster.Dial(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice cluster %s: %v\n", verb, err)
 		return exitError

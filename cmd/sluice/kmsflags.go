@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/sluice-streams/sluice/cluster"
 	"github.com/sluice-streams/sluice/internal/keyring"
@@ -13,13 +13,15 @@ import (
 // --kms-keyring), or a cluster's keyring in etcd.
 type kmsFlags struct {
 	dir, etcd, name *string
+	access          etcdAccessFlags
 }
 
 func addKMSFlags(fs *flag.FlagSet) kmsFlags {
 	return kmsFlags{
-		dir:  fs.String("kms-keyring", "", "keyring `directory` (created 0700) of a single node; a server's default is DATA-DIR/kms-keyring"),
-		etcd: fs.String("cluster-etcd", "", "`URL[,URL…]` of a cluster's etcd: change the cluster's keyring, which every node shares (instead of --kms-keyring)"),
-		name: fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`, with --cluster-etcd"),
+		dir:    fs.String("kms-keyring", "", "keyring `directory` (created 0700) of a single node; a server's default is DATA-DIR/kms-keyring"),
+		etcd:   fs.String("cluster-etcd", "", "`URL[,URL…]` of a cluster's etcd: change the cluster's keyring, which every node shares (instead of --kms-keyring)"),
+		name:   fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`, with --cluster-etcd"),
+		access: addEtcdAccessFlags(fs),
 	}
 }
 
@@ -31,6 +33,9 @@ func (f kmsFlags) set() bool { return (*f.dir == "") != (*f.etcd == "") }
 // cache alone would be one no other node has.
 func (f kmsFlags) open() (*keyring.Ring, func(), error) {
 	if *f.etcd == "" {
+		if f.access.given() {
+			return nil, nil, errors.New("the --etcd-* flags need --cluster-etcd")
+		}
 		d := keyring.NewDir(*f.dir)
 		of, cached, err := d.CacheOf()
 		if err != nil {
@@ -41,13 +46,11 @@ func (f kmsFlags) open() (*keyring.Ring, func(), error) {
 		}
 		return keyring.New(d), func() {}, nil
 	}
-	var eps []string
-	for _, u := range strings.Split(*f.etcd, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			eps = append(eps, u)
-		}
+	cfg, err := f.access.config(*f.etcd, *f.name)
+	if err != nil {
+		return nil, nil, err
 	}
-	c, err := cluster.Dial(cluster.Config{Endpoints: eps, Name: *f.name})
+	c, err := cluster.Dial(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
