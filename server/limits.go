@@ -201,7 +201,8 @@ func (b *byteBudget) release(body []byte, kept bool) {
 // (bodyClass), so that a small body never holds a buffer grown for a large one: the in-flight
 // budget counts the bytes read, not the buffer they are read into, and with a single pool
 // for every size, TestServerOverload's 100-byte bodies held buffers grown for its 1 MiB
-// records (the server's heap then held about 2.5 times the budget in body buffers).
+// records: body buffers then took 152 MB of the heap under its 64 MiB budget, and 38 MB
+// with the classes (docs/OPERATIONS.md, Overload).
 var reqBodyBufs [bodyClasses]sync.Pool
 
 func init() {
