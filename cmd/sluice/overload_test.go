@@ -244,7 +244,7 @@ const (
 	// of a server under overload: 256 MiB plus 8 times the in-flight budget. The body
 	// buffers (within twice the budget), the buffers pooled for reuse, the decoded records
 	// and the garbage collector's headroom (GOGC=100: twice the live heap) multiply the
-	// budget; this test's peak was 2.1 to 2.6 times it (docs/OPERATIONS.md, Overload).
+	// budget; this test's peak was 2.1 to 3.0 times it (docs/OPERATIONS.md, Overload).
 	overloadRSSBound = 256<<20 + 8*overloadInflight
 )
 
