@@ -195,13 +195,17 @@ soak-short:
 	$(MAKE) soak SOAK=75s SOAK_TIMEOUT=10m
 
 # make nightly runs the long versions. Each part is a prerequisite of its own, so that other
-# parts are added as lines of their own.
+# parts are added as lines of their own. The NIGHTLY_* variables shorten a part, to check that
+# it starts and runs (such as make nightly-soak NIGHTLY_SOAK=30s).
+NIGHTLY_OVERLOAD ?= 30s
+NIGHTLY_SOAK ?= 2h
+NIGHTLY_SOAK_TIMEOUT ?= 3h
 nightly: nightly-overload
 nightly: nightly-soak
 nightly-overload:
-	$(MAKE) overload OVERLOAD=30s
+	$(MAKE) overload OVERLOAD=$(NIGHTLY_OVERLOAD)
 nightly-soak:
-	$(MAKE) soak SOAK=2h SOAK_TIMEOUT=3h
+	$(MAKE) soak SOAK=$(NIGHTLY_SOAK) SOAK_TIMEOUT=$(NIGHTLY_SOAK_TIMEOUT)
 
 # The storage core's long runs: 20,001 power cuts through the fault file layer (6,667 per
 # durability mode, about 0.4 s each here) and 1,000 random bit flips, each recovery checked.
@@ -213,8 +217,10 @@ nightly-scale:
 	SLUICE_SCALE_STREAMS=50 SLUICE_SCALE_SHARDS=40 $(GO) test -count=1 -timeout=0 -v -run '^TestClusterScale$$' ./cmd/sluice
 
 .PHONY: nightly-storage
+NIGHTLY_STORAGE_CUTS ?= 6667
+NIGHTLY_BITFLIPS ?= 1000
 nightly: nightly-storage
 nightly-storage:
-	SLUICE_SEGMENT_POWERCUT_ROUNDS=6667 SLUICE_BITFLIP_ROUNDS=1000 $(GO) test $(RACE) -count=1 -timeout=0 -v -run '^(TestPowerCut|TestRandomBitFlips)$$' ./segment
+	SLUICE_SEGMENT_POWERCUT_ROUNDS=$(NIGHTLY_STORAGE_CUTS) SLUICE_BITFLIP_ROUNDS=$(NIGHTLY_BITFLIPS) $(GO) test $(RACE) -count=1 -timeout=0 -v -run '^(TestPowerCut|TestRandomBitFlips)$$' ./segment
 
 ci: fmt-check vet lint depcheck cross tidy-check test fuzz-smoke overload soak-short

@@ -144,12 +144,15 @@ func (b *byteBudget) readBody(r io.Reader, size int64, limit int) ([]byte, error
 	}
 	b.reading.Add(1)
 	defer b.reading.Add(-1)
-	buf := (*reqBodyBufs.Get().(*[]byte))[:0]
+	class := bodyClass(want)
+	buf := (*reqBodyBufs[class].Get().(*[]byte))[:0]
 	for int64(len(buf)) < want {
 		if len(buf) == cap(buf) {
-			// The smaller buffer is dropped, not pooled: the pool keeps buffers of whole
-			// bodies, so that the next body of this size needs no growing.
-			nb := make([]byte, len(buf), min(max(2*cap(buf), firstBodyBuf), int(want)))
+			// The smaller buffer is dropped, not pooled: the pools keep buffers of whole
+			// bodies, so that the next body of this size needs no growing. Growing stops at
+			// the size of the body's class, not at want, so that the buffer goes back to the
+			// class the next body of this length takes from.
+			nb := make([]byte, len(buf), min(max(2*cap(buf), firstBodyBuf), bodyClassSize(class)))
 			copy(nb, buf)
 			buf = nb
 		}
@@ -180,17 +183,57 @@ func (b *byteBudget) readBody(r io.Reader, size int64, limit int) ([]byte, error
 // streamed response (a subscription) may still be reading from its request's body.
 func (b *byteBudget) release(body []byte, kept bool) {
 	b.give(int64(len(body)))
-	if !kept && cap(body) > 0 && cap(body) <= maxPooledBody {
+	if !kept && cap(body) >= firstBodyBuf && cap(body) <= maxPooledBody {
+		k := bodyClass(int64(cap(body)))
+		if bodyClassSize(k) > cap(body) {
+			k-- // a buffer holds the bodies of the largest class it covers
+		}
 		body = body[:0]
-		reqBodyBufs.Put(&body)
+		reqBodyBufs[k].Put(&body)
 	}
 }
 
 // reqBodyBufs pools request body buffers apart from the answers' (bodyBufs), so that a body
 // finds a buffer grown to a body's size rather than an answer's: with one pool for both,
 // BenchmarkAPIPutRecords and BenchmarkNativePut allocated each body afresh (0.8 MB/op
-// instead of 36 kB/op for 500 records of 1 KiB).
-var reqBodyBufs = sync.Pool{New: func() any { return new([]byte) }}
+// instead of 36 kB/op for 500 records of 1 KiB). The pool of class k holds buffers of at
+// least bodyClassSize(k) bytes, and a body takes from the class of its declared length
+// (bodyClass), so that a small body never holds a buffer grown for a large one: the in-flight
+// budget counts the bytes read, not the buffer they are read into, and with a single pool
+// for every size, TestServerOverload's 100-byte bodies held buffers grown for its 1 MiB
+// records: body buffers then took 152 MB of the heap under its 64 MiB budget, and 38 MB
+// with the classes (docs/OPERATIONS.md, Overload).
+var reqBodyBufs [bodyClasses]sync.Pool
+
+func init() {
+	for k := range reqBodyBufs {
+		reqBodyBufs[k].New = func() any { return new([]byte) }
+	}
+}
+
+// bodyClasses is the number of body buffer classes: firstBodyBuf doubled up to 16 MiB, and
+// the largest body buffer.
+const bodyClasses = 12
+
+// bodyClassSize returns the size of class k's buffers: firstBodyBuf << k, and
+// maxPooledBody for the last class.
+func bodyClassSize(k int) int {
+	if k == bodyClasses-1 {
+		return maxPooledBody
+	}
+	return firstBodyBuf << k
+}
+
+// bodyClass returns the smallest class whose buffers hold n bytes; n is at most
+// maxPooledBody (readBody's want is at most an operation's limit plus one).
+func bodyClass(n int64) int {
+	for k := range bodyClasses - 1 {
+		if n <= int64(bodyClassSize(k)) {
+			return k
+		}
+	}
+	return bodyClasses - 1
+}
 
 // maxPooledBody is the largest body buffer pooled: the largest body any operation accepts.
 const maxPooledBody = dataBodyLimit + readChunk

@@ -56,3 +56,44 @@ func TestReadBody(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBodyBufferFitsBody reads a small body after a large one was released, many times
+// over: the small body's buffer is of the small body's size class, never the large one's
+// buffer, whose capacity the in-flight budget would not count.
+func TestReadBodyBufferFitsBody(t *testing.T) {
+	b := &byteBudget{max: 1 << 30}
+	large := bytes.Repeat([]byte{'x'}, 1400<<10)
+	small := bytes.Repeat([]byte{'y'}, 2<<10)
+	for range 50 {
+		got, err := b.readBody(bytes.NewReader(large), int64(len(large)), dataBodyLimit)
+		if err != nil || !bytes.Equal(got, large) {
+			t.Fatalf("large body: %d bytes, %v", len(got), err)
+		}
+		if cap(got) > 2*len(large) {
+			t.Fatalf("a body of %d bytes is read into a buffer of %d", len(got), cap(got))
+		}
+		b.release(got, false)
+		got, err = b.readBody(bytes.NewReader(small), int64(len(small)), dataBodyLimit)
+		if err != nil || !bytes.Equal(got, small) {
+			t.Fatalf("small body: %d bytes, %v", len(got), err)
+		}
+		if cap(got) > firstBodyBuf {
+			t.Fatalf("a body of %d bytes holds a buffer of %d after a larger body was released", len(got), cap(got))
+		}
+		b.release(got, false)
+	}
+}
+
+// TestBodyClasses: every length up to the largest pooled body has a class whose buffers hold
+// it, and a released buffer goes to a class no larger than its capacity.
+func TestBodyClasses(t *testing.T) {
+	for _, n := range []int64{1, firstBodyBuf, firstBodyBuf + 1, 1400 << 10, dataBodyLimit, dataBodyLimit + 1, maxPooledBody} {
+		k := bodyClass(n)
+		if int64(bodyClassSize(k)) < n {
+			t.Errorf("length %d: class %d holds %d bytes", n, k, bodyClassSize(k))
+		}
+		if k > 0 && int64(bodyClassSize(k-1)) >= n {
+			t.Errorf("length %d: class %d, but class %d of %d bytes holds it", n, k, k-1, bodyClassSize(k-1))
+		}
+	}
+}

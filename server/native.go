@@ -109,7 +109,7 @@ func (s *Server) nativeError(ctx *fasthttp.RequestCtx, err error) {
 	ae := toAPIError(err)
 	if ae.code == wire.InternalFailure {
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
-		if !errors.Is(ae.cause, segment.ErrNoSpace) {
+		if s.logFailure(ae.cause) {
 			s.log.Error("native request failed", "request_id", id, "err", ae.cause, "path", string(ctx.Path()))
 		}
 		ae.msg += " Request id " + id + "."
@@ -407,7 +407,7 @@ func (b *subscribeBody) nextLocked() bool {
 		return false
 	case err != nil:
 		ae := toAPIError(err)
-		if ae.code == wire.InternalFailure {
+		if ae.code == wire.InternalFailure && b.srv.logFailure(ae.cause) {
 			b.srv.log.Error("native subscription failed", "err", ae.cause)
 		}
 		b.buf, b.last = wire.AppendError(b.buf[:0], ae.code, ae.msg), true

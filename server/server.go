@@ -107,6 +107,9 @@ type Server struct {
 	// (limits.go).
 	executing execCap
 	busyWarn  everyMinute // warnings that executing reached its cap
+	// lastDamage is the cause of the last request failed by damaged data that was logged
+	// (logFailure); swapped by the request goroutines.
+	lastDamage atomic.Pointer[string]
 	// bodyTimeout bounds reading a request body (Options.ReadTimeout).
 	bodyTimeout time.Duration
 
@@ -424,11 +427,27 @@ func toAPIError(err error) apiError {
 	return apiError{code: wire.InternalFailure, msg: internalMessage, cause: err}
 }
 
+// logFailure reports whether the cause of a failed request is to be logged: not a full disk,
+// which the engine logs once per episode (segment/space.go), nor damaged data whose error was
+// the last one logged, so that a reader retrying at the damage logs it once, not at every try.
+func (s *Server) logFailure(cause error) bool {
+	if errors.Is(cause, segment.ErrNoSpace) {
+		return false
+	}
+	if errors.Is(cause, segment.ErrCorrupt) {
+		msg := cause.Error()
+		if prev := s.lastDamage.Swap(&msg); prev != nil && *prev == msg {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Server) fail(ctx *fasthttp.RequestCtx, e apiError) {
 	e.msg = awsmsg.Bound(e.msg, maxMessage)                     // a message may quote client input (edge.go)
 	if e.status() >= 500 && e.code != wire.ServiceUnavailable { // refusals under load: limits.go warns
 		id := string(ctx.Response.Header.Peek("x-amzn-RequestId"))
-		if !errors.Is(e.cause, segment.ErrNoSpace) {
+		if s.logFailure(e.cause) {
 			s.log.Error("request failed", "request_id", id, "err", e.cause, "msg", e.msg,
 				"target", string(ctx.Request.Header.Peek("X-Amz-Target")))
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -132,5 +133,40 @@ func TestSubscriptionAfterShutdownEnds(t *testing.T) {
 	}
 	if len(srv.subs) != 0 {
 		t.Fatalf("%d subscriptions tracked during shutdown", len(srv.subs))
+	}
+}
+
+// writeSizes records the size of every write it is given, and the bytes.
+type writeSizes struct {
+	sizes []int
+	got   bytes.Buffer
+}
+
+func (w *writeSizes) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return w.got.Write(p)
+}
+
+// TestWriteEventChunks: an event message reaches the body stream whole and in order, in
+// writes of at most eventChunk bytes (the body stream's pipe copies and queues each write:
+// a whole event per write let a stalled subscription hold several events).
+func TestWriteEventChunks(t *testing.T) {
+	for _, n := range []int{1, eventChunk - 1, eventChunk, 3*eventChunk + 17, 4 << 20} {
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(i * 31)
+		}
+		var w writeSizes
+		if err := writeEvent(bufio.NewWriter(&w), msg); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.got.Bytes(), msg) {
+			t.Fatalf("%d bytes: %d written, or other bytes", n, w.got.Len())
+		}
+		for _, k := range w.sizes {
+			if k > eventChunk {
+				t.Fatalf("%d bytes: a write of %d, more than %d", n, k, eventChunk)
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/sluice-streams/sluice/internal/awsmsg"
+	"github.com/sluice-streams/sluice/segment"
 )
 
 // Kind is the class of a stream error, one per Kinesis exception the API layer returns.
@@ -72,8 +73,13 @@ func (e *Error) Error() string {
 // Unwrap returns the cause, so that errors.Is(err, segment.ErrFailed) works above the engine.
 func (e *Error) Unwrap() error { return e.Err }
 
-// internalError is the InternalFailure of a failure of the storage below the engine.
+// internalError is the InternalFailure of a failure of the storage below the engine. Damage
+// found by a read (segment.ErrCorrupt) says so: it fails the reads that reach it, not the
+// shard's writes, unless it is in the segment being written (docs/OPERATIONS.md).
 func internalError(cause error) error {
+	if errors.Is(cause, segment.ErrCorrupt) {
+		return &Error{Kind: KindInternalFailure, Msg: "the shard's log holds damaged data", Err: cause}
+	}
 	return &Error{Kind: KindInternalFailure, Msg: "the shard's log failed", Err: cause}
 }
 

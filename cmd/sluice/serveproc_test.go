@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,6 +73,25 @@ func startServeProcAt(t testing.TB, dir, addr string, args ...string) *serveProc
 func (p *serveProc) kill() {
 	p.cmd.Process.Kill()
 	<-p.done
+}
+
+// stop stops the process with SIGTERM (a graceful shutdown) and waits for it; false if it
+// had not exited within a minute, when it is killed.
+func (p *serveProc) stop() bool {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.Success()
+	case <-time.After(time.Minute):
+		p.kill()
+		return false
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // procStatus returns a field of /proc/PID/status in bytes (for kB fields) or as a count;

@@ -492,30 +492,12 @@ func (s *soak) verify(kc *kinesisClient) {
 	}
 }
 
-// stop stops the process with SIGTERM (a graceful shutdown) and waits for it; false if it
-// had not exited within a minute, when it is killed.
-func (p *serveProc) stop() bool {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.Success()
-	case <-time.After(time.Minute):
-		p.kill()
-		return false
-	}
-}
-
 // sleepCtx sleeps for d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // metricValue returns the value of the first sample of name in a /metrics body.

@@ -52,6 +52,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-streams/sluice/internal/dirlock"
@@ -176,7 +177,7 @@ func recoverCopy(dir string, logger *slog.Logger) (int, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &errorCounter{Handler: logger.Handler()}
+	h := errorCounter{Handler: logger.Handler(), errors: new(atomic.Int64)}
 	eng, err := stream.Open(stream.Options{Dir: dir, Logger: slog.New(h), Holder: "sluice backup"})
 	if err != nil {
 		return 0, err
@@ -185,24 +186,40 @@ func recoverCopy(dir string, logger *slog.Logger) (int, error) {
 	if err := eng.Close(); err != nil {
 		return n, err
 	}
-	if h.errors > 0 {
-		return n, fmt.Errorf("%d errors reported by the recovery of the copy (above): the source may be damaged; check it with sluice inspect once the server is stopped", h.errors)
+	if k := h.errors.Load(); k > 0 {
+		return n, fmt.Errorf("%d errors reported by the recovery of the copy: the source may be damaged; check it with sluice inspect once the server is stopped", k)
 	}
 	return n, nil
 }
 
-// errorCounter passes records to its handler and counts those at ERROR or above. The engine
-// calls it from the goroutine that opens and closes it, one call at a time.
+// errorCounter passes records to its handler and counts those at ERROR or above, whether
+// the handler shows them or not. The loggers the engine derives (With: a shard's log names
+// its stream and shard) count into the same counter.
 type errorCounter struct {
 	slog.Handler
-	errors int
+	errors *atomic.Int64
 }
 
-func (h *errorCounter) Handle(ctx context.Context, r slog.Record) error {
+func (h errorCounter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError || h.Handler.Enabled(ctx, l)
+}
+
+func (h errorCounter) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelError {
-		h.errors++
+		h.errors.Add(1)
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
 	}
 	return h.Handler.Handle(ctx, r)
+}
+
+func (h errorCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return errorCounter{Handler: h.Handler.WithAttrs(as), errors: h.errors}
+}
+
+func (h errorCounter) WithGroup(name string) slog.Handler {
+	return errorCounter{Handler: h.Handler.WithGroup(name), errors: h.errors}
 }
 
 // copier copies a tree, counting what it copied.
