@@ -41,7 +41,7 @@ func addClusterFlags(fs *flag.FlagSet) clusterFlags {
 		etcd: fs.String("cluster-etcd", "", "`URL[,URL…]` of the etcd that holds the cluster's catalog, membership and placement: "+
 			"the node registers there, takes every stream's metadata from it, and holds a Raft replica of each shard placed on it; "+
 			"a record is acknowledged once a majority of the shard's replicas have it (docs/CLUSTER.md)"),
-		peerAddr: fs.String("peer-addr", "", "`host:port` the other nodes reach this node at, for Raft and forwarded writes (served on --addr's port); default --addr"),
+		peerAddr: fs.String("peer-addr", "", "`host:port` the other nodes reach this node at, for Raft and forwarded writes (served on --addr's port; with --tls-cert, its host must be one the certificate names); default --addr"),
 		replicas: fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created; a node asking for another number is refused"),
 		name:     fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`: its keys in etcd are under /sluice/NAME/"),
 		zone: fs.String("zone", "", "the failure domain (`name`) this node is in: the controller places no two replicas of a shard in one zone "+
@@ -124,7 +124,11 @@ func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, 
 	if err != nil {
 		return nil, err
 	}
-	repl, err := cc.NewReplication(cluster.ReplicationConfig{NodeID: cfg.cluster.nodeID, RaftID: raftID, PeerKey: key, Logger: logger})
+	rc := cluster.ReplicationConfig{NodeID: cfg.cluster.nodeID, RaftID: raftID, PeerKey: key, Logger: logger}
+	if cfg.certs != nil {
+		rc.PeerTLS = cfg.certs.peerTLS // the peers are reached over TLS, as clients reach the node
+	}
+	repl, err := cc.NewReplication(rc)
 	if err != nil {
 		return nil, err
 	}
