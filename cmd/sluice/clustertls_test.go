@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	kds "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-streams/sluice/cluster"
+)
+
+// writeNodeCert writes to certFile and keyFile a cluster node's certificate signed by ca:
+// for 127.0.0.1, valid for serving and, towards the peers that ask for one, as a client
+// certificate.
+func writeNodeCert(t *testing.T, ca *testCA, name, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serials.Add(serials, big.NewInt(1))
+	cert, _, _ := sign(t, ca, &x509.Certificate{
+		SerialNumber: new(big.Int).Set(serials),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}, key)
+	writeCertKey(t, cert, key, certFile, keyFile)
+}
+
+// peerGet GETs /healthz of the server at host:port with the peer client configuration
+// cfg, on a connection of its own, and returns the error, or nil for a 200.
+func peerGet(cfg *tls.Config, hostPort string) error {
+	tr := &http.Transport{TLSClientConfig: cfg}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + hostPort + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
+}
+
+// TestPeerTLSConfig checks the TLS client configuration a cluster node reaches its peers
+// with, against a server asking clients for a certificate of CA A (--tls-client-ca), whose
+// own certificate A signed for 127.0.0.1. By default (the system roots and
+// --tls-client-ca's CAs) the node verifies that server and presents its own certificate,
+// which the server accepts; the certificate must name the host dialled (localhost is not
+// 127.0.0.1). With a --peer-ca of another CA the server is refused until the file holds A
+// and is reloaded; a --peer-ca that fails to load leaves the CAs loaded before in service.
+// --peer-ca needs --cluster-etcd and --tls-cert.
+func TestPeerTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	caA, caB := newTestCA(t, "cluster CA"), newTestCA(t, "other CA")
+	certFile, keyFile := filepath.Join(dir, "node.pem"), filepath.Join(dir, "node-key.pem")
+	caFile, peerCAFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "peer-ca.pem")
+	writeNodeCert(t, caA, "node", certFile, keyFile)
+	if err := os.WriteFile(caFile, caA.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(peerCAFile, caB.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := startTLSServe(t, certFile, keyFile, caFile)
+	_, port, _ := net.SplitHostPort(addr)
+
+	_, certs, err := loadTLS(certFile, keyFile, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs.peerTLS() != nil {
+		t.Fatal("a peer configuration before usePeerTLS")
+	}
+	if err := usePeerTLS(certs, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := peerGet(certs.peerTLS(), addr); err != nil {
+		t.Fatalf("default peer CAs: %v", err)
+	}
+	var wrongHost x509.HostnameError
+	if err := peerGet(certs.peerTLS(), net.JoinHostPort("localhost", port)); !errors.As(err, &wrongHost) {
+		t.Fatalf("a host the certificate does not name: %v, want a hostname error", err)
+	}
+
+	_, other, err := loadTLS(certFile, keyFile, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := usePeerTLS(other, true, peerCAFile); err != nil {
+		t.Fatal(err)
+	}
+	var unknown x509.UnknownAuthorityError
+	if err := peerGet(other.peerTLS(), addr); !errors.As(err, &unknown) {
+		t.Fatalf("--peer-ca of another CA: %v, want an unknown authority", err)
+	}
+	if err := os.WriteFile(peerCAFile, caA.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := peerGet(other.peerTLS(), addr); err != nil {
+		t.Fatalf("--peer-ca reloaded with the cluster CA: %v", err)
+	}
+	if err := os.WriteFile(peerCAFile, []byte("no certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.load(); err == nil || !strings.Contains(err.Error(), "--peer-ca") {
+		t.Fatalf("loading a --peer-ca without a certificate: %v", err)
+	}
+	if err := peerGet(other.peerTLS(), addr); err != nil {
+		t.Fatalf("after a failed reload: %v", err)
+	}
+
+	for _, tt := range []struct {
+		certs   *certReloader
+		cluster bool
+		peerCA  string
+		ok      bool
+	}{
+		{nil, false, "", true},
+		{nil, true, "", true},
+		{certs, false, "", true},
+		{nil, true, peerCAFile, false},
+		{certs, false, peerCAFile, false},
+	} {
+		if err := usePeerTLS(tt.certs, tt.cluster, tt.peerCA); (err == nil) != tt.ok {
+			t.Errorf("usePeerTLS(certs %v, cluster %v, %q): %v", tt.certs != nil, tt.cluster, tt.peerCA, err)
+		}
+	}
+}
+
+// TestClusterTLS runs three `sluice serve` nodes on one etcd with --tls-cert, --tls-key and
+// --tls-client-ca, each with its own certificate of one cluster CA for 127.0.0.1, and no
+// --peer-ca (the nodes check each other against --tls-client-ca's CA). The AWS SDK for Go
+// v2, over HTTPS with a client certificate of that CA, creates a stream through node 1 and
+// puts records through node 1 once nodes 2 and 3 lead some of its shards: every record is
+// acknowledged, node 1's sluice_forwarded_records_total counts those it forwarded over TLS,
+// and node 3 reads every record back. The peer path refuses a TLS client whose certificate
+// another CA signed, while one of the cluster CA gets an HTTP answer (a refusal: it did not
+// sign with the peer key).
+func TestClusterTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three servers")
+	}
+	dir := t.TempDir()
+	ca, rogue := newTestCA(t, "cluster CA"), newTestCA(t, "rogue CA")
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, nodes := startNodes(t, func(id int) []string {
+		certFile, keyFile := filepath.Join(dir, fmt.Sprintf("node-%d.pem", id)), filepath.Join(dir, fmt.Sprintf("node-%d-key.pem", id))
+		writeNodeCert(t, ca, fmt.Sprintf("node %d", id), certFile, keyFile)
+		return []string{"--tls-cert", certFile, "--tls-key", keyFile, "--tls-client-ca", caFile, "--limits", "off"}
+	})
+	_, _, app := issue(t, ca, "app", false, true)
+	hc := &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{app}}}}
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIDAPP", SecretAccessKey: "secret"}, nil
+	})
+	sdk := make([]*kds.Client, len(nodes))
+	for i, n := range nodes {
+		n.tls = hc
+		sdk[i] = kds.New(kds.Options{Region: "us-east-1", BaseEndpoint: aws.String(n.base()), Credentials: creds,
+			HTTPClient: hc, RetryMaxAttempts: 1})
+	}
+	ctx := context.Background()
+	const name, shards = "secure", 3
+	if _, err := sdk[0].CreateStream(ctx, &kds.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
+		t.Fatalf("CreateStream through node 1: %v", err)
+	}
+	for i, n := range nodes {
+		waitLong(t, fmt.Sprintf("stream active on node %d", n.id), func() bool {
+			d, err := sdk[i].DescribeStreamSummary(ctx, &kds.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+			return err == nil && d.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+		})
+	}
+	var node1Leads map[string]bool
+	waitLong(t, "every shard led, some by node 2 or 3", func() bool {
+		led := map[string]int{}
+		for _, n := range nodes {
+			for _, sh := range n.leads() {
+				led[sh] = n.id
+			}
+		}
+		node1Leads = map[string]bool{}
+		for _, sh := range nodes[0].leads() {
+			node1Leads[sh] = true
+		}
+		return len(led) == shards && len(node1Leads) < shards
+	})
+	t.Logf("node 1 leads %v", nodes[0].leads())
+
+	// Put through node 1, again for the records refused (a leadership changing hands).
+	want := map[string]map[string]string{} // shard → sequence number → data
+	pending := make([]types.PutRecordsRequestEntry, 60)
+	for i := range pending {
+		pending[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("key-%d", i)), Data: []byte(fmt.Sprintf("record %d", i))}
+	}
+	elsewhere := 0
+	waitLong(t, "every record acknowledged through node 1", func() bool {
+		out, err := sdk[0].PutRecords(ctx, &kds.PutRecordsInput{StreamName: aws.String(name), Records: pending})
+		if err != nil {
+			return false
+		}
+		var again []types.PutRecordsRequestEntry
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				again = append(again, pending[i])
+				continue
+			}
+			sh := aws.ToString(r.ShardId)
+			if want[sh] == nil {
+				want[sh] = map[string]string{}
+			}
+			want[sh][aws.ToString(r.SequenceNumber)] = string(pending[i].Data)
+			if !node1Leads[sh] {
+				elsewhere++
+			}
+		}
+		pending = again
+		return len(pending) == 0
+	})
+	if elsewhere == 0 {
+		t.Fatalf("no record landed on a shard node 1 does not lead (%v): nothing was forwarded", want)
+	}
+	if got := forwardedRecords(t, nodes[0]); got == 0 {
+		t.Fatalf("node 1's sluice_forwarded_records_total is %v after %d records put on shards others lead", got, elsewhere)
+	}
+
+	// Read everything back through node 3.
+	for sh, recs := range want {
+		it, err := sdk[2].GetShardIterator(ctx, &kds.GetShardIteratorInput{StreamName: aws.String(name), ShardId: aws.String(sh),
+			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatalf("GetShardIterator %s through node 3: %v", sh, err)
+		}
+		iter, read := it.ShardIterator, map[string]string{}
+		waitLong(t, fmt.Sprintf("node 3 to read %d records of %s", len(recs), sh), func() bool {
+			out, err := sdk[2].GetRecords(ctx, &kds.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				return false
+			}
+			for _, r := range out.Records {
+				read[aws.ToString(r.SequenceNumber)] = string(r.Data)
+			}
+			iter = out.NextShardIterator
+			return len(read) >= len(recs)
+		})
+		for seq, data := range recs {
+			if read[seq] != data {
+				t.Fatalf("node 3, %s %s: read %q, acknowledged %q", sh, seq, read[seq], data)
+			}
+		}
+	}
+
+	// The peer path, over TLS: a client certificate of another CA is refused in the
+	// handshake; one of the cluster CA is answered.
+	_, _, stranger := issue(t, rogue, "stranger", false, true)
+	peerPost := func(cert tls.Certificate) (int, error) {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{cert}}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Post("https://"+nodes[1].addr+cluster.ForwardPath,
+			"application/octet-stream", strings.NewReader("x"))
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if status, err := peerPost(stranger); err == nil {
+		t.Fatalf("a client certificate of another CA got %d on node 2's peer path", status)
+	} else {
+		t.Logf("a client certificate of another CA on the peer path: %v", err)
+	}
+	if status, err := peerPost(app); err != nil || status/100 == 2 {
+		t.Fatalf("an unsigned peer request with a certificate of the cluster CA: %d, %v; want a refusal in HTTP", status, err)
+	}
+}
