@@ -196,7 +196,8 @@ type devClusterConfig struct {
 	nodes    int
 	dataDir  string
 	replicas int
-	zones    int // > 0: node N is in zone-((N-1) mod zones + 1)
+	zones    int  // > 0: node N is in zone-((N-1) mod zones + 1)
+	tls      bool // the nodes serve TLS with certificates of a throwaway CA (DIR/tls)
 	// serveArgs are passed to every node's serve after the cluster flags.
 	serveArgs []string
 }
@@ -207,6 +208,7 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./cluster-data", "`directory` holding etcd's data (etcd/) and each node's (node-N/)")
 	replicas := fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created")
 	zones := fs.Int("zones", 0, "spread the nodes over this `number` of zones (--zone zone-1, zone-2, … in turn); 0: no zones")
+	useTLS := fs.Bool("tls", false, "make a throwaway CA and a certificate of it for each node in DATA-DIR/tls: clients and nodes speak TLS; clients check the nodes against DATA-DIR/tls/ca.pem")
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
@@ -222,7 +224,7 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	spawn := func(args ...string) *exec.Cmd { return exec.Command(self, args...) }
-	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, zones: *zones, serveArgs: fs.Args()}
+	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, zones: *zones, tls: *useTLS, serveArgs: fs.Args()}
 	if err := devCluster(ctx, cfg, spawn, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "sluice dev-cluster: %v\n", err)
 		return exitError
@@ -236,6 +238,13 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...string) *exec.Cmd, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return err
+	}
+	scheme, certs := "http", devTLSFiles{dir: filepath.Join(cfg.dataDir, "tls")}
+	if cfg.tls {
+		if err := writeDevTLS(certs, cfg.nodes); err != nil {
+			return err
+		}
+		scheme = "https"
 	}
 	etcd, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dataDir, "etcd")})
 	if err != nil {
@@ -278,6 +287,9 @@ func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...st
 			"--addr", addr, "--data-dir", filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i))}
 		if cfg.zones > 0 {
 			args = append(args, "--zone", fmt.Sprintf("zone-%d", (i-1)%cfg.zones+1))
+		}
+		if cfg.tls {
+			args = append(args, certs.serveArgs(i)...)
 		}
 		args = append(args, cfg.serveArgs...)
 		cmd := spawn(args...)
@@ -322,7 +334,10 @@ func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...st
 	}
 	out.Lock()
 	for _, c := range children {
-		fmt.Fprintf(stdout, "sluice dev-cluster: node %d: http://%s\n", c.id, c.addr)
+		fmt.Fprintf(stdout, "sluice dev-cluster: node %d: %s://%s\n", c.id, scheme, c.addr)
+	}
+	if cfg.tls {
+		fmt.Fprintf(stdout, "sluice dev-cluster: the nodes' certificates are signed by the CA in %s\n", certs.ca())
 	}
 	fmt.Fprintf(stdout, "sluice dev-cluster: %d nodes up; Ctrl-C stops them all\n", cfg.nodes)
 	out.Unlock()

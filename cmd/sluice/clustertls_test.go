@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,11 +11,14 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,14 +184,10 @@ func TestClusterTLS(t *testing.T) {
 	_, _, app := issue(t, ca, "app", false, true)
 	hc := &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{app}}}}
-	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-		return aws.Credentials{AccessKeyID: "AKIDAPP", SecretAccessKey: "secret"}, nil
-	})
 	sdk := make([]*kds.Client, len(nodes))
 	for i, n := range nodes {
 		n.tls = hc
-		sdk[i] = kds.New(kds.Options{Region: "us-east-1", BaseEndpoint: aws.String(n.base()), Credentials: creds,
-			HTTPClient: hc, RetryMaxAttempts: 1})
+		sdk[i] = sdkOver(n.base(), hc)
 	}
 	ctx := context.Background()
 	const name, shards = "secure", 3
@@ -216,68 +216,20 @@ func TestClusterTLS(t *testing.T) {
 	})
 	t.Logf("node 1 leads %v", nodes[0].leads())
 
-	// Put through node 1, again for the records refused (a leadership changing hands).
-	want := map[string]map[string]string{} // shard → sequence number → data
-	pending := make([]types.PutRecordsRequestEntry, 60)
-	for i := range pending {
-		pending[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("key-%d", i)), Data: []byte(fmt.Sprintf("record %d", i))}
-	}
+	want := putRecordsSDK(t, sdk[0], name, 60)
 	elsewhere := 0
-	waitLong(t, "every record acknowledged through node 1", func() bool {
-		out, err := sdk[0].PutRecords(ctx, &kds.PutRecordsInput{StreamName: aws.String(name), Records: pending})
-		if err != nil {
-			return false
+	for sh, recs := range want {
+		if !node1Leads[sh] {
+			elsewhere += len(recs)
 		}
-		var again []types.PutRecordsRequestEntry
-		for i, r := range out.Records {
-			if r.ErrorCode != nil {
-				again = append(again, pending[i])
-				continue
-			}
-			sh := aws.ToString(r.ShardId)
-			if want[sh] == nil {
-				want[sh] = map[string]string{}
-			}
-			want[sh][aws.ToString(r.SequenceNumber)] = string(pending[i].Data)
-			if !node1Leads[sh] {
-				elsewhere++
-			}
-		}
-		pending = again
-		return len(pending) == 0
-	})
+	}
 	if elsewhere == 0 {
 		t.Fatalf("no record landed on a shard node 1 does not lead (%v): nothing was forwarded", want)
 	}
 	if got := forwardedRecords(t, nodes[0]); got == 0 {
 		t.Fatalf("node 1's sluice_forwarded_records_total is %v after %d records put on shards others lead", got, elsewhere)
 	}
-
-	// Read everything back through node 3.
-	for sh, recs := range want {
-		it, err := sdk[2].GetShardIterator(ctx, &kds.GetShardIteratorInput{StreamName: aws.String(name), ShardId: aws.String(sh),
-			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatalf("GetShardIterator %s through node 3: %v", sh, err)
-		}
-		iter, read := it.ShardIterator, map[string]string{}
-		waitLong(t, fmt.Sprintf("node 3 to read %d records of %s", len(recs), sh), func() bool {
-			out, err := sdk[2].GetRecords(ctx, &kds.GetRecordsInput{ShardIterator: iter})
-			if err != nil {
-				return false
-			}
-			for _, r := range out.Records {
-				read[aws.ToString(r.SequenceNumber)] = string(r.Data)
-			}
-			iter = out.NextShardIterator
-			return len(read) >= len(recs)
-		})
-		for seq, data := range recs {
-			if read[seq] != data {
-				t.Fatalf("node 3, %s %s: read %q, acknowledged %q", sh, seq, read[seq], data)
-			}
-		}
-	}
+	readBackSDK(t, sdk[2], name, want)
 
 	// The peer path, over TLS: a client certificate of another CA is refused in the
 	// handshake; one of the cluster CA is answered.
@@ -301,4 +253,153 @@ func TestClusterTLS(t *testing.T) {
 	if status, err := peerPost(app); err != nil || status/100 == 2 {
 		t.Fatalf("an unsigned peer request with a certificate of the cluster CA: %d, %v; want a refusal in HTTP", status, err)
 	}
+}
+
+// putRecordsSDK puts n records (key-I, "record I") into stream name through c, again for
+// those refused (a leadership changing hands), until every one is acknowledged (bounded by
+// waitLong). It returns the data acknowledged by shard and sequence number.
+func putRecordsSDK(t *testing.T, c *kds.Client, name string, n int) map[string]map[string]string {
+	t.Helper()
+	want := map[string]map[string]string{}
+	pending := make([]types.PutRecordsRequestEntry, n)
+	for i := range pending {
+		pending[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("key-%d", i)), Data: []byte(fmt.Sprintf("record %d", i))}
+	}
+	waitLong(t, "every record acknowledged", func() bool {
+		out, err := c.PutRecords(context.Background(), &kds.PutRecordsInput{StreamName: aws.String(name), Records: pending})
+		if err != nil {
+			return false
+		}
+		var again []types.PutRecordsRequestEntry
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				again = append(again, pending[i])
+				continue
+			}
+			sh := aws.ToString(r.ShardId)
+			if want[sh] == nil {
+				want[sh] = map[string]string{}
+			}
+			want[sh][aws.ToString(r.SequenceNumber)] = string(pending[i].Data)
+		}
+		pending = again
+		return len(pending) == 0
+	})
+	return want
+}
+
+// readBackSDK reads every shard of want from TRIM_HORIZON through c until it has read as
+// many records as want holds (bounded by waitLong), and fails unless each acknowledged
+// record was read with its data.
+func readBackSDK(t *testing.T, c *kds.Client, name string, want map[string]map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	for sh, recs := range want {
+		it, err := c.GetShardIterator(ctx, &kds.GetShardIteratorInput{StreamName: aws.String(name), ShardId: aws.String(sh),
+			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatalf("GetShardIterator %s: %v", sh, err)
+		}
+		iter, read := it.ShardIterator, map[string]string{}
+		waitLong(t, fmt.Sprintf("%d records of %s read", len(recs), sh), func() bool {
+			out, err := c.GetRecords(ctx, &kds.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				return false
+			}
+			for _, r := range out.Records {
+				read[aws.ToString(r.SequenceNumber)] = string(r.Data)
+			}
+			iter = out.NextShardIterator
+			return len(read) >= len(recs)
+		})
+		for seq, data := range recs {
+			if read[seq] != data {
+				t.Fatalf("%s %s: read %q, acknowledged %q", sh, seq, read[seq], data)
+			}
+		}
+	}
+}
+
+// sdkOver is an AWS SDK client of the node at base, through hc, signing with a key no
+// --iam file holds (the default account).
+func sdkOver(base string, hc *http.Client) *kds.Client {
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIDAPP", SecretAccessKey: "secret"}, nil
+	})
+	return kds.New(kds.Options{Region: "us-east-1", BaseEndpoint: aws.String(base), Credentials: creds, HTTPClient: hc, RetryMaxAttempts: 1})
+}
+
+// TestDevClusterTLS runs `sluice dev-cluster --tls` with three nodes: it prints https
+// endpoints and the CA file, DIR/tls holds the CA's certificate and each node's certificate
+// and key (0600) but no key of the CA, and the AWS SDK, checking the nodes against that CA
+// and presenting no certificate, creates a stream through node 1, puts records through
+// node 1 and reads them back through node 3 (the nodes checking each other with --peer-ca).
+func TestDevClusterTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three servers")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- devCluster(ctx, devClusterConfig{nodes: 3, dataDir: dir, replicas: 3, tls: true}, sluiceCmd, pw, io.Discard)
+		pw.Close()
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev-cluster: %v", err)
+		}
+	}()
+	endpoint := regexp.MustCompile(`^sluice dev-cluster: node \d: (https://\S+)$`)
+	caLine := regexp.MustCompile(`^sluice dev-cluster: the nodes' certificates are signed by the CA in (\S+)$`)
+	var nodes []string
+	var caFile string
+	lines := bufio.NewScanner(pr)
+	for caFile == "" && lines.Scan() {
+		if m := endpoint.FindStringSubmatch(lines.Text()); m != nil {
+			nodes = append(nodes, m[1])
+		}
+		if m := caLine.FindStringSubmatch(lines.Text()); m != nil {
+			caFile = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if len(nodes) != 3 || caFile != filepath.Join(dir, "tls", "ca.pem") {
+		t.Fatalf("dev-cluster printed endpoints %v and CA file %q", nodes, caFile)
+	}
+	files, err := os.ReadDir(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name())
+		if info, err := f.Info(); err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v (%v), want 0600", f.Name(), info.Mode(), err)
+		}
+	}
+	if want := []string{"ca.pem", "node-1-key.pem", "node-1.pem", "node-2-key.pem", "node-2.pem", "node-3-key.pem", "node-3.pem"}; !slices.Equal(names, want) {
+		t.Fatalf("DIR/tls holds %v, want %v", names, want)
+	}
+	pemCA, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemCA) {
+		t.Fatalf("%s holds no certificate", caFile)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	first, third := sdkOver(nodes[0], hc), sdkOver(nodes[2], hc)
+	const name = "dev"
+	if _, err := first.CreateStream(ctx, &kds.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatalf("CreateStream through node 1: %v", err)
+	}
+	waitLong(t, "the stream active on node 3", func() bool {
+		d, err := third.DescribeStreamSummary(ctx, &kds.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		return err == nil && d.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
+	readBackSDK(t, third, name, putRecordsSDK(t, first, name, 20))
 }
