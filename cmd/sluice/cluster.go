@@ -127,6 +127,7 @@ func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, 
 	rc := cluster.ReplicationConfig{NodeID: cfg.cluster.nodeID, RaftID: raftID, PeerKey: key, Logger: logger}
 	if cfg.certs != nil {
 		rc.PeerTLS = cfg.certs.peerTLS // the peers are reached over TLS, as clients reach the node
+		warnOwnCert(cfg.certs, logger)
 	}
 	repl, err := cc.NewReplication(rc)
 	if err != nil {
@@ -137,6 +138,29 @@ func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, 
 		return nil, err
 	}
 	return repl, nil
+}
+
+// peerHost returns the host the other nodes reach a cluster node at: that of --peer-addr,
+// else of --addr; "" for a single node.
+func peerHost(cfg serveConfig) string {
+	if cfg.cluster == nil {
+		return ""
+	}
+	addr := cfg.cluster.peerAddr
+	if addr == "" {
+		addr = cfg.addr
+	}
+	host, _, _ := net.SplitHostPort(addr) // both checked by their flags' parsing
+	return host
+}
+
+// warnOwnCert logs a warning when peers that check certificates as this node does would
+// refuse its own (certReloader.checkOwnCert).
+func warnOwnCert(certs *certReloader, logger *slog.Logger) {
+	if err := certs.checkOwnCert(); err != nil {
+		logger.Warn("other nodes checking certificates as this node does will refuse its certificate: check --tls-cert against --peer-ca (or the system roots and --tls-client-ca) and --peer-addr",
+			"host", certs.peerHost, "err", err)
+	}
 }
 
 // handOffTimeout bounds how long a stopping node waits for the leaderships it hands away.

@@ -75,7 +75,9 @@ func peerGet(cfg *tls.Config, hostPort string) error {
 // which the server accepts; the certificate must name the host dialled (localhost is not
 // 127.0.0.1). With a --peer-ca of another CA the server is refused until the file holds A
 // and is reloaded; a --peer-ca that fails to load leaves the CAs loaded before in service.
-// --peer-ca needs --cluster-etcd and --tls-cert.
+// --peer-ca needs --cluster-etcd and --tls-cert. checkOwnCert (the warning at start and
+// reload) finds what would make peers refuse the node's own certificate: a peer host it
+// does not name, another CA, no clientAuth usage with --tls-client-ca.
 func TestPeerTLSConfig(t *testing.T) {
 	dir := t.TempDir()
 	caA, caB := newTestCA(t, "cluster CA"), newTestCA(t, "other CA")
@@ -98,7 +100,7 @@ func TestPeerTLSConfig(t *testing.T) {
 	if certs.peerTLS() != nil {
 		t.Fatal("a peer configuration before usePeerTLS")
 	}
-	if err := usePeerTLS(certs, true, ""); err != nil {
+	if err := usePeerTLS(certs, true, "", "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := peerGet(certs.peerTLS(), addr); err != nil {
@@ -108,17 +110,42 @@ func TestPeerTLSConfig(t *testing.T) {
 	if err := peerGet(certs.peerTLS(), net.JoinHostPort("localhost", port)); !errors.As(err, &wrongHost) {
 		t.Fatalf("a host the certificate does not name: %v, want a hostname error", err)
 	}
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{{"127.0.0.1", true}, {"0.0.0.0", true}, {"localhost", false}} {
+		certs.peerHost = tt.host
+		if err := certs.checkOwnCert(); (err == nil) != tt.ok || err != nil && !errors.As(err, &wrongHost) {
+			t.Errorf("checkOwnCert for peer host %s: %v", tt.host, err)
+		}
+	}
+	serverOnlyCert, serverOnlyKey := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	writeServerCert(t, caA, "server only", serverOnlyCert, serverOnlyKey)
+	_, serverOnly, err := loadTLS(serverOnlyCert, serverOnlyKey, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := usePeerTLS(serverOnly, true, "", "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	var invalid x509.CertificateInvalidError
+	if err := serverOnly.checkOwnCert(); !errors.As(err, &invalid) || invalid.Reason != x509.IncompatibleUsage {
+		t.Fatalf("checkOwnCert of a certificate without clientAuth, with --tls-client-ca: %v", err)
+	}
 
 	_, other, err := loadTLS(certFile, keyFile, caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := usePeerTLS(other, true, peerCAFile); err != nil {
+	if err := usePeerTLS(other, true, peerCAFile, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	var unknown x509.UnknownAuthorityError
 	if err := peerGet(other.peerTLS(), addr); !errors.As(err, &unknown) {
 		t.Fatalf("--peer-ca of another CA: %v, want an unknown authority", err)
+	}
+	if err := other.checkOwnCert(); !errors.As(err, &unknown) {
+		t.Fatalf("checkOwnCert with --peer-ca of another CA: %v, want an unknown authority", err)
 	}
 	if err := os.WriteFile(peerCAFile, caA.pem, 0o600); err != nil {
 		t.Fatal(err)
@@ -151,7 +178,7 @@ func TestPeerTLSConfig(t *testing.T) {
 		{nil, true, peerCAFile, false},
 		{certs, false, peerCAFile, false},
 	} {
-		if err := usePeerTLS(tt.certs, tt.cluster, tt.peerCA); (err == nil) != tt.ok {
+		if err := usePeerTLS(tt.certs, tt.cluster, tt.peerCA, "127.0.0.1"); (err == nil) != tt.ok {
 			t.Errorf("usePeerTLS(certs %v, cluster %v, %q): %v", tt.certs != nil, tt.cluster, tt.peerCA, err)
 		}
 	}
@@ -161,11 +188,11 @@ func TestPeerTLSConfig(t *testing.T) {
 // --tls-client-ca, each with its own certificate of one cluster CA for 127.0.0.1, and no
 // --peer-ca (the nodes check each other against --tls-client-ca's CA). The AWS SDK for Go
 // v2, over HTTPS with a client certificate of that CA, creates a stream through node 1 and
-// puts records through node 1 once nodes 2 and 3 lead some of its shards: every record is
+// puts records through node 1 once node 2 or 3 leads some of its shards: every record is
 // acknowledged, node 1's sluice_forwarded_records_total counts those it forwarded over TLS,
-// and node 3 reads every record back. The peer path refuses a TLS client whose certificate
-// another CA signed, while one of the cluster CA gets an HTTP answer (a refusal: it did not
-// sign with the peer key).
+// and node 3 reads every record back; no node warns that its certificate would be refused.
+// The peer path refuses a TLS client whose certificate another CA signed, while one of the
+// cluster CA gets an HTTP answer (a refusal: it did not sign with the peer key).
 func TestClusterTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and three servers")
@@ -230,6 +257,15 @@ func TestClusterTLS(t *testing.T) {
 		t.Fatalf("node 1's sluice_forwarded_records_total is %v after %d records put on shards others lead", got, elsewhere)
 	}
 	readBackSDK(t, sdk[2], name, want)
+	for _, n := range nodes {
+		n.mu.Lock()
+		for _, l := range n.warns {
+			if strings.Contains(l, "refuse its certificate") {
+				t.Errorf("node %d: %s", n.id, l)
+			}
+		}
+		n.mu.Unlock()
+	}
 
 	// The peer path, over TLS: a client certificate of another CA is refused in the
 	// handshake; one of the cluster CA is answered.

@@ -141,7 +141,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
-	if err := usePeerTLS(cfg.certs, cfg.cluster != nil, *peerCA); err != nil {
+	if err := usePeerTLS(cfg.certs, cfg.cluster != nil, *peerCA, peerHost(cfg)); err != nil {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
@@ -412,6 +412,7 @@ func reload(cfg serveConfig, eng *stream.Engine, verifier *server.SigV4Verifier,
 			logger.Warn("TLS certificate not reloaded: keeping the one loaded before", "err", err)
 		} else {
 			logger.Info("TLS certificate reloaded", "cert", cfg.certs.certFile, "client_ca", cfg.certs.caFile, "peer_ca", cfg.certs.peerCAFile)
+			warnOwnCert(cfg.certs, logger)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync/atomic"
 )
@@ -30,9 +31,11 @@ type certReloader struct {
 	caFile            string // "" when clients are not asked for a certificate
 	// peers is set in cluster mode (usePeerTLS): load then also makes the TLS client
 	// configuration the node reaches its peers with; peerCAFile is --peer-ca ("": the
-	// system roots and caFile's CAs).
+	// system roots and caFile's CAs); peerHost is the host of the node's peer address,
+	// which its certificate must name (checkOwnCert).
 	peers      bool
 	peerCAFile string
+	peerHost   string
 	// cert and cas are written by load (the serve loop) and read by every TLS handshake;
 	// peer is written by load and read by every connection the node makes to a peer.
 	cert atomic.Pointer[tls.Certificate]
@@ -111,16 +114,55 @@ func (r *certReloader) peerTLS() *tls.Config { return r.peer.Load() }
 
 // usePeerTLS makes a cluster node (cluster set) serving TLS (certs not nil) reach its peers
 // over TLS too, checking their certificates against the CAs of peerCA (--peer-ca; "": the
-// system roots and --tls-client-ca's), reloaded with the rest on SIGHUP.
-func usePeerTLS(certs *certReloader, cluster bool, peerCA string) error {
+// system roots and --tls-client-ca's), reloaded with the rest on SIGHUP. peerHost is the
+// host of the node's own peer address (--peer-addr, else --addr).
+func usePeerTLS(certs *certReloader, cluster bool, peerCA, peerHost string) error {
 	if certs == nil || !cluster {
 		if peerCA != "" {
 			return errors.New("--peer-ca needs --cluster-etcd and --tls-cert")
 		}
 		return nil
 	}
-	certs.peers, certs.peerCAFile = true, peerCA
+	certs.peers, certs.peerCAFile, certs.peerHost = true, peerCA, peerHost
 	return certs.load()
+}
+
+// checkOwnCert checks the node's own certificate as its peers check it when they are given
+// the same CAs: against the peer CAs loaded last, for the host of the node's peer address
+// (unless that host is empty or unspecified, 0.0.0.0 or ::), for serving and, with
+// --tls-client-ca, as a client certificate. An error means that peers configured like this
+// node refuse it: the node logs it as a warning at start and at each reload, since the
+// failed connections themselves are logged at debug level only.
+func (r *certReloader) checkOwnCert() error {
+	cert, peer := r.cert.Load(), r.peer.Load()
+	if cert == nil || peer == nil || len(cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return err
+	}
+	inter := x509.NewCertPool()
+	for _, raw := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(raw); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	host := r.peerHost
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = ""
+	}
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	if r.caFile != "" {
+		usages = append(usages, x509.ExtKeyUsageClientAuth)
+	}
+	for _, u := range usages {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: peer.RootCAs, Intermediates: inter, DNSName: host,
+			KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // verifyClient checks a client's certificate chain against the client CAs loaded last, as
