@@ -374,7 +374,7 @@ func (r *Replication) registered(raftID uint64) bool {
 func (r *Replication) askReplica(ctx context.Context, n Node, q *readRequest, body []byte) (readAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout+q.wait)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.Peer()+ReadPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.peerURL(n, ReadPath), bytes.NewReader(body))
 	if err != nil {
 		return readAnswer{}, err
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -104,6 +105,13 @@ type ReplicationConfig struct {
 	// LeaderCheckEvery is how often the node looks at which of its groups it leads (and
 	// logs each change, "shard leadership"); this reads nothing from etcd. Default 2 s.
 	LeaderCheckEvery time.Duration
+	// PeerTLS, when set, makes the node reach its peers over HTTPS (peertls.go). It is
+	// called as each connection to a peer is made and returns the TLS client configuration:
+	// the CAs the peer's certificate is checked against, which must name the host of the
+	// peer's address (Node.Peer), and the node's own certificate for a peer that asks for
+	// one; a caller that reloads its certificates returns the new ones from then on. The
+	// configuration is cloned, not modified. nil: plaintext HTTP.
+	PeerTLS func() *tls.Config
 }
 
 // busyRecheck is how soon the node reconciles again while a change is under way in one of
@@ -138,11 +146,12 @@ func (c *Client) NewReplication(cfg ReplicationConfig) (*Replication, error) {
 		cfg.LeaderCheckEvery = 2 * time.Second
 	}
 	key := NewPeerKey(cfg.PeerKey, nil)
-	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second}
+	tr := peerTransport(cfg.PeerTLS)
 	host, err := multiraft.NewHost(multiraft.Config{
 		NodeID:        cfg.RaftID,
 		TickInterval:  cfg.TickInterval,
 		Client:        &http.Client{Timeout: 5 * time.Second, Transport: signer{key: key, rt: tr}},
+		TLS:           cfg.PeerTLS != nil,
 		MaxBatchBytes: maxPeerBody,
 		Logger:        cfg.Logger,
 	})
@@ -781,7 +790,7 @@ func (r *Replication) Forward(streamName string, shard stream.ShardID, leader ui
 		return nil, fmt.Errorf("%w: leader %d is not registered", ErrForward, leader)
 	}
 	body := appendForward(nil, streamName, shard, entries)
-	req, err := http.NewRequest(http.MethodPost, "http://"+n.Peer()+ForwardPath, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, r.peerURL(n, ForwardPath), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

@@ -265,7 +265,7 @@ func (r *Replication) sendSeal(ctx context.Context, lead uint64, body []byte) (n
 	if !ok {
 		return false, 0, fmt.Errorf("leader %d is not registered", lead)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.Peer()+SealPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.peerURL(n, SealPath), bytes.NewReader(body))
 	if err != nil {
 		return false, 0, err
 	}

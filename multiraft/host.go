@@ -41,6 +41,9 @@ type Config struct {
 	// Client sends batches to peers. Default: an http.Client with keep-alive and Timeout
 	// SendTimeout.
 	Client *http.Client
+	// TLS makes the peers' URLs https (PeerURL): Client's transport then carries the TLS
+	// configuration that checks the peers' certificates. Default: plaintext http.
+	TLS bool
 	// SendTimeout bounds one POST to a peer. Default 5 s.
 	SendTimeout time.Duration
 	// MaxBatchBytes bounds the bytes queued for one peer and so the body of one POST;

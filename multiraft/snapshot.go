@@ -156,7 +156,7 @@ func (t *transport) getSnapshotFile(to uint64, id GroupID, name string) (io.Read
 	addr := p.addr
 	p.mu.Unlock()
 	q := url.Values{"group": {strconv.FormatUint(uint64(id), 10)}, "file": {name}}
-	req, err := http.NewRequestWithContext(t.ctx, http.MethodGet, "http://"+addr+SnapshotPath+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(t.ctx, http.MethodGet, PeerURL(t.h.cfg.TLS, addr, SnapshotPath)+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -272,13 +272,23 @@ func (t *transport) send(p *peer) {
 	}
 }
 
+// PeerURL returns the URL of path on the peer at addr (host:port): https when tls is set,
+// else http. It is the one place the nodes' own requests (Raft batches, snapshot files,
+// forwarded writes, remote reads, seals) get their scheme.
+func PeerURL(tls bool, addr, path string) string {
+	if tls {
+		return "https://" + addr + path
+	}
+	return "http://" + addr + path
+}
+
 // post sends one batch to addr, reads the answer to the end (so the connection is
 // reused) and returns its status.
 func (t *transport) post(addr string, body []byte) (int, error) {
 	if addr == "" {
 		return 0, fmt.Errorf("no address")
 	}
-	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, "http://"+addr+RaftPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, PeerURL(t.h.cfg.TLS, addr, RaftPath), bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}

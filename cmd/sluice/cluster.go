@@ -42,7 +42,7 @@ func addClusterFlags(fs *flag.FlagSet) clusterFlags {
 		etcd: fs.String("cluster-etcd", "", "`URL[,URL…]` of the etcd that holds the cluster's catalog, membership and placement: "+
 			"the node registers there, takes every stream's metadata from it, and holds a Raft replica of each shard placed on it; "+
 			"a record is acknowledged once a majority of the shard's replicas have it (docs/CLUSTER.md)"),
-		peerAddr: fs.String("peer-addr", "", "`host:port` the other nodes reach this node at, for Raft and forwarded writes (served on --addr's port); default --addr"),
+		peerAddr: fs.String("peer-addr", "", "`host:port` the other nodes reach this node at, for Raft and forwarded writes (served on --addr's port; with --tls-cert, its host must be one the certificate names); default --addr"),
 		replicas: fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created; a node asking for another number is refused"),
 		name:     fs.String("cluster-name", cluster.DefaultName, "the cluster's `name`: its keys in etcd are under /sluice/NAME/"),
 		zone: fs.String("zone", "", "the failure domain (`name`) this node is in: the controller places no two replicas of a shard in one zone "+
@@ -127,7 +127,12 @@ func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, 
 	if err != nil {
 		return nil, err
 	}
-	repl, err := cc.NewReplication(cluster.ReplicationConfig{NodeID: cfg.cluster.nodeID, RaftID: raftID, PeerKey: key, Logger: logger})
+	rc := cluster.ReplicationConfig{NodeID: cfg.cluster.nodeID, RaftID: raftID, PeerKey: key, Logger: logger}
+	if cfg.certs != nil {
+		rc.PeerTLS = cfg.certs.peerTLS // the peers are reached over TLS, as clients reach the node
+		warnOwnCert(cfg.certs, logger)
+	}
+	repl, err := cc.NewReplication(rc)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +141,29 @@ func startReplication(ctx context.Context, cc *cluster.Client, cfg serveConfig, 
 		return nil, err
 	}
 	return repl, nil
+}
+
+// peerHost returns the host the other nodes reach a cluster node at: that of --peer-addr,
+// else of --addr; "" for a single node.
+func peerHost(cfg serveConfig) string {
+	if cfg.cluster == nil {
+		return ""
+	}
+	addr := cfg.cluster.peerAddr
+	if addr == "" {
+		addr = cfg.addr
+	}
+	host, _, _ := net.SplitHostPort(addr) // both checked by their flags' parsing
+	return host
+}
+
+// warnOwnCert logs a warning when peers that check certificates as this node does would
+// refuse its own (certReloader.checkOwnCert).
+func warnOwnCert(certs *certReloader, logger *slog.Logger) {
+	if err := certs.checkOwnCert(); err != nil {
+		logger.Warn("other nodes checking certificates as this node does will refuse its certificate: check --tls-cert against --peer-ca (or the system roots and --tls-client-ca) and --peer-addr",
+			"host", certs.peerHost, "err", err)
+	}
 }
 
 // handOffTimeout bounds how long a stopping node waits for the leaderships it hands away.
@@ -195,7 +223,8 @@ type devClusterConfig struct {
 	nodes    int
 	dataDir  string
 	replicas int
-	zones    int // > 0: node N is in zone-((N-1) mod zones + 1)
+	zones    int  // > 0: node N is in zone-((N-1) mod zones + 1)
+	tls      bool // the nodes serve TLS with certificates of a throwaway CA (DIR/tls)
 	// serveArgs are passed to every node's serve after the cluster flags.
 	serveArgs []string
 }
@@ -206,6 +235,7 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./cluster-data", "`directory` holding etcd's data (etcd/) and each node's (node-N/)")
 	replicas := fs.Int("replicas", cluster.DefaultReplicas, "replicas per shard, fixed when the cluster is first created")
 	zones := fs.Int("zones", 0, "spread the nodes over this `number` of zones (--zone zone-1, zone-2, … in turn); 0: no zones")
+	useTLS := fs.Bool("tls", false, "make a throwaway CA and a certificate of it for each node in DATA-DIR/tls: clients and nodes speak TLS; clients check the nodes against DATA-DIR/tls/ca.pem")
 	if status, stop := parseFlags(fs, args); stop {
 		return status
 	}
@@ -221,7 +251,7 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	spawn := func(args ...string) *exec.Cmd { return exec.Command(self, args...) }
-	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, zones: *zones, serveArgs: fs.Args()}
+	cfg := devClusterConfig{nodes: *nodes, dataDir: *dataDir, replicas: *replicas, zones: *zones, tls: *useTLS, serveArgs: fs.Args()}
 	if err := devCluster(ctx, cfg, spawn, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "sluice dev-cluster: %v\n", err)
 		return exitError
@@ -235,6 +265,13 @@ func runDevCluster(args []string, stdout, stderr io.Writer) int {
 func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...string) *exec.Cmd, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return err
+	}
+	scheme, certs := "http", devTLSFiles{dir: filepath.Join(cfg.dataDir, "tls")}
+	if cfg.tls {
+		if err := writeDevTLS(certs, cfg.nodes); err != nil {
+			return err
+		}
+		scheme = "https"
 	}
 	etcd, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Dir: filepath.Join(cfg.dataDir, "etcd")})
 	if err != nil {
@@ -277,6 +314,9 @@ func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...st
 			"--addr", addr, "--data-dir", filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i))}
 		if cfg.zones > 0 {
 			args = append(args, "--zone", fmt.Sprintf("zone-%d", (i-1)%cfg.zones+1))
+		}
+		if cfg.tls {
+			args = append(args, certs.serveArgs(i)...)
 		}
 		args = append(args, cfg.serveArgs...)
 		cmd := spawn(args...)
@@ -321,7 +361,10 @@ func devCluster(ctx context.Context, cfg devClusterConfig, spawn func(args ...st
 	}
 	out.Lock()
 	for _, c := range children {
-		fmt.Fprintf(stdout, "sluice dev-cluster: node %d: http://%s\n", c.id, c.addr)
+		fmt.Fprintf(stdout, "sluice dev-cluster: node %d: %s://%s\n", c.id, scheme, c.addr)
+	}
+	if cfg.tls {
+		fmt.Fprintf(stdout, "sluice dev-cluster: the nodes' certificates are signed by the CA in %s\n", certs.ca())
 	}
 	fmt.Fprintf(stdout, "sluice dev-cluster: %d nodes up; Ctrl-C stops them all\n", cfg.nodes)
 	out.Unlock()

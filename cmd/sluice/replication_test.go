@@ -34,6 +34,9 @@ type clusterNode struct {
 	dir  string
 	args []string // more flags of sluice serve
 	cmd  *exec.Cmd
+	// tls, when set, is the client of a node serving HTTPS (base is then https); nil:
+	// http.DefaultClient over plaintext.
+	tls *http.Client
 
 	mu      sync.Mutex
 	leading map[string]bool // shard id → the node's last "shard leadership" line says it leads
@@ -42,7 +45,20 @@ type clusterNode struct {
 	handOff string   // the node's "leadership handed off" line, when it stopped gracefully
 }
 
-func (n *clusterNode) base() string { return "http://" + n.addr }
+func (n *clusterNode) base() string {
+	if n.tls != nil {
+		return "https://" + n.addr
+	}
+	return "http://" + n.addr
+}
+
+// client returns the HTTP client of node n's base.
+func (n *clusterNode) client() *http.Client {
+	if n.tls != nil {
+		return n.tls
+	}
+	return http.DefaultClient
+}
 
 // startNode starts (or restarts, on the same address and directory) node n against etcd.
 func startNode(t *testing.T, n *clusterNode, etcd string) {
@@ -160,6 +176,20 @@ func startCluster(t *testing.T, name string, shards int) (string, []*clusterNode
 
 // startClusterArgs is startCluster with more flags for every node's sluice serve.
 func startClusterArgs(t *testing.T, name string, shards int, args ...string) (string, []*clusterNode) {
+	etcd, nodes := startNodes(t, func(int) []string { return args })
+	kinesis(t, nodes[0].base(), "CreateStream", map[string]any{"StreamName": name, "ShardCount": shards}, nil)
+	for _, n := range nodes {
+		waitLong(t, fmt.Sprintf("stream active on node %d", n.id), func() bool {
+			status, _ := kinesisTry(n.base(), "DescribeStreamSummary", map[string]any{"StreamName": name}, nil)
+			return status == 200
+		})
+	}
+	return etcd, nodes
+}
+
+// startNodes starts a real etcd and three nodes, node i with the more flags args(i), and
+// waits until the three are registered.
+func startNodes(t *testing.T, args func(id int) []string) (string, []*clusterNode) {
 	etcd := etcdtest.Start(t, etcdtest.Embedded).Endpoints()[0]
 	var nodes []*clusterNode
 	for i := 1; i <= 3; i++ {
@@ -167,7 +197,7 @@ func startClusterArgs(t *testing.T, name string, shards int, args ...string) (st
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &clusterNode{id: i, addr: addr, dir: t.TempDir(), args: args}
+		n := &clusterNode{id: i, addr: addr, dir: t.TempDir(), args: args(i)}
 		startNode(t, n, etcd)
 		nodes = append(nodes, n)
 	}
@@ -180,13 +210,6 @@ func startClusterArgs(t *testing.T, name string, shards int, args ...string) (st
 		m, err := c.Members()
 		return err == nil && len(m) == 3
 	})
-	kinesis(t, nodes[0].base(), "CreateStream", map[string]any{"StreamName": name, "ShardCount": shards}, nil)
-	for _, n := range nodes {
-		waitLong(t, fmt.Sprintf("stream active on node %d", n.id), func() bool {
-			status, _ := kinesisTry(n.base(), "DescribeStreamSummary", map[string]any{"StreamName": name}, nil)
-			return status == 200
-		})
-	}
 	return etcd, nodes
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // forwardedRecords returns node n's sluice_forwarded_records_total.
 func forwardedRecords(t *testing.T, n *clusterNode) uint64 {
 	t.Helper()
-	resp, err := http.Get(n.base() + "/metrics")
+	resp, err := n.client().Get(n.base() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

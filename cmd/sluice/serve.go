@@ -80,6 +80,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` (chain first) to serve HTTPS with; needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert; both are reloaded on SIGHUP")
 	tlsClientCA := fs.String("tls-client-ca", "", "PEM `file` of CA certificates: clients must present a certificate signed by one of them (needs --tls-cert)")
+	peerCA := fs.String("peer-ca", "", "PEM `file` of the CA certificates the other nodes' certificates are checked against, with --cluster-etcd and --tls-cert; default: the system roots and --tls-client-ca (see docs/CLUSTER.md)")
 	conns := addConnLimitFlags(fs)
 	keys := accessKeys{}
 	fs.Var(keys, "access-key", "`KEY=ACCOUNT`: requests signed with access key KEY belong to ACCOUNT (repeatable; a request of an account other than --account is refused); without --iam only")
@@ -140,6 +141,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
 		return exitUsage
 	}
+	if err := usePeerTLS(cfg.certs, cfg.cluster != nil, *peerCA, peerHost(cfg)); err != nil {
+		fmt.Fprintf(stderr, "sluice serve: %v\n", err)
+		return exitUsage
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
 	if err := serve(ctx, cfg, stdout, stderr); err != nil {
@@ -168,9 +173,6 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	if cfg.cluster != nil {
-		if cfg.tls != nil {
-			return errors.New("--cluster-etcd with --tls-cert: the nodes' Raft transport and forwarded writes are plaintext HTTP on the server's port; cluster mode does not serve TLS yet")
-		}
 		var err error
 		if cc, err = joinCluster(cfg.cluster, logger); err != nil {
 			return err
@@ -409,7 +411,8 @@ func reload(cfg serveConfig, eng *stream.Engine, verifier *server.SigV4Verifier,
 		if err := cfg.certs.load(); err != nil {
 			logger.Warn("TLS certificate not reloaded: keeping the one loaded before", "err", err)
 		} else {
-			logger.Info("TLS certificate reloaded", "cert", cfg.certs.certFile, "client_ca", cfg.certs.caFile)
+			logger.Info("TLS certificate reloaded", "cert", cfg.certs.certFile, "client_ca", cfg.certs.caFile, "peer_ca", cfg.certs.peerCAFile)
+			warnOwnCert(cfg.certs, logger)
 		}
 	}
 }

@@ -58,6 +58,12 @@ func issue(t *testing.T, ca *testCA, name string, isCA, client bool) (*x509.Cert
 		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
 		tmpl.ExtKeyUsage, tmpl.IPAddresses = nil, nil // a CA's extended key usage would bind its leaves
 	}
+	return sign(t, ca, tmpl, key)
+}
+
+// sign returns the certificate of tmpl for key, signed by ca or self-signed if ca is nil.
+func sign(t *testing.T, ca *testCA, tmpl *x509.Certificate, key *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, tls.Certificate) {
+	t.Helper()
 	parent, parentKey := tmpl, key
 	if ca != nil {
 		parent, parentKey = ca.cert, ca.key
@@ -85,6 +91,12 @@ func newTestCA(t *testing.T, name string) *testCA {
 func writeServerCert(t *testing.T, ca *testCA, name, certFile, keyFile string) {
 	t.Helper()
 	cert, key, _ := issue(t, ca, name, false, false)
+	writeCertKey(t, cert, key, certFile, keyFile)
+}
+
+// writeCertKey writes cert and key as PEM to certFile and keyFile.
+func writeCertKey(t *testing.T, cert *x509.Certificate, key *ecdsa.PrivateKey, certFile, keyFile string) {
+	t.Helper()
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)

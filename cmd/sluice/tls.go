@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync/atomic"
 )
@@ -28,9 +29,18 @@ var tlsCipherSuites = []uint16{
 type certReloader struct {
 	certFile, keyFile string
 	caFile            string // "" when clients are not asked for a certificate
-	// cert and cas are written by load (the serve loop) and read by every TLS handshake.
+	// peers is set in cluster mode (usePeerTLS): load then also makes the TLS client
+	// configuration the node reaches its peers with; peerCAFile is --peer-ca ("": the
+	// system roots and caFile's CAs); peerHost is the host of the node's peer address,
+	// which its certificate must name (checkOwnCert).
+	peers      bool
+	peerCAFile string
+	peerHost   string
+	// cert and cas are written by load (the serve loop) and read by every TLS handshake;
+	// peer is written by load and read by every connection the node makes to a peer.
 	cert atomic.Pointer[tls.Certificate]
 	cas  atomic.Pointer[x509.CertPool]
+	peer atomic.Pointer[tls.Config]
 }
 
 // load reads the certificate and key files and the client CA file and, if they all load
@@ -43,17 +53,115 @@ func (r *certReloader) load() error {
 	}
 	var pool *x509.CertPool
 	if r.caFile != "" {
-		pem, err := os.ReadFile(r.caFile)
-		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %v", err)
+		if pool, err = readCAs(x509.NewCertPool(), "--tls-client-ca", r.caFile); err != nil {
+			return err
 		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-client-ca %s: no PEM certificate in the file", r.caFile)
+	}
+	var peer *tls.Config
+	if r.peers {
+		if peer, err = r.peerConfig(cert); err != nil {
+			return err
 		}
 	}
 	r.cert.Store(&cert)
 	r.cas.Store(pool)
+	r.peer.Store(peer)
+	return nil
+}
+
+// readCAs adds the PEM certificates of file (given by flag) to pool and returns it; a file
+// without one is an error.
+func readCAs(pool *x509.CertPool, flag, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in the file", flag, file)
+	}
+	return pool, nil
+}
+
+// peerConfig returns the TLS client configuration of the node's requests to its peers:
+// the peer's certificate is checked against the CAs of --peer-ca or, without it, the
+// system roots and the CAs of --tls-client-ca (cluster.ReplicationConfig.PeerTLS checks
+// that it names the peer's host); cert, the node's own, is presented to a peer that asks
+// for a client certificate (one given --tls-client-ca).
+func (r *certReloader) peerConfig(cert tls.Certificate) (*tls.Config, error) {
+	var roots *x509.CertPool
+	var err error
+	switch {
+	case r.peerCAFile != "":
+		roots, err = readCAs(x509.NewCertPool(), "--peer-ca", r.peerCAFile)
+	default:
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool() // no system roots: only --tls-client-ca's, if any
+		}
+		if r.caFile != "" {
+			roots, err = readCAs(roots, "--tls-client-ca", r.caFile)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsCipherSuites, RootCAs: roots,
+		Certificates: []tls.Certificate{cert}}, nil
+}
+
+// peerTLS returns the TLS client configuration loaded last, for
+// cluster.ReplicationConfig.PeerTLS.
+func (r *certReloader) peerTLS() *tls.Config { return r.peer.Load() }
+
+// usePeerTLS makes a cluster node (cluster set) serving TLS (certs not nil) reach its peers
+// over TLS too, checking their certificates against the CAs of peerCA (--peer-ca; "": the
+// system roots and --tls-client-ca's), reloaded with the rest on SIGHUP. peerHost is the
+// host of the node's own peer address (--peer-addr, else --addr).
+func usePeerTLS(certs *certReloader, cluster bool, peerCA, peerHost string) error {
+	if certs == nil || !cluster {
+		if peerCA != "" {
+			return errors.New("--peer-ca needs --cluster-etcd and --tls-cert")
+		}
+		return nil
+	}
+	certs.peers, certs.peerCAFile, certs.peerHost = true, peerCA, peerHost
+	return certs.load()
+}
+
+// checkOwnCert checks the node's own certificate as its peers check it when they are given
+// the same CAs: against the peer CAs loaded last, for the host of the node's peer address
+// (unless that host is empty or unspecified, 0.0.0.0 or ::), for serving and, with
+// --tls-client-ca, as a client certificate. An error means that peers configured like this
+// node refuse it: the node logs it as a warning at start and at each reload, since the
+// failed connections themselves are logged at debug level only.
+func (r *certReloader) checkOwnCert() error {
+	cert, peer := r.cert.Load(), r.peer.Load()
+	if cert == nil || peer == nil || len(cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return err
+	}
+	inter := x509.NewCertPool()
+	for _, raw := range cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(raw); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	host := r.peerHost
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = ""
+	}
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	if r.caFile != "" {
+		usages = append(usages, x509.ExtKeyUsageClientAuth)
+	}
+	for _, u := range usages {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: peer.RootCAs, Intermediates: inter, DNSName: host,
+			KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
