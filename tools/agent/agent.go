@@ -137,7 +137,7 @@ type FileStats struct {
 	Path        string
 	Offset      int64 // the byte after the last line taken
 	Size        int64
-	BytesBehind int64 // Size − Offset
+	BytesBehind int64 // Size − the byte after the lines delivered: lines in the batch waiting are behind
 }
 
 // Stats returns the progress of every flow.

@@ -24,13 +24,15 @@ type tracked struct {
 	seen   bool      // matched by the pattern at the last scan
 	linked bool      // has a name in the file system
 	idle   time.Time // when the file was last found read to its end with nothing new
+	sent   int64     // the byte after the lines delivered (or skipped, or dropped): Off once no batch waits
 }
 
 // readEnd is the offset after the bytes already in buf.
 func (t *tracked) readEnd() int64 { return t.Off + int64(len(t.buf)-t.head) }
 
-// behind is the bytes of the file not yet sent.
-func (t *tracked) behind() int64 { return max(t.size-t.Off, 0) }
+// behind is the bytes of the file not yet sent: lines read into the batch waiting count as
+// behind until it is delivered. Off is below sent after a truncation.
+func (t *tracked) behind() int64 { return max(t.size-min(t.sent, t.Off), 0) }
 
 func (t *tracked) close() {
 	if t.f != nil {

@@ -318,7 +318,7 @@ func (fl *flow) truncated(t *tracked) {
 		}
 	}
 	if c != nil {
-		c.copyOf, c.Off, c.Line, c.FP, c.FPLen = nil, t.Off, t.Line, t.FP, t.FPLen
+		c.copyOf, c.Off, c.sent, c.Line, c.FP, c.FPLen = nil, t.Off, t.sent, t.Line, t.FP, t.FPLen
 		c.buf, c.head = c.buf[:0], 0
 		fl.log.Info("truncated after a copy: the rest of it is read from the copy", "path", t.Path, "copy", c.Path, "offset", t.Off)
 	} else if t.size < t.readEnd() {
@@ -638,13 +638,17 @@ func (fl *flow) count(f func(*FlowStats)) {
 	fl.mu.Unlock()
 }
 
-// publish copies the files' progress into the stats.
+// publish copies the files' progress into the stats. With no batch waiting, everything
+// read up to the files' offsets was delivered, skipped or dropped.
 func (fl *flow) publish() {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	fl.stats.Files = fl.stats.Files[:0]
 	fl.stats.BytesBehind = 0
 	for _, t := range fl.files {
+		if len(fl.batch) == 0 {
+			t.sent = t.Off
+		}
 		if t.copyOf != nil {
 			continue
 		}

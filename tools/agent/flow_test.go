@@ -355,3 +355,36 @@ func TestTwoFlows(t *testing.T) {
 		}
 	}
 }
+
+// TestBytesBehindUntilSent reads three lines into a batch that waits (its age limit is an
+// hour, its record limit four): they are counted as read, not sent, and their bytes as
+// behind. A fourth line fills the batch, which is sent: nothing is behind then.
+func TestBytesBehindUntilSent(t *testing.T) {
+	ts := startServer(t)
+	ts.createStream(t, "s", 1)
+	dir, ckpt := logDir(t)
+	path := filepath.Join(dir, "app.log")
+	fl := flowOf("s", filepath.Join(dir, "*.log"))
+	fl.MaxBufferAge, fl.MaxBufferRecords = time.Hour, 4
+	const three = "l1\nl2\nl3\n"
+	appendTo(t, path, three)
+	a := startAgent(t, ts, ckpt, fl)
+	fileSeen := func(size int64) bool {
+		s := a.Stats()[0]
+		return len(s.Files) == 1 && s.Files[0].Size == size
+	}
+	waitUntil(t, "three lines read", func() bool { return a.Stats()[0].LinesRead == 3 && fileSeen(int64(len(three))) })
+	s := a.Stats()[0]
+	if s.RecordsSent != 0 || s.BytesBehind != int64(len(three)) || s.Files[0].BytesBehind != int64(len(three)) {
+		t.Fatalf("with three lines waiting: %d records sent, %d bytes behind (file %+v), want 0 and %d",
+			s.RecordsSent, s.BytesBehind, s.Files[0], len(three))
+	}
+	appendTo(t, path, "l4\n")
+	if got := ts.waitRecords(t, "s", 4); !slices.Equal(got, []string{"l1\n", "l2\n", "l3\n", "l4\n"}) {
+		t.Fatalf("stream holds %q", got)
+	}
+	waitUntil(t, "nothing behind", func() bool {
+		s := a.Stats()[0]
+		return s.RecordsSent == 4 && s.BytesBehind == 0 && fileSeen(int64(len(three)+3)) && s.Files[0].BytesBehind == 0
+	})
+}

@@ -202,3 +202,19 @@ func TestDeterministicKey(t *testing.T) {
 		t.Errorf("a cut record: key %q, %d bytes", key, len(data))
 	}
 }
+
+// TestTruncatedRecordTerminator cuts a record longer than MaxRecordBytes (key and data),
+// with and without a processor: the data is its first bytes, then truncatedRecordTerminator,
+// the record exactly MaxRecordBytes long.
+func TestTruncatedRecordTerminator(t *testing.T) {
+	const term = "<cut>\n"
+	long := append(bytes.Repeat([]byte("x"), MaxRecordBytes+10), '\n')
+	for _, procs := range [][]Processor{nil, {processor(t, `{"optionName":"SINGLELINE"}`)}} {
+		m := recordMaker{terminator: term, procs: procs}
+		key, data, ok := m.make(long)
+		body, found := bytes.CutSuffix(data, []byte(term))
+		if !ok || !found || len(key)+len(data) != MaxRecordBytes || len(bytes.Trim(body, "x")) != 0 {
+			t.Errorf("%d processors: kept %v, %d bytes of key and data, ends %q", len(procs), ok, len(key)+len(data), data[max(len(data)-12, 0):])
+		}
+	}
+}

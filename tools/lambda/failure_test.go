@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -193,5 +194,42 @@ func TestCrashAndTimeoutAreFunctionErrors(t *testing.T) {
 	}
 	if st := f.trig.Stats(); st.FunctionErrors != 4 || st.FailedBatches != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestRecordAgeEndsRetries has a record fail with unlimited retries until the trigger's
+// clock is moved past MaximumRecordAgeInSeconds: the record goes to the destination with
+// the condition RecordAgeExceeded and the invocations it had, and the record after it is
+// delivered once the clock is back.
+func TestRecordAgeEndsRetries(t *testing.T) {
+	f := newFixture(t, 1)
+	var ahead atomic.Int64 // how far the trigger's clock is ahead of time.Now
+	f.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	f.putNumbered(t, 1, map[int]string{0: "fail"})
+	f.start(t, map[string]any{"BatchSize": 1, "MaximumRetryAttempts": -1, "MaximumRecordAgeInSeconds": 60,
+		"DestinationConfig": map[string]any{"OnFailure": map[string]any{"Destination": f.dest}}})
+	waitFor(t, "a retry", func() bool { return len(readLog(t, f.log)) >= 2 })
+	if fails := readFailures(t, f.dest); len(fails) != 0 {
+		t.Fatalf("a failure record before the record's age ran out: %+v", fails)
+	}
+	ahead.Store(int64(61 * time.Second))
+	waitFor(t, "the failure record", func() bool { return len(readFailures(t, f.dest)) > 0 })
+	ahead.Store(0)
+	f.putNumbered(t, 1, map[int]string{0: "after"})
+	waitFor(t, "the record after", func() bool { return slices.Contains(succeeded(readLog(t, f.log), "fail"), "after") })
+	f.stop(t)
+
+	invoked := len(readLog(t, f.log)) - 1 // the last invocation is the record after
+	fails := readFailures(t, f.dest)
+	if len(fails) != 1 {
+		t.Fatalf("%d failure records, want 1: %+v", len(fails), fails)
+	}
+	fr := fails[0]
+	if fr.RequestContext.Condition != condRecordAge || fr.KinesisBatchInfo.BatchSize != 1 ||
+		fr.RequestContext.ApproximateInvokeCount != invoked || fr.ResponseContext.FunctionError != "Unhandled" {
+		t.Errorf("failure record %+v after %d invocations of the failing record", fr, invoked)
+	}
+	if got := succeeded(readLog(t, f.log), "fail"); !slices.Equal(got, []string{"after"}) {
+		t.Errorf("succeeded %v, want [after]", got)
 	}
 }

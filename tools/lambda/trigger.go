@@ -37,6 +37,9 @@ type Options struct {
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives failures and warnings; nil discards them.
 	Logger *slog.Logger
+	// Now is the clock records are aged by against MaximumRecordAgeInSeconds; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Stats counts what a trigger did. Its fields only grow.
@@ -88,6 +91,9 @@ func New(c *client.Client, opts Options) (*Trigger, error) {
 	}
 	if opts.MaxRetryBackoff <= 0 {
 		opts.MaxRetryBackoff = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	account := accountOf(m.EventSourceArn)
 	if opts.Role == "" {
@@ -368,8 +374,8 @@ func (t *Trigger) expired(batch []client.Record) int {
 	if t.m.MaxRecordAge <= 0 {
 		return 0
 	}
-	n := 0
-	for n < len(batch) && time.Since(batch[n].Arrival) > t.m.MaxRecordAge {
+	now, n := t.opts.Now(), 0
+	for n < len(batch) && now.Sub(batch[n].Arrival) > t.m.MaxRecordAge {
 		n++
 	}
 	return n

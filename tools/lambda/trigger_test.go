@@ -34,6 +34,7 @@ type fixture struct {
 	timeout  time.Duration
 	env      []string
 	checkpnt string
+	now      func() time.Time // the trigger's clock; nil means time.Now
 }
 
 func newFixture(t *testing.T, shards int) *fixture {
@@ -67,7 +68,8 @@ func (f *fixture) start(t *testing.T, mapping map[string]any) {
 	env := append([]string{"HANDLER_LOG=" + f.log, "RELEASE=" + f.release}, f.env...)
 	f.trig, err = New(f.ts.c, Options{Mapping: m, CheckpointFile: f.checkpnt,
 		Function:     FunctionConfig{Handler: buildHandler(t), Env: env, Timeout: f.timeout, Output: t.Output()},
-		PollInterval: 50 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
+		PollInterval: 50 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond,
+		Now: f.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +392,30 @@ func TestStartingPositionLatest(t *testing.T) {
 		return err == nil && ok && !cp.Ended
 	})
 	f.ts.put(t, f.stream, []string{"k", "k"}, []string{"new 1", "new 2"})
+	waitFor(t, "the new records", func() bool { return countRecords(readLog(t, f.log)) >= 2 })
+	f.stop(t)
+	if got := succeeded(readLog(t, f.log)); !slices.Equal(got, []string{"new 1", "new 2"}) {
+		t.Errorf("delivered %v, want [new 1 new 2]", got)
+	}
+}
+
+// TestStartingPositionTimestamp starts a trigger AT_TIMESTAMP a millisecond after the
+// arrival of the last of three records: it delivers only the records put after them.
+func TestStartingPositionTimestamp(t *testing.T) {
+	f := newFixture(t, 1)
+	f.putNumbered(t, 3, nil)
+	out, err := f.ts.c.GetRecords(context.Background(), f.stream, client.GetInput{Shard: 0, Start: client.TrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Records) != 3 {
+		t.Fatalf("%d records read back, want 3", len(out.Records))
+	}
+	at := out.Records[2].Arrival.Truncate(time.Millisecond).Add(time.Millisecond)
+	out.Release()
+	waitFor(t, "the clock to pass the start", func() bool { return time.Now().After(at) })
+	f.ts.put(t, f.stream, []string{"k", "k"}, []string{"new 1", "new 2"})
+	f.start(t, map[string]any{"StartingPosition": "AT_TIMESTAMP", "StartingPositionTimestamp": float64(at.UnixMilli()) / 1000})
 	waitFor(t, "the new records", func() bool { return countRecords(readLog(t, f.log)) >= 2 })
 	f.stop(t)
 	if got := succeeded(readLog(t, f.log)); !slices.Equal(got, []string{"new 1", "new 2"}) {
