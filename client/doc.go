@@ -77,10 +77,14 @@
 // kpl), as the KPL does: each record joins the aggregate of the shard its key maps to (by the
 // producer's shard map), and an aggregate is sealed when the next record would take it past
 // MaxAggregateBytes or when Linger has passed since its first record (at once while a Flush
-// waits). It is sent with its first record's key and that key's hash as explicit hash key, so
-// that it lands on that shard; an aggregate of one record is sent as the record itself. Each
-// record's Outcome is the aggregate's: its SeqNum, Aggregated set and SubSeq its index. Batching,
-// retries and backoff then apply to aggregates; ordering (unless Unordered) applies to all the
+// waits; in order, while an aggregate of its shard is on its way, it keeps filling past Linger
+// until that one is done). It is sent with its first record's key and that key's hash as
+// explicit hash key, so that it lands on that shard; an aggregate of one record is sent as the
+// record itself. A request of aggregates is sent Linger after the first Put of its oldest
+// aggregate at the latest (an aggregate lingers once), and in order carries about one full
+// aggregate, so that the shards' aggregates travel in parallel requests. Each record's Outcome
+// is the aggregate's: its SeqNum, Aggregated set and SubSeq its index. Batching, retries and
+// backoff then apply to aggregates; ordering (unless Unordered) applies to all the
 // aggregates of a shard, one at a time, which keeps each key's records in Put order. An aggregate
 // appended to another shard than expected (the map was stale) is not reported: its records are
 // aggregated again once the map is refreshed (ProducerStats.Rerouted), since a reader drops it

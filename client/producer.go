@@ -466,11 +466,35 @@ func (p *Producer) addToBatchLocked(r *rec, now time.Time) {
 		p.ring()
 	}
 	b := p.open[i]
+	if p.cfg.Aggregate {
+		// An aggregate lingered in its aggregator already, and may have waited behind the
+		// previous aggregate of its shard since: its batch goes Linger after its first
+		// record's Put at the latest, not Linger after it joins (BenchmarkProducer,
+		// aggregated/ordered).
+		if d := r.put.Add(p.cfg.Linger); d.Before(b.deadline) {
+			b.deadline = d
+			p.ring()
+		}
+	}
 	b.recs = append(b.recs, r)
 	b.bytes += size
-	if len(b.recs) >= p.cfg.MaxBatchRecords || b.bytes >= p.cfg.MaxBatchBytes {
+	if len(b.recs) >= p.cfg.MaxBatchRecords || b.bytes >= p.sealBytes() {
 		p.sealOpenLocked(i)
 	}
+}
+
+// sealBytes is the size at which a batch is sent without lingering: MaxBatchBytes, or with
+// Aggregate and in order about one full aggregate (maxAgg, at least 1 MiB). In order a shard
+// has one aggregate on its way at a time, and an answer releases the next aggregate of every
+// shard it carried at once: packed up to MaxBatchBytes, they would all share one request
+// again, the producer would send one request at a time, and each shard would wait for all
+// the others' bytes. About one aggregate per request spreads them over the MaxInFlight
+// senders (BenchmarkProducer, aggregated/ordered).
+func (p *Producer) sealBytes() int {
+	if p.cfg.Aggregate && p.keys != nil {
+		return min(max(p.maxAgg, 1<<20), p.cfg.MaxBatchBytes)
+	}
+	return p.cfg.MaxBatchBytes
 }
 
 // openIndexLocked returns the index in p.open of the batch being filled for dest, or -1.
@@ -584,10 +608,9 @@ func (p *Producer) tickLocked(now time.Time) time.Time {
 			}
 		}
 	}
-	if p.tickAggregatesLocked(now, soonest) {
-		// An aggregate has lingered already: its batch does not linger again.
-		p.sealLocked()
-	}
+	// An aggregate sealed here has lingered: its batch's deadline is over (addToBatchLocked),
+	// and the loop below seals it.
+	p.tickAggregatesLocked(now, soonest)
 	for i := 0; i < len(p.open); {
 		if p.flushing > 0 || !now.Before(p.open[i].deadline) {
 			p.sealOpenLocked(i)
@@ -835,6 +858,11 @@ func (p *Producer) releaseKeyLocked(r *rec, now time.Time) {
 		return
 	}
 	delete(p.keys, key)
+	if r.ord != "" {
+		// The shard's aggregate may have kept filling while this one was on its way: the
+		// pump seals it now if it has lingered (tickAggregatesLocked).
+		p.ring()
+	}
 	*ks = keyState{}
 	if len(p.freeKeys) < 4096 {
 		p.freeKeys = append(p.freeKeys, ks)

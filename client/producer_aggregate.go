@@ -90,19 +90,32 @@ func (p *Producer) dropAggregatorLocked(a *aggregator) {
 }
 
 // tickAggregatesLocked seals the aggregates whose linger time is over (all of them while a
-// Flush waits), tells soonest when the others' ends, and reports whether it sealed any.
-// p.mu must be held.
-func (p *Producer) tickAggregatesLocked(now time.Time, soonest func(time.Time)) bool {
-	sealed := false
+// Flush waits) and tells soonest when the others' ends. In order, an aggregate whose shard
+// has an aggregate on its way keeps filling after its linger time, up to maxAgg, until that
+// one is done (releaseKeyLocked rings the pump then): sealed at once, it would only wait
+// behind it, and the shard would get many small aggregates, one per request
+// (BenchmarkProducer, aggregated/ordered). p.mu must be held.
+func (p *Producer) tickAggregatesLocked(now time.Time, soonest func(time.Time)) {
 	for _, a := range p.aggs {
-		if p.flushing > 0 || !now.Before(a.deadline) {
+		switch {
+		case p.flushing > 0:
 			p.sealAggregateLocked(a, now)
-			sealed = true
-		} else {
+		case now.Before(a.deadline):
 			soonest(a.deadline)
+		case !p.shardBusyLocked(a.shard):
+			p.sealAggregateLocked(a, now)
 		}
 	}
-	return sealed
+}
+
+// shardBusyLocked reports whether, in order, an aggregate of shard is on its way or waiting
+// to be sent. p.mu must be held.
+func (p *Producer) shardBusyLocked(shard uint32) bool {
+	if p.keys == nil {
+		return false
+	}
+	ord, ok := p.ordKeys[shard]
+	return ok && p.keys[ord] != nil
 }
 
 // rerouteLocked handles an aggregated record appended to another shard than the one its

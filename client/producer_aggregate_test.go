@@ -7,6 +7,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -212,5 +213,64 @@ func TestProducerAggregateReshard(t *testing.T) {
 	sameUsers(t, col.seen, before)
 	if len(col.dups) > 0 {
 		t.Fatalf("duplicates %v", col.dups)
+	}
+}
+
+// TestProducerAggregateInOrderBatching: in order, an aggregate that has lingered is not
+// sealed while its shard's previous aggregate is on its way (it keeps filling), and is sealed
+// once that one is done; a batch of aggregates is sealed at about one full aggregate, not at
+// MaxBatchBytes, and its deadline is Linger after its oldest aggregate's first Put.
+func TestProducerAggregateInOrderBatching(t *testing.T) {
+	const linger = time.Second
+	p := &Producer{cfg: ProducerConfig{Aggregate: true, Linger: linger, MaxBatchRecords: 500, MaxBatchBytes: 5 << 20},
+		maxAgg: 1 << 20, wake: make(chan struct{}, 1), keys: map[string]*keyState{},
+		aggs: map[uint32]*aggregator{}, ordKeys: map[uint32]string{}, shards: map[uint32]*shardState{}}
+	p.senders.L = &p.mu
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	fill := func(shard uint32, records int, put time.Time) *aggregator {
+		a := &aggregator{shard: shard, deadline: put.Add(linger)}
+		for i := range records {
+			u := &rec{key: "k" + strconv.Itoa(i), data: make([]byte, 100), shard: shard, put: put}
+			a.recs = append(a.recs, u)
+			a.b.Add(u.key, "", u.data)
+		}
+		p.aggs[shard] = a
+		return a
+	}
+	// Shard 0's first aggregate goes; the second, lingered already, must wait and keep filling.
+	fill(0, 10, now.Add(-2*linger))
+	p.tickAggregatesLocked(now, func(time.Time) {})
+	if len(p.aggs) != 0 || len(p.open) != 1 || len(p.open[0].recs) != 1 {
+		t.Fatalf("first aggregate: %d aggregators left, %d open batches; want it sealed into one", len(p.aggs), len(p.open))
+	}
+	first := p.open[0].recs[0]
+	if !p.open[0].deadline.Equal(first.put.Add(linger)) {
+		t.Fatalf("batch deadline %v after the first Put, want %v", p.open[0].deadline.Sub(first.put), linger)
+	}
+	second := fill(0, 10, now.Add(-2*linger))
+	p.tickAggregatesLocked(now, func(time.Time) {})
+	if p.aggs[0] != second || len(p.open[0].recs) != 1 {
+		t.Fatal("an aggregate was sealed while its shard's previous one is on its way")
+	}
+	var done []*rec
+	p.finishLocked(first, SeqNum{Shard: 0, Position: 1}, nil, now, &done)
+	if len(done) != 10 || !done[3].out.Aggregated || done[3].out.SubSeq != 3 {
+		t.Fatalf("%d outcomes of the first aggregate, want 10 with their sub-sequence numbers", len(done))
+	}
+	p.tickAggregatesLocked(now, func(time.Time) {})
+	if len(p.aggs) != 0 || len(p.open[0].recs) != 2 || p.open[0].recs[1].subs == nil {
+		t.Fatalf("after the first is done: %d aggregators, %d records in the open batch; want the second sealed into it",
+			len(p.aggs), len(p.open[0].recs))
+	}
+	// Aggregates of other shards, 600 KB each: the batch is sealed past 1 MiB, not at 5 MiB.
+	p.open, p.ready = nil, nil
+	for shard := uint32(1); shard <= 2; shard++ {
+		fill(shard, 6000, now.Add(-2*linger))
+	}
+	p.tickAggregatesLocked(now, func(time.Time) {})
+	if len(p.ready) != 1 || len(p.ready[0].recs) != 2 || len(p.open) != 0 {
+		t.Fatalf("%d ready batches, %d open; want one sealed batch of the two aggregates", len(p.ready), len(p.open))
 	}
 }
