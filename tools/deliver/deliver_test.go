@@ -461,3 +461,66 @@ func TestDeliverCrashBeforeCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliverProducerAggregates puts records with the client's Producer with Aggregate on,
+// so the stream holds KPL aggregated records, and delivers the stream to a directory: each
+// user record is on a line of its own, exactly once.
+func TestDeliverProducerAggregates(t *testing.T) {
+	_, c := startServer(t)
+	ctx := context.Background()
+	arn := createStream(t, c, "kpl", 2)
+	p, err := c.NewProducer(ctx, "kpl", client.ProducerConfig{Aggregate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	var futures []*client.Future
+	for i := range 300 {
+		d := fmt.Sprintf("user-%03d", i)
+		f, err := p.Put(ctx, fmt.Sprintf("key%d", i%7), []byte(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, futures = append(want, d), append(futures, f)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	aggregated := 0
+	for _, f := range futures {
+		o, ok := f.Outcome()
+		if !ok || o.Err != nil {
+			t.Fatalf("a put: %+v, done %v", o, ok)
+		}
+		if o.Aggregated {
+			aggregated++
+		}
+	}
+	if aggregated == 0 {
+		t.Fatal("the producer aggregated no record")
+	}
+
+	dst := newDestination(t, "dir", "kpl-to-dir", arn, `"BufferingHints": {"IntervalInSeconds": 0},
+	    "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]},`)
+	d, err := New(c, Options{Config: dst.cfg, Store: dst.store, CheckpointFile: filepath.Join(dst.dir, "checkpoint"),
+		Start: client.TrimHorizon, PollInterval: 20 * time.Millisecond, ReadsPerSecond: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(rctx) }()
+	waitFor(t, "every user record", func() bool { return d.Stats().Records >= uint64(len(want)) })
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run: %v", err)
+	}
+	var got []string
+	for _, body := range dst.objects() {
+		got = append(got, strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d of %d aggregated: the objects hold %d lines, want the %d user records once each:\n%q", aggregated, len(want), len(got), len(want), got)
+	}
+}

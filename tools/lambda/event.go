@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-streams/sluice/client"
 	"github.com/sluice-streams/sluice/shardmap"
@@ -13,17 +14,86 @@ import (
 // maxPayload is the largest event of a synchronous invocation: Lambda's 6 MB.
 const maxPayload = 6 << 20
 
-// recordOverhead bounds the bytes an event record takes besides its key and base64 data:
-// the field names, the ARNs, the ids and the punctuation (445 bytes with the longest
-// sequence number and time, and the ARNs, region and role, each escaped at most to twice
-// its length).
-func (t *Trigger) recordOverhead() int {
-	return 450 + 2*(len(t.streamARN)+len(t.region)+len(t.role))
+// The fixed pieces of an event record, in the order appendEvent writes them.
+const (
+	evKinesis = `{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":`
+	evSeq     = `,"sequenceNumber":"`
+	evData    = `","data":"`
+	evArrival = `","approximateArrivalTimestamp":`
+	evKMS     = `,"encryptionType":"KMS"`
+	evSource  = `},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"`
+	evName    = `","eventName":"aws:kinesis:record","invokeIdentityArn":`
+	evRegion  = `,"awsRegion":`
+	evARN     = `,"eventSourceARN":`
+
+	// evEmpty is an event without records or window: {"Records":[]}.
+	evEmpty = len(`{"Records":[`) + len(`]}`)
+	// seqLen is the length of a Kinesis sequence number; shardIDLen of a ShardId.
+	seqLen, shardIDLen = 56, len("shardId-000000000000")
+)
+
+// recordFixed returns the bytes every record of t's events takes besides its key, its
+// base64 data, its arrival time and its encryption type: the field names, the two
+// sequence numbers, the shard id and the role, region and ARN strings as encoded.
+func (t *Trigger) recordFixed() int {
+	return len(evKinesis) + len(evSeq) + len(evData) + len(evArrival) + len(evSource) + len(evName) +
+		len(evRegion) + len(evARN) + 2*seqLen + shardIDLen + len(":}") +
+		jsonStringLen(t.role) + jsonStringLen(t.region) + jsonStringLen(t.streamARN)
 }
 
-// eventSize bounds the bytes that r takes in an event: a key byte takes up to 6 (\u00XX).
-func (t *Trigger) eventSize(r *client.Record) int {
-	return t.recordOverhead() + 6*len(r.Key) + base64.StdEncoding.EncodedLen(len(r.Data))
+// eventSize returns the bytes r takes in an event of t, as appendEvent writes it, given
+// fixed = t.recordFixed(); a record after the first takes one more, its comma.
+func eventSize(r *client.Record, fixed int) int {
+	n := fixed + jsonStringLen(string(r.Key)) + base64.StdEncoding.EncodedLen(len(r.Data)) +
+		decimalLen(r.Arrival.UnixMilli()/1000) + len(".000")
+	if r.Flags&1 != 0 {
+		n += len(evKMS)
+	}
+	return n
+}
+
+// decimalLen returns the length of v in decimal, as strconv.AppendInt writes it.
+func decimalLen(v int64) int {
+	n := 1
+	if v < 0 {
+		n++
+	}
+	for v >= 10 || v <= -10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+// jsonStringLen returns the length of s encoded as a JSON string by encoding/json (what
+// appendJSONString writes): quoted; the quote, the backslash, \b, \f, \n, \r and \t as
+// two bytes; the other control bytes, <, > and & as \u00XX; U+2028, U+2029 and each byte
+// of invalid UTF-8 as \uXXXX.
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			switch {
+			case b == '"' || b == '\\' || b == '\b' || b == '\f' || b == '\n' || b == '\r' || b == '\t':
+				n += 2
+			case b < 0x20 || b == '<' || b == '>' || b == '&':
+				n += len(`\u00XX`)
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if (c == utf8.RuneError && size == 1) || c == '\u2028' || c == '\u2029' {
+			n += len(`\uXXXX`)
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
 }
 
 // appendEvent appends the Kinesis event of recs as Lambda sends it, the JSON that
@@ -42,26 +112,26 @@ func (t *Trigger) appendEvent(dst []byte, recs []client.Record, win *windowInvok
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":`...)
+		dst = append(dst, evKinesis...)
 		dst = appendJSONString(dst, string(r.Key))
-		dst = append(dst, `,"sequenceNumber":"`...)
+		dst = append(dst, evSeq...)
 		dst = r.Seq().AppendKinesis(dst)
-		dst = append(dst, `","data":"`...)
+		dst = append(dst, evData...)
 		dst = base64.StdEncoding.AppendEncode(dst, r.Data)
-		dst = append(dst, `","approximateArrivalTimestamp":`...)
+		dst = append(dst, evArrival...)
 		dst = appendSeconds(dst, r.Arrival)
 		if r.Flags&1 != 0 {
-			dst = append(dst, `,"encryptionType":"KMS"`...)
+			dst = append(dst, evKMS...)
 		}
-		dst = append(dst, `},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"`...)
+		dst = append(dst, evSource...)
 		dst = shardmap.ShardID(r.Shard).Append(dst)
 		dst = append(dst, ':')
 		dst = r.Seq().AppendKinesis(dst)
-		dst = append(dst, `","eventName":"aws:kinesis:record","invokeIdentityArn":`...)
+		dst = append(dst, evName...)
 		dst = appendJSONString(dst, t.role)
-		dst = append(dst, `,"awsRegion":`...)
+		dst = append(dst, evRegion...)
 		dst = appendJSONString(dst, t.region)
-		dst = append(dst, `,"eventSourceARN":`...)
+		dst = append(dst, evARN...)
 		dst = appendJSONString(dst, t.streamARN)
 		dst = append(dst, '}')
 	}

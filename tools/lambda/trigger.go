@@ -211,24 +211,40 @@ func (t *Trigger) handle(ctx context.Context, b *client.Batch) error {
 func (t *Trigger) runLane(ctx context.Context, shard uint32, lane int, recs []client.Record) error {
 	buf := make([]byte, 0, 64<<10)
 	for len(recs) > 0 {
-		n, size := 0, 16
-		for n < len(recs) && n < t.m.BatchSize {
-			size += t.eventSize(&recs[n])
-			if n > 0 && (size > maxPayload || t.windowOf(&recs[n]) != t.windowOf(&recs[0])) {
-				break
-			}
-			n++
-		}
 		var err error
 		if buf, err = t.enterWindow(ctx, shard, lane, t.windowOf(&recs[0]), buf); err != nil {
 			return err
 		}
+		winLen := 0
+		if t.m.TumblingWindow > 0 {
+			buf = (&windowInvoke{shard: shard, lw: *t.cp.window(shard, lane)}).append(buf[:0], t)
+			winLen = len(buf)
+		}
+		n := t.batchLen(recs, winLen)
 		if buf, err = t.runBatch(ctx, shard, lane, recs[:n], 0, buf); err != nil {
 			return err
 		}
 		recs = recs[n:]
 	}
 	return nil
+}
+
+// batchLen returns how many records at the start of recs one invocation takes: up to
+// BatchSize, all of one tumbling window, and as many as the event holds within Lambda's
+// 6 MB payload with winLen bytes of window properties. The sizes are exact (eventSize), so
+// batches fill as Lambda's do; the first record goes whatever its size.
+func (t *Trigger) batchLen(recs []client.Record, winLen int) int {
+	fixed := t.recordFixed()
+	size := evEmpty + winLen - 1 // the first record has no comma before it
+	n := 0
+	for n < len(recs) && n < t.m.BatchSize {
+		size += 1 + eventSize(&recs[n], fixed)
+		if n > 0 && (size > maxPayload || t.windowOf(&recs[n]) != t.windowOf(&recs[0])) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // windowOf returns the start of r's tumbling window in Unix milliseconds: windows are
@@ -313,6 +329,11 @@ func (t *Trigger) runBatch(ctx context.Context, shard uint32, lane int, batch []
 			win = &windowInvoke{shard: shard, lw: *t.cp.window(shard, lane)}
 		}
 		buf = t.appendEvent(buf[:0], batch, win)
+		if len(buf) > maxPayload && len(batch) > 1 {
+			// The window's state grew since batchLen sized the batch (a partial success
+			// returned a longer one): the halves go one after the other.
+			return t.runHalves(ctx, shard, lane, batch, attempts, buf)
+		}
 		t.invocations.Add(1)
 		resp, id, err := t.rt.Invoke(ctx, buf)
 		lastID = id
@@ -351,11 +372,7 @@ func (t *Trigger) runBatch(ctx context.Context, shard uint32, lane int, batch []
 			lastErr = "Unhandled"
 			t.log.Warn("lambda: function error", "shard", shard, "records", len(batch), "request", id, "err", fe)
 			if t.m.BisectOnError && len(batch) > 1 {
-				half := len(batch) / 2
-				if buf, err = t.runBatch(ctx, shard, lane, batch[:half], attempts, buf); err != nil {
-					return buf, err
-				}
-				return t.runBatch(ctx, shard, lane, batch[half:], attempts, buf)
+				return t.runHalves(ctx, shard, lane, batch, attempts, buf)
 			}
 		}
 		attempts++
@@ -366,6 +383,16 @@ func (t *Trigger) runBatch(ctx context.Context, shard uint32, lane int, batch []
 			return buf, err
 		}
 	}
+}
+
+// runHalves runs the two halves of batch, one after the other, each with attempts.
+func (t *Trigger) runHalves(ctx context.Context, shard uint32, lane int, batch []client.Record, attempts int, buf []byte) ([]byte, error) {
+	half := len(batch) / 2
+	buf, err := t.runBatch(ctx, shard, lane, batch[:half], attempts, buf)
+	if err != nil {
+		return buf, err
+	}
+	return t.runBatch(ctx, shard, lane, batch[half:], attempts, buf)
 }
 
 // expired returns how many records at the start of batch are older than
