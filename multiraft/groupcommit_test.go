@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 // asyncSM is a memSM persisting in two steps (AsyncPersister): PersistAsync stores the Ready
@@ -106,6 +107,24 @@ func newGroupCommitCluster(t *testing.T, groups int) (*testCluster, []*gcNode, [
 		}
 	}
 	c.leadAll(ids, 1)
+	// A follower still probed (its answer to the election's entry not yet in) gets no MsgApp
+	// until that answer is handled: the tests' next entries would wait behind node 1's
+	// blocked wait, and never reach it. So wait for every follower to be replicated to, with
+	// the leader's entries all matched.
+	for _, id := range ids {
+		waitFor(t, fmt.Sprintf("node 1 to replicate group %d to its followers", id), func() bool {
+			st, err := c.node(1).host.Status(id)
+			if err != nil || len(st.Progress) != len(c.nodes) {
+				return false
+			}
+			for peer, pr := range st.Progress {
+				if peer != st.ID && (pr.State != tracker.StateReplicate || pr.Match < st.GetCommit()) {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	stop()
 	close(open)
 	<-opened // no send on node 1's gate is left running: the test sends on it alone from here
