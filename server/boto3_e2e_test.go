@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,13 +21,24 @@ import (
 // python3 with boto3 (Debian's python3-boto3), and fails without them under
 // SLUICE_REQUIRE_BOTO3 (.ci/run).
 func TestBoto3Signed(t *testing.T) {
-	missing := ""
-	if py, err := exec.LookPath("python3"); err == nil {
-		if out, err := exec.Command(py, "-c", "import boto3").CombinedOutput(); err != nil {
-			missing = "python3 cannot import boto3 (Debian's package python3-boto3): " + string(bytes.TrimSpace(out))
+	py := lookTool(t, "python3", "SLUICE_REQUIRE_BOTO3", "")
+	// The python3 on PATH may be a user's own (a virtualenv, pyenv) without boto3 while the
+	// system's, where Debian's python3-boto3 installs it, has it: take the first that does.
+	var missing []string
+	for i, cand := range []string{py, "/usr/bin/python3"} {
+		if i > 0 && cand == py {
+			break
 		}
+		out, err := exec.Command(cand, "-c", "import boto3").CombinedOutput()
+		if err == nil {
+			py, missing = cand, nil
+			break
+		}
+		missing = append(missing, cand+" cannot import boto3: "+string(bytes.TrimSpace(out)))
 	}
-	py := lookTool(t, "python3", "SLUICE_REQUIRE_BOTO3", missing)
+	if missing != nil {
+		lookTool(t, "python3", "SLUICE_REQUIRE_BOTO3", strings.Join(missing, "; ")+" (Debian's package python3-boto3)")
+	}
 	hs := authzServer(t, nil)
 
 	c, cancel := context.WithTimeout(context.Background(), 90*time.Second)
