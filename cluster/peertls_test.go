@@ -1,47 +1,17 @@
 package cluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// testCert returns a certificate for 127.0.0.1 signed by parent (self-signed, a CA, when
-// parent is nil) and its key.
-func testCert(t *testing.T, serial int64, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "peer"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage, tmpl.ExtKeyUsage, tmpl.IPAddresses = true, true, x509.KeyUsageCertSign, nil, nil
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
+	"github.com/sluice-streams/sluice/internal/pki"
+)
 
 // TestPeerTransportTLS checks the transport of a node's requests to its peers over TLS: it
 // reaches a peer whose certificate a CA of the configuration PeerTLS returns signed, for the
@@ -50,14 +20,19 @@ func testCert(t *testing.T, serial int64, parent *x509.Certificate, parentKey *e
 // sent); it does not modify the configuration it was given; and the peers' URLs are https
 // with PeerTLS, http without.
 func TestPeerTransportTLS(t *testing.T) {
-	ca, caKey := testCert(t, 1, nil, nil)
-	leaf, leafKey := testCert(t, 2, ca, caKey)
+	ca, err := pki.NewCA("peer CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := pki.Issue(ca, "peer", time.Hour, []string{"127.0.0.1"}, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw}, PrivateKey: leafKey}}}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.Leaf()}}
 	srv.StartTLS()
 	defer srv.Close()
-	trusted := x509.NewCertPool()
-	trusted.AddCert(ca)
+	trusted := ca.Pool()
 	var cur atomic.Pointer[tls.Config]
 	cur.Store(&tls.Config{RootCAs: trusted})
 	tr := peerTransport(func() *tls.Config { return cur.Load() })

@@ -1,19 +1,13 @@
 package etcdtest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sluice-streams/sluice/internal/pki"
 )
 
 // PKI is a certificate authority made for one test and the certificates it signed, as PEM
@@ -38,44 +32,24 @@ func NewPKI(t testing.TB) *PKI {
 	dir := t.TempDir()
 	p := &PKI{CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
 		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem")}
-	caKey := newKey(t)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sluice test CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	ca, err := pki.NewCA("sluice test CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ca, err = x509.ParseCertificate(caDER); err != nil {
+	server, err := pki.Issue(ca, "127.0.0.1", time.Hour, []string{"127.0.0.1", "localhost"}, x509.ExtKeyUsageServerAuth)
+	if err != nil {
 		t.Fatal(err)
 	}
-	writePEM(t, p.CA, "CERTIFICATE", caDER)
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(ca)
-
-	sign := func(serial int64, cn string, usage x509.ExtKeyUsage, certFile, keyFile string) tls.Certificate {
-		key := newKey(t)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-		if usage == x509.ExtKeyUsageServerAuth {
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-			tmpl.DNSNames = []string{"localhost"}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writePEM(t, certFile, "CERTIFICATE", der)
-		writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	client, err := pki.Issue(ca, ClientCN, time.Hour, nil, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sign(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, p.ServerCert, p.ServerKey)
-	p.client = sign(3, ClientCN, x509.ExtKeyUsageClientAuth, p.ClientCert, p.ClientKey)
+	for _, err := range []error{pki.WriteCert(p.CA, ca.Cert), server.WriteFiles(p.ServerCert, p.ServerKey), client.WriteFiles(p.ClientCert, p.ClientKey)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.pool, p.client = ca.Pool(), client.Leaf()
 	return p
 }
 
@@ -87,18 +61,4 @@ func (p *PKI) ClientTLS(withCert bool) *tls.Config {
 		cfg.Certificates = []tls.Certificate{p.client}
 	}
 	return cfg
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -3,16 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-streams/sluice/cluster"
+	"github.com/sluice-streams/sluice/internal/pki"
 )
 
 // writeNodeCert writes to certFile and keyFile a cluster node's certificate signed by ca:
@@ -35,21 +31,7 @@ import (
 // certificate.
 func writeNodeCert(t *testing.T, ca *testCA, name, certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serials.Add(serials, big.NewInt(1))
-	cert, _, _ := sign(t, ca, &x509.Certificate{
-		SerialNumber: new(big.Int).Set(serials),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}, key)
-	writeCertKey(t, cert, key, certFile, keyFile)
+	writeCertKey(t, sign(t, ca, pki.Template(name, time.Hour, []string{"127.0.0.1"}, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)), certFile, keyFile)
 }
 
 // peerGet GETs /healthz of the server at host:port with the peer client configuration

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sluice-streams/sluice/internal/pki"
 )
 
 // devCertLife is how long the certificates of `sluice dev-cluster --tls` are valid.
@@ -43,61 +38,22 @@ func writeDevTLS(f devTLSFiles, nodes int) error {
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return err
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("sluice dev-cluster CA", devCertLife)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "sluice dev-cluster CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(devCertLife), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := signDevCert(caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return err
-	}
-	if err := writePEM(f.ca(), "CERTIFICATE", caDER); err != nil {
+	if err := pki.WriteCert(f.ca(), ca.Cert); err != nil {
 		return err
 	}
 	for n := 1; n <= nodes; n++ {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		node, err := pki.Issue(ca, fmt.Sprintf("sluice dev-cluster node %d", n), devCertLife, []string{"127.0.0.1", "localhost"},
+			x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 		if err != nil {
 			return err
 		}
-		der, err := signDevCert(&x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("sluice dev-cluster node %d", n)},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(devCertLife), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return err
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return err
-		}
-		if err := writePEM(f.cert(n), "CERTIFICATE", der); err != nil {
-			return err
-		}
-		if err := writePEM(f.key(n), "PRIVATE KEY", keyDER); err != nil {
+		if err := node.WriteFiles(f.cert(n), f.key(n)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// signDevCert gives tmpl a random serial number and returns it signed by parent's key.
-func signDevCert(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, parentKey *ecdsa.PrivateKey) ([]byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, err
-	}
-	tmpl.SerialNumber = serial
-	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
-}
-
-// writePEM writes one PEM block of typ holding der to file, readable by its owner only.
-func writePEM(file, typ string, der []byte) error {
-	return os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }

@@ -4,14 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,70 +15,56 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-streams/sluice/internal/pki"
 	"github.com/sluice-streams/sluice/server"
 )
 
 // testCA is a certificate authority for the TLS tests.
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	*pki.Cert
 	pem  []byte
 	pool *x509.CertPool
 }
-
-var serials = big.NewInt(100)
 
 // issue returns a certificate and its key for name, signed by ca, or self-signed if ca is
 // nil; isCA makes it a CA, client a client certificate, else a server one for 127.0.0.1.
 func issue(t *testing.T, ca *testCA, name string, isCA, client bool) (*x509.Certificate, *ecdsa.PrivateKey, tls.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serials.Add(serials, big.NewInt(1))
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).Set(serials),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
+	usage, hosts := x509.ExtKeyUsageServerAuth, []string{"127.0.0.1"}
 	if client {
-		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil
+		usage, hosts = x509.ExtKeyUsageClientAuth, nil
 	}
+	tmpl := pki.Template(name, time.Hour, hosts, usage)
 	if isCA {
 		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
 		tmpl.ExtKeyUsage, tmpl.IPAddresses = nil, nil // a CA's extended key usage would bind its leaves
 	}
-	return sign(t, ca, tmpl, key)
+	c := sign(t, ca, tmpl)
+	return c.Cert, c.Key, c.Leaf()
 }
 
-// sign returns the certificate of tmpl for key, signed by ca or self-signed if ca is nil.
-func sign(t *testing.T, ca *testCA, tmpl *x509.Certificate, key *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, tls.Certificate) {
+// sign returns the certificate of tmpl for a new key, signed by ca or self-signed if ca is
+// nil.
+func sign(t *testing.T, ca *testCA, tmpl *x509.Certificate) *pki.Cert {
 	t.Helper()
-	parent, parentKey := tmpl, key
+	var parent *pki.Cert
 	if ca != nil {
-		parent, parentKey = ca.cert, ca.key
+		parent = ca.Cert
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	c, err := pki.Sign(parent, tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
+	return c
 }
 
 func newTestCA(t *testing.T, name string) *testCA {
-	cert, key, _ := issue(t, nil, name, true, false)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}
+	c := sign(t, nil, func() *x509.Certificate {
+		tmpl := pki.Template(name, time.Hour, nil)
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+		return tmpl
+	}())
+	return &testCA{Cert: c, pool: c.Pool(), pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})}
 }
 
 // writeServerCert writes a server certificate for 127.0.0.1 signed by ca, and its key, to
@@ -91,20 +72,13 @@ func newTestCA(t *testing.T, name string) *testCA {
 func writeServerCert(t *testing.T, ca *testCA, name, certFile, keyFile string) {
 	t.Helper()
 	cert, key, _ := issue(t, ca, name, false, false)
-	writeCertKey(t, cert, key, certFile, keyFile)
+	writeCertKey(t, &pki.Cert{Cert: cert, Key: key}, certFile, keyFile)
 }
 
-// writeCertKey writes cert and key as PEM to certFile and keyFile.
-func writeCertKey(t *testing.T, cert *x509.Certificate, key *ecdsa.PrivateKey, certFile, keyFile string) {
+// writeCertKey writes c's certificate and key as PEM to certFile and keyFile.
+func writeCertKey(t *testing.T, c *pki.Cert, certFile, keyFile string) {
 	t.Helper()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := c.WriteFiles(certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 }
